@@ -1,0 +1,182 @@
+// Package spec is the WebhookOperator registration: its Go types, the JSON
+// Schema both the CRD and `gateway run -f` documents are validated with, the
+// semantic checks, and loading from files.
+package spec
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Group, Version and Kind of the registration object.
+const (
+	Group      = "opgate.dev"
+	Version    = "v1alpha1"
+	Kind       = "WebhookOperator"
+	APIVersion = Group + "/" + Version
+	Resource   = "webhookoperators"
+)
+
+// Event names a callback may subscribe to.
+type Event string
+
+// The events of DESIGN §2.
+const (
+	EventCreate Event = "create"
+	EventUpdate Event = "update"
+	EventDelete Event = "delete"
+	EventResume Event = "resume"
+	EventTimer  Event = "timer"
+	EventSync   Event = "sync"
+)
+
+// UpdateStrategy says how a changed child is brought to the desired state.
+type UpdateStrategy string
+
+// Child update strategies.
+const (
+	UpdateApply    UpdateStrategy = "Apply"
+	UpdateRecreate UpdateStrategy = "Recreate"
+	UpdateOnDelete UpdateStrategy = "OnDelete"
+)
+
+// WebhookOperator registers one operator: what to watch and whom to call.
+type WebhookOperator struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   OperatorSpec   `json:"spec"`
+	Status OperatorStatus `json:"status,omitempty"`
+}
+
+// OperatorSpec is the registration of DESIGN §1.
+type OperatorSpec struct {
+	Watch        WatchSpec     `json:"watch"`
+	Children     []ChildSpec   `json:"children,omitempty"`
+	Related      []RelatedSpec `json:"related,omitempty"`
+	Handler      HandlerSpec   `json:"handler"`
+	Callbacks    []Callback    `json:"callbacks"`
+	Retry        *RetrySpec    `json:"retry,omitempty"`
+	Concurrency  *Concurrency  `json:"concurrency,omitempty"`
+	ResyncPeriod *Duration     `json:"resyncPeriod,omitempty"`
+}
+
+// WatchSpec names the parent resource.
+type WatchSpec struct {
+	APIVersion    string                `json:"apiVersion"`
+	Kind          string                `json:"kind"`
+	Namespaces    []string              `json:"namespaces,omitempty"`
+	LabelSelector *metav1.LabelSelector `json:"labelSelector,omitempty"`
+}
+
+// ChildSpec declares a kind a response may create.
+type ChildSpec struct {
+	APIVersion          string         `json:"apiVersion"`
+	Kind                string         `json:"kind"`
+	UpdateStrategy      UpdateStrategy `json:"updateStrategy,omitempty"`
+	AllowCrossNamespace bool           `json:"allowCrossNamespace,omitempty"`
+}
+
+// RelatedSpec declares read-only objects sent along with sync requests.
+// LabelSelector values may be Go templates over the parent object.
+type RelatedSpec struct {
+	APIVersion    string                `json:"apiVersion"`
+	Kind          string                `json:"kind"`
+	LabelSelector *metav1.LabelSelector `json:"labelSelector,omitempty"`
+}
+
+// HandlerSpec is an endpoint: a URL or a Service reference, plus auth.
+type HandlerSpec struct {
+	URL     string      `json:"url,omitempty"`
+	Service *ServiceRef `json:"service,omitempty"`
+	Timeout *Duration   `json:"timeout,omitempty"`
+	Auth    *AuthSpec   `json:"auth,omitempty"`
+}
+
+// ServiceRef resolves to http://name.namespace.svc:port/path.
+type ServiceRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Port      int32  `json:"port,omitempty"`
+	Path      string `json:"path,omitempty"`
+	Scheme    string `json:"scheme,omitempty"`
+}
+
+// AuthSpec names Secrets holding credentials; never inline secrets.
+type AuthSpec struct {
+	HMACSecretRef        *SecretKeyRef `json:"hmacSecretRef,omitempty"`
+	BearerTokenSecretRef *SecretKeyRef `json:"bearerTokenSecretRef,omitempty"`
+	CABundle             string        `json:"caBundle,omitempty"`
+	ClientCertSecretRef  *SecretRef    `json:"clientCertSecretRef,omitempty"`
+}
+
+// SecretKeyRef points at one key of a Secret.
+type SecretKeyRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Key       string `json:"key"`
+}
+
+// SecretRef points at a kubernetes.io/tls Secret.
+type SecretRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// Callback is one subscription of the operator.
+type Callback struct {
+	ID           string       `json:"id"`
+	On           []Event      `json:"on"`
+	Path         string       `json:"path,omitempty"`
+	Handler      *HandlerSpec `json:"handler,omitempty"`
+	When         *When        `json:"when,omitempty"`
+	Interval     *Duration    `json:"interval,omitempty"`
+	InitialDelay *Duration    `json:"initialDelay,omitempty"`
+	Idle         *Duration    `json:"idle,omitempty"`
+	Retry        *RetrySpec   `json:"retry,omitempty"`
+}
+
+// When filters which changes call a callback (Kopf's field=, labels=, annotations=).
+type When struct {
+	Fields      []string          `json:"fields,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Filter values with a special meaning in When.Labels / When.Annotations.
+const (
+	FilterPresent = "present"
+	FilterAbsent  = "absent"
+)
+
+// RetrySpec configures exponential backoff. Nil fields take defaults.
+type RetrySpec struct {
+	InitialDelay *Duration `json:"initialDelay,omitempty"`
+	Multiplier   *float64  `json:"multiplier,omitempty"`
+	MaxDelay     *Duration `json:"maxDelay,omitempty"`
+	Jitter       *float64  `json:"jitter,omitempty"`
+	MaxAttempts  *int      `json:"maxAttempts,omitempty"`
+}
+
+// Concurrency bounds the callbacks of one operator in flight.
+type Concurrency struct {
+	MaxInFlight int `json:"maxInFlight,omitempty"`
+}
+
+// OperatorStatus is what the gateway reports on a WebhookOperator.
+type OperatorStatus struct {
+	ObservedGeneration int64              `json:"observedGeneration,omitempty"`
+	Conditions         []metav1.Condition `json:"conditions,omitempty"`
+	WatchedObjects     int                `json:"watchedObjects,omitempty"`
+	CallbacksFailing   int                `json:"callbacksFailing,omitempty"`
+	FinalizersPending  int                `json:"finalizersPending,omitempty"`
+	LastError          string             `json:"lastError,omitempty"`
+}
+
+// Condition types and reasons on OperatorStatus.
+const (
+	ConditionReady           = "Ready"
+	ReasonRunning            = "Running"
+	ReasonKindNotFound       = "KindNotFound"
+	ReasonHandlerUnreachable = "HandlerUnreachable"
+	ReasonInvalidSpec        = "InvalidSpec"
+)
