@@ -1,0 +1,73 @@
+package state
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// OwnPrefix marks annotations and labels that belong to opgate; they are
+// never part of an essence, so the gateway's own writes trigger nothing.
+const OwnPrefix = "opgate.dev/"
+
+// ignoredAnnotations change without the user changing anything they mean.
+var ignoredAnnotations = []string{
+	"kubectl.kubernetes.io/last-applied-configuration",
+}
+
+// Essence is what create/update react to: the object without status and
+// without server-managed metadata, keeping labels and annotations (minus
+// opgate's own). Finalizers are excluded.
+func Essence(obj *unstructured.Unstructured) map[string]any {
+	out := make(map[string]any, len(obj.Object))
+	for k, v := range obj.Object {
+		switch k {
+		case "apiVersion", "kind", "metadata", "status":
+			continue
+		}
+		out[k] = v
+	}
+	meta := map[string]any{}
+	if labels := filterOwn(obj.GetLabels()); len(labels) > 0 {
+		meta["labels"] = labels
+	}
+	if annotations := filterOwn(obj.GetAnnotations(), ignoredAnnotations...); len(annotations) > 0 {
+		meta["annotations"] = annotations
+	}
+	if len(meta) > 0 {
+		out["metadata"] = meta
+	}
+	return out
+}
+
+func filterOwn(in map[string]string, ignore ...string) map[string]any {
+	out := make(map[string]any, len(in))
+outer:
+	for k, v := range in {
+		if strings.HasPrefix(k, OwnPrefix) {
+			continue
+		}
+		for _, ig := range ignore {
+			if k == ig {
+				continue outer
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// Digest is a stable hash of any JSON-marshalable value (encoding/json sorts
+// map keys, so equal maps digest equally).
+func Digest(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Values come from decoded JSON; they always marshal.
+		panic("state: digest of unmarshalable value: " + err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}

@@ -1,0 +1,148 @@
+// Package state is the durable per-object state opgate keeps in one
+// annotation per operator (DESIGN §6): the digest of the last handled
+// essence, that essence itself compressed under a size cap, the callbacks of
+// the current round that are done, and per-callback retry progress — so a
+// restarted gateway resumes rounds and backoff where they were.
+package state
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// DefaultEssenceCap bounds the compressed essence kept in the annotation;
+// the apiserver caps all annotations of an object at 256 KiB together.
+const DefaultEssenceCap = 64 << 10
+
+// State is the content of the opgate.dev/state.<operator> annotation.
+type State struct {
+	// Handled is the digest of the last essence every create/update
+	// callback handled (successfully or permanently failed). Empty: the
+	// object was never handled, so the next round is create.
+	Handled string `json:"h,omitempty"`
+	// Essence is the gzip-compressed JSON of that essence; nil when it was
+	// over the cap (then update requests carry no old/diff).
+	Essence []byte `json:"e,omitempty"`
+	// Round is the create/update/resume round in progress, if any.
+	Round *Round `json:"r,omitempty"`
+	// Progress holds retry state per callback id, only while it failed.
+	Progress map[string]*Progress `json:"p,omitempty"`
+}
+
+// Round is a set of callbacks called for one event, one at a time.
+type Round struct {
+	Event string   `json:"ev"`
+	Done  []string `json:"done,omitempty"`
+}
+
+// IsDone reports whether callback id finished in this round.
+func (r *Round) IsDone(id string) bool {
+	for _, d := range r.Done {
+		if d == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Progress is the retry state of one callback on one object.
+type Progress struct {
+	Attempts int       `json:"a"`
+	First    time.Time `json:"f"`
+	Next     time.Time `json:"n,omitempty"`
+	// Failed marks a permanent failure at essence digest Digest: no more
+	// calls until the essence changes.
+	Failed  bool   `json:"x,omitempty"`
+	Digest  string `json:"d,omitempty"`
+	Message string `json:"m,omitempty"`
+}
+
+// Decode reads an annotation value; an empty value is a zero State.
+func Decode(value string) (*State, error) {
+	s := &State{}
+	if value == "" {
+		return s, nil
+	}
+	if err := json.Unmarshal([]byte(value), s); err != nil {
+		return nil, fmt.Errorf("decode state annotation: %w", err)
+	}
+	return s, nil
+}
+
+// Encode writes the annotation value.
+func (s *State) Encode() (string, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "", fmt.Errorf("encode state annotation: %w", err)
+	}
+	return string(b), nil
+}
+
+// SetHandled records essence as handled, keeping it compressed unless it is
+// larger than capBytes once compressed.
+func (s *State) SetHandled(essence map[string]any, capBytes int) error {
+	raw, err := json.Marshal(essence)
+	if err != nil {
+		return fmt.Errorf("marshal essence: %w", err)
+	}
+	s.Handled = Digest(essence)
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if _, err := zw.Write(raw); err != nil {
+		return fmt.Errorf("compress essence: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("compress essence: %w", err)
+	}
+	s.Essence = nil
+	if buf.Len() <= capBytes {
+		s.Essence = buf.Bytes()
+	}
+	return nil
+}
+
+// HandledEssence returns the last handled essence, or nil when it was not
+// kept (never handled, or over the size cap).
+func (s *State) HandledEssence() (map[string]any, error) {
+	if len(s.Essence) == 0 {
+		return nil, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(s.Essence))
+	if err != nil {
+		return nil, fmt.Errorf("decompress essence: %w", err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(zr, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("decompress essence: %w", err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("decode essence: %w", err)
+	}
+	return out, nil
+}
+
+// ProgressOf returns the progress of callback id, creating it.
+func (s *State) ProgressOf(id string) *Progress {
+	if s.Progress == nil {
+		s.Progress = map[string]*Progress{}
+	}
+	p, ok := s.Progress[id]
+	if !ok {
+		p = &Progress{}
+		s.Progress[id] = p
+	}
+	return p
+}
+
+// Clear forgets the progress of callback id.
+func (s *State) Clear(id string) {
+	delete(s.Progress, id)
+	if len(s.Progress) == 0 {
+		s.Progress = nil
+	}
+}
