@@ -1,0 +1,301 @@
+// Package decide is the "decide" arrow: from an object, its durable state
+// and what this gateway remembers of it, it works out which callbacks are
+// due now and when to look again. Pure logic: no I/O, an explicit clock.
+package decide
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
+)
+
+// ReleaseAnnotation lets a user release a finalizer a failing delete
+// callback holds.
+const ReleaseAnnotation = "opgate.dev/release-finalizer"
+
+// Memory is what one gateway process remembers of one object. It is lost on
+// restart on purpose: resume, sync and timers start afresh, like Kopf.
+type Memory struct {
+	Seen          bool      // handled at least once since this gateway started
+	SyncDigest    string    // digest of parent+children+related at the last successful sync
+	SyncedAt      time.Time // time of the last successful sync
+	EssenceDigest string    // last essence seen (not necessarily handled)
+	ChangedAt     time.Time // when EssenceDigest last changed, for timers' idle
+	TimerNext     map[string]time.Time
+	Requeue       map[string]Requeue // requeueAfter answered by a handler
+}
+
+// Requeue is a handler's request to be called again.
+type Requeue struct {
+	At    time.Time
+	Event spec.Event
+}
+
+// Input is everything Decide looks at.
+type Input struct {
+	Operator       *spec.WebhookOperator
+	Object         *unstructured.Unstructured
+	State          *state.State
+	Memory         *Memory
+	SyncDigest     string // digest of parent+children+related now
+	HoldsFinalizer bool
+	Now            time.Time
+}
+
+// Work is one callback to call now.
+type Work struct {
+	Callback spec.Callback
+	Event    spec.Event
+	Old      map[string]any // update only: the last handled essence, when kept
+	Diff     []callbacks.DiffOp
+}
+
+// Plan is what to do with an object now.
+type Plan struct {
+	AddFinalizer     bool
+	ReleaseFinalizer bool
+	// StartRound, when set, begins a new create/update/resume/delete round
+	// (replacing any finished one) before Work runs.
+	StartRound *state.Round
+	// RoundCallbacks are the ids the current round waits for: once all are
+	// in Round.Done the round ends (and, for create/update, its essence is
+	// recorded as handled).
+	RoundCallbacks []string
+	Work           []Work
+	// Wake is the earliest time something becomes due later (zero: nothing).
+	Wake time.Time
+	// EssenceDigest is the digest of the object's essence now.
+	EssenceDigest string
+	Essence       map[string]any
+}
+
+func (p *Plan) wakeAt(t time.Time) {
+	if !t.IsZero() && (p.Wake.IsZero() || t.Before(p.Wake)) {
+		p.Wake = t
+	}
+}
+
+// Decide plans the callbacks due for one object.
+func Decide(in Input) Plan {
+	op, obj, st, mem := in.Operator, in.Object, in.State, in.Memory
+	essence := state.Essence(obj)
+	plan := Plan{Essence: essence, EssenceDigest: state.Digest(essence)}
+	if mem.EssenceDigest != plan.EssenceDigest {
+		mem.EssenceDigest, mem.ChangedAt = plan.EssenceDigest, in.Now
+	}
+	hasDelete := len(callbacksOn(op, spec.EventDelete)) > 0
+
+	if obj.GetDeletionTimestamp() != nil {
+		if in.HoldsFinalizer {
+			decideDelete(in, &plan)
+		}
+		return plan
+	}
+	switch {
+	case hasDelete && !in.HoldsFinalizer:
+		plan.AddFinalizer = true
+	case !hasDelete && in.HoldsFinalizer:
+		// The delete callback was removed from the operator: nothing will
+		// ever release this finalizer unless we do it now.
+		plan.ReleaseFinalizer = true
+	}
+
+	round := st.Round
+	if round == nil {
+		round = nextRound(op, st, mem, plan.EssenceDigest)
+		plan.StartRound = round
+	}
+	if round != nil {
+		decideRound(in, round, &plan)
+	}
+	if st.Handled == "" && round != nil && round.Event == string(spec.EventCreate) {
+		// Sync and timers begin once the object was created by its handler.
+		return plan
+	}
+	decideRequeues(in, &plan)
+	decideSync(in, &plan)
+	decideTimers(in, &plan)
+	return plan
+}
+
+// nextRound picks the round to start, or nil when create/update/resume
+// have nothing to do.
+func nextRound(op *spec.WebhookOperator, st *state.State, mem *Memory, digest string) *state.Round {
+	switch {
+	case st.Handled == "":
+		return &state.Round{Event: string(spec.EventCreate)}
+	case !mem.Seen && len(callbacksOn(op, spec.EventResume)) > 0:
+		return &state.Round{Event: string(spec.EventResume)}
+	case st.Handled != digest:
+		return &state.Round{Event: string(spec.EventUpdate)}
+	}
+	return nil
+}
+
+func decideRound(in Input, round *state.Round, plan *Plan) {
+	ev := spec.Event(round.Event)
+	var old map[string]any
+	var diff []callbacks.DiffOp
+	if ev == spec.EventUpdate {
+		old, _ = in.State.HandledEssence()
+		if old != nil {
+			diff = check.Diff(old, plan.Essence)
+		}
+	}
+	for _, cb := range callbacksOn(in.Operator, ev) {
+		if !matches(cb, in.Object, ev, old != nil, diff) {
+			continue
+		}
+		plan.RoundCallbacks = append(plan.RoundCallbacks, cb.ID)
+		if round.IsDone(cb.ID) {
+			continue
+		}
+		if p := in.State.Progress[cb.ID]; p != nil && !p.Failed && p.Next.After(in.Now) {
+			plan.wakeAt(p.Next)
+			continue
+		}
+		plan.Work = append(plan.Work, Work{Callback: cb, Event: ev, Old: old, Diff: diff})
+	}
+}
+
+func decideDelete(in Input, plan *Plan) {
+	if in.Object.GetAnnotations()[ReleaseAnnotation] == "true" {
+		plan.ReleaseFinalizer = true
+		return
+	}
+	round := in.State.Round
+	if round == nil || round.Event != string(spec.EventDelete) {
+		round = &state.Round{Event: string(spec.EventDelete)}
+		plan.StartRound = round
+	}
+	pending := false
+	for _, cb := range callbacksOn(in.Operator, spec.EventDelete) {
+		if round.IsDone(cb.ID) || !matches(cb, in.Object, spec.EventDelete, false, nil) {
+			continue
+		}
+		pending = true
+		p := in.State.Progress[cb.ID]
+		switch {
+		case p != nil && p.Failed && p.Digest == plan.EssenceDigest:
+			// Permanently failed: the finalizer stays until the essence
+			// changes or the user sets the release annotation.
+		case p != nil && p.Next.After(in.Now):
+			plan.wakeAt(p.Next)
+		case dueRequeue(in, cb.ID, plan):
+			plan.Work = append(plan.Work, Work{Callback: cb, Event: spec.EventDelete})
+		}
+	}
+	if !pending {
+		plan.ReleaseFinalizer = true
+	}
+}
+
+// dueRequeue reports whether a callback that answered requeueAfter is due.
+func dueRequeue(in Input, id string, plan *Plan) bool {
+	rq, ok := in.Memory.Requeue[id]
+	if !ok || !rq.At.After(in.Now) {
+		return true
+	}
+	plan.wakeAt(rq.At)
+	return false
+}
+
+func decideRequeues(in Input, plan *Plan) {
+	for _, cb := range in.Operator.Spec.Callbacks {
+		rq, ok := in.Memory.Requeue[cb.ID]
+		if !ok || rq.Event == spec.EventSync || rq.Event == spec.EventTimer || rq.Event == spec.EventDelete {
+			continue // sync and timers reschedule themselves below
+		}
+		if rq.At.After(in.Now) {
+			plan.wakeAt(rq.At)
+			continue
+		}
+		if !planned(plan, cb.ID) {
+			plan.Work = append(plan.Work, Work{Callback: cb, Event: rq.Event})
+		}
+	}
+}
+
+func decideSync(in Input, plan *Plan) {
+	resync := in.Operator.Spec.ResyncPeriod.Or(10 * time.Minute)
+	changed := in.SyncDigest != in.Memory.SyncDigest
+	for _, cb := range callbacksOn(in.Operator, spec.EventSync) {
+		if !matches(cb, in.Object, spec.EventSync, false, nil) {
+			continue
+		}
+		p := in.State.Progress[cb.ID]
+		switch {
+		case p != nil && p.Failed && p.Digest == plan.EssenceDigest:
+			continue
+		case p != nil && !p.Failed && p.Next.After(in.Now):
+			plan.wakeAt(p.Next)
+			continue
+		}
+		rq, requeued := in.Memory.Requeue[cb.ID]
+		due := changed || p != nil || !in.Now.Before(in.Memory.SyncedAt.Add(resync)) ||
+			(requeued && !rq.At.After(in.Now))
+		if !due {
+			plan.wakeAt(in.Memory.SyncedAt.Add(resync))
+			if requeued {
+				plan.wakeAt(rq.At)
+			}
+			continue
+		}
+		plan.Work = append(plan.Work, Work{Callback: cb, Event: spec.EventSync})
+	}
+}
+
+func decideTimers(in Input, plan *Plan) {
+	mem := in.Memory
+	for _, cb := range callbacksOn(in.Operator, spec.EventTimer) {
+		if !matches(cb, in.Object, spec.EventTimer, false, nil) {
+			continue
+		}
+		if mem.TimerNext == nil {
+			mem.TimerNext = map[string]time.Time{}
+		}
+		next, ok := mem.TimerNext[cb.ID]
+		if !ok {
+			next = in.Now.Add(cb.InitialDelay.Or(0))
+			mem.TimerNext[cb.ID] = next
+		}
+		if p := in.State.Progress[cb.ID]; p != nil && !p.Failed && p.Next.After(next) {
+			next = p.Next
+		}
+		if idle := cb.Idle.Or(0); idle > 0 && mem.ChangedAt.Add(idle).After(next) {
+			next = mem.ChangedAt.Add(idle)
+		}
+		if next.After(in.Now) {
+			plan.wakeAt(next)
+			continue
+		}
+		plan.Work = append(plan.Work, Work{Callback: cb, Event: spec.EventTimer})
+	}
+}
+
+func planned(plan *Plan, id string) bool {
+	for _, w := range plan.Work {
+		if w.Callback.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func callbacksOn(op *spec.WebhookOperator, ev spec.Event) []spec.Callback {
+	var out []spec.Callback
+	for _, cb := range op.Spec.Callbacks {
+		for _, on := range cb.On {
+			if on == ev {
+				out = append(out, cb)
+				break
+			}
+		}
+	}
+	return out
+}

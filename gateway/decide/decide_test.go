@@ -1,0 +1,208 @@
+package decide
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
+)
+
+var now = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+func dur(d time.Duration) *spec.Duration { return &spec.Duration{Duration: d} }
+
+func testOperator() *spec.WebhookOperator {
+	return &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
+			{ID: "create", On: []spec.Event{spec.EventCreate}},
+			{ID: "resize", On: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}},
+			{ID: "cleanup", On: []spec.Event{spec.EventDelete}},
+			{ID: "status", On: []spec.Event{spec.EventSync}},
+			{ID: "backup", On: []spec.Event{spec.EventTimer}, Interval: dur(time.Hour), InitialDelay: dur(30 * time.Second)},
+		}},
+	}
+}
+
+func object(size int64, labels map[string]string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "cache.example.com/v1alpha1", "kind": "Memcached",
+		"metadata": map[string]any{"name": "example", "namespace": "default"},
+		"spec":     map[string]any{"size": size},
+	}}
+	u.SetLabels(labels)
+	return u
+}
+
+func handled(t *testing.T, obj *unstructured.Unstructured) *state.State {
+	t.Helper()
+	st := &state.State{}
+	if err := st.SetHandled(state.Essence(obj), state.DefaultEssenceCap); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func workIDs(p Plan) []string {
+	var ids []string
+	for _, w := range p.Work {
+		ids = append(ids, string(w.Event)+":"+w.Callback.ID)
+	}
+	return ids
+}
+
+func TestDecide(t *testing.T) {
+	deleting := object(3, nil)
+	deleting.SetDeletionTimestamp(&metav1.Time{Time: now})
+	released := deleting.DeepCopy()
+	released.SetAnnotations(map[string]string{ReleaseAnnotation: "true"})
+
+	tests := []struct {
+		name        string
+		obj         *unstructured.Unstructured
+		state       func(t *testing.T) *state.State
+		mem         Memory
+		finalizer   bool
+		wantWork    []string
+		wantAddFin  bool
+		wantRelease bool
+		wantRound   string
+	}{
+		{
+			name:       "new object starts a create round and asks for the finalizer",
+			obj:        object(3, nil),
+			state:      func(*testing.T) *state.State { return &state.State{} },
+			wantWork:   []string{"create:create"},
+			wantAddFin: true,
+			wantRound:  "create",
+		},
+		{
+			name:      "unchanged handled object only syncs",
+			obj:       object(3, nil),
+			state:     func(t *testing.T) *state.State { return handled(t, object(3, nil)) },
+			mem:       Memory{Seen: true, SyncDigest: "old"},
+			finalizer: true,
+			wantWork:  []string{"sync:status"},
+		},
+		{
+			name:      "spec.size change calls the filtered update callback",
+			obj:       object(5, nil),
+			state:     func(t *testing.T) *state.State { return handled(t, object(3, nil)) },
+			mem:       Memory{Seen: true, SyncDigest: "s", SyncedAt: now},
+			finalizer: true,
+			wantWork:  []string{"update:resize"},
+			wantRound: "update",
+		},
+		{
+			name:      "label-only change calls no spec.size callback",
+			obj:       object(3, map[string]string{"tier": "cache"}),
+			state:     func(t *testing.T) *state.State { return handled(t, object(3, nil)) },
+			mem:       Memory{Seen: true, SyncDigest: "s", SyncedAt: now},
+			finalizer: true,
+			wantRound: "update",
+		},
+		{
+			name:      "deleting object with our finalizer calls delete",
+			obj:       deleting,
+			state:     func(t *testing.T) *state.State { return handled(t, object(3, nil)) },
+			finalizer: true,
+			wantWork:  []string{"delete:cleanup"},
+			wantRound: "delete",
+		},
+		{
+			name:     "deleting object without our finalizer is left alone",
+			obj:      deleting,
+			state:    func(t *testing.T) *state.State { return handled(t, object(3, nil)) },
+			wantWork: nil,
+		},
+		{
+			name:        "release annotation lets the finalizer go without calling",
+			obj:         released,
+			state:       func(t *testing.T) *state.State { return handled(t, object(3, nil)) },
+			finalizer:   true,
+			wantRelease: true,
+		},
+		{
+			name: "callback in backoff is not called before its next retry",
+			obj:  object(3, nil),
+			state: func(*testing.T) *state.State {
+				return &state.State{Round: &state.Round{Event: "create"}, Progress: map[string]*state.Progress{
+					"create": {Attempts: 2, First: now.Add(-time.Minute), Next: now.Add(time.Second)},
+				}}
+			},
+			finalizer: true,
+		},
+		{
+			name:      "timer fires once its initial delay has passed",
+			obj:       object(3, nil),
+			state:     func(t *testing.T) *state.State { return handled(t, object(3, nil)) },
+			mem:       Memory{Seen: true, SyncDigest: "s", SyncedAt: now, TimerNext: map[string]time.Time{"backup": now.Add(-time.Second)}},
+			finalizer: true,
+			wantWork:  []string{"timer:backup"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mem := tt.mem
+			plan := Decide(Input{
+				Operator: testOperator(), Object: tt.obj, State: tt.state(t), Memory: &mem,
+				SyncDigest: "s", HoldsFinalizer: tt.finalizer, Now: now,
+			})
+			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
+				t.Errorf("work = %v, want %v", got, tt.wantWork)
+			}
+			if plan.AddFinalizer != tt.wantAddFin {
+				t.Errorf("AddFinalizer = %v, want %v", plan.AddFinalizer, tt.wantAddFin)
+			}
+			if plan.ReleaseFinalizer != tt.wantRelease {
+				t.Errorf("ReleaseFinalizer = %v, want %v", plan.ReleaseFinalizer, tt.wantRelease)
+			}
+			gotRound := ""
+			if plan.StartRound != nil {
+				gotRound = plan.StartRound.Event
+			}
+			if gotRound != tt.wantRound {
+				t.Errorf("StartRound = %q, want %q", gotRound, tt.wantRound)
+			}
+		})
+	}
+}
+
+func TestDecideUpdateCarriesOldAndDiff(t *testing.T) {
+	mem := Memory{Seen: true, SyncDigest: "s", SyncedAt: now}
+	plan := Decide(Input{Operator: testOperator(), Object: object(5, nil), State: handled(t, object(3, nil)),
+		Memory: &mem, SyncDigest: "s", HoldsFinalizer: true, Now: now})
+	if len(plan.Work) != 1 {
+		t.Fatalf("work = %v, want one update", workIDs(plan))
+	}
+	w := plan.Work[0]
+	if w.Old == nil {
+		t.Fatal("update carries no old essence")
+	}
+	if len(w.Diff) != 1 || w.Diff[0].Path != "spec.size" || w.Diff[0].Op != "change" {
+		t.Errorf("diff = %+v, want one change at spec.size", w.Diff)
+	}
+}
+
+func TestDecideWakesForBackoffAndTimers(t *testing.T) {
+	next := now.Add(7 * time.Second)
+	st := handled(t, object(3, nil))
+	st.Progress = map[string]*state.Progress{"status": {Attempts: 1, First: now, Next: next}}
+	mem := Memory{Seen: true, SyncDigest: "other", SyncedAt: now}
+	plan := Decide(Input{Operator: testOperator(), Object: object(3, nil), State: st,
+		Memory: &mem, SyncDigest: "s", HoldsFinalizer: true, Now: now})
+	if len(plan.Work) != 0 {
+		t.Fatalf("work = %v, want none while sync backs off and the timer waits", workIDs(plan))
+	}
+	if !plan.Wake.Equal(next) {
+		t.Errorf("wake = %v, want the retry at %v", plan.Wake, next)
+	}
+	if got := mem.TimerNext["backup"]; !got.Equal(now.Add(30 * time.Second)) {
+		t.Errorf("timer scheduled at %v, want initialDelay after now", got)
+	}
+}

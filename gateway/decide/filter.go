@@ -1,0 +1,46 @@
+package decide
+
+import (
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// matches applies a callback's `when` filters. Labels and annotations filter
+// every event; fields filter updates only, and only when the old essence is
+// known (without it, calling is the safe side).
+func matches(cb spec.Callback, obj *unstructured.Unstructured, ev spec.Event, haveOld bool, diff []callbacks.DiffOp) bool {
+	if cb.When == nil {
+		return true
+	}
+	if !matchMap(cb.When.Labels, obj.GetLabels()) || !matchMap(cb.When.Annotations, obj.GetAnnotations()) {
+		return false
+	}
+	if ev == spec.EventUpdate && len(cb.When.Fields) > 0 && haveOld {
+		return check.Changed(diff, cb.When.Fields)
+	}
+	return true
+}
+
+func matchMap(want, have map[string]string) bool {
+	for k, v := range want {
+		got, ok := have[k]
+		switch v {
+		case spec.FilterPresent:
+			if !ok {
+				return false
+			}
+		case spec.FilterAbsent:
+			if ok {
+				return false
+			}
+		default:
+			if !ok || got != v {
+				return false
+			}
+		}
+	}
+	return true
+}
