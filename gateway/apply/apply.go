@@ -1,0 +1,225 @@
+// Package apply is the last arrow: it writes what a checked response asks
+// for — children by server-side apply, status by merge patch, the state
+// annotation, the finalizer — classifying API errors at this edge.
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/opgate/opgate/gateway/failure"
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// FieldManager is the server-side apply field manager of every gateway write.
+const FieldManager = "opgate"
+
+// Applier writes to the API server on behalf of one operator.
+type Applier struct {
+	dyn    dynamic.Interface
+	mapper meta.RESTMapper
+}
+
+// New returns an Applier.
+func New(dyn dynamic.Interface, mapper meta.RESTMapper) *Applier {
+	return &Applier{dyn: dyn, mapper: mapper}
+}
+
+// Resource returns the client of obj's kind in obj's namespace.
+func (a *Applier) Resource(obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+	gvk := obj.GroupVersionKind()
+	mapping, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return nil, failure.Temporaryf("KindNotFound", "resolve %s: %w", gvk, err)
+	}
+	return a.resourceFor(mapping, obj.GetNamespace()), nil
+}
+
+func (a *Applier) resourceFor(m *meta.RESTMapping, namespace string) dynamic.ResourceInterface {
+	if m.Scope.Name() == meta.RESTScopeNameRoot {
+		return a.dyn.Resource(m.Resource)
+	}
+	return a.dyn.Resource(m.Resource).Namespace(namespace)
+}
+
+// ApplyChild server-side applies one decorated child with the declared
+// update strategy and returns the object the server holds afterwards.
+func (a *Applier) ApplyChild(ctx context.Context, child *unstructured.Unstructured, strategy spec.UpdateStrategy, existing *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	res, err := a.Resource(child)
+	if err != nil {
+		return nil, err
+	}
+	if strategy == spec.UpdateOnDelete && existing != nil {
+		return existing, nil // changes take effect only once someone deletes it
+	}
+	out, err := res.Apply(ctx, child.GetName(), child, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	if err != nil && strategy == spec.UpdateRecreate && apierrors.IsInvalid(err) && existing != nil {
+		// An immutable field changed: Recreate replaces the object.
+		if derr := res.Delete(ctx, child.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr(existing.GetUID())}}); derr != nil && !apierrors.IsNotFound(derr) {
+			return nil, classify(fmt.Sprintf("delete %s for recreate", describe(child)), derr)
+		}
+		out, err = res.Apply(ctx, child.GetName(), child, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	}
+	if err != nil {
+		return nil, classify("apply "+describe(child), err)
+	}
+	return out, nil
+}
+
+// DeleteChild deletes a child no longer desired, in the background.
+func (a *Applier) DeleteChild(ctx context.Context, child *unstructured.Unstructured) error {
+	res, err := a.Resource(child)
+	if err != nil {
+		return err
+	}
+	policy := metav1.DeletePropagationBackground
+	err = res.Delete(ctx, child.GetName(), metav1.DeleteOptions{
+		PropagationPolicy: &policy,
+		Preconditions:     &metav1.Preconditions{UID: ptr(child.GetUID())},
+	})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return classify("delete "+describe(child), err)
+	}
+	return nil
+}
+
+// PatchStatus merge-patches .status, through the status subresource when
+// the kind has one, and returns the updated object.
+func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructured, status map[string]any, subresource bool) (*unstructured.Unstructured, error) {
+	res, err := a.Resource(obj)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(map[string]any{"status": status})
+	if err != nil {
+		return nil, failure.Permanentf("InvalidStatus", "marshal status patch: %w", err)
+	}
+	var subresources []string
+	if subresource {
+		subresources = []string{"status"}
+	}
+	out, err := res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager}, subresources...)
+	if err != nil {
+		return nil, classify("patch status of "+describe(obj), err)
+	}
+	return out, nil
+}
+
+// SetAnnotation merge-patches one annotation (nil value removes it).
+func (a *Applier) SetAnnotation(ctx context.Context, obj *unstructured.Unstructured, key string, value *string) (*unstructured.Unstructured, error) {
+	res, err := a.Resource(obj)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: value}}})
+	if err != nil {
+		return nil, fmt.Errorf("marshal annotation patch: %w", err)
+	}
+	out, err := res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+	if err != nil {
+		return nil, classify("write annotation "+key+" of "+describe(obj), err)
+	}
+	return out, nil
+}
+
+// AddFinalizer adds name to obj's finalizers; RemoveFinalizer takes it away.
+// Both use a JSON patch that tests the list first, so a concurrent change
+// by someone else fails (and is retried) instead of being overwritten.
+func (a *Applier) AddFinalizer(ctx context.Context, obj *unstructured.Unstructured, name string) (*unstructured.Unstructured, error) {
+	current := obj.GetFinalizers()
+	for _, f := range current {
+		if f == name {
+			return obj, nil
+		}
+	}
+	return a.replaceFinalizers(ctx, obj, current, append(append([]string{}, current...), name))
+}
+
+// RemoveFinalizer removes name from obj's finalizers.
+func (a *Applier) RemoveFinalizer(ctx context.Context, obj *unstructured.Unstructured, name string) (*unstructured.Unstructured, error) {
+	current := obj.GetFinalizers()
+	kept := make([]string, 0, len(current))
+	for _, f := range current {
+		if f != name {
+			kept = append(kept, f)
+		}
+	}
+	if len(kept) == len(current) {
+		return obj, nil
+	}
+	return a.replaceFinalizers(ctx, obj, current, kept)
+}
+
+func (a *Applier) replaceFinalizers(ctx context.Context, obj *unstructured.Unstructured, current, next []string) (*unstructured.Unstructured, error) {
+	res, err := a.Resource(obj)
+	if err != nil {
+		return nil, err
+	}
+	var ops []map[string]any
+	if len(current) == 0 {
+		ops = []map[string]any{{"op": "add", "path": "/metadata/finalizers", "value": next}}
+	} else {
+		ops = []map[string]any{
+			{"op": "test", "path": "/metadata/finalizers", "value": current},
+			{"op": "replace", "path": "/metadata/finalizers", "value": next},
+		}
+	}
+	body, err := json.Marshal(ops)
+	if err != nil {
+		return nil, fmt.Errorf("marshal finalizer patch: %w", err)
+	}
+	out, err := res.Patch(ctx, obj.GetName(), types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify("update finalizers of "+describe(obj), err)
+	}
+	return out, nil
+}
+
+// classify sorts API errors: the server refusing the content is permanent
+// (retrying the same content cannot help); everything else is temporary.
+func classify(what string, err error) error {
+	switch {
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsMethodNotSupported(err),
+		apierrors.IsNotAcceptable(err), apierrors.IsUnsupportedMediaType(err), apierrors.IsRequestEntityTooLargeError(err):
+		return failure.Permanentf("ApplyRejected", "%s: %w", what, err)
+	case apierrors.IsForbidden(err):
+		// Usually RBAC: fixable without changing the object, so retry.
+		return failure.Temporaryf("ApplyForbidden", "%s: %w", what, err)
+	}
+	return failure.Temporaryf("ApplyFailed", "%s: %w", what, err)
+}
+
+func describe(obj *unstructured.Unstructured) string {
+	name := obj.GetName()
+	if ns := obj.GetNamespace(); ns != "" {
+		name = ns + "/" + name
+	}
+	return obj.GetKind() + " " + name
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// GVR resolves a declared apiVersion/kind to its resource.
+func GVR(mapper meta.RESTMapper, apiVersion, kind string) (*meta.RESTMapping, error) {
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil {
+		return nil, failure.Permanentf("InvalidSpec", "apiVersion %q: %w", apiVersion, err)
+	}
+	m, err := mapper.RESTMapping(gv.WithKind(kind).GroupKind(), gv.Version)
+	if err != nil {
+		return nil, failure.Temporaryf("KindNotFound", "%s %s not found on the API server: %w", apiVersion, kind, err)
+	}
+	return m, nil
+}

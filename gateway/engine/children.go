@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/gateway/failure"
+)
+
+// applyChildren server-side applies the checked children, keeping the
+// pass's view of observed children current so the sync digest taken after
+// this pass already includes them.
+func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unstructured.Unstructured) error {
+	for _, child := range desired {
+		check.Decorate(child, p.obj, c.op.Name)
+		key := kindKey(child.GetAPIVersion(), child.GetKind())
+		decl, _ := c.childSpec(child)
+		existing := p.children[key][nameIn(child, p.obj)]
+		out, err := c.applier.ApplyChild(ctx, child, decl.spec.UpdateStrategy, existing)
+		c.countApply("child", err)
+		if err != nil {
+			return err
+		}
+		if p.children == nil {
+			p.children = map[string]map[string]*unstructured.Unstructured{}
+		}
+		if p.children[key] == nil {
+			p.children[key] = map[string]*unstructured.Unstructured{}
+		}
+		p.children[key][nameIn(out, p.obj)] = out
+	}
+	return nil
+}
+
+func (c *Controller) childSpec(child *unstructured.Unstructured) (childKind, bool) {
+	gk := child.GroupVersionKind().GroupKind()
+	for _, ch := range c.children {
+		if ch.mapping.GroupVersionKind.GroupKind() == gk {
+			return ch, true
+		}
+	}
+	return childKind{}, false
+}
+
+// pruneChildren deletes owned children of declared kinds missing from a
+// sync response's full desired set.
+func (c *Controller) pruneChildren(ctx context.Context, p *pass, desired []*unstructured.Unstructured) error {
+	want := map[string]bool{}
+	for _, d := range desired {
+		want[kindKey(d.GetAPIVersion(), d.GetKind())+"|"+nameIn(d, p.obj)] = true
+	}
+	for key, byName := range p.children {
+		for name, obj := range byName {
+			if want[key+"|"+name] || obj.GetDeletionTimestamp() != nil {
+				continue
+			}
+			err := c.applier.DeleteChild(ctx, obj)
+			c.countApply("prune", err)
+			if err != nil {
+				return err
+			}
+			delete(byName, name)
+		}
+	}
+	return nil
+}
+
+// checkStatus merges the patch over the current status and checks it
+// against the CRD's schema; fields the schema would prune are reported.
+func (c *Controller) checkStatus(p *pass, patch map[string]any) (map[string]any, error) {
+	current, _, _ := unstructured.NestedMap(p.obj.Object, "status")
+	if c.status == nil {
+		return patch, nil
+	}
+	merged, pruned, err := c.status.Check(current, patch)
+	if err != nil {
+		return nil, err
+	}
+	if len(pruned) > 0 {
+		c.warn(p.obj, "StatusFieldsPruned", fmt.Sprintf("the CRD's schema has no place for %v: the API server would drop them; add them to the schema or stop sending them", pruned))
+	}
+	if reflect.DeepEqual(normalize(current), normalize(merged)) {
+		return nil, nil // nothing would change: no write
+	}
+	return patch, nil
+}
+
+// writeStatus merge-patches the status and adopts the result.
+func (c *Controller) writeStatus(ctx context.Context, p *pass, patch map[string]any) error {
+	subresource := c.status == nil || c.status.HasStatusSubresource()
+	out, err := c.applier.PatchStatus(ctx, p.obj, patch, subresource)
+	c.countApply("status", err)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		return failure.Temporaryf("ApplyFailed", "status patch returned no object")
+	}
+	c.adopt(p, out)
+	return nil
+}

@@ -1,0 +1,345 @@
+// Package engine runs operators: per operator it watches the parent kind,
+// its children and related objects, queues object keys, and for each key
+// decides, calls, checks and applies — the whole loop of DESIGN §7.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/opgate/opgate/gateway/apply"
+	"github.com/opgate/opgate/gateway/call"
+	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/gateway/metrics"
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// Deps are what every operator controller shares.
+type Deps struct {
+	Dynamic    dynamic.Interface
+	Kube       kubernetes.Interface
+	Mapper     meta.ResettableRESTMapper
+	Caller     *call.Client
+	Recorder   record.EventRecorder
+	Metrics    *metrics.Metrics
+	Logger     *slog.Logger
+	Clock      func() time.Time
+	Workers    int // per operator
+	EssenceCap int
+}
+
+func (d *Deps) validate() error {
+	switch {
+	case d.Dynamic == nil, d.Kube == nil, d.Mapper == nil, d.Caller == nil, d.Recorder == nil, d.Metrics == nil:
+		return errors.New("engine: Dynamic, Kube, Mapper, Caller, Recorder and Metrics are required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Clock == nil {
+		d.Clock = time.Now
+	}
+	if d.Workers <= 0 {
+		d.Workers = 64
+	}
+	if d.EssenceCap <= 0 {
+		d.EssenceCap = 64 << 10
+	}
+	return nil
+}
+
+// watched is one informed kind.
+type watched struct {
+	mapping   *meta.RESTMapping
+	informers map[string]cache.SharedIndexInformer // by namespace; "" = all
+}
+
+func (w *watched) list(namespace string, sel labels.Selector) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for ns, inf := range w.informers {
+		if ns != "" && namespace != "" && ns != namespace {
+			continue
+		}
+		add := func(o any) {
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				out = append(out, u)
+			}
+		}
+		var err error
+		if namespace == metav1.NamespaceAll {
+			err = cache.ListAll(inf.GetIndexer(), sel, add)
+		} else {
+			err = cache.ListAllByNamespace(inf.GetIndexer(), namespace, sel, add)
+		}
+		if err != nil {
+			utilruntime.HandleError(err)
+		}
+	}
+	return out
+}
+
+func (w *watched) get(key string) (*unstructured.Unstructured, bool) {
+	for _, inf := range w.informers {
+		if o, ok, err := inf.GetIndexer().GetByKey(key); err == nil && ok {
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				return u, true
+			}
+		}
+	}
+	return nil, false
+}
+
+func (w *watched) synced() []cache.InformerSynced {
+	var out []cache.InformerSynced
+	for _, inf := range w.informers {
+		out = append(out, inf.HasSynced)
+	}
+	return out
+}
+
+// Controller runs one WebhookOperator.
+type Controller struct {
+	Deps
+	op        *spec.WebhookOperator
+	log       *slog.Logger
+	applier   *apply.Applier
+	parent    *watched
+	children  []childKind
+	related   []relatedKind
+	status    *check.StatusChecker // nil when the parent is not a custom resource
+	endpoints map[string]endpoint
+	queue     workqueue.TypedRateLimitingInterface[string]
+	inflight  chan struct{}
+
+	mu     sync.Mutex
+	memory map[string]*objectMemory
+}
+
+type childKind struct {
+	spec spec.ChildSpec
+	*watched
+}
+
+type relatedKind struct {
+	spec spec.RelatedSpec
+	*watched
+}
+
+// NewController resolves the operator's kinds and handler endpoints. It
+// fails with a failure.Error of reason KindNotFound while a kind is missing.
+func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*Controller, error) {
+	if err := deps.validate(); err != nil {
+		return nil, err
+	}
+	c := &Controller{
+		Deps:    deps,
+		op:      op,
+		log:     deps.Logger.With("operator", op.Name),
+		applier: apply.New(deps.Dynamic, deps.Mapper),
+		memory:  map[string]*objectMemory{},
+	}
+	pm, err := apply.GVR(deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
+	if err != nil {
+		return nil, err
+	}
+	c.parent = &watched{mapping: pm}
+	for _, ch := range op.Spec.Children {
+		m, err := apply.GVR(deps.Mapper, ch.APIVersion, ch.Kind)
+		if err != nil {
+			return nil, fmt.Errorf("child kind: %w", err)
+		}
+		c.children = append(c.children, childKind{spec: ch, watched: &watched{mapping: m}})
+	}
+	for _, rel := range op.Spec.Related {
+		m, err := apply.GVR(deps.Mapper, rel.APIVersion, rel.Kind)
+		if err != nil {
+			return nil, fmt.Errorf("related kind: %w", err)
+		}
+		c.related = append(c.related, relatedKind{spec: rel, watched: &watched{mapping: m}})
+	}
+	c.buildInformers()
+	if c.status, err = c.loadStatusChecker(ctx); err != nil {
+		return nil, err
+	}
+	if c.endpoints, err = c.resolveEndpoints(ctx); err != nil {
+		return nil, err
+	}
+	maxInFlight := 64
+	if op.Spec.Concurrency != nil && op.Spec.Concurrency.MaxInFlight > 0 {
+		maxInFlight = op.Spec.Concurrency.MaxInFlight
+	}
+	c.inflight = make(chan struct{}, maxInFlight)
+	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: c.op.Name},
+	)
+	return c, nil
+}
+
+// Run starts the informers and workers and blocks until ctx is done.
+func (c *Controller) Run(ctx context.Context) error {
+	defer c.queue.ShutDown()
+	defer c.Metrics.Forget(c.op.Name)
+
+	for _, w := range c.allWatched() {
+		for _, inf := range w.informers {
+			go inf.Run(ctx.Done())
+		}
+	}
+	var synced []cache.InformerSynced
+	for _, w := range c.allWatched() {
+		synced = append(synced, w.synced()...)
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return fmt.Errorf("operator %s: informer caches did not sync: %w", c.op.Name, ctx.Err())
+	}
+	c.log.Info("operator started", "watch", c.op.Spec.Watch.APIVersion+"/"+c.op.Spec.Watch.Kind, "workers", c.Workers, "maxInFlight", cap(c.inflight))
+
+	var wg sync.WaitGroup
+	for range c.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c.processNextWorkItem(ctx) {
+			}
+		}()
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+	return nil
+}
+
+func (c *Controller) namespaces() []string {
+	if len(c.op.Spec.Watch.Namespaces) == 0 {
+		return []string{metav1.NamespaceAll}
+	}
+	return c.op.Spec.Watch.Namespaces
+}
+
+func (c *Controller) allWatched() []*watched {
+	out := []*watched{c.parent}
+	for _, ch := range c.children {
+		out = append(out, ch.watched)
+	}
+	for _, rel := range c.related {
+		out = append(out, rel.watched)
+	}
+	return out
+}
+
+// buildInformers creates (without starting) the informers of the parent,
+// child and related kinds; Run starts them.
+func (c *Controller) buildInformers() {
+	parentSel := ""
+	if ls := c.op.Spec.Watch.LabelSelector; ls != nil {
+		if s, err := metav1.LabelSelectorAsSelector(ls); err == nil {
+			parentSel = s.String()
+		}
+	}
+	ownLabel := check.OperatorLabel + "=" + c.op.Name
+	start := func(w *watched, selector string, handler cache.ResourceEventHandler, namespaces []string) {
+		w.informers = map[string]cache.SharedIndexInformer{}
+		for _, ns := range namespaces {
+			inf := dynamicinformer.NewFilteredDynamicInformer(c.Dynamic, w.mapping.Resource, ns, 0,
+				cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
+				func(o *metav1.ListOptions) { o.LabelSelector = selector }).Informer()
+			if _, err := inf.AddEventHandler(handler); err != nil {
+				utilruntime.HandleError(err)
+			}
+			w.informers[ns] = inf
+		}
+	}
+	start(c.parent, parentSel, cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueObject,
+		UpdateFunc: func(_, n any) { c.enqueueObject(n) },
+		DeleteFunc: c.enqueueObject,
+	}, c.namespaces())
+	for _, ch := range c.children {
+		ns := c.namespaces()
+		if ch.spec.AllowCrossNamespace {
+			ns = []string{metav1.NamespaceAll}
+		}
+		start(ch.watched, ownLabel, cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.enqueueOwner,
+			UpdateFunc: func(_, n any) { c.enqueueOwner(n) },
+			DeleteFunc: c.enqueueOwner,
+		}, ns)
+	}
+	for _, rel := range c.related {
+		start(rel.watched, "", cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.enqueueRelatedParents,
+			UpdateFunc: func(_, n any) { c.enqueueRelatedParents(n) },
+			DeleteFunc: c.enqueueRelatedParents,
+		}, c.namespaces())
+	}
+}
+
+func (c *Controller) enqueueObject(obj any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+// enqueueOwner maps a child to its parent through the controller reference.
+func (c *Controller) enqueueOwner(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	ref := metav1.GetControllerOf(u)
+	if ref == nil || ref.Kind != c.op.Spec.Watch.Kind {
+		return
+	}
+	key := ref.Name
+	if ns := u.GetNamespace(); ns != "" && c.parent.mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+		key = ns + "/" + ref.Name
+	}
+	c.queue.Add(key)
+}
+
+// enqueueRelatedParents enqueues every parent whose related selector
+// matches a changed related object.
+func (c *Controller) enqueueRelatedParents(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	gvk := u.GroupVersionKind()
+	for _, rel := range c.related {
+		if rel.mapping.GroupVersionKind.GroupKind() != gvk.GroupKind() {
+			continue
+		}
+		for _, parent := range c.parent.list(u.GetNamespace(), labels.Everything()) {
+			sel, err := renderSelector(rel.spec.LabelSelector, parent)
+			if err == nil && sel.Matches(labels.Set(u.GetLabels())) {
+				c.enqueueObject(parent)
+			}
+		}
+	}
+}

@@ -1,0 +1,192 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"text/template"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/gateway/failure"
+	"github.com/opgate/opgate/gateway/state"
+)
+
+var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// loadStatusChecker reads the parent's CRD so status patches can be checked
+// against its schema; a built-in parent kind has none (nil checker).
+func (c *Controller) loadStatusChecker(ctx context.Context) (*check.StatusChecker, error) {
+	gvr := c.parent.mapping.Resource
+	u, err := c.Dynamic.Resource(crdResource).Get(ctx, gvr.Resource+"."+gvr.Group, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, failure.Temporaryf("CRDUnreadable", "read the CRD of %s: %w", gvr, err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &crd); err != nil {
+		return nil, fmt.Errorf("decode the CRD of %s: %w", gvr, err)
+	}
+	return check.NewStatusChecker(&crd, gvr.Version)
+}
+
+// kindKey names a kind in request maps: "apps/v1/Deployment", "v1/Pod".
+func kindKey(apiVersion, kind string) string { return apiVersion + "/" + kind }
+
+// ownedChildren lists the parent's children of declared kinds from the
+// informer caches: labelled with this operator and controlled by the parent.
+func (c *Controller) ownedChildren(parent *unstructured.Unstructured) map[string]map[string]*unstructured.Unstructured {
+	out := map[string]map[string]*unstructured.Unstructured{}
+	sel := labels.SelectorFromSet(labels.Set{check.OperatorLabel: c.op.Name})
+	for _, ch := range c.children {
+		ns := parent.GetNamespace()
+		if ch.spec.AllowCrossNamespace {
+			ns = metav1.NamespaceAll
+		}
+		byName := map[string]*unstructured.Unstructured{}
+		for _, o := range ch.list(ns, sel) {
+			if ref := metav1.GetControllerOf(o); ref != nil && ref.UID != parent.GetUID() {
+				continue
+			}
+			if ref := metav1.GetControllerOf(o); ref == nil && o.GetNamespace() == parent.GetNamespace() {
+				continue // a same-namespace child always carries our controller reference
+			}
+			byName[nameIn(o, parent)] = o
+		}
+		out[kindKey(ch.spec.APIVersion, ch.spec.Kind)] = byName
+	}
+	return out
+}
+
+// relatedObjects lists related objects in the parent's namespace that match
+// each related selector rendered for this parent.
+func (c *Controller) relatedObjects(parent *unstructured.Unstructured) (map[string]map[string]*unstructured.Unstructured, error) {
+	out := map[string]map[string]*unstructured.Unstructured{}
+	for _, rel := range c.related {
+		sel, err := renderSelector(rel.spec.LabelSelector, parent)
+		if err != nil {
+			return nil, failure.Permanentf("InvalidSpec", "related %s/%s selector: %w", rel.spec.APIVersion, rel.spec.Kind, err)
+		}
+		byName := map[string]*unstructured.Unstructured{}
+		for _, o := range rel.list(parent.GetNamespace(), sel) {
+			byName[nameIn(o, parent)] = o
+		}
+		out[kindKey(rel.spec.APIVersion, rel.spec.Kind)] = byName
+	}
+	return out, nil
+}
+
+func nameIn(o, parent *unstructured.Unstructured) string {
+	if o.GetNamespace() != "" && o.GetNamespace() != parent.GetNamespace() {
+		return o.GetNamespace() + "/" + o.GetName()
+	}
+	return o.GetName()
+}
+
+// renderSelector expands Go templates over the parent ("{{ .metadata.name }}")
+// in a related selector's values.
+func renderSelector(ls *metav1.LabelSelector, parent *unstructured.Unstructured) (labels.Selector, error) {
+	if ls == nil {
+		return labels.Everything(), nil
+	}
+	out := ls.DeepCopy()
+	render := func(s string) (string, error) {
+		if !strings.Contains(s, "{{") {
+			return s, nil
+		}
+		t, err := template.New("selector").Option("missingkey=error").Parse(s)
+		if err != nil {
+			return "", err
+		}
+		var b bytes.Buffer
+		if err := t.Execute(&b, parent.Object); err != nil {
+			return "", err
+		}
+		return b.String(), nil
+	}
+	for k, v := range out.MatchLabels {
+		r, err := render(v)
+		if err != nil {
+			return nil, fmt.Errorf("matchLabels[%s]: %w", k, err)
+		}
+		out.MatchLabels[k] = r
+	}
+	for i := range out.MatchExpressions {
+		for j, v := range out.MatchExpressions[i].Values {
+			r, err := render(v)
+			if err != nil {
+				return nil, fmt.Errorf("matchExpressions[%d].values[%d]: %w", i, j, err)
+			}
+			out.MatchExpressions[i].Values[j] = r
+		}
+	}
+	return metav1.LabelSelectorAsSelector(out)
+}
+
+// syncDigest summarizes everything a sync reacts to. It leaves out what
+// changes on every write without meaning anything (resourceVersion,
+// managedFields) and the gateway's own bookkeeping (its annotations and
+// finalizers), so the gateway's own writes never trigger a sync.
+func syncDigest(parent *unstructured.Unstructured, children, related map[string]map[string]*unstructured.Unstructured) string {
+	clean := func(o *unstructured.Unstructured, own bool) map[string]any {
+		m := make(map[string]any, len(o.Object))
+		for k, v := range o.Object {
+			m[k] = v
+		}
+		meta, _ := o.Object["metadata"].(map[string]any)
+		mc := make(map[string]any, len(meta))
+		for k, v := range meta {
+			switch k {
+			case "resourceVersion", "managedFields":
+				continue
+			case "finalizers":
+				if own {
+					continue
+				}
+			case "annotations":
+				if own {
+					v = ownless(o.GetAnnotations())
+				}
+			}
+			mc[k] = v
+		}
+		m["metadata"] = mc
+		return m
+	}
+	cleanAll := func(in map[string]map[string]*unstructured.Unstructured) map[string]map[string]any {
+		out := make(map[string]map[string]any, len(in))
+		for k, objs := range in {
+			byName := make(map[string]any, len(objs))
+			for n, o := range objs {
+				byName[n] = clean(o, false)
+			}
+			out[k] = byName
+		}
+		return out
+	}
+	return state.Digest(map[string]any{
+		"parent":   clean(parent, true),
+		"children": cleanAll(children),
+		"related":  cleanAll(related),
+	})
+}
+
+func ownless(in map[string]string) map[string]string {
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		if !strings.HasPrefix(k, state.OwnPrefix) {
+			out[k] = v
+		}
+	}
+	return out
+}

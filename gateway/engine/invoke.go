@@ -1,0 +1,260 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/gateway/decide"
+	"github.com/opgate/opgate/gateway/failure"
+	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
+)
+
+// DefaultFinalizeRequeue is how soon a delete callback that answered
+// finalized: false without requeueAfter is called again.
+const DefaultFinalizeRequeue = 10 * time.Second
+
+// runWork calls one callback and records its outcome in the pass.
+func (c *Controller) runWork(ctx context.Context, p *pass, w decide.Work) {
+	id := w.Callback.ID
+	attempt, first := 1, p.now
+	if pr := p.st.Progress[id]; pr != nil && !pr.Failed {
+		attempt, first = pr.Attempts+1, pr.First
+	}
+	delete(p.mem.Requeue, id)
+	log := c.log.With("callback", id, "event", w.Event, "object", p.key, "attempt", attempt)
+
+	req := c.buildRequest(p, w, attempt, first)
+	start := c.Clock()
+	resp, err := c.callLimited(ctx, id, req)
+	c.Metrics.CallbackDuration.WithLabelValues(c.op.Name, id, string(w.Event)).Observe(c.Clock().Sub(start).Seconds())
+	if resp != nil {
+		c.recordEvents(p.obj, resp.Events)
+	}
+	if err == nil {
+		err = c.applyResponse(ctx, p, w, resp)
+	}
+	if err != nil {
+		c.recordFailure(p, w, attempt, first, err, log)
+		return
+	}
+	c.Metrics.CallbackRequests.WithLabelValues(c.op.Name, id, string(w.Event), "success").Inc()
+	if w.Event == spec.EventCreate || w.Event == spec.EventUpdate {
+		c.Metrics.EventLatency.WithLabelValues(c.op.Name, string(w.Event)).Observe(c.Clock().Sub(p.mem.ChangedAt).Seconds())
+	}
+	log.Debug("callback succeeded")
+	p.st.Clear(id)
+	switch w.Event {
+	case spec.EventTimer:
+		if p.mem.TimerNext == nil {
+			p.mem.TimerNext = map[string]time.Time{}
+		}
+		p.mem.TimerNext[id] = p.now.Add(w.Callback.Interval.Or(time.Hour))
+	case spec.EventDelete:
+		if resp.Finalized != nil && !*resp.Finalized {
+			return // not done: called again after requeueAfter (set in applyResponse)
+		}
+	}
+	if r := p.st.Round; r != nil && r.Event == string(w.Event) && !r.IsDone(id) {
+		r.Done = append(r.Done, id)
+	}
+}
+
+// callLimited calls the handler within the operator's maxInFlight bound.
+func (c *Controller) callLimited(ctx context.Context, id string, req *callbacks.Request) (*callbacks.Response, error) {
+	select {
+	case c.inflight <- struct{}{}:
+	case <-ctx.Done():
+		return nil, failure.Temporaryf("Cancelled", "waiting for a callback slot: %w", ctx.Err())
+	}
+	c.Metrics.InFlight.WithLabelValues(c.op.Name).Inc()
+	defer func() {
+		<-c.inflight
+		c.Metrics.InFlight.WithLabelValues(c.op.Name).Dec()
+	}()
+	return c.Caller.Call(ctx, c.endpoints[id], req)
+}
+
+func (c *Controller) buildRequest(p *pass, w decide.Work, attempt int, first time.Time) *callbacks.Request {
+	req := &callbacks.Request{
+		APIVersion: callbacks.APIVersion,
+		Kind:       callbacks.RequestKind,
+		UID:        deliveryID(c.op.Name, w.Callback.ID, string(p.obj.GetUID()), string(w.Event), first),
+		Event:      callbacks.Event(w.Event),
+		Operator:   c.op.Name,
+		Callback:   w.Callback.ID,
+		Attempt:    attempt,
+		Object:     withoutOwnAnnotations(p.obj),
+		Diff:       w.Diff,
+	}
+	if w.Old != nil {
+		req.Old = oldObject(p.obj, w.Old)
+	}
+	if w.Event == spec.EventSync || w.Event == spec.EventDelete {
+		req.Children, req.Related = p.children, p.related
+	}
+	return req
+}
+
+// deliveryID is stable across the retries of one delivery (it keys on the
+// first attempt's time, which the state annotation keeps), so handlers can
+// deduplicate with it.
+func deliveryID(operator, callback, uid, event string, first time.Time) string {
+	return state.Digest([]string{operator, callback, uid, event, strconv.FormatInt(first.UnixNano(), 10)})
+}
+
+// withoutOwnAnnotations hides the gateway's bookkeeping from handlers.
+func withoutOwnAnnotations(obj *unstructured.Unstructured) *unstructured.Unstructured {
+	out := obj.DeepCopy()
+	ann := out.GetAnnotations()
+	for k := range ann {
+		if strings.HasPrefix(k, "opgate.dev/state.") {
+			delete(ann, k)
+		}
+	}
+	out.SetAnnotations(ann)
+	return out
+}
+
+// oldObject rebuilds the last handled object from its essence.
+func oldObject(obj *unstructured.Unstructured, essence map[string]any) *unstructured.Unstructured {
+	old := &unstructured.Unstructured{Object: map[string]any{}}
+	for k, v := range essence {
+		if k != "metadata" {
+			old.Object[k] = v
+		}
+	}
+	old.SetAPIVersion(obj.GetAPIVersion())
+	old.SetKind(obj.GetKind())
+	meta, _ := essence["metadata"].(map[string]any)
+	m := map[string]any{"name": obj.GetName()}
+	if ns := obj.GetNamespace(); ns != "" {
+		m["namespace"] = ns
+	}
+	for _, k := range []string{"labels", "annotations"} {
+		if v, ok := meta[k]; ok {
+			m[k] = v
+		}
+	}
+	old.Object["metadata"] = m
+	return old
+}
+
+func (c *Controller) recordEvents(obj *unstructured.Unstructured, events []callbacks.KubeEvent) {
+	for _, e := range events {
+		typ := e.Type
+		if typ == "" {
+			typ = callbacks.EventTypeNormal
+		}
+		c.Recorder.Event(obj, typ, e.Reason, e.Message)
+	}
+}
+
+// recordFailure classifies a failed callback: schedule a retry with backoff
+// or mark it failed permanently until the essence changes.
+func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first time.Time, err error, log interface {
+	Warn(string, ...any)
+}) {
+	id := w.Callback.ID
+	f := failure.As(err)
+	retry := decide.EffectiveRetry(c.op, w.Callback)
+	maxAttempts := 0
+	if retry.MaxAttempts != nil {
+		maxAttempts = *retry.MaxAttempts
+	}
+	pr := p.st.ProgressOf(id)
+	pr.Attempts, pr.First, pr.Message = attempt, first, truncate(err.Error(), 512)
+	class := f.Class
+	if class == failure.Temporary && maxAttempts > 0 && attempt >= maxAttempts {
+		class = failure.Permanent
+		err = fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+	}
+	c.Metrics.CallbackRequests.WithLabelValues(c.op.Name, id, string(w.Event), class.String()).Inc()
+	c.Metrics.Retries.WithLabelValues(c.op.Name, id, class.String()).Inc()
+	if class == failure.Permanent {
+		pr.Failed, pr.Digest, pr.Next = true, p.plan.EssenceDigest, time.Time{}
+		msg := fmt.Sprintf("callback %s (%s) failed permanently: %v", id, w.Event, err)
+		if w.Event == spec.EventDelete {
+			msg += fmt.Sprintf("; the finalizer %s stays until the object changes or it is annotated %s=true", c.finalizer(), decide.ReleaseAnnotation)
+		} else if r := p.st.Round; r != nil && r.Event == string(w.Event) && !r.IsDone(id) {
+			r.Done = append(r.Done, id) // no more calls until the essence changes
+		}
+		c.warn(p.obj, f.Reason, truncate(msg, 1024))
+		log.Warn("callback failed permanently", "reason", f.Reason, "error", err)
+		return
+	}
+	delay := f.RetryAfter
+	if delay <= 0 {
+		delay = decide.RetryDelay(retry, attempt)
+	}
+	pr.Failed, pr.Next = false, p.now.Add(delay)
+	if f.Reason == "InvalidResponse" || attempt == 1 {
+		c.warn(p.obj, f.Reason, truncate(fmt.Sprintf("callback %s (%s) failed, retrying in %s: %v", id, w.Event, delay.Round(time.Millisecond), err), 1024))
+	}
+	log.Warn("callback failed; will retry", "reason", f.Reason, "retryIn", delay, "error", err)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// applyResponse checks the whole response first and applies it only when
+// all of it is acceptable: children, pruning (sync only), status, requeue.
+func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, resp *callbacks.Response) error {
+	if resp == nil {
+		resp = &callbacks.Response{}
+	}
+	var desired []*unstructured.Unstructured
+	if resp.Children != nil {
+		var err error
+		if desired, err = check.CheckChildren(p.obj, *resp.Children, c.op.Spec.Children, c.op.Name); err != nil {
+			return err
+		}
+	}
+	var status map[string]any
+	if resp.Status != nil {
+		var err error
+		if status, err = c.checkStatus(p, resp.Status); err != nil {
+			return err
+		}
+	}
+	if err := c.applyChildren(ctx, p, desired); err != nil {
+		return err
+	}
+	if w.Event == spec.EventSync && resp.Children != nil {
+		if err := c.pruneChildren(ctx, p, desired); err != nil {
+			return err
+		}
+	}
+	if status != nil {
+		if err := c.writeStatus(ctx, p, status); err != nil {
+			return err
+		}
+	}
+	d, _ := resp.RequeueAfterDuration()
+	if w.Event == spec.EventDelete && resp.Finalized != nil && !*resp.Finalized && d <= 0 {
+		d = DefaultFinalizeRequeue
+	}
+	if d > 0 {
+		if p.mem.Requeue == nil {
+			p.mem.Requeue = map[string]decide.Requeue{}
+		}
+		p.mem.Requeue[w.Callback.ID] = decide.Requeue{At: p.now.Add(d), Event: w.Event}
+	}
+	if w.Event == spec.EventSync {
+		// What we just wrote is ours: the sync digest is taken after it, so
+		// our own writes never trigger the next sync.
+		p.mem.SyncDigest, p.mem.SyncedAt = syncDigest(p.obj, p.children, p.related), p.now
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/opgate/opgate/gateway/apply"
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// RegistryFinalizer lets the gateway release its finalizers from every
+// watched object before a WebhookOperator goes away.
+const RegistryFinalizer = "opgate.dev/gateway"
+
+// OperatorResource is the WebhookOperator resource.
+var OperatorResource = schema.GroupVersionResource{Group: spec.Group, Version: spec.Version, Resource: spec.Resource}
+
+// Registry runs the operators registered as WebhookOperator objects.
+type Registry struct {
+	deps    Deps
+	mgr     *Manager
+	applier *apply.Applier
+	queue   workqueue.TypedRateLimitingInterface[string]
+	lister  cache.GenericLister
+}
+
+// NewRegistry returns a Registry whose manager reports into each
+// WebhookOperator's status.
+func NewRegistry(deps Deps) (*Registry, error) {
+	r := &Registry{
+		deps:    deps,
+		applier: apply.New(deps.Dynamic, deps.Mapper),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "webhookoperators"}),
+	}
+	mgr, err := NewManager(deps, r.reportStatus)
+	if err != nil {
+		return nil, err
+	}
+	r.mgr = mgr
+	return r, nil
+}
+
+// Run watches WebhookOperators until ctx is done.
+func (r *Registry) Run(ctx context.Context) error {
+	defer r.queue.ShutDown()
+	inf := dynamicinformer.NewFilteredDynamicInformer(r.deps.Dynamic, OperatorResource, "", 0, cache.Indexers{}, nil)
+	r.lister = inf.Lister()
+	enqueue := func(o any) {
+		if k, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
+			r.queue.Add(k)
+		}
+	}
+	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: enqueue, UpdateFunc: func(_, n any) { enqueue(n) }, DeleteFunc: enqueue,
+	}); err != nil {
+		return err
+	}
+	go inf.Informer().Run(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
+		return fmt.Errorf("watch WebhookOperators: cache did not sync (is the CRD in crds/ installed?): %w", ctx.Err())
+	}
+	go func() {
+		<-ctx.Done()
+		r.queue.ShutDown()
+	}()
+	for {
+		name, quit := r.queue.Get()
+		if quit {
+			break
+		}
+		if err := r.sync(ctx, name); err != nil {
+			r.deps.Logger.Error("webhookoperator sync failed; retrying", "operator", name, "error", err)
+			r.queue.AddRateLimited(name)
+		} else {
+			r.queue.Forget(name)
+		}
+		r.queue.Done(name)
+	}
+	r.mgr.Wait()
+	return nil
+}
+
+func (r *Registry) sync(ctx context.Context, name string) error {
+	o, err := r.lister.Get(name)
+	if apierrors.IsNotFound(err) {
+		r.mgr.Remove(name)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	obj := o.(*unstructured.Unstructured).DeepCopy()
+	if obj.GetDeletionTimestamp() != nil {
+		return r.unregister(ctx, obj)
+	}
+	if _, err := r.applier.AddFinalizer(ctx, obj, RegistryFinalizer); err != nil {
+		return err
+	}
+	op, err := spec.DecodeObject(obj.Object)
+	if err != nil {
+		// Never half-applied: an operator already running keeps its last
+		// valid spec; the status says what is wrong.
+		r.writeStatus(ctx, name, OperatorState{Generation: obj.GetGeneration(), Reason: spec.ReasonInvalidSpec, Message: err.Error()})
+		r.deps.Recorder.Event(obj, "Warning", spec.ReasonInvalidSpec, truncate(err.Error(), 1024))
+		return nil
+	}
+	op.Generation = obj.GetGeneration()
+	r.mgr.Apply(ctx, op)
+	return nil
+}
+
+// unregister stops the operator and releases its finalizer from every
+// object it watched, then lets the WebhookOperator go.
+func (r *Registry) unregister(ctx context.Context, obj *unstructured.Unstructured) error {
+	name := obj.GetName()
+	r.mgr.Remove(name)
+	if op, err := spec.DecodeObject(obj.Object); err == nil {
+		if err := r.releaseAll(ctx, op); err != nil {
+			return err
+		}
+	}
+	_, err := r.applier.RemoveFinalizer(ctx, obj, RegistryFinalizer)
+	return err
+}
+
+func (r *Registry) releaseAll(ctx context.Context, op *spec.WebhookOperator) error {
+	m, err := apply.GVR(r.deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
+	if err != nil {
+		return nil // the kind is gone, and its objects with it
+	}
+	list, err := r.deps.Dynamic.Resource(m.Resource).Namespace(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list %s to release finalizers: %w", m.Resource, err)
+	}
+	fin := op.Finalizer()
+	for i := range list.Items {
+		item := &list.Items[i]
+		if _, err := r.applier.RemoveFinalizer(ctx, item, fin); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Registry) reportStatus(name string, st OperatorState) {
+	r.writeStatus(context.Background(), name, st)
+}
+
+// writeStatus merge-patches the WebhookOperator's status subresource.
+func (r *Registry) writeStatus(ctx context.Context, name string, st OperatorState) {
+	cond := metav1.Condition{Type: spec.ConditionReady, Status: metav1.ConditionFalse, Reason: st.Reason, Message: truncate(st.Message, 2048), ObservedGeneration: st.Generation}
+	if st.Ready {
+		cond.Status = metav1.ConditionTrue
+	}
+	var current []metav1.Condition
+	if o, err := r.lister.Get(name); err == nil {
+		if raw, ok, _ := unstructured.NestedSlice(o.(*unstructured.Unstructured).Object, "status", "conditions"); ok {
+			b, _ := json.Marshal(raw)
+			_ = json.Unmarshal(b, &current)
+		}
+	}
+	meta.SetStatusCondition(&current, cond)
+	status := spec.OperatorStatus{
+		ObservedGeneration: st.Generation,
+		Conditions:         current,
+		WatchedObjects:     st.Stats.WatchedObjects,
+		CallbacksFailing:   st.Stats.CallbacksFailing,
+		FinalizersPending:  st.Stats.FinalizersPending,
+		LastError:          st.Stats.LastError,
+	}
+	if !st.Ready {
+		status.LastError = st.Message
+	}
+	body, err := json.Marshal(map[string]any{"status": status})
+	if err != nil {
+		return
+	}
+	_, err = r.deps.Dynamic.Resource(OperatorResource).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: apply.FieldManager}, "status")
+	if err != nil && !apierrors.IsNotFound(err) {
+		r.deps.Logger.Warn("write WebhookOperator status", "operator", name, "error", err)
+	}
+}

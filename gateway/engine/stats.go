@@ -1,0 +1,42 @@
+package engine
+
+import (
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/opgate/opgate/gateway/state"
+)
+
+// Stats summarizes an operator's objects for its status and metrics.
+type Stats struct {
+	WatchedObjects    int
+	CallbacksFailing  int
+	FinalizersPending int
+	LastError         string
+}
+
+// Stats counts from the informer cache; safe to call while running.
+func (c *Controller) Stats() Stats {
+	var s Stats
+	if c.parent == nil || c.parent.informers == nil {
+		return s
+	}
+	for _, obj := range c.parent.list("", labels.Everything()) {
+		s.WatchedObjects++
+		if obj.GetDeletionTimestamp() != nil && c.holdsFinalizer(obj) {
+			s.FinalizersPending++
+		}
+		st, err := state.Decode(obj.GetAnnotations()[c.stateAnnotation()])
+		if err != nil {
+			continue
+		}
+		for id, p := range st.Progress {
+			s.CallbacksFailing++
+			if p.Message != "" {
+				s.LastError = id + " on " + keyOf(obj) + ": " + p.Message
+			}
+		}
+	}
+	c.Metrics.WatchedObjects.WithLabelValues(c.op.Name).Set(float64(s.WatchedObjects))
+	c.Metrics.FinalizersPending.WithLabelValues(c.op.Name).Set(float64(s.FinalizersPending))
+	return s
+}

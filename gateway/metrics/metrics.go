@@ -1,0 +1,73 @@
+// Package metrics defines the gateway's Prometheus metrics on an injected
+// registerer (no global registry).
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the gateway's collectors.
+type Metrics struct {
+	CallbackRequests  *prometheus.CounterVec   // operator, callback, event, outcome
+	CallbackDuration  *prometheus.HistogramVec // operator, callback, event
+	EventLatency      *prometheus.HistogramVec // operator, event: object change seen → callback answered
+	Retries           *prometheus.CounterVec   // operator, callback, class
+	ApplyResults      *prometheus.CounterVec   // operator, action, result
+	InFlight          *prometheus.GaugeVec     // operator
+	QueueDepth        *prometheus.GaugeVec     // operator
+	FinalizersPending *prometheus.GaugeVec     // operator
+	WatchedObjects    *prometheus.GaugeVec     // operator
+}
+
+// New creates the collectors and registers them with reg.
+func New(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		CallbackRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opgate_callback_requests_total", Help: "Callback requests by outcome (success, temporary, permanent).",
+		}, []string{"operator", "callback", "event", "outcome"}),
+		CallbackDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "opgate_callback_duration_seconds", Help: "Time from sending a callback request to its answer.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}, []string{"operator", "callback", "event"}),
+		EventLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "opgate_event_to_callback_seconds", Help: "Time from the gateway seeing a change to the handler's answer.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
+		}, []string{"operator", "event"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opgate_callback_retries_total", Help: "Failed callbacks scheduled for retry or given up, by class.",
+		}, []string{"operator", "callback", "class"}),
+		ApplyResults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opgate_apply_total", Help: "Writes to the API server by action (child, prune, status, event, finalizer, state) and result.",
+		}, []string{"operator", "action", "result"}),
+		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "opgate_callbacks_in_flight", Help: "Callback requests currently in flight.",
+		}, []string{"operator"}),
+		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "opgate_queue_depth", Help: "Objects waiting in the operator's work queue.",
+		}, []string{"operator"}),
+		FinalizersPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "opgate_finalizers_pending", Help: "Objects being deleted whose finalizer the gateway still holds.",
+		}, []string{"operator"}),
+		WatchedObjects: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "opgate_watched_objects", Help: "Objects the operator watches.",
+		}, []string{"operator"}),
+	}
+	for _, c := range []prometheus.Collector{m.CallbackRequests, m.CallbackDuration, m.EventLatency, m.Retries,
+		m.ApplyResults, m.InFlight, m.QueueDepth, m.FinalizersPending, m.WatchedObjects} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Forget drops the series of an operator that was removed.
+func (m *Metrics) Forget(operator string) {
+	l := prometheus.Labels{"operator": operator}
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+		m.CallbackRequests, m.CallbackDuration, m.EventLatency, m.Retries, m.ApplyResults,
+		m.InFlight, m.QueueDepth, m.FinalizersPending, m.WatchedObjects,
+	} {
+		v.DeletePartialMatch(l)
+	}
+}

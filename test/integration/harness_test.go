@@ -1,0 +1,251 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/gateway/runner"
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// handler is a test callback endpoint that records every request and
+// answers with what the test's function returns.
+type handler struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []callbacks.Request
+	answer   func(req callbacks.Request) (code int, body any)
+}
+
+func newHandler(t *testing.T, answer func(req callbacks.Request) (int, any)) *handler {
+	t.Helper()
+	h := &handler{answer: answer}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		var req callbacks.Request
+		if err := json.Unmarshal(raw, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		h.mu.Lock()
+		h.requests = append(h.requests, req)
+		h.mu.Unlock()
+		code, body := h.answer(req)
+		switch b := body.(type) {
+		case nil:
+			w.WriteHeader(code)
+		case []byte:
+			w.WriteHeader(code)
+			_, _ = w.Write(b)
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			_ = json.NewEncoder(w).Encode(b)
+		}
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+// calls returns the recorded requests of one callback id.
+func (h *handler) calls(callback string) []callbacks.Request {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []callbacks.Request
+	for _, r := range h.requests {
+		if r.Callback == callback {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func ok(body any) func(callbacks.Request) (int, any) {
+	return func(callbacks.Request) (int, any) { return 200, body }
+}
+
+// operatorFor builds a valid, defaulted file-mode operator watching Widgets
+// in one namespace.
+func operatorFor(t *testing.T, name, namespace, url string, mutate func(*spec.OperatorSpec)) *spec.WebhookOperator {
+	t.Helper()
+	op := &spec.WebhookOperator{
+		TypeMeta:   metav1.TypeMeta{APIVersion: spec.APIVersion, Kind: spec.Kind},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: spec.OperatorSpec{
+			Watch:    spec.WatchSpec{APIVersion: "test.opgate.dev/v1", Kind: "Widget", Namespaces: []string{namespace}},
+			Children: []spec.ChildSpec{{APIVersion: "apps/v1", Kind: "Deployment"}},
+			Handler:  spec.HandlerSpec{URL: url},
+		},
+	}
+	mutate(&op.Spec)
+	spec.Default(op)
+	if err := spec.Validate(op); err != nil {
+		t.Fatalf("test operator invalid: %v", err)
+	}
+	return op
+}
+
+// startGateway runs a file-mode gateway until the test ends.
+func startGateway(t *testing.T, ops ...*spec.WebhookOperator) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	level := slog.LevelWarn
+	if os.Getenv("OPGATE_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	gw, err := runner.New(cfg, runner.Options{
+		Operators:  ops,
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Registerer: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatalf("wire gateway: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("gateway stopped with error: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("gateway did not stop within 30s")
+		}
+	})
+}
+
+// newNamespace creates a namespace unique to the test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	if len(name) > 50 {
+		name = name[:50]
+	}
+	name = strings.Trim(name, "-") + fmt.Sprintf("-%d", time.Now().UnixNano()%100000)
+	_, err := kube(t).CoreV1().Namespaces().Create(context.Background(),
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	return name
+}
+
+func kube(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+func dyn(t *testing.T) dynamic.Interface {
+	t.Helper()
+	return dynamic.NewForConfigOrDie(cfg)
+}
+
+func widget(namespace, name string, size int64) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "test.opgate.dev/v1",
+		"kind":       "Widget",
+		"metadata":   map[string]any{"name": name, "namespace": namespace},
+		"spec":       map[string]any{"size": size},
+	}}
+}
+
+func createWidget(t *testing.T, namespace, name string, size int64) *unstructured.Unstructured {
+	t.Helper()
+	out, err := dyn(t).Resource(widgets).Namespace(namespace).Create(context.Background(), widget(namespace, name, size), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create widget: %v", err)
+	}
+	return out
+}
+
+func getWidget(t *testing.T, namespace, name string) (*unstructured.Unstructured, error) {
+	t.Helper()
+	return dyn(t).Resource(widgets).Namespace(namespace).Get(context.Background(), name, metav1.GetOptions{})
+}
+
+// updateWidget applies fn to the current widget and writes it, retrying on
+// conflicts with the gateway's own writes.
+func updateWidget(t *testing.T, namespace, name string, fn func(*unstructured.Unstructured)) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() error {
+		w, err := getWidget(t, namespace, name)
+		if err != nil {
+			return err
+		}
+		fn(w)
+		_, err = dyn(t).Resource(widgets).Namespace(namespace).Update(context.Background(), w, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// eventually polls cond until it returns nil or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = cond(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// events lists the Events recorded on an object.
+func events(t *testing.T, namespace, name string) []corev1.Event {
+	t.Helper()
+	list, err := kube(t).CoreV1().Events(namespace).List(context.Background(), metav1.ListOptions{
+		FieldSelector: "involvedObject.name=" + name,
+	})
+	if err != nil {
+		t.Fatalf("list events: %v", err)
+	}
+	return list.Items
+}
+
+func hasEvent(t *testing.T, namespace, name, typ, reason string) error {
+	for _, e := range events(t, namespace, name) {
+		if e.Type == typ && e.Reason == reason {
+			return nil
+		}
+	}
+	return fmt.Errorf("no %s event %s on %s/%s", typ, reason, namespace, name)
+}
+
+func deployment(name string, replicas int64) map[string]any {
+	return map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": name},
+		"spec": map[string]any{
+			"replicas": replicas,
+			"selector": map[string]any{"matchLabels": map[string]any{"app": name}},
+			"template": map[string]any{
+				"metadata": map[string]any{"labels": map[string]any{"app": name}},
+				"spec":     map[string]any{"containers": []any{map[string]any{"name": "main", "image": "memcached:1.4.36"}}},
+			},
+		},
+	}
+}
