@@ -175,7 +175,11 @@ func decideDelete(in Input, plan *Plan) {
 	}
 	pending := false
 	for _, cb := range callbacksOn(in.Operator, spec.EventDelete) {
-		if round.IsDone(cb.ID) || !matches(cb, in.Object, spec.EventDelete, false, nil) {
+		if !matches(cb, in.Object, spec.EventDelete, false, nil) {
+			continue
+		}
+		plan.RoundCallbacks = append(plan.RoundCallbacks, cb.ID)
+		if round.IsDone(cb.ID) {
 			continue
 		}
 		pending = true

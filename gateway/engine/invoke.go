@@ -56,7 +56,7 @@ func (c *Controller) runWork(ctx context.Context, p *pass, w decide.Work) {
 		if p.mem.TimerNext == nil {
 			p.mem.TimerNext = map[string]time.Time{}
 		}
-		p.mem.TimerNext[id] = p.now.Add(w.Callback.Interval.Or(time.Hour))
+		p.mem.TimerNext[id] = c.Clock().Add(w.Callback.Interval.Or(time.Hour))
 	case spec.EventDelete:
 		if resp.Finalized != nil && !*resp.Finalized {
 			return // not done: called again after requeueAfter (set in applyResponse)
@@ -194,7 +194,7 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first ti
 	if delay <= 0 {
 		delay = decide.RetryDelay(retry, attempt)
 	}
-	pr.Failed, pr.Next = false, p.now.Add(delay)
+	pr.Failed, pr.Next = false, c.Clock().Add(delay)
 	if f.Reason == "InvalidResponse" || attempt == 1 {
 		c.warn(p.obj, f.Reason, truncate(fmt.Sprintf("callback %s (%s) failed, retrying in %s: %v", id, w.Event, delay.Round(time.Millisecond), err), 1024))
 	}
@@ -249,7 +249,7 @@ func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, 
 		if p.mem.Requeue == nil {
 			p.mem.Requeue = map[string]decide.Requeue{}
 		}
-		p.mem.Requeue[w.Callback.ID] = decide.Requeue{At: p.now.Add(d), Event: w.Event}
+		p.mem.Requeue[w.Callback.ID] = decide.Requeue{At: c.Clock().Add(d), Event: w.Event}
 	}
 	if w.Event == spec.EventSync {
 		// What we just wrote is ours: the sync digest is taken after it, so

@@ -32,6 +32,7 @@ type handler struct {
 	*httptest.Server
 	mu       sync.Mutex
 	requests []callbacks.Request
+	arrived  []time.Time
 	answer   func(req callbacks.Request) (code int, body any)
 }
 
@@ -47,6 +48,7 @@ func newHandler(t *testing.T, answer func(req callbacks.Request) (int, any)) *ha
 		}
 		h.mu.Lock()
 		h.requests = append(h.requests, req)
+		h.arrived = append(h.arrived, time.Now())
 		h.mu.Unlock()
 		code, body := h.answer(req)
 		switch b := body.(type) {
@@ -63,6 +65,19 @@ func newHandler(t *testing.T, answer func(req callbacks.Request) (int, any)) *ha
 	}))
 	t.Cleanup(h.Close)
 	return h
+}
+
+// arrivals returns when each request of one callback id arrived.
+func (h *handler) arrivals(callback string) []time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []time.Time
+	for i, r := range h.requests {
+		if r.Callback == callback {
+			out = append(out, h.arrived[i])
+		}
+	}
+	return out
 }
 
 // calls returns the recorded requests of one callback id.

@@ -1,0 +1,246 @@
+package spec
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// minimal is a valid document; tests append to or replace parts of it.
+const minimal = `apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata:
+  name: memcached
+spec:
+  watch:
+    apiVersion: cache.example.com/v1alpha1
+    kind: Memcached
+  handler:
+    url: http://127.0.0.1:8081
+  callbacks:
+    - id: create
+      on: [create]
+`
+
+func errorLines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+func TestParseReportsEveryErrorWithSourceDocumentLineAndPath(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want []string
+	}{
+		{
+			name: "unknown event in the second document",
+			data: strings.Replace(minimal, "name: memcached", "name: other", 1) + "---\n" +
+				strings.Replace(minimal, "on: [create]", "on: [create]\n    - id: resize\n      on: [updated]", 1),
+			want: []string{`operators.yaml:29: document 2 (memcached): /spec/callbacks/1/on/0: value must be one of "create", "update", "delete", "resume", "timer", "sync"`},
+		},
+		{
+			name: "misspelt field is an unknown field on its own line",
+			data: strings.Replace(minimal, "url: http://127.0.0.1:8081", "url: http://127.0.0.1:8081\n    timout: 10s", 1),
+			want: []string{`operators.yaml:11: document 1 (memcached): /spec/handler/timout: unknown field`},
+		},
+		{
+			name: "missing required fields are each reported at their path, on the parent's line",
+			data: strings.Replace(minimal, "    - id: create\n      on: [create]\n", "    - path: /x\n", 1),
+			want: []string{
+				`operators.yaml:12: document 1 (memcached): /spec/callbacks/0/id: required field is missing`,
+				`operators.yaml:12: document 1 (memcached): /spec/callbacks/0/on: required field is missing`,
+			},
+		},
+		{
+			name: "schema and semantic errors are reported together",
+			data: strings.Replace(minimal, "on: [create]", "on: [create]\n      interval: 30s\n      retry: {jitter: 2}", 1),
+			want: []string{
+				`operators.yaml:14: document 1 (memcached): /spec/callbacks/0/interval: only timer callbacks take interval`,
+				`operators.yaml:15: document 1 (memcached): /spec/callbacks/0/retry/jitter: must be <= 1 but found 2`,
+			},
+		},
+		{
+			name: "url and service together",
+			data: strings.Replace(minimal, "url: http://127.0.0.1:8081", "url: http://127.0.0.1:8081\n    service: {namespace: a, name: b}", 1),
+			want: []string{`operators.yaml:9: document 1 (memcached): /spec/handler: set only one of url, service`},
+		},
+		{
+			name: "a bad duration says what a duration looks like",
+			data: strings.Replace(minimal, "url: http://127.0.0.1:8081", "url: http://127.0.0.1:8081\n    timeout: 1d", 1),
+			want: []string{`operators.yaml:11: document 1 (memcached): /spec/handler/timeout: "1d" is not a Go duration such as 500ms, 30s or 1h30m`},
+		},
+		{
+			name: "wrong apiVersion and kind of the document",
+			data: strings.Replace(strings.Replace(minimal, "v1alpha1\nkind: WebhookOperator", "v1\nkind: Operator", 1), "opgate.dev/v1alpha1", "opgate.dev/v1", 1),
+			want: []string{
+				`operators.yaml:1: document 1 (memcached): /apiVersion: value must be "opgate.dev/v1alpha1"`,
+				`operators.yaml:2: document 1 (memcached): /kind: value must be "WebhookOperator"`,
+			},
+		},
+		{
+			name: "invalid YAML names the file and line",
+			data: minimal + "---\n" + "apiVersion: [\n",
+			want: []string{`operators.yaml:15: document 2: invalid YAML: did not find expected node content`},
+		},
+		{
+			name: "a key defined twice is refused with both lines",
+			data: strings.Replace(minimal, "kind: Memcached", "kind: Memcached\n    kind: Other", 1),
+			want: []string{`operators.yaml:9: document 1: invalid YAML: mapping key "kind" already defined at line 8`},
+		},
+		{
+			name: "two operators with one name in one file",
+			data: minimal + "---\n" + minimal,
+			want: []string{`operators.yaml:18: document 2 (memcached): /metadata/name: operator "memcached" is already defined in document 1`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ops, err := Parse([]byte(tt.data), "operators.yaml")
+			if ops != nil {
+				t.Errorf("Parse() returned %d operators along with errors; want none", len(ops))
+			}
+			if got := errorLines(err); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Parse() errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			var list ErrorList
+			if !errors.As(err, &list) {
+				t.Errorf("Parse() error is %T, want an ErrorList", err)
+			}
+		})
+	}
+}
+
+func TestParseAcceptsYAMLStreamsAndJSON(t *testing.T) {
+	other := strings.Replace(minimal, "name: memcached", "name: other", 1)
+	asJSON := `{"apiVersion": "opgate.dev/v1alpha1", "kind": "WebhookOperator", "metadata": {"name": "j"},
+	  "spec": {"watch": {"apiVersion": "v1", "kind": "ConfigMap"}, "handler": {"url": "https://h.example"},
+	           "callbacks": [{"id": "s", "on": ["sync"]}]}}`
+	tests := []struct {
+		name      string
+		data      string
+		wantNames []string
+	}{
+		{"one document", minimal, []string{"memcached"}},
+		{"leading separator and empty documents are skipped", "---\n" + minimal + "---\n---\n# only a comment\n---\n" + other, []string{"memcached", "other"}},
+		{"JSON", asJSON, []string{"j"}},
+		{"nothing at all", "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ops, err := Parse([]byte(tt.data), "in.yaml")
+			if err != nil {
+				t.Fatalf("Parse() error: %v", err)
+			}
+			var names []string
+			for _, op := range ops {
+				names = append(names, op.Name)
+			}
+			if !reflect.DeepEqual(names, tt.wantNames) {
+				t.Errorf("names = %v, want %v", names, tt.wantNames)
+			}
+		})
+	}
+}
+
+func TestParseDefaultsTheOperators(t *testing.T) {
+	ops, err := Parse([]byte(minimal), "in.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ops[0].Spec.Handler.Timeout.Or(0); got != DefaultHandlerTimeout {
+		t.Errorf("handler timeout = %v, want the default %v", got, DefaultHandlerTimeout)
+	}
+}
+
+func writeFile(t *testing.T, dir, name, data string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadFiles(t *testing.T) {
+	dir := t.TempDir()
+	a := writeFile(t, dir, "a.yaml", minimal)
+	b := writeFile(t, dir, "b.yaml", strings.Replace(minimal, "kind: Memcached", "kind: Other", 1))
+	c := writeFile(t, dir, "c.yml", strings.Replace(minimal, "name: memcached", "name: c", 1))
+	bad := writeFile(t, dir, "bad.yaml", strings.Replace(minimal, "on: [create]", "on: []", 1))
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, sub, "x.json", `{"apiVersion": "opgate.dev/v1alpha1", "kind": "WebhookOperator", "metadata": {"name": "x"},
+	  "spec": {"watch": {"apiVersion": "v1", "kind": "Secret"}, "handler": {"url": "http://h"}, "callbacks": [{"id": "s", "on": ["sync"]}]}}`)
+	writeFile(t, sub, "notes.txt", "not a manifest")
+	if err := os.Mkdir(filepath.Join(sub, "deeper"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(sub, "deeper"), "y.yaml", "not: [a manifest")
+	tests := []struct {
+		name      string
+		paths     []string
+		wantNames []string
+		wantErrs  []string
+	}{
+		{"several files", []string{a, c}, []string{"memcached", "c"}, nil},
+		{"a name defined in two files is refused", []string{a, b}, nil, []string{
+			b + `:4: document 1 (memcached): /metadata/name: operator "memcached" is already defined in ` + a + ` (document 1)`,
+		}},
+		{"errors of every file are reported", []string{bad, filepath.Join(dir, "missing.yaml")}, nil, []string{
+			bad + `:13: document 1 (memcached): /spec/callbacks/0/on: minimum 1 items required, but found 0 items`,
+			filepath.Join(dir, "missing.yaml") + ": read: open " + filepath.Join(dir, "missing.yaml") + ": no such file or directory",
+		}},
+		{"a directory stands for the manifests directly in it", []string{sub, c}, []string{"x", "c"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ops, err := LoadFiles(tt.paths...)
+			var names []string
+			for _, op := range ops {
+				names = append(names, op.Name)
+			}
+			if tt.wantErrs != nil {
+				names = tt.wantNames // nothing is returned along with errors
+			}
+			if !reflect.DeepEqual(names, tt.wantNames) {
+				t.Errorf("names = %v, want %v", names, tt.wantNames)
+			}
+			if got := errorLines(err); !reflect.DeepEqual(got, tt.wantErrs) {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.wantErrs, "\n"))
+			}
+		})
+	}
+}
+
+func TestDecodeObjectChecksLikeParseAndLeavesTheInputAlone(t *testing.T) {
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(`{"apiVersion": "opgate.dev/v1alpha1", "kind": "WebhookOperator",
+	  "metadata": {"name": "m", "uid": "1234", "resourceVersion": "7"},
+	  "spec": {"watch": {"apiVersion": "v1", "kind": "ConfigMap"},
+	           "callbacks": [{"id": "s", "on": ["sync"], "interval": "1m"}]},
+	  "status": {"observedGeneration": 2}}`), &obj); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := json.Marshal(obj)
+	err := ValidateObject(obj)
+	want := []string{
+		"m: /spec/callbacks/0/interval: only timer callbacks take interval",
+		"m: /spec/handler: set url or service, here or on every callback; callbacks[0] (s) have none",
+	}
+	if got := errorLines(err); !reflect.DeepEqual(got, want) {
+		t.Errorf("ValidateObject() errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	after, _ := json.Marshal(obj)
+	if string(before) != string(after) {
+		t.Errorf("ValidateObject modified its input:\n%s\n%s", before, after)
+	}
+}

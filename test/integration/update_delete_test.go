@@ -1,0 +1,156 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+func TestUpdateCarriesDiffAndFieldFilterSkipsLabelOnlyChanges(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(nil))
+	startGateway(t, operatorFor(t, "update", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{
+			{ID: "create", On: []spec.Event{spec.EventCreate}},
+			{ID: "resize", On: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}},
+			{ID: "any-update", On: []spec.Event{spec.EventUpdate}},
+		}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 10*time.Second, func() error { return called(h, "create", 1) })
+
+	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) { w.SetLabels(map[string]string{"tier": "cache"}) })
+	eventually(t, 10*time.Second, func() error { return called(h, "any-update", 1) })
+
+	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
+		_ = unstructured.SetNestedField(w.Object, int64(3), "spec", "size")
+	})
+	eventually(t, 10*time.Second, func() error { return called(h, "resize", 1) })
+	eventually(t, 10*time.Second, func() error { return called(h, "any-update", 2) })
+
+	resize := h.calls("resize")
+	if len(resize) != 1 {
+		t.Fatalf("resize called %d times, want once: the label-only change must not call it", len(resize))
+	}
+	r := resize[0]
+	if len(r.Diff) != 1 || r.Diff[0].Path != "spec.size" || string(r.Diff[0].Old) != "1" || string(r.Diff[0].New) != "3" {
+		t.Errorf("diff = %+v, want one change of spec.size from 1 to 3", r.Diff)
+	}
+	if r.Old == nil {
+		t.Fatal("update request has no old object")
+	}
+	if size, _, _ := unstructured.NestedInt64(r.Old.Object, "spec", "size"); size != 1 {
+		t.Errorf("old spec.size = %d, want 1", size)
+	}
+	if size, _, _ := unstructured.NestedInt64(r.Object.Object, "spec", "size"); size != 3 {
+		t.Errorf("object spec.size = %d, want 3", size)
+	}
+	if n := len(h.calls("create")); n != 1 {
+		t.Errorf("create called %d times, want once (the gateway's own writes must not re-trigger it)", n)
+	}
+}
+
+func TestDeleteCallsCallbackThenReleasesFinalizer(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(map[string]any{"finalized": true}))
+	startGateway(t, operatorFor(t, "deleter", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{
+			{ID: "create", On: []spec.Event{spec.EventCreate}},
+			{ID: "cleanup", On: []spec.Event{spec.EventDelete}},
+		}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 10*time.Second, func() error {
+		w, err := getWidget(t, ns, "example")
+		if err != nil {
+			return err
+		}
+		if !hasFinalizer(w, "opgate.dev/deleter") {
+			return fmt.Errorf("finalizers = %v, want opgate.dev/deleter", w.GetFinalizers())
+		}
+		return called(h, "create", 1)
+	})
+	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "example", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		_, err := getWidget(t, ns, "example")
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("widget still there (err %v)", err)
+	})
+	calls := h.calls("cleanup")
+	if len(calls) != 1 || calls[0].Event != callbacks.EventDelete {
+		t.Fatalf("cleanup calls = %d, want one delete", len(calls))
+	}
+	if calls[0].Object.GetDeletionTimestamp() == nil {
+		t.Errorf("delete request's object has no deletionTimestamp")
+	}
+}
+
+func TestFinalizedFalseKeepsFinalizerAndCallsAgain(t *testing.T) {
+	ns := newNamespace(t)
+	var deletes atomic.Int32
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		if req.Event == callbacks.EventDelete && deletes.Add(1) == 1 {
+			return 200, map[string]any{"finalized": false, "requeueAfter": "200ms"}
+		}
+		return 200, nil
+	})
+	startGateway(t, operatorFor(t, "slowdelete", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{{ID: "cleanup", On: []spec.Event{spec.EventDelete}}}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 10*time.Second, func() error {
+		w, err := getWidget(t, ns, "example")
+		if err != nil {
+			return err
+		}
+		if !hasFinalizer(w, "opgate.dev/slowdelete") {
+			return fmt.Errorf("no finalizer yet")
+		}
+		return nil
+	})
+	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "example", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if _, err := getWidget(t, ns, "example"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("widget still there (err %v)", err)
+		}
+		return nil
+	})
+	at := h.arrivals("cleanup")
+	if len(at) != 2 {
+		t.Fatalf("cleanup called %d times, want 2 (finalized: false, then released)", len(at))
+	}
+	if gap := at[1].Sub(at[0]); gap < 200*time.Millisecond {
+		t.Errorf("second delete call came %s after the first, want ≥ requeueAfter 200ms", gap)
+	}
+}
+
+func called(h *handler, callback string, n int) error {
+	if got := len(h.calls(callback)); got < n {
+		return fmt.Errorf("%s called %d times, want %d", callback, got, n)
+	}
+	return nil
+}
+
+func hasFinalizer(obj *unstructured.Unstructured, name string) bool {
+	for _, f := range obj.GetFinalizers() {
+		if f == name {
+			return true
+		}
+	}
+	return false
+}
