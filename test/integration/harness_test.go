@@ -264,3 +264,12 @@ func deployment(name string, replicas int64) map[string]any {
 		},
 	}
 }
+
+// retryAfterOnce adds a Retry-After header to the next answer.
+func retryAfterOnce(next http.Handler, value string) http.Handler {
+	var done sync.Once
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		done.Do(func() { w.Header().Set("Retry-After", value) })
+		next.ServeHTTP(w, r)
+	})
+}
