@@ -6,12 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"regexp"
 	"sort"
-	"strconv"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -43,68 +38,6 @@ func Parse(data []byte, source string) ([]*WebhookOperator, error) {
 	return operators(entries), nil
 }
 
-// LoadFiles parses the given files (a directory stands for its *.yaml,
-// *.yml and *.json files) like Parse, and refuses an operator name defined
-// twice, in one file or across files. It reports the errors of every file,
-// not only of the first bad one.
-func LoadFiles(paths ...string) ([]*WebhookOperator, error) {
-	files, err := expandPaths(paths)
-	if err != nil {
-		return nil, err
-	}
-	var (
-		entries []parsed
-		errs    ErrorList
-	)
-	for _, path := range files {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			errs = append(errs, &FieldError{Source: path, Message: fmt.Sprintf("read: %v", err)})
-			continue
-		}
-		e, fileErrs, err := parseSource(data, path)
-		if err != nil {
-			return nil, err
-		}
-		entries = append(entries, e...)
-		errs = append(errs, fileErrs...)
-	}
-	errs = append(errs, duplicateNames(entries)...)
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return operators(entries), nil
-}
-
-// expandPaths replaces each directory by the manifest files directly in it,
-// in name order, so that `-f operators/` works as with kubectl.
-func expandPaths(paths []string) ([]string, error) {
-	if len(paths) == 0 {
-		return nil, errors.New("no files given")
-	}
-	var files []string
-	for _, p := range paths {
-		info, err := os.Stat(p)
-		if err != nil || !info.IsDir() {
-			files = append(files, p) // a missing file is reported by the reader, with the others
-			continue
-		}
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			return nil, fmt.Errorf("read directory %s: %w", p, err)
-		}
-		for _, e := range entries {
-			switch strings.ToLower(filepath.Ext(e.Name())) {
-			case ".yaml", ".yml", ".json":
-				if !e.IsDir() {
-					files = append(files, filepath.Join(p, e.Name()))
-				}
-			}
-		}
-	}
-	return files, nil
-}
-
 // parseSource parses every document of one input. The error return is for
 // failures of the gateway itself (the schema does not compile), not of the
 // input.
@@ -122,7 +55,7 @@ func parseSource(data []byte, source string) ([]parsed, ErrorList, error) {
 		}
 		if err != nil {
 			// After a syntax error the parser cannot find the next document.
-			list := yamlErrors(err)
+			list := yamlErrors(err, lastLine(data))
 			list.locate(source, doc, "")
 			errs = append(errs, list...)
 			break
@@ -130,7 +63,7 @@ func parseSource(data []byte, source string) ([]parsed, ErrorList, error) {
 		if isEmptyDocument(&node) {
 			continue
 		}
-		op, name, lines, docErrs, err := parseDocument(&node)
+		op, name, lines, docErrs, err := parseDocument(&node, lastLine(data))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -158,12 +91,12 @@ func parseSource(data []byte, source string) ([]parsed, ErrorList, error) {
 // parseDocument turns one YAML document into a checked, defaulted operator
 // (nil when it has errors), its name as far as it can be read, and the
 // line of every path in it.
-func parseDocument(node *yaml.Node) (*WebhookOperator, string, lineIndex, ErrorList, error) {
+func parseDocument(node *yaml.Node, lastLine int) (*WebhookOperator, string, lineIndex, ErrorList, error) {
 	lines := lineIndex{}
 	lines.add(node, "")
 	var raw any
 	if err := node.Decode(&raw); err != nil {
-		return nil, "", lines, yamlErrors(err), nil
+		return nil, "", lines, yamlErrors(err, lastLine), nil
 	}
 	doc, err := jsonCompatible(raw)
 	if err != nil {
@@ -256,112 +189,4 @@ func stringKeys(v any) any {
 	default:
 		return v
 	}
-}
-
-func isEmptyDocument(n *yaml.Node) bool {
-	if n.Kind == 0 {
-		return true
-	}
-	if n.Kind != yaml.DocumentNode {
-		return false
-	}
-	return len(n.Content) == 0 || (n.Content[0].Kind == yaml.ScalarNode && n.Content[0].ShortTag() == "!!null")
-}
-
-// yamlLine matches the "line N: message" the YAML library puts in its errors.
-var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
-
-// yamlErrors turns a YAML library error into FieldErrors with line numbers.
-func yamlErrors(err error) ErrorList {
-	var msgs []string
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	} else {
-		msgs = []string{strings.TrimPrefix(err.Error(), "yaml: ")}
-	}
-	list := make(ErrorList, 0, len(msgs))
-	for _, m := range msgs {
-		fe := &FieldError{Message: "invalid YAML: " + m}
-		if sub := yamlLine.FindStringSubmatch(m); sub != nil {
-			fe.Line, _ = strconv.Atoi(sub[1])
-			fe.Message = "invalid YAML: " + sub[2]
-		}
-		list = append(list, fe)
-	}
-	return list
-}
-
-// lineIndex maps JSON pointers to the line where that key or item starts.
-type lineIndex map[string]int
-
-func (l lineIndex) add(n *yaml.Node, ptr string) {
-	if _, ok := l[ptr]; !ok {
-		l[ptr] = n.Line
-	}
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			l.add(c, ptr)
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, value := n.Content[i], n.Content[i+1]
-			p := joinPointer(ptr, key.Value)
-			l[p] = key.Line
-			l.add(value, p)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			l.add(c, ptr+"/"+strconv.Itoa(i))
-		}
-	}
-}
-
-// of returns the line of ptr, or of its closest ancestor that is in the
-// document (a missing field is reported on the line of its parent).
-func (l lineIndex) of(ptr string) int {
-	for {
-		if line, ok := l[ptr]; ok {
-			return line
-		}
-		i := strings.LastIndexByte(ptr, '/')
-		if i < 0 {
-			return 0
-		}
-		ptr = ptr[:i]
-	}
-}
-
-// duplicateNames refuses a second operator with the same name: both would
-// hold the same finalizer and state annotation on the same objects.
-func duplicateNames(entries []parsed) ErrorList {
-	first := map[string]parsed{}
-	var errs ErrorList
-	for _, e := range entries {
-		name := e.op.Name
-		prev, seen := first[name]
-		if !seen {
-			first[name] = e
-			continue
-		}
-		where := fmt.Sprintf("document %d", prev.document)
-		if prev.source != e.source {
-			where = fmt.Sprintf("%s (document %d)", prev.source, prev.document)
-		}
-		errs = append(errs, &FieldError{
-			Source: e.source, Line: e.nameLine, Document: e.document, Operator: name,
-			Path:    "/metadata/name",
-			Message: fmt.Sprintf("operator %q is already defined in %s", name, where),
-		})
-	}
-	return errs
-}
-
-func operators(entries []parsed) []*WebhookOperator {
-	ops := make([]*WebhookOperator, len(entries))
-	for i, e := range entries {
-		ops[i] = e.op
-	}
-	return ops
 }

@@ -40,6 +40,8 @@ const (
 )
 
 // WebhookOperator registers one operator: what to watch and whom to call.
+// The same document is a cluster object (the CRD in crds/) and a file
+// (gateway run -f); Parse, LoadFiles and DecodeObject check both the same way.
 type WebhookOperator struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -48,16 +50,20 @@ type WebhookOperator struct {
 	Status OperatorStatus `json:"status,omitempty"`
 }
 
-// OperatorSpec is the registration of DESIGN §1.
+// OperatorSpec is the registration of DESIGN §1. After Default, Retry,
+// Concurrency, ResyncPeriod and Handler.Timeout are never nil.
 type OperatorSpec struct {
-	Watch        WatchSpec     `json:"watch"`
-	Children     []ChildSpec   `json:"children,omitempty"`
-	Related      []RelatedSpec `json:"related,omitempty"`
-	Handler      HandlerSpec   `json:"handler"`
-	Callbacks    []Callback    `json:"callbacks"`
-	Retry        *RetrySpec    `json:"retry,omitempty"`
-	Concurrency  *Concurrency  `json:"concurrency,omitempty"`
-	ResyncPeriod *Duration     `json:"resyncPeriod,omitempty"`
+	Watch    WatchSpec     `json:"watch"`
+	Children []ChildSpec   `json:"children,omitempty"`
+	Related  []RelatedSpec `json:"related,omitempty"`
+	// Handler is the default endpoint of every callback; it may lack url
+	// and service only when every callback has its own.
+	Handler   HandlerSpec `json:"handler"`
+	Callbacks []Callback  `json:"callbacks"`
+	// Retry is the backoff of every callback, unless it overrides fields.
+	Retry        *RetrySpec   `json:"retry,omitempty"`
+	Concurrency  *Concurrency `json:"concurrency,omitempty"`
+	ResyncPeriod *Duration    `json:"resyncPeriod,omitempty"`
 }
 
 // WatchSpec names the parent resource.
@@ -68,7 +74,9 @@ type WatchSpec struct {
 	LabelSelector *metav1.LabelSelector `json:"labelSelector,omitempty"`
 }
 
-// ChildSpec declares a kind a response may create.
+// ChildSpec declares a kind a response may create. A kind (group and kind,
+// whatever the version) is declared at most once. UpdateStrategy defaults
+// to Apply.
 type ChildSpec struct {
 	APIVersion          string         `json:"apiVersion"`
 	Kind                string         `json:"kind"`
@@ -84,7 +92,9 @@ type RelatedSpec struct {
 	LabelSelector *metav1.LabelSelector `json:"labelSelector,omitempty"`
 }
 
-// HandlerSpec is an endpoint: a URL or a Service reference, plus auth.
+// HandlerSpec is an endpoint: a URL or a Service reference (not both),
+// plus timeout (default 10s) and auth. On a callback it overrides the
+// operator's handler as Callback.EffectiveHandler describes.
 type HandlerSpec struct {
 	URL     string      `json:"url,omitempty"`
 	Service *ServiceRef `json:"service,omitempty"`
@@ -92,7 +102,8 @@ type HandlerSpec struct {
 	Auth    *AuthSpec   `json:"auth,omitempty"`
 }
 
-// ServiceRef resolves to http://name.namespace.svc:port/path.
+// ServiceRef resolves to scheme://name.namespace.svc:port/path; scheme
+// defaults to http and port to the scheme's (80 or 443). See URL.
 type ServiceRef struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
@@ -122,7 +133,8 @@ type SecretRef struct {
 	Name      string `json:"name"`
 }
 
-// Callback is one subscription of the operator.
+// Callback is one subscription of the operator. Interval, InitialDelay and
+// Idle belong to timer callbacks only; Path is appended to the endpoint.
 type Callback struct {
 	ID           string       `json:"id"`
 	On           []Event      `json:"on"`
@@ -148,7 +160,9 @@ const (
 	FilterAbsent  = "absent"
 )
 
-// RetrySpec configures exponential backoff. Nil fields take defaults.
+// RetrySpec configures exponential backoff. Nil fields take defaults
+// (Default fills them on the operator; Callback.EffectiveRetry merges a
+// callback's override over them). MaxAttempts 0 means no limit.
 type RetrySpec struct {
 	InitialDelay *Duration `json:"initialDelay,omitempty"`
 	Multiplier   *float64  `json:"multiplier,omitempty"`
@@ -157,7 +171,7 @@ type RetrySpec struct {
 	MaxAttempts  *int      `json:"maxAttempts,omitempty"`
 }
 
-// Concurrency bounds the callbacks of one operator in flight.
+// Concurrency bounds the callbacks of one operator in flight (default 64).
 type Concurrency struct {
 	MaxInFlight int `json:"maxInFlight,omitempty"`
 }
