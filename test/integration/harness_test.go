@@ -118,8 +118,9 @@ func operatorFor(t *testing.T, name, namespace, url string, mutate func(*spec.Op
 	return op
 }
 
-// startGateway runs a file-mode gateway until the test ends.
-func startGateway(t *testing.T, ops ...*spec.WebhookOperator) {
+// startGateway runs a file-mode gateway until the test ends or the
+// returned stop is called.
+func startGateway(t *testing.T, ops ...*spec.WebhookOperator) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	level := slog.LevelWarn
@@ -136,17 +137,22 @@ func startGateway(t *testing.T, ops ...*spec.WebhookOperator) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- gw.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("gateway stopped with error: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("gateway stopped with error: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("gateway did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("gateway did not stop within 30s")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // newNamespace creates a namespace unique to the test.
