@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -129,13 +130,11 @@ func check(doc any) (*WebhookOperator, ErrorList, error) {
 		}
 		return nil, errs, nil
 	}
-	// A path the schema already refused needs no second opinion.
-	refused := map[string]bool{}
-	for _, e := range errs {
-		refused[e.Path] = true
-	}
+	// A path the schema already refused, or one inside it, needs no second
+	// opinion: "/spec: required field is missing" says it all.
+	schemaErrs := errs
 	for _, e := range validate(op) {
-		if !refused[e.Path] {
+		if !within(e.Path, schemaErrs) {
 			errs = append(errs, e)
 		}
 	}
@@ -145,6 +144,16 @@ func check(doc any) (*WebhookOperator, ErrorList, error) {
 	}
 	Default(op)
 	return op, nil, nil
+}
+
+// within reports whether path is one of the errors' paths or inside one.
+func within(path string, errs ErrorList) bool {
+	for _, e := range errs {
+		if path == e.Path || strings.HasPrefix(path, e.Path+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // jsonCompatible turns what the YAML decoder produced into what

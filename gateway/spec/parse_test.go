@@ -95,6 +95,17 @@ func TestParseReportsEveryErrorWithSourceDocumentLineAndPath(t *testing.T) {
 			want: []string{`operators.yaml:9: document 1: invalid YAML: mapping key "kind" already defined at line 8`},
 		},
 		{
+			name: "a document of another kind gets the schema's errors only",
+			data: "# a ConfigMap by mistake\ndata: {a: b}\n",
+			want: []string{
+				`operators.yaml:2: document 1: /apiVersion: required field is missing`,
+				`operators.yaml:2: document 1: /data: unknown field`,
+				`operators.yaml:2: document 1: /kind: required field is missing`,
+				`operators.yaml:2: document 1: /metadata: required field is missing`,
+				`operators.yaml:2: document 1: /spec: required field is missing`,
+			},
+		},
+		{
 			name: "two operators with one name in one file",
 			data: minimal + "---\n" + minimal,
 			want: []string{`operators.yaml:18: document 2 (memcached): /metadata/name: operator "memcached" is already defined in document 1`},

@@ -75,7 +75,8 @@ func yamlErrors(err error, lastLine int) ErrorList {
 type lineIndex map[string]int
 
 func (l lineIndex) add(n *yaml.Node, ptr string) {
-	if _, ok := l[ptr]; !ok {
+	// The document node sits on its "---" line; its content is more useful.
+	if _, ok := l[ptr]; !ok && n.Kind != yaml.DocumentNode {
 		l[ptr] = n.Line
 	}
 	switch n.Kind {
