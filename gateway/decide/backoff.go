@@ -39,29 +39,3 @@ func RetryDelay(r spec.RetrySpec, attempts int) time.Duration {
 	}
 	return d
 }
-
-// EffectiveRetry merges a callback's retry settings over the operator's.
-func EffectiveRetry(op *spec.WebhookOperator, cb spec.Callback) spec.RetrySpec {
-	var out spec.RetrySpec
-	for _, r := range []*spec.RetrySpec{op.Spec.Retry, cb.Retry} {
-		if r == nil {
-			continue
-		}
-		if r.InitialDelay != nil {
-			out.InitialDelay = r.InitialDelay
-		}
-		if r.Multiplier != nil {
-			out.Multiplier = r.Multiplier
-		}
-		if r.MaxDelay != nil {
-			out.MaxDelay = r.MaxDelay
-		}
-		if r.Jitter != nil {
-			out.Jitter = r.Jitter
-		}
-		if r.MaxAttempts != nil {
-			out.MaxAttempts = r.MaxAttempts
-		}
-	}
-	return out
-}

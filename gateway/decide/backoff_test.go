@@ -37,14 +37,3 @@ func TestRetryDelayJitterStaysInBounds(t *testing.T) {
 		}
 	}
 }
-
-func TestEffectiveRetryCallbackOverridesOperator(t *testing.T) {
-	three, five := 3, 5
-	op := testOperator()
-	op.Spec.Retry = &spec.RetrySpec{InitialDelay: dur(time.Second), MaxAttempts: &three}
-	cb := spec.Callback{ID: "x", Retry: &spec.RetrySpec{MaxAttempts: &five}}
-	got := EffectiveRetry(op, cb)
-	if got.InitialDelay.Or(0) != time.Second || *got.MaxAttempts != 5 {
-		t.Errorf("effective retry = initialDelay %v maxAttempts %d, want 1s and 5", got.InitialDelay.Or(0), *got.MaxAttempts)
-	}
-}

@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net/url"
-	"strconv"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,9 +14,6 @@ import (
 	"github.com/opgate/opgate/gateway/spec"
 )
 
-// DefaultTimeout of a callback request when the handler gives none.
-const DefaultTimeout = 10 * time.Second
-
 type endpoint = call.Endpoint
 
 // resolveEndpoints builds one endpoint per callback: the callback's handler
@@ -27,11 +21,7 @@ type endpoint = call.Endpoint
 func (c *Controller) resolveEndpoints(ctx context.Context) (map[string]endpoint, error) {
 	out := make(map[string]endpoint, len(c.op.Spec.Callbacks))
 	for _, cb := range c.op.Spec.Callbacks {
-		h := c.op.Spec.Handler
-		if cb.Handler != nil {
-			h = *cb.Handler
-		}
-		ep, err := c.endpointFor(ctx, h, cb.Path)
+		ep, err := c.endpointFor(ctx, cb.EffectiveHandler(c.op.Spec.Handler))
 		if err != nil {
 			return nil, fmt.Errorf("callback %s: %w", cb.ID, err)
 		}
@@ -40,12 +30,13 @@ func (c *Controller) resolveEndpoints(ctx context.Context) (map[string]endpoint,
 	return out, nil
 }
 
-func (c *Controller) endpointFor(ctx context.Context, h spec.HandlerSpec, path string) (endpoint, error) {
-	base, err := handlerURL(h)
-	if err != nil {
-		return endpoint{}, failure.Permanentf("InvalidSpec", "handler: %w", err)
+func (c *Controller) endpointFor(ctx context.Context, h spec.HandlerSpec) (endpoint, error) {
+	u := h.Endpoint()
+	if u == "" {
+		return endpoint{}, failure.Permanentf("InvalidSpec", "handler: neither url nor service is set")
 	}
-	ep := endpoint{URL: joinPath(base, path), Timeout: h.Timeout.Or(DefaultTimeout)}
+	ep := endpoint{URL: u, Timeout: h.Timeout.Or(spec.DefaultHandlerTimeout)}
+	var err error
 	if h.Auth == nil {
 		return ep, nil
 	}
@@ -101,37 +92,4 @@ func (c *Controller) secretKey(ctx context.Context, ref *spec.SecretKeyRef) ([]b
 		return nil, failure.Temporaryf("SecretUnreadable", "Secret %s/%s has no key %q", ref.Namespace, ref.Name, ref.Key)
 	}
 	return v, nil
-}
-
-// handlerURL resolves a URL or a Service reference to a base URL.
-func handlerURL(h spec.HandlerSpec) (string, error) {
-	if h.URL != "" {
-		if _, err := url.Parse(h.URL); err != nil {
-			return "", err
-		}
-		return h.URL, nil
-	}
-	s := h.Service
-	if s == nil {
-		return "", fmt.Errorf("neither url nor service is set")
-	}
-	scheme := s.Scheme
-	if scheme == "" {
-		scheme = "http"
-	}
-	port := s.Port
-	if port == 0 {
-		port = 80
-		if scheme == "https" {
-			port = 443
-		}
-	}
-	return scheme + "://" + s.Name + "." + s.Namespace + ".svc:" + strconv.Itoa(int(port)) + s.Path, nil
-}
-
-func joinPath(base, path string) string {
-	if path == "" {
-		return base
-	}
-	return strings.TrimSuffix(base, "/") + "/" + strings.TrimPrefix(path, "/")
 }

@@ -164,7 +164,11 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first ti
 }) {
 	id := w.Callback.ID
 	f := failure.As(err)
-	retry := decide.EffectiveRetry(c.op, w.Callback)
+	var opRetry spec.RetrySpec
+	if c.op.Spec.Retry != nil {
+		opRetry = *c.op.Spec.Retry
+	}
+	retry := w.Callback.EffectiveRetry(opRetry)
 	maxAttempts := 0
 	if retry.MaxAttempts != nil {
 		maxAttempts = *retry.MaxAttempts
