@@ -172,16 +172,22 @@ func (r *Registry) writeStatus(ctx context.Context, name string, st OperatorStat
 		}
 	}
 	meta.SetStatusCondition(&current, cond)
-	status := spec.OperatorStatus{
-		ObservedGeneration: st.Generation,
-		Conditions:         current,
-		WatchedObjects:     st.Stats.WatchedObjects,
-		CallbacksFailing:   st.Stats.CallbacksFailing,
-		FinalizersPending:  st.Stats.FinalizersPending,
-		LastError:          st.Stats.LastError,
-	}
+	lastError := st.Stats.LastError
 	if !st.Ready {
-		status.LastError = st.Message
+		lastError = st.Message
+	}
+	// Explicit keys (not OperatorStatus's omitempty) so that zero counts
+	// and a cleared lastError overwrite what the status said before.
+	status := map[string]any{
+		"observedGeneration": st.Generation,
+		"conditions":         current,
+		"watchedObjects":     st.Stats.WatchedObjects,
+		"callbacksFailing":   st.Stats.CallbacksFailing,
+		"finalizersPending":  st.Stats.FinalizersPending,
+		"lastError":          nil,
+	}
+	if lastError != "" {
+		status["lastError"] = truncate(lastError, 2048)
 	}
 	body, err := json.Marshal(map[string]any{"status": status})
 	if err != nil {
