@@ -6,6 +6,7 @@ package callbacks
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -30,16 +31,22 @@ const (
 	EventSync   Event = "sync"
 )
 
-// Request is what the gateway POSTs to a handler.
+// Request is what the gateway POSTs to a handler (DESIGN §3); its schema is
+// schema/request.json.
 type Request struct {
-	APIVersion string    `json:"apiVersion"`
-	Kind       string    `json:"kind"`
-	UID        string    `json:"uid"`
-	Event      Event     `json:"event"`
-	Operator   string    `json:"operator"`
-	Callback   string    `json:"callback"`
-	Attempt    int       `json:"attempt"`
-	Deadline   time.Time `json:"deadline"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	// UID identifies the delivery and stays the same across its retries, so
+	// a handler can deduplicate; it is also sent as Idempotency-Key and
+	// webhook-id.
+	UID      string `json:"uid"`
+	Event    Event  `json:"event"`
+	Operator string `json:"operator"`
+	Callback string `json:"callback"`
+	// Attempt counts deliveries of this UID, from 1.
+	Attempt int `json:"attempt"`
+	// Deadline is when the gateway stops waiting for the answer.
+	Deadline time.Time `json:"deadline"`
 
 	Object *unstructured.Unstructured `json:"object"`
 	Old    *unstructured.Unstructured `json:"old,omitempty"`
@@ -67,28 +74,72 @@ const (
 	OpRemove = "remove"
 )
 
-// Response is what a handler answers. Every field is optional.
+// Response is what a handler answers (DESIGN §4); its schema is
+// schema/response.json. Every field is optional.
 type Response struct {
+	// Status is a JSON merge patch on the parent's .status.
 	Status map[string]any `json:"status,omitempty"`
 	// Children is a pointer to a slice so that an absent key (nil: prune
 	// nothing) differs from an empty list (prune all owned children).
-	Children     *[]*unstructured.Unstructured `json:"children,omitempty"`
-	RequeueAfter string                        `json:"requeueAfter,omitempty"`
-	Events       []KubeEvent                   `json:"events,omitempty"`
-	Error        *Error                        `json:"error,omitempty"`
-	Finalized    *bool                         `json:"finalized,omitempty"`
+	Children *[]*unstructured.Unstructured `json:"children,omitempty"`
+	// RequeueAfter is a Go duration ("30s") after which the same callback
+	// is called again; see RequeueAfterDuration.
+	RequeueAfter string      `json:"requeueAfter,omitempty"`
+	Events       []KubeEvent `json:"events,omitempty"`
+	Error        *Error      `json:"error,omitempty"`
+	// Finalized matters to delete callbacks only: nil or true releases the
+	// finalizer, false keeps it and calls again after RequeueAfter.
+	Finalized *bool `json:"finalized,omitempty"`
 }
+
+// RequeueAfterDuration parses RequeueAfter; zero when it is empty.
+func (r *Response) RequeueAfterDuration() (time.Duration, error) {
+	return parseDuration(r.RequeueAfter)
+}
+
+// Kubernetes Event types a KubeEvent may have.
+const (
+	EventTypeNormal  = "Normal"
+	EventTypeWarning = "Warning"
+)
 
 // KubeEvent is a Kubernetes Event the gateway records on the parent.
 type KubeEvent struct {
-	Type    string `json:"type"` // Normal | Warning
+	// Type is Normal or Warning; empty (and then omitted, which the schema
+	// allows while it refuses "") means Normal.
+	Type    string `json:"type,omitempty"`
 	Reason  string `json:"reason"`
 	Message string `json:"message"`
 }
 
-// Error is a handler-reported failure.
+// Error is a handler-reported failure (DESIGN §5).
 type Error struct {
-	Message    string `json:"message"`
-	Permanent  bool   `json:"permanent,omitempty"`
+	Message string `json:"message"`
+	// Permanent stops retries until the object's essence changes; otherwise
+	// the gateway retries with backoff.
+	Permanent bool `json:"permanent,omitempty"`
+	// RetryAfter is a Go duration that replaces the backoff delay; see
+	// RetryAfterDuration.
 	RetryAfter string `json:"retryAfter,omitempty"`
+}
+
+// RetryAfterDuration parses RetryAfter; zero when it is empty.
+func (e *Error) RetryAfterDuration() (time.Duration, error) {
+	return parseDuration(e.RetryAfter)
+}
+
+// parseDuration reads a contract duration: a non-negative Go duration, or
+// the empty string for none.
+func parseDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("not a Go duration: %w", err)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("duration %q is negative", s)
+	}
+	return d, nil
 }

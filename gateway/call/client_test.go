@@ -101,7 +101,11 @@ func TestCallClassifiesAnswers(t *testing.T) {
 			reason: ReasonHandlerRejected, class: failure.Permanent, inMessage: []string{`HTTP 404: "404 page not found"`}},
 		{name: "302 is not followed", handler: answer(302, map[string]string{"Location": "/elsewhere?sig=leak"}, ""),
 			reason: ReasonHandlerRedirected, class: failure.Permanent, inMessage: []string{"HTTP 302 redirect to", "/elsewhere;"}},
-		{name: "no answer within the timeout", handler: func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() },
+		{name: "no answer within the timeout", handler: func(_ http.ResponseWriter, r *http.Request) {
+			// net/http notices the client hanging up only once the body is read.
+			_, _ = io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+		},
 			timeout: 100 * time.Millisecond, reason: ReasonHandlerTimeout, class: failure.Temporary, inMessage: []string{"no full answer within 100ms"}},
 		{name: "connection closed without an answer", handler: func(w http.ResponseWriter, _ *http.Request) {
 			conn, _, err := w.(http.Hijacker).Hijack()
@@ -109,7 +113,7 @@ func TestCallClassifiesAnswers(t *testing.T) {
 				conn.Close()
 			}
 		}, reason: ReasonHandlerUnreachable, class: failure.Temporary, inMessage: []string{"EOF"}},
-		{name: "connection refused", closed: true, reason: ReasonHandlerUnreachable, class: failure.Temporary, inMessage: []string{"refused"}},
+		{name: "connection refused", handler: answer(200, nil, ""), closed: true, reason: ReasonHandlerUnreachable, class: failure.Temporary, inMessage: []string{"refused"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

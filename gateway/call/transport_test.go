@@ -127,7 +127,7 @@ func TestTransportPoolKeepsOneTransportPerTLSConfig(t *testing.T) {
 	if p.get(nil) != p.plain {
 		t.Error("no TLS config must use the plain transport")
 	}
-	if p.get(a) != p.get(a) {
+	if first, again := p.get(a), p.get(a); first != again {
 		t.Error("the same TLS config got two transports, so no connection is reused")
 	}
 	if p.get(a) == p.get(b) {

@@ -1,0 +1,176 @@
+package callbacks
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+)
+
+// SchemaFS holds the published contract: schema/request.json and
+// schema/response.json (JSON Schema draft 2020-12). Handler authors in other
+// languages can take the same files from the repository.
+//
+//go:embed schema/request.json schema/response.json
+var SchemaFS embed.FS
+
+// The $id of each schema in SchemaFS.
+const (
+	RequestSchemaURL  = "https://opgate.dev/schemas/v1alpha1/request.json"
+	ResponseSchemaURL = "https://opgate.dev/schemas/v1alpha1/response.json"
+)
+
+// Schemas are the compiled contract schemas. A compiled schema is read-only
+// and safe for concurrent use.
+type Schemas struct {
+	Request  *jsonschema.Schema
+	Response *jsonschema.Schema
+}
+
+// compiledSchemas compiles the embedded schemas once per process: they
+// never change after the build, and compiling them per response would cost
+// more than validating.
+var compiledSchemas = sync.OnceValues(CompileSchemas)
+
+// LoadSchemas returns the compiled contract schemas, compiled on first use
+// and shared afterwards.
+func LoadSchemas() (*Schemas, error) { return compiledSchemas() }
+
+// CompileSchemas compiles the schemas in SchemaFS afresh. Most callers want
+// LoadSchemas.
+func CompileSchemas() (*Schemas, error) {
+	c := jsonschema.NewCompiler()
+	c.Draft = jsonschema.Draft2020
+	// Draft 2020-12 treats "format" as an annotation only; the contract
+	// means it (deadline is a date-time), so assert it.
+	c.AssertFormat = true
+	// Both schemas are self-contained; refuse any other reference rather
+	// than let the library fetch it from the network or the disk.
+	c.LoadURL = func(url string) (io.ReadCloser, error) {
+		return nil, fmt.Errorf("schema %s is not part of the embedded contract", url)
+	}
+	files := []struct{ url, path string }{
+		{RequestSchemaURL, "schema/request.json"},
+		{ResponseSchemaURL, "schema/response.json"},
+	}
+	for _, f := range files {
+		data, err := SchemaFS.ReadFile(f.path)
+		if err != nil {
+			return nil, fmt.Errorf("read embedded %s: %w", f.path, err)
+		}
+		if err := c.AddResource(f.url, bytes.NewReader(data)); err != nil {
+			return nil, fmt.Errorf("load embedded %s: %w", f.path, err)
+		}
+	}
+	req, err := c.Compile(RequestSchemaURL)
+	if err != nil {
+		return nil, fmt.Errorf("compile request schema: %w", err)
+	}
+	resp, err := c.Compile(ResponseSchemaURL)
+	if err != nil {
+		return nil, fmt.Errorf("compile response schema: %w", err)
+	}
+	return &Schemas{Request: req, Response: resp}, nil
+}
+
+// DecodeResponse checks a handler's answer against the response schema and
+// decodes it. An empty or all-whitespace body is a valid empty Response. When
+// the body is not valid JSON or breaks the contract, the error is a
+// *ContractError listing every violation with its JSON path, and no Response
+// is returned: a half-understood answer must never be applied.
+func DecodeResponse(body []byte) (*Response, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &Response{}, nil
+	}
+	schemas, err := LoadSchemas()
+	if err != nil {
+		return nil, err
+	}
+	if err := validateDocument(schemas.Response, "response", body); err != nil {
+		return nil, err
+	}
+	var resp Response
+	if err := json.Unmarshal(body, &resp); err != nil {
+		// The schema admitted the document, so this is a value the Go types
+		// cannot hold (a number too large for an int64 field, say).
+		return nil, &ContractError{Document: "response", Violations: []Violation{{Message: err.Error()}}}
+	}
+	// The pattern admits "99999999999h", which overflows time.Duration.
+	var bad []Violation
+	if _, err := resp.RequeueAfterDuration(); err != nil {
+		bad = append(bad, Violation{Path: "/requeueAfter", Message: err.Error()})
+	}
+	if resp.Error != nil {
+		if _, err := resp.Error.RetryAfterDuration(); err != nil {
+			bad = append(bad, Violation{Path: "/error/retryAfter", Message: err.Error()})
+		}
+	}
+	if len(bad) > 0 {
+		return nil, &ContractError{Document: "response", Violations: bad}
+	}
+	return &resp, nil
+}
+
+// ValidateRequest checks an encoded CallbackRequest against the request
+// schema. The gateway's tests use it to prove what it sends; handler authors
+// can use it to refuse a request they would misread. The error is a
+// *ContractError when the body is not valid JSON or breaks the contract.
+func ValidateRequest(body []byte) error {
+	schemas, err := LoadSchemas()
+	if err != nil {
+		return err
+	}
+	return validateDocument(schemas.Request, "request", body)
+}
+
+// validateDocument parses body as exactly one JSON value and validates it.
+func validateDocument(schema *jsonschema.Schema, document string, body []byte) error {
+	doc, err := parseJSON(body)
+	if err != nil {
+		return &ContractError{Document: document, Violations: []Violation{{Message: err.Error()}}}
+	}
+	err = schema.Validate(doc)
+	var ve *jsonschema.ValidationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ve):
+		return &ContractError{Document: document, Violations: violationsOf(ve)}
+	default:
+		return fmt.Errorf("validate %s: %w", document, err)
+	}
+}
+
+// parseJSON decodes one JSON value the way the schema library expects
+// (numbers as json.Number, so large integers keep their precision) and
+// refuses anything after it, which json.Decoder alone would ignore.
+func parseJSON(body []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("not valid JSON: %w", describeSyntaxError(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("not valid JSON: unexpected data after the top-level value at byte %d", dec.InputOffset())
+	}
+	return doc, nil
+}
+
+// describeSyntaxError adds the byte offset, which encoding/json keeps out of
+// its message, so a handler author can find the mistake.
+func describeSyntaxError(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w (at byte %d)", err, se.Offset)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("the body ends in the middle of a value: %w", err)
+	}
+	return err
+}
