@@ -198,6 +198,9 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first ti
 	if delay <= 0 {
 		delay = decide.RetryDelay(retry, attempt)
 	}
+	// maxDelay caps every delay, a handler's Retry-After included, so a
+	// misbehaving handler cannot park an object for a year.
+	delay = min(delay, retry.MaxDelay.Or(decide.DefaultMaxDelay))
 	pr.Failed, pr.Next = false, c.Clock().Add(delay)
 	if f.Reason == "InvalidResponse" || attempt == 1 {
 		c.warn(p.obj, f.Reason, truncate(fmt.Sprintf("callback %s (%s) failed, retrying in %s: %v", id, w.Event, delay.Round(time.Millisecond), err), 1024))

@@ -122,6 +122,15 @@ func operatorFor(t *testing.T, name, namespace, url string, mutate func(*spec.Op
 // returned stop is called.
 func startGateway(t *testing.T, ops ...*spec.WebhookOperator) (stop func()) {
 	t.Helper()
+	stop, _ = startGatewayWithMetrics(t, ops...)
+	return stop
+}
+
+// startGatewayWithMetrics is startGateway that also returns the gateway's
+// metrics registry.
+func startGatewayWithMetrics(t *testing.T, ops ...*spec.WebhookOperator) (stop func(), reg *prometheus.Registry) {
+	t.Helper()
+	reg = prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
 	level := slog.LevelWarn
 	if os.Getenv("OPGATE_TEST_DEBUG") != "" {
@@ -130,7 +139,7 @@ func startGateway(t *testing.T, ops ...*spec.WebhookOperator) (stop func()) {
 	gw, err := runner.New(cfg, runner.Options{
 		Operators:  ops,
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
-		Registerer: prometheus.NewRegistry(),
+		Registerer: reg,
 	})
 	if err != nil {
 		t.Fatalf("wire gateway: %v", err)
@@ -152,7 +161,7 @@ func startGateway(t *testing.T, ops ...*spec.WebhookOperator) (stop func()) {
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return stop, reg
 }
 
 // newNamespace creates a namespace unique to the test.
