@@ -300,12 +300,18 @@ func (c *Controller) enqueueObject(obj any) {
 	c.queue.Add(key)
 }
 
-// enqueueOwner maps a child to its parent through the controller reference.
-func (c *Controller) enqueueOwner(obj any) {
+// asUnstructured unwraps an informer event's object, tombstones included.
+func asUnstructured(obj any) (*unstructured.Unstructured, bool) {
 	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tomb.Obj
 	}
 	u, ok := obj.(*unstructured.Unstructured)
+	return u, ok
+}
+
+// enqueueOwner maps a child to its parent through the controller reference.
+func (c *Controller) enqueueOwner(obj any) {
+	u, ok := asUnstructured(obj)
 	if !ok {
 		return
 	}
@@ -323,10 +329,7 @@ func (c *Controller) enqueueOwner(obj any) {
 // enqueueRelatedParents enqueues every parent whose related selector
 // matches a changed related object.
 func (c *Controller) enqueueRelatedParents(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	u, ok := obj.(*unstructured.Unstructured)
+	u, ok := asUnstructured(obj)
 	if !ok {
 		return
 	}

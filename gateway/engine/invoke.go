@@ -95,7 +95,7 @@ func (c *Controller) buildRequest(p *pass, w decide.Work, attempt int, first tim
 		Diff:       w.Diff,
 	}
 	if w.Old != nil {
-		req.Old = oldObject(p.obj, w.Old)
+		req.Old = state.OldObject(p.obj, w.Old)
 	}
 	if w.Event == spec.EventSync || w.Event == spec.EventDelete {
 		req.Children, req.Related = p.children, p.related
@@ -121,30 +121,6 @@ func withoutOwnAnnotations(obj *unstructured.Unstructured) *unstructured.Unstruc
 	}
 	out.SetAnnotations(ann)
 	return out
-}
-
-// oldObject rebuilds the last handled object from its essence.
-func oldObject(obj *unstructured.Unstructured, essence map[string]any) *unstructured.Unstructured {
-	old := &unstructured.Unstructured{Object: map[string]any{}}
-	for k, v := range essence {
-		if k != "metadata" {
-			old.Object[k] = v
-		}
-	}
-	old.SetAPIVersion(obj.GetAPIVersion())
-	old.SetKind(obj.GetKind())
-	meta, _ := essence["metadata"].(map[string]any)
-	m := map[string]any{"name": obj.GetName()}
-	if ns := obj.GetNamespace(); ns != "" {
-		m["namespace"] = ns
-	}
-	for _, k := range []string{"labels", "annotations"} {
-		if v, ok := meta[k]; ok {
-			m[k] = v
-		}
-	}
-	old.Object["metadata"] = m
-	return old
 }
 
 func (c *Controller) recordEvents(obj *unstructured.Unstructured, events []callbacks.KubeEvent) {

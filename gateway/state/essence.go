@@ -71,3 +71,29 @@ func Digest(v any) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
 }
+
+// OldObject rebuilds the last handled object from its essence, with the
+// identity (apiVersion, kind, name, namespace) of the current object: what
+// update requests carry as "old".
+func OldObject(current *unstructured.Unstructured, essence map[string]any) *unstructured.Unstructured {
+	old := &unstructured.Unstructured{Object: map[string]any{}}
+	for k, v := range essence {
+		if k != "metadata" {
+			old.Object[k] = v
+		}
+	}
+	old.SetAPIVersion(current.GetAPIVersion())
+	old.SetKind(current.GetKind())
+	meta, _ := essence["metadata"].(map[string]any)
+	m := map[string]any{"name": current.GetName()}
+	if ns := current.GetNamespace(); ns != "" {
+		m["namespace"] = ns
+	}
+	for _, k := range []string{"labels", "annotations"} {
+		if v, ok := meta[k]; ok {
+			m[k] = v
+		}
+	}
+	old.Object["metadata"] = m
+	return old
+}
