@@ -1,0 +1,248 @@
+package callbacks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+)
+
+// HandlerFunc handles one callback. A non-nil error becomes the response's
+// error field (see ErrorFor): temporary unless it is, or wraps, a Permanent
+// error. The rest of a response returned with an error is still sent, and
+// the gateway still applies it (DESIGN §5).
+type HandlerFunc func(ctx context.Context, req *Request) (*Response, error)
+
+// DefaultMaxRequestBytes bounds a request body: the gateway's objects,
+// children and related objects fit well under it, and a body larger than
+// this is refused before it is decoded.
+const DefaultMaxRequestBytes = 16 << 20
+
+// HealthPath is answered with 200 to GET and HEAD, for liveness probes.
+const HealthPath = "/healthz"
+
+// Mux is an http.Handler that decodes a CallbackRequest and routes it to the
+// HandlerFunc registered for its callback id or, failing that, its event.
+// The URL path plays no part, so every callback path of a WebhookOperator
+// may point at the same Mux. It answers:
+//
+//   - 200 with the encoded Response, an empty one when the handler returns
+//     nil, nil;
+//   - 400 to a body that is not a valid CallbackRequest, 413 to one over
+//     the size limit, 405 to another method than POST;
+//   - 401 when a verifier is set and the signature is missing, wrong or out
+//     of the replay window;
+//   - 404 when no handler matches;
+//   - 500 when the handler panics or the response cannot be encoded.
+//
+// Every non-200 answer carries {"error": {...}}, permanent except for 500,
+// mirroring how the gateway classifies the status code. Register handlers
+// before serving; a Mux is safe for concurrent use.
+type Mux struct {
+	verifier *Verifier
+	maxBytes int64
+	log      *slog.Logger
+
+	mu      sync.RWMutex
+	byID    map[string]HandlerFunc
+	byEvent map[Event]HandlerFunc
+}
+
+// MuxOption configures a Mux.
+type MuxOption func(*Mux)
+
+// WithVerifier makes the Mux refuse, with 401, every request whose Standard
+// Webhooks signature the verifier does not accept. Use it when the
+// WebhookOperator sets handler.auth.hmacSecretRef.
+func WithVerifier(v *Verifier) MuxOption { return func(m *Mux) { m.verifier = v } }
+
+// WithMaxRequestBytes replaces DefaultMaxRequestBytes; n <= 0 keeps it.
+func WithMaxRequestBytes(n int64) MuxOption {
+	return func(m *Mux) {
+		if n > 0 {
+			m.maxBytes = n
+		}
+	}
+}
+
+// WithLogger sets where the Mux logs refused requests, handler errors and,
+// at debug level, every call; nothing is logged without it.
+func WithLogger(l *slog.Logger) MuxOption {
+	return func(m *Mux) {
+		if l != nil {
+			m.log = l
+		}
+	}
+}
+
+// NewMux returns a Mux without handlers.
+func NewMux(opts ...MuxOption) *Mux {
+	m := &Mux{
+		maxBytes: DefaultMaxRequestBytes,
+		log:      slog.New(slog.DiscardHandler),
+		byID:     map[string]HandlerFunc{},
+		byEvent:  map[Event]HandlerFunc{},
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+// Handle routes the callback with this id to fn. Like http.ServeMux it
+// panics on an empty id, a nil fn or a second registration, which are
+// programming errors.
+func (m *Mux) Handle(callbackID string, fn HandlerFunc) {
+	if callbackID == "" || fn == nil {
+		panic("callbacks: Mux.Handle needs a callback id and a function")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, dup := m.byID[callbackID]; dup {
+		panic(fmt.Sprintf("callbacks: callback %q registered twice", callbackID))
+	}
+	m.byID[callbackID] = fn
+}
+
+// HandleEvent routes every callback of this event that has no handler of
+// its own id to fn. It panics like Handle.
+func (m *Mux) HandleEvent(event Event, fn HandlerFunc) {
+	if event == "" || fn == nil {
+		panic("callbacks: Mux.HandleEvent needs an event and a function")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, dup := m.byEvent[event]; dup {
+		panic(fmt.Sprintf("callbacks: event %q registered twice", event))
+	}
+	m.byEvent[event] = fn
+}
+
+func (m *Mux) lookup(req *Request) HandlerFunc {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if fn, ok := m.byID[req.Callback]; ok {
+		return fn
+	}
+	return m.byEvent[req.Event]
+}
+
+func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == HealthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		refuse(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed; callbacks are POSTed", r.Method))
+		return
+	}
+	req, status, err := m.readRequest(w, r)
+	if err != nil {
+		m.log.WarnContext(r.Context(), "refused callback request", "status", status, "error", err)
+		refuse(w, status, err.Error())
+		return
+	}
+	log := m.log.With("operator", req.Operator, "callback", req.Callback, "event", req.Event,
+		"object", objectKey(req), "attempt", req.Attempt, "delivery", req.UID)
+	fn := m.lookup(req)
+	if fn == nil {
+		log.WarnContext(r.Context(), "no handler for callback")
+		refuse(w, http.StatusNotFound, fmt.Sprintf("no handler for callback %q or event %q", req.Callback, req.Event))
+		return
+	}
+	resp, err := m.call(r.Context(), fn, req)
+	var panicked *panicError
+	if errors.As(err, &panicked) {
+		log.ErrorContext(r.Context(), "handler panicked", "panic", panicked.value)
+		writeJSON(w, http.StatusInternalServerError, &Response{Error: ErrorFor(err)})
+		return
+	}
+	if err != nil {
+		log.InfoContext(r.Context(), "handler reported an error", "error", err)
+		resp = orNew(resp)
+		resp.Error = ErrorFor(err)
+	}
+	log.DebugContext(r.Context(), "handled callback")
+	writeJSON(w, http.StatusOK, orNew(resp))
+}
+
+// readRequest reads, verifies and decodes the body; on failure it returns
+// the status code to answer.
+func (m *Mux) readRequest(w http.ResponseWriter, r *http.Request) (*Request, int, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.maxBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is over %d bytes", tooLarge.Limit)
+		}
+		return nil, http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
+	}
+	if m.verifier != nil {
+		if err := m.verifier.Verify(r.Header, body); err != nil {
+			return nil, http.StatusUnauthorized, fmt.Errorf("signature refused: %w", err)
+		}
+	}
+	// Validating first turns a missing object or a wrong type into a
+	// message with its JSON path instead of a nil dereference later.
+	if err := ValidateRequest(body); err != nil {
+		return nil, http.StatusBadRequest, err
+	}
+	var req Request
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, http.StatusBadRequest, fmt.Errorf("decode request: %w", err)
+	}
+	return &req, 0, nil
+}
+
+// call runs fn within the request's deadline, when it has one: past it the
+// gateway no longer waits for the answer. A panic becomes a *panicError.
+func (m *Mux) call(ctx context.Context, fn HandlerFunc, req *Request) (resp *Response, err error) {
+	if !req.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+		defer cancel()
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			resp, err = nil, &panicError{value: v}
+		}
+	}()
+	return fn(ctx, req)
+}
+
+type panicError struct{ value any }
+
+func (e *panicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.value) }
+
+func objectKey(req *Request) string {
+	if req.Object == nil {
+		return ""
+	}
+	if ns := req.Object.GetNamespace(); ns != "" {
+		return ns + "/" + req.Object.GetName()
+	}
+	return req.Object.GetName()
+}
+
+// refuse answers a request the Mux could not hand to a handler. Such
+// answers are permanent: retrying the same request cannot change them.
+func refuse(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, &Response{Error: &Error{Message: msg, Permanent: true}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, resp *Response) {
+	body, err := json.Marshal(resp)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body, _ = json.Marshal(&Response{Error: &Error{Message: fmt.Sprintf("encode response: %v", err)}})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}

@@ -1,0 +1,311 @@
+package callbacks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/callbacks/callbackstest"
+)
+
+const widget = `
+	apiVersion: example.com/v1
+	kind: Widget
+	metadata: {name: w1, namespace: demo}
+	spec: {size: 3}`
+
+// answer returns a handler that answers with a status naming itself, so a
+// test can tell which handler the Mux chose.
+func answer(name string) callbacks.HandlerFunc {
+	return func(context.Context, *callbacks.Request) (*callbacks.Response, error) {
+		return callbacks.Status(map[string]any{"handledBy": name}), nil
+	}
+}
+
+func TestMuxRoutesByCallbackIDThenByEvent(t *testing.T) {
+	mux := callbacks.NewMux()
+	mux.Handle("resize", answer("resize"))
+	mux.HandleEvent(callbacks.EventUpdate, answer("update event"))
+	mux.HandleEvent(callbacks.EventSync, answer("sync event"))
+
+	tests := []struct {
+		name     string
+		event    callbacks.Event
+		callback string
+		want     string
+	}{
+		{"the callback id wins over the event", callbacks.EventUpdate, "resize", "resize"},
+		{"the id routes whatever the event", callbacks.EventSync, "resize", "resize"},
+		{"an unknown id falls back to the event", callbacks.EventUpdate, "relabel", "update event"},
+		{"another event goes to its own handler", callbacks.EventSync, "status", "sync event"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := callbackstest.NewRequest(t, tt.event, widget, callbackstest.WithCallback(tt.callback))
+			res := callbackstest.Call(t, mux, req)
+			if got := res.StatusField("handledBy"); got != tt.want {
+				t.Errorf("handled by %v, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMuxAnswersUnknownCallbacksWithPermanent404(t *testing.T) {
+	mux := callbacks.NewMux()
+	mux.HandleEvent(callbacks.EventCreate, answer("create"))
+	req := callbackstest.NewRequest(t, callbacks.EventDelete, widget, callbackstest.WithCallback("cleanup"))
+	res := callbackstest.Call(t, mux, req, callbackstest.ExpectStatus(http.StatusNotFound))
+	if !res.IsPermanentError() {
+		t.Fatalf("body %s, want a permanent error", res.Body)
+	}
+	if msg := res.ReportedError().Message; !strings.Contains(msg, `"cleanup"`) || !strings.Contains(msg, `"delete"`) {
+		t.Errorf("message %q should name the callback and the event", msg)
+	}
+}
+
+func TestMuxTurnsReturnedErrorsIntoErrorAnswers(t *testing.T) {
+	tests := []struct {
+		name          string
+		resp          *callbacks.Response
+		err           error
+		wantPermanent bool
+		wantMessage   string
+		wantRetry     string
+		wantStatus    any // status.phase kept from the response, or nil
+	}{
+		{
+			name:        "a plain error is temporary without retryAfter",
+			err:         errors.New("database not ready"),
+			wantMessage: "database not ready",
+		},
+		{
+			name:        "Temporary carries its retryAfter",
+			err:         callbacks.Temporary("image tag is empty", 10*time.Second),
+			wantMessage: "image tag is empty",
+			wantRetry:   "10s",
+		},
+		{
+			name:          "Permanent is permanent",
+			err:           callbacks.Permanent("image name is invalid"),
+			wantPermanent: true,
+			wantMessage:   "image name is invalid",
+		},
+		{
+			name:          "a wrapped Permanent keeps its class and the whole message",
+			err:           fmt.Errorf("parse spec.image: %w", callbacks.Permanent("uppercase letters")),
+			wantPermanent: true,
+			wantMessage:   "parse spec.image: uppercase letters",
+		},
+		{
+			name:        "the response returned with an error is still sent",
+			resp:        callbacks.Status(map[string]any{"phase": "Degraded"}),
+			err:         errors.New("one replica is down"),
+			wantMessage: "one replica is down",
+			wantStatus:  "Degraded",
+		},
+		{
+			name:        "an empty message is replaced, as the schema refuses it",
+			err:         errors.New(""),
+			wantMessage: "handler failed without a message",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mux := callbacks.NewMux()
+			mux.HandleEvent(callbacks.EventCreate, func(context.Context, *callbacks.Request) (*callbacks.Response, error) {
+				return tt.resp, tt.err
+			})
+			res := callbackstest.Call(t, mux, callbackstest.NewRequest(t, callbacks.EventCreate, widget),
+				callbackstest.ExpectStatus(http.StatusOK))
+			got := res.ReportedError()
+			if got.Permanent != tt.wantPermanent || got.Message != tt.wantMessage || got.RetryAfter != tt.wantRetry {
+				t.Errorf("error = %+v, want message %q, permanent %v, retryAfter %q", *got, tt.wantMessage, tt.wantPermanent, tt.wantRetry)
+			}
+			if phase := res.StatusField("phase"); phase != tt.wantStatus {
+				t.Errorf("status.phase = %v, want %v", phase, tt.wantStatus)
+			}
+		})
+	}
+}
+
+func TestMuxAnswersNilWithAnEmptyResponse(t *testing.T) {
+	mux := callbacks.NewMux()
+	mux.HandleEvent(callbacks.EventTimer, func(context.Context, *callbacks.Request) (*callbacks.Response, error) {
+		return nil, nil
+	})
+	res := callbackstest.Call(t, mux, callbackstest.NewRequest(t, callbacks.EventTimer, widget))
+	if got := strings.TrimSpace(string(res.Body)); got != "{}" {
+		t.Errorf("body = %s, want {}", got)
+	}
+}
+
+func TestMuxTurnsAPanicIntoATemporary500(t *testing.T) {
+	mux := callbacks.NewMux()
+	mux.HandleEvent(callbacks.EventCreate, func(context.Context, *callbacks.Request) (*callbacks.Response, error) {
+		panic("nil map")
+	})
+	res := callbackstest.Call(t, mux, callbackstest.NewRequest(t, callbacks.EventCreate, widget),
+		callbackstest.ExpectStatus(http.StatusInternalServerError))
+	if !res.IsTemporaryError() || !strings.Contains(res.ReportedError().Message, "nil map") {
+		t.Errorf("body %s, want a temporary error naming the panic", res.Body)
+	}
+}
+
+func TestMuxGivesTheHandlerTheRequestDeadline(t *testing.T) {
+	deadline := time.Now().Add(time.Minute).Truncate(time.Second)
+	var got time.Time
+	mux := callbacks.NewMux()
+	mux.HandleEvent(callbacks.EventCreate, func(ctx context.Context, _ *callbacks.Request) (*callbacks.Response, error) {
+		got, _ = ctx.Deadline()
+		return nil, nil
+	})
+	req := callbackstest.NewRequest(t, callbacks.EventCreate, widget, callbackstest.WithDeadline(deadline))
+	callbackstest.Call(t, mux, req)
+	if !got.Equal(deadline) {
+		t.Errorf("context deadline = %v, want the request's %v", got, deadline)
+	}
+}
+
+// post sends a raw body, for the requests callbackstest would refuse to
+// build.
+func post(t *testing.T, h http.Handler, method, path, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+	return rec
+}
+
+func TestMuxRefusesMalformedRequests(t *testing.T) {
+	tests := []struct {
+		name        string
+		method      string
+		body        string
+		wantCode    int
+		wantMessage string
+	}{
+		{"a body that is not JSON is a bad request", http.MethodPost, `{"event":`, http.StatusBadRequest, "not valid JSON"},
+		{"a request without object is a bad request", http.MethodPost,
+			`{"apiVersion":"opgate.dev/v1alpha1","kind":"CallbackRequest","uid":"u","event":"create","operator":"o","callback":"c","attempt":1,"deadline":"2030-01-01T00:00:00Z"}`,
+			http.StatusBadRequest, "/object: missing property"},
+		{"an unknown event is a bad request", http.MethodPost,
+			`{"apiVersion":"opgate.dev/v1alpha1","kind":"CallbackRequest","uid":"u","event":"explode","operator":"o","callback":"c","attempt":1,"deadline":"2030-01-01T00:00:00Z","object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}}`,
+			http.StatusBadRequest, "/event"},
+		{"a body over the limit is too large", http.MethodPost, `{"pad":"` + strings.Repeat("x", 2048) + `"}`, http.StatusRequestEntityTooLarge, "over 1024 bytes"},
+		{"a GET of a callback is not allowed", http.MethodGet, "", http.StatusMethodNotAllowed, "POST"},
+	}
+	mux := callbacks.NewMux(callbacks.WithMaxRequestBytes(1024))
+	mux.HandleEvent(callbacks.EventCreate, answer("create"))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := post(t, mux, tt.method, "/create", tt.body)
+			if rec.Code != tt.wantCode {
+				t.Fatalf("code = %d, want %d; body %s", rec.Code, tt.wantCode, rec.Body)
+			}
+			resp, err := callbacks.DecodeResponse(rec.Body.Bytes())
+			if err != nil {
+				t.Fatalf("the refusal is not a contract response: %v", err)
+			}
+			if resp.Error == nil || !resp.Error.Permanent || !strings.Contains(resp.Error.Message, tt.wantMessage) {
+				t.Errorf("error = %+v, want a permanent one containing %q", resp.Error, tt.wantMessage)
+			}
+		})
+	}
+}
+
+func TestMuxVerifiesSignatures(t *testing.T) {
+	secret := []byte("whsec_c2VjcmV0LWtleS1vZi10aGUtdGVzdA==")
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	verifier, err := callbacks.NewVerifier(callbacks.VerifierConfig{Secret: secret, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := callbacks.NewMux(callbacks.WithVerifier(verifier))
+	mux.HandleEvent(callbacks.EventCreate, answer("create"))
+
+	tests := []struct {
+		name     string
+		opts     []callbackstest.CallOption
+		wantCode int
+	}{
+		{"a fresh signature with the secret is accepted", []callbackstest.CallOption{callbackstest.SignedAt(secret, now.Add(-time.Minute))}, http.StatusOK},
+		{"an unsigned request is refused", nil, http.StatusUnauthorized},
+		{"another secret is refused", []callbackstest.CallOption{callbackstest.SignedAt([]byte("other"), now)}, http.StatusUnauthorized},
+		{"a replay outside the window is refused", []callbackstest.CallOption{callbackstest.SignedAt(secret, now.Add(-time.Hour))}, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := callbackstest.NewRequest(t, callbacks.EventCreate, widget)
+			res := callbackstest.Call(t, mux, req, append(tt.opts, callbackstest.ExpectStatus(tt.wantCode))...)
+			if tt.wantCode != http.StatusOK && !res.IsPermanentError() {
+				t.Errorf("body %s, want a permanent error", res.Body)
+			}
+		})
+	}
+}
+
+func TestMuxServesHealthz(t *testing.T) {
+	mux := callbacks.NewMux()
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		rec := post(t, mux, method, callbacks.HealthPath, "")
+		if rec.Code != http.StatusOK {
+			t.Errorf("%s %s = %d, want 200", method, callbacks.HealthPath, rec.Code)
+		}
+	}
+}
+
+func TestMuxRefusesConflictingRegistrations(t *testing.T) {
+	tests := []struct {
+		name     string
+		register func(*callbacks.Mux)
+	}{
+		{"the same id twice", func(m *callbacks.Mux) { m.Handle("a", answer("1")); m.Handle("a", answer("2")) }},
+		{"the same event twice", func(m *callbacks.Mux) {
+			m.HandleEvent(callbacks.EventSync, answer("1"))
+			m.HandleEvent(callbacks.EventSync, answer("2"))
+		}},
+		{"an empty id", func(m *callbacks.Mux) { m.Handle("", answer("1")) }},
+		{"a nil function", func(m *callbacks.Mux) { m.Handle("a", nil) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("registration did not panic")
+				}
+			}()
+			tt.register(callbacks.NewMux())
+		})
+	}
+}
+
+func TestMuxHandlesConcurrentCalls(t *testing.T) {
+	mux := callbacks.NewMux()
+	mux.HandleEvent(callbacks.EventSync, func(_ context.Context, req *callbacks.Request) (*callbacks.Response, error) {
+		return callbacks.Status(map[string]any{"attempt": req.Attempt}), nil
+	})
+	done := make(chan error)
+	for i := 1; i <= 8; i++ {
+		go func() {
+			rec := post(t, mux, http.MethodPost, "/", strings.Replace(
+				`{"apiVersion":"opgate.dev/v1alpha1","kind":"CallbackRequest","uid":"u","event":"sync","operator":"o","callback":"c","attempt":N,"deadline":"2030-01-01T00:00:00Z","object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}}`,
+				"N", strconv.Itoa(i), 1))
+			if want := fmt.Sprintf(`{"status":{"attempt":%d}}`, i); strings.TrimSpace(rec.Body.String()) != want {
+				done <- fmt.Errorf("body %s, want %s", rec.Body, want)
+				return
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
