@@ -54,6 +54,9 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 
 	wake, err := c.reconcileSafely(ctx, key)
 	if err != nil {
+		if ctx.Err() != nil {
+			return true // shutting down: the next gateway picks the key up
+		}
 		c.log.Error("reconcile failed; retrying", "object", key, "error", err)
 		c.queue.AddRateLimited(key)
 		return true

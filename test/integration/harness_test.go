@@ -36,7 +36,7 @@ type handler struct {
 	answer   func(req callbacks.Request) (code int, body any)
 }
 
-func newHandler(t *testing.T, answer func(req callbacks.Request) (int, any)) *handler {
+func newHandler(t testing.TB, answer func(req callbacks.Request) (int, any)) *handler {
 	t.Helper()
 	h := &handler{answer: answer}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -99,7 +99,7 @@ func ok(body any) func(callbacks.Request) (int, any) {
 
 // operatorFor builds a valid, defaulted file-mode operator watching Widgets
 // in one namespace.
-func operatorFor(t *testing.T, name, namespace, url string, mutate func(*spec.OperatorSpec)) *spec.WebhookOperator {
+func operatorFor(t testing.TB, name, namespace, url string, mutate func(*spec.OperatorSpec)) *spec.WebhookOperator {
 	t.Helper()
 	op := &spec.WebhookOperator{
 		TypeMeta:   metav1.TypeMeta{APIVersion: spec.APIVersion, Kind: spec.Kind},
@@ -165,7 +165,7 @@ func startGatewayWithMetrics(t *testing.T, ops ...*spec.WebhookOperator) (stop f
 }
 
 // newNamespace creates a namespace unique to the test.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	if len(name) > 50 {
@@ -180,12 +180,12 @@ func newNamespace(t *testing.T) string {
 	return name
 }
 
-func kube(t *testing.T) kubernetes.Interface {
+func kube(t testing.TB) kubernetes.Interface {
 	t.Helper()
 	return kubernetes.NewForConfigOrDie(cfg)
 }
 
-func dyn(t *testing.T) dynamic.Interface {
+func dyn(t testing.TB) dynamic.Interface {
 	t.Helper()
 	return dynamic.NewForConfigOrDie(cfg)
 }
