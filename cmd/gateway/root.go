@@ -17,6 +17,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newVersionCommand(), newRunCommand())
 	root.AddCommand(newValidateCommand())
+	root.AddCommand(newCallCommand())
 	return root
 }
 

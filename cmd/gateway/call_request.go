@@ -1,0 +1,204 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
+)
+
+// loadObjects reads the object files and the CRD.
+func (o *callOptions) loadObjects(t *callTarget) error {
+	parents, err := readObjects(o.objectFile, "--object")
+	if err != nil {
+		return err
+	}
+	if len(parents) != 1 {
+		return usageErrorf("--object: want exactly one object, got %d", len(parents))
+	}
+	t.parent = parents[0]
+	if o.oldFile != "" {
+		if t.event != spec.EventUpdate {
+			return usageErrorf("--old: the gateway sends old with update only, not %s", t.event)
+		}
+		olds, err := readObjects(o.oldFile, "--old")
+		if err != nil {
+			return err
+		}
+		if len(olds) != 1 {
+			return usageErrorf("--old: want exactly one object, got %d", len(olds))
+		}
+		t.old = olds[0]
+	}
+	for _, in := range []struct {
+		file, flag string
+		into       *[]*unstructured.Unstructured
+	}{{o.childrenFile, "--children", &t.children}, {o.relatedFile, "--related", &t.related}} {
+		if in.file == "" {
+			continue
+		}
+		if t.event != spec.EventSync && t.event != spec.EventDelete {
+			return usageErrorf("%s: the gateway sends children and related objects with sync and delete only, not %s", in.flag, t.event)
+		}
+		if *in.into, err = readObjects(in.file, in.flag); err != nil {
+			return err
+		}
+	}
+	if o.crdFile == "" {
+		return nil
+	}
+	t.statusChecker, err = loadStatusChecker(o.crdFile, t.parent)
+	return err
+}
+
+// readObjects reads every object of a YAML or JSON file; a List stands for
+// its items, so `kubectl get -o yaml` output works as it is.
+func readObjects(path, flag string) ([]*unstructured.Unstructured, error) {
+	if path == "" {
+		return nil, usageErrorf("%s is required", flag)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, usageErrorf("%s: %w", flag, err)
+	}
+	defer f.Close()
+	dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
+	var out []*unstructured.Unstructured
+	for doc := 1; ; doc++ {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
+			return out, nil
+		} else if err != nil {
+			return nil, usageErrorf("%s %s: document %d: %w", flag, path, doc, err)
+		}
+		if len(raw) == 0 || string(raw) == "null" {
+			continue // an empty document
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(raw); err != nil {
+			return nil, usageErrorf("%s %s: document %d: %w", flag, path, doc, err)
+		}
+		items := []*unstructured.Unstructured{u}
+		if u.IsList() {
+			list, err := u.ToList()
+			if err != nil {
+				return nil, usageErrorf("%s %s: document %d: %w", flag, path, doc, err)
+			}
+			items = items[:0]
+			for i := range list.Items {
+				items = append(items, &list.Items[i])
+			}
+		}
+		for _, it := range items {
+			if it.GetAPIVersion() == "" || it.GetName() == "" {
+				return nil, usageErrorf("%s %s: document %d: %s object needs apiVersion, kind and metadata.name", flag, path, doc, it.GetKind())
+			}
+		}
+		out = append(out, items...)
+	}
+}
+
+// loadStatusChecker reads a CRD and builds the checker of the parent's
+// version.
+func loadStatusChecker(path string, parent *unstructured.Unstructured) (*check.StatusChecker, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageErrorf("--crd: %w", err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(data, &crd); err != nil {
+		return nil, usageErrorf("--crd %s: %w", path, err)
+	}
+	gv, err := schema.ParseGroupVersion(parent.GetAPIVersion())
+	if err != nil {
+		return nil, usageErrorf("--object: %w", err)
+	}
+	if crd.Spec.Group != gv.Group || crd.Spec.Names.Kind != parent.GetKind() {
+		return nil, usageErrorf("--crd %s defines %s.%s, but the object is a %s", path, crd.Spec.Names.Kind, crd.Spec.Group, parent.GroupVersionKind().GroupKind())
+	}
+	checker, err := check.NewStatusChecker(&crd, gv.Version)
+	if err != nil {
+		return nil, usageErrorf("--crd %s: %w", path, err)
+	}
+	return checker, nil
+}
+
+// buildRequest builds the request as the gateway's engine does; the
+// client sets the deadline.
+func buildRequest(t *callTarget, now time.Time) *callbacks.Request {
+	req := &callbacks.Request{
+		APIVersion: callbacks.APIVersion,
+		Kind:       callbacks.RequestKind,
+		UID:        state.Digest([]string{t.operator, t.callback, string(t.parent.GetUID()), string(t.event), strconv.FormatInt(now.UnixNano(), 10)}),
+		Event:      callbacks.Event(t.event),
+		Operator:   t.operator,
+		Callback:   t.callback,
+		Attempt:    1,
+		Object:     withoutStateAnnotations(t.parent),
+	}
+	if t.old != nil {
+		essence := state.Essence(t.old)
+		req.Old = state.OldObject(t.parent, essence)
+		req.Diff = check.Diff(essence, state.Essence(t.parent))
+	}
+	if t.event == spec.EventSync || t.event == spec.EventDelete {
+		var childKinds []string
+		for _, d := range t.declared {
+			childKinds = append(childKinds, d.APIVersion+"/"+d.Kind)
+		}
+		req.Children = byKind(t.children, t.parent, childKinds)
+		req.Related = byKind(t.related, t.parent, t.relatedKinds)
+	}
+	return req
+}
+
+// byKind files objects by "apiVersion/Kind", then by name ("namespace/name"
+// outside the parent's namespace); kinds get an entry even when empty.
+func byKind(objs []*unstructured.Unstructured, parent *unstructured.Unstructured, kinds []string) map[string]map[string]*unstructured.Unstructured {
+	out := map[string]map[string]*unstructured.Unstructured{}
+	for _, k := range kinds {
+		out[k] = map[string]*unstructured.Unstructured{}
+	}
+	for _, o := range objs {
+		key := o.GetAPIVersion() + "/" + o.GetKind()
+		if out[key] == nil {
+			out[key] = map[string]*unstructured.Unstructured{}
+		}
+		out[key][nameIn(o, parent)] = o
+	}
+	return out
+}
+
+func nameIn(o, parent *unstructured.Unstructured) string {
+	if o.GetNamespace() != "" && o.GetNamespace() != parent.GetNamespace() {
+		return o.GetNamespace() + "/" + o.GetName()
+	}
+	return o.GetName()
+}
+
+// withoutStateAnnotations hides the gateway's bookkeeping, as it does.
+func withoutStateAnnotations(obj *unstructured.Unstructured) *unstructured.Unstructured {
+	out := obj.DeepCopy()
+	ann := out.GetAnnotations()
+	for k := range ann {
+		if strings.HasPrefix(k, state.OwnPrefix+"state.") {
+			delete(ann, k)
+		}
+	}
+	out.SetAnnotations(ann)
+	return out
+}
