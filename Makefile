@@ -61,10 +61,12 @@ demo: tools build
 	bash hack/demo.sh
 
 bench: tools
-	go test -run '^$$' -bench . -benchmem ./...
+	go test -run '^$$' -bench . -benchmem $$(go list ./... | grep -v /test/e2e)
 
+FUZZTIME ?= 60s
 fuzz:
-	@echo "no fuzz targets yet"
+	go test -run '^$$' -fuzz FuzzDecodeResponse -fuzztime $(FUZZTIME) ./callbacks
+	go test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./gateway/state
 
 clean:
 	rm -rf bin .cache

@@ -1,0 +1,33 @@
+package callbacks
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// FuzzDecodeResponse: no answer a handler can send makes decoding panic,
+// and whatever decodes re-encodes to a body that decodes again (so the
+// gateway never applies something the contract would refuse).
+func FuzzDecodeResponse(f *testing.F) {
+	for _, seed := range []string{
+		``, `{}`, `{"status":{"nodes":["a"]}}`, `{"children":[]}`,
+		`{"children":[{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x"}}]}`,
+		`{"error":{"message":"m","permanent":true,"retryAfter":"10s"}}`, `{"requeueAfter":"1h"}`,
+		`{"events":[{"type":"Warning","reason":"Bad","message":"x"}]}`, `{"finalized":false}`, `[`, `null`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		resp, err := DecodeResponse(body)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(resp)
+		if err != nil {
+			t.Fatalf("decoded response does not re-encode: %v", err)
+		}
+		if _, err := DecodeResponse(again); err != nil {
+			t.Fatalf("re-encoded response %s is refused: %v", again, err)
+		}
+	})
+}
