@@ -60,6 +60,11 @@ cluster-down:
 demo: tools build
 	bash hack/demo.sh
 
+# Stops what `make demo KEEP=1` left running: gateway, handlers, cluster.
+.PHONY: demo-down
+demo-down:
+	bash hack/demo.sh down
+
 bench: tools
 	go test -run '^$$' -bench . -benchmem $$(go list ./... | grep -v /test/e2e)
 
