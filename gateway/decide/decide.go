@@ -155,7 +155,7 @@ func decideRound(in Input, round *state.Round, plan *Plan) {
 		if round.IsDone(cb.ID) {
 			continue
 		}
-		if p := in.State.Progress[cb.ID]; p != nil && !p.Failed && p.Next.After(in.Now) {
+		if p := in.State.Progress[cb.ID]; backingOff(p, plan.EssenceDigest, in.Now) {
 			plan.wakeAt(p.Next)
 			continue
 		}
@@ -188,7 +188,7 @@ func decideDelete(in Input, plan *Plan) {
 		case p != nil && p.Failed && p.Digest == plan.EssenceDigest:
 			// Permanently failed: the finalizer stays until the essence
 			// changes or the user sets the release annotation.
-		case p != nil && p.Next.After(in.Now):
+		case backingOff(p, plan.EssenceDigest, in.Now):
 			plan.wakeAt(p.Next)
 		case dueRequeue(in, cb.ID, plan):
 			plan.Work = append(plan.Work, Work{Callback: cb, Event: spec.EventDelete})
@@ -236,7 +236,7 @@ func decideSync(in Input, plan *Plan) {
 		switch {
 		case p != nil && p.Failed && p.Digest == plan.EssenceDigest:
 			continue
-		case p != nil && !p.Failed && p.Next.After(in.Now):
+		case backingOff(p, plan.EssenceDigest, in.Now):
 			plan.wakeAt(p.Next)
 			continue
 		}
@@ -268,7 +268,7 @@ func decideTimers(in Input, plan *Plan) {
 			next = in.Now.Add(cb.InitialDelay.Or(0))
 			mem.TimerNext[cb.ID] = next
 		}
-		if p := in.State.Progress[cb.ID]; p != nil && !p.Failed && p.Next.After(next) {
+		if p := in.State.Progress[cb.ID]; backingOff(p, plan.EssenceDigest, in.Now) && p.Next.After(next) {
 			next = p.Next
 		}
 		if idle := cb.Idle.Or(0); idle > 0 && mem.ChangedAt.Add(idle).After(next) {
@@ -280,6 +280,19 @@ func decideTimers(in Input, plan *Plan) {
 		}
 		plan.Work = append(plan.Work, Work{Callback: cb, Event: spec.EventTimer})
 	}
+}
+
+// backingOff reports whether a callback waits for its next retry. A change
+// of the essence since the failure ends the wait: the user may just have
+// fixed what failed, and should not wait out a long backoff to see it.
+func backingOff(p *state.Progress, essenceDigest string, now time.Time) bool {
+	return p != nil && !p.Failed && p.Digest == essenceDigest && p.Next.After(now)
+}
+
+// Retrying reports whether p continues the retries of the current essence
+// (same attempt count and delivery) rather than starting afresh.
+func Retrying(p *state.Progress, essenceDigest string) bool {
+	return p != nil && !p.Failed && p.Digest == essenceDigest
 }
 
 func planned(plan *Plan, id string) bool {

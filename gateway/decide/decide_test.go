@@ -132,10 +132,21 @@ func TestDecide(t *testing.T) {
 			obj:  object(3, nil),
 			state: func(*testing.T) *state.State {
 				return &state.State{Round: &state.Round{Event: "create"}, Progress: map[string]*state.Progress{
-					"create": {Attempts: 2, First: now.Add(-time.Minute), Next: now.Add(time.Second)},
+					"create": {Attempts: 2, First: now.Add(-time.Minute), Next: now.Add(time.Second), Digest: digestOf(object(3, nil))},
 				}}
 			},
 			finalizer: true,
+		},
+		{
+			name: "a changed essence ends a callback's backoff wait",
+			obj:  object(4, nil),
+			state: func(*testing.T) *state.State {
+				return &state.State{Round: &state.Round{Event: "create"}, Progress: map[string]*state.Progress{
+					"create": {Attempts: 2, First: now.Add(-time.Minute), Next: now.Add(time.Hour), Digest: digestOf(object(3, nil))},
+				}}
+			},
+			finalizer: true,
+			wantWork:  []string{"create:create"},
 		},
 		{
 			name:      "timer fires once its initial delay has passed",
@@ -192,7 +203,7 @@ func TestDecideUpdateCarriesOldAndDiff(t *testing.T) {
 func TestDecideWakesForBackoffAndTimers(t *testing.T) {
 	next := now.Add(7 * time.Second)
 	st := handled(t, object(3, nil))
-	st.Progress = map[string]*state.Progress{"status": {Attempts: 1, First: now, Next: next}}
+	st.Progress = map[string]*state.Progress{"status": {Attempts: 1, First: now, Next: next, Digest: digestOf(object(3, nil))}}
 	mem := Memory{Seen: true, SyncDigest: "other", SyncedAt: now}
 	plan := Decide(Input{Operator: testOperator(), Object: object(3, nil), State: st,
 		Memory: &mem, SyncDigest: "s", HoldsFinalizer: true, Now: now})
@@ -206,3 +217,5 @@ func TestDecideWakesForBackoffAndTimers(t *testing.T) {
 		t.Errorf("timer scheduled at %v, want initialDelay after now", got)
 	}
 }
+
+func digestOf(obj *unstructured.Unstructured) string { return state.Digest(state.Essence(obj)) }

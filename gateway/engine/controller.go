@@ -126,6 +126,7 @@ type Controller struct {
 	endpoints map[string]endpoint
 	queue     workqueue.TypedRateLimitingInterface[string]
 	inflight  chan struct{}
+	synced    chan struct{} // closed once the informer caches synced
 
 	mu     sync.Mutex
 	memory map[string]*objectMemory
@@ -185,6 +186,7 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 		maxInFlight = op.Spec.Concurrency.MaxInFlight
 	}
 	c.inflight = make(chan struct{}, maxInFlight)
+	c.synced = make(chan struct{})
 	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: c.op.Name},
@@ -209,6 +211,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return fmt.Errorf("operator %s: informer caches did not sync: %w", c.op.Name, ctx.Err())
 	}
+	close(c.synced)
 	c.log.Info("operator started", "watch", c.op.Spec.Watch.APIVersion+"/"+c.op.Spec.Watch.Kind, "workers", c.Workers, "maxInFlight", cap(c.inflight))
 
 	var wg sync.WaitGroup
@@ -225,6 +228,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	wg.Wait()
 	return nil
 }
+
+// Synced is closed once the controller's caches synced and it handles objects.
+func (c *Controller) Synced() <-chan struct{} { return c.synced }
 
 func (c *Controller) namespaces() []string {
 	if len(c.op.Spec.Watch.Namespaces) == 0 {

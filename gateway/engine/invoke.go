@@ -25,7 +25,7 @@ const DefaultFinalizeRequeue = 10 * time.Second
 func (c *Controller) runWork(ctx context.Context, p *pass, w decide.Work) {
 	id := w.Callback.ID
 	attempt, first := 1, p.now
-	if pr := p.st.Progress[id]; pr != nil && !pr.Failed {
+	if pr := p.st.Progress[id]; decide.Retrying(pr, p.plan.EssenceDigest) {
 		attempt, first = pr.Attempts+1, pr.First
 	}
 	delete(p.mem.Requeue, id)
@@ -177,7 +177,7 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first ti
 	// maxDelay caps every delay, a handler's Retry-After included, so a
 	// misbehaving handler cannot park an object for a year.
 	delay = min(delay, retry.MaxDelay.Or(decide.DefaultMaxDelay))
-	pr.Failed, pr.Next = false, c.Clock().Add(delay)
+	pr.Failed, pr.Digest, pr.Next = false, p.plan.EssenceDigest, c.Clock().Add(delay)
 	if f.Reason == "InvalidResponse" || attempt == 1 {
 		c.warn(p.obj, f.Reason, truncate(fmt.Sprintf("callback %s (%s) failed, retrying in %s: %v", id, w.Event, delay.Round(time.Millisecond), err), 1024))
 	}

@@ -147,8 +147,7 @@ func (m *Manager) runOperator(ctx context.Context, op *spec.WebhookOperator, r *
 	go func() { done <- c.Run(ctx) }()
 	ticker := time.NewTicker(10 * time.Second)
 	defer ticker.Stop()
-	first := time.NewTimer(time.Second)
-	defer first.Stop()
+	synced := c.Synced()
 	for {
 		select {
 		case err := <-done:
@@ -157,7 +156,8 @@ func (m *Manager) runOperator(ctx context.Context, op *spec.WebhookOperator, r *
 				report(false, "Stopped", err.Error(), Stats{})
 			}
 			return
-		case <-first.C:
+		case <-synced:
+			synced = nil // report once here, then on every tick
 			report(true, spec.ReasonRunning, "watching "+op.Spec.Watch.APIVersion+" "+op.Spec.Watch.Kind, c.Stats())
 		case <-ticker.C:
 			report(true, spec.ReasonRunning, "watching "+op.Spec.Watch.APIVersion+" "+op.Spec.Watch.Kind, c.Stats())

@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +52,9 @@ type Gateway struct {
 	opts        Options
 	broadcaster record.EventBroadcaster
 	running     atomic.Bool
+
+	mu       sync.Mutex
+	notReady map[string]string // file mode: operator → why it is not running
 }
 
 // New wires a gateway against the API server of cfg.
@@ -105,7 +111,20 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.running.Store(true)
 	defer g.running.Store(false)
 	if len(g.opts.Operators) > 0 {
+		g.mu.Lock()
+		g.notReady = map[string]string{}
+		for _, op := range g.opts.Operators {
+			g.notReady[op.Name] = "starting"
+		}
+		g.mu.Unlock()
 		mgr, err := engine.NewManager(g.deps, func(name string, st engine.OperatorState) {
+			g.mu.Lock()
+			if st.Ready {
+				delete(g.notReady, name)
+			} else {
+				g.notReady[name] = st.Reason + ": " + st.Message
+			}
+			g.mu.Unlock()
 			if !st.Ready {
 				g.opts.Logger.Warn("operator not ready", "operator", name, "reason", st.Reason, "message", st.Message)
 			}
@@ -127,10 +146,27 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return reg.Run(ctx)
 }
 
-// Ready reports whether the gateway is running.
+// Ready reports whether the gateway is running and, in file mode, every
+// operator of the files is running: there is no WebhookOperator status to
+// say otherwise. (In registry mode one broken registration must not take
+// the gateway out of service; its status says what is wrong.)
 func (g *Gateway) Ready() error {
 	if !g.running.Load() {
 		return errors.New("gateway not running (waiting for leadership?)")
 	}
-	return nil
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.notReady) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(g.notReady))
+	for n := range g.notReady {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "operator %s not running (%s); ", n, g.notReady[n])
+	}
+	return errors.New(strings.TrimSuffix(b.String(), "; "))
 }

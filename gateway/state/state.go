@@ -55,7 +55,8 @@ type Progress struct {
 	First    time.Time `json:"f"`
 	Next     time.Time `json:"n,omitempty"`
 	// Failed marks a permanent failure at essence digest Digest: no more
-	// calls until the essence changes.
+	// calls until the essence changes. A temporary failure records Digest
+	// too: a change of the essence ends its backoff wait.
 	Failed  bool   `json:"x,omitempty"`
 	Digest  string `json:"d,omitempty"`
 	Message string `json:"m,omitempty"`

@@ -195,3 +195,27 @@ func statusMessage(t *testing.T, ns, name, want string) error {
 	}
 	return nil
 }
+
+func TestSpecChangeEndsABackoffWait(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		if size, _, _ := unstructured.NestedInt64(req.Object.Object, "spec", "size"); size == 1 {
+			return 200, map[string]any{"error": map[string]any{"message": "size 1 not ready", "retryAfter": "1h"}}
+		}
+		return 200, map[string]any{"status": map[string]any{"message": "fixed"}}
+	})
+	startGateway(t, operatorFor(t, "fixable", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Retry = &spec.RetrySpec{MaxDelay: &spec.Duration{Duration: 2 * time.Hour}}
+		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 10*time.Second, func() error { return hasEvent(t, ns, "example", "Warning", "HandlerError") })
+	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
+		_ = unstructured.SetNestedField(w.Object, int64(2), "spec", "size")
+	})
+	// Without the change the next attempt would come in an hour.
+	eventually(t, 10*time.Second, func() error { return statusMessage(t, ns, "example", "fixed") })
+	if calls := h.calls("create"); len(calls) != 2 || calls[1].Attempt != 1 {
+		t.Errorf("create calls = %d, second attempt field %d; want 2 calls, the second a fresh attempt 1", len(calls), calls[len(calls)-1].Attempt)
+	}
+}
