@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -58,12 +57,7 @@ func TestPermanentDeleteFailureKeepsFinalizerUntilReleaseAnnotation(t *testing.T
 	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
 		w.SetAnnotations(map[string]string{"opgate.dev/release-finalizer": "true"})
 	})
-	eventually(t, 10*time.Second, func() error {
-		if _, err := getWidget(t, ns, "example"); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("widget still there (err %v)", err)
-		}
-		return nil
-	})
+	waitWidgetGone(t, ns, "example")
 }
 
 func TestLabelSelectorAndRemovedDeleteCallbackAreHonouredLive(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
@@ -286,5 +287,16 @@ func retryAfterOnce(next http.Handler, value string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		done.Do(func() { w.Header().Set("Retry-After", value) })
 		next.ServeHTTP(w, r)
+	})
+}
+
+// waitWidgetGone waits until a widget no longer exists.
+func waitWidgetGone(t *testing.T, ns, name string) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() error {
+		if _, err := getWidget(t, ns, name); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("widget %s/%s still there (err %v)", ns, name, err)
+		}
+		return nil
 	})
 }

@@ -56,6 +56,18 @@ func readyCondition(t *testing.T, name string) string {
 	return "no Ready condition"
 }
 
+// waitReady waits until the WebhookOperator's Ready condition reads
+// "<status>/<reason>".
+func waitReady(t *testing.T, name, statusReason string) {
+	t.Helper()
+	eventually(t, 20*time.Second, func() error {
+		if c := readyCondition(t, name); !strings.HasPrefix(c, statusReason) {
+			return fmt.Errorf("Ready = %s, want %s", c, statusReason)
+		}
+		return nil
+	})
+}
+
 func TestWebhookOperatorObjectStartsLiveAndDeletionReleasesFinalizers(t *testing.T) {
 	ns := newNamespace(t)
 	h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "handled"}}))
@@ -73,12 +85,7 @@ spec:
 `, ns, h.URL))
 	createWidget(t, ns, "example", 1)
 	eventually(t, 20*time.Second, func() error { return statusMessage(t, ns, "example", "handled") })
-	eventually(t, 20*time.Second, func() error {
-		if c := readyCondition(t, "live"); !strings.HasPrefix(c, "True/Running") {
-			return fmt.Errorf("Ready = %s, want True/Running", c)
-		}
-		return nil
-	})
+	waitReady(t, "live", "True/Running")
 	w, _ := getWidget(t, ns, "example")
 	if !hasFinalizer(w, "opgate.dev/live") {
 		t.Fatalf("finalizers = %v, want opgate.dev/live", w.GetFinalizers())
@@ -100,12 +107,7 @@ spec:
 	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "example", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
-		if _, err := getWidget(t, ns, "example"); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("widget still there")
-		}
-		return nil
-	})
+	waitWidgetGone(t, ns, "example")
 	if n := len(h.calls("cleanup")); n != 0 {
 		t.Errorf("cleanup called %d times for an operator that no longer exists", n)
 	}
@@ -166,12 +168,7 @@ spec:
   handler: {url: %q}
   callbacks: [{id: create, "on": [create]}]
 `, ns, h.URL))
-	eventually(t, 20*time.Second, func() error {
-		if c := readyCondition(t, "late"); !strings.HasPrefix(c, "False/KindNotFound") {
-			return fmt.Errorf("Ready = %s, want False/KindNotFound", c)
-		}
-		return nil
-	})
+	waitReady(t, "late", "False/KindNotFound")
 	crd := &unstructured.Unstructured{}
 	_ = yaml.Unmarshal([]byte(`
 apiVersion: apiextensions.k8s.io/v1
@@ -205,12 +202,7 @@ spec:
 		return err
 	})
 	eventually(t, 30*time.Second, func() error { return called(h, "create", 1) })
-	eventually(t, 20*time.Second, func() error {
-		if c := readyCondition(t, "late"); !strings.HasPrefix(c, "True/Running") {
-			return fmt.Errorf("Ready = %s, want True/Running", c)
-		}
-		return nil
-	})
+	waitReady(t, "late", "True/Running")
 }
 
 func TestManyObjectsInParallelStayWithinMaxInFlight(t *testing.T) {

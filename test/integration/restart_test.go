@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -37,12 +36,7 @@ func TestTimerFiresAtItsIntervalAndStopsOnDelete(t *testing.T) {
 	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "example", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
-		if _, err := getWidget(t, ns, "example"); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("widget still there (err %v)", err)
-		}
-		return nil
-	})
+	waitWidgetGone(t, ns, "example")
 	stopped := len(h.calls("backup"))
 	// Wait until a cleanup of a second object proves the gateway kept
 	// working for at least several intervals, then count again.

@@ -124,12 +124,7 @@ func TestFinalizedFalseKeepsFinalizerAndCallsAgain(t *testing.T) {
 	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "example", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
-		if _, err := getWidget(t, ns, "example"); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("widget still there (err %v)", err)
-		}
-		return nil
-	})
+	waitWidgetGone(t, ns, "example")
 	at := h.arrivals("cleanup")
 	if len(at) != 2 {
 		t.Fatalf("cleanup called %d times, want 2 (finalized: false, then released)", len(at))
