@@ -211,8 +211,8 @@ func describe(obj *unstructured.Unstructured) string {
 
 func ptr[T any](v T) *T { return &v }
 
-// GVR resolves a declared apiVersion/kind to its resource.
-func GVR(mapper meta.RESTMapper, apiVersion, kind string) (*meta.RESTMapping, error) {
+// Mapping resolves a declared apiVersion/kind to its resource.
+func Mapping(mapper meta.RESTMapper, apiVersion, kind string) (*meta.RESTMapping, error) {
 	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil {
 		return nil, failure.Permanentf("InvalidSpec", "apiVersion %q: %w", apiVersion, err)

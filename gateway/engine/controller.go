@@ -155,20 +155,20 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 		applier: apply.New(deps.Dynamic, deps.Mapper),
 		memory:  map[string]*objectMemory{},
 	}
-	pm, err := apply.GVR(deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
+	pm, err := apply.Mapping(deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
 	if err != nil {
 		return nil, err
 	}
 	c.parent = &watched{mapping: pm}
 	for _, ch := range op.Spec.Children {
-		m, err := apply.GVR(deps.Mapper, ch.APIVersion, ch.Kind)
+		m, err := apply.Mapping(deps.Mapper, ch.APIVersion, ch.Kind)
 		if err != nil {
 			return nil, fmt.Errorf("child kind: %w", err)
 		}
 		c.children = append(c.children, childKind{spec: ch, watched: &watched{mapping: m}})
 	}
 	for _, rel := range op.Spec.Related {
-		m, err := apply.GVR(deps.Mapper, rel.APIVersion, rel.Kind)
+		m, err := apply.Mapping(deps.Mapper, rel.APIVersion, rel.Kind)
 		if err != nil {
 			return nil, fmt.Errorf("related kind: %w", err)
 		}

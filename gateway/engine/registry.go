@@ -136,7 +136,7 @@ func (r *Registry) unregister(ctx context.Context, obj *unstructured.Unstructure
 }
 
 func (r *Registry) releaseAll(ctx context.Context, op *spec.WebhookOperator) error {
-	m, err := apply.GVR(r.deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
+	m, err := apply.Mapping(r.deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
 	if err != nil {
 		return nil // the kind is gone, and its objects with it
 	}
