@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -118,9 +119,14 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 			return 0, err
 		}
 	}
+	var digest string
+	if c.op.HasEvent(spec.EventSync) {
+		// Only sync reads it, and it marshals every observed object.
+		digest = syncDigest(p.obj, p.children, p.related)
+	}
 	p.plan = decide.Decide(decide.Input{
 		Operator: c.op, Object: p.obj, State: p.st, Memory: &mem.Memory,
-		SyncDigest: syncDigest(p.obj, p.children, p.related), HoldsFinalizer: c.holdsFinalizer(p.obj), Now: p.now,
+		SyncDigest: digest, HoldsFinalizer: c.holdsFinalizer(p.obj), Now: p.now,
 	})
 	deleting := p.obj.GetDeletionTimestamp() != nil
 
@@ -188,7 +194,9 @@ func (c *Controller) nextWake(p *pass) time.Duration {
 	if p.obj.GetDeletionTimestamp() != nil && !c.holdsFinalizer(p.obj) {
 		return 0
 	}
-	mem := p.mem.Memory // a copy: this look-ahead must not move timers
+	// A deep copy: this look-ahead must not schedule timers or drop requeues.
+	mem := p.mem.Memory
+	mem.TimerNext, mem.Requeue = maps.Clone(mem.TimerNext), maps.Clone(mem.Requeue)
 	plan := decide.Decide(decide.Input{
 		Operator: c.op, Object: p.obj, State: p.st, Memory: &mem,
 		SyncDigest: p.mem.SyncDigest, HoldsFinalizer: c.holdsFinalizer(p.obj), Now: p.now,
@@ -209,8 +217,8 @@ func (c *Controller) needsObserved() bool {
 	return len(c.children) > 0 || len(c.related) > 0
 }
 
-func (c *Controller) stateAnnotation() string { return "opgate.dev/state." + c.op.Name }
-func (c *Controller) finalizer() string       { return "opgate.dev/" + c.op.Name }
+func (c *Controller) stateAnnotation() string { return c.op.StateAnnotation() }
+func (c *Controller) finalizer() string       { return c.op.Finalizer() }
 
 func (c *Controller) holdsFinalizer(obj *unstructured.Unstructured) bool {
 	for _, f := range obj.GetFinalizers() {
