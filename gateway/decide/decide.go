@@ -88,7 +88,7 @@ func Decide(in Input) Plan {
 	if mem.EssenceDigest != plan.EssenceDigest {
 		mem.EssenceDigest, mem.ChangedAt = plan.EssenceDigest, in.Now
 	}
-	hasDelete := len(callbacksOn(op, spec.EventDelete)) > 0
+	hasDelete := op.HasEvent(spec.EventDelete)
 
 	if obj.GetDeletionTimestamp() != nil {
 		if in.HoldsFinalizer {
@@ -129,7 +129,7 @@ func nextRound(op *spec.WebhookOperator, st *state.State, mem *Memory, digest st
 	switch {
 	case st.Handled == "":
 		return &state.Round{Event: string(spec.EventCreate)}
-	case !mem.Seen && len(callbacksOn(op, spec.EventResume)) > 0:
+	case !mem.Seen && op.HasEvent(spec.EventResume):
 		return &state.Round{Event: string(spec.EventResume)}
 	case st.Handled != digest:
 		return &state.Round{Event: string(spec.EventUpdate)}
@@ -147,7 +147,7 @@ func decideRound(in Input, round *state.Round, plan *Plan) {
 			diff = check.Diff(old, plan.Essence)
 		}
 	}
-	for _, cb := range callbacksOn(in.Operator, ev) {
+	for _, cb := range in.Operator.CallbacksFor(ev) {
 		if !matches(cb, in.Object, ev, old != nil, diff) {
 			continue
 		}
@@ -174,7 +174,7 @@ func decideDelete(in Input, plan *Plan) {
 		plan.StartRound = round
 	}
 	pending := false
-	for _, cb := range callbacksOn(in.Operator, spec.EventDelete) {
+	for _, cb := range in.Operator.CallbacksFor(spec.EventDelete) {
 		if !matches(cb, in.Object, spec.EventDelete, false, nil) {
 			continue
 		}
@@ -228,7 +228,7 @@ func decideRequeues(in Input, plan *Plan) {
 func decideSync(in Input, plan *Plan) {
 	resync := in.Operator.Spec.ResyncPeriod.Or(10 * time.Minute)
 	changed := in.SyncDigest != in.Memory.SyncDigest
-	for _, cb := range callbacksOn(in.Operator, spec.EventSync) {
+	for _, cb := range in.Operator.CallbacksFor(spec.EventSync) {
 		if !matches(cb, in.Object, spec.EventSync, false, nil) {
 			continue
 		}
@@ -256,7 +256,7 @@ func decideSync(in Input, plan *Plan) {
 
 func decideTimers(in Input, plan *Plan) {
 	mem := in.Memory
-	for _, cb := range callbacksOn(in.Operator, spec.EventTimer) {
+	for _, cb := range in.Operator.CallbacksFor(spec.EventTimer) {
 		if !matches(cb, in.Object, spec.EventTimer, false, nil) {
 			continue
 		}
@@ -302,17 +302,4 @@ func planned(plan *Plan, id string) bool {
 		}
 	}
 	return false
-}
-
-func callbacksOn(op *spec.WebhookOperator, ev spec.Event) []spec.Callback {
-	var out []spec.Callback
-	for _, cb := range op.Spec.Callbacks {
-		for _, on := range cb.On {
-			if on == ev {
-				out = append(out, cb)
-				break
-			}
-		}
-	}
-	return out
 }
