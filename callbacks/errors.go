@@ -6,7 +6,7 @@ import (
 )
 
 // HandlerError is an error a handler returns to choose how the gateway
-// retries (DESIGN §5), the Go equivalent of Kopf's TemporaryError and
+// retries (docs/contract.md, "Errors and retries"), the Go equivalent of Kopf's TemporaryError and
 // PermanentError. Build one with Temporary or Permanent; it may be wrapped
 // with %w, and the Mux still finds it.
 type HandlerError struct {

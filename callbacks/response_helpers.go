@@ -15,7 +15,7 @@ func Status(status map[string]any) *Response {
 
 // Children starts a response with the given children. The list is present
 // even when empty, so in a sync response it is the full desired set and
-// Children() with no arguments deletes every owned child (DESIGN §4).
+// Children() with no arguments deletes every owned child (docs/contract.md, "Response").
 func Children(children ...*unstructured.Unstructured) *Response {
 	return (&Response{}).WithChildren(children...)
 }

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// designResponse is the response example of DESIGN §4.
+// designResponse is the response example of docs/contract.md.
 const designResponse = `{
   "status":     { "nodes": ["a", "b"] },
   "children":   [ { "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "example-memcached"}, "spec": {} } ],

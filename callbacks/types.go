@@ -1,4 +1,4 @@
-// Package callbacks is opgate's handler contract (DESIGN §3–§5) as Go types
+// Package callbacks is opgate's handler contract (docs/contract.md) as Go types
 // and JSON Schemas, plus what Go handler authors need: a mux by event and
 // callback id, Standard Webhooks signature verification, and test helpers
 // (package callbackstest).
@@ -21,7 +21,7 @@ const (
 // Event is the lifecycle event a request is about.
 type Event string
 
-// The events of DESIGN §2.
+// The events of docs/contract.md ("Events and when they fire").
 const (
 	EventCreate Event = "create"
 	EventUpdate Event = "update"
@@ -31,7 +31,7 @@ const (
 	EventSync   Event = "sync"
 )
 
-// Request is what the gateway POSTs to a handler (DESIGN §3); its schema is
+// Request is what the gateway POSTs to a handler (docs/contract.md, "Request"); its schema is
 // schema/request.json.
 type Request struct {
 	APIVersion string `json:"apiVersion"`
@@ -74,7 +74,7 @@ const (
 	OpRemove = "remove"
 )
 
-// Response is what a handler answers (DESIGN §4); its schema is
+// Response is what a handler answers (docs/contract.md, "Response"); its schema is
 // schema/response.json. Every field is optional.
 type Response struct {
 	// Status is a JSON merge patch on the parent's .status.
@@ -112,7 +112,7 @@ type KubeEvent struct {
 	Message string `json:"message"`
 }
 
-// Error is a handler-reported failure (DESIGN §5).
+// Error is a handler-reported failure (docs/contract.md, "Errors and retries").
 type Error struct {
 	Message string `json:"message"`
 	// Permanent stops retries until the object's essence changes; otherwise

@@ -42,7 +42,7 @@ const snippetBytes = 512
 // cheaper to drop with the connection.
 const drainBytes = 64 << 10
 
-// readAnswer classifies a handler's HTTP answer (DESIGN §5).
+// readAnswer classifies a handler's HTTP answer (docs/contract.md, "Errors and retries").
 func (c *Client) readAnswer(ctx context.Context, log *slog.Logger, where string, timeout time.Duration, resp *http.Response) (*callbacks.Response, error) {
 	code := resp.StatusCode
 	if code < 200 || code > 299 {

@@ -1,7 +1,7 @@
 // Package call is the gateway's HTTP client for handlers: it sends one
 // CallbackRequest with its auth and signature headers, enforces the timeout
 // and the size limit, and classifies the answer once, here at the edge, as
-// success, temporary or permanent failure (DESIGN §5). It never retries;
+// success, temporary or permanent failure (docs/contract.md, "Errors and retries"). It never retries;
 // the worker decides that from the class.
 package call
 

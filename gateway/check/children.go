@@ -1,5 +1,5 @@
 // Package check is the "check" arrow between calling a handler and applying
-// its answer (DESIGN §4, §7): it refuses children the registration does not
+// its answer (docs/contract.md, "Response"): it refuses children the registration does not
 // allow, validates a status patch against the CRD's schema the way the API
 // server would, and computes the field diff of two essences. It is pure
 // logic: callers pass in what they fetched, nothing here talks to the API.
@@ -19,7 +19,7 @@ import (
 )
 
 // OperatorLabel marks every child with the operator that applied it; the
-// gateway finds its children through it (DESIGN §6).
+// gateway finds its children through it (docs/architecture.md, "State kept in the cluster").
 const OperatorLabel = "opgate.dev/operator"
 
 // ReasonChildRefused is the failure reason of a refused children list.
@@ -30,7 +30,7 @@ const ReasonChildRefused = "ChildRefused"
 // namespace gets the parent's when the parent is namespaced. The input is
 // never modified.
 //
-// One bad child refuses the whole list (DESIGN §4: nothing of that response
+// One bad child refuses the whole list (docs/contract.md, "Response": nothing of that response
 // is applied), so the error is a permanent ChildRefused failure naming every
 // offending child and every reason, letting the handler author fix them all
 // at once. operatorName is the operator the response belongs to; a child may

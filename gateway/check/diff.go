@@ -11,7 +11,7 @@ import (
 	"github.com/opgate/opgate/callbacks"
 )
 
-// Diff is the field diff of two essences (DESIGN §2, §3), the "diff" of an
+// Diff is the field diff of two essences (docs/contract.md), the "diff" of an
 // update request and the input of when.fields filters. Like Kopf's diff it
 // recurses into objects and compares lists as whole values, so a list
 // change is one "change" op at the list's path. Paths are dotted

@@ -1,6 +1,6 @@
 // Package engine runs operators: per operator it watches the parent kind,
 // its children and related objects, queues object keys, and for each key
-// decides, calls, checks and applies — the whole loop of DESIGN §7.
+// decides, calls, checks and applies — the whole loop of docs/architecture.md.
 package engine
 
 import (

@@ -12,7 +12,7 @@ import (
 // Class of a failure.
 type Class int
 
-// Failure classes of DESIGN §5.
+// Failure classes of docs/contract.md ("Errors and retries").
 const (
 	Temporary Class = iota
 	Permanent

@@ -2,7 +2,7 @@ package spec
 
 import "time"
 
-// Defaults of DESIGN §1, filled in by Default.
+// Defaults of docs/registration.md, filled in by Default.
 const (
 	DefaultHandlerTimeout    = 10 * time.Second
 	DefaultRetryInitialDelay = time.Second

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// IsValid reports whether e is one of the events of DESIGN §2.
+// IsValid reports whether e is one of the events of docs/contract.md ("Events and when they fire").
 func (e Event) IsValid() bool {
 	switch e {
 	case EventCreate, EventUpdate, EventDelete, EventResume, EventTimer, EventSync:

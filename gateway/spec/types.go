@@ -19,7 +19,7 @@ const (
 // Event names a callback may subscribe to.
 type Event string
 
-// The events of DESIGN §2.
+// The events of docs/contract.md ("Events and when they fire").
 const (
 	EventCreate Event = "create"
 	EventUpdate Event = "update"
@@ -50,7 +50,7 @@ type WebhookOperator struct {
 	Status OperatorStatus `json:"status,omitempty"`
 }
 
-// OperatorSpec is the registration of DESIGN §1. After Default, Retry,
+// OperatorSpec is the registration documented in docs/registration.md. After Default, Retry,
 // Concurrency, ResyncPeriod and Handler.Timeout are never nil.
 type OperatorSpec struct {
 	Watch    WatchSpec     `json:"watch"`

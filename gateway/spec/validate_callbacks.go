@@ -88,7 +88,7 @@ func (v *validator) when(p string, c Callback) {
 }
 
 // checkFieldPath checks a dotted path of when.fields, and that a change
-// there can fire an update at all (DESIGN §2: the essence is spec, labels
+// there can fire an update at all (docs/contract.md: the essence is spec, labels
 // and annotations; status and the rest of metadata are left out).
 func checkFieldPath(f string) error {
 	segments := strings.Split(f, ".")

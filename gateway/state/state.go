@@ -1,5 +1,5 @@
 // Package state is the durable per-object state opgate keeps in one
-// annotation per operator (DESIGN §6): the digest of the last handled
+// annotation per operator (docs/architecture.md, "State kept in the cluster"): the digest of the last handled
 // essence, that essence itself compressed under a size cap, the callbacks of
 // the current round that are done, and per-callback retry progress — so a
 // restarted gateway resumes rounds and backoff where they were.
