@@ -233,10 +233,10 @@ func (o *callOptions) fromRegistration(t *callTarget) error {
 	}
 	cb := op.Spec.Callbacks[i]
 	switch {
-	case t.event == "" && len(cb.On) == 1:
-		t.event = cb.On[0]
+	case t.event == "" && len(cb.Events) == 1:
+		t.event = cb.Events[0]
 	case t.event == "" || !cb.Handles(t.event):
-		return usageErrorf("callback %s handles %v: choose one with --event", cb.ID, cb.On)
+		return usageErrorf("callback %s handles %v: choose one with --event", cb.ID, cb.Events)
 	}
 	t.operator, t.callback = op.Name, cb.ID
 	t.declared, t.kindsKnown = op.Spec.Children, true

@@ -32,7 +32,7 @@ func TestValidateCommand(t *testing.T) {
 			wantStderr: "testdata/invalid.yaml:12: document 1 (broken): /spec/handler/timout: unknown field\n" +
 				"testdata/invalid.yaml:14: document 1 (broken): /spec/callbacks/0: a timer callback needs interval\n" +
 				"testdata/invalid.yaml:22: document 2 (memcached): /spec/handler: set url or service, here or on every callback; callbacks[0] (create) have none\n" +
-				`testdata/invalid.yaml:28: document 2 (memcached): /spec/callbacks/0/on/0: value must be one of "create", "update", "delete", "resume", "timer", "sync"` + "\n",
+				`testdata/invalid.yaml:28: document 2 (memcached): /spec/callbacks/0/events/0: value must be one of "create", "update", "delete", "resume", "timer", "sync"` + "\n",
 			wantErr: "invalid WebhookOperator files: 4 errors",
 		},
 		{
@@ -45,6 +45,12 @@ func TestValidateCommand(t *testing.T) {
 			name:       "invalid YAML names the file and line",
 			args:       []string{"-f", "testdata/not-yaml.yaml"},
 			wantStderr: "testdata/not-yaml.yaml:4: document 1: invalid YAML: did not find expected ',' or ']'\n",
+			wantErr:    "1 error",
+		},
+		{
+			name:       "a callback still using on is told its new name",
+			args:       []string{"-f", "testdata/renamed-on.yaml"},
+			wantStderr: "testdata/renamed-on.yaml:11: document 1 (old): /spec/callbacks/0/on: `on` was renamed to `events`\n",
 			wantErr:    "1 error",
 		},
 		{

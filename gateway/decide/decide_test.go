@@ -20,11 +20,11 @@ func testOperator() *spec.WebhookOperator {
 	return &spec.WebhookOperator{
 		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
 		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
-			{ID: "create", On: []spec.Event{spec.EventCreate}},
-			{ID: "resize", On: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}},
-			{ID: "cleanup", On: []spec.Event{spec.EventDelete}},
-			{ID: "status", On: []spec.Event{spec.EventSync}},
-			{ID: "backup", On: []spec.Event{spec.EventTimer}, Interval: dur(time.Hour), InitialDelay: dur(30 * time.Second)},
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "resize", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}},
+			{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
+			{ID: "status", Events: []spec.Event{spec.EventSync}},
+			{ID: "backup", Events: []spec.Event{spec.EventTimer}, Interval: dur(time.Hour), InitialDelay: dur(30 * time.Second)},
 		}},
 	}
 }

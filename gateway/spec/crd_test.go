@@ -118,9 +118,12 @@ func TestClusterAndFileValidationAgree(t *testing.T) {
 		{"callback id that is not a DNS label is refused", replace(memcached, "id: resize", "id: Resize_Now"), true},
 		{"port out of range is refused", replace(nginx, "url: http://127.0.0.1:8082", "service: {namespace: web, name: nginx, port: 70000}"), true},
 		{"url and service together are refused", replace(nginx, "url: http://127.0.0.1:8082", "url: http://127.0.0.1:8082\n    service: {namespace: web, name: nginx}"), true},
-		// kubectl reads a bare `on` key as the boolean true, so the callback
-		// has no "on" at all: both refuse it, and the docs say to quote it.
-		{"bare on key read by kubectl is refused", replace(nginx, `"on": [create]`, "on: [create]"), true},
+		// `on` was renamed to `events`; kubectl reads a bare `on` key as the
+		// boolean true. Both spellings are refused (the CRD's CEL rule, which
+		// this in-process check does not run, names the new field; the
+		// integration test TestRenamedOnFieldIsRefusedWithItsNewName shows it).
+		{"the old on key is refused", replace(nginx, `events: [create]`, `"on": [create]`), true},
+		{"a bare on key read by kubectl is refused", replace(nginx, `events: [create]`, "on: [create]"), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

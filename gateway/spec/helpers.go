@@ -47,7 +47,7 @@ func (op *WebhookOperator) CallbacksFor(e Event) []Callback {
 
 // Handles reports whether the callback subscribes to e.
 func (c Callback) Handles(e Event) bool {
-	for _, on := range c.On {
+	for _, on := range c.Events {
 		if on == e {
 			return true
 		}

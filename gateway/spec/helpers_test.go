@@ -19,7 +19,7 @@ func TestFinalizerAndStateAnnotationCarryTheOperatorName(t *testing.T) {
 
 func TestCallbacksForAndHasEvent(t *testing.T) {
 	op := validOperator()
-	op.Spec.Callbacks = append(op.Spec.Callbacks, Callback{ID: "both", On: []Event{EventCreate, EventResume}})
+	op.Spec.Callbacks = append(op.Spec.Callbacks, Callback{ID: "both", Events: []Event{EventCreate, EventResume}})
 	tests := []struct {
 		event   Event
 		wantIDs []string

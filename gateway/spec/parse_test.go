@@ -23,7 +23,7 @@ spec:
     url: http://127.0.0.1:8081
   callbacks:
     - id: create
-      on: [create]
+      events: [create]
 `
 
 func errorLines(err error) []string {
@@ -42,8 +42,8 @@ func TestParseReportsEveryErrorWithSourceDocumentLineAndPath(t *testing.T) {
 		{
 			name: "unknown event in the second document",
 			data: strings.Replace(minimal, "name: memcached", "name: other", 1) + "---\n" +
-				strings.Replace(minimal, "on: [create]", "on: [create]\n    - id: resize\n      on: [updated]", 1),
-			want: []string{`operators.yaml:29: document 2 (memcached): /spec/callbacks/1/on/0: value must be one of "create", "update", "delete", "resume", "timer", "sync"`},
+				strings.Replace(minimal, "events: [create]", "events: [create]\n    - id: resize\n      events: [updated]", 1),
+			want: []string{`operators.yaml:29: document 2 (memcached): /spec/callbacks/1/events/0: value must be one of "create", "update", "delete", "resume", "timer", "sync"`},
 		},
 		{
 			name: "misspelt field is an unknown field on its own line",
@@ -52,15 +52,15 @@ func TestParseReportsEveryErrorWithSourceDocumentLineAndPath(t *testing.T) {
 		},
 		{
 			name: "missing required fields are each reported at their path, on the parent's line",
-			data: strings.Replace(minimal, "    - id: create\n      on: [create]\n", "    - path: /x\n", 1),
+			data: strings.Replace(minimal, "    - id: create\n      events: [create]\n", "    - path: /x\n", 1),
 			want: []string{
+				`operators.yaml:12: document 1 (memcached): /spec/callbacks/0/events: required field is missing`,
 				`operators.yaml:12: document 1 (memcached): /spec/callbacks/0/id: required field is missing`,
-				`operators.yaml:12: document 1 (memcached): /spec/callbacks/0/on: required field is missing`,
 			},
 		},
 		{
 			name: "schema and semantic errors are reported together",
-			data: strings.Replace(minimal, "on: [create]", "on: [create]\n      interval: 30s\n      retry: {jitter: 2}", 1),
+			data: strings.Replace(minimal, "events: [create]", "events: [create]\n      interval: 30s\n      retry: {jitter: 2}", 1),
 			want: []string{
 				`operators.yaml:14: document 1 (memcached): /spec/callbacks/0/interval: only timer callbacks take interval`,
 				`operators.yaml:15: document 1 (memcached): /spec/callbacks/0/retry/jitter: must be <= 1 but found 2`,
@@ -132,7 +132,7 @@ func TestParseAcceptsYAMLStreamsAndJSON(t *testing.T) {
 	other := strings.Replace(minimal, "name: memcached", "name: other", 1)
 	asJSON := `{"apiVersion": "opgate.dev/v1alpha1", "kind": "WebhookOperator", "metadata": {"name": "j"},
 	  "spec": {"watch": {"apiVersion": "v1", "kind": "ConfigMap"}, "handler": {"url": "https://h.example"},
-	           "callbacks": [{"id": "s", "on": ["sync"]}]}}`
+	           "callbacks": [{"id": "s", "events": ["sync"]}]}}`
 	tests := []struct {
 		name      string
 		data      string
@@ -184,13 +184,13 @@ func TestLoadFiles(t *testing.T) {
 	a := writeFile(t, dir, "a.yaml", minimal)
 	b := writeFile(t, dir, "b.yaml", strings.Replace(minimal, "kind: Memcached", "kind: Other", 1))
 	c := writeFile(t, dir, "c.yml", strings.Replace(minimal, "name: memcached", "name: c", 1))
-	bad := writeFile(t, dir, "bad.yaml", strings.Replace(minimal, "on: [create]", "on: []", 1))
+	bad := writeFile(t, dir, "bad.yaml", strings.Replace(minimal, "events: [create]", "events: []", 1))
 	sub := filepath.Join(dir, "sub")
 	if err := os.Mkdir(sub, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, sub, "x.json", `{"apiVersion": "opgate.dev/v1alpha1", "kind": "WebhookOperator", "metadata": {"name": "x"},
-	  "spec": {"watch": {"apiVersion": "v1", "kind": "Secret"}, "handler": {"url": "http://h"}, "callbacks": [{"id": "s", "on": ["sync"]}]}}`)
+	  "spec": {"watch": {"apiVersion": "v1", "kind": "Secret"}, "handler": {"url": "http://h"}, "callbacks": [{"id": "s", "events": ["sync"]}]}}`)
 	writeFile(t, sub, "notes.txt", "not a manifest")
 	if err := os.Mkdir(filepath.Join(sub, "deeper"), 0o700); err != nil {
 		t.Fatal(err)
@@ -207,7 +207,7 @@ func TestLoadFiles(t *testing.T) {
 			b + `:4: document 1 (memcached): /metadata/name: operator "memcached" is already defined in ` + a + ` (document 1)`,
 		}},
 		{"errors of every file are reported", []string{bad, filepath.Join(dir, "missing.yaml")}, nil, []string{
-			bad + `:13: document 1 (memcached): /spec/callbacks/0/on: minimum 1 items required, but found 0 items`,
+			bad + `:13: document 1 (memcached): /spec/callbacks/0/events: minimum 1 items required, but found 0 items`,
 			filepath.Join(dir, "missing.yaml") + ": read: open " + filepath.Join(dir, "missing.yaml") + ": no such file or directory",
 		}},
 		{"a directory stands for the manifests directly in it", []string{sub, c}, []string{"x", "c"}, nil},
@@ -237,7 +237,7 @@ func TestDecodeObjectChecksLikeParseAndLeavesTheInputAlone(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"apiVersion": "opgate.dev/v1alpha1", "kind": "WebhookOperator",
 	  "metadata": {"name": "m", "uid": "1234", "resourceVersion": "7"},
 	  "spec": {"watch": {"apiVersion": "v1", "kind": "ConfigMap"},
-	           "callbacks": [{"id": "s", "on": ["sync"], "interval": "1m"}]},
+	           "callbacks": [{"id": "s", "events": ["sync"], "interval": "1m"}]},
 	  "status": {"observedGeneration": 2}}`), &obj); err != nil {
 		t.Fatal(err)
 	}

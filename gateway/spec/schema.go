@@ -135,12 +135,17 @@ func describe(leaf *jsonschema.ValidationError, doc any, raw map[string]any) Err
 	case "required":
 		obj, _ := instance.(map[string]any)
 		var list ErrorList
+		explained := false
 		for _, name := range stringsOf(node["required"]) {
+			if renamedFrom(node, obj, name) {
+				explained = true // the rename message at the old key says it all
+				continue
+			}
 			if _, ok := obj[name]; !ok {
 				list = append(list, &FieldError{Path: joinPointer(leaf.InstanceLocation, name), Message: "required field is missing"})
 			}
 		}
-		if len(list) > 0 {
+		if len(list) > 0 || explained {
 			return list
 		}
 	case "additionalProperties":
@@ -149,7 +154,11 @@ func describe(leaf *jsonschema.ValidationError, doc any, raw map[string]any) Err
 		var list ErrorList
 		for name := range obj {
 			if _, ok := known[name]; !ok {
-				list = append(list, &FieldError{Path: joinPointer(leaf.InstanceLocation, name), Message: "unknown field"})
+				msg := "unknown field"
+				if to, ok := renamed(node)[name]; ok {
+					msg = fmt.Sprintf("`%s` was renamed to `%s`", name, to)
+				}
+				list = append(list, &FieldError{Path: joinPointer(leaf.InstanceLocation, name), Message: msg})
 			}
 		}
 		if len(list) > 0 {
@@ -167,6 +176,31 @@ func describe(leaf *jsonschema.ValidationError, doc any, raw map[string]any) Err
 		}
 	}
 	return ErrorList{{Path: leaf.InstanceLocation, Message: leaf.Message}}
+}
+
+// renamed returns a schema node's "x-opgate-renamed" map (old field name →
+// new), so that a document written before a rename gets told the new name
+// instead of "unknown field". hack/gencrd gives the CRD the same message.
+func renamed(node map[string]any) map[string]string {
+	out := map[string]string{}
+	m, _ := node["x-opgate-renamed"].(map[string]any)
+	for from, to := range m {
+		if s, ok := to.(string); ok {
+			out[from] = s
+		}
+	}
+	return out
+}
+
+// renamedFrom reports whether the required field name is missing because
+// obj still uses its old name.
+func renamedFrom(node, obj map[string]any, name string) bool {
+	for from, to := range renamed(node) {
+		if _, has := obj[from]; has && to == name {
+			return true
+		}
+	}
+	return false
 }
 
 // splitPointer splits a JSON pointer into its unescaped reference tokens.

@@ -53,7 +53,7 @@ func TestSchemaAcceptsGoDurations(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
 			// initialDelay of a timer is the one duration that may be 0.
-			doc := strings.Replace(minimal, "on: [create]", "on: [timer]\n      interval: 1h\n      initialDelay: \""+tt.value+"\"", 1)
+			doc := strings.Replace(minimal, "events: [create]", "events: [timer]\n      interval: 1h\n      initialDelay: \""+tt.value+"\"", 1)
 			_, err := Parse([]byte(doc), "d.yaml")
 			if (err == nil) != tt.valid {
 				t.Errorf("initialDelay %q: error %v, want valid %v", tt.value, err, tt.valid)

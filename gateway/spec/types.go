@@ -137,7 +137,7 @@ type SecretRef struct {
 // Idle belong to timer callbacks only; Path is appended to the endpoint.
 type Callback struct {
 	ID           string       `json:"id"`
-	On           []Event      `json:"on"`
+	Events       []Event      `json:"events"`
 	Path         string       `json:"path,omitempty"`
 	Handler      *HandlerSpec `json:"handler,omitempty"`
 	When         *When        `json:"when,omitempty"`

@@ -26,9 +26,9 @@ func (v *validator) callbacks(op *WebhookOperator) {
 				ids[c.ID] = i
 			}
 		}
-		for j, e := range c.On {
+		for j, e := range c.Events {
 			if !e.IsValid() {
-				v.addf(fmt.Sprintf("%s/on/%d", p, j), "unknown event %q", e)
+				v.addf(fmt.Sprintf("%s/events/%d", p, j), "unknown event %q", e)
 			}
 		}
 		v.timing(p, c)
@@ -65,7 +65,7 @@ func (v *validator) when(p string, c Callback) {
 	}
 	// A field filter says "this changed", which only an update has; mixing
 	// it with other events would leave its meaning for them unclear.
-	if len(w.Fields) > 0 && !slices.Equal(c.On, []Event{EventUpdate}) {
+	if len(w.Fields) > 0 && !slices.Equal(c.Events, []Event{EventUpdate}) {
 		v.addf(p+"/fields", "only a callback on update alone may filter by fields; give the other events their own callback")
 	}
 	for i, f := range w.Fields {

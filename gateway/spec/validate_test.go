@@ -29,9 +29,9 @@ func validOperator() *WebhookOperator {
 			Related:  []RelatedSpec{{APIVersion: "v1", Kind: "Pod"}},
 			Handler:  HandlerSpec{URL: "http://127.0.0.1:8081"},
 			Callbacks: []Callback{
-				{ID: "create", On: []Event{EventCreate}, Path: "/create"},
-				{ID: "resize", On: []Event{EventUpdate}, When: &When{Fields: []string{"spec.size"}}},
-				{ID: "backup", On: []Event{EventTimer}, Interval: dur(time.Hour)},
+				{ID: "create", Events: []Event{EventCreate}, Path: "/create"},
+				{ID: "resize", Events: []Event{EventUpdate}, When: &When{Fields: []string{"spec.size"}}},
+				{ID: "backup", Events: []Event{EventTimer}, Interval: dur(time.Hour)},
 			},
 		},
 	}
@@ -81,7 +81,7 @@ func TestValidate(t *testing.T) {
 			"/spec/callbacks/0/idle: only timer callbacks take idle",
 		}},
 		{"when.fields only on a callback on update alone", func(op *WebhookOperator) {
-			op.Spec.Callbacks[1].On = []Event{EventCreate, EventUpdate}
+			op.Spec.Callbacks[1].Events = []Event{EventCreate, EventUpdate}
 		}, []string{"/spec/callbacks/1/when/fields: only a callback on update alone may filter by fields"}},
 		{"when.fields must be paths that can fire update", func(op *WebhookOperator) {
 			op.Spec.Callbacks[1].When.Fields = []string{"spec..size", "status.nodes", "metadata.name", "metadata.labels.tier", "spec"}
@@ -160,8 +160,8 @@ func TestValidate(t *testing.T) {
 			op.Spec.ResyncPeriod = dur(0)
 		}, []string{"/spec/resyncPeriod: must be greater than 0"}},
 		{"unknown events are refused", func(op *WebhookOperator) {
-			op.Spec.Callbacks[0].On = []Event{"created"}
-		}, []string{`/spec/callbacks/0/on/0: unknown event "created"`}},
+			op.Spec.Callbacks[0].Events = []Event{"created"}
+		}, []string{`/spec/callbacks/0/events/0: unknown event "created"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,7 +39,7 @@ func TestChildOfUndeclaredKindOrOtherNamespaceIsRefused(t *testing.T) {
 				}
 			})
 			startGateway(t, operatorFor(t, "refuse", ns, h.URL, func(s *spec.OperatorSpec) {
-				s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+				s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 			}))
 			createWidget(t, ns, "example", 1)
 			eventually(t, 10*time.Second, func() error { return hasEvent(t, ns, "example", "Warning", "ChildRefused") })
@@ -78,9 +78,9 @@ func TestSyncPrunesOnlyWhenChildrenKeyIsPresent(t *testing.T) {
 	})
 	startGateway(t, operatorFor(t, "pruner", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Callbacks = []spec.Callback{
-			{ID: "create", On: []spec.Event{spec.EventCreate}},
-			{ID: "sync", On: []spec.Event{spec.EventSync}},
-			{ID: "poke", On: []spec.Event{spec.EventUpdate}},
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "sync", Events: []spec.Event{spec.EventSync}},
+			{ID: "poke", Events: []spec.Event{spec.EventUpdate}},
 		}
 	}))
 	createWidget(t, ns, "example", 1)
@@ -117,7 +117,7 @@ func TestStatusFieldOutsideSchemaIsReportedInWarningEvent(t *testing.T) {
 	ns := newNamespace(t)
 	h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "kept", "nodez": []any{"typo"}}}))
 	startGateway(t, operatorFor(t, "schema", ns, h.URL, func(s *spec.OperatorSpec) {
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	}))
 	createWidget(t, ns, "example", 1)
 	eventually(t, 10*time.Second, func() error { return statusMessage(t, ns, "example", "kept") })

@@ -24,7 +24,7 @@ func TestCreateAppliesChildWithOwnerAndMergesStatus(t *testing.T) {
 		}
 	})
 	startGateway(t, operatorFor(t, "create", ns, h.URL, func(s *spec.OperatorSpec) {
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}, Path: "/create"}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}, Path: "/create"}}
 	}))
 	w := createWidget(t, ns, "example", 3)
 

@@ -33,7 +33,7 @@ func TestTemporaryErrorIsRetriedWithGrowingDelaysThenSucceeds(t *testing.T) {
 	})
 	startGateway(t, operatorFor(t, "temporary", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Retry = fastRetry(200 * time.Millisecond)
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	}))
 	createWidget(t, ns, "example", 1)
 	eventually(t, 20*time.Second, func() error { return statusMessage(t, ns, "example", "ready") })
@@ -73,8 +73,8 @@ func TestPermanentErrorStopsRetriesUntilSpecChanges(t *testing.T) {
 			startGateway(t, operatorFor(t, "permanent", ns, h.URL, func(s *spec.OperatorSpec) {
 				s.Retry = fastRetry(50 * time.Millisecond)
 				s.Callbacks = []spec.Callback{
-					{ID: "create", On: []spec.Event{spec.EventCreate}},
-					{ID: "update", On: []spec.Event{spec.EventUpdate}},
+					{ID: "create", Events: []spec.Event{spec.EventCreate}},
+					{ID: "update", Events: []spec.Event{spec.EventUpdate}},
 				}
 			}))
 			createWidget(t, ns, "example", 1)
@@ -107,7 +107,7 @@ func TestTooManyRequestsHonoursRetryAfter(t *testing.T) {
 	h.Config.Handler = retryAfterOnce(h.Config.Handler, "1")
 	startGateway(t, operatorFor(t, "ratelimited", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Retry = fastRetry(10 * time.Millisecond)
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	}))
 	createWidget(t, ns, "example", 1)
 	eventually(t, 10*time.Second, func() error { return statusMessage(t, ns, "example", "ok") })
@@ -147,8 +147,8 @@ func TestBadAnswersApplyNothingAndPruneNothing(t *testing.T) {
 			startGateway(t, operatorFor(t, "bad", ns, h.URL, func(s *spec.OperatorSpec) {
 				s.Retry = fastRetry(time.Second)
 				s.Callbacks = []spec.Callback{
-					{ID: "create", On: []spec.Event{spec.EventCreate}},
-					{ID: "sync", On: []spec.Event{spec.EventSync}},
+					{ID: "create", Events: []spec.Event{spec.EventCreate}},
+					{ID: "sync", Events: []spec.Event{spec.EventSync}},
 				}
 			}))
 			createWidget(t, ns, "example", 1)
@@ -206,7 +206,7 @@ func TestSpecChangeEndsABackoffWait(t *testing.T) {
 	})
 	startGateway(t, operatorFor(t, "fixable", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Retry = &spec.RetrySpec{MaxDelay: &spec.Duration{Duration: 2 * time.Hour}}
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	}))
 	createWidget(t, ns, "example", 1)
 	eventually(t, 10*time.Second, func() error { return hasEvent(t, ns, "example", "Warning", "HandlerError") })

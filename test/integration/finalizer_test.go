@@ -25,7 +25,7 @@ func TestPermanentDeleteFailureKeepsFinalizerUntilReleaseAnnotation(t *testing.T
 		return 200, nil
 	})
 	startGateway(t, operatorFor(t, "stuck", ns, h.URL, func(s *spec.OperatorSpec) {
-		s.Callbacks = []spec.Callback{{ID: "cleanup", On: []spec.Event{spec.EventDelete}}}
+		s.Callbacks = []spec.Callback{{ID: "cleanup", Events: []spec.Event{spec.EventDelete}}}
 	}))
 	createWidget(t, ns, "example", 1)
 	eventually(t, 10*time.Second, func() error {
@@ -79,7 +79,7 @@ spec:
   callbacks: %s
 `, ns, h.URL, callbacksYAML)
 	}
-	createOperatorObject(t, doc(`[{id: create, "on": [create]}, {id: cleanup, "on": [delete]}]`))
+	createOperatorObject(t, doc(`[{id: create, events: [create]}, {id: cleanup, events: [delete]}]`))
 	managed := widget(ns, "managed", 1)
 	managed.SetLabels(map[string]string{"managed": "yes"})
 	if _, err := dyn(t).Resource(widgets).Namespace(ns).Create(context.Background(), managed, metav1.CreateOptions{}); err != nil {
@@ -105,7 +105,7 @@ spec:
 			return err
 		}
 		next := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc(`[{id: create, "on": [create]}]`)), &next.Object); err != nil {
+		if err := yaml.Unmarshal([]byte(doc(`[{id: create, events: [create]}]`)), &next.Object); err != nil {
 			return err
 		}
 		cur.Object["spec"] = next.Object["spec"]

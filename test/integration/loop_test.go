@@ -15,8 +15,8 @@ func TestOwnWritesTriggerNoHotLoop(t *testing.T) {
 	h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "synced"}}))
 	startGateway(t, operatorFor(t, "quiet", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Callbacks = []spec.Callback{
-			{ID: "create", On: []spec.Event{spec.EventCreate}},
-			{ID: "sync", On: []spec.Event{spec.EventSync}},
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "sync", Events: []spec.Event{spec.EventSync}},
 		}
 	}))
 	createWidget(t, ns, "example", 1)
@@ -44,7 +44,7 @@ func TestMetricsCountCallbacksAndApplies(t *testing.T) {
 	ns := newNamespace(t)
 	h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "ok"}}))
 	_, reg := startGatewayWithMetrics(t, operatorFor(t, "metered", ns, h.URL, func(s *spec.OperatorSpec) {
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	}))
 	createWidget(t, ns, "example", 1)
 	eventually(t, 10*time.Second, func() error { return statusMessage(t, ns, "example", "ok") })

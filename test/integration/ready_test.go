@@ -18,11 +18,11 @@ func TestReadyzNamesFileOperatorsThatCannotStart(t *testing.T) {
 	ns := newNamespace(t)
 	h := newHandler(t, ok(nil))
 	good := operatorFor(t, "good", ns, h.URL, func(s *spec.OperatorSpec) {
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	})
 	bad := operatorFor(t, "nosecret", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Handler.Auth = &spec.AuthSpec{HMACSecretRef: &spec.SecretKeyRef{Namespace: ns, Name: "missing", Key: "secret"}}
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	})
 	for _, tt := range []struct {
 		name      string

@@ -80,8 +80,8 @@ spec:
   watch: {apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}
   handler: {url: %q}
   callbacks:
-    - {id: create, "on": [create]}
-    - {id: cleanup, "on": [delete]}
+    - {id: create, events: [create]}
+    - {id: cleanup, events: [delete]}
 `, ns, h.URL))
 	createWidget(t, ns, "example", 1)
 	eventually(t, 20*time.Second, func() error { return statusMessage(t, ns, "example", "handled") })
@@ -125,8 +125,8 @@ spec:
   watch: {apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}
   handler: {url: %q}
   callbacks:
-    - {id: create, "on": [create], interval: 1m}
-    - {id: tick, "on": [timer]}
+    - {id: create, events: [create], interval: 1m}
+    - {id: tick, events: [timer]}
 `, ns, h.URL))
 	eventually(t, 20*time.Second, func() error {
 		c := readyCondition(t, "broken")
@@ -147,7 +147,7 @@ metadata: {name: witness}
 spec:
   watch: {apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}
   handler: {url: %q}
-  callbacks: [{id: create, "on": [create]}]
+  callbacks: [{id: create, events: [create]}]
 `, ns, h2.URL))
 	eventually(t, 20*time.Second, func() error { return called(h2, "create", 1) })
 	if n := len(h.requests); n != 0 {
@@ -166,7 +166,7 @@ metadata: {name: late}
 spec:
   watch: {apiVersion: late.opgate.dev/v1, kind: Gadget, namespaces: [%s]}
   handler: {url: %q}
-  callbacks: [{id: create, "on": [create]}]
+  callbacks: [{id: create, events: [create]}]
 `, ns, h.URL))
 	waitReady(t, "late", "False/KindNotFound")
 	crd := &unstructured.Unstructured{}
@@ -223,7 +223,7 @@ func TestManyObjectsInParallelStayWithinMaxInFlight(t *testing.T) {
 	})
 	startGateway(t, operatorFor(t, "many", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Concurrency = &spec.Concurrency{MaxInFlight: maxInFlight}
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	}))
 	for i := range objects {
 		createWidget(t, ns, fmt.Sprintf("w%03d", i), 1)

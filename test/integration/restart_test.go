@@ -21,8 +21,8 @@ func TestTimerFiresAtItsIntervalAndStopsOnDelete(t *testing.T) {
 	interval := 300 * time.Millisecond
 	startGateway(t, operatorFor(t, "timer", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Callbacks = []spec.Callback{
-			{ID: "backup", On: []spec.Event{spec.EventTimer}, Interval: &spec.Duration{Duration: interval}},
-			{ID: "cleanup", On: []spec.Event{spec.EventDelete}},
+			{ID: "backup", Events: []spec.Event{spec.EventTimer}, Interval: &spec.Duration{Duration: interval}},
+			{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
 		}
 	}))
 	createWidget(t, ns, "example", 1)
@@ -67,9 +67,9 @@ func TestResumeAfterGatewayRestart(t *testing.T) {
 	h := newHandler(t, ok(nil))
 	op := operatorFor(t, "resumer", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Callbacks = []spec.Callback{
-			{ID: "create", On: []spec.Event{spec.EventCreate}},
-			{ID: "resume", On: []spec.Event{spec.EventResume}},
-			{ID: "resize", On: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}},
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "resume", Events: []spec.Event{spec.EventResume}},
+			{ID: "resize", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}},
 		}
 	})
 	stop := startGateway(t, op)
@@ -107,7 +107,7 @@ func TestBackoffContinuesAcrossGatewayRestart(t *testing.T) {
 	})
 	op := operatorFor(t, "backoff", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Retry = fastRetry(100 * time.Millisecond)
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	})
 	stop := startGateway(t, op)
 	createWidget(t, ns, "example", 1)

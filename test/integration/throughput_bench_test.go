@@ -30,7 +30,7 @@ func BenchmarkCreateToStatus(b *testing.B) {
 		}
 	})
 	op := operatorFor(b, "bench", ns, h.URL, func(s *spec.OperatorSpec) {
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -20,9 +20,9 @@ func TestUpdateCarriesDiffAndFieldFilterSkipsLabelOnlyChanges(t *testing.T) {
 	h := newHandler(t, ok(nil))
 	startGateway(t, operatorFor(t, "update", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Callbacks = []spec.Callback{
-			{ID: "create", On: []spec.Event{spec.EventCreate}},
-			{ID: "resize", On: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}},
-			{ID: "any-update", On: []spec.Event{spec.EventUpdate}},
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "resize", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}},
+			{ID: "any-update", Events: []spec.Event{spec.EventUpdate}},
 		}
 	}))
 	createWidget(t, ns, "example", 1)
@@ -64,8 +64,8 @@ func TestDeleteCallsCallbackThenReleasesFinalizer(t *testing.T) {
 	h := newHandler(t, ok(map[string]any{"finalized": true}))
 	startGateway(t, operatorFor(t, "deleter", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Callbacks = []spec.Callback{
-			{ID: "create", On: []spec.Event{spec.EventCreate}},
-			{ID: "cleanup", On: []spec.Event{spec.EventDelete}},
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
 		}
 	}))
 	createWidget(t, ns, "example", 1)
@@ -108,7 +108,7 @@ func TestFinalizedFalseKeepsFinalizerAndCallsAgain(t *testing.T) {
 		return 200, nil
 	})
 	startGateway(t, operatorFor(t, "slowdelete", ns, h.URL, func(s *spec.OperatorSpec) {
-		s.Callbacks = []spec.Callback{{ID: "cleanup", On: []spec.Event{spec.EventDelete}}}
+		s.Callbacks = []spec.Callback{{ID: "cleanup", Events: []spec.Event{spec.EventDelete}}}
 	}))
 	createWidget(t, ns, "example", 1)
 	eventually(t, 10*time.Second, func() error {

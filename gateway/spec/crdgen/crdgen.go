@@ -196,6 +196,8 @@ func (c *converter) convert(node map[string]any, path string) (map[string]any, e
 			out["enum"] = []any{value} // OpenAPI v3.0 has no const
 		case key == "uniqueItems":
 			// handled below, once items are converted
+		case key == "x-opgate-renamed":
+			// handled below, once properties are converted
 		case key == "contentEncoding":
 			if value != "base64" {
 				return nil, fmt.Errorf("%s: only base64 has a CRD equivalent, not %v", p, value)
@@ -212,12 +214,73 @@ func (c *converter) convert(node map[string]any, path string) (map[string]any, e
 			return nil, err
 		}
 	}
+	if m, ok := node["x-opgate-renamed"].(map[string]any); ok {
+		if err := refuseRenamed(out, m, path); err != nil {
+			return nil, err
+		}
+	}
 	if t, ok := out["type"]; ok {
 		if _, isString := t.(string); !isString {
 			return nil, fmt.Errorf("%s/type: a CRD needs one type, not %v", path, t)
 		}
 	}
 	return out, nil
+}
+
+// yaml11Spellings are the keys YAML 1.1 (kubectl's reader) turns into
+// booleans: a renamed field once called "on" arrives as "true".
+var yaml11Spellings = map[string]string{"on": "true", "yes": "true", "y": "true", "off": "false", "no": "false", "n": "false"}
+
+// refuseRenamed keeps a renamed field's old keys in the schema (the API
+// server would otherwise prune them, or refuse them as merely "unknown")
+// and adds a CEL rule that refuses them saying what the field is called now.
+func refuseRenamed(out map[string]any, renamed map[string]any, path string) error {
+	props, _ := out["properties"].(map[string]any)
+	if props == nil {
+		return fmt.Errorf("%s/x-opgate-renamed: needs properties", path)
+	}
+	rules := asSlice(out["x-kubernetes-validations"])
+	for _, from := range sortedKeys(renamed) {
+		to, ok := renamed[from].(string)
+		if !ok || props[to] == nil {
+			return fmt.Errorf("%s/x-opgate-renamed/%s: must name a property, not %v", path, from, renamed[from])
+		}
+		keys := []string{from}
+		if b, ok := yaml11Spellings[from]; ok {
+			keys = append(keys, b)
+		}
+		var conds []string
+		for _, k := range keys {
+			if props[k] != nil {
+				return fmt.Errorf("%s/x-opgate-renamed/%s: %q is still a property", path, from, k)
+			}
+			// Typed like the field it was (a list), since CEL can only
+			// see properties with a type.
+			props[k] = map[string]any{
+				"description": fmt.Sprintf("Renamed to %s; refused.", to),
+				"type":        "array",
+				"items":       map[string]any{"type": "string"},
+			}
+			conds = append(conds, "!has(self."+celField(k)+")")
+		}
+		rules = append(rules, map[string]any{
+			"rule":    strings.Join(conds, " && "),
+			"message": fmt.Sprintf("`%s` was renamed to `%s`", from, to),
+		})
+	}
+	out["x-kubernetes-validations"] = rules
+	return nil
+}
+
+// celField escapes a property name that is a CEL reserved word, as the API
+// server's CEL environment expects ("true" → "__true__").
+func celField(name string) string {
+	switch name {
+	case "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function",
+		"if", "import", "let", "loop", "package", "namespace", "return", "var", "void", "while":
+		return "__" + name + "__"
+	}
+	return name
 }
 
 // uniqueAsSet turns a converted array schema into a set list type,
