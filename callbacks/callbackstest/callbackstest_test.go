@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -228,96 +226,6 @@ func TestResultAssertions(t *testing.T) {
 			})
 			if !strings.Contains(got, tt.want) {
 				t.Errorf("failed with %q, want a failure containing %q", got, tt.want)
-			}
-		})
-	}
-}
-
-const widgetCRD = `apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.example.com
-spec:
-  group: example.com
-  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            properties:
-              size: {type: integer}
-          status:
-            type: object
-            properties:
-              ready: {type: boolean}
-              replicas: {type: integer, minimum: 0}
-`
-
-func writeFile(t *testing.T, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "crd.yaml")
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func TestLoadCRDRefusesWhatTheAPIServerWould(t *testing.T) {
-	tests := []struct {
-		name     string
-		crd      string
-		wantFail string
-	}{
-		{"a valid CRD loads", widgetCRD, ""},
-		{"a misspelt field fails", strings.Replace(widgetCRD, "served:", "serverd:", 1), "does not decode strictly"},
-		{"a name that is not plural.group fails", strings.Replace(widgetCRD, "name: widgets.example.com", "name: widget.example.com", 1), "plural"},
-		{"a schema without types fails", strings.Replace(widgetCRD, "size: {type: integer}", "size: {minimum: 1}", 1), "type"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			file := writeFile(t, tt.crd)
-			got := failureOf(t, func(tb testing.TB) { callbackstest.LoadCRD(tb, file) })
-			switch {
-			case tt.wantFail == "" && got != "":
-				t.Errorf("LoadCRD failed: %s", got)
-			case tt.wantFail != "" && !strings.Contains(got, tt.wantFail):
-				t.Errorf("LoadCRD failed with %q, want a failure containing %q", got, tt.wantFail)
-			}
-		})
-	}
-}
-
-func TestCheckStatusAgainstCRD(t *testing.T) {
-	file := writeFile(t, widgetCRD)
-	tests := []struct {
-		name     string
-		answer   string
-		wantFail string
-	}{
-		{"a status that fits passes", `{"status": {"replicas": 2}}`, ""},
-		{"a field the schema lacks would be dropped", `{"status": {"replicaz": 2}}`, "status.replicaz"},
-		{"a value the schema refuses fails", `{"status": {"replicas": -1}}`, "status.replicas"},
-		{"a wrong type fails", `{"status": {"ready": "yes"}}`, "status.ready"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := failureOf(t, func(tb testing.TB) {
-				res := callbackstest.Call(tb, echo(200, tt.answer), callbackstest.NewRequest(tb, callbacks.EventSync, widget))
-				res.CheckStatusAgainstCRD(file)
-			})
-			switch {
-			case tt.wantFail == "" && got != "":
-				t.Errorf("CheckStatusAgainstCRD failed: %s", got)
-			case tt.wantFail != "" && !strings.Contains(got, tt.wantFail):
-				t.Errorf("CheckStatusAgainstCRD failed with %q, want a failure containing %q", got, tt.wantFail)
 			}
 		})
 	}

@@ -5,13 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opgate/opgate/callbacks/essence"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/opgate/opgate/callbacks"
-	"github.com/opgate/opgate/gateway/check"
-	"github.com/opgate/opgate/gateway/state"
 )
 
 // DefaultOperator is the operator name of a request built by NewRequest.
@@ -82,9 +82,9 @@ func WithDeadline(d time.Time) Option {
 func WithOld(objectYAML string) Option {
 	return func(t testing.TB, req *callbacks.Request) {
 		t.Helper()
-		before := state.Essence(Object(t, objectYAML))
-		req.Diff = check.Diff(before, state.Essence(req.Object))
-		req.Old = state.OldObject(req.Object, runtime.DeepCopyJSON(before))
+		before := essence.Of(Object(t, objectYAML))
+		req.Diff = essence.Diff(before, essence.Of(req.Object))
+		req.Old = essence.OldObject(req.Object, runtime.DeepCopyJSON(before))
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opgate/opgate/callbacks/essence"
+
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -18,7 +20,6 @@ import (
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/check"
 	"github.com/opgate/opgate/gateway/spec"
-	"github.com/opgate/opgate/gateway/state"
 )
 
 // loadObjects reads the object files and the CRD.
@@ -143,7 +144,7 @@ func buildRequest(t *callTarget, now time.Time) *callbacks.Request {
 	req := &callbacks.Request{
 		APIVersion: callbacks.APIVersion,
 		Kind:       callbacks.RequestKind,
-		UID:        state.Digest([]string{t.operator, t.callback, string(t.parent.GetUID()), string(t.event), strconv.FormatInt(now.UnixNano(), 10)}),
+		UID:        essence.Digest([]string{t.operator, t.callback, string(t.parent.GetUID()), string(t.event), strconv.FormatInt(now.UnixNano(), 10)}),
 		Event:      callbacks.Event(t.event),
 		Operator:   t.operator,
 		Callback:   t.callback,
@@ -151,9 +152,9 @@ func buildRequest(t *callTarget, now time.Time) *callbacks.Request {
 		Object:     withoutStateAnnotations(t.parent),
 	}
 	if t.old != nil {
-		essence := state.Essence(t.old)
-		req.Old = state.OldObject(t.parent, essence)
-		req.Diff = check.Diff(essence, state.Essence(t.parent))
+		old := essence.Of(t.old)
+		req.Old = essence.OldObject(t.parent, old)
+		req.Diff = essence.Diff(old, essence.Of(t.parent))
 	}
 	if t.event == spec.EventSync || t.event == spec.EventDelete {
 		var childKinds []string
@@ -195,7 +196,7 @@ func withoutStateAnnotations(obj *unstructured.Unstructured) *unstructured.Unstr
 	out := obj.DeepCopy()
 	ann := out.GetAnnotations()
 	for k := range ann {
-		if strings.HasPrefix(k, state.OwnPrefix+"state.") {
+		if strings.HasPrefix(k, essence.OwnPrefix+"state.") {
 			delete(ann, k)
 		}
 	}

@@ -6,10 +6,11 @@ package decide
 import (
 	"time"
 
+	"github.com/opgate/opgate/callbacks/essence"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opgate/opgate/callbacks"
-	"github.com/opgate/opgate/gateway/check"
 	"github.com/opgate/opgate/gateway/spec"
 	"github.com/opgate/opgate/gateway/state"
 )
@@ -83,8 +84,8 @@ func (p *Plan) wakeAt(t time.Time) {
 // Decide plans the callbacks due for one object.
 func Decide(in Input) Plan {
 	op, obj, st, mem := in.Operator, in.Object, in.State, in.Memory
-	essence := state.Essence(obj)
-	plan := Plan{Essence: essence, EssenceDigest: state.Digest(essence)}
+	e := essence.Of(obj)
+	plan := Plan{Essence: e, EssenceDigest: essence.Digest(e)}
 	if mem.EssenceDigest != plan.EssenceDigest {
 		mem.EssenceDigest, mem.ChangedAt = plan.EssenceDigest, in.Now
 	}
@@ -144,7 +145,7 @@ func decideRound(in Input, round *state.Round, plan *Plan) {
 	if ev == spec.EventUpdate {
 		old, _ = in.State.HandledEssence()
 		if old != nil {
-			diff = check.Diff(old, plan.Essence)
+			diff = essence.Diff(old, plan.Essence)
 		}
 	}
 	for _, cb := range in.Operator.CallbacksFor(ev) {

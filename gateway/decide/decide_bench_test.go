@@ -3,6 +3,7 @@ package decide
 import (
 	"testing"
 
+	"github.com/opgate/opgate/callbacks/essence"
 	"github.com/opgate/opgate/gateway/state"
 )
 
@@ -11,7 +12,7 @@ import (
 func BenchmarkDecideUnchangedObject(b *testing.B) {
 	op, obj := testOperator(), object(3, map[string]string{"tier": "cache"})
 	st := &state.State{}
-	if err := st.SetHandled(state.Essence(obj), state.DefaultEssenceCap); err != nil {
+	if err := st.SetHandled(essence.Of(obj), state.DefaultEssenceCap); err != nil {
 		b.Fatal(err)
 	}
 	mem := Memory{Seen: true, SyncDigest: "s", SyncedAt: now}
@@ -26,7 +27,7 @@ func BenchmarkDecideUnchangedObject(b *testing.B) {
 func BenchmarkDecideUpdateWithDiff(b *testing.B) {
 	op := testOperator()
 	st := &state.State{}
-	if err := st.SetHandled(state.Essence(object(3, nil)), state.DefaultEssenceCap); err != nil {
+	if err := st.SetHandled(essence.Of(object(3, nil)), state.DefaultEssenceCap); err != nil {
 		b.Fatal(err)
 	}
 	obj := object(5, nil)

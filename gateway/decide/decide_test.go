@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opgate/opgate/callbacks/essence"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -42,7 +44,7 @@ func object(size int64, labels map[string]string) *unstructured.Unstructured {
 func handled(t *testing.T, obj *unstructured.Unstructured) *state.State {
 	t.Helper()
 	st := &state.State{}
-	if err := st.SetHandled(state.Essence(obj), state.DefaultEssenceCap); err != nil {
+	if err := st.SetHandled(essence.Of(obj), state.DefaultEssenceCap); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -218,4 +220,4 @@ func TestDecideWakesForBackoffAndTimers(t *testing.T) {
 	}
 }
 
-func digestOf(obj *unstructured.Unstructured) string { return state.Digest(state.Essence(obj)) }
+func digestOf(obj *unstructured.Unstructured) string { return essence.Digest(essence.Of(obj)) }

@@ -4,7 +4,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opgate/opgate/callbacks"
-	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/callbacks/essence"
 	"github.com/opgate/opgate/gateway/spec"
 )
 
@@ -19,7 +19,7 @@ func matches(cb spec.Callback, obj *unstructured.Unstructured, ev spec.Event, ha
 		return false
 	}
 	if ev == spec.EventUpdate && len(cb.When.Fields) > 0 && haveOld {
-		return check.Changed(diff, cb.When.Fields)
+		return essence.Changed(diff, cb.When.Fields)
 	}
 	return true
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/opgate/opgate/callbacks/essence"
+
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,7 +19,6 @@ import (
 
 	"github.com/opgate/opgate/gateway/check"
 	"github.com/opgate/opgate/gateway/failure"
-	"github.com/opgate/opgate/gateway/state"
 )
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -174,7 +175,7 @@ func syncDigest(parent *unstructured.Unstructured, children, related map[string]
 		}
 		return out
 	}
-	return state.Digest(map[string]any{
+	return essence.Digest(map[string]any{
 		"parent":   clean(parent, true),
 		"children": cleanAll(children),
 		"related":  cleanAll(related),
@@ -184,7 +185,7 @@ func syncDigest(parent *unstructured.Unstructured, children, related map[string]
 func ownless(in map[string]string) map[string]string {
 	out := make(map[string]string, len(in))
 	for k, v := range in {
-		if !strings.HasPrefix(k, state.OwnPrefix) {
+		if !strings.HasPrefix(k, essence.OwnPrefix) {
 			out[k] = v
 		}
 	}

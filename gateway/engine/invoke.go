@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opgate/opgate/callbacks/essence"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opgate/opgate/callbacks"
@@ -14,7 +16,6 @@ import (
 	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
-	"github.com/opgate/opgate/gateway/state"
 )
 
 // DefaultFinalizeRequeue is how soon a delete callback that answered
@@ -95,7 +96,7 @@ func (c *Controller) buildRequest(p *pass, w decide.Work, attempt int, first tim
 		Diff:       w.Diff,
 	}
 	if w.Old != nil {
-		req.Old = state.OldObject(p.obj, w.Old)
+		req.Old = essence.OldObject(p.obj, w.Old)
 	}
 	if w.Event == spec.EventSync || w.Event == spec.EventDelete {
 		req.Children, req.Related = p.children, p.related
@@ -107,7 +108,7 @@ func (c *Controller) buildRequest(p *pass, w decide.Work, attempt int, first tim
 // first attempt's time, which the state annotation keeps), so handlers can
 // deduplicate with it.
 func deliveryID(operator, callback, uid, event string, first time.Time) string {
-	return state.Digest([]string{operator, callback, uid, event, strconv.FormatInt(first.UnixNano(), 10)})
+	return essence.Digest([]string{operator, callback, uid, event, strconv.FormatInt(first.UnixNano(), 10)})
 }
 
 // withoutOwnAnnotations hides the gateway's bookkeeping from handlers.

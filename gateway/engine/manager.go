@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opgate/opgate/callbacks/essence"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
-	"github.com/opgate/opgate/gateway/state"
 )
 
 // kindRetry is how often an operator whose kind is missing looks again.
@@ -59,7 +59,7 @@ func NewManager(deps Deps, onStatus func(name string, st OperatorState)) (*Manag
 // Apply starts op, or restarts it when its spec changed. op must be valid
 // and defaulted.
 func (m *Manager) Apply(ctx context.Context, op *spec.WebhookOperator) {
-	digest := state.Digest(op.Spec)
+	digest := essence.Digest(op.Spec)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r, ok := m.running[op.Name]; ok {

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/opgate/opgate/callbacks/essence"
 )
 
 // DefaultEssenceCap bounds the compressed essence kept in the annotation;
@@ -83,14 +85,14 @@ func (s *State) Encode() (string, error) {
 	return string(b), nil
 }
 
-// SetHandled records essence as handled, keeping it compressed unless it is
+// SetHandled records the essence e as handled, keeping it compressed unless it is
 // larger than capBytes once compressed.
-func (s *State) SetHandled(essence map[string]any, capBytes int) error {
-	raw, err := json.Marshal(essence)
+func (s *State) SetHandled(e map[string]any, capBytes int) error {
+	raw, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("marshal essence: %w", err)
 	}
-	s.Handled = Digest(essence)
+	s.Handled = essence.Digest(e)
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if _, err := zw.Write(raw); err != nil {

@@ -1,10 +1,14 @@
 package state
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/opgate/opgate/callbacks/essence"
+)
 
 // BenchmarkSetHandledAndEncode is the state write at the end of a round.
 func BenchmarkSetHandledAndEncode(b *testing.B) {
-	essence := Essence(obj(map[string]string{"tier": "cache"}, nil, nil, nil))
+	essence := essence.Of(obj(map[string]string{"tier": "cache"}, nil, nil, nil))
 	b.ReportAllocs()
 	for b.Loop() {
 		st := &State{}

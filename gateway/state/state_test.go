@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opgate/opgate/callbacks/essence"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -24,34 +26,10 @@ func obj(labels, annotations map[string]string, finalizers []string, status any)
 	return u
 }
 
-func TestEssenceIgnoresWhatTheGatewayAndServerWrite(t *testing.T) {
-	base := Digest(Essence(obj(map[string]string{"tier": "cache"}, nil, nil, nil)))
-	tests := []struct {
-		name string
-		obj  *unstructured.Unstructured
-		same bool
-	}{
-		{"status change", obj(map[string]string{"tier": "cache"}, nil, nil, map[string]any{"nodes": []any{"a"}}), true},
-		{"own state annotation", obj(map[string]string{"tier": "cache"}, map[string]string{"opgate.dev/state.memcached": "{}"}, nil, nil), true},
-		{"finalizer", obj(map[string]string{"tier": "cache"}, nil, []string{"opgate.dev/memcached"}, nil), true},
-		{"kubectl last-applied", obj(map[string]string{"tier": "cache"}, map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}, nil, nil), true},
-		{"user label change", obj(map[string]string{"tier": "db"}, nil, nil, nil), false},
-		{"user annotation", obj(map[string]string{"tier": "cache"}, map[string]string{"team": "a"}, nil, nil), false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := Digest(Essence(tt.obj)) == base
-			if got != tt.same {
-				t.Errorf("digest equal = %v, want %v; essence %v", got, tt.same, Essence(tt.obj))
-			}
-		})
-	}
-}
-
 func TestStateRoundTripsThroughTheAnnotation(t *testing.T) {
 	st := &State{Round: &Round{Event: "update", Done: []string{"a"}}}
-	essence := Essence(obj(nil, nil, nil, nil))
-	if err := st.SetHandled(essence, DefaultEssenceCap); err != nil {
+	e := essence.Of(obj(nil, nil, nil, nil))
+	if err := st.SetHandled(e, DefaultEssenceCap); err != nil {
 		t.Fatal(err)
 	}
 	st.ProgressOf("resize").Attempts = 3
@@ -67,7 +45,7 @@ func TestStateRoundTripsThroughTheAnnotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if Digest(old) != back.Handled || back.Handled != Digest(essence) {
+	if essence.Digest(old) != back.Handled || back.Handled != essence.Digest(e) {
 		t.Errorf("handled essence does not match its digest after a round trip")
 	}
 	if back.Progress["resize"].Attempts != 3 || !back.Round.IsDone("a") || back.Round.IsDone("b") {
@@ -90,7 +68,7 @@ func TestSetHandledDropsEssenceOverTheCapButKeepsDigest(t *testing.T) {
 	if st.Essence != nil {
 		t.Errorf("essence kept (%d bytes) over a 1 KiB cap", len(st.Essence))
 	}
-	if st.Handled != Digest(big) {
+	if st.Handled != essence.Digest(big) {
 		t.Errorf("digest not recorded when the essence is dropped")
 	}
 	if old, err := st.HandledEssence(); err != nil || old != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/callbacks/callbackstest"
+	"github.com/opgate/opgate/gateway/check/crdtest"
 )
 
 const crdFile = "../../../crds/memcacheds.cache.example.com.yaml"
@@ -177,7 +178,7 @@ func TestStatusListsThisInstancesLivePods(t *testing.T) {
 			if _, present := res.Children(); present {
 				t.Errorf("sync answered children: %s", res.Body)
 			}
-			res.CheckStatusAgainstCRD(crdFile)
+			crdtest.CheckStatus(t, res, crdFile)
 		})
 	}
 }
@@ -199,7 +200,7 @@ func TestBackupRecordsLastBackup(t *testing.T) {
 	if e := res.Event("Backup"); e.Type != callbacks.EventTypeNormal {
 		t.Errorf("event %+v, want Normal", e)
 	}
-	res.CheckStatusAgainstCRD(crdFile)
+	crdtest.CheckStatus(t, res, crdFile)
 }
 
 func TestRouterServesHealthzAndEveryCallbackPath(t *testing.T) {
@@ -238,7 +239,7 @@ func TestSignedRequestsOnlyWhenASecretIsGiven(t *testing.T) {
 }
 
 func TestCRDIsValid(t *testing.T) {
-	crd := callbackstest.LoadCRD(t, crdFile)
+	crd := crdtest.LoadCRD(t, crdFile)
 	if got := crd.Spec.Names.ShortNames; !reflect.DeepEqual(got, []string{"mc"}) {
 		t.Errorf("shortNames = %v, want [mc]", got)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/callbacks/callbackstest"
+	"github.com/opgate/opgate/gateway/check/crdtest"
 )
 
 const crdFile = "../../../crds/nginxservers.web.example.com.yaml"
@@ -164,7 +165,7 @@ func TestSyncReportsTheDeploymentAndItsPods(t *testing.T) {
 			if _, present := res.Children(); present {
 				t.Errorf("sync answered children, which would prune: %s", res.Body)
 			}
-			res.CheckStatusAgainstCRD(crdFile)
+			crdtest.CheckStatus(t, res, crdFile)
 		})
 	}
 }
@@ -177,7 +178,7 @@ func TestDeleteReleasesTheFinalizer(t *testing.T) {
 }
 
 func TestCRDIsValid(t *testing.T) {
-	crd := callbackstest.LoadCRD(t, crdFile)
+	crd := crdtest.LoadCRD(t, crdFile)
 	if got := crd.Spec.Names.ShortNames; !reflect.DeepEqual(got, []string{"nginx"}) {
 		t.Errorf("shortNames = %v, want [nginx]", got)
 	}

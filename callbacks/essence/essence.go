@@ -1,4 +1,9 @@
-package state
+// Package essence holds the pure pieces of what a change is: the essence of
+// an object (what create and update react to), its digest, the diff of two
+// essences and the old object an update request carries. The gateway and
+// handler authors' tests share it, and it pulls in nothing of the API
+// server's libraries (docs/contract.md, "Events and when they fire").
+package essence
 
 import (
 	"crypto/sha256"
@@ -18,10 +23,10 @@ var ignoredAnnotations = []string{
 	"kubectl.kubernetes.io/last-applied-configuration",
 }
 
-// Essence is what create/update react to: the object without status and
+// Of returns what create/update react to: the object without status and
 // without server-managed metadata, keeping labels and annotations (minus
 // opgate's own). Finalizers are excluded.
-func Essence(obj *unstructured.Unstructured) map[string]any {
+func Of(obj *unstructured.Unstructured) map[string]any {
 	out := make(map[string]any, len(obj.Object))
 	for k, v := range obj.Object {
 		switch k {
@@ -66,7 +71,7 @@ func Digest(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Values come from decoded JSON; they always marshal.
-		panic("state: digest of unmarshalable value: " + err.Error())
+		panic("essence: digest of unmarshalable value: " + err.Error())
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])

@@ -1,4 +1,4 @@
-package check
+package essence
 
 import (
 	"encoding/json"
