@@ -107,7 +107,7 @@ func TestSpecErrorsAreTemporaryOrPermanent(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, event := range []callbacks.Event{callbacks.EventCreate, callbacks.EventUpdate} {
-				res := callbackstest.Call(t, newTestRouter(t), callbackstest.NewRequest(t, event, tt.object))
+				res := callbackstest.Call(t, newTestRouter(t), callbackstest.NewRequest(t, event, tt.object), callbackstest.AtPath("/"+string(event)))
 				got := res.ReportedError()
 				if got.Permanent != tt.wantPermanent || !strings.Contains(got.Message, tt.wantMessage) {
 					t.Errorf("%s: error %+v, want permanent=%v containing %q", event, *got, tt.wantPermanent, tt.wantMessage)
@@ -154,7 +154,7 @@ func TestSyncReportsTheDeploymentAndItsPods(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := callbackstest.NewRequest(t, callbacks.EventSync, nginxServer("nginx:1.27", "2"),
 				callbackstest.WithChildren(tt.children...), callbackstest.WithRelated(tt.related...))
-			res := callbackstest.Call(t, newTestRouter(t), req)
+			res := callbackstest.Call(t, newTestRouter(t), req, callbackstest.AtPath(pathSync))
 			if got := res.StatusField("availableReplicas"); got != tt.wantAvailable {
 				t.Errorf("status.availableReplicas = %#v, want %d", got, tt.wantAvailable)
 			}
@@ -170,7 +170,7 @@ func TestSyncReportsTheDeploymentAndItsPods(t *testing.T) {
 }
 
 func TestDeleteReleasesTheFinalizer(t *testing.T) {
-	res := callbackstest.Call(t, newTestRouter(t), callbackstest.NewRequest(t, callbacks.EventDelete, nginxServer("nginx:1.27", "1")))
+	res := callbackstest.Call(t, newTestRouter(t), callbackstest.NewRequest(t, callbacks.EventDelete, nginxServer("nginx:1.27", "1")), callbackstest.AtPath(pathDelete))
 	if !res.Finalized() || res.Response.Error != nil {
 		t.Errorf("answer %s, want the finalizer released", res.Body)
 	}
