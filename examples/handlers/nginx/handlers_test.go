@@ -97,11 +97,11 @@ func TestSpecErrorsAreTemporaryOrPermanent(t *testing.T) {
 		{"a registry image without tag waits for one", nginxServer("localhost:5000/nginx", "1"), false, "image tag is empty"},
 		{"an empty image waits for one", nginxServer("", "1"), false, "spec.image is empty"},
 		{"uppercase letters can never be pulled", nginxServer("NGINX:1.27", "1"), true, "lowercase"},
-		{"a space can never be pulled", nginxServer("nginx :1.27", "1"), true, "whitespace"},
-		{"an invalid tag can never be pulled", nginxServer("nginx:-1", "1"), true, "tag"},
-		{"a doubled slash can never be pulled", nginxServer("library//nginx:1", "1"), true, "repository component"},
-		{"a short digest can never be pulled", nginxServer("nginx@sha256:abc", "1"), true, "digest"},
-		{"a bad registry port can never be pulled", nginxServer("registry.example.com:port/nginx:1", "1"), true, "registry"},
+		{"a space can never be pulled", nginxServer("nginx :1.27", "1"), true, `spec.image "nginx :1.27" is not a valid image reference: invalid reference format`},
+		{"an invalid tag can never be pulled", nginxServer("nginx:-1", "1"), true, "invalid reference format"},
+		{"a doubled slash can never be pulled", nginxServer("library//nginx:1", "1"), true, "invalid reference format"},
+		{"a short digest can never be pulled", nginxServer("nginx@sha256:abc", "1"), true, "invalid reference format"},
+		{"a bad registry port can never be pulled", nginxServer("registry.example.com:port/nginx:1", "1"), true, "invalid reference format"},
 		{"replicas out of range is permanent", nginxServer("nginx:1.27", "11"), true, "outside 1..10"},
 	}
 	for _, tt := range tests {
