@@ -138,9 +138,10 @@ func (r *Registry) unregister(ctx context.Context, obj *unstructured.Unstructure
 
 func (r *Registry) releaseAll(ctx context.Context, op *spec.WebhookOperator) error {
 	m, err := apply.Mapping(r.deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
-	if f := failure.As(err); err != nil && f.Reason == spec.ReasonKindNotFound {
+	switch {
+	case err != nil && failure.As(err).Reason == spec.ReasonKindNotFound:
 		return nil // the kind is gone, and its objects with it
-	} else if err != nil {
+	case err != nil:
 		return err // not known to be gone: keep the registration's finalizer and retry
 	}
 	list, err := r.deps.Dynamic.Resource(m.Resource).Namespace(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
