@@ -29,7 +29,7 @@ func readmeRegistration(t *testing.T) []byte {
 	return nil
 }
 
-// buildGoMemcachedHandler builds examples/handlers/memcached and runs it on
+// startGoMemcachedHandler builds examples/handlers/memcached and runs it on
 // a free port until the test ends.
 func startGoMemcachedHandler(t *testing.T) string {
 	t.Helper()
