@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 )
 
@@ -26,9 +27,10 @@ const DefaultMaxRequestBytes = 16 << 20
 const HealthPath = "/healthz"
 
 // Mux is an http.Handler that decodes a CallbackRequest and routes it to the
-// HandlerFunc registered for its callback id or, failing that, its event.
-// The URL path plays no part, so every callback path of a WebhookOperator
-// may point at the same Mux. It answers:
+// HandlerFunc registered for its URL path, failing that for its callback id,
+// failing that for its event. The path wins because it is what the
+// WebhookOperator's callbacks[].path names, and it stays right when a
+// registration renames its ids. It answers:
 //
 //   - 200 with the encoded Response, an empty one when the handler returns
 //     nil, nil;
@@ -48,6 +50,7 @@ type Mux struct {
 	log      *slog.Logger
 
 	mu      sync.RWMutex
+	byPath  map[string]HandlerFunc
 	byID    map[string]HandlerFunc
 	byEvent map[Event]HandlerFunc
 }
@@ -84,6 +87,7 @@ func NewMux(opts ...MuxOption) *Mux {
 	m := &Mux{
 		maxBytes: DefaultMaxRequestBytes,
 		log:      slog.New(slog.DiscardHandler),
+		byPath:   map[string]HandlerFunc{},
 		byID:     map[string]HandlerFunc{},
 		byEvent:  map[Event]HandlerFunc{},
 	}
@@ -93,23 +97,30 @@ func NewMux(opts ...MuxOption) *Mux {
 	return m
 }
 
-// Handle routes the callback with this id to fn. Like http.ServeMux it
-// panics on an empty id, a nil fn or a second registration, which are
+// Handle routes requests to fn by pattern: a pattern that starts with "/"
+// is a URL path ("/create", a callback's path in the WebhookOperator),
+// matched exactly against the request's path; any other is a callback id
+// ("create-deployment"), which never starts with "/". Like http.ServeMux it
+// panics on an empty pattern, a nil fn or a second registration, which are
 // programming errors.
-func (m *Mux) Handle(callbackID string, fn HandlerFunc) {
-	if callbackID == "" || fn == nil {
-		panic("callbacks: Mux.Handle needs a callback id and a function")
+func (m *Mux) Handle(pattern string, fn HandlerFunc) {
+	if pattern == "" || fn == nil {
+		panic("callbacks: Mux.Handle needs a path or callback id and a function")
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, dup := m.byID[callbackID]; dup {
-		panic(fmt.Sprintf("callbacks: callback %q registered twice", callbackID))
+	routes := m.byID
+	if strings.HasPrefix(pattern, "/") {
+		routes = m.byPath
 	}
-	m.byID[callbackID] = fn
+	if _, dup := routes[pattern]; dup {
+		panic(fmt.Sprintf("callbacks: %q registered twice", pattern))
+	}
+	routes[pattern] = fn
 }
 
 // HandleEvent routes every callback of this event that has no handler of
-// its own id to fn. It panics like Handle.
+// its own path or id to fn. It panics like Handle.
 func (m *Mux) HandleEvent(event Event, fn HandlerFunc) {
 	if event == "" || fn == nil {
 		panic("callbacks: Mux.HandleEvent needs an event and a function")
@@ -122,9 +133,12 @@ func (m *Mux) HandleEvent(event Event, fn HandlerFunc) {
 	m.byEvent[event] = fn
 }
 
-func (m *Mux) lookup(req *Request) HandlerFunc {
+func (m *Mux) lookup(path string, req *Request) HandlerFunc {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	if fn, ok := m.byPath[path]; ok {
+		return fn
+	}
 	if fn, ok := m.byID[req.Callback]; ok {
 		return fn
 	}
@@ -150,10 +164,10 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log := m.log.With("operator", req.Operator, "callback", req.Callback, "event", req.Event,
 		"object", objectKey(req), "attempt", req.Attempt, "delivery", req.UID)
-	fn := m.lookup(req)
+	fn := m.lookup(r.URL.Path, req)
 	if fn == nil {
-		log.WarnContext(r.Context(), "no handler for callback")
-		refuse(w, http.StatusNotFound, fmt.Sprintf("no handler for callback %q or event %q", req.Callback, req.Event))
+		log.WarnContext(r.Context(), "no handler for callback", "path", r.URL.Path)
+		refuse(w, http.StatusNotFound, fmt.Sprintf("no handler for path %q, callback %q or event %q", r.URL.Path, req.Callback, req.Event))
 		return
 	}
 	resp, err := m.call(r.Context(), fn, req)

@@ -57,6 +57,49 @@ func TestMuxRoutesByCallbackIDThenByEvent(t *testing.T) {
 	}
 }
 
+func TestMuxRoutesByPathThenCallbackIDThenEvent(t *testing.T) {
+	mux := callbacks.NewMux()
+	mux.Handle("/create", answer("path /create"))
+	mux.Handle("/update", answer("path /update"))
+	mux.Handle("resize", answer("id resize"))
+	mux.HandleEvent(callbacks.EventUpdate, answer("update event"))
+
+	tests := []struct {
+		name     string
+		path     string
+		event    callbacks.Event
+		callback string
+		want     string
+	}{
+		// The README's registration: ids and paths that differ from the
+		// handler's own names still reach it by path.
+		{"a path routes whatever the id", "/create", callbacks.EventCreate, "create-deployment", "path /create"},
+		{"the path wins over a matching id", "/update", callbacks.EventUpdate, "resize", "path /update"},
+		{"an unregistered path falls back to the id", "/hooks/resize", callbacks.EventUpdate, "resize", "id resize"},
+		{"then to the event", "/", callbacks.EventUpdate, "relabel", "update event"},
+		{"a path matches exactly, not as a prefix", "/create/x", callbacks.EventUpdate, "relabel", "update event"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := callbackstest.NewRequest(t, tt.event, widget, callbackstest.WithCallback(tt.callback))
+			res := callbackstest.Call(t, mux, req, callbackstest.AtPath(tt.path))
+			if got := res.StatusField("handledBy"); got != tt.want {
+				t.Errorf("handled by %v, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMuxAnswersAnUnknownPathWithA404NamingIt(t *testing.T) {
+	mux := callbacks.NewMux()
+	mux.Handle("/create", answer("create"))
+	req := callbackstest.NewRequest(t, callbacks.EventDelete, widget, callbackstest.WithCallback("cleanup"))
+	res := callbackstest.Call(t, mux, req, callbackstest.AtPath("/delete"), callbackstest.ExpectStatus(http.StatusNotFound))
+	if msg := res.ReportedError().Message; !strings.Contains(msg, `"/delete"`) || !strings.Contains(msg, `"cleanup"`) {
+		t.Errorf("message %q should name the path and the callback", msg)
+	}
+}
+
 func TestMuxAnswersUnknownCallbacksWithPermanent404(t *testing.T) {
 	mux := callbacks.NewMux()
 	mux.HandleEvent(callbacks.EventCreate, answer("create"))
@@ -266,6 +309,7 @@ func TestMuxRefusesConflictingRegistrations(t *testing.T) {
 		register func(*callbacks.Mux)
 	}{
 		{"the same id twice", func(m *callbacks.Mux) { m.Handle("a", answer("1")); m.Handle("a", answer("2")) }},
+		{"the same path twice", func(m *callbacks.Mux) { m.Handle("/a", answer("1")); m.Handle("/a", answer("2")) }},
 		{"the same event twice", func(m *callbacks.Mux) {
 			m.HandleEvent(callbacks.EventSync, answer("1"))
 			m.HandleEvent(callbacks.EventSync, answer("2"))

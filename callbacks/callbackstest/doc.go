@@ -9,7 +9,7 @@
 //			kind: Memcached
 //			metadata: {name: example, namespace: demo}
 //			spec: {size: 3}`, callbackstest.WithCallback("create-deployment"))
-//		res := callbackstest.Call(t, newMux(), req)
+//		res := callbackstest.Call(t, newMux(), req, callbackstest.AtPath("/create"))
 //		d := res.Child("apps/v1", "Deployment", "example")
 //		if n, _, _ := unstructured.NestedInt64(d.Object, "spec", "replicas"); n != 3 {
 //			t.Errorf("replicas = %d, want 3", n)

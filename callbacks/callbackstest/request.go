@@ -49,8 +49,8 @@ func NewRequest(t testing.TB, event callbacks.Event, objectYAML string, opts ...
 	return req
 }
 
-// WithCallback sets the callback id, which a Mux routes on before the
-// event.
+// WithCallback sets the callback id, which a Mux routes on when no
+// handler is registered for the path (see AtPath), before the event.
 func WithCallback(id string) Option {
 	return func(_ testing.TB, req *callbacks.Request) { req.Callback = id }
 }

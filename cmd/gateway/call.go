@@ -229,7 +229,10 @@ func (o *callOptions) fromRegistration(t *callTarget) error {
 		for j, c := range op.Spec.Callbacks {
 			ids[j] = c.ID
 		}
-		return usageErrorf("operator %s has callbacks %s: choose one with --callback", op.Name, strings.Join(ids, ", "))
+		if o.callbackID == "" {
+			return usageErrorf("operator %s: choose one with --callback: %s", op.Name, strings.Join(ids, ", "))
+		}
+		return usageErrorf("callback %q does not exist in operator %s, which has %s", o.callbackID, op.Name, strings.Join(ids, ", "))
 	}
 	cb := op.Spec.Callbacks[i]
 	switch {

@@ -125,8 +125,16 @@ func registrationAt(t *testing.T, url string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pointRegistrationAt(t, data, url)
+}
+
+// pointRegistrationAt writes the WebhookOperator in data, YAML or JSON,
+// with its handler URL set to url, as JSON to a temporary file.
+func pointRegistrationAt(t *testing.T, data []byte, url string) string {
+	t.Helper()
 	var op map[string]any
-	if data, err = yaml.YAMLToJSON(data); err == nil {
+	data, err := yaml.YAMLToJSON(data)
+	if err == nil {
 		err = json.Unmarshal(data, &op)
 	}
 	if err == nil {
@@ -135,19 +143,29 @@ func registrationAt(t *testing.T, url string) string {
 	if err == nil {
 		data, err = json.Marshal(op)
 	}
-	path := filepath.Join(t.TempDir(), "memcached.json")
+	path := filepath.Join(t.TempDir(), "operator.json")
 	if err == nil {
 		err = os.WriteFile(path, data, 0o600)
 	}
 	if err != nil {
-		t.Fatalf("point the memcached registration at %s: %v", url, err)
+		t.Fatalf("point the registration at %s: %v", url, err)
 	}
 	return path
 }
 
 // startPythonHandler runs memcached.py on a free port until the test ends,
-// then stops it with SIGTERM and expects a clean exit.
+// verifying signatures with the secret in secretFile when it is not empty.
 func startPythonHandler(t *testing.T, python, secretFile string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	args := []string{"../../examples/handlers/python/memcached.py", "--addr", addr}
+	if secretFile != "" {
+		args = append(args, "--hmac-secret-file", secretFile)
+	}
+	return startHandlerProcess(t, "the Python handler", addr, python, args...)
+}
+
+func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -155,12 +173,20 @@ func startPythonHandler(t *testing.T, python, secretFile string) string {
 	}
 	addr := l.Addr().String()
 	_ = l.Close()
-	cmd := exec.Command(python, "../../examples/handlers/python/memcached.py", "--addr", addr, "--hmac-secret-file", secretFile)
+	return addr
+}
+
+// startHandlerProcess runs a handler listening on addr until the test
+// ends, then stops it with SIGTERM and expects a clean exit. It returns the
+// handler's URL once its /healthz answers 200.
+func startHandlerProcess(t *testing.T, what, addr, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start the Python handler: %v", err)
+		t.Fatalf("start %s: %v", what, err)
 	}
 	exited := make(chan struct{})
 	var waitErr error
@@ -170,12 +196,12 @@ func startPythonHandler(t *testing.T, python, secretFile string) string {
 		select {
 		case <-exited:
 			if waitErr != nil {
-				t.Errorf("the Python handler did not exit cleanly on SIGTERM: %v\n%s", waitErr, logs)
+				t.Errorf("%s did not exit cleanly on SIGTERM: %v\n%s", what, waitErr, logs)
 			}
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
 			<-exited
-			t.Errorf("the Python handler did not stop within 10s of SIGTERM\n%s", logs)
+			t.Errorf("%s did not stop within 10s of SIGTERM\n%s", what, logs)
 		}
 	})
 
@@ -193,9 +219,9 @@ func startPythonHandler(t *testing.T, python, secretFile string) string {
 		}
 		select {
 		case <-exited:
-			t.Fatalf("the Python handler exited before it was healthy: %v\n%s", waitErr, logs)
+			t.Fatalf("%s exited before it was healthy: %v\n%s", what, waitErr, logs)
 		case <-deadline:
-			t.Fatalf("the Python handler's /healthz did not answer 200 within 15s\n%s", logs)
+			t.Fatalf("%s's /healthz did not answer 200 within 15s\n%s", what, logs)
 		case <-ticker.C:
 		}
 	}

@@ -14,7 +14,9 @@ func newRootCommand() *cobra.Command {
 		Short:         "opgate: a Kubernetes operator gateway that calls your HTTP handlers",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.String(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n") // as `gateway version` prints it
 	root.AddCommand(newVersionCommand(), newRunCommand())
 	root.AddCommand(newValidateCommand())
 	root.AddCommand(newCallCommand())
@@ -27,7 +29,7 @@ func newVersionCommand() *cobra.Command {
 		Short: "Print the gateway's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.Version)
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.String())
 			return err
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -29,11 +31,13 @@ import (
 type runOptions struct {
 	files            []string
 	kubeconfig       string
+	context          string
 	qps              float32
 	burst            int
 	workers          int
 	addr             string
 	logLevel         string
+	logFormat        string
 	maxResponseBytes int64
 	leaderElect      bool
 	leaseNamespace   string
@@ -53,12 +57,14 @@ given files (several documents per file, several files) and needs no CRD.`,
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&o.files, "file", "f", nil, "WebhookOperator file or directory (repeatable); without it, WebhookOperator objects are watched")
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the files in $KUBECONFIG, else ~/.kube/config; the pod's service account when neither exists)")
+	f.StringVar(&o.context, "context", "", "kubeconfig context to use (default: its current-context)")
 	f.Float32Var(&o.qps, "kube-api-qps", 100, "queries per second to the API server")
 	f.IntVar(&o.burst, "kube-api-burst", 200, "burst of queries to the API server")
 	f.IntVar(&o.workers, "workers", 64, "workers per operator (objects handled in parallel)")
 	f.StringVar(&o.addr, "addr", ":8080", "address of /metrics, /healthz, /readyz and /schemas/")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "", "text or json (default: text when stderr is a terminal, else json)")
 	f.Int64Var(&o.maxResponseBytes, "max-response-bytes", 8<<20, "largest handler answer accepted")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader with a Lease so only one replica acts")
 	f.StringVar(&o.leaseNamespace, "leader-election-namespace", "default", "namespace of the leader election Lease")
@@ -67,16 +73,14 @@ given files (several documents per file, several files) and needs no CRD.`,
 }
 
 func (o *runOptions) run(ctx context.Context) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	logger, err := newLogger(os.Stderr, o.logFormat, o.logLevel, term.IsTerminal(int(os.Stderr.Fd())))
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	klog.SetSlogLogger(logger) // client-go's logs go through the same handler
 
 	var ops []*spec.WebhookOperator
 	if len(o.files) > 0 {
-		var err error
 		if ops, err = spec.LoadFiles(o.files...); err != nil {
 			return err
 		}
@@ -123,12 +127,25 @@ func (o *runOptions) run(ctx context.Context) error {
 	}
 }
 
+// restConfig loads the kubeconfig as kubectl does: --kubeconfig, else the
+// files in $KUBECONFIG merged, else ~/.kube/config; only when none of them
+// holds a configuration, the pod's service account (in-cluster).
 func (o *runOptions) restConfig() (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if o.kubeconfig != "" {
 		rules.ExplicitPath = o.kubeconfig
 	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.context})
+	if o.context != "" {
+		raw, err := loader.RawConfig()
+		if err != nil {
+			return nil, fmt.Errorf("load kubeconfig: %w", err)
+		}
+		if _, ok := raw.Contexts[o.context]; !ok {
+			return nil, fmt.Errorf("--context: context %q does not exist in the kubeconfig", o.context)
+		}
+	}
+	cfg, err := loader.ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
@@ -158,4 +175,22 @@ func (o *runOptions) runElected(ctx context.Context, cfg *rest.Config, logger *s
 		},
 	})
 	return runErr
+}
+
+// newLogger logs to w at level, as text or json; format "" picks text on a
+// terminal, where a person reads it, and JSON elsewhere, where a log
+// collector does.
+func newLogger(w io.Writer, format, level string, terminal bool) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch {
+	case format == "json" || format == "" && !terminal:
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case format == "text" || format == "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }

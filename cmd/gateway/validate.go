@@ -17,16 +17,18 @@ var errInvalid = errors.New("invalid WebhookOperator files")
 func newValidateCommand() *cobra.Command {
 	var files []string
 	cmd := &cobra.Command{
-		Use:   "validate -f FILE [-f FILE...]",
+		Use:   "validate FILE... | -f FILE...",
 		Short: "Check WebhookOperator files as the gateway would, without a cluster",
 		Long: `Check WebhookOperator files (several documents per file, several files, or a
 directory of them) against the same JSON Schema and rules the gateway and the CRD
-apply. Every error is printed to stderr with its file, line and JSON path; the
-exit status is non-zero if there is any.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+apply. Files are arguments, or given with -f as to gateway run, or both. Every
+error is printed to stderr with its file, line and JSON path; the exit status is
+non-zero if there is any, and a file that defines no WebhookOperator is an error.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			files = append(files, args...)
 			if len(files) == 0 {
-				return errors.New("give at least one file with -f")
+				return errors.New("give at least one file, as an argument or with -f")
 			}
 			return validateFiles(cmd.OutOrStdout(), cmd.ErrOrStderr(), files)
 		},

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -56,7 +58,7 @@ func TestValidateCommand(t *testing.T) {
 		{
 			name:    "without files there is nothing to check",
 			args:    nil,
-			wantErr: "give at least one file with -f",
+			wantErr: "give at least one file",
 		},
 	}
 	for _, tt := range tests {
@@ -88,5 +90,63 @@ func TestValidateCommandErrorsAreRecognisable(t *testing.T) {
 	err := validateFiles(&stdout, &stderr, []string{"testdata/invalid.yaml"})
 	if !errors.Is(err, errInvalid) {
 		t.Errorf("error = %v, want errInvalid", err)
+	}
+}
+
+func TestValidateCommandLine(t *testing.T) {
+	const memcached = "../../examples/operators/memcached.yaml"
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.yaml")
+	if err := os.WriteFile(empty, []byte("# nothing yet\n---\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noManifests := t.TempDir()
+	tests := []struct {
+		name       string
+		args       []string
+		wantStdout string
+		wantStderr string
+		wantErr    string
+	}{
+		{
+			name:       "files may be given as arguments",
+			args:       []string{memcached, "testdata/single.yaml"},
+			wantStdout: "memcached: ok (watch cache.example.com/v1alpha1 Memcached, 5 callbacks)\nconfigmaps: ok (watch v1 ConfigMap, 1 callback)\n",
+		},
+		{
+			name:       "arguments and -f together",
+			args:       []string{"-f", memcached, "testdata/single.yaml"},
+			wantStdout: "memcached: ok (watch cache.example.com/v1alpha1 Memcached, 5 callbacks)\nconfigmaps: ok (watch v1 ConfigMap, 1 callback)\n",
+		},
+		{
+			name:       "a file without operators is an error",
+			args:       []string{empty},
+			wantStderr: empty + ": no WebhookOperator documents\n",
+			wantErr:    "1 error",
+		},
+		{
+			name:       "a directory without manifests is an error",
+			args:       []string{noManifests},
+			wantStderr: noManifests + ": no .yaml, .yml or .json files\n",
+			wantErr:    "1 error",
+		},
+		{
+			name:    "without files there is nothing to check",
+			wantErr: "give at least one file",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, err := execute(t, append([]string{"validate"}, tt.args...)...)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("error = %v, want success", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("error = %v, want one containing %q", err, tt.wantErr)
+			}
+			if stdout != tt.wantStdout || stderr != tt.wantStderr {
+				t.Errorf("stdout:\n%s\nstderr:\n%s\nwant:\n%s\n%s", stdout, stderr, tt.wantStdout, tt.wantStderr)
+			}
+		})
 	}
 }

@@ -39,7 +39,7 @@ func (a *Applier) Resource(obj *unstructured.Unstructured) (dynamic.ResourceInte
 	gvk := obj.GroupVersionKind()
 	mapping, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
-		return nil, failure.Temporaryf("KindNotFound", "resolve %s: %w", gvk, err)
+		return nil, mappingFailure(gvk.String(), err)
 	}
 	return a.resourceFor(mapping, obj.GetNamespace()), nil
 }
@@ -219,7 +219,7 @@ func Mapping(mapper meta.RESTMapper, apiVersion, kind string) (*meta.RESTMapping
 	}
 	m, err := mapper.RESTMapping(gv.WithKind(kind).GroupKind(), gv.Version)
 	if err != nil {
-		return nil, failure.Temporaryf("KindNotFound", "%s %s not found on the API server: %w", apiVersion, kind, err)
+		return nil, mappingFailure(apiVersion+" "+kind, err)
 	}
 	return m, nil
 }

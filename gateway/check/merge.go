@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 )
 
@@ -21,35 +22,40 @@ func normalizeJSON(m map[string]any) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
+	return decodeObject(raw)
+}
+
+// mergePatch applies a JSON merge patch (RFC 7386: null deletes, objects
+// merge, anything else replaces) to target with the library the API server
+// uses for merge patches, so the status checked here is the one the server
+// will store. The result is normalized as normalizeJSON does; target and
+// patch are not modified, and either may be nil.
+func mergePatch(target, patch map[string]any) (map[string]any, error) {
+	if patch == nil {
+		return normalizeJSON(target)
+	}
+	if target == nil {
+		target = map[string]any{}
+	}
+	doc, err := json.Marshal(target)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	p, err := json.Marshal(patch)
+	if err != nil {
+		return nil, fmt.Errorf("encode patch: %w", err)
+	}
+	merged, err := jsonpatch.MergePatch(doc, p)
+	if err != nil {
+		return nil, fmt.Errorf("merge patch: %w", err)
+	}
+	return decodeObject(merged)
+}
+
+func decodeObject(raw []byte) (map[string]any, error) {
 	var out map[string]any
 	if err := utiljson.Unmarshal(raw, &out); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
 	return out, nil
-}
-
-// mergePatch applies an RFC 7386 JSON merge patch to target and returns the
-// result: a null value deletes the key, an object value is merged
-// recursively, and anything else (lists included) replaces the old value.
-// target is modified and may be nil; patch must not be used afterwards, its
-// values are moved into the result.
-func mergePatch(target, patch map[string]any) map[string]any {
-	if target == nil {
-		target = map[string]any{}
-	}
-	for k, pv := range patch {
-		if pv == nil {
-			delete(target, k)
-			continue
-		}
-		if pm, ok := pv.(map[string]any); ok {
-			// A patch object merges into an existing object; anything else
-			// is replaced by the patch object with its nulls removed.
-			tm, _ := target[k].(map[string]any)
-			target[k] = mergePatch(tm, pm)
-			continue
-		}
-		target[k] = pv
-	}
-	return target
 }

@@ -104,17 +104,15 @@ func (c *StatusChecker) HasStatusSubresource() bool { return c.hasSubresource }
 // with its path; merged and pruned are returned with it for reporting, but
 // must not be applied. Neither current nor patch is modified.
 func (c *StatusChecker) Check(current map[string]any, patch map[string]any) (map[string]any, []string, error) {
-	cur, err := normalizeJSON(current)
-	if err != nil {
-		return nil, nil, fmt.Errorf("check status: current status: %w", err)
-	}
-	p, err := normalizeJSON(patch)
+	merged, err := mergePatch(current, patch)
 	if err != nil {
 		// The handler sent it, but it arrived as JSON; failing to encode it
 		// again is a bug on our side, not the handler's.
-		return nil, nil, fmt.Errorf("check status: patch: %w", err)
+		return nil, nil, fmt.Errorf("check status: %w", err)
 	}
-	merged := mergePatch(cur, p)
+	if merged == nil {
+		merged = map[string]any{} // neither a current status nor a patch
+	}
 
 	obj := map[string]any{"status": merged}
 	var pruned []string

@@ -208,6 +208,22 @@ func TestStatusCheckerCheck(t *testing.T) {
 			wantPruned: []string{"status"},
 		},
 		{
+			name:       "an object replacing a scalar keeps none of its nulls (RFC 7386)",
+			crd:        preserveCRD,
+			current:    map[string]any{"a": "x", "b": map[string]any{"c": "1"}},
+			patch:      map[string]any{"a": map[string]any{"b": nil, "c": 1}, "d": map[string]any{"e": nil}},
+			wantMerged: map[string]any{"a": map[string]any{"c": int64(1)}, "b": map[string]any{"c": "1"}, "d": map[string]any{}},
+		},
+		{
+			// The API server's merge patch (evanphx/json-patch) also drops
+			// nulls from objects in lists; RFC 7386 would keep them.
+			name:       "a list replaces a list whole, without the nulls of its objects, as on the server",
+			crd:        preserveCRD,
+			current:    map[string]any{"nodes": []any{"a", map[string]any{"x": 1}}},
+			patch:      map[string]any{"nodes": []any{map[string]any{"y": nil, "z": 2}}},
+			wantMerged: map[string]any{"nodes": []any{map[string]any{"z": int64(2)}}},
+		},
+		{
 			name:       "nil patch keeps the current status",
 			crd:        memcachedCRD,
 			current:    map[string]any{"phase": "Ready"},

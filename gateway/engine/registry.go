@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/opgate/opgate/gateway/apply"
+	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
 )
 
@@ -137,8 +138,11 @@ func (r *Registry) unregister(ctx context.Context, obj *unstructured.Unstructure
 
 func (r *Registry) releaseAll(ctx context.Context, op *spec.WebhookOperator) error {
 	m, err := apply.Mapping(r.deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
-	if err != nil {
+	switch {
+	case err != nil && failure.As(err).Reason == spec.ReasonKindNotFound:
 		return nil // the kind is gone, and its objects with it
+	case err != nil:
+		return err // not known to be gone: keep the registration's finalizer and retry
 	}
 	list, err := r.deps.Dynamic.Resource(m.Resource).Namespace(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {

@@ -10,17 +10,15 @@ import (
 
 // LoadFiles parses the given files (a directory stands for its *.yaml,
 // *.yml and *.json files) like Parse, and refuses an operator name defined
-// twice, in one file or across files. It reports the errors of every file,
-// not only of the first bad one.
+// twice, in one file or across files, and a file or directory that defines
+// none: given by mistake, it would leave `gateway run -f` watching nothing.
+// It reports the errors of every file, not only of the first bad one.
 func LoadFiles(paths ...string) ([]*WebhookOperator, error) {
-	files, err := expandPaths(paths)
+	files, errs, err := expandPaths(paths)
 	if err != nil {
 		return nil, err
 	}
-	var (
-		entries []parsed
-		errs    ErrorList
-	)
+	var entries []parsed
 	for _, path := range files {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -30,6 +28,9 @@ func LoadFiles(paths ...string) ([]*WebhookOperator, error) {
 		e, fileErrs, err := parseSource(data, path)
 		if err != nil {
 			return nil, err
+		}
+		if len(e) == 0 && len(fileErrs) == 0 {
+			fileErrs = ErrorList{{Source: path, Message: "no WebhookOperator documents"}}
 		}
 		entries = append(entries, e...)
 		errs = append(errs, fileErrs...)
@@ -42,12 +43,16 @@ func LoadFiles(paths ...string) ([]*WebhookOperator, error) {
 }
 
 // expandPaths replaces each directory by the manifest files directly in it,
-// in name order, so that `-f operators/` works as with kubectl.
-func expandPaths(paths []string) ([]string, error) {
+// in name order, so that `-f operators/` works as with kubectl. A directory
+// without any is reported in the list.
+func expandPaths(paths []string) ([]string, ErrorList, error) {
 	if len(paths) == 0 {
-		return nil, errors.New("no files given")
+		return nil, nil, errors.New("no files given")
 	}
-	var files []string
+	var (
+		files []string
+		errs  ErrorList
+	)
 	for _, p := range paths {
 		info, err := os.Stat(p)
 		if err != nil || !info.IsDir() {
@@ -56,8 +61,9 @@ func expandPaths(paths []string) ([]string, error) {
 		}
 		entries, err := os.ReadDir(p)
 		if err != nil {
-			return nil, fmt.Errorf("read directory %s: %w", p, err)
+			return nil, nil, fmt.Errorf("read directory %s: %w", p, err)
 		}
+		n := len(files)
 		for _, e := range entries {
 			switch strings.ToLower(filepath.Ext(e.Name())) {
 			case ".yaml", ".yml", ".json":
@@ -66,8 +72,11 @@ func expandPaths(paths []string) ([]string, error) {
 				}
 			}
 		}
+		if len(files) == n {
+			errs = append(errs, &FieldError{Source: p, Message: "no .yaml, .yml or .json files"})
+		}
 	}
-	return files, nil
+	return files, errs, nil
 }
 
 // duplicateNames refuses a second operator with the same name: both would

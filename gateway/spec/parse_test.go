@@ -196,6 +196,10 @@ func TestLoadFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(sub, "deeper"), "y.yaml", "not: [a manifest")
+	if err := os.Mkdir(filepath.Join(sub, "deeper", "none"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	empty := writeFile(t, dir, "empty.yaml", "# nothing yet\n---\n")
 	tests := []struct {
 		name      string
 		paths     []string
@@ -211,6 +215,9 @@ func TestLoadFiles(t *testing.T) {
 			filepath.Join(dir, "missing.yaml") + ": read: open " + filepath.Join(dir, "missing.yaml") + ": no such file or directory",
 		}},
 		{"a directory stands for the manifests directly in it", []string{sub, c}, []string{"x", "c"}, nil},
+		{"a file without operators is refused", []string{a, empty}, nil, []string{empty + ": no WebhookOperator documents"}},
+		{"a directory without manifests is refused", []string{filepath.Join(sub, "deeper", "none")}, nil, []string{
+			filepath.Join(sub, "deeper", "none") + ": no .yaml, .yml or .json files"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

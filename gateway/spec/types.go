@@ -188,9 +188,10 @@ type OperatorStatus struct {
 
 // Condition types and reasons on OperatorStatus.
 const (
-	ConditionReady           = "Ready"
-	ReasonRunning            = "Running"
-	ReasonKindNotFound       = "KindNotFound"
-	ReasonHandlerUnreachable = "HandlerUnreachable"
-	ReasonInvalidSpec        = "InvalidSpec"
+	ConditionReady             = "Ready"
+	ReasonRunning              = "Running"
+	ReasonKindNotFound         = "KindNotFound"
+	ReasonAPIServerUnreachable = "APIServerUnreachable"
+	ReasonHandlerUnreachable   = "HandlerUnreachable"
+	ReasonInvalidSpec          = "InvalidSpec"
 )

@@ -14,13 +14,15 @@ import (
 	"github.com/opgate/opgate/callbacks"
 )
 
-// Callback ids, as examples/operators/memcached.yaml declares them.
+// Callback paths, as examples/operators/memcached.yaml and the README's
+// registration declare them. The handler routes on them, not on the ids,
+// which a registration may name as it likes.
 const (
-	callbackCreate = "create-deployment"
-	callbackResize = "resize"
-	callbackDelete = "cleanup"
-	callbackSync   = "status"
-	callbackBackup = "backup"
+	pathCreate = "/create"
+	pathResize = "/update"
+	pathDelete = "/delete"
+	pathSync   = "/sync"
+	pathBackup = "/backup"
 )
 
 // What the Deployment runs, from the guide.
@@ -51,11 +53,11 @@ func newHandlers(log *slog.Logger, now func() time.Time) *handlers {
 }
 
 func (h *handlers) register(mux *callbacks.Mux) {
-	mux.Handle(callbackCreate, h.createDeployment)
-	mux.Handle(callbackResize, h.resize)
-	mux.Handle(callbackDelete, h.cleanup)
-	mux.Handle(callbackSync, h.status)
-	mux.Handle(callbackBackup, h.backup)
+	mux.Handle(pathCreate, h.createDeployment)
+	mux.Handle(pathResize, h.resize)
+	mux.Handle(pathDelete, h.cleanup)
+	mux.Handle(pathSync, h.status)
+	mux.Handle(pathBackup, h.backup)
 }
 
 func (h *handlers) createDeployment(_ context.Context, req *callbacks.Request) (*callbacks.Response, error) {

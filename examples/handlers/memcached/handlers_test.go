@@ -62,6 +62,7 @@ func TestCreateAndResizeAnswerTheDeployment(t *testing.T) {
 	wantLabels := map[string]any{"app": "memcached", "memcached_cr": "example"}
 	tests := []struct {
 		name         string
+		path         string
 		req          *callbacks.Request
 		wantReplicas int64
 		wantReason   string
@@ -69,19 +70,21 @@ func TestCreateAndResizeAnswerTheDeployment(t *testing.T) {
 	}{
 		{
 			name:         "create makes a Deployment of spec.size replicas",
-			req:          callbackstest.NewRequest(t, callbacks.EventCreate, memcached("3"), callbackstest.WithCallback(callbackCreate)),
+			path:         pathCreate,
+			req:          callbackstest.NewRequest(t, callbacks.EventCreate, memcached("3"), callbackstest.WithCallback("create-deployment")),
 			wantReplicas: 3, wantReason: "Created", wantMessage: "Deployment example with 3 replicas",
 		},
 		{
 			name: "resize from 3 to 5 answers 5 replicas",
+			path: pathResize,
 			req: callbackstest.NewRequest(t, callbacks.EventUpdate, memcached("5"),
-				callbackstest.WithCallback(callbackResize), callbackstest.WithOld(memcached("3"))),
+				callbackstest.WithCallback("resize"), callbackstest.WithOld(memcached("3"))),
 			wantReplicas: 5, wantReason: "Scaled", wantMessage: "from 3 to 5 replicas",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := callbackstest.Call(t, newTestRouter(t), tt.req, callbackstest.AtPath("/"+string(tt.req.Event)))
+			res := callbackstest.Call(t, newTestRouter(t), tt.req, callbackstest.AtPath(tt.path))
 			d := res.Child("apps/v1", "Deployment", "example")
 			if got := nested(t, d, "spec", "replicas"); got != tt.wantReplicas {
 				t.Errorf("replicas = %v, want %d", got, tt.wantReplicas)
@@ -120,14 +123,14 @@ func TestBadSizeIsAPermanentError(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, id := range []string{callbackCreate, callbackResize} {
-				req := callbackstest.NewRequest(t, callbacks.EventCreate, tt.object, callbackstest.WithCallback(id))
-				res := callbackstest.Call(t, newTestRouter(t), req)
+			for _, path := range []string{pathCreate, pathResize} {
+				req := callbackstest.NewRequest(t, callbacks.EventCreate, tt.object)
+				res := callbackstest.Call(t, newTestRouter(t), req, callbackstest.AtPath(path))
 				if !res.IsPermanentError() {
-					t.Errorf("%s answered %s, want a permanent error", id, res.Body)
+					t.Errorf("%s answered %s, want a permanent error", path, res.Body)
 				}
 				if children, present := res.Children(); present {
-					t.Errorf("%s answered children %v with its error", id, children)
+					t.Errorf("%s answered children %v with its error", path, children)
 				}
 			}
 		})
@@ -168,8 +171,8 @@ func TestStatusListsThisInstancesLivePods(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := callbackstest.NewRequest(t, callbacks.EventSync, memcached("3"),
-				callbackstest.WithCallback(callbackSync), callbackstest.WithRelated(tt.related...))
-			res := callbackstest.Call(t, newTestRouter(t), req)
+				callbackstest.WithCallback("status"), callbackstest.WithRelated(tt.related...))
+			res := callbackstest.Call(t, newTestRouter(t), req, callbackstest.AtPath(pathSync))
 			if got := res.StatusStrings("nodes"); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("status.nodes = %v, want %v", got, tt.want)
 			}
@@ -184,16 +187,16 @@ func TestStatusListsThisInstancesLivePods(t *testing.T) {
 }
 
 func TestCleanupReleasesTheFinalizer(t *testing.T) {
-	req := callbackstest.NewRequest(t, callbacks.EventDelete, memcached("3"), callbackstest.WithCallback(callbackDelete))
-	res := callbackstest.Call(t, newTestRouter(t), req)
+	req := callbackstest.NewRequest(t, callbacks.EventDelete, memcached("3"), callbackstest.WithCallback("cleanup"))
+	res := callbackstest.Call(t, newTestRouter(t), req, callbackstest.AtPath(pathDelete))
 	if !res.Finalized() || res.Response.Error != nil {
 		t.Errorf("answer %s, want the finalizer released", res.Body)
 	}
 }
 
 func TestBackupRecordsLastBackup(t *testing.T) {
-	req := callbackstest.NewRequest(t, callbacks.EventTimer, memcached("3"), callbackstest.WithCallback(callbackBackup))
-	res := callbackstest.Call(t, newTestRouter(t), req)
+	req := callbackstest.NewRequest(t, callbacks.EventTimer, memcached("3"), callbackstest.WithCallback("backup"))
+	res := callbackstest.Call(t, newTestRouter(t), req, callbackstest.AtPath(pathBackup))
 	if got := res.StatusField("lastBackup"); got != "2026-11-25T10:00:00Z" {
 		t.Errorf("status.lastBackup = %v, want the clock's time in RFC 3339", got)
 	}
@@ -203,20 +206,25 @@ func TestBackupRecordsLastBackup(t *testing.T) {
 	crdtest.CheckStatus(t, res, crdFile)
 }
 
-func TestRouterServesHealthzAndEveryCallbackPath(t *testing.T) {
+func TestRouterServesHealthzAndRoutesByPathWhateverTheID(t *testing.T) {
 	router := newTestRouter(t)
 	rec := httptest.NewRecorder()
 	router.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	if rec.Code != http.StatusOK {
 		t.Errorf("GET /healthz = %d, want 200", rec.Code)
 	}
-	// The operator's paths are free: the body's callback id routes.
-	for _, path := range []string{"/create", "/backup", "/"} {
-		req := callbackstest.NewRequest(t, callbacks.EventTimer, memcached("3"), callbackstest.WithCallback(callbackBackup))
-		res := callbackstest.Call(t, router, req, callbackstest.AtPath(path))
+	// A registration names its ids as it likes; the path routes.
+	for _, id := range []string{"backup", "nightly-backup"} {
+		req := callbackstest.NewRequest(t, callbacks.EventTimer, memcached("3"), callbackstest.WithCallback(id))
+		res := callbackstest.Call(t, router, req, callbackstest.AtPath(pathBackup))
 		if res.StatusField("lastBackup") == nil {
-			t.Errorf("POST %s: %s, want the backup callback's answer", path, res.Body)
+			t.Errorf("POST %s with id %s: %s, want the backup callback's answer", pathBackup, id, res.Body)
 		}
+	}
+	req := callbackstest.NewRequest(t, callbacks.EventTimer, memcached("3"), callbackstest.WithCallback("backup"))
+	res := callbackstest.Call(t, router, req, callbackstest.AtPath("/"), callbackstest.ExpectStatus(http.StatusNotFound))
+	if !res.IsPermanentError() {
+		t.Errorf("POST / answered %s, want a permanent 404", res.Body)
 	}
 }
 
@@ -229,9 +237,9 @@ func TestSignedRequestsOnlyWhenASecretIsGiven(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := callbackstest.NewRequest(t, callbacks.EventDelete, memcached("3"), callbackstest.WithCallback(callbackDelete))
-	callbackstest.Call(t, newRouter(mux), req, callbackstest.Signed([]byte("s3cret")))
-	callbackstest.Call(t, newRouter(mux), req, callbackstest.ExpectStatus(http.StatusUnauthorized))
+	req := callbackstest.NewRequest(t, callbacks.EventDelete, memcached("3"), callbackstest.WithCallback("cleanup"))
+	callbackstest.Call(t, newRouter(mux), req, callbackstest.AtPath(pathDelete), callbackstest.Signed([]byte("s3cret")))
+	callbackstest.Call(t, newRouter(mux), req, callbackstest.AtPath(pathDelete), callbackstest.ExpectStatus(http.StatusUnauthorized))
 
 	if _, err := newMux(slog.New(slog.DiscardHandler), filepath.Join(t.TempDir(), "missing"), time.Now); err == nil {
 		t.Error("a missing secret file was accepted")

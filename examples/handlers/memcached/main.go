@@ -99,8 +99,8 @@ func newMux(log *slog.Logger, secretFile string, now func() time.Time) (*callbac
 }
 
 // newRouter puts the Mux behind chi, where an application would add its
-// own routes and middleware. Every callback path reaches the Mux, which
-// routes on the callback id in the body.
+// own routes and middleware. Every POST reaches the Mux, which routes on
+// the URL path (chi leaves it whole) and answers 404 to unknown ones.
 func newRouter(mux *callbacks.Mux) http.Handler {
 	r := chi.NewRouter()
 	r.Method(http.MethodGet, callbacks.HealthPath, mux)

@@ -15,12 +15,13 @@ import (
 	"github.com/opgate/opgate/callbacks"
 )
 
-// Callback ids, as examples/operators/nginx.yaml declares them.
+// Callback paths, as examples/operators/nginx.yaml declares them; the
+// handler routes on them.
 const (
-	callbackCreate = "create"
-	callbackUpdate = "update"
-	callbackDelete = "delete"
-	callbackSync   = "sync"
+	pathCreate = "/create"
+	pathUpdate = "/update"
+	pathDelete = "/delete"
+	pathSync   = "/sync"
 )
 
 const (
@@ -41,10 +42,10 @@ type handlers struct {
 }
 
 func (h *handlers) register(mux *callbacks.Mux) {
-	mux.Handle(callbackCreate, h.create)
-	mux.Handle(callbackUpdate, h.update)
-	mux.Handle(callbackDelete, h.delete)
-	mux.Handle(callbackSync, h.sync)
+	mux.Handle(pathCreate, h.create)
+	mux.Handle(pathUpdate, h.update)
+	mux.Handle(pathDelete, h.delete)
+	mux.Handle(pathSync, h.sync)
 }
 
 func (h *handlers) create(_ context.Context, req *callbacks.Request) (*callbacks.Response, error) {

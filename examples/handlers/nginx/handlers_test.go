@@ -98,17 +98,17 @@ func TestSpecErrorsAreTemporaryOrPermanent(t *testing.T) {
 		{"a registry image without tag waits for one", nginxServer("localhost:5000/nginx", "1"), false, "image tag is empty"},
 		{"an empty image waits for one", nginxServer("", "1"), false, "spec.image is empty"},
 		{"uppercase letters can never be pulled", nginxServer("NGINX:1.27", "1"), true, "lowercase"},
-		{"a space can never be pulled", nginxServer("nginx :1.27", "1"), true, "whitespace"},
-		{"an invalid tag can never be pulled", nginxServer("nginx:-1", "1"), true, "tag"},
-		{"a doubled slash can never be pulled", nginxServer("library//nginx:1", "1"), true, "repository component"},
-		{"a short digest can never be pulled", nginxServer("nginx@sha256:abc", "1"), true, "digest"},
-		{"a bad registry port can never be pulled", nginxServer("registry.example.com:port/nginx:1", "1"), true, "registry"},
+		{"a space can never be pulled", nginxServer("nginx :1.27", "1"), true, `spec.image "nginx :1.27" is not a valid image reference: invalid reference format`},
+		{"an invalid tag can never be pulled", nginxServer("nginx:-1", "1"), true, "invalid reference format"},
+		{"a doubled slash can never be pulled", nginxServer("library//nginx:1", "1"), true, "invalid reference format"},
+		{"a short digest can never be pulled", nginxServer("nginx@sha256:abc", "1"), true, "invalid reference format"},
+		{"a bad registry port can never be pulled", nginxServer("registry.example.com:port/nginx:1", "1"), true, "invalid reference format"},
 		{"replicas out of range is permanent", nginxServer("nginx:1.27", "11"), true, "outside 1..10"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, event := range []callbacks.Event{callbacks.EventCreate, callbacks.EventUpdate} {
-				res := callbackstest.Call(t, newTestRouter(t), callbackstest.NewRequest(t, event, tt.object))
+				res := callbackstest.Call(t, newTestRouter(t), callbackstest.NewRequest(t, event, tt.object), callbackstest.AtPath("/"+string(event)))
 				got := res.ReportedError()
 				if got.Permanent != tt.wantPermanent || !strings.Contains(got.Message, tt.wantMessage) {
 					t.Errorf("%s: error %+v, want permanent=%v containing %q", event, *got, tt.wantPermanent, tt.wantMessage)
@@ -155,7 +155,7 @@ func TestSyncReportsTheDeploymentAndItsPods(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := callbackstest.NewRequest(t, callbacks.EventSync, nginxServer("nginx:1.27", "2"),
 				callbackstest.WithChildren(tt.children...), callbackstest.WithRelated(tt.related...))
-			res := callbackstest.Call(t, newTestRouter(t), req)
+			res := callbackstest.Call(t, newTestRouter(t), req, callbackstest.AtPath(pathSync))
 			if got := res.StatusField("availableReplicas"); got != tt.wantAvailable {
 				t.Errorf("status.availableReplicas = %#v, want %d", got, tt.wantAvailable)
 			}
@@ -171,7 +171,7 @@ func TestSyncReportsTheDeploymentAndItsPods(t *testing.T) {
 }
 
 func TestDeleteReleasesTheFinalizer(t *testing.T) {
-	res := callbackstest.Call(t, newTestRouter(t), callbackstest.NewRequest(t, callbacks.EventDelete, nginxServer("nginx:1.27", "1")))
+	res := callbackstest.Call(t, newTestRouter(t), callbackstest.NewRequest(t, callbacks.EventDelete, nginxServer("nginx:1.27", "1")), callbackstest.AtPath(pathDelete))
 	if !res.Finalized() || res.Response.Error != nil {
 		t.Errorf("answer %s, want the finalizer released", res.Body)
 	}
