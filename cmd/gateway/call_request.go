@@ -154,6 +154,9 @@ func buildRequest(t *callTarget, now time.Time) *callbacks.Request {
 		essence := state.Essence(t.old)
 		req.Old = state.OldObject(t.parent, essence)
 		req.Diff = check.Diff(essence, state.Essence(t.parent))
+	} else if t.event == spec.EventUpdate {
+		// What the gateway sends when it did not keep the last handled object.
+		req.OldUnavailable = true
 	}
 	if t.event == spec.EventSync || t.event == spec.EventDelete {
 		var childKinds []string
