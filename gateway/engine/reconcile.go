@@ -276,6 +276,7 @@ func (c *Controller) writeState(ctx context.Context, p *pass) error {
 		// state, the user) grew the annotations since our copy. Failing
 		// would call the handlers again; the smallest state may still fit.
 		if smallest, _, _ := p.st.EncodeWithin(0); len(smallest) < len(value) {
+			c.log.Debug("state write refused; writing the smallest state", "object", p.key, "error", err)
 			c.countApply("state", err)
 			value = smallest
 			out, err = c.applier.SetAnnotation(ctx, p.obj, key, &value)
