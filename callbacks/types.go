@@ -51,6 +51,11 @@ type Request struct {
 	Object *unstructured.Unstructured `json:"object"`
 	Old    *unstructured.Unstructured `json:"old,omitempty"`
 	Diff   []DiffOp                   `json:"diff,omitempty"`
+	// OldUnavailable is set on an update that carries no Old and Diff
+	// because the gateway did not keep the last handled object (too large
+	// for the object's annotations): treat the update as "something in the
+	// essence changed" and reconcile from Object alone.
+	OldUnavailable bool `json:"oldUnavailable,omitempty"`
 
 	// Children and Related are keyed by "apiVersion/Kind" (e.g.
 	// "apps/v1/Deployment"), then by object name ("namespace/name" when the

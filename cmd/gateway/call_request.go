@@ -155,6 +155,9 @@ func buildRequest(t *callTarget, now time.Time) *callbacks.Request {
 		old := essence.Of(t.old)
 		req.Old = essence.OldObject(t.parent, old)
 		req.Diff = essence.Diff(old, essence.Of(t.parent))
+	} else if t.event == spec.EventUpdate {
+		// What the gateway sends when it did not keep the last handled object.
+		req.OldUnavailable = true
 	}
 	if t.event == spec.EventSync || t.event == spec.EventDelete {
 		var childKinds []string

@@ -159,6 +159,19 @@ func TestCallCommandAgainstAGoHandler(t *testing.T) {
 			if size, _, _ := unstructured.NestedInt64(req.Old.Object, "spec", "size"); size != 1 || req.Old.GetNamespace() != "demo" {
 				t.Errorf("old = %v, want size 1 in namespace demo", req.Old.Object)
 			}
+			if req.OldUnavailable {
+				t.Errorf("an update with old says oldUnavailable")
+			}
+		},
+	}, {
+		name:   "update without --old says old is unavailable",
+		args:   append([]string{"--event", "update"}, object...),
+		answer: answerJSON(200, `{}`),
+		want:   callOutcome{Result: resultSuccess},
+		check: func(t *testing.T, _ *callReport, req *callbacks.Request) {
+			if !req.OldUnavailable || req.Old != nil || req.Diff != nil {
+				t.Errorf("oldUnavailable %v, old %v, diff %v; want true and neither", req.OldUnavailable, req.Old != nil, req.Diff)
+			}
 		},
 	}, {
 		name:   "delete with finalized false keeps the finalizer and requeues after the default",

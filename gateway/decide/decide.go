@@ -54,6 +54,8 @@ type Work struct {
 	Event    spec.Event
 	Old      map[string]any // update only: the last handled essence, when kept
 	Diff     []callbacks.DiffOp
+	// OldUnavailable: an update whose Old was not kept (see state.State).
+	OldUnavailable bool
 }
 
 // Plan is what to do with an object now.
@@ -160,7 +162,7 @@ func decideRound(in Input, round *state.Round, plan *Plan) {
 			plan.wakeAt(p.Next)
 			continue
 		}
-		plan.Work = append(plan.Work, Work{Callback: cb, Event: ev, Old: old, Diff: diff})
+		plan.Work = append(plan.Work, Work{Callback: cb, Event: ev, Old: old, Diff: diff, OldUnavailable: ev == spec.EventUpdate && old == nil})
 	}
 }
 

@@ -200,6 +200,26 @@ func TestDecideUpdateCarriesOldAndDiff(t *testing.T) {
 	if len(w.Diff) != 1 || w.Diff[0].Path != "spec.size" || w.Diff[0].Op != "change" {
 		t.Errorf("diff = %+v, want one change at spec.size", w.Diff)
 	}
+	if w.OldUnavailable {
+		t.Error("an update with old is marked oldUnavailable")
+	}
+}
+
+// Without the handled essence (dropped for size), an update has no old and
+// no diff, says so, and when.fields cannot filter it out.
+func TestDecideUpdateWithoutKeptEssenceSaysOldUnavailable(t *testing.T) {
+	st := handled(t, object(3, map[string]string{"tier": "cache"}))
+	st.Essence = nil
+	mem := Memory{Seen: true, SyncDigest: "s", SyncedAt: now}
+	// Only a label changed: with old, the spec.size filter would skip it.
+	plan := Decide(Input{Operator: testOperator(), Object: object(3, map[string]string{"tier": "db"}), State: st,
+		Memory: &mem, SyncDigest: "s", HoldsFinalizer: true, Now: now})
+	if len(plan.Work) != 1 || plan.Work[0].Event != spec.EventUpdate {
+		t.Fatalf("work = %v, want the update called (nothing to filter on)", workIDs(plan))
+	}
+	if w := plan.Work[0]; !w.OldUnavailable || w.Old != nil || w.Diff != nil {
+		t.Errorf("oldUnavailable %v, old %v, diff %v; want true, none, none", w.OldUnavailable, w.Old, w.Diff)
+	}
 }
 
 func TestDecideWakesForBackoffAndTimers(t *testing.T) {

@@ -94,6 +94,8 @@ func (c *Controller) buildRequest(p *pass, w decide.Work, attempt int, first tim
 		Attempt:    attempt,
 		Object:     withoutOwnAnnotations(p.obj),
 		Diff:       w.Diff,
+		// An update without old says so, rather than look like one without changes.
+		OldUnavailable: w.OldUnavailable,
 	}
 	if w.Old != nil {
 		req.Old = essence.OldObject(p.obj, w.Old)

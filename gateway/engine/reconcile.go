@@ -8,7 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/opgate/opgate/gateway/decide"
@@ -23,17 +25,22 @@ const reconcileTimeout = 5 * time.Minute
 // objectMemory is what this process remembers of one object.
 type objectMemory struct {
 	decide.Memory
+	uid types.UID
 	// writtenRV is the resourceVersion our last write produced; an informer
 	// copy older than it is stale, and its watch event is still to come.
 	writtenRV uint64
 }
 
-func (c *Controller) memoryOf(key string) *objectMemory {
+// memoryOf returns what this process remembers of the object with uid,
+// queued under key. Memory belongs to the object, not its name: when key
+// now names another object (deleted and re-created), the old object's
+// timers, requeues, sync digest, seen and writtenRV are dropped.
+func (c *Controller) memoryOf(key string, uid types.UID) *objectMemory {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m, ok := c.memory[key]
-	if !ok {
-		m = &objectMemory{}
+	if !ok || m.uid != uid {
+		m = &objectMemory{uid: uid}
 		c.memory[key] = m
 	}
 	return m
@@ -101,16 +108,20 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		c.forget(key)
 		return 0, nil
 	}
-	mem := c.memoryOf(key)
+	mem := c.memoryOf(key, cached.GetUID())
 	if rv, err := strconv.ParseUint(cached.GetResourceVersion(), 10, 64); err == nil && rv < mem.writtenRV {
 		return 0, nil // stale cache: the event of our own write re-queues the key
 	}
 	p := &pass{key: key, obj: cached.DeepCopy(), mem: mem, now: c.Clock()}
 	p.stateRaw = p.obj.GetAnnotations()[c.stateAnnotation()]
-	st, err := state.Decode(p.stateRaw)
-	if err != nil {
+	uid := string(p.obj.GetUID())
+	st, foreign, err := state.DecodeFor(p.stateRaw, uid)
+	switch {
+	case err != nil:
 		c.warn(p.obj, "InvalidState", fmt.Sprintf("annotation %s is unreadable (%v); starting from a clean state", c.stateAnnotation(), err))
-		st = &state.State{}
+		st = &state.State{UID: uid}
+	case foreign:
+		c.Recorder.Event(p.obj, "Normal", "StateOfAnotherObject", fmt.Sprintf("annotation %s was written for another object (copied or restored with the manifest); handling this object as new", c.stateAnnotation()))
 	}
 	p.st = st
 	if c.needsObserved() {
@@ -245,16 +256,32 @@ func (c *Controller) writeFinalizer(ctx context.Context, p *pass, add bool) erro
 	return nil
 }
 
-// writeState writes the state annotation when it changed.
+// writeState writes the state annotation when it changed, within what the
+// object's other annotations leave of the API server's limit.
 func (c *Controller) writeState(ctx context.Context, p *pass) error {
-	value, err := p.st.Encode()
+	key := c.stateAnnotation()
+	value, dropped, err := p.st.EncodeWithin(state.Room(p.obj.GetAnnotations(), key))
 	if err != nil {
 		return err
+	}
+	if dropped {
+		c.log.Debug("object's annotations near their size limit: the handled essence is not kept", "object", p.key)
 	}
 	if value == p.stateRaw {
 		return nil
 	}
-	out, err := c.applier.SetAnnotation(ctx, p.obj, c.stateAnnotation(), &value)
+	out, err := c.applier.SetAnnotation(ctx, p.obj, key, &value)
+	if err != nil && (apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err)) {
+		// Refused, most likely for size: another writer (another operator's
+		// state, the user) grew the annotations since our copy. Failing
+		// would call the handlers again; the smallest state may still fit.
+		if smallest, _, _ := p.st.EncodeWithin(0); len(smallest) < len(value) {
+			c.log.Debug("state write refused; writing the smallest state", "object", p.key, "error", err)
+			c.countApply("state", err)
+			value = smallest
+			out, err = c.applier.SetAnnotation(ctx, p.obj, key, &value)
+		}
+	}
 	c.countApply("state", err)
 	if err != nil {
 		return err

@@ -25,7 +25,8 @@ func (c *Controller) Stats() Stats {
 		if obj.GetDeletionTimestamp() != nil && c.holdsFinalizer(obj) {
 			s.FinalizersPending++
 		}
-		st, err := state.Decode(obj.GetAnnotations()[c.stateAnnotation()])
+		// A state copied from another object says nothing about this one.
+		st, _, err := state.DecodeFor(obj.GetAnnotations()[c.stateAnnotation()], string(obj.GetUID()))
 		if err != nil {
 			continue
 		}

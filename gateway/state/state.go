@@ -1,8 +1,9 @@
 // Package state is the durable per-object state opgate keeps in one
-// annotation per operator (docs/architecture.md, "State kept in the cluster"): the digest of the last handled
-// essence, that essence itself compressed under a size cap, the callbacks of
-// the current round that are done, and per-callback retry progress — so a
-// restarted gateway resumes rounds and backoff where they were.
+// annotation per operator (docs/architecture.md): the uid of the object it
+// belongs to, the digest of the last handled essence, that essence itself
+// compressed under a size cap, the callbacks of the current round that are
+// done, and per-callback retry progress — so a restarted gateway resumes
+// rounds and backoff where they were.
 package state
 
 import (
@@ -22,12 +23,17 @@ const DefaultEssenceCap = 64 << 10
 
 // State is the content of the opgate.dev/state.<operator> annotation.
 type State struct {
+	// UID is the uid of the object the state was written for. On another
+	// object (the annotation copied with a manifest, restored from a
+	// backup) the state is not that object's: see DecodeFor.
+	UID string `json:"u,omitempty"`
 	// Handled is the digest of the last essence every create/update
 	// callback handled (successfully or permanently failed). Empty: the
 	// object was never handled, so the next round is create.
 	Handled string `json:"h,omitempty"`
 	// Essence is the gzip-compressed JSON of that essence; nil when it was
-	// over the cap (then update requests carry no old/diff).
+	// over the cap or did not fit the object's annotations (then update
+	// requests carry no old/diff).
 	Essence []byte `json:"e,omitempty"`
 	// Round is the create/update/resume round in progress, if any.
 	Round *Round `json:"r,omitempty"`
@@ -74,6 +80,23 @@ func Decode(value string) (*State, error) {
 		return nil, fmt.Errorf("decode state annotation: %w", err)
 	}
 	return s, nil
+}
+
+// DecodeFor reads the annotation of the object with uid. A state written
+// for another object is none: the object is new to the gateway (create
+// runs) and the first write replaces the state; foreign reports it. A state
+// without a uid (written before the gateway recorded it) is adopted. The
+// state returned records uid either way, so the next write carries it.
+func DecodeFor(value, uid string) (st *State, foreign bool, err error) {
+	st, err = Decode(value)
+	if err != nil {
+		return nil, false, err
+	}
+	if st.UID != "" && st.UID != uid {
+		st, foreign = &State{}, true
+	}
+	st.UID = uid
+	return st, foreign, nil
 }
 
 // Encode writes the annotation value.

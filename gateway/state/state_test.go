@@ -84,3 +84,37 @@ func TestDecodeRefusesGarbage(t *testing.T) {
 		t.Errorf("empty annotation = %+v, %v; want zero state", st, err)
 	}
 }
+
+func TestDecodeForBindsTheStateToTheObject(t *testing.T) {
+	tests := []struct {
+		name        string
+		value       string
+		wantHandled string
+		wantForeign bool
+	}{
+		{"no annotation", "", "", false},
+		{"written for this object", `{"u":"uid-1","h":"abc"}`, "abc", false},
+		{"copied from another object", `{"u":"uid-2","h":"abc","p":{"x":{"a":3,"f":"2026-01-01T00:00:00Z"}}}`, "", true},
+		{"written without a uid: adopted", `{"h":"abc"}`, "abc", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, foreign, err := DecodeFor(tt.value, "uid-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Handled != tt.wantHandled || foreign != tt.wantForeign {
+				t.Errorf("handled %q, foreign %v; want %q, %v", st.Handled, foreign, tt.wantHandled, tt.wantForeign)
+			}
+			if tt.wantForeign && (st.Progress != nil || st.Round != nil || st.Essence != nil) {
+				t.Errorf("state of another object kept: %+v", st)
+			}
+			if st.UID != "uid-1" {
+				t.Errorf("uid = %q, want the object's: the next write must record it", st.UID)
+			}
+		})
+	}
+	if _, _, err := DecodeFor("{not json", "uid-1"); err == nil {
+		t.Error("DecodeFor accepted garbage")
+	}
+}
