@@ -17,9 +17,6 @@ import (
 	"github.com/opgate/opgate/gateway/state"
 )
 
-// reconcileTimeout bounds one object's pass, callbacks included.
-const reconcileTimeout = 5 * time.Minute
-
 // objectMemory is what this process remembers of one object.
 type objectMemory struct {
 	decide.Memory
@@ -77,7 +74,7 @@ func (c *Controller) reconcileSafely(ctx context.Context, key string) (wake time
 			err = fmt.Errorf("panic reconciling %s: %v\n%s", key, r, debug.Stack())
 		}
 	}()
-	ctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.ReconcileTimeout)
 	defer cancel()
 	return c.reconcile(ctx, key)
 }
