@@ -97,6 +97,18 @@ func TestDecideCreateThatFailedPermanently(t *testing.T) {
 	}
 }
 
+func TestDecideRequeueWhileASiblingCreateFailedPermanently(t *testing.T) {
+	op := testOperator()
+	op.Spec.Callbacks = append([]spec.Callback{{ID: "register", On: []spec.Event{spec.EventCreate}}}, op.Spec.Callbacks...)
+	st := &state.State{Round: &state.Round{Event: "create", Done: []string{"register"}},
+		Progress: map[string]*state.Progress{"create": failedPermanentlyAt(3)}}
+	mem := Memory{Seen: true, Requeue: map[string]Requeue{"register": {At: now.Add(-time.Second), Event: spec.EventCreate}}}
+	plan := Decide(Input{Operator: op, Object: object(3, nil), State: st, Memory: &mem, SyncDigest: "s", HoldsFinalizer: true, Now: now})
+	if got, want := workIDs(plan), []string{"create:register"}; !slices.Equal(got, want) {
+		t.Errorf("work = %v, want %v: register succeeded and asked to be called again", got, want)
+	}
+}
+
 func TestDecideRequeuedCall(t *testing.T) {
 	tests := []struct {
 		name     string

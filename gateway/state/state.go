@@ -20,9 +20,11 @@ const DefaultEssenceCap = 64 << 10
 
 // State is the content of the opgate.dev/state.<operator> annotation.
 type State struct {
-	// Handled is the digest of the last essence every create/update
-	// callback handled (successfully or permanently failed). Empty: the
-	// object was never handled, so the next round is create.
+	// Handled is the digest of the essence the last create or update round
+	// ended at: every create callback succeeded (a create round stays open
+	// until they have), every update callback succeeded or failed
+	// permanently. Empty: the object was never handled, so the round is
+	// create.
 	Handled string `json:"h,omitempty"`
 	// Essence is the gzip-compressed JSON of that essence; nil when it was
 	// over the cap (then update requests carry no old/diff).
