@@ -15,7 +15,8 @@ import (
 // HandlerFunc handles one callback. A non-nil error becomes the response's
 // error field (see ErrorFor): temporary unless it is, or wraps, a Permanent
 // error. The rest of a response returned with an error is still sent, and
-// the gateway still applies it (docs/contract.md, "Errors and retries").
+// the gateway still applies its status and records its events (never its
+// children; see Response.Error).
 type HandlerFunc func(ctx context.Context, req *Request) (*Response, error)
 
 // DefaultMaxRequestBytes bounds a request body: the gateway's objects,

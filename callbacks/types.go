@@ -91,7 +91,10 @@ type Response struct {
 	// is called again; see RequeueAfterDuration.
 	RequeueAfter string      `json:"requeueAfter,omitempty"`
 	Events       []KubeEvent `json:"events,omitempty"`
-	Error        *Error      `json:"error,omitempty"`
+	// Error reports a failure. Of the rest of such a response the gateway
+	// applies Status and records Events; Children, RequeueAfter and
+	// Finalized are ignored.
+	Error *Error `json:"error,omitempty"`
 	// Finalized matters to delete callbacks only: nil or true releases the
 	// finalizer, false keeps it and calls again after RequeueAfter.
 	Finalized *bool `json:"finalized,omitempty"`

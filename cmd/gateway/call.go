@@ -148,7 +148,11 @@ func (o *callOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "note: the status was not checked against a schema: give the CRD with --crd")
 	}
 	if rep.Outcome.Result != resultSuccess {
-		return &exitError{code: exitRefused, err: fmt.Errorf("%s failure %s: the gateway would apply nothing", rep.Outcome.Result, rep.Outcome.Reason)}
+		what := "nothing"
+		if rep.Status != nil {
+			what = "only the status"
+		}
+		return &exitError{code: exitRefused, err: fmt.Errorf("%s failure %s: the gateway would apply %s", rep.Outcome.Result, rep.Outcome.Reason, what)}
 	}
 	return nil
 }

@@ -41,6 +41,9 @@ type callReport struct {
 	// Prune is set when the answer prunes: a sync answer with children.
 	Prune  *pruneReport  `json:"prune,omitempty"`
 	Status *statusReport `json:"status,omitempty"`
+	// StatusRefused says why the status of an answer with an error, which
+	// is applied otherwise, would not be.
+	StatusRefused string `json:"statusRefused,omitempty"`
 	// Events are recorded even when the answer is refused.
 	Events       []callbacks.KubeEvent `json:"events,omitempty"`
 	RequeueAfter string                `json:"requeueAfter,omitempty"`
@@ -93,6 +96,13 @@ func evaluate(t *callTarget, delivery string, resp *callbacks.Response, callErr 
 	}
 	if callErr != nil {
 		rep.Outcome = outcomeOf(callErr)
+		if resp != nil && resp.Status != nil {
+			// An answer with an error still has its status applied, never
+			// its children (docs/contract.md).
+			if err := rep.checkStatus(t, resp.Status); err != nil {
+				rep.Status, rep.StatusRefused = nil, err.Error()
+			}
+		}
 		return rep
 	}
 	if err := rep.checkChildren(t, resp.Children); err != nil {
@@ -271,7 +281,11 @@ func (rep *callReport) print(w io.Writer, format string, showChildren bool) erro
 			retry = ", retry after " + o.RetryAfter
 		}
 		p.line("outcome: %s failure %s%s: %s", o.Result, o.Reason, retry, o.Message)
-		p.line("nothing of this answer would be applied")
+		if rep.Status == nil {
+			p.line("nothing of this answer would be applied")
+		} else {
+			p.line("of this answer only its status would be applied (and its events recorded)")
+		}
 	}
 	rep.printChildren(p)
 	rep.printStatus(p)
@@ -334,6 +348,9 @@ func (rep *callReport) printChildren(p *printer) {
 
 func (rep *callReport) printStatus(p *printer) {
 	st := rep.Status
+	if rep.StatusRefused != "" {
+		p.line("status: would not be applied: %s", rep.StatusRefused)
+	}
 	if st == nil {
 		if rep.Outcome.Result == resultSuccess {
 			p.line("status: no patch")

@@ -190,14 +190,29 @@ func TestCallCommandAgainstAGoHandler(t *testing.T) {
 		wantCode: 1,
 		want:     callOutcome{Result: resultTemporary, Reason: "HandlerUnavailable", RetryAfter: "7s"},
 	}, {
-		name:     "a handler-reported permanent error is permanent and its events are still recorded",
-		args:     append([]string{"--event", "create"}, object...),
-		answer:   answerJSON(200, `{"error":{"message":"no","permanent":true},"events":[{"type":"Warning","reason":"Bad","message":"no"}]}`),
+		name: "a handler-reported permanent error is permanent; its events and status are still applied, its children not",
+		args: append([]string{"--event", "create"}, object...),
+		answer: answerJSON(200, `{"error":{"message":"no","permanent":true},"events":[{"type":"Warning","reason":"Bad","message":"no"}],`+
+			`"status":{"nodes":["down"]},"children":[`+deployment+`]}`),
 		wantCode: 1,
 		want:     callOutcome{Result: resultPermanent, Reason: "HandlerError"},
 		check: func(t *testing.T, rep *callReport, _ *callbacks.Request) {
 			if len(rep.Events) != 1 || rep.Children != nil {
 				t.Errorf("events %+v children %+v, want the event and no children", rep.Events, rep.Children)
+			}
+			if rep.Status == nil || !reflect.DeepEqual(rep.Status.Patch, map[string]any{"nodes": []any{"down"}}) {
+				t.Errorf("status = %+v, want the answer's status patch", rep.Status)
+			}
+		},
+	}, {
+		name:     "the status of an error answer that the CRD's schema refuses is reported as not applied",
+		args:     append([]string{"--event", "create", "--crd", memcachedCRD}, object...),
+		answer:   answerJSON(200, `{"error":{"message":"no"},"status":{"nodes":"not a list"}}`),
+		wantCode: 1,
+		want:     callOutcome{Result: resultTemporary, Reason: "HandlerError"},
+		check: func(t *testing.T, rep *callReport, _ *callbacks.Request) {
+			if rep.Status != nil || !strings.Contains(rep.StatusRefused, "nodes") {
+				t.Errorf("status %+v, refused %q; want no status and why", rep.Status, rep.StatusRefused)
 			}
 		},
 	}, {

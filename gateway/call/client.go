@@ -115,8 +115,8 @@ func (c *Client) CloseIdleConnections() {
 // Call POSTs req to the endpoint and returns the decoded answer. The error,
 // when not nil, is a *failure.Error whose message names the URL (without
 // its query) and what went wrong. A handler-reported error (HandlerError)
-// comes with the decoded response, whose status, events and children the
-// caller may still apply; every other failure comes without one.
+// comes with the decoded response, whose status and events the engine still
+// applies (never its children); every other failure comes without one.
 //
 // req is not modified: the request sent is a copy with Deadline set to when
 // the call times out, and APIVersion and Kind filled in when empty.

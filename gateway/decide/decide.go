@@ -116,11 +116,13 @@ func Decide(in Input) Plan {
 	if round != nil {
 		decideRound(in, round, &plan)
 	}
+	// A callback that asked to be called again is, also while a sibling
+	// create callback keeps the create round open.
+	decideRequeues(in, &plan)
 	if st.Handled == "" && round != nil && round.Event == string(spec.EventCreate) {
 		// Sync and timers begin once the object was created by its handler.
 		return plan
 	}
-	decideRequeues(in, &plan)
 	decideSync(in, &plan)
 	decideTimers(in, &plan)
 	return plan
@@ -158,7 +160,14 @@ func decideRound(in Input, round *state.Round, plan *Plan) {
 		if round.IsDone(cb.ID) {
 			continue
 		}
-		if p := in.State.Progress[cb.ID]; backingOff(p, plan.EssenceDigest, in.Now) {
+		p := in.State.Progress[cb.ID]
+		switch {
+		case failedPermanently(p, plan.EssenceDigest):
+			// Only a create callback gets here (update and resume rounds
+			// count a permanent failure as done): the round stays open and
+			// calls it again once the essence changed (docs/contract.md).
+			continue
+		case backingOff(p, plan.EssenceDigest, in.Now):
 			plan.wakeAt(p.Next)
 			continue
 		}
@@ -217,6 +226,16 @@ func decideRequeues(in Input, plan *Plan) {
 		rq, ok := in.Memory.Requeue[cb.ID]
 		if !ok || rq.Event == spec.EventSync || rq.Event == spec.EventTimer || rq.Event == spec.EventDelete {
 			continue // sync and timers reschedule themselves below
+		}
+		// The entry stays until the requeued call succeeds: a failed one is
+		// retried, after its backoff, like any failure.
+		p := in.State.Progress[cb.ID]
+		if failedPermanently(p, plan.EssenceDigest) {
+			continue
+		}
+		if backingOff(p, plan.EssenceDigest, in.Now) {
+			plan.wakeAt(p.Next)
+			continue
 		}
 		if rq.At.After(in.Now) {
 			plan.wakeAt(rq.At)
@@ -290,6 +309,12 @@ func decideTimers(in Input, plan *Plan) {
 // fixed what failed, and should not wait out a long backoff to see it.
 func backingOff(p *state.Progress, essenceDigest string, now time.Time) bool {
 	return p != nil && !p.Failed && p.Digest == essenceDigest && p.Next.After(now)
+}
+
+// failedPermanently reports whether a callback failed permanently at this
+// essence: it is not called again until the essence changes.
+func failedPermanently(p *state.Progress, essenceDigest string) bool {
+	return p != nil && p.Failed && p.Digest == essenceDigest
 }
 
 // Retrying reports whether p continues the retries of the current essence

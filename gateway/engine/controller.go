@@ -42,7 +42,13 @@ type Deps struct {
 	Clock      func() time.Time
 	Workers    int // per operator
 	EssenceCap int
+	// ReconcileTimeout bounds the work of one pass over one object
+	// (DefaultReconcileTimeout when zero); see passBudget.
+	ReconcileTimeout time.Duration
 }
+
+// DefaultReconcileTimeout is Deps.ReconcileTimeout when it is not set.
+const DefaultReconcileTimeout = 5 * time.Minute
 
 func (d *Deps) validate() error {
 	switch {
@@ -60,6 +66,9 @@ func (d *Deps) validate() error {
 	}
 	if d.EssenceCap <= 0 {
 		d.EssenceCap = 64 << 10
+	}
+	if d.ReconcileTimeout <= 0 {
+		d.ReconcileTimeout = DefaultReconcileTimeout
 	}
 	return nil
 }

@@ -22,42 +22,82 @@ import (
 // finalized: false without requeueAfter is called again.
 const DefaultFinalizeRequeue = 10 * time.Second
 
-// runWork calls one callback and records its outcome in the pass.
-func (c *Controller) runWork(ctx context.Context, p *pass, w decide.Work) {
+// runWork calls one callback and records its outcome in the pass. The
+// wait for a maxInFlight slot is outside the pass's budget; the call and the
+// applying of its answer are inside.
+func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w decide.Work) {
 	id := w.Callback.ID
 	attempt, first := 1, p.now
 	if pr := p.st.Progress[id]; decide.Retrying(pr, p.plan.EssenceDigest) {
 		attempt, first = pr.Attempts+1, pr.First
 	}
-	delete(p.mem.Requeue, id)
 	log := c.log.With("callback", id, "event", w.Event, "object", p.key, "attempt", attempt)
 
 	req := c.buildRequest(p, w, attempt, first)
+	release, err := c.waitForSlot(ctx)
+	if err != nil {
+		log.Debug("stopped waiting for a callback slot; the call is left to the next pass", "error", err)
+		return
+	}
+	var resp *callbacks.Response
+	err = b.spend(ctx, func(ctx context.Context) error {
+		var err error
+		if resp, err = c.callInSlot(ctx, release, p, w, req); err != nil {
+			if resp != nil && resp.Status != nil {
+				c.applyErrorStatus(ctx, p, w, resp.Status)
+			}
+			return err
+		}
+		return c.applyResponse(ctx, p, w, resp)
+	})
+	switch {
+	case err == nil:
+		c.recordSuccess(p, w, resp)
+		log.Debug("callback succeeded")
+	case ctx.Err() != nil:
+		c.recordInterrupted(p, w, attempt, first)
+		log.Info("callback interrupted by shutdown; the next gateway calls it again", "error", err)
+	default:
+		c.recordFailure(p, w, attempt, first, err, log)
+	}
+}
+
+// callInSlot calls the handler in the slot waitForSlot gave, and records
+// the Events of its answer, also of an answer that reports an error.
+func (c *Controller) callInSlot(ctx context.Context, release func(), p *pass, w decide.Work, req *callbacks.Request) (*callbacks.Response, error) {
+	defer release()
 	start := c.Clock()
-	resp, err := c.callLimited(ctx, id, req)
-	c.Metrics.CallbackDuration.WithLabelValues(c.op.Name, id, string(w.Event)).Observe(c.Clock().Sub(start).Seconds())
+	resp, err := c.Caller.Call(ctx, c.endpoints[w.Callback.ID], req)
+	c.Metrics.CallbackDuration.WithLabelValues(c.op.Name, w.Callback.ID, string(w.Event)).Observe(c.Clock().Sub(start).Seconds())
 	if resp != nil {
 		c.recordEvents(p.obj, resp.Events)
 	}
-	if err == nil {
-		err = c.applyResponse(ctx, p, w, resp)
-	}
-	if err != nil {
-		c.recordFailure(p, w, attempt, first, err, log)
-		return
+	return resp, err
+}
+
+// recordSuccess records a callback that succeeded and its answer was
+// applied: its retry state goes, a timer is scheduled, a round notes it.
+func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Response) {
+	id := w.Callback.ID
+	if resp == nil {
+		resp = &callbacks.Response{}
 	}
 	c.Metrics.CallbackRequests.WithLabelValues(c.op.Name, id, string(w.Event), "success").Inc()
 	if w.Event == spec.EventCreate || w.Event == spec.EventUpdate {
 		c.Metrics.EventLatency.WithLabelValues(c.op.Name, string(w.Event)).Observe(c.Clock().Sub(p.mem.ChangedAt).Seconds())
 	}
-	log.Debug("callback succeeded")
 	p.st.Clear(id)
 	switch w.Event {
 	case spec.EventTimer:
+		// requeueAfter replaces the interval for this one time.
+		next := w.Callback.Interval.Or(time.Hour)
+		if d, _ := resp.RequeueAfterDuration(); d > 0 {
+			next = d
+		}
 		if p.mem.TimerNext == nil {
 			p.mem.TimerNext = map[string]time.Time{}
 		}
-		p.mem.TimerNext[id] = c.Clock().Add(w.Callback.Interval.Or(time.Hour))
+		p.mem.TimerNext[id] = c.Clock().Add(next)
 	case spec.EventDelete:
 		if resp.Finalized != nil && !*resp.Finalized {
 			return // not done: called again after requeueAfter (set in applyResponse)
@@ -66,21 +106,6 @@ func (c *Controller) runWork(ctx context.Context, p *pass, w decide.Work) {
 	if r := p.st.Round; r != nil && r.Event == string(w.Event) && !r.IsDone(id) {
 		r.Done = append(r.Done, id)
 	}
-}
-
-// callLimited calls the handler within the operator's maxInFlight bound.
-func (c *Controller) callLimited(ctx context.Context, id string, req *callbacks.Request) (*callbacks.Response, error) {
-	select {
-	case c.inflight <- struct{}{}:
-	case <-ctx.Done():
-		return nil, failure.Temporaryf("Cancelled", "waiting for a callback slot: %w", ctx.Err())
-	}
-	c.Metrics.InFlight.WithLabelValues(c.op.Name).Inc()
-	defer func() {
-		<-c.inflight
-		c.Metrics.InFlight.WithLabelValues(c.op.Name).Dec()
-	}()
-	return c.Caller.Call(ctx, c.endpoints[id], req)
 }
 
 func (c *Controller) buildRequest(p *pass, w decide.Work, attempt int, first time.Time) *callbacks.Request {
@@ -136,6 +161,15 @@ func (c *Controller) recordEvents(obj *unstructured.Unstructured, events []callb
 	}
 }
 
+// recordInterrupted records a call that shutting down cut short, which is
+// no failure of the handler: no Event, no backoff. The next gateway makes it
+// again at once as the same delivery, since the handler may have seen it.
+func (c *Controller) recordInterrupted(p *pass, w decide.Work, attempt int, first time.Time) {
+	pr := p.st.ProgressOf(w.Callback.ID)
+	pr.Attempts, pr.First, pr.Next = attempt, first, time.Time{}
+	pr.Failed, pr.Digest, pr.Message = false, p.plan.EssenceDigest, "interrupted by shutdown"
+}
+
 // recordFailure classifies a failed callback: schedule a retry with backoff
 // or mark it failed permanently until the essence changes.
 func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first time.Time, err error, log interface {
@@ -164,9 +198,17 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first ti
 	if class == failure.Permanent {
 		pr.Failed, pr.Digest, pr.Next = true, p.plan.EssenceDigest, time.Time{}
 		msg := fmt.Sprintf("callback %s (%s) failed permanently: %v", id, w.Event, err)
-		if w.Event == spec.EventDelete {
+		delete(p.mem.Requeue, id) // a requeue chain ends with its call's permanent failure
+		switch r := p.st.Round; {
+		case w.Event == spec.EventDelete:
 			msg += fmt.Sprintf("; the finalizer %s stays until the object changes or it is annotated %s=true", c.finalizer(), decide.ReleaseAnnotation)
-		} else if r := p.st.Round; r != nil && r.Event == string(w.Event) && !r.IsDone(id) {
+		case r == nil || r.Event != string(w.Event) || r.IsDone(id):
+			// Not a call of the current round (a requeued one, say).
+		case w.Event == spec.EventCreate:
+			// The round stays open: the object was not created, so its next
+			// change calls create again, not update (docs/contract.md).
+			msg += "; create is called again when the object's spec, labels or annotations change"
+		default:
 			r.Done = append(r.Done, id) // no more calls until the essence changes
 		}
 		c.warn(p.obj, f.Reason, truncate(msg, 1024))
@@ -192,6 +234,22 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// applyErrorStatus applies the status of an answer that reports an error,
+// so a handler can show what went wrong where users look; its children,
+// pruning, requeueAfter and finalized never are (docs/contract.md). A status
+// that cannot be applied is reported, not retried: the handler's error
+// decides about retries.
+func (c *Controller) applyErrorStatus(ctx context.Context, p *pass, w decide.Work, patch map[string]any) {
+	status, err := c.checkStatus(p, patch)
+	if err == nil && status != nil {
+		err = c.writeStatus(ctx, p, status)
+	}
+	if err != nil {
+		f := failure.As(err)
+		c.warn(p.obj, f.Reason, truncate(fmt.Sprintf("callback %s (%s) answered an error whose status was not applied: %v", w.Callback.ID, w.Event, err), 1024))
+	}
 }
 
 // applyResponse checks the whole response first and applies it only when
@@ -231,11 +289,17 @@ func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, 
 	if w.Event == spec.EventDelete && resp.Finalized != nil && !*resp.Finalized && d <= 0 {
 		d = DefaultFinalizeRequeue
 	}
-	if d > 0 {
+	switch {
+	case w.Event == spec.EventTimer:
+		// A timer's requeueAfter sets its next tick (recordSuccess).
+	case d > 0:
 		if p.mem.Requeue == nil {
 			p.mem.Requeue = map[string]decide.Requeue{}
 		}
 		p.mem.Requeue[w.Callback.ID] = decide.Requeue{At: c.Clock().Add(d), Event: w.Event}
+	default:
+		// A requeued call's entry lives until a call of it succeeds.
+		delete(p.mem.Requeue, w.Callback.ID)
 	}
 	if w.Event == spec.EventSync {
 		// What we just wrote is ours: the sync digest is taken after it, so

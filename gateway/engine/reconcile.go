@@ -19,9 +19,6 @@ import (
 	"github.com/opgate/opgate/gateway/state"
 )
 
-// reconcileTimeout bounds one object's pass, callbacks included.
-const reconcileTimeout = 5 * time.Minute
-
 // objectMemory is what this process remembers of one object.
 type objectMemory struct {
 	decide.Memory
@@ -77,15 +74,13 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 }
 
 // reconcileSafely turns a panic into an error so one bad object cannot
-// stop a worker, and bounds the pass with a deadline.
+// stop a worker. The pass's deadline is its passBudget.
 func (c *Controller) reconcileSafely(ctx context.Context, key string) (wake time.Duration, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic reconciling %s: %v\n%s", key, r, debug.Stack())
 		}
 	}()
-	ctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
-	defer cancel()
 	return c.reconcile(ctx, key)
 }
 
@@ -140,14 +135,11 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		SyncDigest: digest, HoldsFinalizer: c.holdsFinalizer(p.obj), Now: p.now,
 	})
 	deleting := p.obj.GetDeletionTimestamp() != nil
+	budget := &passBudget{left: c.ReconcileTimeout}
 
-	if p.plan.AddFinalizer {
-		if err := c.writeFinalizer(ctx, p, true); err != nil {
-			return 0, err
-		}
-	}
-	if p.plan.ReleaseFinalizer && !deleting {
-		if err := c.writeFinalizer(ctx, p, false); err != nil {
+	if p.plan.AddFinalizer || p.plan.ReleaseFinalizer && !deleting {
+		err := budget.spend(ctx, func(ctx context.Context) error { return c.writeFinalizer(ctx, p, p.plan.AddFinalizer) })
+		if err != nil {
 			return 0, err
 		}
 	}
@@ -160,11 +152,13 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 	}
 	for _, w := range p.plan.Work {
-		if ctx.Err() != nil {
-			break
+		if ctx.Err() != nil || budget.exhausted() {
+			break // what is left stays due: nextWake sees to it
 		}
-		c.runWork(ctx, p, w)
+		c.runWork(ctx, p, budget, w)
 	}
+	ctx, cancel := recordContext(ctx)
+	defer cancel()
 	roundDone := p.st.Round != nil && allDone(p.st.Round, p.plan.RoundCallbacks)
 	if roundDone {
 		switch spec.Event(p.st.Round.Event) {

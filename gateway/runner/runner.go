@@ -44,6 +44,9 @@ type Options struct {
 	Logger           *slog.Logger
 	Registerer       prometheus.Registerer
 	Clock            func() time.Time
+	// ReconcileTimeout bounds the work of one pass over one object;
+	// engine.DefaultReconcileTimeout when zero.
+	ReconcileTimeout time.Duration
 }
 
 // Gateway is a wired, not yet running gateway.
@@ -100,6 +103,8 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 			Logger:   opts.Logger,
 			Clock:    opts.Clock,
 			Workers:  opts.Workers,
+
+			ReconcileTimeout: opts.ReconcileTimeout,
 		},
 	}
 	return g, nil

@@ -27,9 +27,11 @@ type State struct {
 	// object (the annotation copied with a manifest, restored from a
 	// backup) the state is not that object's: see DecodeFor.
 	UID string `json:"u,omitempty"`
-	// Handled is the digest of the last essence every create/update
-	// callback handled (successfully or permanently failed). Empty: the
-	// object was never handled, so the next round is create.
+	// Handled is the digest of the essence the last create or update round
+	// ended at: every create callback succeeded (a create round stays open
+	// until they have), every update callback succeeded or failed
+	// permanently. Empty: the object was never handled, so the round is
+	// create.
 	Handled string `json:"h,omitempty"`
 	// Essence is the gzip-compressed JSON of that essence; nil when it was
 	// over the cap or did not fit the object's annotations (then update

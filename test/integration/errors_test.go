@@ -87,9 +87,14 @@ func TestPermanentErrorStopsRetriesUntilSpecChanges(t *testing.T) {
 			updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
 				_ = unstructured.SetNestedField(w.Object, int64(2), "spec", "size")
 			})
-			eventually(t, 10*time.Second, func() error { return called(h, "update", 1) })
-			if n := len(h.calls("update")); n != 1 {
-				t.Errorf("update called %d times after the spec change, want once", n)
+			// The object was never created: the change calls create again,
+			// as a fresh delivery, not update.
+			eventually(t, 10*time.Second, func() error { return called(h, "create", 2) })
+			if calls := h.calls("create"); calls[1].Attempt != 1 || calls[1].UID == calls[0].UID {
+				t.Errorf("create after the spec change: attempt %d uid %q (before %q); want a fresh delivery", calls[1].Attempt, calls[1].UID, calls[0].UID)
+			}
+			if n := len(h.calls("update")); n != 0 {
+				t.Errorf("update called %d times for an object whose create never succeeded, want none", n)
 			}
 		})
 	}

@@ -131,17 +131,22 @@ func startGateway(t *testing.T, ops ...*spec.WebhookOperator) (stop func()) {
 // metrics registry.
 func startGatewayWithMetrics(t *testing.T, ops ...*spec.WebhookOperator) (stop func(), reg *prometheus.Registry) {
 	t.Helper()
+	return startGatewayWithOptions(t, runner.Options{}, ops...)
+}
+
+// startGatewayWithOptions is startGatewayWithMetrics with the gateway's
+// options; their Operators, Logger and Registerer are set here.
+func startGatewayWithOptions(t *testing.T, opts runner.Options, ops ...*spec.WebhookOperator) (stop func(), reg *prometheus.Registry) {
+	t.Helper()
 	reg = prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
 	level := slog.LevelWarn
 	if os.Getenv("OPGATE_TEST_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
-	gw, err := runner.New(cfg, runner.Options{
-		Operators:  ops,
-		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
-		Registerer: reg,
-	})
+	opts.Operators, opts.Registerer = ops, reg
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	gw, err := runner.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("wire gateway: %v", err)
 	}

@@ -22,6 +22,9 @@ func TestOwnWritesTriggerNoHotLoop(t *testing.T) {
 	createWidget(t, ns, "example", 1)
 	eventually(t, 10*time.Second, func() error { return statusMessage(t, ns, "example", "synced") })
 	eventually(t, 10*time.Second, func() error { return stateHandled(t, ns, "example", "quiet") })
+	// Sync begins in the pass after the create round recorded the object
+	// as handled: wait for it, or the baseline may be taken before it.
+	eventually(t, 10*time.Second, func() error { return called(h, "sync", 1) })
 	settled := countFor(h, "sync", "example")
 
 	// A second object goes through create and sync: by the time it has,

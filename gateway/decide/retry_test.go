@@ -1,0 +1,154 @@
+package decide
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
+)
+
+// failedPermanentlyAt is the progress of a callback that failed permanently at the
+// essence of an object of that size.
+func failedPermanentlyAt(size int64) *state.Progress {
+	return &state.Progress{Attempts: 1, First: now.Add(-time.Minute), Failed: true, Digest: digestOf(object(size, nil))}
+}
+
+func TestDecideCreateThatFailedPermanently(t *testing.T) {
+	twoCreates := testOperator()
+	twoCreates.Spec.Callbacks = append([]spec.Callback{{ID: "register", On: []spec.Event{spec.EventCreate}}}, twoCreates.Spec.Callbacks...)
+	tests := []struct {
+		name       string
+		op         *spec.WebhookOperator
+		size       int64
+		state      func(t *testing.T) *state.State
+		wantWork   []string
+		wantRound  string // StartRound
+		wantWaitOn []string
+	}{
+		{
+			name: "is not called again while the essence is unchanged; sync and timers wait for it",
+			op:   testOperator(), size: 3,
+			state: func(*testing.T) *state.State {
+				return &state.State{Round: &state.Round{Event: "create"}, Progress: map[string]*state.Progress{"create": failedPermanentlyAt(3)}}
+			},
+			wantWaitOn: []string{"create"},
+		},
+		{
+			name: "is called again, as create, once the essence changed",
+			op:   testOperator(), size: 4,
+			state: func(*testing.T) *state.State {
+				return &state.State{Round: &state.Round{Event: "create"}, Progress: map[string]*state.Progress{"create": failedPermanentlyAt(3)}}
+			},
+			wantWork:   []string{"create:create"},
+			wantWaitOn: []string{"create"},
+		},
+		{
+			name: "is called again alone when the other create callbacks succeeded",
+			op:   twoCreates, size: 4,
+			state: func(*testing.T) *state.State {
+				return &state.State{Round: &state.Round{Event: "create", Done: []string{"register"}},
+					Progress: map[string]*state.Progress{"create": failedPermanentlyAt(3)}}
+			},
+			wantWork:   []string{"create:create"},
+			wantWaitOn: []string{"register", "create"},
+		},
+		{
+			// Annotations written before create rounds stayed open recorded
+			// such an object as handled; it keeps that meaning.
+			name: "recorded as handled by an earlier gateway: the change is an update",
+			op:   testOperator(), size: 5,
+			state: func(t *testing.T) *state.State {
+				st := handled(t, object(3, nil))
+				st.Progress = map[string]*state.Progress{"create": failedPermanentlyAt(3)}
+				return st
+			},
+			wantWork:   []string{"update:resize"},
+			wantRound:  "update",
+			wantWaitOn: []string{"resize"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A sync digest that changed and a timer that is due: neither
+			// may run while create has not succeeded.
+			mem := Memory{Seen: true, SyncDigest: "other", TimerNext: map[string]time.Time{"backup": now.Add(-time.Second)}}
+			plan := Decide(Input{Operator: tt.op, Object: object(tt.size, nil), State: tt.state(t), Memory: &mem,
+				SyncDigest: "s", HoldsFinalizer: true, Now: now})
+			if tt.wantRound == "update" {
+				// Handled: sync and the timer run as usual.
+				tt.wantWork = append(tt.wantWork, "sync:status", "timer:backup")
+			}
+			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
+				t.Errorf("work = %v, want %v", got, tt.wantWork)
+			}
+			gotRound := ""
+			if plan.StartRound != nil {
+				gotRound = plan.StartRound.Event
+			}
+			if gotRound != tt.wantRound {
+				t.Errorf("StartRound = %q, want %q", gotRound, tt.wantRound)
+			}
+			if !slices.Equal(plan.RoundCallbacks, tt.wantWaitOn) {
+				t.Errorf("RoundCallbacks = %v, want %v", plan.RoundCallbacks, tt.wantWaitOn)
+			}
+		})
+	}
+}
+
+func TestDecideRequeueWhileASiblingCreateFailedPermanently(t *testing.T) {
+	op := testOperator()
+	op.Spec.Callbacks = append([]spec.Callback{{ID: "register", On: []spec.Event{spec.EventCreate}}}, op.Spec.Callbacks...)
+	st := &state.State{Round: &state.Round{Event: "create", Done: []string{"register"}},
+		Progress: map[string]*state.Progress{"create": failedPermanentlyAt(3)}}
+	mem := Memory{Seen: true, Requeue: map[string]Requeue{"register": {At: now.Add(-time.Second), Event: spec.EventCreate}}}
+	plan := Decide(Input{Operator: op, Object: object(3, nil), State: st, Memory: &mem, SyncDigest: "s", HoldsFinalizer: true, Now: now})
+	if got, want := workIDs(plan), []string{"create:register"}; !slices.Equal(got, want) {
+		t.Errorf("work = %v, want %v: register succeeded and asked to be called again", got, want)
+	}
+}
+
+func TestDecideRequeuedCall(t *testing.T) {
+	tests := []struct {
+		name     string
+		progress *state.Progress
+		wantWork []string
+		wantWake time.Time
+	}{
+		{
+			name:     "is called with its event once due",
+			wantWork: []string{"create:create"},
+			wantWake: now.Add(30 * time.Second), // the timer's initial delay
+		},
+		{
+			name:     "that failed waits for its backoff",
+			progress: &state.Progress{Attempts: 1, First: now.Add(-time.Second), Next: now.Add(5 * time.Second), Digest: digestOf(object(3, nil))},
+			wantWake: now.Add(5 * time.Second),
+		},
+		{
+			name:     "that failed is retried once its backoff passed",
+			progress: &state.Progress{Attempts: 1, First: now.Add(-time.Minute), Next: now.Add(-time.Second), Digest: digestOf(object(3, nil))},
+			wantWork: []string{"create:create"},
+			wantWake: now.Add(30 * time.Second),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := handled(t, object(3, nil))
+			if tt.progress != nil {
+				st.Progress = map[string]*state.Progress{"create": tt.progress}
+			}
+			mem := Memory{Seen: true, SyncDigest: "s", SyncedAt: now,
+				Requeue: map[string]Requeue{"create": {At: now.Add(-2 * time.Second), Event: spec.EventCreate}}}
+			plan := Decide(Input{Operator: testOperator(), Object: object(3, nil), State: st, Memory: &mem,
+				SyncDigest: "s", HoldsFinalizer: true, Now: now})
+			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
+				t.Errorf("work = %v, want %v", got, tt.wantWork)
+			}
+			if !plan.Wake.Equal(tt.wantWake) {
+				t.Errorf("wake = %v, want %v", plan.Wake, tt.wantWake)
+			}
+		})
+	}
+}
