@@ -1,7 +1,7 @@
 // Package call is the gateway's HTTP client for handlers: it sends one
 // CallbackRequest with its auth and signature headers, enforces the timeout
 // and the size limit, and classifies the answer once, here at the edge, as
-// success, temporary or permanent failure (DESIGN §5). It never retries;
+// success, temporary or permanent failure (docs/contract.md). It never retries;
 // the worker decides that from the class.
 package call
 
@@ -109,6 +109,16 @@ func New(cfg Config) (*Client, error) {
 func (c *Client) CloseIdleConnections() {
 	if c.transports != nil {
 		c.transports.closeIdle()
+	}
+}
+
+// ForgetTLS drops the pooled transport of a TLS configuration no endpoint
+// uses any more, as after a client certificate was rotated: its idle
+// connections close, calls in flight on it finish, and the next call with
+// the new configuration dials afresh.
+func (c *Client) ForgetTLS(tlsConfig *tls.Config) {
+	if c.transports != nil && tlsConfig != nil {
+		c.transports.forget(tlsConfig)
 	}
 }
 

@@ -293,8 +293,8 @@ class Server(ThreadingHTTPServer):
 
 class CallbackHandler(BaseHTTPRequestHandler):
     """Answers GET /healthz and POSTed callbacks on any path (they are routed
-    by the body), as the Go handler's callbacks.Mux does; refusals carry a
-    permanent error in the body."""
+    by the body), as the Go handler's callbacks.Mux does; refusals carry an
+    error in the body, permanent for a malformed request only."""
 
     server_version = "opgate-memcached-python"
     timeout = 30  # seconds a slow client may hold a thread
@@ -364,7 +364,10 @@ class CallbackHandler(BaseHTTPRequestHandler):
         return None
 
     def refuse(self, code, message, headers=None):
-        self.send_json(code, {"error": {"message": message, "permanent": True}}, headers)
+        # Only a malformed request (400) is permanent: a 401, 404, 405, 411 or
+        # 413 ends once the handler or the gateway is configured right, so
+        # the gateway retries it, as callbacks.Mux says too.
+        self.send_json(code, {"error": {"message": message, "permanent": code == 400}}, headers)
 
     def send_json(self, code, payload, headers=None):
         data = json.dumps(payload).encode("utf-8")
