@@ -42,6 +42,9 @@ type Deps struct {
 	Clock      func() time.Time
 	Workers    int // per operator
 	EssenceCap int
+	// SecretPollInterval is how often a handler Secret is re-read when
+	// RBAC forbids watching it; DefaultSecretPollInterval when zero.
+	SecretPollInterval time.Duration
 }
 
 func (d *Deps) validate() error {
@@ -60,6 +63,9 @@ func (d *Deps) validate() error {
 	}
 	if d.EssenceCap <= 0 {
 		d.EssenceCap = 64 << 10
+	}
+	if d.SecretPollInterval <= 0 {
+		d.SecretPollInterval = DefaultSecretPollInterval
 	}
 	return nil
 }
@@ -123,7 +129,8 @@ type Controller struct {
 	children  []childKind
 	related   []relatedKind
 	status    *check.StatusChecker // nil when the parent is not a custom resource
-	endpoints map[string]endpoint
+	endpoints *credentials         // kept current as their Secrets change
+	problems  problems
 	queue     workqueue.TypedRateLimitingInterface[string]
 	inflight  chan struct{}
 	synced    chan struct{} // closed once the informer caches synced
@@ -178,7 +185,7 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 	if c.status, err = c.loadStatusChecker(ctx); err != nil {
 		return nil, err
 	}
-	if c.endpoints, err = c.resolveEndpoints(ctx); err != nil {
+	if c.endpoints, err = newCredentials(ctx, c); err != nil {
 		return nil, err
 	}
 	maxInFlight := 64
@@ -198,6 +205,12 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
 	defer c.Metrics.Forget(c.op.Name)
+	credsDone := make(chan struct{})
+	go func() {
+		defer close(credsDone)
+		c.endpoints.watch(ctx)
+	}()
+	defer func() { <-credsDone }()
 
 	for _, w := range c.allWatched() {
 		for _, inf := range w.informers {

@@ -30,6 +30,10 @@ func (c *Controller) runWork(ctx context.Context, p *pass, w decide.Work) {
 	}
 	delete(p.mem.Requeue, id)
 	log := c.log.With("callback", id, "event", w.Event, "object", p.key, "attempt", attempt)
+	if w.Event == spec.EventSync && p.relatedErr != nil {
+		c.recordFailure(p, w, attempt, first, p.relatedErr, log) // a sync is owed every related kind
+		return
+	}
 
 	req := c.buildRequest(p, w, attempt, first)
 	start := c.Clock()
@@ -79,7 +83,7 @@ func (c *Controller) callLimited(ctx context.Context, id string, req *callbacks.
 		<-c.inflight
 		c.Metrics.InFlight.WithLabelValues(c.op.Name).Dec()
 	}()
-	return c.Caller.Call(ctx, c.endpoints[id], req)
+	return c.Caller.Call(ctx, c.endpoints.get(id), req)
 }
 
 func (c *Controller) buildRequest(p *pass, w decide.Work, attempt int, first time.Time) *callbacks.Request {
