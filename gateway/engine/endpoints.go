@@ -102,8 +102,12 @@ func tlsFor(ctx context.Context, a *spec.AuthSpec, get secretGetter, tlsConfigs 
 	}
 	cfg, err := call.TLSConfig(ca, cert, key)
 	if err != nil {
-		// The Secret may be mid-rotation; the spec itself is valid.
-		return nil, failure.Temporaryf(reasonSecretUnreadable, "handler TLS: %w", err)
+		if _, caErr := call.TLSConfig(ca, nil, nil); caErr != nil {
+			return nil, failure.Permanentf("InvalidSpec", "handler TLS: %w", caErr)
+		}
+		// The Secret may be mid-rotation: a fixed Secret cures it.
+		ref := a.ClientCertSecretRef
+		return nil, failure.Temporaryf(reasonSecretUnreadable, "Secret %s/%s: %w", ref.Namespace, ref.Name, err)
 	}
 	tlsConfigs[digest] = cfg
 	return cfg, nil
