@@ -184,3 +184,54 @@ func TestHandlerRefusalsCuredByConfigurationAreRetried(t *testing.T) {
 		})
 	}
 }
+
+func TestDeletedHandlerSecretKeepsLastGoodKeyAndIsReported(t *testing.T) {
+	ns := newNamespace(t)
+	writeSecret(t, ns, "handler-auth", "the-key")
+	gate := &authGate{}
+	gate.accept("the-key")
+	h := newHandler(t, sizeStatus)
+	h.Config.Handler = gate.wrap(h.Config.Handler)
+	startGateway(t) // registry mode: the problem reaches the WebhookOperator
+	createOperatorObject(t, fmt.Sprintf(`
+apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata: {name: lostsecret}
+spec:
+  watch: {apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}
+  handler:
+    url: %q
+    auth: {hmacSecretRef: {namespace: %s, name: handler-auth, key: key}}
+  callbacks:
+    - {id: create, "on": [create]}
+    - {id: update, "on": [update]}
+`, ns, h.URL, ns))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 20*time.Second, func() error { return statusMessage(t, ns, "example", "size 1") })
+
+	if err := kube(t).CoreV1().Secrets(ns).Delete(context.Background(), "handler-auth", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if e := operatorLastError(t, "lostsecret"); !strings.Contains(e, "SecretUnreadable") || !strings.Contains(e, "handler-auth not found") {
+			return fmt.Errorf("WebhookOperator lastError = %q, want the missing Secret", e)
+		}
+		return hasEvent(t, metav1.NamespaceDefault, "lostsecret", "Warning", "SecretUnreadable")
+	})
+	// The handler still holds the key: calls go on with the last good one.
+	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
+		_ = unstructured.SetNestedField(w.Object, int64(2), "spec", "size")
+	})
+	eventually(t, 20*time.Second, func() error { return statusMessage(t, ns, "example", "size 2") })
+	if n := gate.refused.Load(); n != 0 {
+		t.Errorf("the handler refused %d calls: the last good key was not kept", n)
+	}
+
+	writeSecret(t, ns, "handler-auth", "the-key")
+	eventually(t, 30*time.Second, func() error {
+		if e := operatorLastError(t, "lostsecret"); e != "" {
+			return fmt.Errorf("WebhookOperator lastError = %q after the Secret came back, want none", e)
+		}
+		return nil
+	})
+}
