@@ -42,9 +42,11 @@ const HealthPath = "/healthz"
 //   - 404 when no handler matches;
 //   - 500 when the handler panics or the response cannot be encoded.
 //
-// Every non-200 answer carries {"error": {...}}, permanent except for 500,
-// mirroring how the gateway classifies the status code. Register handlers
-// before serving; a Mux is safe for concurrent use.
+// Every non-200 answer carries {"error": {...}}. Only a malformed request
+// (400) is marked permanent: a 401, 404, 405 or 413 is cured by
+// configuration (a rotated secret, a registered handler, a route, a larger
+// limit), so the gateway retries it, as it does a 500 (docs/contract.md).
+// Register handlers before serving; a Mux is safe for concurrent use.
 type Mux struct {
 	verifier *Verifier
 	maxBytes int64
@@ -245,10 +247,12 @@ func objectKey(req *Request) string {
 	return req.Object.GetName()
 }
 
-// refuse answers a request the Mux could not hand to a handler. Such
-// answers are permanent: retrying the same request cannot change them.
+// refuse answers a request the Mux could not hand to a handler. Only a
+// malformed request is permanent: resending it cannot change the answer,
+// while the other refusals end once the handler or the gateway is
+// configured right.
 func refuse(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, &Response{Error: &Error{Message: msg, Permanent: true}})
+	writeJSON(w, status, &Response{Error: &Error{Message: msg, Permanent: status == http.StatusBadRequest}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, resp *Response) {

@@ -100,13 +100,13 @@ func TestMuxAnswersAnUnknownPathWithA404NamingIt(t *testing.T) {
 	}
 }
 
-func TestMuxAnswersUnknownCallbacksWithPermanent404(t *testing.T) {
+func TestMuxAnswersUnknownCallbacksWithTemporary404(t *testing.T) {
 	mux := callbacks.NewMux()
 	mux.HandleEvent(callbacks.EventCreate, answer("create"))
 	req := callbackstest.NewRequest(t, callbacks.EventDelete, widget, callbackstest.WithCallback("cleanup"))
 	res := callbackstest.Call(t, mux, req, callbackstest.ExpectStatus(http.StatusNotFound))
-	if !res.IsPermanentError() {
-		t.Fatalf("body %s, want a permanent error", res.Body)
+	if res.IsPermanentError() {
+		t.Fatalf("body %s, want a temporary error: registering the handler cures it", res.Body)
 	}
 	if msg := res.ReportedError().Message; !strings.Contains(msg, `"cleanup"`) || !strings.Contains(msg, `"delete"`) {
 		t.Errorf("message %q should name the callback and the event", msg)
@@ -255,8 +255,10 @@ func TestMuxRefusesMalformedRequests(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the refusal is not a contract response: %v", err)
 			}
-			if resp.Error == nil || !resp.Error.Permanent || !strings.Contains(resp.Error.Message, tt.wantMessage) {
-				t.Errorf("error = %+v, want a permanent one containing %q", resp.Error, tt.wantMessage)
+			// Only a malformed request stays wrong however the handler is configured.
+			wantPermanent := tt.wantCode == http.StatusBadRequest
+			if resp.Error == nil || resp.Error.Permanent != wantPermanent || !strings.Contains(resp.Error.Message, tt.wantMessage) {
+				t.Errorf("error = %+v, want one with permanent %v containing %q", resp.Error, wantPermanent, tt.wantMessage)
 			}
 		})
 	}
@@ -286,8 +288,8 @@ func TestMuxVerifiesSignatures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := callbackstest.NewRequest(t, callbacks.EventCreate, widget)
 			res := callbackstest.Call(t, mux, req, append(tt.opts, callbackstest.ExpectStatus(tt.wantCode))...)
-			if tt.wantCode != http.StatusOK && !res.IsPermanentError() {
-				t.Errorf("body %s, want a permanent error", res.Body)
+			if tt.wantCode != http.StatusOK && res.IsPermanentError() {
+				t.Errorf("body %s, want a temporary error: rotating the secret cures it", res.Body)
 			}
 		})
 	}

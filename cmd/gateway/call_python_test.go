@@ -72,7 +72,7 @@ func TestCallCommandAgainstThePythonHandler(t *testing.T) {
 			}
 		},
 	}, {
-		name:     "a bad signature is answered 401, a permanent rejection",
+		name:     "a bad signature is answered 401, retried as the rotation it may be",
 		args:     []string{"--callback", "create-deployment", "--hmac-secret-file", wrongFile},
 		wantCode: 1,
 		check:    assertRejected,
@@ -95,8 +95,8 @@ func TestCallCommandAgainstThePythonHandler(t *testing.T) {
 
 func assertRejected(t *testing.T, rep *callReport) {
 	t.Helper()
-	if o := rep.Outcome; o.Result != resultPermanent || o.Reason != "HandlerRejected" || !strings.Contains(o.Message, "HTTP 401") {
-		t.Errorf("outcome = %+v, want a permanent HandlerRejected with HTTP 401", o)
+	if o := rep.Outcome; o.Result != resultTemporary || o.Reason != "HandlerUnauthorized" || !strings.Contains(o.Message, "HTTP 401") {
+		t.Errorf("outcome = %+v, want a temporary HandlerUnauthorized with HTTP 401", o)
 	}
 }
 

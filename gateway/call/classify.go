@@ -2,6 +2,7 @@ package call
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -23,14 +24,24 @@ const (
 	ReasonHandlerError       = "HandlerError"       // 2xx with an error object
 	ReasonInvalidResponse    = "InvalidResponse"    // 2xx that is not valid JSON, breaks the schema or is too large
 	ReasonHandlerUnavailable = "HandlerUnavailable" // 408, 425, 429, 5xx
-	ReasonHandlerRejected    = "HandlerRejected"    // any other 4xx
-	ReasonHandlerRedirected  = "HandlerRedirected"  // 3xx, never followed
-	ReasonHandlerTimeout     = "HandlerTimeout"     // no full answer within the timeout
-	ReasonHandlerUnreachable = "HandlerUnreachable" // connection or TLS failure
-	ReasonCanceled           = "Canceled"           // the caller's context was canceled
-	ReasonInvalidEndpoint    = "InvalidEndpoint"    // the Endpoint cannot be called
-	ReasonInvalidRequest     = "InvalidRequest"     // the Request cannot be sent
+	ReasonHandlerRejected    = "HandlerRejected"    // 400, 422 and the 4xx without a reason of their own
+	// The refusals a configuration change cures (a credential rotation, a
+	// handler rollout, a route): temporary unless the body says otherwise.
+	ReasonHandlerUnauthorized     = "HandlerUnauthorized"     // 401, 403
+	ReasonHandlerNotFound         = "HandlerNotFound"         // 404, 410
+	ReasonHandlerMethodNotAllowed = "HandlerMethodNotAllowed" // 405: the path routes elsewhere than a POST handler
+	ReasonHandlerConflict         = "HandlerConflict"         // 409
+	ReasonHandlerRedirected       = "HandlerRedirected"       // 3xx, never followed
+	ReasonHandlerTimeout          = "HandlerTimeout"          // no full answer within the timeout
+	ReasonHandlerUnreachable      = "HandlerUnreachable"      // connection or TLS failure
+	ReasonCanceled                = "Canceled"                // the caller's context was canceled
+	ReasonInvalidEndpoint         = "InvalidEndpoint"         // the Endpoint cannot be called
+	ReasonInvalidRequest          = "InvalidRequest"          // the Request cannot be sent
 )
+
+// errorBodyBytes bounds the part of a non-2xx body read to find the
+// handler's own error object; a larger body is judged by its status code.
+const errorBodyBytes = 64 << 10
 
 // snippetBytes bounds the part of a refused body quoted in errors and logs:
 // enough to show a framework's error page title, not enough to flood an
@@ -46,9 +57,9 @@ const drainBytes = 64 << 10
 func (c *Client) readAnswer(ctx context.Context, log *slog.Logger, where string, timeout time.Duration, resp *http.Response) (*callbacks.Response, error) {
 	code := resp.StatusCode
 	if code < 200 || code > 299 {
-		snippet := readSnippet(resp.Body)
-		log.DebugContext(ctx, "handler answered", "status", code, "body", snippet)
-		return nil, statusFailure(where, resp, snippet, c.now())
+		body := readErrorBody(resp.Body)
+		log.DebugContext(ctx, "handler answered", "status", code, "body", truncate(body))
+		return nil, statusFailure(where, resp, body, c.now())
 	}
 
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
@@ -78,22 +89,78 @@ func (c *Client) readAnswer(ctx context.Context, log *slog.Logger, where string,
 		"call %s: handler reported an error: %s", where, out.Error.Message).WithRetryAfter(retryAfter)
 }
 
-// statusFailure classifies a non-2xx answer. 408, 425 and 429 say "not now"
-// as plainly as a 5xx does, so they are retried; any other 4xx says the
-// request itself is wrong, and sending it again would not help.
-func statusFailure(where string, resp *http.Response, snippet string, now time.Time) *failure.Error {
+// statusFailure classifies a non-2xx answer (docs/contract.md, "Errors and
+// retries"). Permanent means the handler said so: error.permanent in a JSON
+// body, or 400/422, the codes that say this request can never succeed. Any
+// other refusal may be cured by configuration rather than by a new object
+// (a 401 while a Secret rotates, a 404 while a handler rolls out, a 405 from
+// a misrouted path), so it is retried with backoff like a 5xx.
+func statusFailure(where string, resp *http.Response, body []byte, now time.Time) *failure.Error {
 	code := resp.StatusCode
-	switch {
-	case code >= 300 && code <= 399:
+	if code >= 300 && code <= 399 {
 		return failure.Permanentf(ReasonHandlerRedirected,
 			"call %s: HTTP %d redirect to %s; redirects are not followed, point the handler URL at the final address",
 			where, code, redirectTarget(resp))
-	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests, code >= 500:
-		return failure.Temporaryf(ReasonHandlerUnavailable, "call %s: HTTP %d%s", where, code, quoteSnippet(snippet)).
-			WithRetryAfter(parseRetryAfter(resp.Header.Get("Retry-After"), now))
-	default:
-		return failure.Permanentf(ReasonHandlerRejected, "call %s: HTTP %d%s", where, code, quoteSnippet(snippet))
 	}
+	reason := statusReason(code)
+	said := decodeErrorBody(body)
+	permanent := code == http.StatusBadRequest || code == http.StatusUnprocessableEntity
+	if said.Permanent != nil {
+		permanent = *said.Permanent
+	}
+	if permanent {
+		return failure.Permanentf(reason, "call %s: HTTP %d%s", where, code, quoteSnippet(truncate(body)))
+	}
+	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	if retryAfter == 0 {
+		retryAfter = said.retryAfter()
+	}
+	return failure.Temporaryf(reason, "call %s: HTTP %d%s", where, code, quoteSnippet(truncate(body))).
+		WithRetryAfter(retryAfter)
+}
+
+// statusReason names what a non-2xx, non-3xx status code says.
+func statusReason(code int) string {
+	switch {
+	case code == http.StatusUnauthorized, code == http.StatusForbidden:
+		return ReasonHandlerUnauthorized
+	case code == http.StatusNotFound, code == http.StatusGone:
+		return ReasonHandlerNotFound
+	case code == http.StatusMethodNotAllowed:
+		return ReasonHandlerMethodNotAllowed
+	case code == http.StatusConflict:
+		return ReasonHandlerConflict
+	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests, code >= 500:
+		return ReasonHandlerUnavailable
+	default:
+		return ReasonHandlerRejected
+	}
+}
+
+// errorBody is the part of a refusal's body the classification reads: the
+// contract's error object, decoded leniently since a refusal is often
+// written by a framework or a proxy rather than by the handler.
+type errorBody struct {
+	Permanent  *bool  `json:"permanent"`
+	RetryAfter string `json:"retryAfter"`
+}
+
+func decodeErrorBody(body []byte) errorBody {
+	var doc struct {
+		Error *errorBody `json:"error"`
+	}
+	if json.Unmarshal(body, &doc) != nil || doc.Error == nil {
+		return errorBody{}
+	}
+	return *doc.Error
+}
+
+func (e errorBody) retryAfter() time.Duration {
+	d, err := time.ParseDuration(e.RetryAfter)
+	if err != nil || d < 0 {
+		return 0
+	}
+	return d
 }
 
 // transportFailure classifies an error of sending the request or reading
@@ -142,12 +209,12 @@ func redirectTarget(resp *http.Response) string {
 	return displayURL(loc)
 }
 
-// readSnippet reads the start of a body that will not be decoded, and
-// drains a little more of it so the connection can be reused.
-func readSnippet(body io.Reader) string {
-	head, _ := io.ReadAll(io.LimitReader(body, snippetBytes+1))
+// readErrorBody reads the start of a non-2xx body, and drains a little
+// more of it so the connection can be reused.
+func readErrorBody(body io.Reader) []byte {
+	head, _ := io.ReadAll(io.LimitReader(body, errorBodyBytes))
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, drainBytes))
-	return truncate(head)
+	return head
 }
 
 // truncate returns at most snippetBytes of b as valid UTF-8, marking a cut.

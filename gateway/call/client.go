@@ -112,6 +112,16 @@ func (c *Client) CloseIdleConnections() {
 	}
 }
 
+// ForgetTLS drops the pooled transport of a TLS configuration no endpoint
+// uses any more, as after a client certificate was rotated: its idle
+// connections close, calls in flight on it finish, and the next call with
+// the new configuration dials afresh.
+func (c *Client) ForgetTLS(tlsConfig *tls.Config) {
+	if c.transports != nil && tlsConfig != nil {
+		c.transports.forget(tlsConfig)
+	}
+}
+
 // Call POSTs req to the endpoint and returns the decoded answer. The error,
 // when not nil, is a *failure.Error whose message names the URL (without
 // its query) and what went wrong. A handler-reported error (HandlerError)

@@ -74,6 +74,25 @@ func (p *transportPool) get(tlsConfig *tls.Config) *http.Transport {
 	return t
 }
 
+// forget drops the transport of one TLS configuration, closing its idle
+// connections; calls in flight on it finish.
+func (p *transportPool) forget(tlsConfig *tls.Config) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.byTLS[tlsConfig]
+	if !ok {
+		return
+	}
+	t.CloseIdleConnections()
+	delete(p.byTLS, tlsConfig)
+	for i, c := range p.order {
+		if c == tlsConfig {
+			p.order = append(p.order[:i], p.order[i+1:]...)
+			break
+		}
+	}
+}
+
 func (p *transportPool) closeIdle() {
 	p.plain.CloseIdleConnections()
 	p.mu.Lock()

@@ -144,3 +144,21 @@ func TestTransportPoolKeepsOneTransportPerTLSConfig(t *testing.T) {
 		t.Error("the oldest transport was not evicted")
 	}
 }
+
+func TestTransportPoolForgetsARotatedTLSConfig(t *testing.T) {
+	p := newTransportPool()
+	defer p.closeIdle()
+	old, kept := &tls.Config{}, &tls.Config{}
+	first, other := p.get(old), p.get(kept)
+	p.forget(old)
+	p.forget(&tls.Config{}) // never pooled: nothing to do
+	if len(p.byTLS) != 1 || len(p.order) != 1 || p.order[0] != kept {
+		t.Errorf("pool holds %d transports (order %d), want only the one still in use", len(p.byTLS), len(p.order))
+	}
+	if p.get(kept) != other {
+		t.Error("forgetting one configuration dropped another's transport")
+	}
+	if p.get(old) == first {
+		t.Error("a forgotten configuration got its old transport back")
+	}
+}

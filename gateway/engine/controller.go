@@ -45,6 +45,9 @@ type Deps struct {
 	// ReconcileTimeout bounds the work of one pass over one object
 	// (DefaultReconcileTimeout when zero); see passBudget.
 	ReconcileTimeout time.Duration
+	// SecretPollInterval is how often a handler Secret is re-read when
+	// RBAC forbids watching it; DefaultSecretPollInterval when zero.
+	SecretPollInterval time.Duration
 }
 
 // DefaultReconcileTimeout is Deps.ReconcileTimeout when it is not set.
@@ -69,6 +72,9 @@ func (d *Deps) validate() error {
 	}
 	if d.ReconcileTimeout <= 0 {
 		d.ReconcileTimeout = DefaultReconcileTimeout
+	}
+	if d.SecretPollInterval <= 0 {
+		d.SecretPollInterval = DefaultSecretPollInterval
 	}
 	return nil
 }
@@ -132,7 +138,8 @@ type Controller struct {
 	children  []childKind
 	related   []relatedKind
 	status    *check.StatusChecker // nil when the parent is not a custom resource
-	endpoints map[string]endpoint
+	endpoints *credentials         // kept current as their Secrets change
+	problems  problems
 	queue     workqueue.TypedRateLimitingInterface[string]
 	inflight  chan struct{}
 	synced    chan struct{} // closed once the informer caches synced
@@ -187,7 +194,7 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 	if c.status, err = c.loadStatusChecker(ctx); err != nil {
 		return nil, err
 	}
-	if c.endpoints, err = c.resolveEndpoints(ctx); err != nil {
+	if c.endpoints, err = newCredentials(ctx, c); err != nil {
 		return nil, err
 	}
 	maxInFlight := 64
@@ -207,6 +214,12 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
 	defer c.Metrics.Forget(c.op.Name)
+	credsDone := make(chan struct{})
+	go func() {
+		defer close(credsDone)
+		c.endpoints.watch(ctx)
+	}()
+	defer func() { <-credsDone }()
 
 	for _, w := range c.allWatched() {
 		for _, inf := range w.informers {

@@ -2,12 +2,14 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/opgate/opgate/gateway/call"
 	"github.com/opgate/opgate/gateway/failure"
@@ -16,80 +18,124 @@ import (
 
 type endpoint = call.Endpoint
 
-// resolveEndpoints builds one endpoint per callback: the callback's handler
-// or the operator's, its path appended, with credentials read from Secrets.
-func (c *Controller) resolveEndpoints(ctx context.Context) (map[string]endpoint, error) {
-	out := make(map[string]endpoint, len(c.op.Spec.Callbacks))
-	for _, cb := range c.op.Spec.Callbacks {
-		ep, err := c.endpointFor(ctx, cb.EffectiveHandler(c.op.Spec.Handler))
-		if err != nil {
-			return nil, fmt.Errorf("callback %s: %w", cb.ID, err)
-		}
-		out[cb.ID] = ep
+// reasonSecretUnreadable is the failure reason, the operator's Ready reason
+// at start and the problem reason later, of a referenced Secret that cannot
+// be read or lacks its key.
+const reasonSecretUnreadable = "SecretUnreadable"
+
+// secretGetter returns a referenced Secret: from the API server at start,
+// from what the Secret watch saw afterwards.
+type secretGetter func(ctx context.Context, ref types.NamespacedName) (*corev1.Secret, error)
+
+// secretRefs lists the Secrets a handler's credentials come from.
+func secretRefs(h spec.HandlerSpec) []types.NamespacedName {
+	a := h.Auth
+	if a == nil {
+		return nil
 	}
-	return out, nil
+	var out []types.NamespacedName
+	for _, r := range []*spec.SecretKeyRef{a.HMACSecretRef, a.BearerTokenSecretRef} {
+		if r != nil {
+			out = append(out, types.NamespacedName{Namespace: r.Namespace, Name: r.Name})
+		}
+	}
+	if r := a.ClientCertSecretRef; r != nil {
+		out = append(out, types.NamespacedName{Namespace: r.Namespace, Name: r.Name})
+	}
+	return out
 }
 
-func (c *Controller) endpointFor(ctx context.Context, h spec.HandlerSpec) (endpoint, error) {
+// buildEndpoint resolves one handler into an endpoint: its URL and timeout,
+// and the credentials read through get. tlsConfigs keeps one *tls.Config
+// per distinct CA, certificate and key, so that a Secret update that leaves
+// them alone keeps the pooled connections; it gains an entry for new
+// material.
+func buildEndpoint(ctx context.Context, h spec.HandlerSpec, get secretGetter, tlsConfigs map[string]*tls.Config) (endpoint, error) {
 	u := h.Endpoint()
 	if u == "" {
 		return endpoint{}, failure.Permanentf("InvalidSpec", "handler: neither url nor service is set")
 	}
 	ep := endpoint{URL: u, Timeout: h.Timeout.Or(spec.DefaultHandlerTimeout)}
-	var err error
-	if h.Auth == nil {
+	a := h.Auth
+	if a == nil {
 		return ep, nil
 	}
-	a := h.Auth
+	var err error
 	if a.HMACSecretRef != nil {
-		if ep.HMACSecret, err = c.secretKey(ctx, a.HMACSecretRef); err != nil {
+		if ep.HMACSecret, err = secretKey(ctx, get, a.HMACSecretRef); err != nil {
 			return endpoint{}, err
 		}
 	}
 	if a.BearerTokenSecretRef != nil {
-		tok, err := c.secretKey(ctx, a.BearerTokenSecretRef)
+		tok, err := secretKey(ctx, get, a.BearerTokenSecretRef)
 		if err != nil {
 			return endpoint{}, err
 		}
 		ep.BearerToken = strings.TrimSpace(string(tok))
 	}
 	if a.CABundle != "" || a.ClientCertSecretRef != nil {
-		var ca, cert, key []byte
-		if a.CABundle != "" {
-			if ca, err = base64.StdEncoding.DecodeString(a.CABundle); err != nil {
-				return endpoint{}, failure.Permanentf("InvalidSpec", "handler.auth.caBundle is not base64: %w", err)
-			}
-		}
-		if ref := a.ClientCertSecretRef; ref != nil {
-			s, err := c.secret(ctx, ref.Namespace, ref.Name)
-			if err != nil {
-				return endpoint{}, err
-			}
-			cert, key = s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
-		}
-		if ep.TLS, err = call.TLSConfig(ca, cert, key); err != nil {
-			return endpoint{}, failure.Permanentf("InvalidSpec", "handler TLS: %w", err)
+		if ep.TLS, err = tlsFor(ctx, a, get, tlsConfigs); err != nil {
+			return endpoint{}, err
 		}
 	}
 	return ep, nil
 }
 
-func (c *Controller) secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
-	s, err := c.Kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return nil, failure.Temporaryf("SecretUnreadable", "read Secret %s/%s: %w", namespace, name, err)
+func tlsFor(ctx context.Context, a *spec.AuthSpec, get secretGetter, tlsConfigs map[string]*tls.Config) (*tls.Config, error) {
+	var ca, cert, key []byte
+	var err error
+	if a.CABundle != "" {
+		if ca, err = base64.StdEncoding.DecodeString(a.CABundle); err != nil {
+			return nil, failure.Permanentf("InvalidSpec", "handler.auth.caBundle is not base64: %w", err)
+		}
 	}
-	return s, nil
+	if ref := a.ClientCertSecretRef; ref != nil {
+		s, err := get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name})
+		if err != nil {
+			return nil, err
+		}
+		cert, key = s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
+	}
+	digest := tlsDigest(ca, cert, key)
+	if cfg, ok := tlsConfigs[digest]; ok {
+		return cfg, nil
+	}
+	cfg, err := call.TLSConfig(ca, cert, key)
+	if err != nil {
+		if _, caErr := call.TLSConfig(ca, nil, nil); caErr != nil {
+			return nil, failure.Permanentf("InvalidSpec", "handler TLS: %w", caErr)
+		}
+		// The Secret may be mid-rotation: a fixed Secret cures it.
+		ref := a.ClientCertSecretRef
+		return nil, failure.Temporaryf(reasonSecretUnreadable, "Secret %s/%s: %w", ref.Namespace, ref.Name, err)
+	}
+	tlsConfigs[digest] = cfg
+	return cfg, nil
 }
 
-func (c *Controller) secretKey(ctx context.Context, ref *spec.SecretKeyRef) ([]byte, error) {
-	s, err := c.secret(ctx, ref.Namespace, ref.Name)
+// tlsDigest identifies TLS material without keeping it in a map key.
+func tlsDigest(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:", len(p))
+		h.Write(p)
+	}
+	return string(h.Sum(nil))
+}
+
+func secretKey(ctx context.Context, get secretGetter, ref *spec.SecretKeyRef) ([]byte, error) {
+	s, err := get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name})
 	if err != nil {
 		return nil, err
 	}
 	v, ok := s.Data[ref.Key]
 	if !ok {
-		return nil, failure.Temporaryf("SecretUnreadable", "Secret %s/%s has no key %q", ref.Namespace, ref.Name, ref.Key)
+		return nil, failure.Temporaryf(reasonSecretUnreadable, "Secret %s/%s has no key %q", ref.Namespace, ref.Name, ref.Key)
 	}
 	return v, nil
+}
+
+// secretNotFound is what a getter returns for a Secret that does not exist.
+func secretNotFound(ref types.NamespacedName) error {
+	return failure.Temporaryf(reasonSecretUnreadable, "Secret %s/%s not found", ref.Namespace, ref.Name)
 }

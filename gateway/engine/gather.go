@@ -70,19 +70,26 @@ func (c *Controller) ownedChildren(parent *unstructured.Unstructured) map[string
 }
 
 // relatedObjects lists related objects in the parent's namespace that match
-// each related selector rendered for this parent.
+// each related selector rendered for this parent. A kind whose selector
+// cannot be rendered for this parent is left out, and named in the error:
+// a handler is never sent a selection other than the declared one.
 func (c *Controller) relatedObjects(parent *unstructured.Unstructured) (map[string]map[string]*unstructured.Unstructured, error) {
 	out := map[string]map[string]*unstructured.Unstructured{}
+	var invalid []string
 	for _, rel := range c.related {
 		sel, err := renderSelector(rel.spec.LabelSelector, parent)
 		if err != nil {
-			return nil, failure.Permanentf("InvalidSpec", "related %s/%s selector: %w", rel.spec.APIVersion, rel.spec.Kind, err)
+			invalid = append(invalid, fmt.Sprintf("related %s/%s selector cannot be rendered for this object: %v", rel.spec.APIVersion, rel.spec.Kind, err))
+			continue
 		}
 		byName := map[string]*unstructured.Unstructured{}
 		for _, o := range rel.list(parent.GetNamespace(), sel) {
 			byName[nameIn(o, parent)] = o
 		}
 		out[kindKey(rel.spec.APIVersion, rel.spec.Kind)] = byName
+	}
+	if len(invalid) > 0 {
+		return out, failure.Temporaryf(reasonRelatedSelectorInvalid, "%s", strings.Join(invalid, "; "))
 	}
 	return out, nil
 }

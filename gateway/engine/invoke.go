@@ -32,6 +32,10 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 		attempt, first = pr.Attempts+1, pr.First
 	}
 	log := c.log.With("callback", id, "event", w.Event, "object", p.key, "attempt", attempt)
+	if w.Event == spec.EventSync && p.relatedErr != nil {
+		c.recordFailure(p, w, attempt, first, p.relatedErr, log) // a sync is owed every related kind
+		return
+	}
 
 	req := c.buildRequest(p, w, attempt, first)
 	release, err := c.waitForSlot(ctx)
@@ -67,7 +71,7 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 func (c *Controller) callInSlot(ctx context.Context, release func(), p *pass, w decide.Work, req *callbacks.Request) (*callbacks.Response, error) {
 	defer release()
 	start := c.Clock()
-	resp, err := c.Caller.Call(ctx, c.endpoints[w.Callback.ID], req)
+	resp, err := c.Caller.Call(ctx, c.endpoints.get(w.Callback.ID), req)
 	c.Metrics.CallbackDuration.WithLabelValues(c.op.Name, w.Callback.ID, string(w.Event)).Observe(c.Clock().Sub(start).Seconds())
 	if resp != nil {
 		c.recordEvents(p.obj, resp.Events)

@@ -47,6 +47,7 @@ func (c *Controller) forget(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.memory, key)
+	c.problems.clear(relatedProblemKey(key))
 }
 
 func (c *Controller) processNextWorkItem(ctx context.Context) bool {
@@ -94,7 +95,10 @@ type pass struct {
 	plan     decide.Plan
 	children map[string]map[string]*unstructured.Unstructured
 	related  map[string]map[string]*unstructured.Unstructured
-	now      time.Time
+	// relatedErr says which related selectors cannot be rendered for this
+	// object: its sync callbacks wait, the other callbacks go on.
+	relatedErr error
+	now        time.Time
 }
 
 func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, error) {
@@ -121,9 +125,8 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	p.st = st
 	if c.needsObserved() {
 		p.children = c.ownedChildren(p.obj)
-		if p.related, err = c.relatedObjects(p.obj); err != nil {
-			return 0, err
-		}
+		p.related, p.relatedErr = c.relatedObjects(p.obj)
+		c.noteRelatedError(p.obj, key, p.relatedErr)
 	}
 	var digest string
 	if c.op.HasEvent(spec.EventSync) {

@@ -37,6 +37,11 @@ func (c *Controller) Stats() Stats {
 			}
 		}
 	}
+	// An operator-wide problem (a Secret, a selector) says more than one
+	// object's failing callback.
+	if p := c.lastProblem(); p != "" {
+		s.LastError = p
+	}
 	c.Metrics.WatchedObjects.WithLabelValues(c.op.Name).Set(float64(s.WatchedObjects))
 	c.Metrics.FinalizersPending.WithLabelValues(c.op.Name).Set(float64(s.FinalizersPending))
 	return s

@@ -95,8 +95,8 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(500, {"error": {"message": "the handler failed"}})
             raise
 
-    def refuse(self, code, message):
-        self.reply(code, {"error": {"message": message, "permanent": True}})
+    def refuse(self, code, message):  # a 401/404 is cured by configuration: not permanent
+        self.reply(code, {"error": {"message": message, "permanent": code == 400}})
 
     def reply(self, code, answer):
         data = json.dumps(answer).encode()

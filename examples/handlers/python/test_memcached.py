@@ -123,13 +123,13 @@ class HandlerTest(unittest.TestCase):
                 self.assertTrue(got["error"]["permanent"], got)
                 self.assertNotIn("children", got)
 
-    def test_refusals_are_permanent_errors(self):
+    def test_refusals_are_temporary_errors(self):
         request = {"event": "create", "object": memcached_object()}
         for name, (path, sign, code) in {"unsigned": ("/create", False, 401), "an unknown path": ("/nope", True, 404)}.items():
             with self.subTest(name):
                 status, got = self.post(path, request, sign=sign)
                 self.assertEqual(status, code)
-                self.assertTrue(got["error"]["permanent"], got)
+                self.assertFalse(got["error"]["permanent"], got)
 
     def test_healthz(self):
         conn = http.client.HTTPConnection(*self.server.server_address, timeout=10)

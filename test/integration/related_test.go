@@ -1,0 +1,99 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/gateway/engine"
+)
+
+// operatorLastError returns a WebhookOperator's status.lastError.
+func operatorLastError(t *testing.T, name string) string {
+	o, err := dyn(t).Resource(engine.OperatorResource).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return "get: " + err.Error()
+	}
+	s, _, _ := unstructured.NestedString(o.Object, "status", "lastError")
+	return s
+}
+
+func TestRelatedSelectorErrorBlocksNeitherCreateNorDelete(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(nil))
+	startGateway(t) // registry mode: the error must reach the WebhookOperator status
+	createOperatorObject(t, fmt.Sprintf(`
+apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata: {name: relsel}
+spec:
+  watch: {apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}
+  related:
+    - apiVersion: v1
+      kind: ConfigMap
+      labelSelector: {matchLabels: {app: "{{ .spec.image }}"}}
+  handler: {url: %q}
+  retry: {initialDelay: 100ms, maxDelay: 2s, jitter: 0}
+  callbacks:
+    - {id: create, "on": [create]}
+    - {id: sync, "on": [sync]}
+    - {id: cleanup, "on": [delete]}
+`, ns, h.URL))
+	w := widget(ns, "example", 1)
+	_ = unstructured.SetNestedField(w.Object, "app1", "spec", "image")
+	if _, err := dyn(t).Resource(widgets).Namespace(ns).Create(context.Background(), w, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error { return called(h, "sync", 1) })
+
+	// Without spec.image the selector's template cannot be rendered.
+	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
+		unstructured.RemoveNestedField(w.Object, "spec", "image")
+	})
+	eventually(t, 20*time.Second, func() error { return hasEvent(t, ns, "example", "Warning", "RelatedSelectorInvalid") })
+	eventually(t, 30*time.Second, func() error {
+		if e := operatorLastError(t, "relsel"); !strings.Contains(e, `no entry for key "image"`) {
+			return fmt.Errorf("WebhookOperator lastError = %q, want the selector's template error", e)
+		}
+		return nil
+	})
+
+	// An object the selector never rendered for is still created.
+	createWidget(t, ns, "fresh", 1)
+	eventually(t, 20*time.Second, func() error { return calledFor(h, "create", "fresh") })
+
+	for _, name := range []string{"example", "fresh"} {
+		if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"example", "fresh"} {
+		eventually(t, 20*time.Second, func() error { return calledFor(h, "cleanup", name) })
+		waitWidgetGone(t, ns, name)
+	}
+	for _, req := range h.calls("cleanup") {
+		if _, ok := req.Related["v1/ConfigMap"]; ok {
+			t.Errorf("delete of %s carried related ConfigMaps its selector could not select", req.Object.GetName())
+		}
+	}
+	for _, req := range h.calls("sync") {
+		if _, ok, _ := unstructured.NestedString(req.Object.Object, "spec", "image"); !ok {
+			t.Errorf("sync of %s was called without its related objects", req.Object.GetName())
+		}
+	}
+}
+
+// calledFor reports whether a callback was called for the named object.
+func calledFor(h *handler, callback, name string) error {
+	for _, req := range h.calls(callback) {
+		if req.Object != nil && req.Object.GetName() == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s not called for %s yet", callback, name)
+}
