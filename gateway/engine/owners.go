@@ -153,7 +153,8 @@ func (c *Controller) deleteChildrenByLabel(ctx context.Context, p *pass) error {
 		}
 		list, err := c.Dynamic.Resource(ch.mapping.Resource).List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil {
-			return failure.Temporaryf("ApplyFailed", "list %s children of %s to delete them: %w", ch.mapping.Resource.Resource, p.key, err)
+			failed = append(failed, fmt.Sprintf("list %s: %v", ch.mapping.Resource.Resource, err))
+			continue
 		}
 		for i := range list.Items {
 			child := &list.Items[i]
