@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/opgate/opgate/callbacks"
@@ -84,16 +85,13 @@ func TestCrossNamespaceChildrenBelongOnlyToTheirParent(t *testing.T) {
 	a, b := createWidget(t, nsA, "a", 1), createWidget(t, nsB, "b", 1)
 
 	uids := map[string]types.UID{}
-	for _, p := range []struct{ ns, parentUID string }{{nsA, string(a.GetUID())}, {nsB, string(b.GetUID())}} {
+	for _, ns := range []string{nsA, nsB} {
 		eventually(t, 20*time.Second, func() error {
-			cm, err := getConfigMap(t, shared, childOf(p.ns))
+			cm, err := getConfigMap(t, shared, childOf(ns))
 			if err != nil {
 				return err
 			}
-			if got := cm.Labels[ownerUIDLabel]; got != p.parentUID {
-				return fmt.Errorf("child %s labelled %s=%q, want the parent's UID %q", cm.Name, ownerUIDLabel, got, p.parentUID)
-			}
-			uids[p.ns] = cm.UID
+			uids[ns] = cm.UID
 			return nil
 		})
 	}
@@ -106,6 +104,7 @@ func TestCrossNamespaceChildrenBelongOnlyToTheirParent(t *testing.T) {
 		}
 		return nil
 	})
+	parentUID := map[string]types.UID{nsA: a.GetUID(), nsB: b.GetUID()}
 	for _, ns := range []string{nsA, nsB} {
 		own := shared + "/" + childOf(ns)
 		sawOwn := false
@@ -122,7 +121,10 @@ func TestCrossNamespaceChildrenBelongOnlyToTheirParent(t *testing.T) {
 		}
 		cm, err := getConfigMap(t, shared, childOf(ns))
 		if err != nil || cm.UID != uids[ns] || cm.DeletionTimestamp != nil {
-			t.Errorf("child of the parent in %s was deleted or re-created (err %v): the other parent pruned it", ns, err)
+			t.Fatalf("child of the parent in %s was deleted or re-created (err %v): the other parent pruned it", ns, err)
+		}
+		if got := cm.Labels[ownerUIDLabel]; got != string(parentUID[ns]) {
+			t.Errorf("child %s labelled %s=%q, want its parent's UID %q", cm.Name, ownerUIDLabel, got, parentUID[ns])
 		}
 	}
 	if _, err := getConfigMap(t, shared, "left-behind"); err != nil {
@@ -222,5 +224,46 @@ func TestChildOfAnotherParentIsNotTaken(t *testing.T) {
 	}
 	if ref := metav1.GetControllerOf(cm); ref == nil || ref.UID != first.GetUID() || len(cm.OwnerReferences) != 1 {
 		t.Errorf("the second parent took the first one's child: ownerReferences %v", cm.OwnerReferences)
+	}
+}
+
+// TestChildrenByLabelStayWhileTheDeleteCallbackFails: children the gateway
+// deletes itself go only once the delete round is over; a permanently
+// failing delete callback keeps them (and the parent) until the user
+// releases the parent, which deletes them too.
+func TestChildrenByLabelStayWhileTheDeleteCallbackFails(t *testing.T) {
+	ns := newNamespace(t)
+	shared := newNamespace(t)
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		if req.Event == callbacks.EventDelete {
+			return 200, map[string]any{"error": map[string]any{"message": "backup bucket gone", "permanent": true}}
+		}
+		return 200, map[string]any{"children": []any{configMap(shared, "kept")}}
+	})
+	startGateway(t, operatorFor(t, "stuckkids", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap", AllowCrossNamespace: true}}
+		s.Callbacks = []spec.Callback{
+			{ID: "create", On: []spec.Event{spec.EventCreate}},
+			{ID: "cleanup", On: []spec.Event{spec.EventDelete}},
+		}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 20*time.Second, func() error {
+		_, err := getConfigMap(t, shared, "kept")
+		return err
+	})
+	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "example", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error { return stateSettled(t, ns, "example", "stuckkids") })
+	if cm, err := getConfigMap(t, shared, "kept"); err != nil || cm.DeletionTimestamp != nil {
+		t.Fatalf("child deleted while the delete callback fails (err %v)", err)
+	}
+	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
+		w.SetAnnotations(map[string]string{"opgate.dev/release-finalizer": "true"})
+	})
+	waitWidgetGone(t, ns, "example")
+	if _, err := getConfigMap(t, shared, "kept"); !apierrors.IsNotFound(err) {
+		t.Errorf("child of a released parent is still there (err %v)", err)
 	}
 }
