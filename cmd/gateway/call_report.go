@@ -154,7 +154,7 @@ func (rep *callReport) checkChildren(t *callTarget, children *[]*unstructured.Un
 			}
 		}
 	}
-	desired, err := check.CheckChildren(t.parent, *children, declared, t.operator)
+	desired, err := check.CheckChildren(t.parent, *children, declared, nil, t.operator)
 	if err != nil {
 		return err
 	}

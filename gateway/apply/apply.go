@@ -6,6 +6,7 @@ package apply
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -64,8 +65,8 @@ func (a *Applier) ApplyChild(ctx context.Context, child *unstructured.Unstructur
 	out, err := res.Apply(ctx, child.GetName(), child, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 	if err != nil && strategy == spec.UpdateRecreate && apierrors.IsInvalid(err) && existing != nil {
 		// An immutable field changed: Recreate replaces the object.
-		if derr := res.Delete(ctx, child.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr(existing.GetUID())}}); derr != nil && !apierrors.IsNotFound(derr) {
-			return nil, classify(fmt.Sprintf("delete %s for recreate", describe(child)), derr)
+		if derr := deleteForRecreate(ctx, res, child, existing); derr != nil {
+			return nil, derr
 		}
 		out, err = res.Apply(ctx, child.GetName(), child, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 	}
@@ -197,8 +198,22 @@ func classify(what string, err error) error {
 	case apierrors.IsForbidden(err):
 		// Usually RBAC: fixable without changing the object, so retry.
 		return failure.Temporaryf("ApplyForbidden", "%s: %w", what, err)
+	case namespaceMissing(err):
+		// A child's namespace may be created later (by someone else): retry.
+		return failure.Temporaryf("NamespaceNotFound", "%s: %w", what, err)
 	}
 	return failure.Temporaryf("ApplyFailed", "%s: %w", what, err)
+}
+
+// namespaceMissing says whether the API server refused a write because the
+// object's namespace does not exist.
+func namespaceMissing(err error) bool {
+	var st apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &st) {
+		return false
+	}
+	d := st.Status().Details
+	return d != nil && d.Kind == "namespaces"
 }
 
 func describe(obj *unstructured.Unstructured) string {

@@ -22,20 +22,35 @@ import (
 // gateway finds its children through it (docs/architecture.md, "State kept in the cluster").
 const OperatorLabel = "opgate.dev/operator"
 
+// OwnerUIDLabel names the parent (by UID) of a child the garbage collector
+// cannot tie to it: one in another namespace than its namespaced parent, or
+// a cluster-scoped one. Such children carry no ownerReference; the gateway
+// finds them by this label and deletes them itself before letting the parent
+// go (docs/contract.md, "Children").
+const OwnerUIDLabel = "opgate.dev/owner-uid"
+
 // ReasonChildRefused is the failure reason of a refused children list.
 const ReasonChildRefused = "ChildRefused"
 
+// Scopes maps each declared child kind to whether it is cluster-scoped, as
+// discovery says. A kind missing from it (the offline `gateway call` knows
+// no scopes) is taken as namespaced, and a namespaced child without a
+// namespace under a cluster-scoped parent is then not refused.
+type Scopes map[schema.GroupKind]bool
+
 // CheckChildren checks the children a handler answered against the
-// registration and returns them as normalized deep copies: a child without a
-// namespace gets the parent's when the parent is namespaced. The input is
-// never modified.
+// registration and returns them as normalized deep copies: a namespaced
+// child without a namespace gets the parent's when the parent is namespaced;
+// a cluster-scoped child loses any namespace (the API server ignores it, and
+// keeping it would make the child's name differ from the observed one). The
+// input is never modified.
 //
 // One bad child refuses the whole list (docs/contract.md, "Response": nothing of that response
 // is applied), so the error is a permanent ChildRefused failure naming every
 // offending child and every reason, letting the handler author fix them all
 // at once. operatorName is the operator the response belongs to; a child may
 // carry the OperatorLabel only with that value.
-func CheckChildren(parent *unstructured.Unstructured, children []*unstructured.Unstructured, declared []spec.ChildSpec, operatorName string) ([]*unstructured.Unstructured, error) {
+func CheckChildren(parent *unstructured.Unstructured, children []*unstructured.Unstructured, declared []spec.ChildSpec, scopes Scopes, operatorName string) ([]*unstructured.Unstructured, error) {
 	if parent == nil {
 		return nil, fmt.Errorf("check children: parent is nil")
 	}
@@ -52,12 +67,19 @@ func CheckChildren(parent *unstructured.Unstructured, children []*unstructured.U
 			continue
 		}
 		child := in.DeepCopy()
-		if parentNS != "" && child.GetNamespace() == "" {
+		cluster, known := scopes[child.GroupVersionKind().GroupKind()]
+		switch {
+		case cluster:
+			child.SetNamespace("")
+		case parentNS != "" && child.GetNamespace() == "":
 			child.SetNamespace(parentNS)
 		}
 		out = append(out, child)
 
 		reasons := childProblems(child, parent, declared, operatorName)
+		if known && !cluster && parentNS == "" && child.GetNamespace() == "" {
+			reasons = append(reasons, "metadata.namespace is required: the kind is namespaced and the parent is cluster-scoped, so there is no namespace to default to")
+		}
 		if key, ok := identity(child); ok {
 			if j, dup := firstIndex[key]; dup {
 				reasons = append(reasons, fmt.Sprintf("duplicates children[%d]", j))
@@ -118,8 +140,9 @@ func childProblems(child, parent *unstructured.Unstructured, declared []spec.Chi
 		}
 	}
 	// A cluster-scoped parent may own children anywhere; only a namespaced
-	// parent confines them to its namespace.
-	if parentNS != "" && ns != parentNS && ok && !decl.AllowCrossNamespace {
+	// parent confines them to its namespace. A cluster-scoped child (no
+	// namespace once checked) is allowed by declaring its kind.
+	if parentNS != "" && ns != "" && ns != parentNS && ok && !decl.AllowCrossNamespace {
 		reasons = append(reasons, fmt.Sprintf("namespace %q differs from the parent's %q and allowCrossNamespace is not set", ns, parentNS))
 	}
 
@@ -137,6 +160,9 @@ func childProblems(child, parent *unstructured.Unstructured, declared []spec.Chi
 	}
 	if v, set := child.GetLabels()[OperatorLabel]; set && v != operatorName {
 		reasons = append(reasons, fmt.Sprintf("sets label %s=%q, which the gateway owns", OperatorLabel, v))
+	}
+	if v, set := child.GetLabels()[OwnerUIDLabel]; set && v != string(parent.GetUID()) {
+		reasons = append(reasons, fmt.Sprintf("sets label %s=%q, which the gateway owns", OwnerUIDLabel, v))
 	}
 	return reasons
 }
@@ -182,10 +208,11 @@ func describe(child *unstructured.Unstructured) string {
 // back, and server-side apply rejects managedFields and treats
 // resourceVersion/uid as preconditions that would fail on the next change).
 //
-// A child in another namespace than its namespaced parent gets no
-// ownerReference: the garbage collector treats a cross-namespace owner as
-// absent and would delete the child. Such children are found by the label
-// only and are not deleted with their parent.
+// A child in another namespace than its namespaced parent, or a
+// cluster-scoped one (no namespace), gets no ownerReference: the garbage
+// collector treats a cross-namespace owner as absent and would delete the
+// child, and never collects a cluster-scoped child of a namespaced owner.
+// Such children are labelled OwnerUIDLabel instead; see TrackedByLabel.
 func Decorate(child, parent *unstructured.Unstructured, operatorName string) {
 	for _, f := range [][]string{
 		{"status"},
@@ -206,15 +233,24 @@ func Decorate(child, parent *unstructured.Unstructured, operatorName string) {
 		labels = map[string]string{}
 	}
 	labels[OperatorLabel] = operatorName
-	child.SetLabels(labels)
-
-	if parentNS := parent.GetNamespace(); parentNS != "" && child.GetNamespace() != parentNS {
+	if TrackedByLabel(child, parent) {
+		labels[OwnerUIDLabel] = string(parent.GetUID())
+		child.SetLabels(labels)
 		child.SetOwnerReferences(nil)
 		return
 	}
+	delete(labels, OwnerUIDLabel) // the ownerReference is the way to the parent
+	child.SetLabels(labels)
 	// Exactly one reference: the handler may not add owners (CheckChildren
 	// refuses that), and an object may have only one controller.
 	child.SetOwnerReferences([]metav1.OwnerReference{ControllerRef(parent)})
+}
+
+// TrackedByLabel says whether a checked child belongs to its parent through
+// OwnerUIDLabel rather than an ownerReference: the parent is namespaced and
+// the child is not in its namespace (another one, or none: cluster-scoped).
+func TrackedByLabel(child, parent *unstructured.Unstructured) bool {
+	return parent.GetNamespace() != "" && child.GetNamespace() != parent.GetNamespace()
 }
 
 // ControllerRef is the ownerReference the gateway puts on every child.

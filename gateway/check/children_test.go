@@ -60,6 +60,13 @@ func labelled(k, v string) func(*unstructured.Unstructured) {
 var declaredChildren = []spec.ChildSpec{
 	{APIVersion: "apps/v1", Kind: "Deployment"},
 	{APIVersion: "v1", Kind: "ConfigMap", AllowCrossNamespace: true},
+	{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
+}
+
+var testScopes = Scopes{
+	{Group: "apps", Kind: "Deployment"}:                       false,
+	{Group: "", Kind: "ConfigMap"}:                            false,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}: true,
 }
 
 func TestCheckChildren(t *testing.T) {
@@ -79,10 +86,33 @@ func TestCheckChildren(t *testing.T) {
 			wantNamespaces: []string{"demo"},
 		},
 		{
-			name:           "child of a cluster-scoped parent keeps its namespace or none",
+			name:           "child of a cluster-scoped parent keeps its namespace or, cluster-scoped, none",
 			parent:         clusterParent(),
-			children:       []*unstructured.Unstructured{newObj("apps/v1", "Deployment", "team-a", "web"), newObj("v1", "ConfigMap", "", "cfg")},
+			children:       []*unstructured.Unstructured{newObj("apps/v1", "Deployment", "team-a", "web"), newObj("rbac.authorization.k8s.io/v1", "ClusterRole", "", "reader")},
 			wantNamespaces: []string{"team-a", ""},
+		},
+		{
+			// The API server ignores it; kept, it would make the child's
+			// name differ from the observed one, and sync would prune it.
+			name:   "cluster-scoped child of a namespaced parent loses any namespace",
+			parent: namespacedParent(),
+			children: []*unstructured.Unstructured{
+				newObj("rbac.authorization.k8s.io/v1", "ClusterRole", "", "reader"),
+				newObj("rbac.authorization.k8s.io/v1", "ClusterRole", "demo", "writer"),
+			},
+			wantNamespaces: []string{"", ""},
+		},
+		{
+			name:     "namespaced child without namespace under a cluster-scoped parent is refused",
+			parent:   clusterParent(),
+			children: []*unstructured.Unstructured{newObj("v1", "ConfigMap", "", "cfg")},
+			wantErr:  []string{`children[0] v1/ConfigMap "cfg"`, "metadata.namespace is required"},
+		},
+		{
+			name:     "owner label with another parent's UID is refused",
+			parent:   namespacedParent(),
+			children: []*unstructured.Unstructured{with(newObj("v1", "ConfigMap", "shared", "cfg"), labelled(OwnerUIDLabel, "other-uid"))},
+			wantErr:  []string{`sets label opgate.dev/owner-uid="other-uid"`},
 		},
 		{
 			name:           "empty list is accepted",
@@ -221,7 +251,7 @@ func TestCheckChildren(t *testing.T) {
 				}
 			}
 
-			got, err := CheckChildren(tt.parent, tt.children, declaredChildren, testOperator)
+			got, err := CheckChildren(tt.parent, tt.children, declaredChildren, testScopes, testOperator)
 
 			for i := range tt.children {
 				if !reflect.DeepEqual(tt.children[i], before[i]) {
@@ -270,8 +300,17 @@ func assertRefused(t *testing.T, got []*unstructured.Unstructured, err error, wa
 	}
 }
 
+// Without scopes (the offline `gateway call`), every kind is taken as
+// namespaced and nothing is refused for want of a namespace.
+func TestCheckChildrenWithoutScopes(t *testing.T) {
+	got, err := CheckChildren(clusterParent(), []*unstructured.Unstructured{newObj("v1", "ConfigMap", "", "cfg")}, declaredChildren, nil, testOperator)
+	if err != nil || len(got) != 1 || got[0].GetNamespace() != "" {
+		t.Fatalf("CheckChildren = %v, %v; want the child accepted as it is", got, err)
+	}
+}
+
 func TestCheckChildrenWithoutParentIsAnError(t *testing.T) {
-	if _, err := CheckChildren(nil, nil, declaredChildren, testOperator); err == nil {
+	if _, err := CheckChildren(nil, nil, declaredChildren, testScopes, testOperator); err == nil {
 		t.Fatal("CheckChildren(nil parent) succeeded")
 	}
 }

@@ -37,6 +37,8 @@ func TestDecorate(t *testing.T) {
 		parent     *unstructured.Unstructured
 		child      *unstructured.Unstructured
 		wantOwners []metav1.OwnerReference
+		// wantOwnerUID is the OwnerUIDLabel expected (empty: absent).
+		wantOwnerUID string
 	}{
 		{
 			name:   "same-namespace child gets the parent as its only controller owner",
@@ -59,10 +61,28 @@ func TestDecorate(t *testing.T) {
 		{
 			// The garbage collector would delete a child whose namespaced
 			// owner lives in another namespace.
-			name:       "cross-namespace child gets no ownerReference",
-			parent:     namespacedParent(),
-			child:      echoedChild("shared"),
-			wantOwners: nil,
+			name:         "cross-namespace child gets no ownerReference but the owner label",
+			parent:       namespacedParent(),
+			child:        echoedChild("shared"),
+			wantOwners:   nil,
+			wantOwnerUID: "parent-uid",
+		},
+		{
+			// ... and never collects a cluster-scoped one of a namespaced owner.
+			name:         "cluster-scoped child of a namespaced parent gets the owner label",
+			parent:       namespacedParent(),
+			child:        echoedChild(""),
+			wantOwners:   nil,
+			wantOwnerUID: "parent-uid",
+		},
+		{
+			name:   "cluster-scoped child of a cluster-scoped parent gets the owner",
+			parent: clusterParent(),
+			child:  echoedChild(""),
+			wantOwners: []metav1.OwnerReference{{
+				APIVersion: "cache.example.com/v1alpha1", Kind: "MemcachedCluster", Name: "example", UID: "cluster-parent-uid",
+				Controller: &yes, BlockOwnerDeletion: &yes,
+			}},
 		},
 	}
 	for _, tt := range tests {
@@ -73,6 +93,9 @@ func TestDecorate(t *testing.T) {
 				t.Errorf("ownerReferences = %+v, want %+v", got, tt.wantOwners)
 			}
 			wantLabels := map[string]string{"app": "web", OperatorLabel: testOperator}
+			if tt.wantOwnerUID != "" {
+				wantLabels[OwnerUIDLabel] = tt.wantOwnerUID
+			}
 			if got := tt.child.GetLabels(); !reflect.DeepEqual(got, wantLabels) {
 				t.Errorf("labels = %v, want %v", got, wantLabels)
 			}

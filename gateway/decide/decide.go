@@ -45,7 +45,11 @@ type Input struct {
 	Memory         *Memory
 	SyncDigest     string // digest of parent+children+related now
 	HoldsFinalizer bool
-	Now            time.Time
+	// ChildrenByLabel: the object may own children the garbage collector
+	// cannot reach (tracked by label), which the gateway deletes itself
+	// before letting the object go, so it holds the finalizer.
+	ChildrenByLabel bool
+	Now             time.Time
 }
 
 // Work is one callback to call now.
@@ -91,7 +95,7 @@ func Decide(in Input) Plan {
 	if mem.EssenceDigest != plan.EssenceDigest {
 		mem.EssenceDigest, mem.ChangedAt = plan.EssenceDigest, in.Now
 	}
-	hasDelete := op.HasEvent(spec.EventDelete)
+	needsFinalizer := op.HasEvent(spec.EventDelete) || in.ChildrenByLabel
 
 	if obj.GetDeletionTimestamp() != nil {
 		if in.HoldsFinalizer {
@@ -100,11 +104,12 @@ func Decide(in Input) Plan {
 		return plan
 	}
 	switch {
-	case hasDelete && !in.HoldsFinalizer:
+	case needsFinalizer && !in.HoldsFinalizer:
 		plan.AddFinalizer = true
-	case !hasDelete && in.HoldsFinalizer:
-		// The delete callback was removed from the operator: nothing will
-		// ever release this finalizer unless we do it now.
+	case !needsFinalizer && in.HoldsFinalizer:
+		// The delete callback (or the kinds of children only the gateway
+		// deletes) was removed from the operator: nothing will ever release
+		// this finalizer unless we do it now.
 		plan.ReleaseFinalizer = true
 	}
 

@@ -241,3 +241,36 @@ func TestDecideWakesForBackoffAndTimers(t *testing.T) {
 }
 
 func digestOf(obj *unstructured.Unstructured) string { return essence.Digest(essence.Of(obj)) }
+
+// An operator without a delete callback still holds the finalizer while its
+// objects may own children only the gateway deletes (tracked by label).
+func TestDecideHoldsFinalizerForChildrenTrackedByLabel(t *testing.T) {
+	op := &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec:       spec.OperatorSpec{Callbacks: []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}},
+	}
+	deleting := object(3, nil)
+	deleting.SetDeletionTimestamp(&metav1.Time{Time: now})
+	tests := []struct {
+		name            string
+		obj             *unstructured.Unstructured
+		byLabel, holds  bool
+		wantAdd, wantRl bool
+	}{
+		{name: "children by label: the finalizer is added", obj: object(3, nil), byLabel: true, wantAdd: true},
+		{name: "children by label: the finalizer is kept", obj: object(3, nil), byLabel: true, holds: true},
+		{name: "no such children any more: the finalizer is released", obj: object(3, nil), holds: true, wantRl: true},
+		{name: "deleting: released once there is nothing to call", obj: deleting, byLabel: true, holds: true, wantRl: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := Decide(Input{
+				Operator: op, Object: tt.obj, State: handled(t, object(3, nil)), Memory: &Memory{Seen: true},
+				HoldsFinalizer: tt.holds, ChildrenByLabel: tt.byLabel, Now: now,
+			})
+			if plan.AddFinalizer != tt.wantAdd || plan.ReleaseFinalizer != tt.wantRl {
+				t.Errorf("AddFinalizer, ReleaseFinalizer = %v, %v; want %v, %v", plan.AddFinalizer, plan.ReleaseFinalizer, tt.wantAdd, tt.wantRl)
+			}
+		})
+	}
+}

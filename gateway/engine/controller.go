@@ -282,11 +282,14 @@ func (c *Controller) buildInformers() {
 		}
 	}
 	ownLabel := check.OperatorLabel + "=" + c.op.Name
-	start := func(w *watched, selector string, handler cache.ResourceEventHandler, namespaces []string) {
+	start := func(w *watched, selector string, handler cache.ResourceEventHandler, namespaces []string, index string, fn cache.IndexFunc) {
 		w.informers = map[string]cache.SharedIndexInformer{}
 		for _, ns := range namespaces {
-			inf := dynamicinformer.NewFilteredDynamicInformer(c.Dynamic, w.mapping.Resource, ns, 0,
-				cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
+			indexers := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
+			if fn != nil {
+				indexers[index] = fn
+			}
+			inf := dynamicinformer.NewFilteredDynamicInformer(c.Dynamic, w.mapping.Resource, ns, 0, indexers,
 				func(o *metav1.ListOptions) { o.LabelSelector = selector }).Informer()
 			if _, err := inf.AddEventHandler(handler); err != nil {
 				utilruntime.HandleError(err)
@@ -298,24 +301,26 @@ func (c *Controller) buildInformers() {
 		AddFunc:    c.enqueueObject,
 		UpdateFunc: func(_, n any) { c.enqueueObject(n) },
 		DeleteFunc: c.enqueueObject,
-	}, c.namespaces())
+	}, c.namespaces(), uidIndex, indexByUID)
 	for _, ch := range c.children {
 		ns := c.namespaces()
-		if ch.spec.AllowCrossNamespace {
+		// Children outside the watched namespaces (cross-namespace ones,
+		// cluster-scoped ones) are seen wherever they are.
+		if ch.spec.AllowCrossNamespace || clusterScoped(ch.mapping) {
 			ns = []string{metav1.NamespaceAll}
 		}
 		start(ch.watched, ownLabel, cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueueOwner,
-			UpdateFunc: func(_, n any) { c.enqueueOwner(n) },
+			UpdateFunc: c.enqueueOwners,
 			DeleteFunc: c.enqueueOwner,
-		}, ns)
+		}, ns, ownerIndex, indexByOwner)
 	}
 	for _, rel := range c.related {
 		start(rel.watched, "", cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueueRelatedParents,
 			UpdateFunc: func(_, n any) { c.enqueueRelatedParents(n) },
 			DeleteFunc: c.enqueueRelatedParents,
-		}, c.namespaces())
+		}, c.namespaces(), "", nil)
 	}
 }
 
@@ -335,23 +340,6 @@ func asUnstructured(obj any) (*unstructured.Unstructured, bool) {
 	}
 	u, ok := obj.(*unstructured.Unstructured)
 	return u, ok
-}
-
-// enqueueOwner maps a child to its parent through the controller reference.
-func (c *Controller) enqueueOwner(obj any) {
-	u, ok := asUnstructured(obj)
-	if !ok {
-		return
-	}
-	ref := metav1.GetControllerOf(u)
-	if ref == nil || ref.Kind != c.op.Spec.Watch.Kind {
-		return
-	}
-	key := ref.Name
-	if ns := u.GetNamespace(); ns != "" && c.parent.mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-		key = ns + "/" + ref.Name
-	}
-	c.queue.Add(key)
 }
 
 // enqueueRelatedParents enqueues every parent whose related selector

@@ -45,23 +45,13 @@ func (c *Controller) loadStatusChecker(ctx context.Context) (*check.StatusChecke
 func kindKey(apiVersion, kind string) string { return apiVersion + "/" + kind }
 
 // ownedChildren lists the parent's children of declared kinds from the
-// informer caches: labelled with this operator and controlled by the parent.
+// informer caches, by the parent's UID (see ownerUID): a child of another
+// parent, or of a deleted one of the same name, is never this parent's.
 func (c *Controller) ownedChildren(parent *unstructured.Unstructured) map[string]map[string]*unstructured.Unstructured {
 	out := map[string]map[string]*unstructured.Unstructured{}
-	sel := labels.SelectorFromSet(labels.Set{check.OperatorLabel: c.op.Name})
 	for _, ch := range c.children {
-		ns := parent.GetNamespace()
-		if ch.spec.AllowCrossNamespace {
-			ns = metav1.NamespaceAll
-		}
 		byName := map[string]*unstructured.Unstructured{}
-		for _, o := range ch.list(ns, sel) {
-			if ref := metav1.GetControllerOf(o); ref != nil && ref.UID != parent.GetUID() {
-				continue
-			}
-			if ref := metav1.GetControllerOf(o); ref == nil && o.GetNamespace() == parent.GetNamespace() {
-				continue // a same-namespace child always carries our controller reference
-			}
+		for _, o := range ch.byIndex(ownerIndex, string(parent.GetUID())) {
 			byName[nameIn(o, parent)] = o
 		}
 		out[kindKey(ch.spec.APIVersion, ch.spec.Kind)] = byName

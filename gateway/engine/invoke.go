@@ -265,7 +265,10 @@ func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, 
 	var desired []*unstructured.Unstructured
 	if resp.Children != nil {
 		var err error
-		if desired, err = check.CheckChildren(p.obj, *resp.Children, c.op.Spec.Children, c.op.Name); err != nil {
+		if desired, err = check.CheckChildren(p.obj, *resp.Children, c.op.Spec.Children, c.scopes(), c.op.Name); err != nil {
+			return err
+		}
+		if err = c.refuseForeignChildren(p, desired); err != nil {
 			return err
 		}
 	}

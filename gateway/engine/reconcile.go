@@ -135,7 +135,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	p.plan = decide.Decide(decide.Input{
 		Operator: c.op, Object: p.obj, State: p.st, Memory: &mem.Memory,
-		SyncDigest: digest, HoldsFinalizer: c.holdsFinalizer(p.obj), Now: p.now,
+		SyncDigest: digest, HoldsFinalizer: c.holdsFinalizer(p.obj), ChildrenByLabel: c.childrenByLabel(), Now: p.now,
 	})
 	deleting := p.obj.GetDeletionTimestamp() != nil
 	budget := &passBudget{left: c.ReconcileTimeout}
@@ -175,6 +175,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 	}
 	if deleting && (p.plan.ReleaseFinalizer || roundDone && c.holdsFinalizer(p.obj)) {
+		if err := c.deleteChildrenByLabel(ctx, p); err != nil {
+			return 0, err
+		}
 		if err := c.writeFinalizer(ctx, p, false); err != nil {
 			return 0, err
 		}
@@ -207,7 +210,7 @@ func (c *Controller) nextWake(p *pass) time.Duration {
 	mem.TimerNext, mem.Requeue = maps.Clone(mem.TimerNext), maps.Clone(mem.Requeue)
 	plan := decide.Decide(decide.Input{
 		Operator: c.op, Object: p.obj, State: p.st, Memory: &mem,
-		SyncDigest: p.mem.SyncDigest, HoldsFinalizer: c.holdsFinalizer(p.obj), Now: p.now,
+		SyncDigest: p.mem.SyncDigest, HoldsFinalizer: c.holdsFinalizer(p.obj), ChildrenByLabel: c.childrenByLabel(), Now: p.now,
 	})
 	if len(plan.Work) > 0 || plan.StartRound != nil {
 		return time.Millisecond

@@ -1,0 +1,222 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+
+	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/gateway/decide"
+	"github.com/opgate/opgate/gateway/failure"
+)
+
+// Informer indexes: children by the UID of the parent they belong to,
+// parents by their own UID (to map a child's change to its parent).
+const (
+	ownerIndex = "opgate.dev/owner"
+	uidIndex   = "opgate.dev/uid"
+)
+
+// ReasonChildOwnedElsewhere: an answer names a child another existing
+// parent of the same operator owns.
+const ReasonChildOwnedElsewhere = "ChildOwnedElsewhere"
+
+// ownerUID is the UID of the parent a child belongs to: its controller's,
+// or, without one, the OwnerUIDLabel's (children the garbage collector
+// cannot tie to their parent). Empty: nobody's.
+func ownerUID(o metav1.Object) string {
+	if ref := metav1.GetControllerOfNoCopy(o); ref != nil {
+		return string(ref.UID)
+	}
+	return o.GetLabels()[check.OwnerUIDLabel]
+}
+
+func indexByOwner(obj any) ([]string, error) {
+	o, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	if uid := ownerUID(o); uid != "" {
+		return []string{uid}, nil
+	}
+	return nil, nil
+}
+
+func indexByUID(obj any) ([]string, error) {
+	o, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	return []string{string(o.GetUID())}, nil
+}
+
+// byIndex returns the cached objects whose index value is value.
+func (w *watched) byIndex(index, value string) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, inf := range w.informers {
+		objs, err := inf.GetIndexer().ByIndex(index, value)
+		if err != nil {
+			utilruntime.HandleError(err)
+			continue
+		}
+		for _, o := range objs {
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+func (c *Controller) parentByUID(uid string) (*unstructured.Unstructured, bool) {
+	if ps := c.parent.byIndex(uidIndex, uid); len(ps) > 0 {
+		return ps[0], true
+	}
+	return nil, false
+}
+
+// enqueueOwner maps a child to the parent it belongs to, by UID: a stale
+// reference to a deleted parent of the same name enqueues nobody.
+func (c *Controller) enqueueOwner(obj any) {
+	u, ok := asUnstructured(obj)
+	if !ok {
+		return
+	}
+	if uid := ownerUID(u); uid != "" {
+		if parent, ok := c.parentByUID(uid); ok {
+			c.enqueueObject(parent)
+		}
+	}
+}
+
+// enqueueOwners enqueues the owners before and after a change, so that a
+// parent whose child was taken away (its owner label edited) notices.
+func (c *Controller) enqueueOwners(old, cur any) {
+	c.enqueueOwner(old)
+	if o, n := ownerOf(old), ownerOf(cur); o != n {
+		c.enqueueOwner(cur)
+	}
+}
+
+func ownerOf(obj any) string {
+	if u, ok := asUnstructured(obj); ok {
+		return ownerUID(u)
+	}
+	return ""
+}
+
+func clusterScoped(m *meta.RESTMapping) bool { return m.Scope.Name() == meta.RESTScopeNameRoot }
+
+// byLabel says whether children of this kind may belong to the parent by
+// label: the parent is namespaced and the kind may leave its namespace.
+func (c *Controller) byLabel(ch childKind) bool {
+	return !clusterScoped(c.parent.mapping) && (ch.spec.AllowCrossNamespace || clusterScoped(ch.mapping))
+}
+
+// childrenByLabel says whether the operator's objects may own children
+// tracked by label, which only the gateway deletes.
+func (c *Controller) childrenByLabel() bool {
+	for _, ch := range c.children {
+		if c.byLabel(ch) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Controller) scopes() check.Scopes {
+	out := check.Scopes{}
+	for _, ch := range c.children {
+		out[ch.mapping.GroupVersionKind.GroupKind()] = clusterScoped(ch.mapping)
+	}
+	return out
+}
+
+// deleteChildrenByLabel deletes the parent's children tracked by label
+// before its finalizer goes: the garbage collector cannot. It lists them
+// from the API server, not the cache, so a child applied a moment ago is
+// not missed. Deleted means accepted by the API server: a child's own
+// finalizers do not hold its parent back.
+func (c *Controller) deleteChildrenByLabel(ctx context.Context, p *pass) error {
+	uid := string(p.obj.GetUID())
+	sel := labels.SelectorFromSet(labels.Set{check.OperatorLabel: c.op.Name, check.OwnerUIDLabel: uid}).String()
+	var failed []string
+	for _, ch := range c.children {
+		if !c.byLabel(ch) {
+			continue
+		}
+		list, err := c.Dynamic.Resource(ch.mapping.Resource).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("list %s: %v", ch.mapping.Resource.Resource, err))
+			continue
+		}
+		for i := range list.Items {
+			child := &list.Items[i]
+			if ownerUID(child) != uid || child.GetDeletionTimestamp() != nil {
+				continue
+			}
+			err := c.applier.DeleteChild(ctx, child)
+			c.countApply("prune", err)
+			if err != nil {
+				failed = append(failed, err.Error())
+			}
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	err := failure.Temporaryf("ChildrenNotDeleted", "children the garbage collector cannot reach are not deleted, so the finalizer %s stays: %s", c.finalizer(), strings.Join(failed, "; "))
+	if p.obj.GetAnnotations()[decide.ReleaseAnnotation] == "true" {
+		// The user asked to let the object go: children are best effort.
+		c.warn(p.obj, "ChildrenNotDeleted", truncate(err.Error()+"; released anyway ("+decide.ReleaseAnnotation+")", 1024))
+		return nil
+	}
+	c.warn(p.obj, "ChildrenNotDeleted", truncate(err.Error(), 1024))
+	return err
+}
+
+// refuseForeignChildren refuses an answer naming a child that belongs to
+// another parent of this operator that still exists: applying it would
+// silently move it (one field manager applies for every parent), and the
+// two parents would take it from each other on every sync. It is a
+// temporary failure: the other parent may be on its way out (deleted, and
+// re-created with the same name), and its children with it. A child of a
+// parent that is gone is adopted.
+func (c *Controller) refuseForeignChildren(p *pass, desired []*unstructured.Unstructured) error {
+	var problems []string
+	for i, child := range desired {
+		ch, ok := c.childSpec(child)
+		if !ok {
+			continue
+		}
+		existing, ok := ch.get(objectKey(child))
+		if !ok {
+			continue
+		}
+		owner := ownerUID(existing)
+		if owner == "" || owner == string(p.obj.GetUID()) {
+			continue
+		}
+		if other, ok := c.parentByUID(owner); ok {
+			problems = append(problems, fmt.Sprintf("children[%d] %s %s belongs to %s %s", i, child.GetKind(), objectKey(child), other.GetKind(), keyOf(other)))
+		}
+	}
+	if len(problems) > 0 {
+		return failure.Temporaryf(ReasonChildOwnedElsewhere, "response not applied: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// objectKey is the informer cache key of a (checked) child.
+func objectKey(o *unstructured.Unstructured) string {
+	if ns := o.GetNamespace(); ns != "" {
+		return ns + "/" + o.GetName()
+	}
+	return o.GetName()
+}
