@@ -68,15 +68,21 @@ func TestLiveSpecChangeReleasesObjectsNoLongerWatched(t *testing.T) {
 		kept, freed [][2]string // {namespace index, widget name}
 	}{
 		{
-			name:   "namespaces narrowed",
-			before: func(ns1, ns2 string) string { return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s, %s]}", ns1, ns2) },
-			after:  func(ns1, _ string) string { return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}", ns1) },
-			kept:   [][2]string{{"1", "plain"}, {"1", "gold"}},
-			freed:  [][2]string{{"2", "plain"}, {"2", "gold"}},
+			name: "namespaces narrowed",
+			before: func(ns1, ns2 string) string {
+				return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s, %s]}", ns1, ns2)
+			},
+			after: func(ns1, _ string) string {
+				return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}", ns1)
+			},
+			kept:  [][2]string{{"1", "plain"}, {"1", "gold"}},
+			freed: [][2]string{{"2", "plain"}, {"2", "gold"}},
 		},
 		{
-			name:   "label selector narrowed",
-			before: func(ns1, ns2 string) string { return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s, %s]}", ns1, ns2) },
+			name: "label selector narrowed",
+			before: func(ns1, ns2 string) string {
+				return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s, %s]}", ns1, ns2)
+			},
 			after: func(ns1, ns2 string) string {
 				return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s, %s], labelSelector: {matchLabels: {tier: gold}}}", ns1, ns2)
 			},
@@ -84,10 +90,14 @@ func TestLiveSpecChangeReleasesObjectsNoLongerWatched(t *testing.T) {
 			freed: [][2]string{{"1", "plain"}, {"2", "plain"}},
 		},
 		{
-			name:   "watched kind changed",
-			before: func(ns1, ns2 string) string { return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s, %s]}", ns1, ns2) },
-			after:  func(ns1, ns2 string) string { return fmt.Sprintf("{apiVersion: v1, kind: ConfigMap, namespaces: [%s, %s]}", ns1, ns2) },
-			freed:  [][2]string{{"1", "plain"}, {"1", "gold"}, {"2", "plain"}, {"2", "gold"}},
+			name: "watched kind changed",
+			before: func(ns1, ns2 string) string {
+				return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s, %s]}", ns1, ns2)
+			},
+			after: func(ns1, ns2 string) string {
+				return fmt.Sprintf("{apiVersion: v1, kind: ConfigMap, namespaces: [%s, %s]}", ns1, ns2)
+			},
+			freed: [][2]string{{"1", "plain"}, {"1", "gold"}, {"2", "plain"}, {"2", "gold"}},
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
