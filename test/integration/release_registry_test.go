@@ -61,42 +61,27 @@ func waitOperatorGone(t *testing.T, name string) {
 }
 
 func TestLiveSpecChangeReleasesObjectsNoLongerWatched(t *testing.T) {
+	const both = "{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%[1]s, %[2]s]}"
 	for _, tt := range []struct {
-		name        string
-		before      func(ns1, ns2 string) string
-		after       func(ns1, ns2 string) string
-		kept, freed [][2]string // {namespace index, widget name}
+		name          string
+		before, after string      // spec.watch; %[1]s and %[2]s are the two namespaces
+		kept, freed   [][2]string // {namespace 1 or 2, widget name}
 	}{
 		{
-			name: "namespaces narrowed",
-			before: func(ns1, ns2 string) string {
-				return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s, %s]}", ns1, ns2)
-			},
-			after: func(ns1, _ string) string {
-				return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}", ns1)
-			},
+			name: "namespaces narrowed", before: both,
+			after: "{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%[1]s]}",
 			kept:  [][2]string{{"1", "plain"}, {"1", "gold"}},
 			freed: [][2]string{{"2", "plain"}, {"2", "gold"}},
 		},
 		{
-			name: "label selector narrowed",
-			before: func(ns1, ns2 string) string {
-				return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s, %s]}", ns1, ns2)
-			},
-			after: func(ns1, ns2 string) string {
-				return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s, %s], labelSelector: {matchLabels: {tier: gold}}}", ns1, ns2)
-			},
+			name: "label selector narrowed", before: both,
+			after: "{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%[1]s, %[2]s], labelSelector: {matchLabels: {tier: gold}}}",
 			kept:  [][2]string{{"1", "gold"}, {"2", "gold"}},
 			freed: [][2]string{{"1", "plain"}, {"2", "plain"}},
 		},
 		{
-			name: "watched kind changed",
-			before: func(ns1, ns2 string) string {
-				return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s, %s]}", ns1, ns2)
-			},
-			after: func(ns1, ns2 string) string {
-				return fmt.Sprintf("{apiVersion: v1, kind: ConfigMap, namespaces: [%s, %s]}", ns1, ns2)
-			},
+			name: "watched kind changed", before: both,
+			after: "{apiVersion: v1, kind: ConfigMap, namespaces: [%[1]s, %[2]s]}",
 			freed: [][2]string{{"1", "plain"}, {"1", "gold"}, {"2", "plain"}, {"2", "gold"}},
 		},
 	} {
@@ -105,7 +90,7 @@ func TestLiveSpecChangeReleasesObjectsNoLongerWatched(t *testing.T) {
 			h := newHandler(t, ok(nil))
 			startGateway(t)
 			name := fmt.Sprintf("narrowed-%d", time.Now().UnixNano()%100000)
-			createOperatorObject(t, operatorDoc(name, tt.before(ns["1"], ns["2"]), h.URL, ""))
+			createOperatorObject(t, operatorDoc(name, fmt.Sprintf(tt.before, ns["1"], ns["2"]), h.URL, ""))
 			for _, n := range []string{"1", "2"} {
 				createWidget(t, ns[n], "plain", 1)
 				createLabelledWidget(t, ns[n], "gold", map[string]string{"tier": "gold"})
@@ -114,7 +99,7 @@ func TestLiveSpecChangeReleasesObjectsNoLongerWatched(t *testing.T) {
 				eventually(t, 20*time.Second, func() error { return heldBy(t, ns[at[0]], at[1], name) })
 				eventually(t, 20*time.Second, func() error { return stateHandled(t, ns[at[0]], at[1], name) })
 			}
-			replaceOperatorSpec(t, name, operatorDoc(name, tt.after(ns["1"], ns["2"]), h.URL, ""))
+			replaceOperatorSpec(t, name, operatorDoc(name, fmt.Sprintf(tt.after, ns["1"], ns["2"]), h.URL, ""))
 			for _, at := range tt.freed {
 				eventually(t, 20*time.Second, func() error { return releasedBy(t, ns[at[0]], at[1], name) })
 			}
