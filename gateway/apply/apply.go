@@ -164,6 +164,7 @@ func (a *Applier) editFinalizers(ctx context.Context, obj *unstructured.Unstruct
 	}
 	cur, out := obj, obj
 	err = retry.OnError(retry.DefaultRetry, raced, func() error {
+		var err error
 		if cur == nil {
 			if cur, err = res.Get(ctx, obj.GetName(), metav1.GetOptions{}); err != nil {
 				return err

@@ -131,8 +131,8 @@ func (r *Registry) unregister(ctx context.Context, obj *unstructured.Unstructure
 	var stored []schema.GroupKind
 	apiVersion, _, _ := unstructured.NestedString(obj.Object, "spec", "watch", "apiVersion")
 	kind, _, _ := unstructured.NestedString(obj.Object, "spec", "watch", "kind")
-	if kind != "" {
-		stored = append(stored, watchedKind(spec.WatchSpec{APIVersion: apiVersion, Kind: kind}))
+	if gv, err := schema.ParseGroupVersion(apiVersion); err == nil && kind != "" {
+		stored = append(stored, gv.WithKind(kind).GroupKind())
 	}
 	if err := r.mgr.Release(ctx, obj.GetName(), stored...); err != nil {
 		return err
