@@ -80,7 +80,7 @@ func (r *Registry) Run(ctx context.Context) error {
 		if quit {
 			break
 		}
-		if err := r.sync(ctx, name); err != nil {
+		if err := r.sync(ctx, name); err != nil && ctx.Err() == nil {
 			r.deps.Logger.Error("webhookoperator sync failed; retrying", "operator", name, "error", err)
 			r.queue.AddRateLimited(name)
 		} else {
