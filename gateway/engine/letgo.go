@@ -11,22 +11,11 @@ import (
 	"github.com/opgate/opgate/gateway/spec"
 )
 
-// letGoBackoff bounds the retries of a sweep that failed temporarily.
+// The backoff between attempts of a sweep or release that failed.
 const (
 	letGoFirstRetry = time.Second
 	letGoMaxRetry   = 5 * time.Minute
 )
-
-// Spec returns the spec an operator runs (or waits to run), nil if none:
-// its last valid spec, even when the stored one became invalid since.
-func (m *Manager) Spec(name string) *spec.WebhookOperator {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if r, ok := m.running[name]; ok {
-		return r.op
-	}
-	return nil
-}
 
 // recordKind adds op's kind to the record before op's controller may put
 // a finalizer on an object of that kind, so that a later gateway still
@@ -80,10 +69,17 @@ func (m *Manager) sweepStarted(ctx context.Context, op, prev *spec.WebhookOperat
 // list or patch are logged and stay recorded; other errors are returned.
 func (m *Manager) Release(ctx context.Context, name string, extra ...schema.GroupKind) error {
 	kinds := slices.Clone(extra)
-	if op := m.Spec(name); op != nil {
-		kinds = append(kinds, watchedKind(op.Spec.Watch))
+	m.mu.Lock()
+	if r, ok := m.running[name]; ok {
+		kinds = append(kinds, watchedKind(r.op.Spec.Watch))
 	}
+	// A release that failed before kept its kinds here for the next attempt:
+	// the operator is no longer running to say what it watched.
+	kinds = compactKinds(append(kinds, m.releasing[name]...))
+	m.releasing[name] = kinds
+	m.mu.Unlock()
 	m.Remove(name)
+
 	recorded, err := m.recordedKinds(ctx, name)
 	if err != nil {
 		return err
@@ -92,10 +88,15 @@ func (m *Manager) Release(ctx context.Context, name string, extra ...schema.Grou
 	if err != nil {
 		return err
 	}
-	if m.record == nil {
-		return nil
+	if m.record != nil {
+		if err := m.record.SetKinds(ctx, name, forbidden); err != nil {
+			return err
+		}
 	}
-	return m.record.SetKinds(ctx, name, forbidden)
+	m.mu.Lock()
+	delete(m.releasing, name)
+	m.mu.Unlock()
+	return nil
 }
 
 // ReleaseUnlisted lets go, in the background, of the operators recorded

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/opgate/opgate/gateway/apply"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
@@ -28,9 +30,10 @@ type Manager struct {
 	record   KindRecord // nil: nothing is remembered across restarts
 	sweeper  sweeper
 
-	mu      sync.Mutex
-	running map[string]*runningOperator
-	wg      sync.WaitGroup
+	mu        sync.Mutex
+	running   map[string]*runningOperator
+	releasing map[string][]schema.GroupKind // operators whose Release is to be retried
+	wg        sync.WaitGroup
 }
 
 // OperatorState is what the manager reports about one operator.
@@ -62,7 +65,8 @@ func NewManager(deps Deps, onStatus func(name string, st OperatorState), record 
 	if onStatus == nil {
 		onStatus = func(string, OperatorState) {}
 	}
-	m := &Manager{deps: deps, log: deps.Logger, onStatus: onStatus, record: record, running: map[string]*runningOperator{}}
+	m := &Manager{deps: deps, log: deps.Logger, onStatus: onStatus, record: record,
+		running: map[string]*runningOperator{}, releasing: map[string][]schema.GroupKind{}}
 	m.sweeper = sweeper{deps: &m.deps, applier: apply.New(deps.Dynamic, deps.Mapper)}
 	return m, nil
 }

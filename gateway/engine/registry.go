@@ -95,8 +95,9 @@ func (r *Registry) Run(ctx context.Context) error {
 func (r *Registry) sync(ctx context.Context, name string) error {
 	o, err := r.lister.Get(name)
 	if apierrors.IsNotFound(err) {
-		r.mgr.Remove(name)
-		return nil
+		// Gone without unregister (its finalizer removed by hand): still
+		// let go of what the operator ran on.
+		return r.mgr.Release(ctx, name)
 	}
 	if err != nil {
 		return err
