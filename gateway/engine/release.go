@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/opgate/opgate/gateway/apply"
+	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
 )
 
@@ -120,11 +121,15 @@ func (s sweeper) sweepKind(ctx context.Context, name string, op *spec.WebhookOpe
 		if selects(op, gk, obj) {
 			continue
 		}
-		_, err := s.applier.Release(ctx, m, obj.GetNamespace(), obj.GetName(), stub.Finalizer(), stub.StateAnnotation(), func(o *unstructured.Unstructured) bool {
+		released, err := s.applier.Release(ctx, m, obj.GetNamespace(), obj.GetName(), stub.Finalizer(), stub.StateAnnotation(), func(o *unstructured.Unstructured) bool {
 			return !selects(op, gk, o) && holdsAny(o, name)
 		})
-		if err != nil {
+		switch {
+		case err != nil:
+			s.deps.Metrics.ApplyResults.WithLabelValues(name, "release", failure.As(err).Class.String()).Inc()
 			errs = append(errs, err)
+		case released:
+			s.deps.Metrics.ApplyResults.WithLabelValues(name, "release", "success").Inc()
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
