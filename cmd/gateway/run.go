@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -42,6 +44,7 @@ type runOptions struct {
 	leaderElect      bool
 	leaseNamespace   string
 	leaseName        string
+	operatorRecord   string
 }
 
 func newRunCommand() *cobra.Command {
@@ -69,6 +72,7 @@ given files (several documents per file, several files) and needs no CRD.`,
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader with a Lease so only one replica acts")
 	f.StringVar(&o.leaseNamespace, "leader-election-namespace", "default", "namespace of the leader election Lease")
 	f.StringVar(&o.leaseName, "leader-election-name", "opgate-gateway", "name of the leader election Lease")
+	f.StringVar(&o.operatorRecord, "operator-record", "", "with -f: namespace/name of a ConfigMap, this gateway's alone, recording the operators it runs, so that a restart without one releases its finalizers")
 	return cmd
 }
 
@@ -79,6 +83,13 @@ func (o *runOptions) run(ctx context.Context) error {
 	}
 	klog.SetSlogLogger(logger) // client-go's logs go through the same handler
 
+	record, err := parseRecordRef(o.operatorRecord)
+	if err != nil {
+		return err
+	}
+	if record.Name != "" && len(o.files) == 0 {
+		return errors.New("--operator-record needs -f: without files, each WebhookOperator records its own kinds")
+	}
 	var ops []*spec.WebhookOperator
 	if len(o.files) > 0 {
 		if ops, err = spec.LoadFiles(o.files...); err != nil {
@@ -92,7 +103,7 @@ func (o *runOptions) run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	gw, err := runner.New(cfg, runner.Options{
-		Operators: ops, Workers: o.workers, MaxResponseBytes: o.maxResponseBytes, Logger: logger, Registerer: reg,
+		Operators: ops, OperatorRecord: record, Workers: o.workers, MaxResponseBytes: o.maxResponseBytes, Logger: logger, Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -125,6 +136,18 @@ func (o *runOptions) run(ctx context.Context) error {
 	case err := <-runErr:
 		return err
 	}
+}
+
+// parseRecordRef reads --operator-record's namespace/name.
+func parseRecordRef(s string) (types.NamespacedName, error) {
+	if s == "" {
+		return types.NamespacedName{}, nil
+	}
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("--operator-record %q: want namespace/name", s)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }
 
 // restConfig loads the kubeconfig as kubectl does: --kubeconfig, else the

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
@@ -133,52 +135,55 @@ func (a *Applier) SetAnnotation(ctx context.Context, obj *unstructured.Unstructu
 }
 
 // AddFinalizer adds name to obj's finalizers; RemoveFinalizer takes it away.
-// Both use a JSON patch that tests the list first, so a concurrent change
-// by someone else fails (and is retried) instead of being overwritten.
+// Both use a JSON patch that first tests the list as obj has it (its absence
+// included), so a finalizer someone else added meanwhile fails the patch
+// instead of being overwritten; the write is then redone on a fresh read.
 func (a *Applier) AddFinalizer(ctx context.Context, obj *unstructured.Unstructured, name string) (*unstructured.Unstructured, error) {
-	current := obj.GetFinalizers()
-	for _, f := range current {
-		if f == name {
-			return obj, nil
+	return a.editFinalizers(ctx, obj, func(current []string) ([]string, bool) {
+		if slices.Contains(current, name) {
+			return nil, false
 		}
-	}
-	return a.replaceFinalizers(ctx, obj, current, append(append([]string{}, current...), name))
+		return append(slices.Clone(current), name), true
+	})
 }
 
 // RemoveFinalizer removes name from obj's finalizers.
 func (a *Applier) RemoveFinalizer(ctx context.Context, obj *unstructured.Unstructured, name string) (*unstructured.Unstructured, error) {
-	current := obj.GetFinalizers()
-	kept := make([]string, 0, len(current))
-	for _, f := range current {
-		if f != name {
-			kept = append(kept, f)
-		}
-	}
-	if len(kept) == len(current) {
-		return obj, nil
-	}
-	return a.replaceFinalizers(ctx, obj, current, kept)
+	return a.editFinalizers(ctx, obj, func(current []string) ([]string, bool) {
+		kept := slices.DeleteFunc(slices.Clone(current), func(f string) bool { return f == name })
+		return kept, len(kept) != len(current)
+	})
 }
 
-func (a *Applier) replaceFinalizers(ctx context.Context, obj *unstructured.Unstructured, current, next []string) (*unstructured.Unstructured, error) {
+// editFinalizers patches obj's finalizers to what edit makes of them,
+// rereading the object and editing again when the list changed under it.
+// A missing object is no error: there is nothing left to hold.
+func (a *Applier) editFinalizers(ctx context.Context, obj *unstructured.Unstructured, edit func([]string) ([]string, bool)) (*unstructured.Unstructured, error) {
 	res, err := a.Resource(obj)
 	if err != nil {
 		return nil, err
 	}
-	var ops []map[string]any
-	if len(current) == 0 {
-		ops = []map[string]any{{"op": "add", "path": "/metadata/finalizers", "value": next}}
-	} else {
-		ops = []map[string]any{
-			{"op": "test", "path": "/metadata/finalizers", "value": current},
-			{"op": "replace", "path": "/metadata/finalizers", "value": next},
+	cur, out := obj, obj
+	err = retry.OnError(retry.DefaultRetry, raced, func() error {
+		var err error
+		if cur == nil {
+			if cur, err = res.Get(ctx, obj.GetName(), metav1.GetOptions{}); err != nil {
+				return err
+			}
 		}
-	}
-	body, err := json.Marshal(ops)
-	if err != nil {
-		return nil, fmt.Errorf("marshal finalizer patch: %w", err)
-	}
-	out, err := res.Patch(ctx, obj.GetName(), types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+		next, changed := edit(cur.GetFinalizers())
+		if !changed {
+			out = cur
+			return nil
+		}
+		body, err := finalizerPatch(cur, next)
+		if err != nil {
+			return err
+		}
+		out, err = res.Patch(ctx, obj.GetName(), types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+		cur = nil // read again before another attempt
+		return err
+	})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -186,6 +191,30 @@ func (a *Applier) replaceFinalizers(ctx context.Context, obj *unstructured.Unstr
 		return nil, classify("update finalizers of "+describe(obj), err)
 	}
 	return out, nil
+}
+
+// finalizerPatch sets the finalizers to next if they are still what obj
+// holds: a test of an absent list is a test for null.
+func finalizerPatch(obj *unstructured.Unstructured, next []string) ([]byte, error) {
+	current, _, _ := unstructured.NestedFieldNoCopy(obj.Object, "metadata", "finalizers")
+	op := "replace"
+	if current == nil {
+		op = "add"
+	}
+	body, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/metadata/finalizers", "value": current},
+		{"op": op, "path": "/metadata/finalizers", "value": next},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("marshal finalizer patch: %w", err)
+	}
+	return body, nil
+}
+
+// raced reports whether a write lost a race with another writer: a failed
+// JSON patch test (422) or a stale resourceVersion (409).
+func raced(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsInvalid(err)
 }
 
 // classify sorts API errors: the server refusing the content is permanent

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -33,6 +34,7 @@ import (
 // Deps are what every operator controller shares.
 type Deps struct {
 	Dynamic    dynamic.Interface
+	Metadata   metadata.Interface // lists where only finalizers and annotations matter
 	Kube       kubernetes.Interface
 	Mapper     meta.ResettableRESTMapper
 	Caller     *call.Client
@@ -55,8 +57,8 @@ const DefaultReconcileTimeout = 5 * time.Minute
 
 func (d *Deps) validate() error {
 	switch {
-	case d.Dynamic == nil, d.Kube == nil, d.Mapper == nil, d.Caller == nil, d.Recorder == nil, d.Metrics == nil:
-		return errors.New("engine: Dynamic, Kube, Mapper, Caller, Recorder and Metrics are required")
+	case d.Dynamic == nil, d.Metadata == nil, d.Kube == nil, d.Mapper == nil, d.Caller == nil, d.Recorder == nil, d.Metrics == nil:
+		return errors.New("engine: Dynamic, Metadata, Kube, Mapper, Caller, Recorder and Metrics are required")
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()

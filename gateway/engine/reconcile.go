@@ -105,7 +105,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	cached, ok := c.parent.get(key)
 	if !ok {
 		c.forget(key)
-		return 0, nil
+		return 0, c.releaseIfUnwatched(ctx, key)
 	}
 	mem := c.memoryOf(key, cached.GetUID())
 	if rv, err := strconv.ParseUint(cached.GetResourceVersion(), 10, 64); err == nil && rv < mem.writtenRV {

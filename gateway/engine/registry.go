@@ -16,7 +16,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/opgate/opgate/gateway/apply"
-	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
 )
 
@@ -45,7 +44,7 @@ func NewRegistry(deps Deps) (*Registry, error) {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "webhookoperators"}),
 	}
-	mgr, err := NewManager(deps, r.reportStatus)
+	mgr, err := NewManager(deps, r.reportStatus, operatorObjectRecord{dyn: deps.Dynamic})
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +80,7 @@ func (r *Registry) Run(ctx context.Context) error {
 		if quit {
 			break
 		}
-		if err := r.sync(ctx, name); err != nil {
+		if err := r.sync(ctx, name); err != nil && ctx.Err() == nil {
 			r.deps.Logger.Error("webhookoperator sync failed; retrying", "operator", name, "error", err)
 			r.queue.AddRateLimited(name)
 		} else {
@@ -96,8 +95,9 @@ func (r *Registry) Run(ctx context.Context) error {
 func (r *Registry) sync(ctx context.Context, name string) error {
 	o, err := r.lister.Get(name)
 	if apierrors.IsNotFound(err) {
-		r.mgr.Remove(name)
-		return nil
+		// Gone without unregister (its finalizer removed by hand): still
+		// let go of what the operator ran on.
+		return r.mgr.Release(ctx, name)
 	}
 	if err != nil {
 		return err
@@ -122,40 +122,24 @@ func (r *Registry) sync(ctx context.Context, name string) error {
 	return nil
 }
 
-// unregister stops the operator and releases its finalizer from every
-// object it watched, then lets the WebhookOperator go.
+// unregister stops the operator and releases its finalizer and state
+// annotation from every object of every kind it ran on, then lets the
+// WebhookOperator go. The stored spec may be invalid (an invalid edit,
+// stricter validation after an upgrade): the kinds come from the spec the
+// manager last ran, the kinds recorded on the object, and the stored
+// spec's watch, read without validating the rest.
 func (r *Registry) unregister(ctx context.Context, obj *unstructured.Unstructured) error {
-	name := obj.GetName()
-	r.mgr.Remove(name)
-	if op, err := spec.DecodeObject(obj.Object); err == nil {
-		if err := r.releaseAll(ctx, op); err != nil {
-			return err
-		}
+	var stored []schema.GroupKind
+	apiVersion, _, _ := unstructured.NestedString(obj.Object, "spec", "watch", "apiVersion")
+	kind, _, _ := unstructured.NestedString(obj.Object, "spec", "watch", "kind")
+	if gv, err := schema.ParseGroupVersion(apiVersion); err == nil && kind != "" {
+		stored = append(stored, gv.WithKind(kind).GroupKind())
+	}
+	if err := r.mgr.Release(ctx, obj.GetName(), stored...); err != nil {
+		return err
 	}
 	_, err := r.applier.RemoveFinalizer(ctx, obj, RegistryFinalizer)
 	return err
-}
-
-func (r *Registry) releaseAll(ctx context.Context, op *spec.WebhookOperator) error {
-	m, err := apply.Mapping(r.deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
-	switch {
-	case err != nil && failure.As(err).Reason == spec.ReasonKindNotFound:
-		return nil // the kind is gone, and its objects with it
-	case err != nil:
-		return err // not known to be gone: keep the registration's finalizer and retry
-	}
-	list, err := r.deps.Dynamic.Resource(m.Resource).Namespace(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("list %s to release finalizers: %w", m.Resource, err)
-	}
-	fin := op.Finalizer()
-	for i := range list.Items {
-		item := &list.Items[i]
-		if _, err := r.applier.RemoveFinalizer(ctx, item, fin); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (r *Registry) reportStatus(name string, st OperatorState) {

@@ -37,7 +37,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "opgate_callback_retries_total", Help: "Failed callbacks scheduled for retry or given up, by class.",
 		}, []string{"operator", "callback", "class"}),
 		ApplyResults: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "opgate_apply_total", Help: "Writes to the API server by action (child, prune, status, event, finalizer, state) and result.",
+			Name: "opgate_apply_total", Help: "Writes to the API server by action (child, prune, status, event, finalizer, state, release) and result.",
 		}, []string{"operator", "action", "result"}),
 		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "opgate_callbacks_in_flight", Help: "Callback requests currently in flight.",

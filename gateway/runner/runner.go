@@ -16,12 +16,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/record"
@@ -38,7 +40,11 @@ import (
 type Options struct {
 	// Operators, when non-empty, are run as given (file mode) and no
 	// WebhookOperator objects are watched.
-	Operators        []*spec.WebhookOperator
+	Operators []*spec.WebhookOperator
+	// OperatorRecord (file mode, optional) is a ConfigMap of this gateway
+	// alone where it records the operators it runs and the kinds they
+	// watch, so that a restart without an operator lets go of its objects.
+	OperatorRecord   types.NamespacedName
 	Workers          int // per operator
 	MaxResponseBytes int64
 	Logger           *slog.Logger
@@ -76,6 +82,10 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("metadata client: %w", err)
+	}
 	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("discovery client: %w", err)
@@ -95,6 +105,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 		broadcaster: broadcaster,
 		deps: engine.Deps{
 			Dynamic:  dyn,
+			Metadata: meta,
 			Kube:     kube,
 			Mapper:   restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco)),
 			Caller:   caller,
@@ -116,39 +127,69 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.running.Store(true)
 	defer g.running.Store(false)
 	if len(g.opts.Operators) > 0 {
-		g.mu.Lock()
-		g.notReady = map[string]string{}
-		for _, op := range g.opts.Operators {
-			g.notReady[op.Name] = "starting"
-		}
-		g.mu.Unlock()
-		mgr, err := engine.NewManager(g.deps, func(name string, st engine.OperatorState) {
-			g.mu.Lock()
-			if st.Ready {
-				delete(g.notReady, name)
-			} else {
-				g.notReady[name] = st.Reason + ": " + st.Message
-			}
-			g.mu.Unlock()
-			if !st.Ready {
-				g.opts.Logger.Warn("operator not ready", "operator", name, "reason", st.Reason, "message", st.Message)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		for _, op := range g.opts.Operators {
-			mgr.Apply(ctx, op)
-		}
-		<-ctx.Done()
-		mgr.Wait()
-		return nil
+		return g.runFiles(ctx)
 	}
 	reg, err := engine.NewRegistry(g.deps)
 	if err != nil {
 		return err
 	}
 	return reg.Run(ctx)
+}
+
+// runFiles runs the operators of the files until ctx is done.
+func (g *Gateway) runFiles(ctx context.Context) error {
+	g.mu.Lock()
+	g.notReady = map[string]string{}
+	for _, op := range g.opts.Operators {
+		g.notReady[op.Name] = "starting"
+	}
+	g.mu.Unlock()
+	var record engine.KindRecord
+	cmRecord := engine.ConfigMapRecord{Kube: g.deps.Kube, Ref: g.opts.OperatorRecord}
+	if cmRecord.Ref.Name != "" {
+		record = cmRecord
+	}
+	mgr, err := engine.NewManager(g.deps, g.reportFileOperator, record)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(g.opts.Operators))
+	for _, op := range g.opts.Operators {
+		mgr.Apply(ctx, op)
+		names = append(names, op.Name)
+	}
+	if record != nil {
+		g.releaseDropped(ctx, mgr, cmRecord, names)
+	}
+	<-ctx.Done()
+	mgr.Wait()
+	return nil
+}
+
+// reportFileOperator keeps what /readyz says about the file's operators.
+func (g *Gateway) reportFileOperator(name string, st engine.OperatorState) {
+	g.mu.Lock()
+	if st.Ready {
+		delete(g.notReady, name)
+	} else {
+		g.notReady[name] = st.Reason + ": " + st.Message
+	}
+	g.mu.Unlock()
+	if !st.Ready {
+		g.opts.Logger.Warn("operator not ready", "operator", name, "reason", st.Reason, "message", st.Message)
+	}
+}
+
+// releaseDropped lets go, in the background, of the operators the record
+// lists and the files no longer do. An unreadable record is logged; the
+// next start tries again.
+func (g *Gateway) releaseDropped(ctx context.Context, mgr *engine.Manager, record engine.ConfigMapRecord, running []string) {
+	recorded, err := record.Operators(ctx)
+	if err != nil {
+		g.opts.Logger.Error("cannot read the operator record; operators dropped from the files keep their finalizers until the next start", "error", err)
+		return
+	}
+	mgr.ReleaseUnlisted(ctx, recorded, running)
 }
 
 // Ready reports whether the gateway is running and, in file mode, every

@@ -1,0 +1,152 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// The backoff between attempts of a sweep or release that failed.
+const (
+	letGoFirstRetry = time.Second
+	letGoMaxRetry   = 5 * time.Minute
+)
+
+// recordKind adds op's kind to the record before op's controller may put
+// a finalizer on an object of that kind, so that a later gateway still
+// knows where to let go.
+func (m *Manager) recordKind(ctx context.Context, op *spec.WebhookOperator) error {
+	if m.record == nil {
+		return nil
+	}
+	kinds, err := m.record.Kinds(ctx, op.Name)
+	if err != nil {
+		return err
+	}
+	gk := watchedKind(op.Spec.Watch)
+	if slices.Contains(kinds, gk) {
+		return nil
+	}
+	return m.record.SetKinds(ctx, op.Name, append(kinds, gk))
+}
+
+// sweepStarted lets go of the objects a starting operator no longer
+// watches: those of its own kind outside its namespaces and selector, and
+// every object of the kinds it ran on before (the previous spec's, the
+// recorded ones). It retries until it is done or ctx ends; then only op's
+// kind (and kinds it may not list) stay recorded.
+func (m *Manager) sweepStarted(ctx context.Context, op, prev *spec.WebhookOperator) {
+	kinds := []schema.GroupKind{watchedKind(op.Spec.Watch)}
+	if prev != nil {
+		kinds = append(kinds, watchedKind(prev.Spec.Watch))
+	}
+	m.untilDone(ctx, op.Name, "sweep", func() error {
+		recorded, err := m.recordedKinds(ctx, op.Name)
+		if err != nil {
+			return err
+		}
+		all := compactKinds(append(slices.Clone(kinds), recorded...))
+		forbidden, err := m.sweeper.sweep(ctx, op.Name, op, all)
+		if err != nil {
+			return err
+		}
+		keep := compactKinds(append(forbidden, kinds[0]))
+		if m.record == nil || formatKinds(keep) == formatKinds(recorded) {
+			return nil
+		}
+		return m.record.SetKinds(ctx, op.Name, keep)
+	})
+}
+
+// Release stops the operator called name and lets go of every object of
+// the kinds it ran on (the running spec's, the recorded ones and extra)
+// that holds its finalizer or state annotation. Kinds the gateway may not
+// list or patch are logged and stay recorded; other errors are returned.
+func (m *Manager) Release(ctx context.Context, name string, extra ...schema.GroupKind) error {
+	kinds := slices.Clone(extra)
+	m.mu.Lock()
+	if r, ok := m.running[name]; ok {
+		kinds = append(kinds, watchedKind(r.op.Spec.Watch))
+	}
+	// A release that failed before kept its kinds here for the next attempt:
+	// the operator is no longer running to say what it watched.
+	kinds = compactKinds(append(kinds, m.releasing[name]...))
+	m.releasing[name] = kinds
+	m.mu.Unlock()
+	m.Remove(name)
+
+	recorded, err := m.recordedKinds(ctx, name)
+	if err != nil {
+		return err
+	}
+	forbidden, err := m.sweeper.sweep(ctx, name, nil, compactKinds(append(kinds, recorded...)))
+	if err != nil {
+		return err
+	}
+	if m.record != nil {
+		if err := m.record.SetKinds(ctx, name, forbidden); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	delete(m.releasing, name)
+	m.mu.Unlock()
+	return nil
+}
+
+// ReleaseUnlisted lets go, in the background, of the operators recorded
+// that are not among running: those a file-mode gateway ran before and
+// no longer runs.
+func (m *Manager) ReleaseUnlisted(ctx context.Context, recorded, running []string) {
+	for _, name := range recorded {
+		if slices.Contains(running, name) {
+			continue
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.untilDone(ctx, name, "release", func() error { return m.Release(ctx, name) })
+		}()
+	}
+}
+
+func (m *Manager) recordedKinds(ctx context.Context, name string) ([]schema.GroupKind, error) {
+	if m.record == nil {
+		return nil, nil
+	}
+	return m.record.Kinds(ctx, name)
+}
+
+// untilDone runs fn until it succeeds or ctx ends, backing off between
+// attempts.
+func (m *Manager) untilDone(ctx context.Context, name, what string, fn func() error) {
+	delay := letGoFirstRetry
+	for {
+		err := fn()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		m.log.Warn(fmt.Sprintf("%s failed; retrying", what), "operator", name, "retryIn", delay.String(), "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, letGoMaxRetry)
+	}
+}
+
+func compactKinds(kinds []schema.GroupKind) []schema.GroupKind {
+	out := make([]schema.GroupKind, 0, len(kinds))
+	for _, gk := range kinds {
+		if !slices.Contains(out, gk) {
+			out = append(out, gk)
+		}
+	}
+	return out
+}

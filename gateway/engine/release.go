@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/opgate/opgate/gateway/apply"
+	"github.com/opgate/opgate/gateway/failure"
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// watchedKind is the group and kind an operator watches.
+func watchedKind(w spec.WatchSpec) schema.GroupKind {
+	gv, _ := schema.ParseGroupVersion(w.APIVersion)
+	return gv.WithKind(w.Kind).GroupKind()
+}
+
+// selects reports whether op watches obj, an object of kind gk: the kind,
+// spec.watch.namespaces and spec.watch.labelSelector. A nil op (gone)
+// selects nothing. An unparsable selector selects everything, as the
+// informer then does.
+func selects(op *spec.WebhookOperator, gk schema.GroupKind, obj metav1.Object) bool {
+	if op == nil || watchedKind(op.Spec.Watch) != gk {
+		return false
+	}
+	if ns := obj.GetNamespace(); ns != "" && len(op.Spec.Watch.Namespaces) > 0 && !slices.Contains(op.Spec.Watch.Namespaces, ns) {
+		return false
+	}
+	if ls := op.Spec.Watch.LabelSelector; ls != nil {
+		if sel, err := metav1.LabelSelectorAsSelector(ls); err == nil {
+			return sel.Matches(labels.Set(obj.GetLabels()))
+		}
+	}
+	return true
+}
+
+// holdsAny reports whether obj carries the finalizer or the state
+// annotation of the operator called name.
+func holdsAny(obj metav1.Object, name string) bool {
+	op := &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	_, annotated := obj.GetAnnotations()[op.StateAnnotation()]
+	return annotated || slices.Contains(obj.GetFinalizers(), op.Finalizer())
+}
+
+// releaseIfUnwatched is the pass of a key the parent informer no longer
+// holds. Either the object is gone, or it left the selection (a label was
+// removed) and the label-filtered watch reported it deleted: then the
+// object, read live, is let go — its finalizer and state annotation
+// removed — unless it is selected again by then.
+func (c *Controller) releaseIfUnwatched(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil // not a key of ours; nothing to retry
+	}
+	gk := c.parent.mapping.GroupVersionKind.GroupKind()
+	released, err := c.applier.Release(ctx, c.parent.mapping, ns, name, c.finalizer(), c.stateAnnotation(), func(o *unstructured.Unstructured) bool {
+		return !selects(c.op, gk, o) && holdsAny(o, c.op.Name)
+	})
+	if released || err != nil {
+		c.countApply("release", err)
+	}
+	if released {
+		c.log.Info("released an object that left the operator's selection", "object", key)
+	}
+	return err
+}
+
+// sweeper lets go of an operator's objects, kind by kind.
+type sweeper struct {
+	deps    *Deps
+	applier *apply.Applier
+}
+
+// sweep removes the finalizer and state annotation of the operator called
+// name from every object of kinds that op (nil: the operator is gone) does
+// not select. It returns the kinds it may not list or patch (RBAC: logged,
+// not retried) and the other errors, which are worth retrying.
+func (s sweeper) sweep(ctx context.Context, name string, op *spec.WebhookOperator, kinds []schema.GroupKind) (forbidden []schema.GroupKind, err error) {
+	log := s.deps.Logger.With("operator", name)
+	var errs []error
+	for _, gk := range kinds {
+		m, err := s.deps.Mapper.RESTMapping(gk)
+		if meta.IsNoMatchError(err) {
+			continue // the kind is gone, and its objects with it
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("resolve %s: %w", gk, err))
+			continue
+		}
+		err = s.sweepKind(ctx, name, op, m)
+		switch {
+		case apierrors.IsForbidden(err):
+			log.Warn("cannot release the operator's finalizers from a kind the gateway may not list or patch", "kind", gk.String(), "error", err)
+			forbidden = append(forbidden, gk)
+		case err != nil:
+			errs = append(errs, err)
+		}
+	}
+	return forbidden, errors.Join(errs...)
+}
+
+func (s sweeper) sweepKind(ctx context.Context, name string, op *spec.WebhookOperator, m *meta.RESTMapping) error {
+	gk := m.GroupVersionKind.GroupKind()
+	stub := &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	items, err := s.listHolding(ctx, m, name, op)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, obj := range items {
+		if selects(op, gk, obj) {
+			continue
+		}
+		released, err := s.applier.Release(ctx, m, obj.GetNamespace(), obj.GetName(), stub.Finalizer(), stub.StateAnnotation(), func(o *unstructured.Unstructured) bool {
+			return !selects(op, gk, o) && holdsAny(o, name)
+		})
+		switch {
+		case err != nil:
+			s.deps.Metrics.ApplyResults.WithLabelValues(name, "release", failure.As(err).Class.String()).Inc()
+			errs = append(errs, err)
+		case released:
+			s.deps.Metrics.ApplyResults.WithLabelValues(name, "release", "success").Inc()
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("release %s from %s: %w", stub.Finalizer(), m.Resource.Resource, err)
+	}
+	return nil
+}
+
+// listHolding lists, metadata only, the objects of m's kind holding the
+// operator's finalizer or annotation: in every namespace, or, when that
+// is forbidden, in the namespaces op names (enough for a narrowed label
+// selector under namespaced RBAC).
+func (s sweeper) listHolding(ctx context.Context, m *meta.RESTMapping, name string, op *spec.WebhookOperator) ([]*metav1.ObjectMeta, error) {
+	namespaces := []string{metav1.NamespaceAll}
+	var out []*metav1.ObjectMeta
+	for i := 0; i < len(namespaces); i++ {
+		opts := metav1.ListOptions{Limit: 500}
+		for {
+			list, err := s.deps.Metadata.Resource(m.Resource).Namespace(namespaces[i]).List(ctx, opts)
+			if apierrors.IsForbidden(err) && namespaces[i] == metav1.NamespaceAll && op != nil &&
+				watchedKind(op.Spec.Watch) == m.GroupVersionKind.GroupKind() && len(op.Spec.Watch.Namespaces) > 0 {
+				namespaces = append(namespaces, op.Spec.Watch.Namespaces...)
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list %s: %w", m.Resource.Resource, err)
+			}
+			for j := range list.Items {
+				if holdsAny(&list.Items[j], name) {
+					out = append(out, &list.Items[j].ObjectMeta)
+				}
+			}
+			if opts.Continue = list.GetContinue(); opts.Continue == "" {
+				break
+			}
+		}
+	}
+	return out, nil
+}
