@@ -14,11 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
 
 	"github.com/opgate/opgate/gateway/runner"
@@ -108,7 +105,7 @@ func (o *runOptions) run(ctx context.Context) error {
 
 	runErr := make(chan error, 1)
 	if o.leaderElect {
-		go func() { runErr <- o.runElected(ctx, cfg, logger, gw) }()
+		go func() { runErr <- gw.RunElected(ctx, runner.Election{Namespace: o.leaseNamespace, Name: o.leaseName}) }()
 	} else {
 		go func() { runErr <- gw.Run(ctx) }()
 	}
@@ -134,28 +131,4 @@ func (o *runOptions) restConfig() (*rest.Config, error) {
 	}
 	cfg.QPS, cfg.Burst = o.qps, o.burst
 	return cfg, nil
-}
-
-// runElected runs the gateway only while it holds the Lease.
-func (o *runOptions) runElected(ctx context.Context, cfg *rest.Config, logger *slog.Logger, gw *runner.Gateway) error {
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	id, _ := os.Hostname()
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, o.leaseNamespace, o.leaseName,
-		kube.CoreV1(), kube.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: id})
-	if err != nil {
-		return fmt.Errorf("leader election lock: %w", err)
-	}
-	var runErr error
-	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
-		Lock: lock, ReleaseOnCancel: true,
-		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) { runErr = gw.Run(ctx) },
-			OnStoppedLeading: func() { logger.Info("leadership lost or released", "identity", id) },
-		},
-	})
-	return runErr
 }
