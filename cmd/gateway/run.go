@@ -57,8 +57,8 @@ given files (several documents per file, several files) and needs no CRD.`,
 	f.StringVar(&o.addr, "addr", ":8080", "address of /metrics, /healthz, /readyz and /schemas/")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.Int64Var(&o.maxResponseBytes, "max-response-bytes", 8<<20, "largest handler answer accepted")
-	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader with a Lease so only one replica acts")
-	f.StringVar(&o.leaseNamespace, "leader-election-namespace", "default", "namespace of the leader election Lease")
+	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader with a Lease so only one replica acts; the others stand by, ready")
+	f.StringVar(&o.leaseNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's own, from $POD_NAMESPACE or its service account, else default)")
 	f.StringVar(&o.leaseName, "leader-election-name", "opgate-gateway", "name of the leader election Lease")
 	return cmd
 }
