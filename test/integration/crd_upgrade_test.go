@@ -20,13 +20,14 @@ var gizmos = schema.GroupVersionResource{Group: "crdup.opgate.dev", Version: "v1
 
 // gizmoCRD is a CRD whose status schema knows "known" and, once upgraded,
 // "extra".
-func gizmoCRD(upgraded bool) *unstructured.Unstructured {
+func gizmoCRD(t *testing.T, upgraded bool) *unstructured.Unstructured {
+	t.Helper()
 	extra := ""
 	if upgraded {
-		extra = "\n                  extra: {type: string}"
+		extra = "\n                extra: {type: string}"
 	}
 	u := &unstructured.Unstructured{}
-	_ = yaml.Unmarshal([]byte(`
+	err := yaml.Unmarshal([]byte(`
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: gizmos.crdup.opgate.dev}
@@ -49,6 +50,9 @@ spec:
               properties:
                 known: {type: string}`+extra+`
 `), &u.Object)
+	if err != nil {
+		t.Fatalf("test CRD: %v", err)
+	}
 	return u
 }
 
@@ -84,7 +88,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, want map[strin
 func TestStatusCheckFollowsCRDUpgradeWithoutRestart(t *testing.T) {
 	ctx := context.Background()
 	crds := dyn(t).Resource(crdGVR)
-	if _, err := crds.Create(ctx, gizmoCRD(false), metav1.CreateOptions{}); err != nil {
+	if _, err := crds.Create(ctx, gizmoCRD(t, false), metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create CRD: %v", err)
 	}
 	t.Cleanup(func() { _ = crds.Delete(ctx, "gizmos.crdup.opgate.dev", metav1.DeleteOptions{}) })
@@ -129,7 +133,7 @@ func TestStatusCheckFollowsCRDUpgradeWithoutRestart(t *testing.T) {
 		return hasEvent(t, ns, "before", "Warning", "StatusFieldsPruned")
 	})
 
-	upgraded := gizmoCRD(true)
+	upgraded := gizmoCRD(t, true)
 	eventually(t, 10*time.Second, func() error {
 		cur, err := crds.Get(ctx, upgraded.GetName(), metav1.GetOptions{})
 		if err != nil {

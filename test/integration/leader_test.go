@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,9 @@ type replica struct {
 	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	done   chan error
+
+	t        *testing.T
+	stopOnce sync.Once
 }
 
 // leading reads the replica's opgate_leader gauge.
@@ -43,7 +47,7 @@ func (r *replica) leading(t *testing.T) bool {
 
 func startReplica(t *testing.T, e runner.Election, ops ...*spec.WebhookOperator) *replica {
 	t.Helper()
-	r := &replica{reg: prometheus.NewRegistry(), done: make(chan error, 1)}
+	r := &replica{reg: prometheus.NewRegistry(), done: make(chan error, 1), t: t}
 	var err error
 	r.gw, err = runner.New(cfg, runner.Options{Operators: ops, Registerer: r.reg,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
@@ -57,12 +61,16 @@ func startReplica(t *testing.T, e runner.Election, ops ...*spec.WebhookOperator)
 	return r
 }
 
+// stop cancels the replica and waits for it; later calls return at once.
 func (r *replica) stop() {
-	r.cancel()
-	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
-	}
+	r.stopOnce.Do(func() {
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			r.t.Errorf("replica did not stop within 30s")
+		}
+	})
 }
 
 func TestLeaderElectionOneReplicaActsStandbyIsReadyAndTakesOver(t *testing.T) {
