@@ -124,9 +124,13 @@ func newTrackedInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource, 
 	}
 	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, dyn),
 		&unstructured.Unstructured{}, cache.SharedIndexInformerOptions{Indexers: indexers, ObjectDescription: gvr.String()})
-	// Errors that end an established watch reach only this handler.
+	// Errors that end an established watch reach only this handler. The
+	// others are logged once per change by whoever reads health, rather
+	// than on every retry as client-go's default handler does.
 	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
-		cache.DefaultWatchErrorHandler(ctx, r, err)
+		if resumable(err) && !errors.Is(err, context.Canceled) {
+			cache.DefaultWatchErrorHandler(ctx, r, err) // at debug levels
+		}
 		health.observe(what, err)
 	})
 	return inf
