@@ -18,11 +18,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
 
 	"github.com/opgate/opgate/gateway/runner"
@@ -69,8 +66,8 @@ given files (several documents per file, several files) and needs no CRD.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "", "text or json (default: text when stderr is a terminal, else json)")
 	f.Int64Var(&o.maxResponseBytes, "max-response-bytes", 8<<20, "largest handler answer accepted")
-	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader with a Lease so only one replica acts")
-	f.StringVar(&o.leaseNamespace, "leader-election-namespace", "default", "namespace of the leader election Lease")
+	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader with a Lease so only one replica acts; the others stand by, ready")
+	f.StringVar(&o.leaseNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's own, from $POD_NAMESPACE or its service account, else default)")
 	f.StringVar(&o.leaseName, "leader-election-name", "opgate-gateway", "name of the leader election Lease")
 	f.StringVar(&o.operatorRecord, "operator-record", "", "with -f: namespace/name of a ConfigMap, this gateway's alone, recording the operators it runs, so that a restart without one releases its finalizers")
 	return cmd
@@ -123,7 +120,7 @@ func (o *runOptions) run(ctx context.Context) error {
 
 	runErr := make(chan error, 1)
 	if o.leaderElect {
-		go func() { runErr <- o.runElected(ctx, cfg, logger, gw) }()
+		go func() { runErr <- gw.RunElected(ctx, runner.Election{Namespace: o.leaseNamespace, Name: o.leaseName}) }()
 	} else {
 		go func() { runErr <- gw.Run(ctx) }()
 	}
@@ -174,30 +171,6 @@ func (o *runOptions) restConfig() (*rest.Config, error) {
 	}
 	cfg.QPS, cfg.Burst = o.qps, o.burst
 	return cfg, nil
-}
-
-// runElected runs the gateway only while it holds the Lease.
-func (o *runOptions) runElected(ctx context.Context, cfg *rest.Config, logger *slog.Logger, gw *runner.Gateway) error {
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	id, _ := os.Hostname()
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, o.leaseNamespace, o.leaseName,
-		kube.CoreV1(), kube.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: id})
-	if err != nil {
-		return fmt.Errorf("leader election lock: %w", err)
-	}
-	var runErr error
-	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
-		Lock: lock, ReleaseOnCancel: true,
-		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) { runErr = gw.Run(ctx) },
-			OnStoppedLeading: func() { logger.Info("leadership lost or released", "identity", id) },
-		},
-	})
-	return runErr
 }
 
 // newLogger logs to w at level, as text or json; format "" picks text on a

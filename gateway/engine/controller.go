@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -17,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
@@ -122,14 +122,6 @@ func (w *watched) get(key string) (*unstructured.Unstructured, bool) {
 	return nil, false
 }
 
-func (w *watched) synced() []cache.InformerSynced {
-	var out []cache.InformerSynced
-	for _, inf := range w.informers {
-		out = append(out, inf.HasSynced)
-	}
-	return out
-}
-
 // Controller runs one WebhookOperator.
 type Controller struct {
 	Deps
@@ -139,12 +131,17 @@ type Controller struct {
 	parent    *watched
 	children  []childKind
 	related   []relatedKind
-	status    *check.StatusChecker // nil when the parent is not a custom resource
-	endpoints *credentials         // kept current as their Secrets change
+	status    *statusSchema // nil when the parent is not a custom resource
+	endpoints *credentials  // kept current as their Secrets change
 	problems  problems
 	queue     workqueue.TypedRateLimitingInterface[string]
 	inflight  chan struct{}
-	synced    chan struct{} // closed once the informer caches synced
+
+	// What Health reads: see health.go.
+	crdInformer cache.SharedIndexInformer // the parent's CRD; nil when status is nil
+	health      watchHealth
+	running     atomic.Bool   // caches synced and workers started
+	changed     chan struct{} // signalled when Health may have changed
 
 	mu     sync.Mutex
 	memory map[string]*objectMemory
@@ -172,7 +169,9 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 		log:     deps.Logger.With("operator", op.Name),
 		applier: apply.New(deps.Dynamic, deps.Mapper),
 		memory:  map[string]*objectMemory{},
+		changed: make(chan struct{}, 1),
 	}
+	c.health.onChange = c.notifyChanged
 	pm, err := apply.Mapping(deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
 	if err != nil {
 		return nil, err
@@ -196,6 +195,7 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 	if c.status, err = c.loadStatusChecker(ctx); err != nil {
 		return nil, err
 	}
+	c.watchCRD()
 	if c.endpoints, err = newCredentials(ctx, c); err != nil {
 		return nil, err
 	}
@@ -204,7 +204,6 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 		maxInFlight = op.Spec.Concurrency.MaxInFlight
 	}
 	c.inflight = make(chan struct{}, maxInFlight)
-	c.synced = make(chan struct{})
 	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: c.op.Name},
@@ -223,20 +222,14 @@ func (c *Controller) Run(ctx context.Context) error {
 	}()
 	defer func() { <-credsDone }()
 
-	for _, w := range c.allWatched() {
-		for _, inf := range w.informers {
-			go inf.Run(ctx.Done())
-		}
+	for _, inf := range c.informers() {
+		go inf.Run(ctx.Done())
 	}
-	var synced []cache.InformerSynced
-	for _, w := range c.allWatched() {
-		synced = append(synced, w.synced()...)
-	}
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+	// Health says why while this waits: the reflectors retry failing
+	// lists with backoff and tell c.health each outcome.
+	if !cache.WaitForCacheSync(ctx.Done(), c.allSynced) {
 		return fmt.Errorf("operator %s: informer caches did not sync: %w", c.op.Name, ctx.Err())
 	}
-	close(c.synced)
-	c.log.Info("operator started", "watch", c.op.Spec.Watch.APIVersion+"/"+c.op.Spec.Watch.Kind, "workers", c.Workers, "maxInFlight", cap(c.inflight))
 
 	var wg sync.WaitGroup
 	for range c.Workers {
@@ -247,14 +240,14 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	c.running.Store(true)
+	c.notifyChanged()
+	c.log.Info("operator started", "watch", c.op.Spec.Watch.APIVersion+"/"+c.op.Spec.Watch.Kind, "workers", c.Workers, "maxInFlight", cap(c.inflight))
 	<-ctx.Done()
 	c.queue.ShutDown()
 	wg.Wait()
 	return nil
 }
-
-// Synced is closed once the controller's caches synced and it handles objects.
-func (c *Controller) Synced() <-chan struct{} { return c.synced }
 
 func (c *Controller) namespaces() []string {
 	if len(c.op.Spec.Watch.Namespaces) == 0 {
@@ -291,8 +284,8 @@ func (c *Controller) buildInformers() {
 			if fn != nil {
 				indexers[index] = fn
 			}
-			inf := dynamicinformer.NewFilteredDynamicInformer(c.Dynamic, w.mapping.Resource, ns, 0, indexers,
-				func(o *metav1.ListOptions) { o.LabelSelector = selector }).Informer()
+			inf := newTrackedInformer(c.Dynamic, w.mapping.Resource, ns,
+				func(o *metav1.ListOptions) { o.LabelSelector = selector }, indexers, &c.health)
 			if _, err := inf.AddEventHandler(handler); err != nil {
 				utilruntime.HandleError(err)
 			}

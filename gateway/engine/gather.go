@@ -9,15 +9,12 @@ import (
 
 	"github.com/opgate/opgate/callbacks/essence"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/opgate/opgate/gateway/check"
 	"github.com/opgate/opgate/gateway/failure"
 )
 
@@ -25,20 +22,21 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 
 // loadStatusChecker reads the parent's CRD so status patches can be checked
 // against its schema; a built-in parent kind has none (nil checker).
-func (c *Controller) loadStatusChecker(ctx context.Context) (*check.StatusChecker, error) {
+// watchCRD keeps the checker current afterwards.
+func (c *Controller) loadStatusChecker(ctx context.Context) (*statusSchema, error) {
 	gvr := c.parent.mapping.Resource
-	u, err := c.Dynamic.Resource(crdResource).Get(ctx, gvr.Resource+"."+gvr.Group, metav1.GetOptions{})
+	u, err := c.Dynamic.Resource(crdResource).Get(ctx, c.crdName(), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, failure.Temporaryf("CRDUnreadable", "read the CRD of %s: %w", gvr, err)
 	}
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &crd); err != nil {
-		return nil, fmt.Errorf("decode the CRD of %s: %w", gvr, err)
+	s := &statusSchema{version: gvr.Version}
+	if _, err := s.update(u); err != nil {
+		return nil, err
 	}
-	return check.NewStatusChecker(&crd, gvr.Version)
+	return s, nil
 }
 
 // kindKey names a kind in request maps: "apps/v1/Deployment", "v1/Pod".

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -21,6 +22,10 @@ const kindRetry = 5 * time.Second
 // ReasonRecordUnwritable: the operator cannot start because the gateway
 // cannot record the kind it watches (KindRecord).
 const ReasonRecordUnwritable = "RecordUnwritable"
+
+// statsPeriod is how often a running operator's state is reported even
+// when it did not change, for its counts.
+const statsPeriod = 10 * time.Second
 
 // Manager runs a changing set of operators, one Controller each.
 type Manager struct {
@@ -46,10 +51,12 @@ type OperatorState struct {
 }
 
 type runningOperator struct {
-	op     *spec.WebhookOperator
-	digest string
-	cancel context.CancelFunc
-	done   chan struct{}
+	op         *spec.WebhookOperator
+	digest     string
+	cancel     context.CancelFunc
+	done       chan struct{}
+	generation atomic.Int64  // reported: an edit that keeps the digest updates it
+	poke       chan struct{} // asks for a report now
 
 	mu         sync.Mutex
 	controller *Controller
@@ -81,6 +88,14 @@ func (m *Manager) Apply(ctx context.Context, op *spec.WebhookOperator) {
 	var prev *spec.WebhookOperator
 	if r, ok := m.running[op.Name]; ok {
 		if r.digest == digest {
+			// Same spec under a new generation: it runs as it is, and
+			// says so for the new generation.
+			if r.generation.Swap(op.Generation) != op.Generation {
+				select {
+				case r.poke <- struct{}{}:
+				default:
+				}
+			}
 			return
 		}
 		r.cancel()
@@ -88,7 +103,8 @@ func (m *Manager) Apply(ctx context.Context, op *spec.WebhookOperator) {
 		prev = r.op
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	r := &runningOperator{op: op, digest: digest, cancel: cancel, done: make(chan struct{})}
+	r := &runningOperator{op: op, digest: digest, cancel: cancel, done: make(chan struct{}), poke: make(chan struct{}, 1)}
+	r.generation.Store(op.Generation)
 	m.running[op.Name] = r
 	m.wg.Add(1)
 	go func() {
@@ -127,11 +143,11 @@ func (m *Manager) Names() []string {
 // runOperator records the operator's kind, lets go of what it does not
 // watch (in the background), builds the controller, waiting while its
 // kinds are missing (reported as KindNotFound), then runs it and reports
-// its stats.
+// its health and stats: when its health changes, and every statsPeriod.
 func (m *Manager) runOperator(ctx context.Context, op *spec.WebhookOperator, prev *spec.WebhookOperator, r *runningOperator) {
 	log := m.log.With("operator", op.Name)
 	report := func(ready bool, reason, msg string, stats Stats) {
-		m.onStatus(op.Name, OperatorState{Generation: op.Generation, Ready: ready, Reason: reason, Message: msg, Stats: stats})
+		m.onStatus(op.Name, OperatorState{Generation: r.generation.Load(), Ready: ready, Reason: reason, Message: msg, Stats: stats})
 	}
 	m.untilDone(ctx, op.Name, "record the watched kind", func() error {
 		err := m.recordKind(ctx, op)
@@ -147,15 +163,56 @@ func (m *Manager) runOperator(ctx context.Context, op *spec.WebhookOperator, pre
 	}()
 	defer func() { <-swept }()
 
-	var c *Controller
-	for {
-		if ctx.Err() != nil {
-			return
+	c := m.newController(ctx, op, log, report)
+	if c == nil {
+		return
+	}
+	r.mu.Lock()
+	r.controller = c
+	r.mu.Unlock()
+
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	ticker := time.NewTicker(statsPeriod)
+	defer ticker.Stop()
+	var last string
+	reportHealth := func(always bool) {
+		ready, reason, msg := c.Health()
+		if now := reason + ": " + msg; always || now != last {
+			if !ready && now != last && reason != spec.ReasonCacheNotSynced {
+				log.Warn("operator not ready", "reason", reason, "message", msg)
+			}
+			last = now
+			report(ready, reason, msg, c.Stats())
 		}
-		var err error
-		c, err = NewController(ctx, m.deps, op)
+	}
+	reportHealth(true)
+	for {
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("operator stopped", "error", err)
+				report(false, "Stopped", err.Error(), Stats{})
+			}
+			return
+		case <-c.HealthChanged():
+			reportHealth(false)
+		case <-r.poke:
+			reportHealth(true)
+		case <-ticker.C:
+			reportHealth(true)
+		}
+	}
+}
+
+// newController builds the operator's controller, retrying while it
+// cannot (a kind missing, a secret unreadable, ...) and reporting why. It
+// returns nil once ctx is done.
+func (m *Manager) newController(ctx context.Context, op *spec.WebhookOperator, log *slog.Logger, report func(bool, string, string, Stats)) *Controller {
+	for {
+		c, err := NewController(ctx, m.deps, op)
 		if err == nil {
-			break
+			return c
 		}
 		f := failure.As(err)
 		reason := f.Reason
@@ -172,32 +229,8 @@ func (m *Manager) runOperator(ctx context.Context, op *spec.WebhookOperator, pre
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-time.After(kindRetry):
-		}
-	}
-	r.mu.Lock()
-	r.controller = c
-	r.mu.Unlock()
-
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	ticker := time.NewTicker(10 * time.Second)
-	defer ticker.Stop()
-	synced := c.Synced()
-	for {
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("operator stopped", "error", err)
-				report(false, "Stopped", err.Error(), Stats{})
-			}
-			return
-		case <-synced:
-			synced = nil // report once here, then on every tick
-			report(true, spec.ReasonRunning, "watching "+op.Spec.Watch.APIVersion+" "+op.Spec.Watch.Kind, c.Stats())
-		case <-ticker.C:
-			report(true, spec.ReasonRunning, "watching "+op.Spec.Watch.APIVersion+" "+op.Spec.Watch.Kind, c.Stats())
 		}
 	}
 }

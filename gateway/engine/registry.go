@@ -2,16 +2,14 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -33,6 +31,13 @@ type Registry struct {
 	applier *apply.Applier
 	queue   workqueue.TypedRateLimitingInterface[string]
 	lister  cache.GenericLister
+
+	// Readiness and status: see registry_status.go.
+	health  watchHealth // of the WebhookOperator informer
+	synced  atomic.Bool
+	mu      sync.Mutex
+	regs    map[string]*registration
+	writeMu sync.Mutex
 }
 
 // NewRegistry returns a Registry whose manager reports into each
@@ -43,7 +48,9 @@ func NewRegistry(deps Deps) (*Registry, error) {
 		applier: apply.New(deps.Dynamic, deps.Mapper),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "webhookoperators"}),
+		regs: map[string]*registration{},
 	}
+	r.health.onChange = r.logWatchHealth
 	mgr, err := NewManager(deps, r.reportStatus, operatorObjectRecord{dyn: deps.Dynamic})
 	if err != nil {
 		return nil, err
@@ -55,22 +62,25 @@ func NewRegistry(deps Deps) (*Registry, error) {
 // Run watches WebhookOperators until ctx is done.
 func (r *Registry) Run(ctx context.Context) error {
 	defer r.queue.ShutDown()
-	inf := dynamicinformer.NewFilteredDynamicInformer(r.deps.Dynamic, OperatorResource, "", 0, cache.Indexers{}, nil)
-	r.lister = inf.Lister()
+	inf := newTrackedInformer(r.deps.Dynamic, OperatorResource, metav1.NamespaceAll, nil, cache.Indexers{}, &r.health)
+	r.lister = cache.NewGenericLister(inf.GetIndexer(), OperatorResource.GroupResource())
 	enqueue := func(o any) {
 		if k, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
 			r.queue.Add(k)
 		}
 	}
-	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueue, UpdateFunc: func(_, n any) { enqueue(n) }, DeleteFunc: enqueue,
 	}); err != nil {
 		return err
 	}
-	go inf.Informer().Run(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
+	go inf.Run(ctx.Done())
+	// Ready says why while this waits (the CRD missing, RBAC); the
+	// reflector retries with backoff until the CRD is installed.
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return fmt.Errorf("watch WebhookOperators: cache did not sync (is the CRD in crds/ installed?): %w", ctx.Err())
 	}
+	r.synced.Store(true)
 	go func() {
 		<-ctx.Done()
 		r.queue.ShutDown()
@@ -97,6 +107,7 @@ func (r *Registry) sync(ctx context.Context, name string) error {
 	if apierrors.IsNotFound(err) {
 		// Gone without unregister (its finalizer removed by hand): still
 		// let go of what the operator ran on.
+		r.forget(name)
 		return r.mgr.Release(ctx, name)
 	}
 	if err != nil {
@@ -112,13 +123,17 @@ func (r *Registry) sync(ctx context.Context, name string) error {
 	op, err := spec.DecodeObject(obj.Object)
 	if err != nil {
 		// Never half-applied: an operator already running keeps its last
-		// valid spec; the status says what is wrong.
-		r.writeStatus(ctx, name, OperatorState{Generation: obj.GetGeneration(), Reason: spec.ReasonInvalidSpec, Message: err.Error()})
-		r.deps.Recorder.Event(obj, "Warning", spec.ReasonInvalidSpec, truncate(err.Error(), 1024))
+		// valid spec (Ready); SpecAccepted=False says what is wrong.
+		if r.judge(name, obj.GetGeneration(), err.Error()) {
+			r.deps.Recorder.Event(obj, "Warning", spec.ReasonInvalidSpec, truncate(err.Error(), 1024))
+		}
+		r.writeStatus(ctx, name)
 		return nil
 	}
+	r.judge(name, obj.GetGeneration(), "")
 	op.Generation = obj.GetGeneration()
 	r.mgr.Apply(ctx, op)
+	r.writeStatus(ctx, name)
 	return nil
 }
 
@@ -138,51 +153,7 @@ func (r *Registry) unregister(ctx context.Context, obj *unstructured.Unstructure
 	if err := r.mgr.Release(ctx, obj.GetName(), stored...); err != nil {
 		return err
 	}
+	r.forget(obj.GetName())
 	_, err := r.applier.RemoveFinalizer(ctx, obj, RegistryFinalizer)
 	return err
-}
-
-func (r *Registry) reportStatus(name string, st OperatorState) {
-	r.writeStatus(context.Background(), name, st)
-}
-
-// writeStatus merge-patches the WebhookOperator's status subresource.
-func (r *Registry) writeStatus(ctx context.Context, name string, st OperatorState) {
-	cond := metav1.Condition{Type: spec.ConditionReady, Status: metav1.ConditionFalse, Reason: st.Reason, Message: truncate(st.Message, 2048), ObservedGeneration: st.Generation}
-	if st.Ready {
-		cond.Status = metav1.ConditionTrue
-	}
-	var current []metav1.Condition
-	if o, err := r.lister.Get(name); err == nil {
-		if raw, ok, _ := unstructured.NestedSlice(o.(*unstructured.Unstructured).Object, "status", "conditions"); ok {
-			b, _ := json.Marshal(raw)
-			_ = json.Unmarshal(b, &current)
-		}
-	}
-	meta.SetStatusCondition(&current, cond)
-	lastError := st.Stats.LastError
-	if !st.Ready {
-		lastError = st.Message
-	}
-	// Explicit keys (not OperatorStatus's omitempty) so that zero counts
-	// and a cleared lastError overwrite what the status said before.
-	status := map[string]any{
-		"observedGeneration": st.Generation,
-		"conditions":         current,
-		"watchedObjects":     st.Stats.WatchedObjects,
-		"callbacksFailing":   st.Stats.CallbacksFailing,
-		"finalizersPending":  st.Stats.FinalizersPending,
-		"lastError":          nil,
-	}
-	if lastError != "" {
-		status["lastError"] = truncate(lastError, 2048)
-	}
-	body, err := json.Marshal(map[string]any{"status": status})
-	if err != nil {
-		return
-	}
-	_, err = r.deps.Dynamic.Resource(OperatorResource).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: apply.FieldManager}, "status")
-	if err != nil && !apierrors.IsNotFound(err) {
-		r.deps.Logger.Warn("write WebhookOperator status", "operator", name, "error", err)
-	}
 }

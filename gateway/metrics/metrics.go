@@ -17,6 +17,7 @@ type Metrics struct {
 	QueueDepth        *prometheus.GaugeVec     // operator
 	FinalizersPending *prometheus.GaugeVec     // operator
 	WatchedObjects    *prometheus.GaugeVec     // operator
+	Leader            *prometheus.GaugeVec     // identity: 1 leading, 0 standing by (leader election only)
 }
 
 // New creates the collectors and registers them with reg.
@@ -51,9 +52,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		WatchedObjects: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "opgate_watched_objects", Help: "Objects the operator watches.",
 		}, []string{"operator"}),
+		Leader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "opgate_leader", Help: "1 while this replica holds the leader election Lease and runs the operators, 0 while it stands by.",
+		}, []string{"identity"}),
 	}
 	for _, c := range []prometheus.Collector{m.CallbackRequests, m.CallbackDuration, m.EventLatency, m.Retries,
-		m.ApplyResults, m.InFlight, m.QueueDepth, m.FinalizersPending, m.WatchedObjects} {
+		m.ApplyResults, m.InFlight, m.QueueDepth, m.FinalizersPending, m.WatchedObjects, m.Leader} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

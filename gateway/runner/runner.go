@@ -61,9 +61,11 @@ type Gateway struct {
 	opts        Options
 	broadcaster record.EventBroadcaster
 	running     atomic.Bool
+	electing    atomic.Bool // RunElected runs: a replica that does not lead is a healthy standby
 
 	mu       sync.Mutex
 	notReady map[string]string // file mode: operator → why it is not running
+	registry *engine.Registry  // registry mode, once running
 }
 
 // New wires a gateway against the API server of cfg.
@@ -133,6 +135,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	g.mu.Lock()
+	g.registry = reg
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.registry = nil
+		g.mu.Unlock()
+	}()
 	return reg.Run(ctx)
 }
 
@@ -175,9 +185,6 @@ func (g *Gateway) reportFileOperator(name string, st engine.OperatorState) {
 		g.notReady[name] = st.Reason + ": " + st.Message
 	}
 	g.mu.Unlock()
-	if !st.Ready {
-		g.opts.Logger.Warn("operator not ready", "operator", name, "reason", st.Reason, "message", st.Message)
-	}
 }
 
 // releaseDropped lets go, in the background, of the operators the record
@@ -192,16 +199,28 @@ func (g *Gateway) releaseDropped(ctx context.Context, mgr *engine.Manager, recor
 	mgr.ReleaseUnlisted(ctx, recorded, running)
 }
 
-// Ready reports whether the gateway is running and, in file mode, every
-// operator of the files is running: there is no WebhookOperator status to
-// say otherwise. (In registry mode one broken registration must not take
-// the gateway out of service; its status says what is wrong.)
+// Ready reports whether the gateway does its work (docs/operations.md,
+// "Health"). In file mode every operator of the files must run, caches
+// synced: there is no WebhookOperator status to say otherwise. In registry
+// mode the WebhookOperator CRD must be installed and every operator see its
+// objects; a registration's own faults stay on its status, so that one
+// broken registration does not take the gateway out of service. A replica
+// waiting for leadership is ready: a healthy standby.
 func (g *Gateway) Ready() error {
 	if !g.running.Load() {
-		return errors.New("gateway not running (waiting for leadership?)")
+		if g.electing.Load() {
+			return nil
+		}
+		return errors.New("gateway not running")
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if len(g.opts.Operators) == 0 {
+		if g.registry == nil {
+			return errors.New("gateway starting")
+		}
+		return g.registry.Ready()
+	}
 	if len(g.notReady) == 0 {
 		return nil
 	}

@@ -194,4 +194,15 @@ const (
 	ReasonAPIServerUnreachable = "APIServerUnreachable"
 	ReasonHandlerUnreachable   = "HandlerUnreachable"
 	ReasonInvalidSpec          = "InvalidSpec"
+
+	// Ready=False while the operator's informer caches have not synced,
+	// and while listing or watching one of its kinds fails.
+	ReasonCacheNotSynced = "CacheNotSynced"
+	ReasonWatchFailed    = "WatchFailed"
+	ReasonForbidden      = "Forbidden"
+
+	// SpecAccepted says whether the latest generation's spec is valid; an
+	// invalid one leaves the last valid generation running (Ready).
+	ConditionSpecAccepted = "SpecAccepted"
+	ReasonAccepted        = "Accepted"
 )

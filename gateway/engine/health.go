@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"sort"
+	"strings"
+
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// Health says whether the controller handles objects, for the Ready
+// condition and /readyz: ready means its caches synced and its workers
+// run, and no list or watch of its kinds fails now. Otherwise reason is
+// CacheNotSynced, or Forbidden or WatchFailed with the API server's
+// message. Safe to call from any goroutine.
+func (c *Controller) Health() (ready bool, reason, message string) {
+	if what, err, failing := c.health.failing(); failing {
+		reason, message = watchFailure(what, err)
+		return false, reason, message
+	}
+	if !c.running.Load() {
+		waiting := c.unsyncedNames()
+		if len(waiting) == 0 {
+			return false, spec.ReasonCacheNotSynced, "caches synced; starting workers"
+		}
+		return false, spec.ReasonCacheNotSynced, "waiting for the caches of " + strings.Join(waiting, ", ") + " to sync"
+	}
+	return true, spec.ReasonRunning, "watching " + c.op.Spec.Watch.APIVersion + " " + c.op.Spec.Watch.Kind
+}
+
+// HealthChanged is signalled when Health may have changed.
+func (c *Controller) HealthChanged() <-chan struct{} { return c.changed }
+
+func (c *Controller) notifyChanged() {
+	select {
+	case c.changed <- struct{}{}:
+	default: // a signal is pending already
+	}
+}
+
+// informers returns every informer of the controller by what it watches.
+func (c *Controller) informers() map[string]cache.SharedIndexInformer {
+	out := map[string]cache.SharedIndexInformer{}
+	for _, w := range c.allWatched() {
+		for ns, inf := range w.informers {
+			out[describeInformer(w.mapping.Resource, ns)] = inf
+		}
+	}
+	if c.crdInformer != nil {
+		out[describeInformer(crdResource, "")+" "+c.crdName()] = c.crdInformer
+	}
+	return out
+}
+
+// allSynced is a cache.InformerSynced over every informer.
+func (c *Controller) allSynced() bool { return len(c.unsyncedNames()) == 0 }
+
+func (c *Controller) unsyncedNames() []string {
+	var out []string
+	for what, inf := range c.informers() {
+		if !inf.HasSynced() {
+			out = append(out, what)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

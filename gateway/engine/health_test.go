@@ -1,0 +1,112 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+var deployments = schema.GroupResource{Group: "apps", Resource: "deployments"}
+
+func TestWatchHealthRemembersTheLastErrorUntilASuccess(t *testing.T) {
+	forbidden := apierrors.NewForbidden(deployments, "", errors.New(`User "gw" cannot list resource "deployments"`))
+	changes := 0
+	h := &watchHealth{onChange: func() { changes++ }}
+	steps := []struct {
+		what        string
+		err         error
+		wantFailing string // "" when nothing fails
+		wantChanges int
+	}{
+		{"deployments.apps", forbidden, "deployments.apps", 1},
+		{"deployments.apps", forbidden, "deployments.apps", 1}, // the same error again: no change
+		{"widgets.test.opgate.dev", io.ErrUnexpectedEOF, "deployments.apps", 1},
+		{"widgets.test.opgate.dev", apierrors.NewResourceExpired("too old"), "deployments.apps", 1},
+		{"deployments.apps", nil, "", 2},
+		{"widgets.test.opgate.dev", fmt.Errorf("dial: %w", errors.New("connection refused")), "widgets.test.opgate.dev", 3},
+		{"widgets.test.opgate.dev", nil, "", 4},
+	}
+	for i, s := range steps {
+		h.observe(s.what, s.err)
+		what, _, failing := h.failing()
+		if failing != (s.wantFailing != "") || what != s.wantFailing {
+			t.Errorf("step %d: failing = %q (%v), want %q", i, what, failing, s.wantFailing)
+		}
+		if changes != s.wantChanges {
+			t.Errorf("step %d: %d changes, want %d", i, changes, s.wantChanges)
+		}
+	}
+}
+
+func TestWatchFailureCarriesTheAPIServersWords(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		err        error
+		wantReason string
+		wantText   string
+	}{
+		{"RBAC", apierrors.NewForbidden(deployments, "", errors.New(`User "gw" cannot list resource "deployments"`)), spec.ReasonForbidden, `cannot list resource "deployments"`},
+		{"resource missing", apierrors.NewNotFound(deployments, ""), spec.ReasonWatchFailed, "not found"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			reason, msg := watchFailure("deployments.apps in namespace shop", tt.err)
+			if reason != tt.wantReason || !strings.Contains(msg, tt.wantText) || !strings.Contains(msg, "deployments.apps in namespace shop") {
+				t.Errorf("watchFailure = %s, %q; want %s naming the informer and %q", reason, msg, tt.wantReason, tt.wantText)
+			}
+		})
+	}
+}
+
+func TestRegistrationStatusKeepsReadyForTheRunningGeneration(t *testing.T) {
+	running := &OperatorState{Generation: 1, Ready: true, Reason: spec.ReasonRunning, Message: "watching", Stats: Stats{WatchedObjects: 3}}
+	for _, tt := range []struct {
+		name                   string
+		reg                    registration
+		wantReady              string // status/reason@generation, "" for none
+		wantAccepted           string
+		wantObservedGeneration int64
+		wantLastError          any
+	}{
+		{"valid and running", registration{generation: 1, state: running},
+			"True/Running@1", "True/Accepted@1", 1, nil},
+		{"invalid edit of a running operator", registration{generation: 2, specErr: "/spec/x: bad", state: running},
+			"True/Running@1", "False/InvalidSpec@2", 2, "/spec/x: bad"},
+		{"invalid, nothing ever ran", registration{generation: 1, specErr: "/spec/x: bad"},
+			"False/InvalidSpec@1", "False/InvalidSpec@1", 1, "/spec/x: bad"},
+		{"valid, not reported yet", registration{generation: 1},
+			"", "True/Accepted@1", 1, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.reg.status(nil)
+			conds := st["conditions"].([]metav1.Condition)
+			show := func(typ string) string {
+				c := meta.FindStatusCondition(conds, typ)
+				if c == nil {
+					return ""
+				}
+				return fmt.Sprintf("%s/%s@%d", c.Status, c.Reason, c.ObservedGeneration)
+			}
+			if got := show(spec.ConditionReady); got != tt.wantReady {
+				t.Errorf("Ready = %q, want %q", got, tt.wantReady)
+			}
+			if got := show(spec.ConditionSpecAccepted); got != tt.wantAccepted {
+				t.Errorf("SpecAccepted = %q, want %q", got, tt.wantAccepted)
+			}
+			if st["observedGeneration"] != tt.wantObservedGeneration {
+				t.Errorf("observedGeneration = %v, want %d", st["observedGeneration"], tt.wantObservedGeneration)
+			}
+			if st["lastError"] != tt.wantLastError {
+				t.Errorf("lastError = %v, want %v", st["lastError"], tt.wantLastError)
+			}
+		})
+	}
+}

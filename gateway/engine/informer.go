@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// watchHealth remembers, per informer, the last error the API server gave
+// to its list or watch, until a later list or watch of it succeeds.
+// client-go's reflectors retry with backoff by themselves; this is what
+// lets the gateway say why a cache does not sync (or went stale) instead
+// of waiting in silence.
+type watchHealth struct {
+	onChange func() // called after every change; may be nil
+
+	mu   sync.Mutex
+	errs map[string]error // by informer description
+}
+
+// observe records the outcome of one list or watch call of informer what.
+func (h *watchHealth) observe(what string, err error) {
+	if err != nil && resumable(err) {
+		return // the reflector relists at once; nothing to report
+	}
+	h.mu.Lock()
+	prev, had := h.errs[what]
+	switch {
+	case err == nil:
+		delete(h.errs, what)
+	default:
+		if h.errs == nil {
+			h.errs = map[string]error{}
+		}
+		h.errs[what] = err
+	}
+	changed := had != (err != nil) || had && prev.Error() != err.Error()
+	h.mu.Unlock()
+	if changed && h.onChange != nil {
+		h.onChange()
+	}
+}
+
+// failing returns one failing informer (the first by name, so messages
+// are stable) and its error; ok is false when none fails.
+func (h *watchHealth) failing() (what string, err error, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.errs) == 0 {
+		return "", nil, false
+	}
+	names := make([]string, 0, len(h.errs))
+	for n := range h.errs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names[0], h.errs[names[0]], true
+}
+
+// resumable errors end a watch that the reflector resumes or relists
+// straight away: they say nothing about whether the cache can be filled.
+func resumable(err error) bool {
+	return apierrors.IsResourceExpired(err) || apierrors.IsGone(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.Canceled)
+}
+
+// watchFailure turns a failing informer into a Ready reason and message
+// that carries the API server's own words.
+func watchFailure(what string, err error) (reason, message string) {
+	reason = spec.ReasonWatchFailed
+	if apierrors.IsForbidden(err) {
+		reason = spec.ReasonForbidden
+	}
+	return reason, fmt.Sprintf("cannot list and watch %s (retrying with backoff): %v", what, err)
+}
+
+// describeInformer names what an informer watches: "deployments.apps in
+// namespace shop", "widgets.test.opgate.dev".
+func describeInformer(gvr schema.GroupVersionResource, namespace string) string {
+	what := gvr.GroupResource().String()
+	if namespace != metav1.NamespaceAll {
+		what += " in namespace " + namespace
+	}
+	return what
+}
+
+// newTrackedInformer is dynamicinformer.NewFilteredDynamicInformer whose
+// every list and watch outcome is told to health.
+func newTrackedInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource, namespace string,
+	tweak func(*metav1.ListOptions), indexers cache.Indexers, health *watchHealth) cache.SharedIndexInformer {
+	what := describeInformer(gvr, namespace)
+	res := dyn.Resource(gvr).Namespace(namespace)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			if tweak != nil {
+				tweak(&o)
+			}
+			out, err := res.List(ctx, o)
+			health.observe(what, err)
+			return out, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			if tweak != nil {
+				tweak(&o)
+			}
+			w, err := res.Watch(ctx, o)
+			health.observe(what, err)
+			return w, err
+		},
+	}
+	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, dyn),
+		&unstructured.Unstructured{}, cache.SharedIndexInformerOptions{Indexers: indexers, ObjectDescription: gvr.String()})
+	// Errors that end an established watch reach only this handler. The
+	// others are logged once per change by whoever reads health, rather
+	// than on every retry as client-go's default handler does.
+	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+		if resumable(err) && !errors.Is(err, context.Canceled) {
+			cache.DefaultWatchErrorHandler(ctx, r, err) // at debug levels
+		}
+		health.observe(what, err)
+	})
+	return inf
+}

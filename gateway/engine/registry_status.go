@@ -1,0 +1,215 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/opgate/opgate/gateway/apply"
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// registration is what the registry knows of one WebhookOperator: the
+// latest generation it judged, and what the operator's manager last said
+// about the generation that runs. They differ while an invalid edit is
+// refused: the last valid generation keeps running (Ready) while
+// SpecAccepted=False says what is wrong with the new one.
+type registration struct {
+	generation int64          // latest generation judged
+	specErr    string         // why that generation was refused; "" when accepted
+	state      *OperatorState // the running generation's last report; nil before one
+	written    string         // the last status body written, to skip no-op writes
+}
+
+// judge records the verdict on a generation's spec and says whether specErr
+// is news, so that each distinct error gets one Warning Event.
+func (r *Registry) judge(name string, generation int64, specErr string) (news bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	reg, ok := r.regs[name]
+	if !ok {
+		reg = &registration{}
+		r.regs[name] = reg
+	}
+	news = specErr != "" && specErr != reg.specErr
+	reg.generation, reg.specErr = generation, specErr
+	return news
+}
+
+func (r *Registry) forget(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.regs, name)
+}
+
+// reportStatus is the manager's report on a running operator.
+func (r *Registry) reportStatus(name string, st OperatorState) {
+	r.mu.Lock()
+	reg, ok := r.regs[name]
+	if ok {
+		reg.state = &st
+	}
+	r.mu.Unlock()
+	if ok {
+		r.writeStatus(context.Background(), name)
+	}
+}
+
+// writeStatus merge-patches the WebhookOperator's status subresource from
+// its registration. Writes are serialized so that an older view never
+// overwrites a newer one.
+func (r *Registry) writeStatus(ctx context.Context, name string) {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	r.mu.Lock()
+	reg, ok := r.regs[name]
+	var snap registration
+	if ok {
+		snap = *reg
+	}
+	r.mu.Unlock()
+	if !ok {
+		return
+	}
+	body, err := json.Marshal(map[string]any{"status": snap.status(r.currentConditions(name))})
+	if err != nil || string(body) == snap.written {
+		return
+	}
+	_, err = r.deps.Dynamic.Resource(OperatorResource).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: apply.FieldManager}, "status")
+	if err != nil {
+		if !apierrors.IsNotFound(err) {
+			r.deps.Logger.Warn("write WebhookOperator status", "operator", name, "error", err)
+		}
+		return
+	}
+	r.mu.Lock()
+	if reg, ok := r.regs[name]; ok {
+		reg.written = string(body)
+	}
+	r.mu.Unlock()
+}
+
+func (r *Registry) currentConditions(name string) []metav1.Condition {
+	var current []metav1.Condition
+	if r.lister == nil {
+		return nil
+	}
+	if o, err := r.lister.Get(name); err == nil {
+		if raw, ok, _ := unstructured.NestedSlice(o.(*unstructured.Unstructured).Object, "status", "conditions"); ok {
+			b, _ := json.Marshal(raw)
+			_ = json.Unmarshal(b, &current)
+		}
+	}
+	return current
+}
+
+// status is the status to write: Ready about the running generation,
+// SpecAccepted and observedGeneration about the latest one.
+func (g *registration) status(conditions []metav1.Condition) map[string]any {
+	accepted := metav1.Condition{Type: spec.ConditionSpecAccepted, Status: metav1.ConditionTrue, Reason: spec.ReasonAccepted,
+		Message: "the spec is valid", ObservedGeneration: g.generation}
+	if g.specErr != "" {
+		accepted.Status, accepted.Reason, accepted.Message = metav1.ConditionFalse, spec.ReasonInvalidSpec, truncate(g.specErr, 2048)
+	}
+	meta.SetStatusCondition(&conditions, accepted)
+	var stats Stats
+	lastError := g.specErr
+	switch {
+	case g.state != nil:
+		st := g.state
+		ready := metav1.Condition{Type: spec.ConditionReady, Status: metav1.ConditionFalse, Reason: st.Reason,
+			Message: truncate(st.Message, 2048), ObservedGeneration: st.Generation}
+		if st.Ready {
+			ready.Status = metav1.ConditionTrue
+		}
+		meta.SetStatusCondition(&conditions, ready)
+		stats = st.Stats
+		if lastError == "" {
+			lastError = st.Stats.LastError
+			if !st.Ready {
+				lastError = st.Message
+			}
+		}
+	case g.specErr != "":
+		// Nothing runs: no valid generation was ever seen.
+		meta.SetStatusCondition(&conditions, metav1.Condition{Type: spec.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: spec.ReasonInvalidSpec, Message: accepted.Message, ObservedGeneration: g.generation})
+	}
+	// Explicit keys (not OperatorStatus's omitempty) so that zero counts
+	// and a cleared lastError overwrite what the status said before.
+	status := map[string]any{
+		"observedGeneration": g.generation,
+		"conditions":         conditions,
+		"watchedObjects":     stats.WatchedObjects,
+		"callbacksFailing":   stats.CallbacksFailing,
+		"finalizersPending":  stats.FinalizersPending,
+		"lastError":          nil,
+	}
+	if lastError != "" {
+		status["lastError"] = truncate(lastError, 2048)
+	}
+	return status
+}
+
+// Ready reports whether the registry does its work: the WebhookOperator
+// CRD is installed and its cache synced, and no registered operator is
+// kept from seeing its objects (caches not synced, a list or watch
+// failing, often the gateway's RBAC). A registration's own faults
+// (InvalidSpec, KindNotFound, an unreadable secret) are not the gateway's:
+// they stay on that WebhookOperator's status.
+func (r *Registry) Ready() error {
+	if _, err, failing := r.health.failing(); failing {
+		return registryWatchError(err)
+	}
+	if !r.synced.Load() {
+		return errors.New("waiting for the WebhookOperator cache to sync")
+	}
+	r.mu.Lock()
+	var problems []string
+	for name, reg := range r.regs {
+		if st := reg.state; st != nil && !st.Ready && gatewaySide(st.Reason) {
+			problems = append(problems, fmt.Sprintf("operator %s not running (%s: %s)", name, st.Reason, st.Message))
+		}
+	}
+	r.mu.Unlock()
+	if len(problems) == 0 {
+		return nil
+	}
+	sort.Strings(problems)
+	return errors.New(strings.Join(problems, "; "))
+}
+
+// gatewaySide reasons say the gateway cannot see an operator's objects.
+func gatewaySide(reason string) bool {
+	switch reason {
+	case spec.ReasonCacheNotSynced, spec.ReasonWatchFailed, spec.ReasonForbidden:
+		return true
+	}
+	return false
+}
+
+func registryWatchError(err error) error {
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("the WebhookOperator CRD %s is not installed: install crds/ first (or run with -f)", OperatorResource.GroupResource())
+	}
+	return fmt.Errorf("cannot list and watch WebhookOperators (retrying with backoff): %w", err)
+}
+
+// logWatchHealth says once, on every change, why the registry cannot
+// watch WebhookOperators, and when it can again.
+func (r *Registry) logWatchHealth() {
+	if _, err, failing := r.health.failing(); failing {
+		r.deps.Logger.Error("cannot watch WebhookOperators; retrying", "error", registryWatchError(err))
+		return
+	}
+	r.deps.Logger.Info("watching WebhookOperators")
+}

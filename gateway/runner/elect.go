@@ -1,0 +1,185 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+)
+
+// serviceAccountNamespace is where a pod finds its own namespace.
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// ErrLeadershipLost ends an elected run whose Lease was lost before its
+// context was done: the process should exit and come back as a standby
+// rather than act without the Lease.
+var ErrLeadershipLost = errors.New("leader election lost")
+
+// Election configures leader election (docs/operations.md, "Leader election").
+type Election struct {
+	Namespace string // of the Lease; DefaultLeaseNamespace() when empty
+	Name      string // of the Lease; "opgate-gateway" when empty
+	Identity  string // of this replica; NewIdentity() when empty
+
+	// LeaseDuration, RenewDeadline and RetryPeriod default to 15s, 10s, 2s.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+}
+
+func (e *Election) defaults() error {
+	if e.Namespace == "" {
+		e.Namespace = DefaultLeaseNamespace()
+	}
+	if e.Name == "" {
+		e.Name = "opgate-gateway"
+	}
+	if e.Identity == "" {
+		id, err := NewIdentity()
+		if err != nil {
+			return err
+		}
+		e.Identity = id
+	}
+	if e.LeaseDuration <= 0 {
+		e.LeaseDuration = 15 * time.Second
+	}
+	if e.RenewDeadline <= 0 {
+		e.RenewDeadline = 10 * time.Second
+	}
+	if e.RetryPeriod <= 0 {
+		e.RetryPeriod = 2 * time.Second
+	}
+	return nil
+}
+
+// NewIdentity is the hostname plus a random suffix, as controller-runtime
+// does: two replicas on one host, or two pods with a fixed hostname, must
+// not both believe they hold the Lease.
+func NewIdentity() (string, error) {
+	host, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("leader election identity: %w", err)
+	}
+	return host + "_" + string(uuid.NewUUID()), nil
+}
+
+// DefaultLeaseNamespace is the pod's own namespace ($POD_NAMESPACE, else
+// the service account's namespace file), else "default" outside a cluster.
+func DefaultLeaseNamespace() string { return leaseNamespace(os.Getenv, serviceAccountNamespace) }
+
+func leaseNamespace(getenv func(string) string, saFile string) string {
+	if ns := strings.TrimSpace(getenv("POD_NAMESPACE")); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile(saFile); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return ns
+		}
+	}
+	return "default"
+}
+
+// RunElected runs the gateway only while it holds the Lease, until ctx is
+// done. While it waits, the replica is ready (a healthy standby, so that a
+// rolling update can finish) and opgate_leader{identity} is 0; while it
+// leads, 1. Losing the Lease stops the operators and returns
+// ErrLeadershipLost.
+func (g *Gateway) RunElected(ctx context.Context, e Election) error {
+	if err := e.defaults(); err != nil {
+		return err
+	}
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, e.Namespace, e.Name,
+		g.deps.Kube.CoreV1(), g.deps.Kube.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: e.Identity})
+	if err != nil {
+		return fmt.Errorf("leader election lock: %w", err)
+	}
+	log := g.opts.Logger.With("identity", e.Identity, "lease", e.Namespace+"/"+e.Name)
+	leading := g.deps.Metrics.Leader.WithLabelValues(e.Identity)
+	leading.Set(0)
+	g.electing.Store(true)
+	defer g.electing.Store(false)
+
+	// The election outlives ctx while the operators run, so that the Lease
+	// is released only once nothing acts under it any more.
+	electCtx, stopElection := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopElection()
+	run := &electedRun{done: make(chan error, 1)}
+	stopWaiting := context.AfterFunc(ctx, func() {
+		if run.giveUp() {
+			stopElection()
+		}
+	})
+	defer stopWaiting()
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock: lock, ReleaseOnCancel: true, Name: e.Name,
+		LeaseDuration: e.LeaseDuration, RenewDeadline: e.RenewDeadline, RetryPeriod: e.RetryPeriod,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(leaderCtx context.Context) {
+				if !run.start() {
+					return
+				}
+				defer stopElection()
+				log.Info("leading: running the operators")
+				leading.Set(1)
+				runCtx, cancel := context.WithCancel(leaderCtx)
+				defer cancel()
+				defer context.AfterFunc(ctx, cancel)()
+				run.done <- g.Run(runCtx)
+			},
+			OnStoppedLeading: func() {
+				leading.Set(0)
+				log.Info("leadership lost or released")
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	log.Info("waiting for leadership")
+	le.Run(electCtx) // returns once leadership is lost, or ctx is done and the operators stopped
+	if run.giveUp() {
+		return nil // never led: ctx is done
+	}
+	runErr := <-run.done
+	leading.Set(0)
+	if ctx.Err() == nil {
+		return errors.Join(ErrLeadershipLost, runErr)
+	}
+	return runErr
+}
+
+// electedRun hands the result of the run under leadership from the
+// elector's callback goroutine to RunElected. The elector starts that
+// goroutine without waiting for it, possibly only after its Run returned.
+type electedRun struct {
+	mu      sync.Mutex
+	started bool
+	closed  bool // RunElected stopped waiting: a late callback must not run
+	done    chan error
+}
+
+// start reports whether the callback may run the gateway.
+func (r *electedRun) start() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.started = true
+	return true
+}
+
+// giveUp forbids a later start and reports whether the gateway never
+// started; when it did, its result is (or will be) on done.
+func (r *electedRun) giveUp() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	return !r.started
+}
