@@ -247,7 +247,7 @@ func digestOf(obj *unstructured.Unstructured) string { return essence.Digest(ess
 func TestDecideHoldsFinalizerForChildrenTrackedByLabel(t *testing.T) {
 	op := &spec.WebhookOperator{
 		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
-		Spec:       spec.OperatorSpec{Callbacks: []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}},
+		Spec:       spec.OperatorSpec{Callbacks: []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}},
 	}
 	deleting := object(3, nil)
 	deleting.SetDeletionTimestamp(&metav1.Time{Time: now})

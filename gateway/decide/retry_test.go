@@ -17,7 +17,7 @@ func failedPermanentlyAt(size int64) *state.Progress {
 
 func TestDecideCreateThatFailedPermanently(t *testing.T) {
 	twoCreates := testOperator()
-	twoCreates.Spec.Callbacks = append([]spec.Callback{{ID: "register", On: []spec.Event{spec.EventCreate}}}, twoCreates.Spec.Callbacks...)
+	twoCreates.Spec.Callbacks = append([]spec.Callback{{ID: "register", Events: []spec.Event{spec.EventCreate}}}, twoCreates.Spec.Callbacks...)
 	tests := []struct {
 		name       string
 		op         *spec.WebhookOperator
@@ -99,7 +99,7 @@ func TestDecideCreateThatFailedPermanently(t *testing.T) {
 
 func TestDecideRequeueWhileASiblingCreateFailedPermanently(t *testing.T) {
 	op := testOperator()
-	op.Spec.Callbacks = append([]spec.Callback{{ID: "register", On: []spec.Event{spec.EventCreate}}}, op.Spec.Callbacks...)
+	op.Spec.Callbacks = append([]spec.Callback{{ID: "register", Events: []spec.Event{spec.EventCreate}}}, op.Spec.Callbacks...)
 	st := &state.State{Round: &state.Round{Event: "create", Done: []string{"register"}},
 		Progress: map[string]*state.Progress{"create": failedPermanentlyAt(3)}}
 	mem := Memory{Seen: true, Requeue: map[string]Requeue{"register": {At: now.Add(-time.Second), Event: spec.EventCreate}}}

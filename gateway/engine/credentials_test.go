@@ -60,7 +60,7 @@ func credentialsFor(t *testing.T, kube *fake.Clientset, auth *spec.AuthSpec) (*c
 			ObjectMeta: metav1.ObjectMeta{Name: "op", UID: "op-uid"},
 			Spec: spec.OperatorSpec{
 				Handler:   spec.HandlerSpec{URL: "https://handler.example", Auth: auth},
-				Callbacks: []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}, {ID: "cleanup", On: []spec.Event{spec.EventDelete}}},
+				Callbacks: []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}, {ID: "cleanup", Events: []spec.Event{spec.EventDelete}}},
 			},
 		},
 		log: slog.New(slog.DiscardHandler),

@@ -36,10 +36,10 @@ func TestPermanentlyFailedCreateRunsAgainWhenTheEssenceChanges(t *testing.T) {
 	})
 	startGateway(t, operatorFor(t, "recreate", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Callbacks = []spec.Callback{
-			{ID: "register", On: []spec.Event{spec.EventCreate}},
-			{ID: "provision", On: []spec.Event{spec.EventCreate}},
-			{ID: "resize", On: []spec.Event{spec.EventUpdate}},
-			{ID: "sync", On: []spec.Event{spec.EventSync}},
+			{ID: "register", Events: []spec.Event{spec.EventCreate}},
+			{ID: "provision", Events: []spec.Event{spec.EventCreate}},
+			{ID: "resize", Events: []spec.Event{spec.EventUpdate}},
+			{ID: "sync", Events: []spec.Event{spec.EventSync}},
 		}
 	}))
 	createWidget(t, ns, "example", 1)
@@ -89,7 +89,7 @@ func TestRequeuedCallThatFailsIsRetried(t *testing.T) {
 			})
 			startGateway(t, operatorFor(t, "requeue", ns, h.URL, func(s *spec.OperatorSpec) {
 				s.Retry = fastRetry(100 * time.Millisecond)
-				s.Callbacks = []spec.Callback{{ID: "check", On: []spec.Event{event}}}
+				s.Callbacks = []spec.Callback{{ID: "check", Events: []spec.Event{event}}}
 			}))
 			createWidget(t, ns, "example", 1)
 			if event == spec.EventUpdate {
@@ -124,7 +124,7 @@ func TestTimerRequeueAfterSetsTheNextFire(t *testing.T) {
 		return 200, map[string]any{"status": map[string]any{"message": "ticked again"}}
 	})
 	startGateway(t, operatorFor(t, "ticker", ns, h.URL, func(s *spec.OperatorSpec) {
-		s.Callbacks = []spec.Callback{{ID: "tick", On: []spec.Event{spec.EventTimer}, Interval: &spec.Duration{Duration: time.Hour}}}
+		s.Callbacks = []spec.Callback{{ID: "tick", Events: []spec.Event{spec.EventTimer}, Interval: &spec.Duration{Duration: time.Hour}}}
 	}))
 	createWidget(t, ns, "example", 1)
 	// Without requeueAfter the second tick would come in an hour.
@@ -146,7 +146,7 @@ func TestWaitingForACallbackSlotDoesNotCountAgainstThePassDeadline(t *testing.T)
 	})
 	op := operatorFor(t, "queued", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Concurrency = &spec.Concurrency{MaxInFlight: 1}
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	})
 	// 12 calls of 250 ms one after the other take longer than a pass may work.
 	startGatewayWithOptions(t, runner.Options{ReconcileTimeout: 2 * time.Second}, op)
@@ -174,8 +174,8 @@ func TestCallbacksThatSucceededAreRecordedWhenThePassRunsOutOfTime(t *testing.T)
 	startGatewayWithOptions(t, runner.Options{ReconcileTimeout: 2 * time.Second}, operatorFor(t, "slow", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Retry = fastRetry(100 * time.Millisecond)
 		s.Callbacks = []spec.Callback{
-			{ID: "first", On: []spec.Event{spec.EventCreate}},
-			{ID: "second", On: []spec.Event{spec.EventCreate}},
+			{ID: "first", Events: []spec.Event{spec.EventCreate}},
+			{ID: "second", Events: []spec.Event{spec.EventCreate}},
 		}
 	}))
 	createWidget(t, ns, "example", 1)
@@ -231,7 +231,7 @@ func TestErrorAnswerAppliesStatusAndEventsButNoChildren(t *testing.T) {
 			})
 			startGateway(t, operatorFor(t, "failing", ns, h.URL, func(s *spec.OperatorSpec) {
 				s.Retry = fastRetry(time.Second)
-				s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+				s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 			}))
 			createWidget(t, ns, "example", 1)
 			eventually(t, 20*time.Second, func() error { return hasEvent(t, ns, "example", "Warning", "HandlerError") })

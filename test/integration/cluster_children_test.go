@@ -49,8 +49,8 @@ func TestClusterScopedChildOfNamespacedParentIsTrackedPrunedAndDeleted(t *testin
 	startGateway(t, operatorFor(t, "clusterkids", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Children = []spec.ChildSpec{{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"}}
 		s.Callbacks = []spec.Callback{
-			{ID: "create", On: []spec.Event{spec.EventCreate}},
-			{ID: "sync", On: []spec.Event{spec.EventSync}},
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "sync", Events: []spec.Event{spec.EventSync}},
 		}
 	}))
 	parent := createWidget(t, ns, "example", 1)
@@ -108,7 +108,7 @@ func TestNamespacedChildWithoutNamespaceUnderClusterScopedParentIsRefused(t *tes
 		s.Watch = spec.WatchSpec{APIVersion: "test.opgate.dev/v1", Kind: "Gadget",
 			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"test": ns}}}
 		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap"}}
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	}))
 	gadget := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "test.opgate.dev/v1", "kind": "Gadget",

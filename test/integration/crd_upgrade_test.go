@@ -118,7 +118,7 @@ func TestStatusCheckFollowsCRDUpgradeWithoutRestart(t *testing.T) {
 	op := operatorFor(t, opName, ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Watch.APIVersion, s.Watch.Kind = "crdup.opgate.dev/v1", "Gizmo"
 		s.Children = nil
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	})
 	_, reg := startGatewayWithMetrics(t, op)
 	warnings := func() float64 {

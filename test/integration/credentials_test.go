@@ -111,9 +111,9 @@ func TestRotatedHandlerCredentialsAreUsedWithoutRestart(t *testing.T) {
 					s.Handler.Auth = &spec.AuthSpec{BearerTokenSecretRef: ref}
 				}
 				s.Callbacks = []spec.Callback{
-					{ID: "create", On: []spec.Event{spec.EventCreate}},
-					{ID: "update", On: []spec.Event{spec.EventUpdate}},
-					{ID: "cleanup", On: []spec.Event{spec.EventDelete}},
+					{ID: "create", Events: []spec.Event{spec.EventCreate}},
+					{ID: "update", Events: []spec.Event{spec.EventUpdate}},
+					{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
 				}
 			}))
 			createWidget(t, ns, "example", 1)
@@ -168,7 +168,7 @@ func TestHandlerRefusalsCuredByConfigurationAreRetried(t *testing.T) {
 			})
 			startGateway(t, operatorFor(t, "cured", ns, h.URL, func(s *spec.OperatorSpec) {
 				s.Retry = fastRetry(100 * time.Millisecond)
-				s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+				s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 			}))
 			createWidget(t, ns, "example", 1)
 			eventually(t, 20*time.Second, func() error { return statusMessage(t, ns, "example", "ok") })
@@ -203,8 +203,8 @@ spec:
     url: %q
     auth: {hmacSecretRef: {namespace: %s, name: handler-auth, key: key}}
   callbacks:
-    - {id: create, "on": [create]}
-    - {id: update, "on": [update]}
+    - {id: create, events: [create]}
+    - {id: update, events: [update]}
 `, ns, h.URL, ns))
 	createWidget(t, ns, "example", 1)
 	eventually(t, 20*time.Second, func() error { return statusMessage(t, ns, "example", "size 1") })

@@ -77,7 +77,7 @@ func TestLeaderElectionOneReplicaActsStandbyIsReadyAndTakesOver(t *testing.T) {
 	ns := newNamespace(t)
 	h := newHandler(t, ok(nil))
 	op := operatorFor(t, "elected", ns, h.URL, func(s *spec.OperatorSpec) {
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	})
 	// Both replicas run in this process, on one host: the identity must
 	// tell them apart.

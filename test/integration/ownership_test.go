@@ -69,8 +69,8 @@ func TestCrossNamespaceChildrenBelongOnlyToTheirParent(t *testing.T) {
 		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap", AllowCrossNamespace: true}}
 		s.ResyncPeriod = &spec.Duration{Duration: time.Second}
 		s.Callbacks = []spec.Callback{
-			{ID: "create", On: []spec.Event{spec.EventCreate}},
-			{ID: "sync", On: []spec.Event{spec.EventSync}},
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "sync", Events: []spec.Event{spec.EventSync}},
 		}
 	})
 	// A child left behind by a deleted parent of the same name: its UID is
@@ -181,7 +181,7 @@ func TestChildInMissingNamespaceIsRetriedUntilItExists(t *testing.T) {
 	h := newHandler(t, ok(map[string]any{"children": []any{configMap(later, "cfg")}}))
 	startGateway(t, operatorFor(t, "laterns", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap", AllowCrossNamespace: true}}
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	}))
 	createWidget(t, ns, "example", 1)
 	eventually(t, 20*time.Second, func() error { return hasEvent(t, ns, "example", "Warning", "NamespaceNotFound") })
@@ -203,7 +203,7 @@ func TestChildOfAnotherParentIsNotTaken(t *testing.T) {
 	h := newHandler(t, ok(map[string]any{"children": []any{configMap(ns, "contested")}}))
 	startGateway(t, operatorFor(t, "contest", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap"}}
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	}))
 	first := createWidget(t, ns, "first", 1)
 	eventually(t, 20*time.Second, func() error {
@@ -243,8 +243,8 @@ func TestChildrenByLabelStayWhileTheDeleteCallbackFails(t *testing.T) {
 	startGateway(t, operatorFor(t, "stuckkids", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap", AllowCrossNamespace: true}}
 		s.Callbacks = []spec.Callback{
-			{ID: "create", On: []spec.Event{spec.EventCreate}},
-			{ID: "cleanup", On: []spec.Event{spec.EventDelete}},
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
 		}
 	}))
 	createWidget(t, ns, "example", 1)

@@ -115,7 +115,7 @@ func TestOperatorForbiddenToListChildrenIsNotReadyUntilAllowed(t *testing.T) {
 			var ops []*spec.WebhookOperator
 			if mode == "file" {
 				ops = append(ops, operatorFor(t, name, ns, h.URL, func(s *spec.OperatorSpec) {
-					s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+					s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 				}))
 			}
 			gw := runGateway(t, limited, runner.Options{Operators: ops})
@@ -128,7 +128,7 @@ spec:
   watch: {apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}
   children: [{apiVersion: apps/v1, kind: Deployment}]
   handler: {url: %q}
-  callbacks: [{id: create, "on": [create]}]
+  callbacks: [{id: create, events: [create]}]
 `, name, ns, h.URL))
 			}
 			createWidget(t, ns, "example", 1)
@@ -213,7 +213,7 @@ metadata: {name: configmaps}
 spec:
   watch: {apiVersion: v1, kind: ConfigMap, namespaces: [default], labelSelector: {matchLabels: {app: late-crd}}}
   handler: {url: %q}
-  callbacks: [{id: create, "on": [create]}]
+  callbacks: [{id: create, events: [create]}]
 `, h.URL)), &op.Object)
 	eventually(t, 20*time.Second, func() error {
 		_, err := client.Resource(engine.OperatorResource).Create(context.Background(), op, metav1.CreateOptions{})

@@ -44,8 +44,8 @@ func TestRecreateReplacesJobWithBackgroundPropagation(t *testing.T) {
 	startGateway(t, operatorFor(t, "recreate", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Children = []spec.ChildSpec{{APIVersion: "batch/v1", Kind: "Job", UpdateStrategy: spec.UpdateRecreate}}
 		s.Callbacks = []spec.Callback{
-			{ID: "create", On: []spec.Event{spec.EventCreate}},
-			{ID: "update", On: []spec.Event{spec.EventUpdate}},
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "update", Events: []spec.Event{spec.EventUpdate}},
 		}
 	}))
 	createWidget(t, ns, "example", 1)

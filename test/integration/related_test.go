@@ -40,9 +40,9 @@ spec:
   handler: {url: %q}
   retry: {initialDelay: 100ms, maxDelay: 2s, jitter: 0}
   callbacks:
-    - {id: create, "on": [create]}
-    - {id: sync, "on": [sync]}
-    - {id: cleanup, "on": [delete]}
+    - {id: create, events: [create]}
+    - {id: sync, events: [sync]}
+    - {id: cleanup, events: [delete]}
 `, ns, h.URL))
 	w := widget(ns, "example", 1)
 	_ = unstructured.SetNestedField(w.Object, "app1", "spec", "image")
@@ -65,7 +65,7 @@ spec:
 
 	// An object the selector never rendered for is still created.
 	createWidget(t, ns, "fresh", 1)
-	eventually(t, 20*time.Second, func() error { return calledFor(h, "create", "fresh") })
+	eventually(t, 20*time.Second, func() error { return calledForName(h, "create", "fresh") })
 
 	for _, name := range []string{"example", "fresh"} {
 		if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
@@ -73,7 +73,7 @@ spec:
 		}
 	}
 	for _, name := range []string{"example", "fresh"} {
-		eventually(t, 20*time.Second, func() error { return calledFor(h, "cleanup", name) })
+		eventually(t, 20*time.Second, func() error { return calledForName(h, "cleanup", name) })
 		waitWidgetGone(t, ns, name)
 	}
 	for _, req := range h.calls("cleanup") {
@@ -88,8 +88,8 @@ spec:
 	}
 }
 
-// calledFor reports whether a callback was called for the named object.
-func calledFor(h *handler, callback, name string) error {
+// calledForName reports whether a callback was called for the named object.
+func calledForName(h *handler, callback, name string) error {
 	for _, req := range h.calls(callback) {
 		if req.Object != nil && req.Object.GetName() == name {
 			return nil

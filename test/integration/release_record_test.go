@@ -54,8 +54,8 @@ func TestRestartWithoutAnOperatorReleasesWhatItRecorded(t *testing.T) {
 	h := newHandler(t, ok(nil))
 	withCleanup := func(s *spec.OperatorSpec) {
 		s.Callbacks = []spec.Callback{
-			{ID: "create", On: []spec.Event{spec.EventCreate}},
-			{ID: "cleanup", On: []spec.Event{spec.EventDelete}},
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
 		}
 	}
 	keep, drop := operatorFor(t, "keep", ns, h.URL, withCleanup), operatorFor(t, "drop", ns, h.URL, withCleanup)

@@ -19,7 +19,7 @@ import (
 // of spec.callbacks (empty: create and cleanup).
 func operatorDoc(name, watch, url, callbacks string) string {
 	if callbacks == "" {
-		callbacks = `[{id: create, "on": [create]}, {id: cleanup, "on": [delete]}]`
+		callbacks = `[{id: create, events: [create]}, {id: cleanup, events: [delete]}]`
 	}
 	return fmt.Sprintf(`
 apiVersion: opgate.dev/v1alpha1
@@ -132,7 +132,7 @@ func TestStartupSweepReleasesKindTheWebhookOperatorNoLongerWatches(t *testing.T)
 func TestDeletingWebhookOperatorWithInvalidSpecReleasesFinalizers(t *testing.T) {
 	// Valid for the CRD's schema, refused by the gateway's semantic checks:
 	// an interval on a callback that is not a timer.
-	const invalid = `[{id: create, "on": [create], interval: 1m}, {id: cleanup, "on": [delete]}]`
+	const invalid = `[{id: create, events: [create], interval: 1m}, {id: cleanup, events: [delete]}]`
 	for _, tt := range []struct {
 		name    string
 		restart bool // the spec turns invalid while no gateway runs (stricter validation after an upgrade)

@@ -83,8 +83,8 @@ func TestObjectLeavingSelectorReleasesFinalizer(t *testing.T) {
 	startGateway(t, operatorFor(t, "leaving", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Watch.LabelSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"managed": "yes"}}
 		s.Callbacks = []spec.Callback{
-			{ID: "create", On: []spec.Event{spec.EventCreate}},
-			{ID: "cleanup", On: []spec.Event{spec.EventDelete}},
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
 		}
 	}))
 	managed := map[string]string{"managed": "yes"}
@@ -125,8 +125,8 @@ func TestStartupSweepReleasesObjectsTheOperatorNoLongerSelects(t *testing.T) {
 	wide := operatorFor(t, "sweep", kept, h.URL, func(s *spec.OperatorSpec) {
 		s.Watch.Namespaces = []string{kept, dropped}
 		s.Callbacks = []spec.Callback{
-			{ID: "create", On: []spec.Event{spec.EventCreate}},
-			{ID: "cleanup", On: []spec.Event{spec.EventDelete}},
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
 		}
 	})
 	stop := startGateway(t, wide)

@@ -74,13 +74,13 @@ metadata: {name: %s}
 spec:
   watch: {apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}
   handler: {url: %q}
-  callbacks: [{id: create, "on": [create]}]
+  callbacks: [{id: create, events: [create]}]
 `, name, ns, h.URL)).GetGeneration()
 	waitReady(t, name, "True/Running")
 
 	// An interval on a create callback passes the CRD's schema but not the
 	// gateway's semantic checks.
-	gen2 := patchOperatorSpec(t, name, `{"spec":{"callbacks":[{"id":"create","on":["create"],"interval":"1m"}]}}`)
+	gen2 := patchOperatorSpec(t, name, `{"spec":{"callbacks":[{"id":"create","events":["create"],"interval":"1m"}]}}`)
 	eventually(t, 20*time.Second, func() error {
 		c := condition(t, name, spec.ConditionSpecAccepted)
 		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != spec.ReasonInvalidSpec ||
@@ -124,14 +124,14 @@ spec:
 	}
 
 	// Another error is another Event; fixing the spec accepts and runs it.
-	patchOperatorSpec(t, name, `{"spec":{"callbacks":[{"id":"create","on":["create"],"idle":"1m"}]}}`)
+	patchOperatorSpec(t, name, `{"spec":{"callbacks":[{"id":"create","events":["create"],"idle":"1m"}]}}`)
 	eventually(t, 20*time.Second, func() error {
 		if evs := invalidSpecEvents(t, name); len(evs) != 2 {
 			return fmt.Errorf("InvalidSpec events = %v, want two distinct ones", evs)
 		}
 		return nil
 	})
-	gen4 := patchOperatorSpec(t, name, `{"spec":{"callbacks":[{"id":"create","on":["create","update"]}]}}`)
+	gen4 := patchOperatorSpec(t, name, `{"spec":{"callbacks":[{"id":"create","events":["create","update"]}]}}`)
 	eventually(t, 20*time.Second, func() error {
 		c, r := condition(t, name, spec.ConditionSpecAccepted), condition(t, name, spec.ConditionReady)
 		if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != gen4 {

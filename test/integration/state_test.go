@@ -16,8 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/callbacks/essence"
 	"github.com/opgate/opgate/gateway/spec"
-	"github.com/opgate/opgate/gateway/state"
 )
 
 // Two operators on an object whose annotations are already large: each
@@ -36,8 +36,8 @@ func TestBigEssencesOfTwoOperatorsStayUnderTheAnnotationLimit(t *testing.T) {
 		handlers[name] = h
 		list = append(list, operatorFor(t, name, ns, h.URL, func(s *spec.OperatorSpec) {
 			s.Callbacks = []spec.Callback{
-				{ID: "create", On: []spec.Event{spec.EventCreate}},
-				{ID: "update", On: []spec.Event{spec.EventUpdate}},
+				{ID: "create", Events: []spec.Event{spec.EventCreate}},
+				{ID: "update", Events: []spec.Event{spec.EventUpdate}},
 			}
 		}))
 	}
@@ -179,8 +179,8 @@ func TestRecreatedObjectIsNewToTheGateway(t *testing.T) {
 			startGateway(t, operatorFor(t, "recreate", ns, h.URL, func(s *spec.OperatorSpec) {
 				s.Handler.Timeout = &spec.Duration{Duration: time.Minute}
 				s.Callbacks = []spec.Callback{
-					{ID: "create", On: []spec.Event{spec.EventCreate}},
-					{ID: "tick", On: []spec.Event{spec.EventTimer}, Interval: &spec.Duration{Duration: time.Hour}},
+					{ID: "create", Events: []spec.Event{spec.EventCreate}},
+					{ID: "tick", Events: []spec.Event{spec.EventTimer}, Interval: &spec.Duration{Duration: time.Hour}},
 				}
 			}))
 			mu.Lock()
@@ -223,7 +223,7 @@ func TestStateAnnotationOfAnotherObjectDoesNotSkipCreate(t *testing.T) {
 	ns := newNamespace(t)
 	h := newHandler(t, ok(nil))
 	startGateway(t, operatorFor(t, "copier", ns, h.URL, func(s *spec.OperatorSpec) {
-		s.Callbacks = []spec.Callback{{ID: "create", On: []spec.Event{spec.EventCreate}}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 	}))
 	orig := createWidget(t, ns, "original", 1)
 	eventually(t, 20*time.Second, func() error { return stateHandled(t, ns, "original", "copier") })
@@ -232,7 +232,7 @@ func TestStateAnnotationOfAnotherObjectDoesNotSkipCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	copied := got.GetAnnotations()["opgate.dev/state.copier"]
-	legacy := fmt.Sprintf(`{"h":%q}`, state.Digest(state.Essence(widget(ns, "any", 1))))
+	legacy := fmt.Sprintf(`{"h":%q}`, essence.Digest(essence.Of(widget(ns, "any", 1))))
 
 	tests := []struct {
 		name, value string
