@@ -212,6 +212,7 @@ func (cr *credentials) watch(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	<-ctx.Done() // without Secrets to watch, the TLS configurations are still in use
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
 	cr.forgetUnusedTLS(nil)

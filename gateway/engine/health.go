@@ -39,16 +39,24 @@ func (c *Controller) notifyChanged() {
 	}
 }
 
-// informers returns every informer of the controller by what it watches.
-func (c *Controller) informers() map[string]cache.SharedIndexInformer {
-	out := map[string]cache.SharedIndexInformer{}
+// namedInformer is one informer of the controller and what it watches.
+type namedInformer struct {
+	what string
+	cache.SharedIndexInformer
+}
+
+// informers returns every informer of the controller. A list, not a map by
+// name: a kind may be watched twice (as parent and related, as child and
+// related, each with its own selector), and each informer must run.
+func (c *Controller) informers() []namedInformer {
+	var out []namedInformer
 	for _, w := range c.allWatched() {
 		for ns, inf := range w.informers {
-			out[describeInformer(w.mapping.Resource, ns)] = inf
+			out = append(out, namedInformer{describeInformer(w.mapping.Resource, ns), inf})
 		}
 	}
 	if c.crdInformer != nil {
-		out[describeInformer(crdResource, "")+" "+c.crdName()] = c.crdInformer
+		out = append(out, namedInformer{describeInformer(crdResource, "") + " " + c.crdName(), c.crdInformer})
 	}
 	return out
 }
@@ -58,9 +66,9 @@ func (c *Controller) allSynced() bool { return len(c.unsyncedNames()) == 0 }
 
 func (c *Controller) unsyncedNames() []string {
 	var out []string
-	for what, inf := range c.informers() {
+	for _, inf := range c.informers() {
 		if !inf.HasSynced() {
-			out = append(out, what)
+			out = append(out, inf.what)
 		}
 	}
 	sort.Strings(out)

@@ -170,16 +170,19 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 				return 0, err
 			}
 		}
-		if !deleting || p.st.Round.Event == string(spec.EventDelete) {
+		// A deleting object keeps its finished round until the finalizer
+		// is gone: should deleting its children or releasing fail, the next
+		// pass finds the delete callbacks done instead of calling them anew.
+		if !deleting {
 			p.st.Round = nil
 		}
 	}
 	if deleting && (p.plan.ReleaseFinalizer || roundDone && c.holdsFinalizer(p.obj)) {
 		if err := c.deleteChildrenByLabel(ctx, p); err != nil {
-			return 0, err
+			return 0, c.keepProgress(ctx, p, err)
 		}
 		if err := c.writeFinalizer(ctx, p, false); err != nil {
-			return 0, err
+			return 0, c.keepProgress(ctx, p, err)
 		}
 		return 0, nil // the object is going away; no state to keep
 	}
@@ -188,6 +191,15 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	mem.Seen = true
 	return c.nextWake(p), nil
+}
+
+// keepProgress records the pass's state before it fails with err, so that
+// what succeeded (the delete callbacks) is not called again.
+func (c *Controller) keepProgress(ctx context.Context, p *pass, err error) error {
+	if werr := c.writeState(ctx, p); werr != nil {
+		c.log.Warn("could not record the state of a failed pass", "object", p.key, "error", werr)
+	}
+	return err
 }
 
 func allDone(r *state.Round, ids []string) bool {

@@ -221,6 +221,9 @@ func (g *Gateway) Ready() error {
 		}
 		return g.registry.Ready()
 	}
+	if g.notReady == nil {
+		return errors.New("gateway starting")
+	}
 	if len(g.notReady) == 0 {
 		return nil
 	}

@@ -96,7 +96,7 @@ class Handler(BaseHTTPRequestHandler):
             raise
 
     def refuse(self, code, message):  # a 401/404 is cured by configuration: not permanent
-        self.reply(code, {"error": {"message": message, "permanent": code == 400}})
+        self.reply(code, {"error": {"message": message, "permanent": code in (200, 400)}})
 
     def reply(self, code, answer):
         data = json.dumps(answer).encode()
