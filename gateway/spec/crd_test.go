@@ -10,9 +10,11 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	crdvalidation "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"sigs.k8s.io/yaml"
 
 	"github.com/opgate/opgate/gateway/spec"
@@ -119,9 +121,9 @@ func TestClusterAndFileValidationAgree(t *testing.T) {
 		{"port out of range is refused", replace(nginx, "url: http://127.0.0.1:8082", "service: {namespace: web, name: nginx, port: 70000}"), true},
 		{"url and service together are refused", replace(nginx, "url: http://127.0.0.1:8082", "url: http://127.0.0.1:8082\n    service: {namespace: web, name: nginx}"), true},
 		// `on` was renamed to `events`; kubectl reads a bare `on` key as the
-		// boolean true. Both spellings are refused (the CRD's CEL rule, which
-		// this in-process check does not run, names the new field; the
-		// integration test TestRenamedOnFieldIsRefusedWithItsNewName shows it).
+		// boolean true. Both spellings are refused, by the CRD's CEL rule;
+		// TestRenamedOnFieldIsRefusedWithItsNewName shows the message from a
+		// real API server.
 		{"the old on key is refused", replace(nginx, `events: [create]`, `"on": [create]`), true},
 		{"a bare on key read by kubectl is refused", replace(nginx, `events: [create]`, "on: [create]"), true},
 	}
@@ -134,6 +136,12 @@ func TestClusterAndFileValidationAgree(t *testing.T) {
 			// Pruning first, as the API server does; valid documents lose nothing.
 			pruned := pruning.PruneWithOptions(obj, structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
 			crdErrs := apiservervalidation.ValidateCustomResource(nil, obj, validator)
+			if len(crdErrs) == 0 {
+				// As the API server: CEL rules run on what the schema accepted.
+				celErrs, _ := cel.NewValidator(structural, true, celconfig.PerCallLimit).
+					Validate(context.Background(), nil, structural, obj, nil, celconfig.RuntimeCELCostBudget)
+				crdErrs = append(crdErrs, celErrs...)
+			}
 			specErr := spec.ValidateObject(obj)
 			if got := len(crdErrs) > 0; got != tt.wantErr {
 				t.Errorf("API server errors = %v, want errors: %v", crdErrs, tt.wantErr)

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/opgate/opgate/gateway/engine"
+	"github.com/opgate/opgate/gateway/spec"
 )
 
 // operatorDoc is a WebhookOperator watching Widgets with a create and a
@@ -156,7 +157,14 @@ func TestDeletingWebhookOperatorWithInvalidSpecReleasesFinalizers(t *testing.T) 
 			if tt.restart {
 				startGateway(t)
 			}
-			waitReady(t, name, "False/InvalidSpec")
+			// The refused spec is reported on SpecAccepted; a live edit leaves
+			// the last valid generation running (Ready).
+			eventually(t, 20*time.Second, func() error {
+				if c := condition(t, name, spec.ConditionSpecAccepted); c == nil || c.Status != metav1.ConditionFalse || c.Reason != spec.ReasonInvalidSpec {
+					return fmt.Errorf("SpecAccepted = %+v, want False/InvalidSpec", c)
+				}
+				return nil
+			})
 			if err := dyn(t).Resource(engine.OperatorResource).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}

@@ -13,6 +13,7 @@ package crdgen
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -267,6 +268,16 @@ func refuseRenamed(out map[string]any, renamed map[string]any, path string) erro
 			"rule":    strings.Join(conds, " && "),
 			"message": fmt.Sprintf("`%s` was renamed to `%s`", from, to),
 		})
+		// The API server skips CEL rules on an object the schema already
+		// refused, so a required new name would hide the rename message:
+		// a rule requires it instead.
+		if required := asSlice(out["required"]); slices.Contains(required, any(to)) {
+			out["required"] = slices.DeleteFunc(slices.Clone(required), func(r any) bool { return r == to })
+			rules = append(rules, map[string]any{
+				"rule":    "has(self." + celField(to) + ")",
+				"message": fmt.Sprintf("`%s` is required", to),
+			})
+		}
 	}
 	out["x-kubernetes-validations"] = rules
 	return nil
