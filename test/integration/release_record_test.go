@@ -1,14 +1,9 @@
 package integration
 
 import (
-	"context"
-	"log/slog"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/opgate/opgate/gateway/runner"
@@ -19,33 +14,7 @@ import (
 // operators it runs in a ConfigMap, until the returned stop is called.
 func startRecordingGateway(t *testing.T, record types.NamespacedName, ops ...*spec.WebhookOperator) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := runner.New(cfg, runner.Options{
-		Operators:      ops,
-		OperatorRecord: record,
-		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Registerer:     prometheus.NewRegistry(),
-	})
-	if err != nil {
-		t.Fatalf("wire gateway: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- gw.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("gateway stopped with error: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("gateway did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop, _ = startGatewayWithOptions(t, runner.Options{OperatorRecord: record}, ops...)
 	return stop
 }
 
