@@ -33,7 +33,7 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 	}
 	log := c.log.With("callback", id, "event", w.Event, "object", p.key, "attempt", attempt)
 	if w.Event == spec.EventSync && p.relatedErr != nil {
-		c.recordFailure(p, w, attempt, first, p.relatedErr, log) // a sync is owed every related kind
+		c.deferSync(p, w, attempt, first, p.relatedErr) // a sync is owed every related kind
 		return
 	}
 
@@ -176,6 +176,24 @@ func (c *Controller) recordInterrupted(p *pass, w decide.Work, attempt int, firs
 
 // recordFailure classifies a failed callback: schedule a retry with backoff
 // or mark it failed permanently until the essence changes.
+// deferSync puts off a sync whose related objects cannot be gathered: with
+// backoff, like a temporary failure, but never permanent — maxAttempts is
+// about the handler, and here the object or the selector must change, which
+// may be a status change that never touches the essence — and without a
+// second Warning (noteRelatedError reported the selector once).
+func (c *Controller) deferSync(p *pass, w decide.Work, attempt int, first time.Time, err error) {
+	var opRetry spec.RetrySpec
+	if c.op.Spec.Retry != nil {
+		opRetry = *c.op.Spec.Retry
+	}
+	retry := w.Callback.EffectiveRetry(opRetry)
+	delay := min(decide.RetryDelay(retry, attempt), retry.MaxDelay.Or(decide.DefaultMaxDelay))
+	pr := p.st.ProgressOf(w.Callback.ID)
+	pr.Attempts, pr.First, pr.Message = attempt, first, truncate(err.Error(), 512)
+	pr.Failed, pr.Digest, pr.Next = false, p.plan.EssenceDigest, c.Clock().Add(delay)
+	c.Metrics.Retries.WithLabelValues(c.op.Name, w.Callback.ID, failure.Temporary.String()).Inc()
+}
+
 func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first time.Time, err error, log interface {
 	Warn(string, ...any)
 }) {

@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opgate/opgate/gateway/engine"
+	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
 )
 
 // operatorLastError returns a WebhookOperator's status.lastError.
@@ -96,4 +98,56 @@ func calledForName(h *handler, callback, name string) error {
 		}
 	}
 	return fmt.Errorf("%s not called for %s yet", callback, name)
+}
+
+// A related selector that cannot be rendered holds sync back until the
+// object or the selector changes; it is not the handler failing, so
+// maxAttempts never turns it permanent: once a status change makes the
+// selector render, sync runs without any change to the essence.
+func TestRelatedSelectorErrorNeverTurnsSyncPermanent(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(nil))
+	two := 2
+	startGateway(t, operatorFor(t, "relperm", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Children = nil
+		s.Related = []spec.RelatedSpec{{APIVersion: "v1", Kind: "ConfigMap",
+			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "{{ .status.message }}"}}}}
+		s.Retry = &spec.RetrySpec{InitialDelay: &spec.Duration{Duration: 50 * time.Millisecond},
+			MaxDelay: &spec.Duration{Duration: 200 * time.Millisecond}, MaxAttempts: &two}
+		s.Callbacks = []spec.Callback{{ID: "sync", Events: []spec.Event{spec.EventSync}}}
+	}))
+	createWidget(t, ns, "example", 1)
+	// Past maxAttempts while the selector cannot render.
+	eventually(t, 20*time.Second, func() error {
+		w, err := getWidget(t, ns, "example")
+		if err != nil {
+			return err
+		}
+		st, err := state.Decode(w.GetAnnotations()["opgate.dev/state.relperm"])
+		if err != nil {
+			return err
+		}
+		pr := st.Progress["sync"]
+		switch {
+		case pr == nil:
+			return fmt.Errorf("sync not deferred yet")
+		case pr.Failed:
+			return fmt.Errorf("sync failed permanently after %d attempts: %s", pr.Attempts, pr.Message)
+		case pr.Attempts < 3:
+			return fmt.Errorf("sync deferred %d times, want past maxAttempts (2)", pr.Attempts)
+		}
+		return nil
+	})
+	if n := len(h.calls("sync")); n != 0 {
+		t.Fatalf("sync called %d times while its related objects could not be gathered", n)
+	}
+	w, err := getWidget(t, ns, "example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = unstructured.SetNestedField(w.Object, "app1", "status", "message")
+	if _, err := dyn(t).Resource(widgets).Namespace(ns).UpdateStatus(context.Background(), w, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error { return called(h, "sync", 1) })
 }
