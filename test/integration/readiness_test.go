@@ -61,16 +61,21 @@ func runGateway(t *testing.T, c *rest.Config, opts runner.Options) *runner.Gatew
 // Deployments, and a function that grants those too.
 func limitedConfig(t *testing.T) (c *rest.Config, grantDeploymentList func()) {
 	t.Helper()
-	name := fmt.Sprintf("opgate-limited-%d", time.Now().UnixNano()%1000000)
 	all := []string{"*"}
-	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{"", "test.opgate.dev", spec.Group, "events.k8s.io", "coordination.k8s.io"}, Resources: all, Verbs: all},
-			{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "create", "update", "patch", "delete"}},
-		},
-	}
+	return impersonatedConfig(t, "opgate-limited", []rbacv1.PolicyRule{
+		{APIGroups: []string{"", "test.opgate.dev", spec.Group, "events.k8s.io", "coordination.k8s.io"}, Resources: all, Verbs: all},
+		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "create", "update", "patch", "delete"}},
+	}, 2)
+}
+
+// impersonatedConfig returns cfg impersonating a new user bound to a
+// ClusterRole of rules, and a function that grants every verb in
+// rules[grant].
+func impersonatedConfig(t *testing.T, prefix string, rules []rbacv1.PolicyRule, grant int) (*rest.Config, func()) {
+	t.Helper()
+	name := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1000000)
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}
 	ctx := context.Background()
 	roles := kube(t).RbacV1().ClusterRoles()
 	if _, err := roles.Create(ctx, role, metav1.CreateOptions{}); err != nil {
@@ -88,20 +93,20 @@ func limitedConfig(t *testing.T) (c *rest.Config, grantDeploymentList func()) {
 		_ = kube(t).RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
 		_ = roles.Delete(ctx, name, metav1.DeleteOptions{})
 	})
-	c = rest.CopyConfig(cfg)
+	c := rest.CopyConfig(cfg)
 	c.Impersonate = rest.ImpersonationConfig{UserName: name}
-	grant := func() {
+	grantAll := func() {
 		eventually(t, 10*time.Second, func() error {
 			r, err := roles.Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
-			r.Rules[2].Verbs = all
+			r.Rules[grant].Verbs = []string{"*"}
 			_, err = roles.Update(ctx, r, metav1.UpdateOptions{})
 			return err
 		})
 	}
-	return c, grant
+	return c, grantAll
 }
 
 func TestOperatorForbiddenToListChildrenIsNotReadyUntilAllowed(t *testing.T) {

@@ -1,0 +1,74 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/gateway/runner"
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// When the gateway cannot delete a parent's label-owned children (here RBAC
+// forbids deleting ConfigMaps), the finalizer stays and the deletion is
+// retried; the delete callbacks, which succeeded, are not called again.
+func TestFailingChildDeletionDoesNotRecallDeleteCallbacks(t *testing.T) {
+	ns := newNamespace(t)
+	shared := newNamespace(t)
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		if req.Event == callbacks.EventDelete {
+			return 200, nil
+		}
+		return 200, map[string]any{"children": []any{configMap(shared, "kid")}}
+	})
+	c, grantDelete := noDeleteConfigMapsConfig(t)
+	runGateway(t, c, runner.Options{Operators: []*spec.WebhookOperator{operatorFor(t, "kids", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap", AllowCrossNamespace: true}}
+		s.Callbacks = []spec.Callback{
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
+		}
+	})}})
+	createWidget(t, ns, "example", 1)
+	eventually(t, 20*time.Second, func() error {
+		_, err := getConfigMap(t, shared, "kid")
+		return err
+	})
+	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "example", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Several passes have failed to delete the child.
+	eventually(t, 30*time.Second, func() error {
+		for _, e := range events(t, ns, "example") {
+			if e.Reason == "ChildrenNotDeleted" && e.Count >= 3 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no ChildrenNotDeleted Warning seen three times yet")
+	})
+	grantDelete()
+	waitWidgetGone(t, ns, "example")
+	if n := len(h.calls("cleanup")); n != 1 {
+		t.Errorf("cleanup called %d times, want once: it succeeded, only deleting the children failed", n)
+	}
+}
+
+// noDeleteConfigMapsConfig returns cfg impersonating a user that may do
+// everything the gateway needs except delete ConfigMaps, and a function
+// that grants that too.
+func noDeleteConfigMapsConfig(t *testing.T) (*rest.Config, func()) {
+	t.Helper()
+	all := []string{"*"}
+	return impersonatedConfig(t, "opgate-nodelete", []rbacv1.PolicyRule{
+		{APIGroups: []string{"test.opgate.dev", spec.Group, "events.k8s.io", "coordination.k8s.io"}, Resources: all, Verbs: all},
+		{APIGroups: []string{""}, Resources: []string{"events", "secrets", "namespaces"}, Verbs: all},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
+		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list", "watch"}},
+	}, 2)
+}
