@@ -174,36 +174,47 @@ func (c *Controller) recordInterrupted(p *pass, w decide.Work, attempt int, firs
 	pr.Failed, pr.Digest, pr.Message = false, p.plan.EssenceDigest, "interrupted by shutdown"
 }
 
-// recordFailure classifies a failed callback: schedule a retry with backoff
-// or mark it failed permanently until the essence changes.
 // deferSync puts off a sync whose related objects cannot be gathered: with
 // backoff, like a temporary failure, but never permanent — maxAttempts is
 // about the handler, and here the object or the selector must change, which
 // may be a status change that never touches the essence — and without a
 // second Warning (noteRelatedError reported the selector once).
 func (c *Controller) deferSync(p *pass, w decide.Work, attempt int, first time.Time, err error) {
+	pr := p.st.ProgressOf(w.Callback.ID)
+	pr.Attempts, pr.First, pr.Message = attempt, first, truncate(err.Error(), 512)
+	pr.Failed, pr.Digest, pr.Next = false, p.plan.EssenceDigest, c.Clock().Add(retryDelay(c.retryOf(w.Callback), attempt, 0))
+	c.Metrics.Retries.WithLabelValues(c.op.Name, w.Callback.ID, failure.Temporary.String()).Inc()
+}
+
+// retryOf is the callback's retry policy: its own settings over the
+// operator's.
+func (c *Controller) retryOf(cb spec.Callback) spec.RetrySpec {
 	var opRetry spec.RetrySpec
 	if c.op.Spec.Retry != nil {
 		opRetry = *c.op.Spec.Retry
 	}
-	retry := w.Callback.EffectiveRetry(opRetry)
-	delay := min(decide.RetryDelay(retry, attempt), retry.MaxDelay.Or(decide.DefaultMaxDelay))
-	pr := p.st.ProgressOf(w.Callback.ID)
-	pr.Attempts, pr.First, pr.Message = attempt, first, truncate(err.Error(), 512)
-	pr.Failed, pr.Digest, pr.Next = false, p.plan.EssenceDigest, c.Clock().Add(delay)
-	c.Metrics.Retries.WithLabelValues(c.op.Name, w.Callback.ID, failure.Temporary.String()).Inc()
+	return cb.EffectiveRetry(opRetry)
 }
 
+// retryDelay is the wait before the attempt after attempt: the handler's
+// retryAfter when it gave one, else the backoff. maxDelay caps both, so a
+// misbehaving handler cannot park an object for a year.
+func retryDelay(retry spec.RetrySpec, attempt int, retryAfter time.Duration) time.Duration {
+	delay := retryAfter
+	if delay <= 0 {
+		delay = decide.RetryDelay(retry, attempt)
+	}
+	return min(delay, retry.MaxDelay.Or(decide.DefaultMaxDelay))
+}
+
+// recordFailure classifies a failed callback: schedule a retry with backoff
+// or mark it failed permanently until the essence changes.
 func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first time.Time, err error, log interface {
 	Warn(string, ...any)
 }) {
 	id := w.Callback.ID
 	f := failure.As(err)
-	var opRetry spec.RetrySpec
-	if c.op.Spec.Retry != nil {
-		opRetry = *c.op.Spec.Retry
-	}
-	retry := w.Callback.EffectiveRetry(opRetry)
+	retry := c.retryOf(w.Callback)
 	maxAttempts := 0
 	if retry.MaxAttempts != nil {
 		maxAttempts = *retry.MaxAttempts
@@ -237,13 +248,7 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first ti
 		log.Warn("callback failed permanently", "reason", f.Reason, "error", err)
 		return
 	}
-	delay := f.RetryAfter
-	if delay <= 0 {
-		delay = decide.RetryDelay(retry, attempt)
-	}
-	// maxDelay caps every delay, a handler's Retry-After included, so a
-	// misbehaving handler cannot park an object for a year.
-	delay = min(delay, retry.MaxDelay.Or(decide.DefaultMaxDelay))
+	delay := retryDelay(retry, attempt, f.RetryAfter)
 	pr.Failed, pr.Digest, pr.Next = false, p.plan.EssenceDigest, c.Clock().Add(delay)
 	if f.Reason == "InvalidResponse" || attempt == 1 {
 		c.warn(p.obj, f.Reason, truncate(fmt.Sprintf("callback %s (%s) failed, retrying in %s: %v", id, w.Event, delay.Round(time.Millisecond), err), 1024))
