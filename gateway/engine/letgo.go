@@ -2,10 +2,10 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/opgate/opgate/gateway/spec"
@@ -122,23 +122,17 @@ func (m *Manager) recordedKinds(ctx context.Context, name string) ([]schema.Grou
 	return m.record.Kinds(ctx, name)
 }
 
-// untilDone runs fn until it succeeds or ctx ends, backing off between
-// attempts.
+// untilDone runs fn until it succeeds or ctx ends, doubling the wait
+// between attempts from letGoFirstRetry up to letGoMaxRetry.
 func (m *Manager) untilDone(ctx context.Context, name, what string, fn func() error) {
-	delay := letGoFirstRetry
-	for {
-		err := fn()
-		if err == nil || ctx.Err() != nil {
-			return
-		}
-		m.log.Warn(fmt.Sprintf("%s failed; retrying", what), "operator", name, "retryIn", delay.String(), "error", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, letGoMaxRetry)
+	b := &backoff.ExponentialBackOff{
+		InitialInterval: letGoFirstRetry, Multiplier: 2, MaxInterval: letGoMaxRetry,
+		Stop: backoff.Stop, Clock: backoff.SystemClock, // no jitter, no time limit
 	}
+	b.Reset()
+	_ = backoff.RetryNotify(fn, backoff.WithContext(b, ctx), func(err error, delay time.Duration) {
+		m.log.Warn(what+" failed; retrying", "operator", name, "retryIn", delay.String(), "error", err)
+	})
 }
 
 func compactKinds(kinds []schema.GroupKind) []schema.GroupKind {
