@@ -75,3 +75,16 @@ fuzz:
 
 clean:
 	rm -rf bin .cache
+
+# The WebhookOperator CRD, generated from the schema, into crds/ and the
+# chart's crds/ (tests keep them identical and pin the CRD's digest in
+# charts/opgate/Chart.yaml: bump the chart version with it).
+.PHONY: crds chart
+crds:
+	go run ./hack/gencrd > crds/opgate.dev_webhookoperators.yaml
+	cp crds/opgate.dev_webhookoperators.yaml charts/opgate/crds/opgate.dev_webhookoperators.yaml
+
+# The chart as bin/opgate-<version>.tgz, its appVersion the build's VERSION.
+chart: tools
+	$(TOOLS_BIN)/helm lint --strict charts/opgate
+	$(TOOLS_BIN)/helm package charts/opgate --app-version $(VERSION) -d bin

@@ -1,0 +1,186 @@
+// Package charts tests the Helm chart in charts/opgate with the helm
+// binary `make tools` builds: lint, render, schema, and that its CRD and
+// base roles are the gateway's own.
+package charts
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/opgate/opgate/gateway/rbac"
+)
+
+const chartDir = "opgate"
+
+// helm runs the helm binary of $KUBEBUILDER_ASSETS (make tools builds it).
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	dir := os.Getenv("KUBEBUILDER_ASSETS")
+	if dir == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make tools` and export KUBEBUILDER_ASSETS (the Makefile does)")
+	}
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(filepath.Join(dir, "helm"), args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return out.String(), errors.New(errOut.String() + err.Error())
+	}
+	return out.String(), nil
+}
+
+// render templates the chart with extra helm arguments and decodes it.
+func render(t *testing.T, args ...string) []*unstructured.Unstructured {
+	t.Helper()
+	out, err := helm(t, append([]string{"template", "rel", chartDir, "--namespace", "ops"}, args...)...)
+	if err != nil {
+		t.Fatalf("helm template: %v", err)
+	}
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(out), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		err := dec.Decode(&u.Object)
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		if err != nil {
+			t.Fatalf("decode rendered chart: %v", err)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
+}
+
+func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string, into any) {
+	t.Helper()
+	for _, u := range objs {
+		if u.GetKind() == kind && u.GetName() == name {
+			data, err := yaml.Marshal(u.Object)
+			if err == nil {
+				err = yaml.Unmarshal(data, into)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("the chart renders no %s %s", kind, name)
+}
+
+func TestChartCRDIsTheGatewayCRD(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("..", "crds", "opgate.dev_webhookoperators.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(chartDir, "crds", "opgate.dev_webhookoperators.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("charts/opgate/crds/opgate.dev_webhookoperators.yaml differs from crds/: run `make crds`")
+	}
+	var chart struct {
+		Version     string            `json:"version"`
+		Annotations map[string]string `json:"annotations"`
+	}
+	data, err := os.ReadFile(filepath.Join(chartDir, "Chart.yaml"))
+	if err == nil {
+		err = yaml.Unmarshal(data, &chart)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(got)
+	if digest := hex.EncodeToString(sum[:]); chart.Annotations["opgate.dev/crd-sha256"] != digest {
+		t.Fatalf("the CRD changed but chart version %s still pins the old one: bump version in charts/opgate/Chart.yaml and set its opgate.dev/crd-sha256 annotation to %s", chart.Version, digest)
+	}
+}
+
+func TestChartLintsClean(t *testing.T) {
+	out, err := helm(t, "lint", "--strict", chartDir)
+	if err != nil {
+		t.Fatalf("helm lint: %v\n%s", err, out)
+	}
+}
+
+func TestChartRefusesMistypedValues(t *testing.T) {
+	cases := []struct{ set, want string }{
+		{"replicaCont=3", "replicaCont"},
+		{"gateway.logLevl=debug", "logLevl"},
+		{"rbac.rule[0].verbs[0]=get", "rule"},
+		{"rbac.rules[0].verb[0]=get", "verb"},
+		{"serviceMonitor.enable=true", "enable"},
+		{"gateway.logLevel=loud", "logLevel"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.set, func(t *testing.T) {
+			_, err := helm(t, "template", "rel", chartDir, "--set", tc.set)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("helm template --set %s: err = %v, want one naming %q", tc.set, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestChartBaseRolesAreTheGatewaysOwnRules(t *testing.T) {
+	objs := render(t)
+	base := rbac.BaseRules()
+	var cr rbacv1.ClusterRole
+	find(t, objs, "ClusterRole", "rel-opgate", &cr)
+	if !reflect.DeepEqual(cr.Rules, base.Cluster) {
+		t.Errorf("base ClusterRole rules:\n got %+v\nwant %+v (gateway/rbac.BaseRules)", cr.Rules, base.Cluster)
+	}
+	var role rbacv1.Role
+	find(t, objs, "Role", "rel-opgate", &role)
+	if !reflect.DeepEqual(role.Rules, base.Namespace) || role.Namespace != "ops" {
+		t.Errorf("base Role in %q rules:\n got %+v\nwant %+v in ops", role.Namespace, role.Rules, base.Namespace)
+	}
+}
+
+func TestChartRunsTwoElectedHardenedReplicas(t *testing.T) {
+	var d appsv1.Deployment
+	find(t, render(t), "Deployment", "rel-opgate", &d)
+	c := d.Spec.Template.Spec.Containers[0]
+	psc, sc := d.Spec.Template.Spec.SecurityContext, c.SecurityContext
+	checks := []struct {
+		what string
+		ok   bool
+	}{
+		{"2 replicas", d.Spec.Replicas != nil && *d.Spec.Replicas == 2},
+		{"--leader-elect", slices.Contains(c.Args, "--leader-elect")},
+		{"POD_NAMESPACE from the downward API", len(c.Env) > 0 && c.Env[0].Name == "POD_NAMESPACE" && c.Env[0].ValueFrom.FieldRef.FieldPath == "metadata.namespace"},
+		{"liveness on /healthz", c.LivenessProbe != nil && c.LivenessProbe.HTTPGet.Path == "/healthz"},
+		{"readiness on /readyz", c.ReadinessProbe != nil && c.ReadinessProbe.HTTPGet.Path == "/readyz"},
+		{"metrics port", len(c.Ports) == 1 && c.Ports[0].Name == "metrics"},
+		{"resources", c.Resources.Requests.Memory().String() != "0"},
+		{"non-root 65532", psc.RunAsNonRoot != nil && *psc.RunAsNonRoot && psc.RunAsUser != nil && *psc.RunAsUser == 65532},
+		{"seccomp RuntimeDefault", psc.SeccompProfile != nil && psc.SeccompProfile.Type == "RuntimeDefault"},
+		{"read-only root", sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem},
+		{"drop ALL", sc.Capabilities != nil && slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"})},
+		{"no privilege escalation", sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("the Deployment lacks %s", c.what)
+		}
+	}
+}
