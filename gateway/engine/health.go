@@ -29,6 +29,22 @@ func (c *Controller) Health() (ready bool, reason, message string) {
 	return true, spec.ReasonRunning, "watching " + c.op.Spec.Watch.APIVersion + " " + c.op.Spec.Watch.Kind
 }
 
+// noteWatchHealth makes a failing list or watch (a missing permission
+// above all) a problem of the operator — a Warning Event on it and its
+// lastError, once per distinct failure — and clears it when the watch
+// works again: the Ready condition alone is easy to miss.
+func (c *Controller) noteWatchHealth(reason, msg string) {
+	if reason == spec.ReasonForbidden || reason == spec.ReasonWatchFailed {
+		c.reportProblem(watchProblemKey, reason, msg)
+		return
+	}
+	if reason == spec.ReasonRunning {
+		c.reportProblem(watchProblemKey, "", "")
+	}
+}
+
+const watchProblemKey = "watch"
+
 // HealthChanged is signalled when Health may have changed.
 func (c *Controller) HealthChanged() <-chan struct{} { return c.changed }
 

@@ -178,6 +178,7 @@ func (m *Manager) runOperator(ctx context.Context, op *spec.WebhookOperator, pre
 	var last string
 	reportHealth := func(always bool) {
 		ready, reason, msg := c.Health()
+		c.noteWatchHealth(reason, msg)
 		if now := reason + ": " + msg; always || now != last {
 			if !ready && now != last && reason != spec.ReasonCacheNotSynced {
 				log.Warn("operator not ready", "reason", reason, "message", msg)
