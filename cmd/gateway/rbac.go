@@ -11,15 +11,12 @@ import (
 
 	"github.com/spf13/cobra"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 
-	"github.com/opgate/opgate/gateway/engine"
 	"github.com/opgate/opgate/gateway/rbac"
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -131,32 +128,11 @@ func (o *rbacOptions) load(ctx context.Context) ([]*spec.WebhookOperator, rbac.R
 		if err != nil {
 			return nil, nil, fmt.Errorf("dynamic client: %w", err)
 		}
-		if ops, err = clusterOperators(ctx, dyn); err != nil {
+		if ops, err = rbac.ClusterOperators(ctx, dyn); err != nil {
 			return nil, nil, err
 		}
 	}
 	return ops, resolver, nil
-}
-
-// clusterOperators lists the WebhookOperators in the cluster; one that
-// does not decode is reported by name.
-func clusterOperators(ctx context.Context, dyn dynamic.Interface) ([]*spec.WebhookOperator, error) {
-	list, err := dyn.Resource(engine.OperatorResource).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("list WebhookOperators: %w", err)
-	}
-	var ops []*spec.WebhookOperator
-	for i := range list.Items {
-		op := &spec.WebhookOperator{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(list.Items[i].Object, op); err != nil {
-			return nil, fmt.Errorf("WebhookOperator %s: %w", list.Items[i].GetName(), err)
-		}
-		ops = append(ops, op)
-	}
-	if len(ops) == 0 {
-		return nil, errors.New("no WebhookOperators in the cluster")
-	}
-	return ops, nil
 }
 
 // loadCRDs reads CustomResourceDefinitions (several documents per file);
