@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,24 +173,6 @@ func serviceAccountKubeconfig(t testing.TB, namespace, name string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// waitReadyz waits until the gateway at addr answers /readyz with 200.
-func waitReadyz(t testing.TB, addr string) {
-	t.Helper()
-	Eventually(t, startTimeout, "the gateway's /readyz to answer 200", func(ctx context.Context) (bool, string, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-		if err != nil {
-			return false, "", err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false, "", err
-		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, fmt.Sprintf("%d %s", resp.StatusCode, body), nil
-	})
 }
 
 // exampleCRD is the path of an example's CRD, in crds/ or examples/.
