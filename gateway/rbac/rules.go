@@ -52,52 +52,8 @@ func (g grants) add(namespace string, r Resource, sub string, verbs []string) {
 func For(ops []*spec.WebhookOperator, r Resolver, namespaceScoped bool) (Rules, error) {
 	g := grants{}
 	var errs []error
-	resolve := func(op *spec.WebhookOperator, what, apiVersion, kind string) (Resource, bool) {
-		gv, err := schema.ParseGroupVersion(apiVersion)
-		if err == nil {
-			var res Resource
-			if res, err = r.Resolve(gv.WithKind(kind)); err == nil {
-				return res, true
-			}
-		}
-		errs = append(errs, fmt.Errorf("WebhookOperator %s: %s: %w", op.Name, what, err))
-		return Resource{}, false
-	}
 	for _, op := range ops {
-		scopes := []string{""}
-		if namespaceScoped && len(op.Spec.Watch.Namespaces) > 0 {
-			scopes = op.Spec.Watch.Namespaces
-		}
-		in := func(res Resource, crossNamespace bool) []string {
-			if !res.Namespaced || crossNamespace {
-				return []string{""}
-			}
-			return scopes
-		}
-		if res, ok := resolve(op, "watch", op.Spec.Watch.APIVersion, op.Spec.Watch.Kind); ok {
-			for _, ns := range in(res, false) {
-				g.add(ns, res, "", verbsWatched)
-				g.add(ns, res, "status", verbsStatus)
-				g.add(ns, res, "finalizers", []string{"update"})
-			}
-		}
-		for i, c := range op.Spec.Children {
-			if res, ok := resolve(op, fmt.Sprintf("children[%d]", i), c.APIVersion, c.Kind); ok {
-				for _, ns := range in(res, c.AllowCrossNamespace) {
-					g.add(ns, res, "", verbsChild)
-				}
-			}
-		}
-		for i, c := range op.Spec.Related {
-			if res, ok := resolve(op, fmt.Sprintf("related[%d]", i), c.APIVersion, c.Kind); ok {
-				for _, ns := range in(res, false) {
-					g.add(ns, res, "", verbsRead)
-				}
-			}
-		}
-		for _, ns := range scopes {
-			g.add(ns, Resource{Resource: "events"}, "", verbsEvents)
-		}
+		errs = append(errs, g.addOperator(op, r, namespaceScoped)...)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Rules{}, err
@@ -109,6 +65,58 @@ func For(ops []*spec.WebhookOperator, r Resolver, namespaceScoped bool) (Rules, 
 		}
 	}
 	return out, nil
+}
+
+// addOperator adds one operator's grants and returns the kinds it could
+// not resolve.
+func (g grants) addOperator(op *spec.WebhookOperator, r Resolver, namespaceScoped bool) []error {
+	var errs []error
+	resolve := func(what, apiVersion, kind string) (Resource, bool) {
+		gv, err := schema.ParseGroupVersion(apiVersion)
+		if err == nil {
+			var res Resource
+			if res, err = r.Resolve(gv.WithKind(kind)); err == nil {
+				return res, true
+			}
+		}
+		errs = append(errs, fmt.Errorf("WebhookOperator %s: %s: %w", op.Name, what, err))
+		return Resource{}, false
+	}
+	scopes := []string{""}
+	if namespaceScoped && len(op.Spec.Watch.Namespaces) > 0 {
+		scopes = op.Spec.Watch.Namespaces
+	}
+	in := func(res Resource, crossNamespace bool) []string {
+		if !res.Namespaced || crossNamespace {
+			return []string{""}
+		}
+		return scopes
+	}
+	if res, ok := resolve("watch", op.Spec.Watch.APIVersion, op.Spec.Watch.Kind); ok {
+		for _, ns := range in(res, false) {
+			g.add(ns, res, "", verbsWatched)
+			g.add(ns, res, "status", verbsStatus)
+			g.add(ns, res, "finalizers", []string{"update"})
+		}
+	}
+	for i, c := range op.Spec.Children {
+		if res, ok := resolve(fmt.Sprintf("children[%d]", i), c.APIVersion, c.Kind); ok {
+			for _, ns := range in(res, c.AllowCrossNamespace) {
+				g.add(ns, res, "", verbsChild)
+			}
+		}
+	}
+	for i, c := range op.Spec.Related {
+		if res, ok := resolve(fmt.Sprintf("related[%d]", i), c.APIVersion, c.Kind); ok {
+			for _, ns := range in(res, false) {
+				g.add(ns, res, "", verbsRead)
+			}
+		}
+	}
+	for _, ns := range scopes {
+		g.add(ns, Resource{Resource: "events"}, "", verbsEvents)
+	}
+	return errs
 }
 
 // rules turns one namespace's grants into rules: one per group and verb
