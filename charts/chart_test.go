@@ -25,19 +25,20 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/opgate/opgate/gateway/rbac"
+	"github.com/opgate/opgate/internal/localcluster"
 )
 
 const chartDir = "opgate"
 
-// helm runs the helm binary of $KUBEBUILDER_ASSETS (make tools builds it).
+// helm runs the helm binary `make tools` builds (OPGATE_TOOLS_DIR/bin).
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	dir := os.Getenv("KUBEBUILDER_ASSETS")
-	if dir == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make tools` and export KUBEBUILDER_ASSETS (the Makefile does)")
+	bin := filepath.Join(localcluster.DefaultBinDir(), "helm")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("no helm binary (%v): run `make tools`", err)
 	}
 	var out, errOut bytes.Buffer
-	cmd := exec.Command(filepath.Join(dir, "helm"), args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
 		return out.String(), errors.New(errOut.String() + err.Error())
