@@ -14,14 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opgate/opgate/callbacks/essence"
+	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/spec"
 	"github.com/opgate/opgate/gateway/state"
 )
 
 // ReconcileRequestAnnotation asks the gateway to end any backoff wait and
-// run the object's due callbacks once (Flux's reconcile.fluxcd.io/requestedAt
-// convention): each new value fires once.
-const ReconcileRequestAnnotation = spec.Group + "/reconcile-requested-at"
+// run the object's due callbacks once: each new value fires once.
+const ReconcileRequestAnnotation = decide.ReconcileRequestAnnotation
 
 // State classifies an object for one operator.
 type State string
