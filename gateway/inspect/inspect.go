@@ -117,6 +117,12 @@ func ClassifyObject(op *spec.WebhookOperator, obj *unstructured.Unstructured, no
 	return classify(op, obj, decode(op, obj), now)
 }
 
+// ClassifyState is ClassifyObject for a state already decoded (the
+// gateway's own, at the end of a pass, before it is written).
+func ClassifyState(op *spec.WebhookOperator, obj *unstructured.Unstructured, st *state.State, now time.Time) Object {
+	return classify(op, obj, decoded{st: st, digest: essence.Digest(essence.Of(obj))}, now)
+}
+
 func classify(op *spec.WebhookOperator, obj *unstructured.Unstructured, d decoded, now time.Time) Object {
 	o := Object{Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: string(obj.GetUID()), State: Settled}
 	if d.err != nil {
