@@ -31,11 +31,17 @@ import (
 
 // kubeFlags are the cluster flags of the read-and-poke commands, loaded
 // as `gateway run` loads them.
-type kubeFlags struct{ kubeconfig, context string }
+// With files, the operators come from them (a gateway run -f), not from
+// the WebhookOperator objects.
+type kubeFlags struct {
+	kubeconfig, context string
+	files               []string
+}
 
 func (k *kubeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the files in $KUBECONFIG, else ~/.kube/config)")
 	cmd.Flags().StringVar(&k.context, "context", "", "kubeconfig context to use (default: its current-context)")
+	cmd.Flags().StringArrayVarP(&k.files, "file", "f", nil, "operator file or directory, as given to gateway run -f (default: the WebhookOperator objects)")
 }
 
 func (k *kubeFlags) restConfig() (*rest.Config, error) {
@@ -48,6 +54,7 @@ type cluster struct {
 	dyn    dynamic.Interface
 	kube   kubernetes.Interface
 	mapper meta.RESTMapper
+	files  []*spec.WebhookOperator // operators of -f, when given
 }
 
 func connect(k *kubeFlags) (*cluster, error) {
@@ -64,7 +71,13 @@ func connect(k *kubeFlags) (*cluster, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Discovery()))
-	return &cluster{dyn: dyn, kube: kube, mapper: mapper}, nil
+	c := &cluster{dyn: dyn, kube: kube, mapper: mapper}
+	if len(k.files) > 0 {
+		if c.files, err = spec.LoadFiles(k.files...); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 type statusOptions struct {
@@ -172,7 +185,19 @@ func toRegistered(obj *unstructured.Unstructured) registered {
 	return r
 }
 
+// fromFile is an operator of -f: no gateway reports on it in the cluster.
+func fromFile(op *spec.WebhookOperator) registered {
+	return registered{Name: op.Name, op: op, ready: inspect.Readiness{Reason: "Unknown", Message: "read from a file: the /readyz of the gateway running it says whether it runs"}}
+}
+
 func (c *cluster) operators(ctx context.Context) ([]registered, error) {
+	if c.files != nil {
+		var out []registered
+		for _, op := range c.files {
+			out = append(out, fromFile(op))
+		}
+		return out, nil
+	}
 	list, err := c.dyn.Resource(engine.OperatorResource).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, explain(err, "list WebhookOperators")
@@ -186,6 +211,14 @@ func (c *cluster) operators(ctx context.Context) ([]registered, error) {
 }
 
 func (c *cluster) operator(ctx context.Context, name string) (registered, error) {
+	if c.files != nil {
+		for _, op := range c.files {
+			if op.Name == name {
+				return fromFile(op), nil
+			}
+		}
+		return registered{}, fmt.Errorf("operator %q is not in the files given with -f", name)
+	}
 	obj, err := c.dyn.Resource(engine.OperatorResource).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) && !crdMissing(err) {
 		return registered{}, fmt.Errorf("WebhookOperator %q not found (gateway status lists them)", name)

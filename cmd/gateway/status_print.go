@@ -24,8 +24,11 @@ func printOperators(w io.Writer, ops []inspect.Operator) error {
 }
 
 func ready(r inspect.Readiness) string {
-	if r.Ready {
+	switch {
+	case r.Ready:
 		return "True"
+	case r.Reason == "Unknown":
+		return "Unknown"
 	}
 	return "False (" + r.Reason + ")"
 }
