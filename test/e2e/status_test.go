@@ -7,10 +7,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/inspect"
@@ -137,5 +142,50 @@ func TestStatusShowsTheFailingObjectAndReconcileRetriesItOnce(t *testing.T) {
 	w.waitProgress("broken", "memcached", "create-deployment", "failed twice", func(p *state.Progress) bool { return p != nil && p.Attempts == 2 })
 	if n := len(h.createCalls()); n != 2 {
 		t.Errorf("create called %d times for broken, want 2: one reconcile request calls once", n)
+	}
+}
+
+// With status.conditions: true, a converged Memcached (its timer removed,
+// since a timer writes by design) is not written once in a minute: the
+// gateway's status write neither repeats nor wakes its own watch.
+func TestConvergedMemcachedWithConditionsIsNotWrittenWhileIdle(t *testing.T) {
+	t.Parallel()
+	bins := buildBinaries(t)
+	installCRDs(t)
+	w := newWalk(t, memcachedResource, "Memcached")
+	handlerAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	goMemcachedHandler(t, bins, handlerAddr, "").waitListening(t, handlerAddr)
+	startGateway(t, bins, operatorFile(t, "memcached.yaml", func(op *spec.WebhookOperator) {
+		op.Spec.Watch.Namespaces = []string{w.ns}
+		op.Spec.Handler.URL = "http://" + handlerAddr
+		op.Spec.Status = &spec.StatusSpec{Conditions: true}
+		op.Spec.Callbacks = slices.DeleteFunc(op.Spec.Callbacks, func(cb spec.Callback) bool { return cb.ID == "backup" })
+	}))
+	const name = "idle-memcached"
+	w.create(name, map[string]any{"size": int64(2)})
+	w.waitPodNamesInStatus(name, "memcached_cr="+name, 2, "nodes", true)
+	w.waitReconciled(name)
+
+	obj, err := w.get(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	watcher, err := w.res.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name, ResourceVersion: obj.GetResourceVersion()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Stop()
+	writes := 0
+	for ev := range watcher.ResultChan() {
+		if ev.Type == watch.Modified {
+			writes++
+			u, _ := ev.Object.(*unstructured.Unstructured)
+			t.Logf("write while idle: annotations %v status %v", u.GetAnnotations(), u.Object["status"])
+		}
+	}
+	if writes != 0 {
+		t.Errorf("%d writes to a converged Memcached in a minute, want 0", writes)
 	}
 }
