@@ -121,3 +121,34 @@ func TestReconcileRequestOnASettledObjectRunsSyncOrNothing(t *testing.T) {
 		t.Errorf("create callbacks called %d and %d times, want once each: a settled object has nothing else due", n, m)
 	}
 }
+
+// A create callback that failed permanently is owed (the create round
+// stays open): a request calls it once more, as the next attempt.
+func TestReconcileRequestRetriesAPermanentlyFailedCreateOnce(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		return 200, map[string]any{"error": map[string]any{"message": "bad spec", "permanent": true}}
+	})
+	startGateway(t, operatorFor(t, "stuck", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 20*time.Second, func() error {
+		if p := decodedState(t, ns, "example", "stuck").Progress["create"]; p == nil || !p.Failed {
+			return fmt.Errorf("permanent failure not recorded yet: %+v", p)
+		}
+		return nil
+	})
+	value := time.Now().UTC().Format(time.RFC3339)
+	annotateWidget(t, ns, "example", decide.ReconcileRequestAnnotation, value)
+	eventually(t, 20*time.Second, requestHandled(t, ns, "example", "stuck", value))
+	eventually(t, 20*time.Second, func() error { return called(h, "create", 2) })
+	calls := h.calls("create")
+	if len(calls) != 2 || calls[1].Attempt != 2 || calls[1].UID != calls[0].UID {
+		t.Fatalf("create calls %d, second attempt %d, same delivery %v; want 2 calls, the second attempt 2 of the same delivery",
+			len(calls), calls[len(calls)-1].Attempt, calls[len(calls)-1].UID == calls[0].UID)
+	}
+	if p := decodedState(t, ns, "example", "stuck").Progress["create"]; p == nil || !p.Failed || p.Attempts != 2 {
+		t.Fatalf("progress = %+v, want failed permanently again after attempt 2", p)
+	}
+}
