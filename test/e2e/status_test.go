@@ -85,7 +85,11 @@ func TestStatusShowsTheFailingObjectAndReconcileRetriesItOnce(t *testing.T) {
 	installCRDs(t)
 	w := newWalk(t, memcachedResource, "Memcached")
 	h := newFailingFor(t, "broken")
+	// Its own name: the start-up sweep of the other tests' gateways lets go
+	// of Memcacheds their "memcached" does not watch, this test's included.
+	const opName = "memcached-status"
 	file := operatorFile(t, "memcached.yaml", func(op *spec.WebhookOperator) {
+		op.Name = opName
 		op.Spec.Watch.Namespaces = []string{w.ns}
 		op.Spec.Handler.URL = h.URL
 		op.Spec.Retry.MaxDelay = &spec.Duration{Duration: 2 * time.Hour}
@@ -93,13 +97,13 @@ func TestStatusShowsTheFailingObjectAndReconcileRetriesItOnce(t *testing.T) {
 	startGateway(t, bins, file)
 	w.create("fine", map[string]any{"size": int64(1)})
 	broken := w.create("broken", map[string]any{"size": int64(1)})
-	w.waitProgress("broken", "memcached", "create-deployment", "failed once", func(p *state.Progress) bool { return p != nil && p.Attempts == 1 })
-	w.waitFinalizer("fine", "opgate.dev/memcached")
+	w.waitProgress("broken", opName, "create-deployment", "failed once", func(p *state.Progress) bool { return p != nil && p.Attempts == 1 })
+	w.waitFinalizer("fine", "opgate.dev/"+opName)
 
 	var op inspect.Operator
 	Eventually(t, rolloutTimeout, "gateway status memcached to list only broken", func(context.Context) (bool, string, error) {
 		op = inspect.Operator{}
-		if err := json.Unmarshal(cli(t, bins, "status", "memcached", "-f", file, "-o", "json"), &op); err != nil {
+		if err := json.Unmarshal(cli(t, bins, "status", opName, "-f", file, "-o", "json"), &op); err != nil {
 			return false, "", err
 		}
 		return op.Objects == 2 && len(op.Unsettled) == 1, fmt.Sprintf("%+v", op), nil
@@ -109,20 +113,20 @@ func TestStatusShowsTheFailingObjectAndReconcileRetriesItOnce(t *testing.T) {
 		u.Failure.Callback != "create-deployment" || !strings.Contains(u.Failure.Message, "database down") || u.Failure.NextRetry == nil {
 		t.Fatalf("unsettled = %+v (failure %+v), want %s/broken backing off in create-deployment with its error and next retry", u, u.Failure, w.ns)
 	}
-	text := string(cli(t, bins, "status", "memcached", "-f", file))
+	text := string(cli(t, bins, "status", opName, "-f", file))
 	if !strings.Contains(text, w.ns+"/broken") || strings.Contains(text, w.ns+"/fine") || !strings.Contains(text, "database down") {
 		t.Errorf("gateway status memcached printed:\n%s", text)
 	}
 
 	var d inspect.Detail
-	if err := json.Unmarshal(cli(t, bins, "status", "memcached", w.ns+"/broken", "-f", file, "-o", "json"), &d); err != nil {
+	if err := json.Unmarshal(cli(t, bins, "status", opName, w.ns+"/broken", "-f", file, "-o", "json"), &d); err != nil {
 		t.Fatal(err)
 	}
 	obj, err := w.get(t.Context(), "broken")
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := state.Decode(obj.GetAnnotations()["opgate.dev/state.memcached"])
+	st, err := state.Decode(obj.GetAnnotations()["opgate.dev/state."+opName])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,13 +137,16 @@ func TestStatusShowsTheFailingObjectAndReconcileRetriesItOnce(t *testing.T) {
 	}
 
 	asked := time.Now()
-	cli(t, bins, "reconcile", "memcached", w.ns+"/broken", "-f", file)
+	cli(t, bins, "reconcile", opName, w.ns+"/broken", "-f", file)
 	Eventually(t, rolloutTimeout, "create called again for broken", func(context.Context) (bool, string, error) {
 		n := len(h.createCalls())
 		return n >= 2, fmt.Sprintf("%d calls", n), nil
 	})
+	if calls := h.createCalls(); calls[1].Before(asked) {
+		t.Fatalf("create called again before the request, at %s", calls[1])
+	}
 	t.Logf("called again %s after gateway reconcile", h.createCalls()[1].Sub(asked).Round(time.Millisecond))
-	w.waitProgress("broken", "memcached", "create-deployment", "failed twice", func(p *state.Progress) bool { return p != nil && p.Attempts == 2 })
+	w.waitProgress("broken", opName, "create-deployment", "failed twice", func(p *state.Progress) bool { return p != nil && p.Attempts == 2 })
 	if n := len(h.createCalls()); n != 2 {
 		t.Errorf("create called %d times for broken, want 2: one reconcile request calls once", n)
 	}
@@ -156,6 +163,7 @@ func TestConvergedMemcachedWithConditionsIsNotWrittenWhileIdle(t *testing.T) {
 	handlerAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	goMemcachedHandler(t, bins, handlerAddr, "").waitListening(t, handlerAddr)
 	startGateway(t, bins, operatorFile(t, "memcached.yaml", func(op *spec.WebhookOperator) {
+		op.Name = "memcached-idle" // see TestStatusShowsTheFailingObjectAndReconcileRetriesItOnce
 		op.Spec.Watch.Namespaces = []string{w.ns}
 		op.Spec.Handler.URL = "http://" + handlerAddr
 		op.Spec.Status = &spec.StatusSpec{Conditions: true}
