@@ -94,9 +94,9 @@ func printDetail(w io.Writer, d inspect.Detail, now time.Time) error {
 	case e.Handled == "":
 		p("  essence:     never handled (create is due)\n")
 	case e.Handled == e.Current:
-		p("  essence:     handled %s%s, stored %d bytes\n", e.Handled[:12], age(e), e.StoredBytes)
+		p("  essence:     handled %s%s, stored %d bytes\n", short(e.Handled), age(e), e.StoredBytes)
 	default:
-		p("  essence:     handled %s%s; now %s: a change waits to be handled\n", e.Handled[:12], age(e), e.Current[:12])
+		p("  essence:     handled %s%s; now %s: a change waits to be handled\n", short(e.Handled), age(e), short(e.Current))
 	}
 	if r := d.Round; r != nil {
 		p("  round:       %s, done [%s], waiting [%s]\n", r.Event, strings.Join(r.Done, ", "), strings.Join(r.Waiting, ", "))
@@ -117,10 +117,17 @@ func printDetail(w io.Writer, d inspect.Detail, now time.Time) error {
 		}
 		p("  reconcile requested at %s: %s\n", rq.Requested, done)
 	}
-	p("Callbacks:\n")
+	if err := printCallbacks(w, d.Callbacks); err != nil {
+		return err
+	}
+	return printEvents(w, d.Events)
+}
+
+func printCallbacks(w io.Writer, cbs []inspect.Callback) error {
+	fmt.Fprintln(w, "Callbacks:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  ID\tEVENTS\tSTATE\tATTEMPTS\tNEXT\tLAST ERROR")
-	for _, c := range d.Callbacks {
+	for _, c := range cbs {
 		attempts, next, last := "-", "-", "-"
 		if f := c.Failure; f != nil {
 			attempts, last = fmt.Sprint(f.Attempts), lastError(f)
@@ -133,15 +140,16 @@ func printDetail(w io.Writer, d inspect.Detail, now time.Time) error {
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.ID, strings.Join(c.Events, ","), c.State, attempts, next, last)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(d.Events) == 0 {
+	return tw.Flush()
+}
+
+func printEvents(w io.Writer, events []inspect.Event) error {
+	if len(events) == 0 {
 		return nil
 	}
-	p("Events (newest first):\n")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, e := range d.Events {
+	fmt.Fprintln(w, "Events (newest first):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, e := range events {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\tx%d\t%s\n", e.Last.UTC().Format(time.RFC3339), e.Type, e.Reason, max(e.Count, 1), e.Message)
 	}
 	return tw.Flush()
@@ -159,4 +167,13 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// short abbreviates a digest, which a hand-edited annotation may make
+// shorter than the gateway writes it.
+func short(digest string) string {
+	if len(digest) > 12 {
+		return digest[:12]
+	}
+	return digest
 }
