@@ -31,6 +31,7 @@ func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unst
 		if p.children[key] == nil {
 			p.children[key] = map[string]*unstructured.Unstructured{}
 		}
+		unstructured.RemoveNestedField(out.Object, "metadata", "managedFields") // as in the cache
 		p.children[key][nameIn(out, p.obj)] = out
 	}
 	return nil

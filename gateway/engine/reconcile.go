@@ -308,6 +308,8 @@ func (c *Controller) adopt(p *pass, out *unstructured.Unstructured) {
 	if out == nil {
 		return
 	}
+	// Like the informers' copies: handlers never see managedFields.
+	unstructured.RemoveNestedField(out.Object, "metadata", "managedFields")
 	p.obj = out
 	if rv, err := strconv.ParseUint(out.GetResourceVersion(), 10, 64); err == nil && rv > p.mem.writtenRV {
 		p.mem.writtenRV = rv

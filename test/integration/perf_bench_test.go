@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -62,6 +63,10 @@ func BenchmarkBacklogMemcached(b *testing.B) {
 	waitStatus(ctx, b, ns, b.N, "size 1")
 	b.StopTimer()
 	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/object")
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MiB")
 	for action, n := range applyCounts(b, reg) {
 		b.ReportMetric(n/float64(b.N), action+"-writes/object")
 	}
