@@ -26,6 +26,9 @@ type objectMemory struct {
 	// writtenRV is the resourceVersion our last write produced; an informer
 	// copy older than it is stale, and its watch event is still to come.
 	writtenRV uint64
+	// applied is what the gateway last applied per child, keyed
+	// "apiVersion/Kind|name": an unchanged child is not applied again.
+	applied map[string]appliedChild
 }
 
 // memoryOf returns what this process remembers of the object with uid,
