@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Command lines of the components. Everything listens on 127.0.0.1 only.
@@ -80,7 +81,7 @@ func componentServingArgs(cfg Config, p *pki, name string, port int) []string {
 
 func controllerManagerArgs(cfg Config, p *pki) []string {
 	return append(componentServingArgs(cfg, p, "kube-controller-manager", cfg.ControllerManagerPort),
-		"--controllers=*",
+		"--controllers="+strings.Join(cfg.Controllers, ","),
 		"--use-service-account-credentials=true",
 		"--service-account-private-key-file="+p.saKey,
 		"--root-ca-file="+p.caCert,
