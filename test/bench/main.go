@@ -32,6 +32,7 @@ type options struct {
 	Modes     []string
 	Workloads []string
 	Timeout   time.Duration
+	Gateway   string // prebuilt gateway binary; empty: go build it
 }
 
 func main() {
@@ -65,6 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Idle, "idle", 60*time.Second, "steady state: how long to watch the converged gateway idle (0: skip)")
 	modes := fs.String("modes", "backlog,stream", "arrival modes")
 	workloads := fs.String("workloads", "fast,handler", "workloads: fast (no work in the handler), handler (handler-sleep per call)")
+	fs.StringVar(&o.Gateway, "gateway-bin", "", "gateway binary to measure (default: go build ./cmd/gateway into -out)")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -115,9 +117,13 @@ func runBench(ctx context.Context, opts options, log *slog.Logger) (*report, err
 	if err != nil {
 		return nil, err
 	}
-	log.Info("building the gateway")
-	gwBin, err := buildGateway(ctx, out)
-	if err != nil {
+	gwBin := opts.Gateway
+	if gwBin == "" {
+		log.Info("building the gateway")
+		if gwBin, err = buildGateway(ctx, out); err != nil {
+			return nil, err
+		}
+	} else if gwBin, err = filepath.Abs(gwBin); err != nil {
 		return nil, err
 	}
 	log.Info("starting the cluster", "dir", clusterDir)

@@ -45,7 +45,7 @@ func (r *recorder) record(event, name string) {
 
 // stats is what a recorder holds, as sent over HTTP by the raw program.
 type stats struct {
-	Calls map[string]int                             `json:"calls"`
+	Calls map[string]int                  `json:"calls"`
 	First map[string]map[string]time.Time `json:"first"`
 }
 

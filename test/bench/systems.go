@@ -73,7 +73,7 @@ func (g *gatewaySystem) start(ctx context.Context, ns string, tune tuning) error
 }
 
 func (g *gatewaySystem) stats(context.Context) (stats, error) { return g.handler.rec.snapshot(), nil }
-func (g *gatewaySystem) usage() (procUsage, error)          { return g.gw.usage() }
+func (g *gatewaySystem) usage() (procUsage, error)            { return g.gw.usage() }
 
 func (g *gatewaySystem) stop() {
 	if g.gw != nil {
