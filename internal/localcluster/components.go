@@ -80,7 +80,7 @@ func componentServingArgs(cfg Config, p *pki, name string, port int) []string {
 }
 
 func controllerManagerArgs(cfg Config, p *pki) []string {
-	return append(componentServingArgs(cfg, p, "kube-controller-manager", cfg.ControllerManagerPort),
+	args := append(componentServingArgs(cfg, p, "kube-controller-manager", cfg.ControllerManagerPort),
 		"--controllers="+strings.Join(cfg.Controllers, ","),
 		"--use-service-account-credentials=true",
 		"--service-account-private-key-file="+p.saKey,
@@ -89,6 +89,7 @@ func controllerManagerArgs(cfg Config, p *pki) []string {
 		"--cluster-signing-key-file="+p.caKey,
 		"--service-cluster-ip-range="+serviceClusterIPRange,
 	)
+	return append(args, cfg.ControllerManagerFlags...)
 }
 
 func schedulerArgs(cfg Config, p *pki) []string {

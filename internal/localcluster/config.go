@@ -59,6 +59,10 @@ type Config struct {
 	// and no wait for the default service account (Nodes is ignored). Pods
 	// never run on such a cluster.
 	ControlPlaneOnly bool
+	// ControllerManagerFlags are appended to kube-controller-manager's
+	// command line, e.g. --kube-api-qps=500: its default client limit (20
+	// QPS) makes the garbage collector the bottleneck of a large deletion.
+	ControllerManagerFlags []string
 
 	// StartTimeout bounds the whole start, readiness included; default 3m.
 	StartTimeout time.Duration

@@ -158,3 +158,15 @@ func TestControllersReachTheControllerManager(t *testing.T) {
 		})
 	}
 }
+
+func TestControllerManagerFlagsComeLast(t *testing.T) {
+	cfg, err := Config{DataDir: "d", ControllerManagerFlags: []string{"--kube-api-qps=500", "--kube-api-burst=1000"}}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := controllerManagerArgs(cfg, &pki{})
+	got := strings.Join(args[len(args)-2:], " ")
+	if got != "--kube-api-qps=500 --kube-api-burst=1000" {
+		t.Errorf("last flags %q, want the extra flags in order", got)
+	}
+}

@@ -72,6 +72,11 @@ func (h *harness) runAll(ctx context.Context, e env) (*report, error) {
 				if err := h.runOne(ctx, sys, &r, tune, idle, rep); err != nil {
 					return nil, fmt.Errorf("%s %s %s: %w", sysName, wl, mode, err)
 				}
+				// What is measured so far survives a run cut short.
+				rep.computeRatios()
+				if err := rep.write(h.opts.Out); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}

@@ -46,10 +46,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if _, err := runBench(ctx, opts, log); err != nil {
+	rep, err := runBench(ctx, opts, log)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+	fmt.Print(rep.markdown())
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -105,6 +107,7 @@ func runBench(ctx context.Context, opts options, log *slog.Logger) (*report, err
 	if err != nil {
 		return nil, err
 	}
+	opts.Out = out
 	clusterDir := filepath.Join(out, "cluster")
 	// A previous run's etcd data would hold its objects.
 	if err := os.RemoveAll(clusterDir); err != nil {
