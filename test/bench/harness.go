@@ -143,6 +143,17 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, i
 			return err
 		}
 	}
+	if err := h.runPhases(ctx, sys, r, w, before, idle, rep); err != nil {
+		return err
+	}
+	sys.stop()
+	// The next run starts on a quiet cluster.
+	_, err = waitFor(ctx, h.opts.Timeout, ns+" children collected", w.childrenGone)
+	return err
+}
+
+// runPhases measures create (already under way), update and delete.
+func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload, before sample, idle bool, rep *report) error {
 	phases := []struct {
 		name  string
 		size  int64
@@ -152,6 +163,7 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, i
 		{evUpdate, 3, func(ctx context.Context) error { return w.resizeAll(ctx, 3) }},
 		{evDelete, 0, w.deleteAll},
 	}
+	var err error
 	for _, p := range phases {
 		if p.write != nil {
 			if before, err = h.sample(ctx, sys, true); err != nil {
@@ -161,7 +173,7 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, i
 				return err
 			}
 		}
-		done, err := waitFor(ctx, h.opts.Timeout, ns+" "+p.name, func(ctx context.Context) (bool, string, error) {
+		done, err := waitFor(ctx, h.opts.Timeout, r.namespace()+" "+p.name, func(ctx context.Context) (bool, string, error) {
 			return w.converged(ctx, p.size)
 		})
 		if err != nil {
@@ -179,10 +191,7 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, i
 			}
 		}
 	}
-	sys.stop()
-	// The next run starts on a quiet cluster.
-	_, err = waitFor(ctx, h.opts.Timeout, ns+" children collected", w.childrenGone)
-	return err
+	return nil
 }
 
 // steady watches the converged system for opts.Idle.
