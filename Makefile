@@ -65,7 +65,17 @@ demo: tools build
 demo-down:
 	bash hack/demo.sh down
 
-bench: tools
+# End to end: the gateway against a raw client-go baseline on a local
+# control plane (docs/performance.md). N objects per run; results in $(BENCH_OUT).
+N ?= 1000
+BENCH_OUT ?= $(CURDIR)/.cache/bench
+BENCH_FLAGS ?=
+bench: tools build
+	go run ./test/bench -n $(N) -out $(BENCH_OUT) -gateway-bin bin/gateway $(BENCH_FLAGS)
+
+# Go micro-benchmarks of the hot paths.
+.PHONY: bench-go
+bench-go: tools
 	go test -run '^$$' -bench . -benchmem $$(go list ./... | grep -v /test/e2e)
 
 FUZZTIME ?= 60s

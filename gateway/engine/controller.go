@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,6 +144,8 @@ type Controller struct {
 	running     atomic.Bool   // caches synced and workers started
 	changed     chan struct{} // signalled when Health may have changed
 
+	templates templates // parsed related selector templates
+
 	mu     sync.Mutex
 	memory map[string]*objectMemory
 }
@@ -277,13 +280,11 @@ func (c *Controller) buildInformers() {
 		}
 	}
 	ownLabel := check.OperatorLabel + "=" + c.op.Name
-	start := func(w *watched, selector string, handler cache.ResourceEventHandler, namespaces []string, index string, fn cache.IndexFunc) {
+	start := func(w *watched, selector string, handler cache.ResourceEventHandler, namespaces []string, extra cache.Indexers) {
 		w.informers = map[string]cache.SharedIndexInformer{}
 		for _, ns := range namespaces {
 			indexers := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
-			if fn != nil {
-				indexers[index] = fn
-			}
+			maps.Copy(indexers, extra)
 			inf := newTrackedInformer(c.Dynamic, w.mapping.Resource, ns,
 				func(o *metav1.ListOptions) { o.LabelSelector = selector }, indexers, &c.health)
 			if _, err := inf.AddEventHandler(handler); err != nil {
@@ -296,7 +297,7 @@ func (c *Controller) buildInformers() {
 		AddFunc:    c.enqueueObject,
 		UpdateFunc: func(_, n any) { c.enqueueObject(n) },
 		DeleteFunc: c.enqueueObject,
-	}, c.namespaces(), uidIndex, indexByUID)
+	}, c.namespaces(), cache.Indexers{uidIndex: indexByUID, relatedIndex: c.indexByRelated})
 	for _, ch := range c.children {
 		ns := c.namespaces()
 		// Children outside the watched namespaces (cross-namespace ones,
@@ -308,14 +309,14 @@ func (c *Controller) buildInformers() {
 			AddFunc:    c.enqueueOwner,
 			UpdateFunc: c.enqueueOwners,
 			DeleteFunc: c.enqueueOwner,
-		}, ns, ownerIndex, indexByOwner)
+		}, ns, cache.Indexers{ownerIndex: indexByOwner})
 	}
 	for _, rel := range c.related {
 		start(rel.watched, "", cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueueRelatedParents,
-			UpdateFunc: func(_, n any) { c.enqueueRelatedParents(n) },
+			UpdateFunc: c.enqueueRelatedChange,
 			DeleteFunc: c.enqueueRelatedParents,
-		}, c.namespaces(), "", nil)
+		}, c.namespaces(), nil)
 	}
 }
 
@@ -335,25 +336,4 @@ func asUnstructured(obj any) (*unstructured.Unstructured, bool) {
 	}
 	u, ok := obj.(*unstructured.Unstructured)
 	return u, ok
-}
-
-// enqueueRelatedParents enqueues every parent whose related selector
-// matches a changed related object.
-func (c *Controller) enqueueRelatedParents(obj any) {
-	u, ok := asUnstructured(obj)
-	if !ok {
-		return
-	}
-	gvk := u.GroupVersionKind()
-	for _, rel := range c.related {
-		if rel.mapping.GroupVersionKind.GroupKind() != gvk.GroupKind() {
-			continue
-		}
-		for _, parent := range c.parent.list(u.GetNamespace(), labels.Everything()) {
-			sel, err := renderSelector(rel.spec.LabelSelector, parent)
-			if err == nil && sel.Matches(labels.Set(u.GetLabels())) {
-				c.enqueueObject(parent)
-			}
-		}
-	}
 }

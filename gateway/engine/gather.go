@@ -1,18 +1,15 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"text/template"
 
 	"github.com/opgate/opgate/callbacks/essence"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/opgate/opgate/gateway/failure"
@@ -65,7 +62,7 @@ func (c *Controller) relatedObjects(parent *unstructured.Unstructured) (map[stri
 	out := map[string]map[string]*unstructured.Unstructured{}
 	var invalid []string
 	for _, rel := range c.related {
-		sel, err := renderSelector(rel.spec.LabelSelector, parent)
+		sel, err := c.templates.renderSelector(rel.spec.LabelSelector, parent)
 		if err != nil {
 			invalid = append(invalid, fmt.Sprintf("related %s/%s selector cannot be rendered for this object: %v", rel.spec.APIVersion, rel.spec.Kind, err))
 			continue
@@ -87,46 +84,6 @@ func nameIn(o, parent *unstructured.Unstructured) string {
 		return o.GetNamespace() + "/" + o.GetName()
 	}
 	return o.GetName()
-}
-
-// renderSelector expands Go templates over the parent ("{{ .metadata.name }}")
-// in a related selector's values.
-func renderSelector(ls *metav1.LabelSelector, parent *unstructured.Unstructured) (labels.Selector, error) {
-	if ls == nil {
-		return labels.Everything(), nil
-	}
-	out := ls.DeepCopy()
-	render := func(s string) (string, error) {
-		if !strings.Contains(s, "{{") {
-			return s, nil
-		}
-		t, err := template.New("selector").Option("missingkey=error").Parse(s)
-		if err != nil {
-			return "", err
-		}
-		var b bytes.Buffer
-		if err := t.Execute(&b, parent.Object); err != nil {
-			return "", err
-		}
-		return b.String(), nil
-	}
-	for k, v := range out.MatchLabels {
-		r, err := render(v)
-		if err != nil {
-			return nil, fmt.Errorf("matchLabels[%s]: %w", k, err)
-		}
-		out.MatchLabels[k] = r
-	}
-	for i := range out.MatchExpressions {
-		for j, v := range out.MatchExpressions[i].Values {
-			r, err := render(v)
-			if err != nil {
-				return nil, fmt.Errorf("matchExpressions[%d].values[%d]: %w", i, j, err)
-			}
-			out.MatchExpressions[i].Values[j] = r
-		}
-	}
-	return metav1.LabelSelectorAsSelector(out)
 }
 
 // syncDigest summarizes everything a sync reacts to. It leaves out what

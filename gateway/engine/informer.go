@@ -124,6 +124,9 @@ func newTrackedInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource, 
 	}
 	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, dyn),
 		&unstructured.Unstructured{}, cache.SharedIndexInformerOptions{Indexers: indexers, ObjectDescription: gvr.String()})
+	// managedFields is often the largest part of an object and nothing the
+	// gateway reads; dropping it before the cache keeps it out of memory.
+	_ = inf.SetTransform(dropManagedFields)
 	// Errors that end an established watch reach only this handler. The
 	// others are logged once per change by whoever reads health, rather
 	// than on every retry as client-go's default handler does.
@@ -134,4 +137,18 @@ func newTrackedInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource, 
 		health.observe(what, err)
 	})
 	return inf
+}
+
+// dropManagedFields is the informers' transform: it strips
+// metadata.managedFields from every object before it is cached.
+func dropManagedFields(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *unstructured.Unstructured:
+		unstructured.RemoveNestedField(o.Object, "metadata", "managedFields")
+	case cache.DeletedFinalStateUnknown:
+		if u, ok := o.Obj.(*unstructured.Unstructured); ok {
+			unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
+		}
+	}
+	return obj, nil
 }

@@ -26,6 +26,9 @@ type objectMemory struct {
 	// writtenRV is the resourceVersion our last write produced; an informer
 	// copy older than it is stale, and its watch event is still to come.
 	writtenRV uint64
+	// applied is what the gateway last applied per child, keyed
+	// "apiVersion/Kind|name": an unchanged child is not applied again.
+	applied map[string]appliedChild
 }
 
 // memoryOf returns what this process remembers of the object with uid,
@@ -321,6 +324,8 @@ func (c *Controller) adopt(p *pass, out *unstructured.Unstructured) {
 	if out == nil {
 		return
 	}
+	// Like the informers' copies: handlers never see managedFields.
+	unstructured.RemoveNestedField(out.Object, "metadata", "managedFields")
 	p.obj = out
 	if rv, err := strconv.ParseUint(out.GetResourceVersion(), 10, 64); err == nil && rv > p.mem.writtenRV {
 		p.mem.writtenRV = rv

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/opgate/opgate/gateway/state"
@@ -25,8 +28,13 @@ func (c *Controller) Stats() Stats {
 		if obj.GetDeletionTimestamp() != nil && c.holdsFinalizer(obj) {
 			s.FinalizersPending++
 		}
+		raw, _, _ := unstructured.NestedFieldNoCopy(obj.Object, "metadata", "annotations", c.stateAnnotation())
+		value, _ := raw.(string)
+		if !strings.Contains(value, `"p":`) {
+			continue // no callback failing: no need to decode (every 10 s, every object)
+		}
 		// A state copied from another object says nothing about this one.
-		st, _, err := state.DecodeFor(obj.GetAnnotations()[c.stateAnnotation()], string(obj.GetUID()))
+		st, _, err := state.DecodeFor(value, string(obj.GetUID()))
 		if err != nil {
 			continue
 		}

@@ -24,8 +24,8 @@ type Cluster struct {
 }
 
 // Start validates and defaults cfg, starts etcd, kube-apiserver,
-// kube-controller-manager, kube-scheduler and kwok, registers cfg.Nodes kwok
-// nodes, writes DataDir/kubeconfig and returns once the API server is ready,
+// kube-controller-manager, kube-scheduler and kwok (the first three only
+// with cfg.ControlPlaneOnly), registers cfg.Nodes kwok nodes, writes DataDir/kubeconfig and returns once the API server is ready,
 // every node is Ready and the default service account exists. On any
 // failure, or when ctx ends first, it stops whatever it had started.
 //
@@ -93,12 +93,17 @@ func (c *Cluster) start(ctx context.Context, p *pki) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureNodes(ctx, client, cfg.Nodes); err != nil {
-		return err
+	if !cfg.ControlPlaneOnly {
+		if err := ensureNodes(ctx, client, cfg.Nodes); err != nil {
+			return err
+		}
 	}
 	if err := c.startAndWait(ctx, "kube-controller-manager", controllerManagerArgs(cfg, p), "kube-controller-manager /healthz",
 		probes.check(loopbackURL("https", cfg.ControllerManagerPort)+"/healthz", "ok")); err != nil {
 		return err
+	}
+	if cfg.ControlPlaneOnly {
+		return nil
 	}
 	if err := c.startAndWait(ctx, "kube-scheduler", schedulerArgs(cfg, p), "kube-scheduler /healthz",
 		probes.check(loopbackURL("https", cfg.SchedulerPort)+"/healthz", "ok")); err != nil {
@@ -107,6 +112,9 @@ func (c *Cluster) start(ctx context.Context, p *pki) error {
 	if err := c.startAndWait(ctx, "kwok", kwokArgs(cfg), fmt.Sprintf("%d node(s) Ready", cfg.Nodes),
 		func(ctx context.Context) (bool, string, error) { return nodesReady(ctx, client, cfg.Nodes, began) }); err != nil {
 		return err
+	}
+	if !cfg.runsServiceAccountController() {
+		return nil
 	}
 	// The serviceaccount controller makes it; pods cannot be created before.
 	return c.waitFor(ctx, c.process("kube-controller-manager"), "service account default/default",

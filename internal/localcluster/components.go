@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Command lines of the components. Everything listens on 127.0.0.1 only.
@@ -79,8 +80,8 @@ func componentServingArgs(cfg Config, p *pki, name string, port int) []string {
 }
 
 func controllerManagerArgs(cfg Config, p *pki) []string {
-	return append(componentServingArgs(cfg, p, "kube-controller-manager", cfg.ControllerManagerPort),
-		"--controllers=*",
+	args := append(componentServingArgs(cfg, p, "kube-controller-manager", cfg.ControllerManagerPort),
+		"--controllers="+strings.Join(cfg.Controllers, ","),
 		"--use-service-account-credentials=true",
 		"--service-account-private-key-file="+p.saKey,
 		"--root-ca-file="+p.caCert,
@@ -88,6 +89,7 @@ func controllerManagerArgs(cfg Config, p *pki) []string {
 		"--cluster-signing-key-file="+p.caKey,
 		"--service-cluster-ip-range="+serviceClusterIPRange,
 	)
+	return append(args, cfg.ControllerManagerFlags...)
 }
 
 func schedulerArgs(cfg Config, p *pki) []string {

@@ -49,6 +49,21 @@ type Config struct {
 	// Nodes is the number of kwok nodes; default 1.
 	Nodes int
 
+	// Controllers is kube-controller-manager's --controllers list; default
+	// ["*"] (every default controller). A cluster for measurements runs
+	// only "garbagecollector", so Deployments stay inert and nothing but
+	// the workload writes.
+	Controllers []string
+	// ControlPlaneOnly starts etcd, kube-apiserver and
+	// kube-controller-manager only: no kube-scheduler, no kwok, no nodes,
+	// and no wait for the default service account (Nodes is ignored). Pods
+	// never run on such a cluster.
+	ControlPlaneOnly bool
+	// ControllerManagerFlags are appended to kube-controller-manager's
+	// command line, e.g. --kube-api-qps=500: its default client limit (20
+	// QPS) makes the garbage collector the bottleneck of a large deletion.
+	ControllerManagerFlags []string
+
 	// StartTimeout bounds the whole start, readiness included; default 3m.
 	StartTimeout time.Duration
 	// StopGracePeriod is how long a process may take to exit after SIGTERM
@@ -132,6 +147,14 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Nodes < 0 {
 		return cfg, fmt.Errorf("localcluster: Nodes must be positive, got %d", cfg.Nodes)
 	}
+	if len(cfg.Controllers) == 0 {
+		cfg.Controllers = []string{"*"}
+	}
+	for _, c := range cfg.Controllers {
+		if c == "" || strings.ContainsAny(c, ", ") {
+			return cfg, fmt.Errorf("localcluster: controller name %q: want one name (or *, -name) per entry", c)
+		}
+	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 3 * time.Minute
 	}
@@ -172,6 +195,21 @@ func validatePorts(ports []namedPort) error {
 		seen[p.port] = p.name
 	}
 	return nil
+}
+
+// runsServiceAccountController says whether the controller-manager makes
+// the default service account (what pods need before they can be created).
+func (cfg Config) runsServiceAccountController() bool {
+	on := false
+	for _, c := range cfg.Controllers {
+		switch c {
+		case "*", "serviceaccount":
+			on = true
+		case "-serviceaccount":
+			return false
+		}
+	}
+	return on
 }
 
 // Paths under DataDir.

@@ -108,3 +108,65 @@ func writeScript(t *testing.T, dir, name, body string) {
 		t.Fatal(err)
 	}
 }
+
+func TestControllersReachTheControllerManager(t *testing.T) {
+	tests := []struct {
+		name           string
+		controllers    []string
+		wantFlag       string
+		serviceAccount bool
+		wantErr        string
+	}{
+		{name: "default runs every controller", wantFlag: "--controllers=*", serviceAccount: true},
+		{name: "garbage collector only", controllers: []string{"garbagecollector"},
+			wantFlag: "--controllers=garbagecollector"},
+		{name: "all but the service accounts", controllers: []string{"*", "-serviceaccount"},
+			wantFlag: "--controllers=*,-serviceaccount"},
+		{name: "service accounts named", controllers: []string{"garbagecollector", "serviceaccount"},
+			wantFlag: "--controllers=garbagecollector,serviceaccount", serviceAccount: true},
+		{name: "a list in one entry is refused", controllers: []string{"a,b"}, wantErr: `controller name "a,b"`},
+		{name: "an empty entry is refused", controllers: []string{""}, wantErr: `controller name ""`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Config{DataDir: "d", Controllers: tt.controllers}.withDefaults()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			args := controllerManagerArgs(cfg, &pki{})
+			n := 0
+			for _, a := range args {
+				if strings.HasPrefix(a, "--controllers=") {
+					n++
+					if a != tt.wantFlag {
+						t.Errorf("flag %q, want %q", a, tt.wantFlag)
+					}
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d --controllers flags in %v, want 1", n, args)
+			}
+			if got := cfg.runsServiceAccountController(); got != tt.serviceAccount {
+				t.Errorf("runs the service account controller: %v, want %v", got, tt.serviceAccount)
+			}
+		})
+	}
+}
+
+func TestControllerManagerFlagsComeLast(t *testing.T) {
+	cfg, err := Config{DataDir: "d", ControllerManagerFlags: []string{"--kube-api-qps=500", "--kube-api-burst=1000"}}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := controllerManagerArgs(cfg, &pki{})
+	got := strings.Join(args[len(args)-2:], " ")
+	if got != "--kube-api-qps=500 --kube-api-burst=1000" {
+		t.Errorf("last flags %q, want the extra flags in order", got)
+	}
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"k8s.io/client-go/rest"
+)
+
+// requestCounts counts API requests by "VERB resource[/subresource]",
+// verbs as kube-apiserver's apiserver_request_total names them (LIST,
+// GET, WATCH, POST, PUT, PATCH, APPLY, DELETE).
+type requestCounts map[string]float64
+
+// benchResources are the resources the workload touches; requests to the
+// others (leases, discovery, the garbage collector's bookkeeping) are not
+// counted.
+var benchResources = map[string]bool{resource: true, "deployments": true, "events": true}
+
+// scrapeAPIServer reads apiserver_request_total from kube-apiserver's
+// /metrics, keeping the bench resources.
+func scrapeAPIServer(ctx context.Context, cfg *rest.Config) (requestCounts, error) {
+	client, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cfg.Host, "/")+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape kube-apiserver metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape kube-apiserver metrics: %s", resp.Status)
+	}
+	counts := requestCounts{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, []byte("apiserver_request_total{")) {
+			continue
+		}
+		labels, value, err := parseSample(string(line))
+		if err != nil {
+			return nil, err
+		}
+		if !benchResources[labels["resource"]] {
+			continue
+		}
+		counts[requestKey(labels["verb"], labels["resource"], labels["subresource"])] += value
+	}
+	return counts, sc.Err()
+}
+
+func requestKey(verb, resource, subresource string) string {
+	if subresource != "" {
+		resource += "/" + subresource
+	}
+	return verb + " " + resource
+}
+
+// parseSample splits `name{k="v",...} value` (label values in these
+// metrics hold no quotes or commas).
+func parseSample(line string) (map[string]string, float64, error) {
+	open, end := strings.IndexByte(line, '{'), strings.LastIndexByte(line, '}')
+	if open < 0 || end < open {
+		return nil, 0, fmt.Errorf("metric line %q: no labels", line)
+	}
+	labels := map[string]string{}
+	for _, pair := range strings.Split(line[open+1:end], ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		if ok {
+			labels[k] = strings.Trim(v, `"`)
+		}
+	}
+	value, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
+	if err != nil {
+		return nil, 0, fmt.Errorf("metric line %q: %w", line, err)
+	}
+	return labels, value, nil
+}
+
+// minus is c - o, dropping zeroes.
+func (c requestCounts) minus(o requestCounts) requestCounts {
+	d := requestCounts{}
+	for k, v := range c {
+		if v-o[k] > 0 {
+			d[k] = v - o[k]
+		}
+	}
+	return d
+}
+
+// countingTransport counts the harness's own requests the way the API
+// server does, so they can be taken out of its counters.
+type countingTransport struct {
+	next   http.RoundTripper
+	mu     sync.Mutex
+	counts requestCounts
+}
+
+func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if key, ok := classify(req); ok {
+		t.mu.Lock()
+		t.counts[key]++
+		t.mu.Unlock()
+	}
+	return t.next.RoundTrip(req)
+}
+
+func (t *countingTransport) snapshot() requestCounts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := requestCounts{}
+	for k, v := range t.counts {
+		c[k] = v
+	}
+	return c
+}
+
+// classify names a request as apiserver_request_total would.
+func classify(req *http.Request) (string, bool) {
+	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	// /api/v1/namespaces/ns/res[/name[/sub]] or /apis/g/v/namespaces/ns/res[/name[/sub]]
+	i := 2
+	if len(parts) > 0 && parts[0] == "apis" {
+		i = 3
+	}
+	if len(parts) > i+1 && parts[i] == "namespaces" {
+		i += 2
+	}
+	if len(parts) <= i || !benchResources[parts[i]] {
+		return "", false
+	}
+	res, named, sub := parts[i], len(parts) > i+1, ""
+	if len(parts) > i+2 {
+		sub = parts[i+2]
+	}
+	verb := req.Method
+	switch {
+	case req.Method == http.MethodGet && req.URL.Query().Get("watch") == "true":
+		verb = "WATCH"
+	case req.Method == http.MethodGet && !named:
+		verb = "LIST"
+	case req.Method == http.MethodPatch && strings.Contains(req.Header.Get("Content-Type"), "apply-patch"):
+		verb = "APPLY"
+	}
+	return requestKey(verb, res, sub), true
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/opgate/opgate/internal/localcluster"
+)
+
+// The test binary doubles as the raw program, as the harness binary does.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "raw" {
+		os.Exit(rawMain(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+// TestSmallRunMeasuresBothSystems runs the whole harness on a few objects
+// so it keeps working: every phase converges for both systems, and the raw
+// baseline makes exactly the writes it is meant to.
+func TestSmallRunMeasuresBothSystems(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	if err := localcluster.CheckBinaries(localcluster.DefaultBinDir()); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := parseFlags([]string{"-n", "20", "-idle", "1s", "-modes", "backlog,stream", "-workloads", "fast",
+		"-out", t.TempDir(), "-phase-timeout", "90s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	rep, err := runBench(ctx, opts, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(rep.Phases); got != 2*2*3 {
+		t.Fatalf("%d phases measured, want 12 (2 systems × 2 modes × 3 phases)", got)
+	}
+	for _, p := range rep.Phases {
+		name := p.System + " " + p.Mode + " " + p.Phase
+		if p.ObjectsPerSecond <= 0 || p.Seconds <= 0 {
+			t.Errorf("%s: %.1f s, %.1f objects/s", name, p.Seconds, p.ObjectsPerSecond)
+		}
+		if p.CallbacksPerObject < 1 {
+			t.Errorf("%s: %.2f callbacks per object, want every object called", name, p.CallbacksPerObject)
+		}
+		if p.System == systemGateway && p.RatioToRaw <= 0 {
+			t.Errorf("%s: no ratio to the raw baseline", name)
+		}
+		if p.PeakRSSMiB <= 0 || p.CPUSeconds < 0 {
+			t.Errorf("%s: peak RSS %.0f MiB, CPU %.2f s", name, p.PeakRSSMiB, p.CPUSeconds)
+		}
+		if p.System == systemRaw && p.Phase != evDelete {
+			for _, k := range []string{"APPLY deployments", "PATCH memcacheds/status"} {
+				if p.Requests[k] != 1 {
+					t.Errorf("%s: %s %.2f per object, want 1 (requests %v)", name, k, p.Requests[k], p.Requests)
+				}
+			}
+		}
+	}
+	if len(rep.Steady) != 1 || rep.Steady[0].Seconds < 1 || rep.Steady[0].RSSMiB <= 0 {
+		t.Errorf("steady state: %+v", rep.Steady)
+	}
+	var decoded report
+	data, err := os.ReadFile(filepath.Join(opts.Out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &decoded); err != nil || len(decoded.Phases) != len(rep.Phases) {
+		t.Errorf("results.json: %v, %d phases", err, len(decoded.Phases))
+	}
+	if md, err := os.ReadFile(filepath.Join(opts.Out, "results.md")); err != nil || len(md) == 0 {
+		t.Errorf("results.md: %v", err)
+	}
+}

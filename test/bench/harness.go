@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+const (
+	modeBacklog     = "backlog"
+	modeStream      = "stream"
+	workloadFast    = "fast"
+	workloadHandler = "handler"
+	systemRaw       = "raw"
+	systemGateway   = "gateway"
+)
+
+// harness drives the runs with its own clients, whose requests it counts
+// so they can be taken out of the API server's counters.
+type harness struct {
+	opts    options
+	log     *slog.Logger
+	admin   *rest.Config
+	counter *countingTransport
+	dyn     dynamic.Interface
+	typed   kubernetes.Interface
+}
+
+func newHarness(ctx context.Context, admin *rest.Config, opts options, log *slog.Logger) (*harness, error) {
+	if err := installCRD(ctx, admin); err != nil {
+		return nil, err
+	}
+	h := &harness{opts: opts, log: log, admin: admin, counter: &countingTransport{counts: requestCounts{}}}
+	cfg := rest.CopyConfig(admin)
+	cfg.QPS, cfg.Burst, cfg.UserAgent = 5000, 10000, "bench-workload" // as fast as the client allows
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { h.counter.next = rt; return h.counter })
+	var err error
+	if h.dyn, err = dynamic.NewForConfig(cfg); err != nil {
+		return nil, err
+	}
+	proto := rest.CopyConfig(cfg)
+	proto.ContentType = "application/vnd.kubernetes.protobuf"
+	if h.typed, err = kubernetes.NewForConfig(proto); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *harness) runAll(ctx context.Context, e env) (*report, error) {
+	rep := &report{N: h.opts.N, Started: time.Now().UTC()}
+	for _, wl := range h.opts.Workloads {
+		tune := tuning{Workers: h.opts.Workers, QPS: h.opts.QPS, Burst: h.opts.Burst}
+		if wl == workloadHandler {
+			tune.Workers, tune.Sleep = h.opts.SlowWork, h.opts.Sleep
+		}
+		rep.Tuning = append(rep.Tuning, namedTuning{Workload: wl, tuning: tune})
+		for _, mode := range h.opts.Modes {
+			for _, sysName := range []string{systemRaw, systemGateway} {
+				var sys system = &rawSystem{env: e}
+				if sysName == systemGateway {
+					sys = &gatewaySystem{env: e}
+				}
+				// Steady state once: the gateway, fast workload, first mode.
+				idle := sysName == systemGateway && wl == h.opts.Workloads[0] && mode == h.opts.Modes[0]
+				r := run{System: sysName, Workload: wl, Mode: mode}
+				if err := h.runOne(ctx, sys, &r, tune, idle, rep); err != nil {
+					return nil, fmt.Errorf("%s %s %s: %w", sysName, wl, mode, err)
+				}
+				// What is measured so far survives a run cut short.
+				rep.computeRatios()
+				if err := rep.write(h.opts.Out); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	rep.computeRatios()
+	rep.Finished = time.Now().UTC()
+	return rep, nil
+}
+
+type run struct{ System, Workload, Mode string }
+
+func (r run) namespace() string { return r.System + "-" + r.Workload + "-" + r.Mode }
+
+// sample is what is read at a phase's start and end.
+type sample struct {
+	at       time.Time
+	api      requestCounts
+	own      requestCounts
+	usage    procUsage
+	received stats
+}
+
+func (h *harness) sample(ctx context.Context, sys system, started bool) (sample, error) {
+	s := sample{at: time.Now(), own: h.counter.snapshot()}
+	var err error
+	if s.api, err = scrapeAPIServer(ctx, h.admin); err != nil {
+		return s, err
+	}
+	if started {
+		if s.usage, err = sys.usage(); err != nil {
+			return s, err
+		}
+		if s.received, err = sys.stats(ctx); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// runOne runs create (backlog or stream), update and delete against one
+// system in a namespace of its own.
+func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, idle bool, rep *report) error {
+	ns := r.namespace()
+	if err := createNamespace(ctx, h.typed, ns); err != nil {
+		return err
+	}
+	w := &workload{dyn: h.dyn, typed: h.typed, ns: ns, n: h.opts.N}
+	h.log.Info("run", "system", r.System, "workload", r.Workload, "mode", r.Mode, "n", h.opts.N)
+	if r.Mode == modeBacklog {
+		if err := w.createAll(ctx); err != nil {
+			return err
+		}
+	}
+	before, err := h.sample(ctx, sys, false)
+	if err != nil {
+		return err
+	}
+	defer sys.stop()
+	if err := sys.start(ctx, ns, tune); err != nil {
+		return err
+	}
+	if r.Mode == modeStream {
+		before.at = time.Now()
+		if err := w.createAll(ctx); err != nil {
+			return err
+		}
+	}
+	if err := h.runPhases(ctx, sys, r, w, before, idle, rep); err != nil {
+		return err
+	}
+	sys.stop()
+	// The next run starts on a quiet cluster.
+	_, err = waitFor(ctx, h.opts.Timeout, ns+" children collected", w.childrenGone)
+	return err
+}
+
+// runPhases measures create (already under way), update and delete.
+func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload, before sample, idle bool, rep *report) error {
+	phases := []struct {
+		name  string
+		size  int64
+		write func(context.Context) error
+	}{
+		{evCreate, 1, nil},
+		{evUpdate, 3, func(ctx context.Context) error { return w.resizeAll(ctx, 3) }},
+		{evDelete, 0, w.deleteAll},
+	}
+	var err error
+	for _, p := range phases {
+		if p.write != nil {
+			if before, err = h.sample(ctx, sys, true); err != nil {
+				return err
+			}
+			if err := p.write(ctx); err != nil {
+				return err
+			}
+		}
+		done, err := waitFor(ctx, h.opts.Timeout, r.namespace()+" "+p.name, func(ctx context.Context) (bool, string, error) {
+			return w.converged(ctx, p.size)
+		})
+		if err != nil {
+			return err
+		}
+		after, err := h.sample(ctx, sys, true)
+		if err != nil {
+			return err
+		}
+		after.at = done
+		rep.Phases = append(rep.Phases, measure(*r, p.name, h.opts.N, before, after, w))
+		if idle && p.name == evCreate && h.opts.Idle > 0 {
+			if err := h.steady(ctx, sys, r, rep); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// steady watches the converged system for opts.Idle.
+func (h *harness) steady(ctx context.Context, sys system, r *run, rep *report) error {
+	h.log.Info("steady state", "system", r.System, "for", h.opts.Idle)
+	before, err := h.sample(ctx, sys, true)
+	if err != nil {
+		return err
+	}
+	select { // the idle window is what is measured
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(h.opts.Idle):
+	}
+	after, err := h.sample(ctx, sys, true)
+	if err != nil {
+		return err
+	}
+	api := after.api.minus(before.api).minus(after.own.minus(before.own))
+	rep.Steady = append(rep.Steady, steadyResult{
+		System: r.System, Workload: r.Workload, Mode: r.Mode, N: h.opts.N,
+		Seconds:    after.at.Sub(before.at).Seconds(),
+		CPUSeconds: after.usage.CPUSeconds - before.usage.CPUSeconds,
+		RSSMiB:     after.usage.RSSMiB, PeakRSSMiB: after.usage.PeakRSSMiB,
+		Requests: api, Writes: writes(api),
+	})
+	return nil
+}

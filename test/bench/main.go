@@ -1,0 +1,152 @@
+// Command bench measures the gateway end to end against a raw client-go
+// program making only the writes the gateway's guarantees need, on a local
+// kube-apiserver + etcd + garbage collector (see docs/performance.md):
+//
+//	go run ./test/bench -n 1000 -out bench-out/
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the harness's flags.
+type options struct {
+	N         int
+	Out       string
+	Workers   int
+	QPS       float64
+	Burst     int
+	Sleep     time.Duration // the handler-bound workload's work per call
+	SlowWork  int           // workers of the handler-bound workload
+	Idle      time.Duration
+	Modes     []string
+	Workloads []string
+	Timeout   time.Duration
+	Gateway   string // prebuilt gateway binary; empty: go build it
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "raw" {
+		os.Exit(rawMain(os.Args[2:]))
+	}
+	opts, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rep, err := runBench(ctx, opts, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Print(rep.markdown())
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.N, "n", 1000, "objects per run")
+	fs.StringVar(&o.Out, "out", "bench-out", "directory for results.json, results.md, logs and the cluster's data")
+	fs.IntVar(&o.Workers, "workers", 32, "workers of each system in the fast workload")
+	fs.Float64Var(&o.QPS, "qps", 500, "client QPS of each system")
+	fs.IntVar(&o.Burst, "burst", 1000, "client burst of each system")
+	fs.DurationVar(&o.Sleep, "handler-sleep", 50*time.Millisecond, "work per call in the handler-bound workload")
+	fs.IntVar(&o.SlowWork, "handler-workers", 16, "workers of each system in the handler-bound workload")
+	fs.DurationVar(&o.Idle, "idle", 60*time.Second, "steady state: how long to watch the converged gateway idle (0: skip)")
+	modes := fs.String("modes", "backlog,stream", "arrival modes")
+	workloads := fs.String("workloads", "fast,handler", "workloads: fast (no work in the handler), handler (handler-sleep per call)")
+	fs.StringVar(&o.Gateway, "gateway-bin", "", "gateway binary to measure (default: go build ./cmd/gateway into -out)")
+	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.Modes, o.Workloads = splitList(*modes), splitList(*workloads)
+	for _, m := range o.Modes {
+		if m != modeBacklog && m != modeStream {
+			return o, fmt.Errorf("-modes: %q is neither backlog nor stream", m)
+		}
+	}
+	for _, w := range o.Workloads {
+		if w != workloadFast && w != workloadHandler {
+			return o, fmt.Errorf("-workloads: %q is neither fast nor handler", w)
+		}
+	}
+	if o.N < 1 {
+		return o, fmt.Errorf("-n must be at least 1, got %d", o.N)
+	}
+	return o, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// runBench starts the cluster, runs every workload and mode against both
+// systems, and writes results.json and results.md into opts.Out.
+func runBench(ctx context.Context, opts options, log *slog.Logger) (*report, error) {
+	out, err := filepath.Abs(opts.Out)
+	if err != nil {
+		return nil, err
+	}
+	opts.Out = out
+	clusterDir := filepath.Join(out, "cluster")
+	// A previous run's etcd data would hold its objects.
+	if err := os.RemoveAll(clusterDir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(out, "logs"), 0o755); err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	gwBin := opts.Gateway
+	if gwBin == "" {
+		log.Info("building the gateway")
+		if gwBin, err = buildGateway(ctx, out); err != nil {
+			return nil, err
+		}
+	} else if gwBin, err = filepath.Abs(gwBin); err != nil {
+		return nil, err
+	}
+	log.Info("starting the cluster", "dir", clusterDir)
+	cluster, err := startCluster(ctx, clusterDir, log)
+	if err != nil {
+		return nil, err
+	}
+	defer cluster.Stop()
+	h, err := newHarness(ctx, cluster.RESTConfig(), opts, log)
+	if err != nil {
+		return nil, err
+	}
+	e := env{kubeconfig: cluster.Kubeconfig(), outDir: filepath.Join(out, "logs"), gatewayBin: gwBin, self: self}
+	rep, err := h.runAll(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	if err := rep.write(out); err != nil {
+		return nil, err
+	}
+	log.Info("results", "json", filepath.Join(out, "results.json"), "markdown", filepath.Join(out, "results.md"))
+	return rep, nil
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100
+// on every Linux architecture Go supports.
+const clockTicks = 100
+
+// procUsage is a process's CPU time so far and its peak resident set.
+type procUsage struct {
+	CPUSeconds float64 `json:"cpuSeconds"`
+	PeakRSSMiB float64 `json:"peakRSSMiB"`
+	RSSMiB     float64 `json:"rssMiB"`
+}
+
+// readUsage reads utime+stime from /proc/PID/stat and VmHWM, VmRSS from
+// /proc/PID/status.
+func readUsage(pid int) (procUsage, error) {
+	var u procUsage
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u, err
+	}
+	// The command name (field 2) may hold spaces; fields count from after it.
+	s := string(stat)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(fields) < 13 {
+		return u, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields))
+	}
+	utime, err1 := strconv.ParseFloat(fields[11], 64)
+	stime, err2 := strconv.ParseFloat(fields[12], 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return u, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	u.CPUSeconds = (utime + stime) / clockTicks
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (key != "VmHWM" && key != "VmRSS") {
+			continue
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 64)
+		if err != nil {
+			return u, fmt.Errorf("/proc/%d/status %s: %w", pid, key, err)
+		}
+		if key == "VmHWM" {
+			u.PeakRSSMiB = kb / 1024
+		} else {
+			u.RSSMiB = kb / 1024
+		}
+	}
+	return u, sc.Err()
+}
+
+// child is a process the harness started: the gateway or the raw program.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+func startChild(name, logPath string, bin string, args ...string) (*child, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Dies with the harness, so a killed run leaves nothing behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { c.err = cmd.Wait(); close(c.done) }()
+	return c, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+func (c *child) usage() (procUsage, error) {
+	u, err := readUsage(c.pid())
+	if err != nil {
+		return u, fmt.Errorf("%s usage: %w", c.name, err)
+	}
+	return u, nil
+}
+
+// stop sends SIGTERM and waits, then kills.
+func (c *child) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+// waitHTTP polls url until it answers 200, the child exits, or ctx ends.
+func (c *child) waitHTTP(ctx context.Context, url string, logPath string) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-c.done:
+			return fmt.Errorf("%s exited (%v) before %s answered; see %s", c.name, c.err, url, logPath)
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %s did not answer 200: %w; see %s", c.name, url, ctx.Err(), logPath)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// buildGateway builds cmd/gateway into dir, as a user would run it.
+func buildGateway(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "gateway")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/opgate/opgate/cmd/gateway")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build gateway: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}

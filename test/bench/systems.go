@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// system is what is measured: the gateway with its handler, or the raw
+// program.
+type system interface {
+	start(ctx context.Context, ns string, tune tuning) error
+	stats(ctx context.Context) (stats, error)
+	usage() (procUsage, error)
+	stop()
+}
+
+// tuning is what both systems get alike.
+type tuning struct {
+	Workers int           `json:"workers"`
+	QPS     float64       `json:"qps"`
+	Burst   int           `json:"burst"`
+	Sleep   time.Duration `json:"sleepPerCall"`
+}
+
+type env struct {
+	kubeconfig string
+	outDir     string
+	gatewayBin string
+	self       string // this program, re-run as `raw`
+}
+
+// gatewaySystem is the gateway as a separate process and the Go handler
+// in the harness's process.
+type gatewaySystem struct {
+	env     env
+	handler *benchHandler
+	srv     *http.Server
+	gw      *child
+}
+
+func (g *gatewaySystem) start(ctx context.Context, ns string, tune tuning) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	g.handler = &benchHandler{rec: newRecorder(), sleep: tune.Sleep}
+	g.srv = &http.Server{Handler: g.handler.mux(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = g.srv.Serve(l) }()
+	opFile := filepath.Join(g.env.outDir, "operator-"+ns+".yaml")
+	if err := os.WriteFile(opFile, []byte(operatorYAML(ns, "http://"+l.Addr().String())), 0o644); err != nil {
+		return err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	logPath := filepath.Join(g.env.outDir, "gateway-"+ns+".log")
+	g.gw, err = startChild("gateway", logPath, g.env.gatewayBin, "run", "-f", opFile,
+		"--kubeconfig", g.env.kubeconfig, "--addr", addr, "--log-level", "warn", "--log-format", "json",
+		"--workers", strconv.Itoa(tune.Workers),
+		"--kube-api-qps", strconv.FormatFloat(tune.QPS, 'f', -1, 32), "--kube-api-burst", strconv.Itoa(tune.Burst))
+	if err != nil {
+		return err
+	}
+	return g.gw.waitHTTP(ctx, "http://"+addr+"/healthz", logPath)
+}
+
+func (g *gatewaySystem) stats(context.Context) (stats, error) { return g.handler.rec.snapshot(), nil }
+func (g *gatewaySystem) usage() (procUsage, error)            { return g.gw.usage() }
+
+func (g *gatewaySystem) stop() {
+	if g.gw != nil {
+		g.gw.stop()
+	}
+	if g.srv != nil {
+		_ = g.srv.Close()
+	}
+}
+
+// operatorYAML registers the bench handler for the run's namespace only.
+func operatorYAML(ns, url string) string {
+	return fmt.Sprintf(`apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata:
+  name: bench
+spec:
+  watch:
+    apiVersion: %s/%s
+    kind: %s
+    namespaces: [%s]
+  children:
+    - apiVersion: apps/v1
+      kind: Deployment
+  handler:
+    url: %s
+  callbacks:
+    - id: create
+      events: [create]
+      path: /create
+    - id: update
+      events: [update]
+      path: /update
+      when:
+        fields: [spec.size]
+    - id: delete
+      events: [delete]
+      path: /delete
+`, group, version, kind, ns, url)
+}
+
+// rawSystem is the raw client-go program, this binary re-run as `raw`.
+type rawSystem struct {
+	env  env
+	addr string
+	proc *child
+}
+
+func (r *rawSystem) start(ctx context.Context, ns string, tune tuning) error {
+	var err error
+	if r.addr, err = freeAddr(); err != nil {
+		return err
+	}
+	logPath := filepath.Join(r.env.outDir, "raw-"+ns+".log")
+	r.proc, err = startChild("raw", logPath, r.env.self, "raw", "-kubeconfig", r.env.kubeconfig,
+		"-namespace", ns, "-workers", strconv.Itoa(tune.Workers),
+		"-qps", strconv.FormatFloat(tune.QPS, 'f', -1, 64), "-burst", strconv.Itoa(tune.Burst),
+		"-sleep", tune.Sleep.String(), "-addr", r.addr)
+	if err != nil {
+		return err
+	}
+	return r.proc.waitHTTP(ctx, "http://"+r.addr+"/healthz", logPath)
+}
+
+func (r *rawSystem) stats(ctx context.Context) (stats, error) {
+	var s stats
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.addr+"/stats", nil)
+	if err != nil {
+		return s, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return s, fmt.Errorf("raw stats: %w", err)
+	}
+	defer resp.Body.Close()
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+func (r *rawSystem) usage() (procUsage, error) { return r.proc.usage() }
+
+func (r *rawSystem) stop() {
+	if r.proc != nil {
+		r.proc.stop()
+	}
+}

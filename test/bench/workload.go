@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+)
+
+// workload writes the parents of one run, as fast as its client allows,
+// and watches them converge by polling lists.
+type workload struct {
+	dyn   dynamic.Interface
+	typed kubernetes.Interface // protobuf: the Deployment lists stay cheap
+	ns    string
+	n     int
+	// sent is when each object's latest change was sent, per event.
+	mu   sync.Mutex
+	sent map[string]map[string]time.Time
+}
+
+// writers is how many requests the workload has in flight.
+const writers = 16
+
+func (w *workload) name(i int) string { return fmt.Sprintf("mc-%05d", i) }
+
+func (w *workload) markSent(event, name string, at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sent == nil {
+		w.sent = map[string]map[string]time.Time{}
+	}
+	if w.sent[event] == nil {
+		w.sent[event] = map[string]time.Time{}
+	}
+	w.sent[event][name] = at
+}
+
+// each runs fn for every object index, writers at a time.
+func (w *workload) each(ctx context.Context, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for i := range idx {
+				if err := fn(ctx, i); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+	for i := 0; i < w.n && ctx.Err() == nil; i++ {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+func (w *workload) parents() dynamic.ResourceInterface {
+	return w.dyn.Resource(parentGVR).Namespace(w.ns)
+}
+
+func (w *workload) createAll(ctx context.Context) error {
+	return w.each(ctx, func(ctx context.Context, i int) error {
+		obj := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": group + "/" + version, "kind": kind,
+			"metadata": map[string]any{"name": w.name(i), "namespace": w.ns},
+			"spec":     map[string]any{"size": int64(1)},
+		}}
+		w.markSent(evCreate, w.name(i), time.Now())
+		if _, err := w.parents().Create(ctx, obj, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create %s: %w", w.name(i), err)
+		}
+		return nil
+	})
+}
+
+func (w *workload) resizeAll(ctx context.Context, size int64) error {
+	patch := fmt.Appendf(nil, `{"spec":{"size":%d}}`, size)
+	return w.each(ctx, func(ctx context.Context, i int) error {
+		w.markSent(evUpdate, w.name(i), time.Now())
+		if _, err := w.parents().Patch(ctx, w.name(i), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return fmt.Errorf("resize %s: %w", w.name(i), err)
+		}
+		return nil
+	})
+}
+
+// deleteAll deletes every parent in one request.
+func (w *workload) deleteAll(ctx context.Context) error {
+	now := time.Now()
+	for i := range w.n {
+		w.markSent(evDelete, w.name(i), now)
+	}
+	return w.parents().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+}
+
+// converged reports whether every parent reports size in its status and
+// every child Deployment has that many replicas (size 0: every parent
+// gone).
+func (w *workload) converged(ctx context.Context, size int64) (bool, string, error) {
+	list, err := w.parents().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, "", err
+	}
+	if size == 0 {
+		return len(list.Items) == 0, fmt.Sprintf("%d parents left", len(list.Items)), nil
+	}
+	ready := 0
+	for _, p := range list.Items {
+		observed, _, _ := unstructured.NestedInt64(p.Object, "status", "observedSize")
+		dep, _, _ := unstructured.NestedString(p.Object, "status", "deploymentName")
+		if observed == size && dep == p.GetName() {
+			ready++
+		}
+	}
+	if ready < w.n {
+		return false, fmt.Sprintf("%d/%d statuses", ready, w.n), nil
+	}
+	deps, err := w.typed.AppsV1().Deployments(w.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, "", err
+	}
+	children := 0
+	for _, d := range deps.Items {
+		if d.Spec.Replicas != nil && int64(*d.Spec.Replicas) == size {
+			children++
+		}
+	}
+	return children == w.n, fmt.Sprintf("%d/%d children", children, w.n), nil
+}
+
+// childrenGone reports whether the garbage collector took every child.
+func (w *workload) childrenGone(ctx context.Context) (bool, string, error) {
+	deps, err := w.typed.AppsV1().Deployments(w.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, "", err
+	}
+	return len(deps.Items) == 0, fmt.Sprintf("%d children left", len(deps.Items)), nil
+}
+
+// waitFor polls cond until it holds; it returns when it first held. The
+// interval grows with what a list costs, so polling stays a small share of
+// the API server's work.
+func waitFor(ctx context.Context, timeout time.Duration, what string, cond func(context.Context) (bool, string, error)) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	var seen string
+	for {
+		began := time.Now()
+		ok, last, err := cond(ctx)
+		if err != nil {
+			last = err.Error()
+		}
+		if ok {
+			return began, nil // the lists show the state as of about then
+		}
+		seen = last
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("%s: not after %s (last seen: %s)", what, timeout, seen)
+		}
+		interval := max(200*time.Millisecond, 3*time.Since(began))
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("%s: %w (last seen: %s)", what, ctx.Err(), seen)
+		case <-time.After(interval):
+		}
+	}
+}
