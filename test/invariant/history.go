@@ -7,6 +7,13 @@
 // A scenario records its changes in a History, wraps its handler in a
 // Recorder, and ends with Checker.AssertEventually, which polls the cluster
 // until every count is zero and otherwise fails with a table per object.
+//
+//	chk := invariant.New(op, dynamicClient, invariant.Scope{Parent: widgets, Namespace: ns, Children: []schema.GroupVersionResource{configMaps}})
+//	srv := httptest.NewServer(chk.Recorder.Wrap(handler))
+//	created, err := client.Create(ctx, obj, metav1.CreateOptions{})
+//	chk.Record(t, invariant.Created, created) // Updated, Deleted likewise
+//	// ... faults ...
+//	report, took := chk.AssertEventually(t, 2*time.Minute)
 package invariant
 
 import (
