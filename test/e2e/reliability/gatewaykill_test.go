@@ -16,11 +16,7 @@ func TestGatewayKilledMidCallbacksLosesNothing(t *testing.T) {
 	gw.waitReady(time.Minute)
 
 	plan := w.workload("p", 12, 30, 0.4)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.runWorkload(context.Background(), plan, 200*time.Millisecond)
-	}()
+	wait := w.startWorkload(plan, 200*time.Millisecond)
 	var downtimes []time.Duration
 	for range 3 {
 		w.waitCallsInFlight(6)
@@ -30,7 +26,7 @@ func TestGatewayKilledMidCallbacksLosesNothing(t *testing.T) {
 		gw.waitReady(time.Minute)
 		downtimes = append(downtimes, time.Since(killed))
 	}
-	<-done
+	wait()
 	rep, took := w.chk.AssertEventually(t, 2*time.Minute)
 	t.Logf("figure: gateway SIGKILLed 3 times; back ready after %v; invariants hold %s after the last write; %d duplicate deliveries",
 		roundAll(downtimes), took.Round(100*time.Millisecond), rep.Duplicates)

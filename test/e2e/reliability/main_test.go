@@ -7,7 +7,8 @@
 // TestMain starts one full local cluster (internal/localcluster) for the
 // package, with etcd compacted every few seconds so that watches expire.
 // The scenarios run one after another: some stop the cluster's components.
-// OPGATE_SEED fixes the seed of their randomness (each test logs its own).
+// OPGATE_SEED fixes the seed of their randomness (each test logs its own);
+// OPGATE_KEEP_LOGS keeps the logs of a passing run.
 package reliability
 
 import (
@@ -73,7 +74,7 @@ func runWithCluster(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "reliability: stop local cluster: %v\n", err)
 		code = 1
 	}
-	if code != 0 {
+	if code != 0 || os.Getenv("OPGATE_KEEP_LOGS") != "" {
 		fmt.Fprintf(os.Stderr, "reliability: cluster and gateway logs kept in %s\n", dir)
 		return code
 	}

@@ -129,53 +129,59 @@ func (w *world) answer(rw http.ResponseWriter, r *http.Request) {
 
 // create creates Probe name, retrying through API outages until it exists,
 // and records it.
-func (w *world) create(ctx context.Context, name string) {
-	w.t.Helper()
+func (w *world) create(ctx context.Context, name string) error {
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "reliability.opgate.dev/v1", "kind": "Probe",
 		"metadata": map[string]any{"name": name},
 		"spec":     map[string]any{"n": int64(w.next())},
 	}}
-	got := w.retry(ctx, "create "+name, func(ctx context.Context) (*unstructured.Unstructured, error) {
+	got, err := retry(ctx, "create "+name, func(ctx context.Context) (*unstructured.Unstructured, error) {
 		created, err := w.res.Create(ctx, obj, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) { // an earlier attempt went through
 			return w.res.Get(ctx, name, metav1.GetOptions{})
 		}
 		return created, err
 	})
-	w.remember(invariant.Created, got)
+	if err != nil {
+		return err
+	}
+	return w.remember(invariant.Created, got)
 }
 
 // update sets a new spec.n on Probe name, retrying through outages.
-func (w *world) update(ctx context.Context, name string) {
-	w.t.Helper()
+func (w *world) update(ctx context.Context, name string) error {
 	patch := fmt.Appendf(nil, `{"spec":{"n":%d}}`, w.next())
-	got := w.retry(ctx, "update "+name, func(ctx context.Context) (*unstructured.Unstructured, error) {
+	got, err := retry(ctx, "update "+name, func(ctx context.Context) (*unstructured.Unstructured, error) {
 		return w.res.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
 	})
-	w.remember(invariant.Updated, got)
+	if err != nil {
+		return err
+	}
+	return w.remember(invariant.Updated, got)
 }
 
 // remove deletes Probe name, retrying through outages (gone counts as done).
-func (w *world) remove(ctx context.Context, name string) {
-	w.t.Helper()
+func (w *world) remove(ctx context.Context, name string) error {
 	w.mu.Lock()
 	obj := w.objects[name]
 	w.mu.Unlock()
 	uid := obj.GetUID()
-	w.retry(ctx, "delete "+name, func(ctx context.Context) (*unstructured.Unstructured, error) {
+	_, err := retry(ctx, "delete "+name, func(ctx context.Context) (*unstructured.Unstructured, error) {
 		err := w.res.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 			err = nil // already gone (or a new object of that name: ours is gone)
 		}
 		return obj, err
 	})
-	w.remember(invariant.Deleted, obj)
+	if err != nil {
+		return err
+	}
+	return w.remember(invariant.Deleted, obj)
 }
 
-// retry calls write every 250ms until it succeeds, for at most 2 minutes.
-func (w *world) retry(ctx context.Context, what string, write func(context.Context) (*unstructured.Unstructured, error)) *unstructured.Unstructured {
-	w.t.Helper()
+// retry calls write every 250ms until it succeeds, for at most 2 minutes:
+// the API server may be down for a while.
+func retry(ctx context.Context, what string, write func(context.Context) (*unstructured.Unstructured, error)) (*unstructured.Unstructured, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
@@ -183,21 +189,24 @@ func (w *world) retry(ctx context.Context, what string, write func(context.Conte
 		obj, err := write(callCtx)
 		callCancel()
 		if err == nil {
-			return obj
+			return obj, nil
 		}
 		select {
 		case <-ctx.Done():
-			w.t.Fatalf("%s: still failing after 2m: %v", what, err)
+			return nil, fmt.Errorf("%s: still failing after 2m: %w", what, err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
 
-func (w *world) remember(kind invariant.ChangeKind, obj *unstructured.Unstructured) {
-	w.chk.Record(w.t, kind, obj)
+func (w *world) remember(kind invariant.ChangeKind, obj *unstructured.Unstructured) error {
+	if err := w.chk.History.Record(kind, obj); err != nil {
+		return err
+	}
 	w.mu.Lock()
 	w.objects[obj.GetName()] = obj
 	w.mu.Unlock()
+	return nil
 }
 
 func (w *world) next() int {
@@ -234,19 +243,37 @@ func (w *world) workload(prefix string, count, updates int, deleteShare float64)
 	return plan
 }
 
-// runWorkload performs plan, one write every pace.
-func (w *world) runWorkload(ctx context.Context, plan []step, pace time.Duration) {
-	w.t.Helper()
+// runWorkload performs plan, one write every pace, and stops at the first
+// write that fails for good.
+func (w *world) runWorkload(ctx context.Context, plan []step, pace time.Duration) error {
 	for _, s := range plan {
+		var err error
 		switch s.kind {
 		case invariant.Created:
-			w.create(ctx, s.name)
+			err = w.create(ctx, s.name)
 		case invariant.Updated:
-			w.update(ctx, s.name)
+			err = w.update(ctx, s.name)
 		case invariant.Deleted:
-			w.remove(ctx, s.name)
+			err = w.remove(ctx, s.name)
+		}
+		if err != nil {
+			return err
 		}
 		time.Sleep(pace) // pacing the load, not waiting for a condition
+	}
+	return nil
+}
+
+// startWorkload runs plan in the background; the returned wait fails the
+// test if a write failed for good.
+func (w *world) startWorkload(plan []step, pace time.Duration) (wait func()) {
+	errc := make(chan error, 1)
+	go func() { errc <- w.runWorkload(context.Background(), plan, pace) }()
+	return func() {
+		w.t.Helper()
+		if err := <-errc; err != nil {
+			w.t.Fatal(err)
+		}
 	}
 }
 
