@@ -54,11 +54,19 @@ func TestStopAndStartOneComponent(t *testing.T) {
 	if second.pid == first.pid || second.exited() {
 		t.Fatalf("etcd not started again: pid %d (was %d), exited %v", second.pid, first.pid, second.exited())
 	}
-	log, err := os.ReadFile(logPath(dataDir, "etcd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(log), "--name=x --extra=1") {
-		t.Errorf("restarted etcd's command line lacks the original and extra args:\n%s", log)
+	// The script prints its arguments once it runs: wait for them.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		log, err := os.ReadFile(logPath(dataDir, "etcd"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(log), "etcd args: --name=x --extra=1") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted etcd's command line lacks the original and extra args:\n%s", log)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a file another process writes
 	}
 }
