@@ -29,6 +29,13 @@ type objectMemory struct {
 	// applied is what the gateway last applied per child, keyed
 	// "apiVersion/Kind|name": an unchanged child is not applied again.
 	applied map[string]appliedChild
+	// unwritten is the state a pass failed to write (the API server down
+	// or refusing), and unwrittenBase the annotation it would have
+	// replaced. While the annotation is still that base, the next pass
+	// continues from the unwritten state, so a retry stays the same
+	// delivery (uid, attempt, backoff) and finished callbacks are not
+	// called again.
+	unwritten, unwrittenBase string
 }
 
 // memoryOf returns what this process remembers of the object with uid,
@@ -120,7 +127,11 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	p := &pass{key: key, obj: cached.DeepCopy(), mem: mem, now: c.Clock()}
 	p.stateRaw = p.obj.GetAnnotations()[c.stateAnnotation()]
 	uid := string(p.obj.GetUID())
-	st, foreign, err := state.DecodeFor(p.stateRaw, uid)
+	raw := p.stateRaw
+	if mem.unwritten != "" && mem.unwrittenBase == p.stateRaw {
+		raw = mem.unwritten
+	}
+	st, foreign, err := state.DecodeFor(raw, uid)
 	switch {
 	case err != nil:
 		c.warn(p.obj, "InvalidState", fmt.Sprintf("annotation %s is unreadable (%v); starting from a clean state", c.stateAnnotation(), err))
@@ -312,10 +323,12 @@ func (c *Controller) writeState(ctx context.Context, p *pass) error {
 	}
 	c.countApply("state", err)
 	if err != nil {
+		p.mem.unwritten, p.mem.unwrittenBase = value, p.stateRaw
 		return err
 	}
 	c.adopt(p, out)
 	p.stateRaw = value
+	p.mem.unwritten, p.mem.unwrittenBase = "", ""
 	return nil
 }
 
