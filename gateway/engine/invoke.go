@@ -171,7 +171,7 @@ func (c *Controller) recordEvents(obj *unstructured.Unstructured, events []callb
 func (c *Controller) recordInterrupted(p *pass, w decide.Work, attempt int, first time.Time) {
 	pr := p.st.ProgressOf(w.Callback.ID)
 	pr.Attempts, pr.First, pr.Next = attempt, first, time.Time{}
-	pr.Failed, pr.Digest, pr.Message = false, p.plan.EssenceDigest, "interrupted by shutdown"
+	pr.Failed, pr.Digest, pr.Message, pr.Reason = false, p.plan.EssenceDigest, "interrupted by shutdown", "Interrupted"
 }
 
 // deferSync puts off a sync whose related objects cannot be gathered: with
@@ -181,7 +181,7 @@ func (c *Controller) recordInterrupted(p *pass, w decide.Work, attempt int, firs
 // second Warning (noteRelatedError reported the selector once).
 func (c *Controller) deferSync(p *pass, w decide.Work, attempt int, first time.Time, err error) {
 	pr := p.st.ProgressOf(w.Callback.ID)
-	pr.Attempts, pr.First, pr.Message = attempt, first, truncate(err.Error(), 512)
+	pr.Attempts, pr.First, pr.Message, pr.Reason = attempt, first, truncate(err.Error(), 512), failure.As(err).Reason
 	pr.Failed, pr.Digest, pr.Next = false, p.plan.EssenceDigest, c.Clock().Add(retryDelay(c.retryOf(w.Callback), attempt, 0))
 	c.Metrics.Retries.WithLabelValues(c.op.Name, w.Callback.ID, failure.Temporary.String()).Inc()
 }
@@ -220,7 +220,7 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first ti
 		maxAttempts = *retry.MaxAttempts
 	}
 	pr := p.st.ProgressOf(id)
-	pr.Attempts, pr.First, pr.Message = attempt, first, truncate(err.Error(), 512)
+	pr.Attempts, pr.First, pr.Message, pr.Reason = attempt, first, truncate(err.Error(), 512), f.Reason
 	class := f.Class
 	if class == failure.Temporary && maxAttempts > 0 && attempt >= maxAttempts {
 		class = failure.Permanent

@@ -169,6 +169,8 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 			if err := p.st.SetHandled(p.plan.Essence, c.EssenceCap); err != nil {
 				return 0, err
 			}
+			at := p.now.UTC().Truncate(time.Second)
+			p.st.HandledAt = &at
 		}
 		// A deleting object keeps its finished round until the finalizer
 		// is gone: should deleting its children or releasing fail, the next

@@ -37,10 +37,17 @@ type State struct {
 	// over the cap or did not fit the object's annotations (then update
 	// requests carry no old/diff).
 	Essence []byte `json:"e,omitempty"`
+	// HandledAt is when the round that recorded Handled ended (to the
+	// second), so that `gateway status` can tell the essence's age.
+	HandledAt *time.Time `json:"t,omitempty"`
 	// Round is the create/update/resume round in progress, if any.
 	Round *Round `json:"r,omitempty"`
 	// Progress holds retry state per callback id, only while it failed.
 	Progress map[string]*Progress `json:"p,omitempty"`
+	// Requested is the last value of the reconcile-requested-at annotation
+	// the gateway acted on: the same value never triggers twice, also
+	// after a restart.
+	Requested string `json:"q,omitempty"`
 }
 
 // Round is a set of callbacks called for one event, one at a time.
@@ -70,6 +77,9 @@ type Progress struct {
 	Failed  bool   `json:"x,omitempty"`
 	Digest  string `json:"d,omitempty"`
 	Message string `json:"m,omitempty"`
+	// Reason is the failure's reason (HandlerError, InvalidResponse, ...),
+	// as in its Warning Event and the parent's Reconciled condition.
+	Reason string `json:"c,omitempty"`
 }
 
 // Decode reads an annotation value; an empty value is a zero State.

@@ -1,0 +1,189 @@
+// Package inspect answers "why is my object not reconciled?": from a
+// WebhookOperator and the objects it watches it builds the report that
+// `gateway status` prints and the web view renders — per operator, per
+// object and one object in detail. It decodes the state annotation with
+// the engine's own code (gateway/state, callbacks/essence), so it can never
+// disagree with what the gateway will do. Pure functions over objects: the
+// callers fetch them.
+package inspect
+
+import (
+	"sort"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/callbacks/essence"
+	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
+)
+
+// ReconcileRequestAnnotation asks the gateway to end any backoff wait and
+// run the object's due callbacks once (Flux's reconcile.fluxcd.io/requestedAt
+// convention): each new value fires once.
+const ReconcileRequestAnnotation = spec.Group + "/reconcile-requested-at"
+
+// State classifies an object for one operator.
+type State string
+
+// The states, from the most to the least in need of attention (Less sorts
+// by this order).
+const (
+	// PermanentlyFailed: a callback failed permanently at the object's
+	// current essence; it is not called again until the essence changes
+	// (or a reconcile is requested).
+	PermanentlyFailed State = "permanently_failed"
+	// Failing: a callback failed temporarily and its next attempt is due.
+	Failing State = "failing"
+	// BackingOff: a callback failed temporarily and waits for its retry.
+	BackingOff State = "backing_off"
+	// Deleting: the object is being deleted and the operator still holds
+	// its finalizer (or its delete round is open).
+	Deleting State = "deleting"
+	// Pending: a round is open or a change not handled yet, nothing failed.
+	Pending State = "pending"
+	// Settled: handled, nothing failing, nothing waiting.
+	Settled State = "settled"
+)
+
+// States lists every State in order of attention.
+var States = []State{PermanentlyFailed, Failing, BackingOff, Deleting, Pending, Settled}
+
+func (s State) rank() int {
+	for i, x := range States {
+		if x == s {
+			return i
+		}
+	}
+	return len(States)
+}
+
+// Unsettled reports whether the object needs a look: anything but settled
+// and pending.
+func (s State) Unsettled() bool { return s != Settled && s != Pending }
+
+// Failure is a callback's last failure, as the state annotation keeps it.
+type Failure struct {
+	Callback string `json:"callback"`
+	// Class is "temporary" or "permanent".
+	Class     string     `json:"class"`
+	Reason    string     `json:"reason,omitempty"`
+	Message   string     `json:"message,omitempty"`
+	Attempts  int        `json:"attempts"`
+	FirstAt   time.Time  `json:"firstAttemptAt"`
+	NextRetry *time.Time `json:"nextRetryAt,omitempty"`
+}
+
+// Object is one object's line: its state and, when a callback failed, the
+// most serious failure.
+type Object struct {
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	UID       string `json:"uid"`
+	State     State  `json:"state"`
+	// Failure is the failing callback that decided State; nil when none.
+	Failure *Failure `json:"failure,omitempty"`
+	// StateError says the state annotation could not be read (the gateway
+	// then starts the object afresh).
+	StateError string `json:"stateError,omitempty"`
+}
+
+// Key is namespace/name, or name for a cluster-scoped object.
+func (o Object) Key() string {
+	if o.Namespace == "" {
+		return o.Name
+	}
+	return o.Namespace + "/" + o.Name
+}
+
+// decoded is an object's state as the engine reads it.
+type decoded struct {
+	st      *state.State
+	foreign bool
+	err     error
+	digest  string // the object's essence now
+}
+
+func decode(op *spec.WebhookOperator, obj *unstructured.Unstructured) decoded {
+	st, foreign, err := state.DecodeFor(obj.GetAnnotations()[op.StateAnnotation()], string(obj.GetUID()))
+	if err != nil {
+		st = &state.State{UID: string(obj.GetUID())}
+	}
+	return decoded{st: st, foreign: foreign, err: err, digest: essence.Digest(essence.Of(obj))}
+}
+
+// ClassifyObject is the line of one object watched by op, at now.
+func ClassifyObject(op *spec.WebhookOperator, obj *unstructured.Unstructured, now time.Time) Object {
+	return classify(op, obj, decode(op, obj), now)
+}
+
+func classify(op *spec.WebhookOperator, obj *unstructured.Unstructured, d decoded, now time.Time) Object {
+	o := Object{Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: string(obj.GetUID()), State: Settled}
+	if d.err != nil {
+		o.StateError = d.err.Error()
+	}
+	for _, id := range sortedIDs(d.st.Progress) {
+		s, f := progressState(id, d.st.Progress[id], d.digest, now)
+		if o.Failure == nil || s.rank() < o.State.rank() {
+			o.State, o.Failure = s, f
+		}
+	}
+	switch {
+	case obj.GetDeletionTimestamp() != nil && (holdsFinalizer(op, obj) || d.st.Round != nil && d.st.Round.Event == string(spec.EventDelete)):
+		o.State = Deleting // the failure, if any, says why it takes long
+	case o.Failure != nil:
+	case d.st.Handled == "" || d.st.Round != nil || d.st.Handled != d.digest:
+		o.State = Pending
+	}
+	return o
+}
+
+// progressState classifies one callback's retry progress the way decide
+// reads it: a permanent failure counts at the essence it happened at, a
+// backoff wait ends when its time comes or the essence changes.
+func progressState(id string, p *state.Progress, digest string, now time.Time) (State, *Failure) {
+	f := &Failure{Callback: id, Class: "temporary", Reason: p.Reason, Message: p.Message, Attempts: p.Attempts, FirstAt: p.First}
+	switch {
+	case p.Failed && p.Digest == digest:
+		f.Class = "permanent"
+		return PermanentlyFailed, f
+	case p.Failed:
+		f.Class = "permanent" // at an older essence: called again now
+		return Failing, f
+	case p.Digest == digest && p.Next.After(now):
+		next := p.Next
+		f.NextRetry = &next
+		return BackingOff, f
+	}
+	return Failing, f
+}
+
+func sortedIDs(m map[string]*state.Progress) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func holdsFinalizer(op *spec.WebhookOperator, obj *unstructured.Unstructured) bool {
+	for _, f := range obj.GetFinalizers() {
+		if f == op.Finalizer() {
+			return true
+		}
+	}
+	return false
+}
+
+// Less orders objects for a person: the most serious state first, then by
+// namespace and name.
+func Less(a, b Object) bool {
+	if ra, rb := a.State.rank(), b.State.rank(); ra != rb {
+		return ra < rb
+	}
+	if a.Namespace != b.Namespace {
+		return a.Namespace < b.Namespace
+	}
+	return a.Name < b.Name
+}

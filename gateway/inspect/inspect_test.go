@@ -1,0 +1,220 @@
+package inspect
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/callbacks/essence"
+	"github.com/opgate/opgate/gateway/decide"
+	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
+)
+
+var now = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
+func testOperator() *spec.WebhookOperator {
+	return &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{
+			Watch: spec.WatchSpec{APIVersion: "cache.example.com/v1alpha1", Kind: "Memcached", Namespaces: []string{"shop", "demo"}},
+			Callbacks: []spec.Callback{
+				{ID: "create", Events: []spec.Event{spec.EventCreate}},
+				{ID: "resize", Events: []spec.Event{spec.EventUpdate}},
+				{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
+				{ID: "backup", Events: []spec.Event{spec.EventTimer}, Interval: &spec.Duration{Duration: 30 * time.Second}},
+			},
+		},
+	}
+}
+
+// object builds a Memcached with the state st (nil: none); handled
+// records its own essence as handled.
+func object(name string, st *state.State, handled bool, edit func(*unstructured.Unstructured)) *unstructured.Unstructured {
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "cache.example.com/v1alpha1", "kind": "Memcached",
+		"metadata": map[string]any{"name": name, "namespace": "shop", "uid": "uid-" + name, "generation": int64(2)},
+		"spec":     map[string]any{"size": int64(3)},
+	}}
+	if edit != nil {
+		edit(obj)
+	}
+	if st == nil {
+		return obj
+	}
+	if handled {
+		if err := st.SetHandled(essence.Of(obj), state.DefaultEssenceCap); err != nil {
+			panic(err)
+		}
+	}
+	for _, p := range st.Progress {
+		if p.Digest == "current" {
+			p.Digest = essence.Digest(essence.Of(obj))
+		}
+	}
+	st.UID = string(obj.GetUID())
+	v, err := st.Encode()
+	if err != nil {
+		panic(err)
+	}
+	ann := obj.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann["opgate.dev/state.memcached"] = v
+	obj.SetAnnotations(ann)
+	return obj
+}
+
+func deleting(obj *unstructured.Unstructured) {
+	ts := metav1.NewTime(now.Add(-time.Minute))
+	obj.SetDeletionTimestamp(&ts)
+	obj.SetFinalizers([]string{"opgate.dev/memcached"})
+}
+
+func TestClassifyObjectReadsTheStateAsTheEngineDoes(t *testing.T) {
+	later, earlier := now.Add(5*time.Minute), now.Add(-time.Second)
+	cases := []struct {
+		name      string
+		obj       *unstructured.Unstructured
+		want      State
+		callback  string
+		class     string
+		nextRetry bool
+	}{
+		{name: "never handled", obj: object("a", nil, false, nil), want: Pending},
+		{name: "handled, nothing open", obj: object("a", &state.State{}, true, nil), want: Settled},
+		{name: "handled an older essence", obj: object("a", &state.State{Handled: "old"}, false, nil), want: Pending},
+		{name: "open round", obj: object("a", &state.State{Round: &state.Round{Event: "update"}}, true, nil), want: Pending},
+		{name: "waits for its retry", obj: object("a", &state.State{Round: &state.Round{Event: "create"}, Progress: map[string]*state.Progress{
+			"create": {Attempts: 3, First: now.Add(-time.Hour), Next: later, Digest: "current", Message: "boom", Reason: "HandlerError"}}}, false, nil),
+			want: BackingOff, callback: "create", class: "temporary", nextRetry: true},
+		{name: "retry due", obj: object("a", &state.State{Progress: map[string]*state.Progress{
+			"create": {Attempts: 1, Next: earlier, Digest: "current"}}}, false, nil),
+			want: Failing, callback: "create", class: "temporary"},
+		{name: "essence changed since the failure ends the wait", obj: object("a", &state.State{Progress: map[string]*state.Progress{
+			"create": {Attempts: 1, Next: later, Digest: "older"}}}, false, nil),
+			want: Failing, callback: "create", class: "temporary"},
+		{name: "failed permanently at this essence", obj: object("a", &state.State{Progress: map[string]*state.Progress{
+			"create": {Attempts: 1, Failed: true, Digest: "current"}}}, false, nil),
+			want: PermanentlyFailed, callback: "create", class: "permanent"},
+		{name: "the most serious failure wins", obj: object("a", &state.State{Progress: map[string]*state.Progress{
+			"backup": {Attempts: 2, Next: later, Digest: "current"},
+			"resize": {Attempts: 1, Failed: true, Digest: "current"}}}, true, nil),
+			want: PermanentlyFailed, callback: "resize", class: "permanent"},
+		{name: "deleting with a failing delete callback", obj: object("a", &state.State{Round: &state.Round{Event: "delete"}, Progress: map[string]*state.Progress{
+			"cleanup": {Attempts: 4, Next: later, Digest: "current"}}}, true, deleting),
+			want: Deleting, callback: "cleanup", class: "temporary", nextRetry: true},
+		{name: "deleting, finalizer held", obj: object("a", &state.State{}, true, deleting), want: Deleting},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ClassifyObject(testOperator(), tc.obj, now)
+			if got.State != tc.want {
+				t.Fatalf("state = %s, want %s", got.State, tc.want)
+			}
+			if tc.callback == "" {
+				if got.Failure != nil {
+					t.Fatalf("failure = %+v, want none", got.Failure)
+				}
+				return
+			}
+			if got.Failure == nil || got.Failure.Callback != tc.callback || got.Failure.Class != tc.class {
+				t.Fatalf("failure = %+v, want callback %s class %s", got.Failure, tc.callback, tc.class)
+			}
+			if (got.Failure.NextRetry != nil) != tc.nextRetry {
+				t.Fatalf("next retry = %v, want set: %v", got.Failure.NextRetry, tc.nextRetry)
+			}
+		})
+	}
+}
+
+func TestClassifyObjectReportsAnUnreadableState(t *testing.T) {
+	obj := object("a", nil, false, func(o *unstructured.Unstructured) {
+		o.SetAnnotations(map[string]string{"opgate.dev/state.memcached": "{not json"})
+	})
+	got := ClassifyObject(testOperator(), obj, now)
+	if got.StateError == "" || got.State != Pending {
+		t.Fatalf("got %+v, want pending with a state error", got)
+	}
+}
+
+func TestSummarizeCountsAndOrdersTheObjectsTheOperatorWatches(t *testing.T) {
+	later := now.Add(time.Minute)
+	objs := []*unstructured.Unstructured{
+		object("settled", &state.State{}, true, nil),
+		object("backing", &state.State{Progress: map[string]*state.Progress{"create": {Attempts: 2, Next: later, Digest: "current"}}}, false, nil),
+		object("broken", &state.State{Progress: map[string]*state.Progress{"create": {Attempts: 1, Failed: true, Digest: "current"}}}, false, nil),
+		object("going", &state.State{}, true, deleting),
+		object("elsewhere", &state.State{Progress: map[string]*state.Progress{"create": {Attempts: 1, Failed: true, Digest: "current"}}}, false,
+			func(o *unstructured.Unstructured) { o.SetNamespace("other") }),
+	}
+	ready := ReadinessOf(spec.OperatorStatus{Conditions: []metav1.Condition{{Type: "Ready", Status: "True", Reason: "Running"}}})
+	got := Summarize(testOperator(), ready, objs, now)
+	if !got.Ready.Ready || got.Objects != 4 || got.Failing != 2 || got.WaitingOnFinalizer != 1 {
+		t.Fatalf("got %+v, want ready, 4 objects, 2 failing, 1 waiting on the finalizer", got)
+	}
+	var names []string
+	for _, o := range got.Unsettled {
+		names = append(names, o.Name)
+	}
+	if want := []string{"broken", "backing", "going"}; !equal(names, want) {
+		t.Fatalf("unsettled = %v, want %v", names, want)
+	}
+	if got.States[Settled] != 1 || got.States[Failing] != 0 {
+		t.Fatalf("states = %v", got.States)
+	}
+}
+
+func TestReadinessOfAnOperatorNoGatewayReportedOn(t *testing.T) {
+	if r := ReadinessOf(spec.OperatorStatus{}); r.Ready || r.Reason != "Unknown" {
+		t.Fatalf("got %+v", r)
+	}
+}
+
+func TestDescribeShowsRoundCallbacksEssenceFinalizerAndRequest(t *testing.T) {
+	handledAt := now.Add(-90 * time.Second)
+	st := &state.State{HandledAt: &handledAt, Requested: "2026-11-30T11:00:00Z",
+		Round:    &state.Round{Event: "delete"},
+		Progress: map[string]*state.Progress{"cleanup": {Attempts: 2, Next: now.Add(time.Minute), Digest: "current", Reason: "HandlerError", Message: "boom"}}}
+	obj := object("a", st, true, func(o *unstructured.Unstructured) {
+		deleting(o)
+		o.SetAnnotations(map[string]string{ReconcileRequestAnnotation: "2026-11-30T11:59:00Z"})
+	})
+	tick := now.Add(10 * time.Second)
+	d := Describe(testOperator(), obj, &decide.Memory{TimerNext: map[string]time.Time{"backup": tick}}, now)
+	if d.State != Deleting || d.Failure == nil || d.Failure.Reason != "HandlerError" {
+		t.Fatalf("object = %+v", d.Object)
+	}
+	if d.Essence.Handled == "" || d.Essence.Handled != d.Essence.Current || d.Essence.StoredBytes == 0 || d.Essence.Age != "1m30s" {
+		t.Fatalf("essence = %+v", d.Essence)
+	}
+	if d.Round == nil || d.Round.Event != "delete" || !equal(d.Round.Waiting, []string{"cleanup"}) {
+		t.Fatalf("round = %+v", d.Round)
+	}
+	byID := map[string]Callback{}
+	for _, c := range d.Callbacks {
+		byID[c.ID] = c
+	}
+	if byID["cleanup"].State != string(BackingOff) || byID["create"].State != "idle" ||
+		byID["backup"].NextFire == nil || !byID["backup"].NextFire.Equal(tick) || byID["backup"].Interval != "30s" {
+		t.Fatalf("callbacks = %+v", d.Callbacks)
+	}
+	if !d.Finalizer.Held || d.Reconcile.Requested != "2026-11-30T11:59:00Z" || d.Reconcile.Handled != "2026-11-30T11:00:00Z" || d.DeletingSince == nil {
+		t.Fatalf("finalizer %+v, reconcile %+v", d.Finalizer, d.Reconcile)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

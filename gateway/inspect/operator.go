@@ -1,0 +1,99 @@
+package inspect
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// Readiness is an operator's Ready condition.
+type Readiness struct {
+	Ready   bool   `json:"ready"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// ReadinessOf reads the Ready condition of a WebhookOperator's status
+// (as the cluster holds it); without one the operator is not ready,
+// reason Unknown: no gateway has reported on it.
+func ReadinessOf(status spec.OperatorStatus) Readiness {
+	for _, c := range status.Conditions {
+		if c.Type == spec.ConditionReady {
+			return Readiness{Ready: c.Status == metav1.ConditionTrue, Reason: c.Reason, Message: c.Message}
+		}
+	}
+	return Readiness{Reason: "Unknown", Message: "no gateway reported on this operator"}
+}
+
+// Operator is one operator's line and its objects.
+type Operator struct {
+	Name  string    `json:"name"`
+	Watch string    `json:"watch"` // apiVersion/Kind
+	Ready Readiness `json:"ready"`
+	// Objects is how many objects the operator watches.
+	Objects int `json:"objects"`
+	// Failing counts the objects with a failing callback: failing,
+	// backing off or permanently failed (deleting ones included).
+	Failing int `json:"failing"`
+	// WaitingOnFinalizer counts deleting objects the operator's finalizer
+	// still holds.
+	WaitingOnFinalizer int `json:"waitingOnFinalizer"`
+	// States counts the objects per State, every State present.
+	States map[State]int `json:"states"`
+	// Unsettled are the objects that need a look, most serious first.
+	Unsettled []Object `json:"unsettled,omitempty"`
+}
+
+// Summarize reports on op and the objects of its watched kind; objects op
+// does not select (other namespaces, labels) are left out.
+func Summarize(op *spec.WebhookOperator, ready Readiness, objects []*unstructured.Unstructured, now time.Time) Operator {
+	out := Operator{Name: op.Name, Watch: op.Spec.Watch.APIVersion + "/" + op.Spec.Watch.Kind, Ready: ready, States: map[State]int{}}
+	for _, s := range States {
+		out.States[s] = 0
+	}
+	for _, obj := range objects {
+		if !Selects(op, obj) {
+			continue
+		}
+		o := ClassifyObject(op, obj, now)
+		out.Objects++
+		out.States[o.State]++
+		if o.Failure != nil {
+			out.Failing++
+		}
+		if obj.GetDeletionTimestamp() != nil && holdsFinalizer(op, obj) {
+			out.WaitingOnFinalizer++
+		}
+		if o.State.Unsettled() {
+			out.Unsettled = append(out.Unsettled, o)
+		}
+	}
+	sort.Slice(out.Unsettled, func(i, j int) bool { return Less(out.Unsettled[i], out.Unsettled[j]) })
+	return out
+}
+
+// Selects reports whether op watches obj: its kind, spec.watch.namespaces
+// and spec.watch.labelSelector, as the gateway's informer selects. An
+// unparsable selector selects everything, as the informer then does.
+func Selects(op *spec.WebhookOperator, obj *unstructured.Unstructured) bool {
+	gv, _ := schema.ParseGroupVersion(op.Spec.Watch.APIVersion)
+	if obj.GroupVersionKind().GroupKind() != gv.WithKind(op.Spec.Watch.Kind).GroupKind() {
+		return false
+	}
+	if ns := obj.GetNamespace(); ns != "" && len(op.Spec.Watch.Namespaces) > 0 && !slices.Contains(op.Spec.Watch.Namespaces, ns) {
+		return false
+	}
+	if ls := op.Spec.Watch.LabelSelector; ls != nil {
+		if sel, err := metav1.LabelSelectorAsSelector(ls); err == nil {
+			return sel.Matches(labels.Set(obj.GetLabels()))
+		}
+	}
+	return true
+}
