@@ -25,6 +25,7 @@ import (
 	"github.com/opgate/opgate/gateway/runner"
 	"github.com/opgate/opgate/gateway/server"
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/webui"
 )
 
 type runOptions struct {
@@ -42,6 +43,7 @@ type runOptions struct {
 	leaseNamespace   string
 	leaseName        string
 	operatorRecord   string
+	ui               bool
 }
 
 func newRunCommand() *cobra.Command {
@@ -62,7 +64,7 @@ given files (several documents per file, several files) and needs no CRD.`,
 	f.Float32Var(&o.qps, "kube-api-qps", 100, "queries per second to the API server")
 	f.IntVar(&o.burst, "kube-api-burst", 200, "burst of queries to the API server")
 	f.IntVar(&o.workers, "workers", 64, "workers per operator (objects handled in parallel)")
-	f.StringVar(&o.addr, "addr", ":8080", "address of /metrics, /healthz, /readyz and /schemas/")
+	f.StringVar(&o.addr, "addr", ":8080", "address of /metrics, /healthz, /readyz, /schemas/ and the web view /ui/")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "", "text or json (default: text when stderr is a terminal, else json)")
 	f.Int64Var(&o.maxResponseBytes, "max-response-bytes", 8<<20, "largest handler answer accepted")
@@ -70,6 +72,7 @@ given files (several documents per file, several files) and needs no CRD.`,
 	f.StringVar(&o.leaseNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's own, from $POD_NAMESPACE or its service account, else default)")
 	f.StringVar(&o.leaseName, "leader-election-name", "opgate-gateway", "name of the leader election Lease")
 	f.StringVar(&o.operatorRecord, "operator-record", "", "with -f: namespace/name of a ConfigMap, this gateway's alone, recording the operators it runs, so that a restart without one releases its finalizers")
+	f.BoolVar(&o.ui, "ui", true, "serve the read-only web view under /ui/ on --addr")
 	return cmd
 }
 
@@ -108,7 +111,13 @@ func (o *runOptions) run(ctx context.Context) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv := &http.Server{Addr: o.addr, Handler: server.NewRouter(server.Config{Gatherer: reg, Ready: gw.Ready}), ReadHeaderTimeout: 10 * time.Second}
+	routes := server.Config{Gatherer: reg, Ready: gw.Ready}
+	if o.ui {
+		if routes.UI, err = webui.New(webui.Config{View: gw.View, Logger: logger}); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{Addr: o.addr, Handler: server.NewRouter(routes), ReadHeaderTimeout: 10 * time.Second}
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.ListenAndServe() }()
 	defer func() {
