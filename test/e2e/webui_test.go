@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/spec"
@@ -27,7 +30,8 @@ const browserTimeout = 45 * time.Second
 // headless Chromium: with the operator page open, an object whose handler
 // fails appears on it, failing, without a reload (the page's own polling),
 // and its detail page shows the handler's error. Screenshots of both pages
-// are written as test artifacts.
+// are written as test artifacts. The same gateway's /metrics counts the
+// objects by state and carries client-go's queue and REST client metrics.
 func TestWebViewShowsFailingObjectLive(t *testing.T) {
 	t.Parallel()
 	chrome := chromiumPath(t)
@@ -91,6 +95,74 @@ func TestWebViewShowsFailingObjectLive(t *testing.T) {
 		t.Errorf("the detail page does not name the failing callback create-deployment:\n%s", page)
 	}
 	screenshot(t, browser, "object-page.png")
+
+	t.Run("metrics", func(t *testing.T) { assertGatewayMetrics(t, addr, "memcached") })
+}
+
+// assertGatewayMetrics scrapes the gateway's /metrics: operator's objects
+// by state (one failing, one settled), client-go's work queue metrics of
+// its queue and its REST client metrics.
+func assertGatewayMetrics(t *testing.T, addr, operator string) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	objects := func(state string) float64 {
+		return sampleOf(fams, "opgate_objects", map[string]string{"operator": operator, "state": state})
+	}
+	if failing, settled := objects("failing")+objects("backing_off"), objects("settled"); failing != 1 || settled != 1 {
+		t.Errorf("opgate_objects{operator=%s}: failing+backing_off = %v, settled = %v; want 1 and 1", operator, failing, settled)
+	}
+	queue := map[string]string{"name": operator}
+	for _, tt := range []struct {
+		family  string
+		labels  map[string]string
+		atLeast float64
+	}{
+		{"workqueue_adds_total", queue, 2},
+		{"workqueue_depth", queue, 0},
+		{"workqueue_queue_duration_seconds", queue, 2},
+		{"workqueue_work_duration_seconds", queue, 2},
+		{"workqueue_retries_total", queue, 0},
+		{"rest_client_requests_total", map[string]string{"method": "GET", "code": "200"}, 1},
+		{"rest_client_request_duration_seconds", map[string]string{"verb": "GET"}, 1},
+	} {
+		if v := sampleOf(fams, tt.family, tt.labels); v < tt.atLeast {
+			t.Errorf("%s%v = %v, want at least %v", tt.family, tt.labels, v, tt.atLeast)
+		}
+	}
+}
+
+// sampleOf is the value of the series of family f with labels (a
+// histogram's sample count); -1 when there is none.
+func sampleOf(fams map[string]*dto.MetricFamily, f string, labels map[string]string) float64 {
+next:
+	for _, m := range fams[f].GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue()
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return -1
 }
 
 // chromiumPath finds Debian's chromium, which `make tools` installs.
