@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/opgate/opgate/gateway/engine"
 	"github.com/opgate/opgate/gateway/runner"
 	"github.com/opgate/opgate/gateway/server"
 	"github.com/opgate/opgate/gateway/spec"
@@ -111,11 +112,9 @@ func (o *runOptions) run(ctx context.Context) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	routes := server.Config{Gatherer: reg, Ready: gw.Ready}
-	if o.ui {
-		if routes.UI, err = webui.New(webui.Config{View: gw.View, Logger: logger}); err != nil {
-			return err
-		}
+	routes, err := o.opsRoutes(reg, gw.Ready, gw.View, logger)
+	if err != nil {
+		return err
 	}
 	srv := &http.Server{Addr: o.addr, Handler: server.NewRouter(routes), ReadHeaderTimeout: 10 * time.Second}
 	srvErr := make(chan error, 1)
@@ -142,6 +141,19 @@ func (o *runOptions) run(ctx context.Context) error {
 	case err := <-runErr:
 		return err
 	}
+}
+
+// opsRoutes is what the ops server serves: the web view only with --ui.
+func (o *runOptions) opsRoutes(reg prometheus.Gatherer, ready func() error, view func() []engine.OperatorView, logger *slog.Logger) (server.Config, error) {
+	routes := server.Config{Gatherer: reg, Ready: ready}
+	if o.ui {
+		ui, err := webui.New(webui.Config{View: view, Logger: logger})
+		if err != nil {
+			return server.Config{}, err
+		}
+		routes.UI = ui
+	}
+	return routes, nil
 }
 
 // parseRecordRef reads --operator-record's namespace/name.
