@@ -20,6 +20,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newVersionCommand(), newRunCommand())
 	root.AddCommand(newValidateCommand())
 	root.AddCommand(newCallCommand())
+	root.AddCommand(newStatusCommand(), newReconcileCommand())
 	return root
 }
 

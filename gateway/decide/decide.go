@@ -19,6 +19,11 @@ import (
 // callback holds.
 const ReleaseAnnotation = "opgate.dev/release-finalizer"
 
+// ReconcileRequestAnnotation asks the gateway to end any backoff wait and
+// run the object's due callbacks, and sync and resume, once (Flux's
+// reconcile.fluxcd.io/requestedAt convention): each new value fires once.
+const ReconcileRequestAnnotation = "opgate.dev/reconcile-requested-at"
+
 // Memory is what one gateway process remembers of one object. It is lost on
 // restart on purpose: resume, sync and timers start afresh, like Kopf.
 type Memory struct {

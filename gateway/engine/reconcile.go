@@ -99,6 +99,9 @@ type pass struct {
 	// object: its sync callbacks wait, the other callbacks go on.
 	relatedErr error
 	now        time.Time
+	// status holds what handlers answered, for an operator that owns
+	// conditions: see flushStatus.
+	status statusBuffer
 }
 
 func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, error) {
@@ -123,6 +126,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		c.Recorder.Event(p.obj, "Normal", "StateOfAnotherObject", fmt.Sprintf("annotation %s was written for another object (copied or restored with the manifest); handling this object as new", c.stateAnnotation()))
 	}
 	p.st = st
+	if v := p.obj.GetAnnotations()[decide.ReconcileRequestAnnotation]; v != "" && v != st.Requested {
+		c.honourRequest(p, v)
+	}
 	if c.needsObserved() {
 		p.children = c.ownedChildren(p.obj)
 		p.related, p.relatedErr = c.relatedObjects(p.obj)
@@ -177,6 +183,11 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		// pass finds the delete callbacks done instead of calling them anew.
 		if !deleting {
 			p.st.Round = nil
+		}
+	}
+	if c.ownsConditions() {
+		if err := c.flushStatus(ctx, p); err != nil {
+			return 0, c.keepProgress(ctx, p, err)
 		}
 	}
 	if deleting && (p.plan.ReleaseFinalizer || roundDone && c.holdsFinalizer(p.obj)) {

@@ -14,14 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opgate/opgate/callbacks/essence"
+	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/spec"
 	"github.com/opgate/opgate/gateway/state"
 )
 
 // ReconcileRequestAnnotation asks the gateway to end any backoff wait and
-// run the object's due callbacks once (Flux's reconcile.fluxcd.io/requestedAt
-// convention): each new value fires once.
-const ReconcileRequestAnnotation = spec.Group + "/reconcile-requested-at"
+// run the object's due callbacks once: each new value fires once.
+const ReconcileRequestAnnotation = decide.ReconcileRequestAnnotation
 
 // State classifies an object for one operator.
 type State string
@@ -115,6 +115,12 @@ func decode(op *spec.WebhookOperator, obj *unstructured.Unstructured) decoded {
 // ClassifyObject is the line of one object watched by op, at now.
 func ClassifyObject(op *spec.WebhookOperator, obj *unstructured.Unstructured, now time.Time) Object {
 	return classify(op, obj, decode(op, obj), now)
+}
+
+// ClassifyState is ClassifyObject for a state already decoded (the
+// gateway's own, at the end of a pass, before it is written).
+func ClassifyState(op *spec.WebhookOperator, obj *unstructured.Unstructured, st *state.State, now time.Time) Object {
+	return classify(op, obj, decoded{st: st, digest: essence.Digest(essence.Of(obj))}, now)
 }
 
 func classify(op *spec.WebhookOperator, obj *unstructured.Unstructured, d decoded, now time.Time) Object {

@@ -64,6 +64,14 @@ type OperatorSpec struct {
 	Retry        *RetrySpec   `json:"retry,omitempty"`
 	Concurrency  *Concurrency `json:"concurrency,omitempty"`
 	ResyncPeriod *Duration    `json:"resyncPeriod,omitempty"`
+	// Status says what the gateway writes on the watched objects' status.
+	Status *StatusSpec `json:"status,omitempty"`
+}
+
+// StatusSpec: with Conditions, the gateway sets status.observedGeneration
+// and a Reconciled condition on every watched object (docs/registration.md).
+type StatusSpec struct {
+	Conditions bool `json:"conditions,omitempty"`
 }
 
 // WatchSpec names the parent resource.

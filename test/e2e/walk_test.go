@@ -277,3 +277,27 @@ func mustJSON(t testing.TB, v any) []byte {
 	}
 	return b
 }
+
+// waitReconciled waits until the gateway reports the resource reconciled
+// at its current generation (an operator with status.conditions: true).
+func (w *walk) waitReconciled(name string) {
+	w.t.Helper()
+	Eventually(w.t, rolloutTimeout, name+" observedGeneration == generation and Reconciled=True", func(ctx context.Context) (bool, string, error) {
+		obj, err := w.get(ctx, name)
+		if err != nil {
+			return false, "", err
+		}
+		og, _, _ := unstructured.NestedInt64(obj.Object, "status", "observedGeneration")
+		conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+		seen := fmt.Sprintf("generation %d, observedGeneration %d, conditions %v", obj.GetGeneration(), og, conds)
+		if og != obj.GetGeneration() {
+			return false, seen, nil
+		}
+		for _, c := range conds {
+			if m, _ := c.(map[string]any); m["type"] == "Reconciled" && m["status"] == "True" {
+				return true, "", nil
+			}
+		}
+		return false, seen, nil
+	})
+}

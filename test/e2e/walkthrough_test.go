@@ -95,6 +95,7 @@ func TestMemcachedWalkthrough(t *testing.T) {
 				op.Spec.Handler.URL = "http://" + handlerAddr
 				op.Spec.Handler.Auth = auth
 				setTimerInterval(t, op, "backup", timerInterval)
+				op.Spec.Status = &spec.StatusSpec{Conditions: true}
 			}))
 			playMemcached(w)
 		})
@@ -127,6 +128,8 @@ func playMemcached(w *walk) {
 		at, err := time.Parse(time.RFC3339, s)
 		return err == nil && at.After(first)
 	})
+	w.step("status.conditions: observedGeneration follows metadata.generation, Reconciled=True")
+	w.waitReconciled(name)
 	for _, e := range []struct{ reason, text string }{
 		{"Created", "with 3 replicas"},
 		{"Scaled", "5 replicas"},

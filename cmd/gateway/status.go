@@ -1,0 +1,334 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/yaml"
+
+	"github.com/opgate/opgate/gateway/engine"
+	"github.com/opgate/opgate/gateway/inspect"
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// kubeFlags are the cluster flags of the read-and-poke commands, loaded
+// as `gateway run` loads them.
+// With files, the operators come from them (a gateway run -f), not from
+// the WebhookOperator objects.
+type kubeFlags struct {
+	kubeconfig, context string
+	files               []string
+}
+
+func (k *kubeFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the files in $KUBECONFIG, else ~/.kube/config)")
+	cmd.Flags().StringVar(&k.context, "context", "", "kubeconfig context to use (default: its current-context)")
+	cmd.Flags().StringArrayVarP(&k.files, "file", "f", nil, "operator file or directory, as given to gateway run -f (default: the WebhookOperator objects)")
+}
+
+func (k *kubeFlags) restConfig() (*rest.Config, error) {
+	o := runOptions{kubeconfig: k.kubeconfig, context: k.context, qps: 20, burst: 40}
+	return o.restConfig()
+}
+
+// cluster is what status and reconcile read and write through.
+type cluster struct {
+	dyn    dynamic.Interface
+	kube   kubernetes.Interface
+	mapper meta.RESTMapper
+	files  []*spec.WebhookOperator // operators of -f, when given
+}
+
+func connect(k *kubeFlags) (*cluster, error) {
+	cfg, err := k.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Discovery()))
+	c := &cluster{dyn: dyn, kube: kube, mapper: mapper}
+	if len(k.files) > 0 {
+		if c.files, err = spec.LoadFiles(k.files...); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+type statusOptions struct {
+	kube   kubeFlags
+	output string
+}
+
+func newStatusCommand() *cobra.Command {
+	o := &statusOptions{}
+	cmd := &cobra.Command{
+		Use:   "status [OPERATOR [NAMESPACE/NAME]]",
+		Short: "Show what the gateway did with each operator and object, and why an object is not reconciled",
+		Long: `status reads the cluster (no gateway process needed) and decodes each
+object's state annotation with the gateway's own code:
+
+  gateway status                            every WebhookOperator: Ready, objects, failing, waiting on a finalizer
+  gateway status OPERATOR                   its objects that are not settled, with callback, attempts, last error, next retry
+  gateway status OPERATOR NAMESPACE/NAME    one object's whole state and its last Events`,
+		Args: cobra.MaximumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.output != "" && o.output != "json" && o.output != "yaml" {
+				return fmt.Errorf("-o %q: want json or yaml (or nothing, for text)", o.output)
+			}
+			c, err := connect(&o.kube)
+			if err != nil {
+				return err
+			}
+			return o.run(cmd.Context(), c, cmd.OutOrStdout(), args)
+		},
+	}
+	o.kube.add(cmd)
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "json or yaml (default: text)")
+	return cmd
+}
+
+func (o *statusOptions) run(ctx context.Context, c *cluster, w io.Writer, args []string) error {
+	now := time.Now()
+	switch len(args) {
+	case 0:
+		ops, err := c.operators(ctx)
+		if err != nil {
+			return err
+		}
+		var out []inspect.Operator
+		for _, op := range ops {
+			out = append(out, c.summarize(ctx, op, now))
+		}
+		return o.print(w, out, func() error { return printOperators(w, out) })
+	case 1:
+		op, err := c.operator(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		out := c.summarize(ctx, op, now)
+		return o.print(w, out, func() error { return printUnsettled(w, out) })
+	}
+	op, err := c.operator(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	if op.err != nil {
+		return fmt.Errorf("WebhookOperator %s: %w", op.Name, op.err)
+	}
+	d, err := c.describe(ctx, op, args[1], now)
+	if err != nil {
+		return err
+	}
+	return o.print(w, d, func() error { return printDetail(w, d, now) })
+}
+
+func (o *statusOptions) print(w io.Writer, v any, text func() error) error {
+	switch o.output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	return text()
+}
+
+// registered is a WebhookOperator as the cluster holds it: its decoded
+// spec (nil with err when the spec is invalid) and Ready.
+type registered struct {
+	Name  string
+	op    *spec.WebhookOperator
+	err   error
+	ready inspect.Readiness
+}
+
+func toRegistered(obj *unstructured.Unstructured) registered {
+	r := registered{Name: obj.GetName()}
+	var st struct {
+		Status spec.OperatorStatus `json:"status"`
+	}
+	_ = runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &st)
+	r.ready = inspect.ReadinessOf(st.Status)
+	r.op, r.err = spec.DecodeObject(obj.Object)
+	return r
+}
+
+// fromFile is an operator of -f: no gateway reports on it in the cluster.
+func fromFile(op *spec.WebhookOperator) registered {
+	return registered{Name: op.Name, op: op, ready: inspect.Readiness{Reason: "Unknown", Message: "read from a file: the /readyz of the gateway running it says whether it runs"}}
+}
+
+func (c *cluster) operators(ctx context.Context) ([]registered, error) {
+	if c.files != nil {
+		var out []registered
+		for _, op := range c.files {
+			out = append(out, fromFile(op))
+		}
+		return out, nil
+	}
+	list, err := c.dyn.Resource(engine.OperatorResource).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, explain(err, "list WebhookOperators")
+	}
+	var out []registered
+	for i := range list.Items {
+		out = append(out, toRegistered(&list.Items[i]))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (c *cluster) operator(ctx context.Context, name string) (registered, error) {
+	if c.files != nil {
+		for _, op := range c.files {
+			if op.Name == name {
+				return fromFile(op), nil
+			}
+		}
+		return registered{}, fmt.Errorf("operator %q is not in the files given with -f", name)
+	}
+	obj, err := c.dyn.Resource(engine.OperatorResource).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) && !crdMissing(err) {
+		return registered{}, fmt.Errorf("WebhookOperator %q not found (gateway status lists them)", name)
+	}
+	if err != nil {
+		return registered{}, explain(err, "get WebhookOperator "+name)
+	}
+	return toRegistered(obj), nil
+}
+
+// explain turns the API server's refusals into what to do about them.
+func explain(err error, what string) error {
+	switch {
+	case crdMissing(err):
+		return fmt.Errorf("%s: the WebhookOperator CRD is not installed in this cluster (kubectl apply -f crds/opgate.dev_webhookoperators.yaml): %w", what, err)
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("%s: forbidden; your kubeconfig's user needs get and list on it: %w", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// crdMissing: a 404 without details is the API server not serving the
+// resource at all, unlike a 404 naming the object.
+func crdMissing(err error) bool {
+	var se apierrors.APIStatus
+	if !errors.As(err, &se) || !apierrors.IsNotFound(err) {
+		return false
+	}
+	d := se.Status().Details
+	return d == nil || d.Name == ""
+}
+
+// watchedResource resolves the operator's watched kind.
+func (c *cluster) watchedResource(op *spec.WebhookOperator) (*meta.RESTMapping, error) {
+	gv, err := schema.ParseGroupVersion(op.Spec.Watch.APIVersion)
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.mapper.RESTMapping(gv.WithKind(op.Spec.Watch.Kind).GroupKind(), gv.Version)
+	if err != nil {
+		return nil, fmt.Errorf("kind %s %s is not served by this cluster: %w", op.Spec.Watch.APIVersion, op.Spec.Watch.Kind, err)
+	}
+	return m, nil
+}
+
+// watchedObjects lists the objects of the operator's kind in its namespaces.
+func (c *cluster) watchedObjects(ctx context.Context, op *spec.WebhookOperator) ([]*unstructured.Unstructured, error) {
+	m, err := c.watchedResource(op)
+	if err != nil {
+		return nil, err
+	}
+	namespaces := op.Spec.Watch.Namespaces
+	if len(namespaces) == 0 || m.Scope.Name() != meta.RESTScopeNameNamespace {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	var out []*unstructured.Unstructured
+	for _, ns := range namespaces {
+		list, err := c.dyn.Resource(m.Resource).Namespace(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, explain(err, "list "+m.Resource.GroupResource().String())
+		}
+		for i := range list.Items {
+			out = append(out, &list.Items[i])
+		}
+	}
+	return out, nil
+}
+
+// summarize reports on one operator; what cannot be read is its Ready
+// reason, so that one broken operator does not hide the others.
+func (c *cluster) summarize(ctx context.Context, r registered, now time.Time) inspect.Operator {
+	if r.err != nil {
+		return inspect.Operator{Name: r.Name, Ready: inspect.Readiness{Reason: "InvalidSpec", Message: r.err.Error()}}
+	}
+	objs, err := c.watchedObjects(ctx, r.op)
+	out := inspect.Summarize(r.op, r.ready, objs, now)
+	if err != nil {
+		out.Ready.Message = strings.TrimSpace(out.Ready.Message + " (status could not list its objects: " + err.Error() + ")")
+	}
+	return out
+}
+
+func (c *cluster) describe(ctx context.Context, r registered, key string, now time.Time) (inspect.Detail, error) {
+	ns, name, ok := strings.Cut(key, "/")
+	if !ok {
+		ns, name = "", key
+	}
+	if name == "" || strings.Contains(name, "/") {
+		return inspect.Detail{}, fmt.Errorf("%q: want NAMESPACE/NAME (or NAME for a cluster-scoped kind)", key)
+	}
+	m, err := c.watchedResource(r.op)
+	if err != nil {
+		return inspect.Detail{}, err
+	}
+	obj, err := c.dyn.Resource(m.Resource).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return inspect.Detail{}, fmt.Errorf("%s %s not found", r.op.Spec.Watch.Kind, key)
+	}
+	if err != nil {
+		return inspect.Detail{}, explain(err, "get "+r.op.Spec.Watch.Kind+" "+key)
+	}
+	if !inspect.Selects(r.op, obj) {
+		return inspect.Detail{}, fmt.Errorf("%s %s is not watched by %s (spec.watch.namespaces or labelSelector)", r.op.Spec.Watch.Kind, key, r.Name)
+	}
+	d := inspect.Describe(r.op, obj, nil, now)
+	evs, err := c.kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(obj.GetUID())})
+	if err == nil {
+		d.Events = inspect.EventsOf(evs.Items, 10)
+	} else if !apierrors.IsForbidden(err) {
+		return d, explain(err, "list Events")
+	}
+	return d, nil
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/opgate/opgate/gateway/inspect"
+)
+
+func printOperators(w io.Writer, ops []inspect.Operator) error {
+	if len(ops) == 0 {
+		_, err := fmt.Fprintln(w, "No WebhookOperators.")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "OPERATOR\tWATCH\tREADY\tOBJECTS\tFAILING\tWAITING ON FINALIZER")
+	for _, o := range ops {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\n", o.Name, orDash(o.Watch), ready(o.Ready), o.Objects, o.Failing, o.WaitingOnFinalizer)
+	}
+	return tw.Flush()
+}
+
+func ready(r inspect.Readiness) string {
+	switch {
+	case r.Ready:
+		return "True"
+	case r.Reason == "Unknown":
+		return "Unknown"
+	}
+	return "False (" + r.Reason + ")"
+}
+
+func printUnsettled(w io.Writer, o inspect.Operator) error {
+	fmt.Fprintf(w, "%s: %s, Ready %s, %d objects, %d failing, %d waiting on a finalizer\n",
+		o.Name, orDash(o.Watch), ready(o.Ready), o.Objects, o.Failing, o.WaitingOnFinalizer)
+	if !o.Ready.Ready && o.Ready.Message != "" {
+		fmt.Fprintf(w, "  %s\n", o.Ready.Message)
+	}
+	if len(o.Unsettled) == 0 {
+		_, err := fmt.Fprintln(w, "Every object is settled or pending.")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "OBJECT\tSTATE\tCALLBACK\tATTEMPTS\tNEXT RETRY\tLAST ERROR")
+	for _, u := range o.Unsettled {
+		cb, attempts, next, last := "-", "-", "-", "-"
+		if f := u.Failure; f != nil {
+			cb, attempts, last = f.Callback, fmt.Sprint(f.Attempts), lastError(f)
+			if f.NextRetry != nil {
+				next = f.NextRetry.UTC().Format(time.RFC3339)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Key(), u.State, cb, attempts, next, last)
+	}
+	return tw.Flush()
+}
+
+func lastError(f *inspect.Failure) string {
+	s := f.Class
+	if f.Reason != "" {
+		s += " " + f.Reason
+	}
+	if f.Message != "" {
+		s += ": " + strings.ReplaceAll(f.Message, "\n", " ")
+	}
+	return s
+}
+
+func printDetail(w io.Writer, d inspect.Detail, now time.Time) error {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("%s (operator %s)\n", d.Key(), d.Operator)
+	p("  state:       %s\n", d.State)
+	if d.Failure != nil {
+		p("  failing:     %s after %d attempts: %s\n", d.Failure.Callback, d.Failure.Attempts, lastError(d.Failure))
+		if d.Failure.NextRetry != nil {
+			p("  next retry:  %s (in %s)\n", d.Failure.NextRetry.UTC().Format(time.RFC3339), d.Failure.NextRetry.Sub(now).Round(time.Second))
+		}
+	}
+	if d.StateError != "" {
+		p("  state annotation unreadable: %s\n", d.StateError)
+	}
+	if d.StateForeign {
+		p("  state annotation was written for another object: handled as new\n")
+	}
+	p("  generation:  %d (resourceVersion %s)\n", d.Generation, d.ResourceVersion)
+	if d.DeletingSince != nil {
+		p("  deleting since %s\n", d.DeletingSince.UTC().Format(time.RFC3339))
+	}
+	e := d.Essence
+	switch {
+	case e.Handled == "":
+		p("  essence:     never handled (create is due)\n")
+	case e.Handled == e.Current:
+		p("  essence:     handled %s%s, stored %d bytes\n", e.Handled[:12], age(e), e.StoredBytes)
+	default:
+		p("  essence:     handled %s%s; now %s: a change waits to be handled\n", e.Handled[:12], age(e), e.Current[:12])
+	}
+	if r := d.Round; r != nil {
+		p("  round:       %s, done [%s], waiting [%s]\n", r.Event, strings.Join(r.Done, ", "), strings.Join(r.Waiting, ", "))
+	}
+	fin := "not held"
+	if d.Finalizer.Held {
+		fin = "held"
+	}
+	p("  finalizer:   %s %s", d.Finalizer.Name, fin)
+	if d.Finalizer.ReleaseRequested {
+		p(" (release requested)")
+	}
+	p("\n")
+	if rq := d.Reconcile; rq.Requested != "" {
+		done := "handled"
+		if rq.Requested != rq.Handled {
+			done = "not handled yet"
+		}
+		p("  reconcile requested at %s: %s\n", rq.Requested, done)
+	}
+	p("Callbacks:\n")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ID\tEVENTS\tSTATE\tATTEMPTS\tNEXT\tLAST ERROR")
+	for _, c := range d.Callbacks {
+		attempts, next, last := "-", "-", "-"
+		if f := c.Failure; f != nil {
+			attempts, last = fmt.Sprint(f.Attempts), lastError(f)
+			if f.NextRetry != nil {
+				next = f.NextRetry.UTC().Format(time.RFC3339)
+			}
+		}
+		if c.Interval != "" && next == "-" {
+			next = "every " + c.Interval
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.ID, strings.Join(c.Events, ","), c.State, attempts, next, last)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(d.Events) == 0 {
+		return nil
+	}
+	p("Events (newest first):\n")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, e := range d.Events {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\tx%d\t%s\n", e.Last.UTC().Format(time.RFC3339), e.Type, e.Reason, max(e.Count, 1), e.Message)
+	}
+	return tw.Flush()
+}
+
+func age(e inspect.Essence) string {
+	if e.Age == "" {
+		return ""
+	}
+	return " " + e.Age + " ago"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

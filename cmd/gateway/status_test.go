@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opgate/opgate/gateway/inspect"
+)
+
+// kubeconfigFile writes a kubeconfig for a server nothing listens on: the
+// errors tested here must come before any request.
+func kubeconfigFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestStatusAndReconcileRefuseBadArgumentsClearly(t *testing.T) {
+	kc := kubeconfigFile(t)
+	file := "../../examples/operators/memcached.yaml"
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown output", []string{"status", "-o", "xml", "--kubeconfig", kc}, `-o "xml": want json or yaml`},
+		{"operator not in the files", []string{"status", "nope", "-f", file, "--kubeconfig", kc}, `operator "nope" is not in the files given with -f`},
+		{"reconcile needs the object", []string{"reconcile", "memcached", "--kubeconfig", kc}, "accepts 2 arg(s)"},
+		{"too many arguments", []string{"status", "a", "b", "c", "--kubeconfig", kc}, "accepts at most 2 arg(s)"},
+		{"object key", []string{"status", "memcached", "a/b/c", "-f", file, "--kubeconfig", kc}, `"a/b/c": want NAMESPACE/NAME`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := execute(t, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestStatusTextNamesTheFailingObjectItsErrorAndNextRetry(t *testing.T) {
+	next := time.Date(2026, 11, 30, 14, 21, 7, 0, time.UTC)
+	op := inspect.Operator{Name: "memcached", Watch: "cache.example.com/v1alpha1/Memcached", Ready: inspect.Readiness{Ready: true}, Objects: 2, Failing: 1,
+		Unsettled: []inspect.Object{{Namespace: "shop", Name: "broken", State: inspect.BackingOff,
+			Failure: &inspect.Failure{Callback: "create", Class: "temporary", Reason: "HandlerError", Message: "database down", Attempts: 4, NextRetry: &next}}}}
+	var buf bytes.Buffer
+	if err := printUnsettled(&buf, op); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"shop/broken", "backing_off", "create", "4", "2026-11-30T14:21:07Z", "temporary HandlerError: database down", "2 objects, 1 failing"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
