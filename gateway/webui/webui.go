@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"k8s.io/apimachinery/pkg/api/validation/path"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/opgate/opgate/gateway/engine"
@@ -154,7 +154,7 @@ func validNamespace(ns string) string {
 }
 
 func validName(name string) string {
-	if errs := path.IsValidPathSegmentName(name); len(errs) > 0 || name == "" || len(name) > validation.DNS1123SubdomainMaxLength {
+	if errs := content.IsPathSegmentName(name); len(errs) > 0 || name == "" || len(name) > validation.DNS1123SubdomainMaxLength {
 		return fmt.Sprintf("object name %q is not a valid name. ", name)
 	}
 	return ""
