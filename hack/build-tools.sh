@@ -33,4 +33,15 @@ build kube-controller-manager k8s "$k8sver" k8s.io/kubernetes/cmd/kube-controlle
 build kube-scheduler k8s "$k8sver" k8s.io/kubernetes/cmd/kube-scheduler
 build kwok kwok "-s -w" sigs.k8s.io/kwok/cmd/kwok
 build helm helm "-s -w -X helm.sh/helm/v3/internal/version.version=v3.16.4" helm.sh/helm/v3/cmd/helm
+
+# The e2e browser test of the web view drives Debian's chromium headless.
+if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+	echo "tools: chromium present"
+elif [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+	echo "tools: installing chromium (apt-get) ..."
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+else
+	echo "tools: chromium is missing and cannot be installed here (needs root and apt-get):" >&2
+	echo "tools: run 'sudo apt-get install -y chromium' (Debian) or put chromium on the PATH; the e2e web view test needs it" >&2
+fi
 echo "tools: all in $bin"

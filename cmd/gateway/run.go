@@ -22,9 +22,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/opgate/opgate/gateway/engine"
 	"github.com/opgate/opgate/gateway/runner"
 	"github.com/opgate/opgate/gateway/server"
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/webui"
 )
 
 type runOptions struct {
@@ -42,6 +44,7 @@ type runOptions struct {
 	leaseNamespace   string
 	leaseName        string
 	operatorRecord   string
+	ui               bool
 }
 
 func newRunCommand() *cobra.Command {
@@ -62,7 +65,7 @@ given files (several documents per file, several files) and needs no CRD.`,
 	f.Float32Var(&o.qps, "kube-api-qps", 1000, "client-side limit of queries per second to the API server (negative: none; the server's API Priority and Fairness protects it either way)")
 	f.IntVar(&o.burst, "kube-api-burst", 2000, "client-side burst of queries to the API server")
 	f.IntVar(&o.workers, "workers", 64, "workers per operator (objects handled in parallel)")
-	f.StringVar(&o.addr, "addr", ":8080", "address of /metrics, /healthz, /readyz and /schemas/")
+	f.StringVar(&o.addr, "addr", ":8080", "address of /metrics, /healthz, /readyz, /schemas/ and the web view /ui/")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "", "text or json (default: text when stderr is a terminal, else json)")
 	f.Int64Var(&o.maxResponseBytes, "max-response-bytes", 8<<20, "largest handler answer accepted")
@@ -70,6 +73,7 @@ given files (several documents per file, several files) and needs no CRD.`,
 	f.StringVar(&o.leaseNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's own, from $POD_NAMESPACE or its service account, else default)")
 	f.StringVar(&o.leaseName, "leader-election-name", "opgate-gateway", "name of the leader election Lease")
 	f.StringVar(&o.operatorRecord, "operator-record", "", "with -f: namespace/name of a ConfigMap, this gateway's alone, recording the operators it runs, so that a restart without one releases its finalizers")
+	f.BoolVar(&o.ui, "ui", true, "serve the read-only web view under /ui/ on --addr")
 	return cmd
 }
 
@@ -108,7 +112,11 @@ func (o *runOptions) run(ctx context.Context) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv := &http.Server{Addr: o.addr, Handler: server.NewRouter(server.Config{Gatherer: reg, Ready: gw.Ready}), ReadHeaderTimeout: 10 * time.Second}
+	routes, err := o.opsRoutes(reg, gw.Ready, gw.View, logger)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Addr: o.addr, Handler: server.NewRouter(routes), ReadHeaderTimeout: 10 * time.Second}
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.ListenAndServe() }()
 	defer func() {
@@ -133,6 +141,19 @@ func (o *runOptions) run(ctx context.Context) error {
 	case err := <-runErr:
 		return err
 	}
+}
+
+// opsRoutes is what the ops server serves: the web view only with --ui.
+func (o *runOptions) opsRoutes(reg prometheus.Gatherer, ready func() error, view func() []engine.OperatorView, logger *slog.Logger) (server.Config, error) {
+	routes := server.Config{Gatherer: reg, Ready: ready}
+	if o.ui {
+		ui, err := webui.New(webui.Config{View: view, Logger: logger})
+		if err != nil {
+			return server.Config{}, err
+		}
+		routes.UI = ui
+	}
+	return routes, nil
 }
 
 // parseRecordRef reads --operator-record's namespace/name.

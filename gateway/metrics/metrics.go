@@ -1,5 +1,6 @@
 // Package metrics defines the gateway's Prometheus metrics on an injected
-// registerer (no global registry).
+// registerer (no global registry), client-go's work queue and REST client
+// metrics included (see RegisterClientGo).
 package metrics
 
 import (
@@ -61,6 +62,9 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
+	}
+	if err := RegisterClientGo(reg); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -66,6 +66,7 @@ type Gateway struct {
 	mu       sync.Mutex
 	notReady map[string]string // file mode: operator → why it is not running
 	registry *engine.Registry  // registry mode, once running
+	files    *engine.Manager   // file mode, once running
 }
 
 // New wires a gateway against the API server of cfg.
@@ -120,6 +121,9 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 			ReconcileTimeout: opts.ReconcileTimeout,
 		},
 	}
+	if err := opts.Registerer.Register(newObjectsCollector(g)); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 	return g, nil
 }
 
@@ -163,6 +167,14 @@ func (g *Gateway) runFiles(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	g.mu.Lock()
+	g.files = mgr
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.files = nil
+		g.mu.Unlock()
+	}()
 	names := make([]string, 0, len(g.opts.Operators))
 	for _, op := range g.opts.Operators {
 		mgr.Apply(ctx, op)
@@ -237,4 +249,20 @@ func (g *Gateway) Ready() error {
 		fmt.Fprintf(&b, "operator %s not running (%s); ", n, g.notReady[n])
 	}
 	return errors.New(strings.TrimSuffix(b.String(), "; "))
+}
+
+// View is what the operators this gateway runs see in their informer
+// caches (engine.Manager.View); empty while the gateway is not running or
+// is a standby.
+func (g *Gateway) View() []engine.OperatorView {
+	g.mu.Lock()
+	reg, files := g.registry, g.files
+	g.mu.Unlock()
+	switch {
+	case reg != nil:
+		return reg.View()
+	case files != nil:
+		return files.View()
+	}
+	return nil
 }

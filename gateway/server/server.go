@@ -1,6 +1,6 @@
 // Package server is the gateway's operational HTTP surface on one chi
 // router: /metrics, /healthz, /readyz and the published contract under
-// /schemas/.
+// /schemas/, and the web view under /ui/ when configured.
 package server
 
 import (
@@ -21,6 +21,8 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Ready reports whether the gateway is ready to serve (nil: always).
 	Ready func() error
+	// UI, when not nil, is the web view (gateway/webui), served under /ui/.
+	UI http.Handler
 }
 
 // NewRouter returns the operational router.
@@ -44,5 +46,8 @@ func NewRouter(cfg Config) http.Handler {
 		w.Header().Set("Content-Type", "application/schema+json")
 		_, _ = w.Write(spec.JSONSchema())
 	})
+	if cfg.UI != nil {
+		r.Mount("/ui", cfg.UI)
+	}
 	return r
 }

@@ -32,6 +32,7 @@ func TestRouterServesHealthMetricsAndSchemas(t *testing.T) {
 		{"/schemas/request.json", 200, `"CallbackRequest"`},
 		{"/schemas/webhookoperator.json", 200, `"WebhookOperator"`},
 		{"/schemas/nope.json", 404, ""},
+		{"/ui/", 404, ""}, // no web view configured (gateway run --ui=false)
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

@@ -331,6 +331,14 @@ func operatorFile(t testing.TB, example string, edit func(*spec.WebhookOperator)
 // cluster and waits until its /readyz answers 200.
 func startGateway(t testing.TB, bins binaries, operatorFile string) *process {
 	t.Helper()
+	p, _ := startGatewayAt(t, bins, operatorFile)
+	return p
+}
+
+// startGatewayAt is startGateway that also returns the address of the
+// gateway's ops server (/metrics, /readyz, /ui/).
+func startGatewayAt(t testing.TB, bins binaries, operatorFile string) (*process, string) {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	p := startProcess(t, "gateway", nil, bins.gateway, "run",
 		"-f", operatorFile, "--kubeconfig", Kubeconfig(), "--addr", addr, "--log-level", "debug")
@@ -348,7 +356,7 @@ func startGateway(t testing.TB, bins binaries, operatorFile string) *process {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, fmt.Sprintf("%d %s", resp.StatusCode, body), nil
 	})
-	return p
+	return p, addr
 }
 
 // dynamicClient is a dynamic admin client of the shared cluster.

@@ -1,0 +1,38 @@
+package runner
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/opgate/opgate/gateway/inspect"
+)
+
+// objectsCollector computes opgate_objects{operator,state} at scrape time
+// from the operators' informer caches, classified by gateway/inspect as
+// `gateway status` and the web view classify: the three never disagree.
+type objectsCollector struct {
+	g    *Gateway
+	desc *prometheus.Desc
+}
+
+func newObjectsCollector(g *Gateway) *objectsCollector {
+	return &objectsCollector{g: g, desc: prometheus.NewDesc("opgate_objects",
+		"Watched objects by operator and state (settled, pending, failing, backing_off, permanently_failed, deleting), from the informer caches at scrape time.",
+		[]string{"operator", "state"}, nil)}
+}
+
+func (c *objectsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *objectsCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.g.deps.Clock
+	if now == nil {
+		now = time.Now
+	}
+	for _, v := range c.g.View() {
+		report := inspect.Summarize(v.Operator, inspect.Readiness{Ready: v.Ready}, v.Objects, now())
+		for _, s := range inspect.States {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(report.States[s]), v.Operator.Name, string(s))
+		}
+	}
+}

@@ -1,0 +1,105 @@
+package webui
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/opgate/opgate/gateway/engine"
+	"github.com/opgate/opgate/gateway/inspect"
+)
+
+// Page is what every page shows around its content.
+type Page struct {
+	Title     string
+	RefreshMS int64
+	Now       time.Time
+}
+
+type errorPage struct {
+	Page
+	Error string
+}
+
+type indexPage struct {
+	Page
+	Operators []inspect.Operator
+	States    []inspect.State
+}
+
+type operatorPage struct {
+	Page
+	Operator inspect.Operator
+	// Objects are all the operator's objects, most serious state first.
+	Objects []inspect.Object
+	States  []inspect.State
+}
+
+type objectPage struct {
+	Page
+	Detail inspect.Detail
+}
+
+func (u *ui) newPage(title string) Page {
+	return Page{Title: title, RefreshMS: u.cfg.Refresh.Milliseconds(), Now: u.cfg.Clock()}
+}
+
+func readiness(v engine.OperatorView) inspect.Readiness {
+	return inspect.Readiness{Ready: v.Ready, Reason: v.Reason, Message: v.Message}
+}
+
+func (u *ui) indexPage() indexPage {
+	p := indexPage{Page: u.newPage("Operators"), States: inspect.States}
+	now := p.Now
+	for _, v := range u.cfg.View() {
+		p.Operators = append(p.Operators, inspect.Summarize(v.Operator, readiness(v), v.Objects, now))
+	}
+	return p
+}
+
+func (u *ui) find(name string) (engine.OperatorView, bool) {
+	for _, v := range u.cfg.View() {
+		if v.Operator.Name == name {
+			return v, true
+		}
+	}
+	return engine.OperatorView{}, false
+}
+
+func (u *ui) operatorPage(name string) (operatorPage, bool) {
+	v, ok := u.find(name)
+	if !ok {
+		return operatorPage{}, false
+	}
+	p := operatorPage{Page: u.newPage("Operator " + name), States: inspect.States}
+	p.Operator = inspect.Summarize(v.Operator, readiness(v), v.Objects, p.Now)
+	for _, obj := range v.Objects {
+		p.Objects = append(p.Objects, inspect.ClassifyObject(v.Operator, obj, p.Now))
+	}
+	sort.Slice(p.Objects, func(i, j int) bool { return inspect.Less(p.Objects[i], p.Objects[j]) })
+	return p, true
+}
+
+// objectPage is the detail of one object; a non-empty string says what
+// was not found.
+func (u *ui) objectPage(op, namespace, name string) (objectPage, string) {
+	v, ok := u.find(op)
+	if !ok {
+		return objectPage{}, fmt.Sprintf("this gateway runs no operator %q", op)
+	}
+	for _, obj := range v.Objects {
+		if obj.GetNamespace() == namespace && obj.GetName() == name {
+			p := objectPage{Page: u.newPage(op + ": " + key(namespace, name))}
+			p.Detail = inspect.Describe(v.Operator, obj, nil, p.Now)
+			return p, ""
+		}
+	}
+	return objectPage{}, fmt.Sprintf("operator %q watches no object %s", op, key(namespace, name))
+}
+
+func key(namespace, name string) string {
+	if namespace == "" {
+		return name
+	}
+	return namespace + "/" + name
+}

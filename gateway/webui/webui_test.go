@@ -1,0 +1,149 @@
+package webui
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/callbacks/essence"
+	"github.com/opgate/opgate/gateway/engine"
+	"github.com/opgate/opgate/gateway/server"
+	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
+)
+
+var now = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
+const hostileMessage = `<script>alert("x")</script> & "quoted"`
+
+// memcached is an object of the test operator; progress, when not nil, is
+// a failing callback's retry state at the object's current essence.
+func memcached(t *testing.T, op *spec.WebhookOperator, ns, name string, progress *state.Progress) *unstructured.Unstructured {
+	t.Helper()
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "cache.example.com/v1alpha1", "kind": "Memcached",
+		"metadata": map[string]any{"name": name, "namespace": ns, "uid": "uid-" + name},
+		"spec":     map[string]any{"size": int64(3)},
+	}}
+	st := &state.State{UID: string(obj.GetUID())}
+	if err := st.SetHandled(essence.Of(obj), state.DefaultEssenceCap); err != nil {
+		t.Fatal(err)
+	}
+	if progress != nil {
+		progress.Digest = essence.Digest(essence.Of(obj))
+		st.Progress = map[string]*state.Progress{"create": progress}
+	}
+	v, err := st.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj.SetAnnotations(map[string]string{op.StateAnnotation(): v})
+	return obj
+}
+
+func testServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	op := &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{
+			Watch:     spec.WatchSpec{APIVersion: "cache.example.com/v1alpha1", Kind: "Memcached"},
+			Callbacks: []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}},
+		},
+	}
+	objects := []*unstructured.Unstructured{
+		memcached(t, op, "shop", "alpha", nil),
+		memcached(t, op, "shop", "zeta", &state.Progress{Attempts: 3, First: now.Add(-time.Minute), Next: now.Add(30 * time.Second),
+			Message: hostileMessage, Reason: "HandlerError"}),
+	}
+	ui, err := New(Config{Clock: func() time.Time { return now }, View: func() []engine.OperatorView {
+		return []engine.OperatorView{{Operator: op, Ready: true, Reason: spec.ReasonRunning, Objects: objects}}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(server.NewRouter(server.Config{UI: ui}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, url string) (int, http.Header, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(body)
+}
+
+func TestPagesShowStateFailingFirstEscaped(t *testing.T) {
+	srv := testServer(t)
+	tests := []struct {
+		path    string
+		want    []string // in this order
+		notWant []string
+	}{
+		{path: "/ui/", want: []string{`href="/ui/operators/memcached"`, "cache.example.com/v1alpha1/Memcached", `<td class="state-backing_off">1</td>`, `<td class="state-settled">1</td>`}},
+		{path: "/ui/operators/memcached", want: []string{
+			`data-object="shop/zeta" data-state="backing_off"`, "HandlerError", "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &#34;quoted&#34;", "in 30s",
+			`data-object="shop/alpha" data-state="settled"`,
+		}},
+		{path: "/ui/operators/memcached/objects/shop/zeta", want: []string{
+			`id="state" class="state-backing_off"`, "create, attempt 3", `id="last-error"`, "&lt;script&gt;", "2026-11-30T12:00:30Z", "opgate.dev/memcached",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			code, header, body := get(t, srv.URL+tt.path)
+			if code != http.StatusOK {
+				t.Fatalf("GET %s: %d\n%s", tt.path, code, body)
+			}
+			if csp := header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+				t.Errorf("Content-Security-Policy = %q", csp)
+			}
+			if strings.Contains(body, "<script>alert") {
+				t.Errorf("the handler's message reached the page unescaped:\n%s", body)
+			}
+			rest := body
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("GET %s: %q missing (or out of order) in\n%s", tt.path, w, body)
+				}
+				rest = rest[i+len(w):]
+			}
+		})
+	}
+}
+
+func TestPathParamsValidated(t *testing.T) {
+	srv := testServer(t)
+	tests := []struct {
+		path string
+		code int
+		text string
+	}{
+		{"/ui/operators/Not_A_Name", http.StatusBadRequest, "operator name"},
+		{"/ui/operators/memcached/objects/Shop!/zeta", http.StatusBadRequest, "namespace"},
+		{"/ui/operators/memcached/objects/shop/a%25b", http.StatusBadRequest, "object name"},
+		{"/ui/operators/nginx", http.StatusNotFound, "no operator"},
+		{"/ui/operators/memcached/objects/shop/gone", http.StatusNotFound, "watches no object shop/gone"},
+		{"/ui/operators/memcached/objects/-/zeta", http.StatusNotFound, "watches no object zeta"},
+		{"/ui/static/live.js", http.StatusOK, "DOMParser"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			code, _, body := get(t, srv.URL+tt.path)
+			if code != tt.code || !strings.Contains(body, tt.text) {
+				t.Errorf("GET %s: %d, want %d with %q:\n%s", tt.path, code, tt.code, tt.text, body)
+			}
+		})
+	}
+}
