@@ -54,13 +54,19 @@ func newHarness(ctx context.Context, admin *rest.Config, opts options, log *slog
 
 func (h *harness) runAll(ctx context.Context, e env) (*report, error) {
 	rep := &report{N: h.opts.N, Started: time.Now().UTC()}
+	tunings := map[string]tuning{}
 	for _, wl := range h.opts.Workloads {
 		tune := tuning{Workers: h.opts.Workers, QPS: h.opts.QPS, Burst: h.opts.Burst}
 		if wl == workloadHandler {
 			tune.Workers, tune.Sleep = h.opts.SlowWork, h.opts.Sleep
 		}
+		tunings[wl] = tune
 		rep.Tuning = append(rep.Tuning, namedTuning{Workload: wl, tuning: tune})
-		for _, mode := range h.opts.Modes {
+	}
+	// Modes outside, so that a run cut short has measured every workload.
+	for _, mode := range h.opts.Modes {
+		for _, wl := range h.opts.Workloads {
+			tune := tunings[wl]
 			for _, sysName := range []string{systemRaw, systemGateway} {
 				var sys system = &rawSystem{env: e}
 				if sysName == systemGateway {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -77,10 +78,13 @@ func (w *workload) createAll(ctx context.Context) error {
 			"spec":     map[string]any{"size": int64(1)},
 		}}
 		w.markSent(evCreate, w.name(i), time.Now())
-		if _, err := w.parents().Create(ctx, obj, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create %s: %w", w.name(i), err)
-		}
-		return nil
+		return retried(ctx, "create "+w.name(i), func() error {
+			_, err := w.parents().Create(ctx, obj, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) { // an earlier attempt got through
+				return nil
+			}
+			return err
+		})
 	})
 }
 
@@ -88,20 +92,47 @@ func (w *workload) resizeAll(ctx context.Context, size int64) error {
 	patch := fmt.Appendf(nil, `{"spec":{"size":%d}}`, size)
 	return w.each(ctx, func(ctx context.Context, i int) error {
 		w.markSent(evUpdate, w.name(i), time.Now())
-		if _, err := w.parents().Patch(ctx, w.name(i), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			return fmt.Errorf("resize %s: %w", w.name(i), err)
-		}
-		return nil
+		return retried(ctx, "resize "+w.name(i), func() error {
+			_, err := w.parents().Patch(ctx, w.name(i), types.MergePatchType, patch, metav1.PatchOptions{})
+			return err
+		})
 	})
 }
 
-// deleteAll deletes every parent in one request.
+// deleteAll deletes every parent, one request each: a single
+// deletecollection of thousands of objects outlasts the API server's
+// request timeout on a loaded machine.
 func (w *workload) deleteAll(ctx context.Context) error {
-	now := time.Now()
-	for i := range w.n {
-		w.markSent(evDelete, w.name(i), now)
+	return w.each(ctx, func(ctx context.Context, i int) error {
+		w.markSent(evDelete, w.name(i), time.Now())
+		return retried(ctx, "delete "+w.name(i), func() error {
+			err := w.parents().Delete(ctx, w.name(i), metav1.DeleteOptions{})
+			if apierrors.IsNotFound(err) { // an earlier attempt got through
+				return nil
+			}
+			return err
+		})
+	})
+}
+
+// retried retries what an overloaded API server or a reset connection
+// makes fail, a few times; anything else fails the run.
+func retried(ctx context.Context, what string, fn func() error) error {
+	var err error
+	for attempt := range 5 {
+		if err = fn(); err == nil || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
 	}
-	return w.parents().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 // converged reports whether every parent reports size in its status and
