@@ -19,6 +19,10 @@ type Cluster struct {
 	cfg        Config
 	procs      []*process
 	restConfig *rest.Config
+	// components is how each component was started, for StartComponent;
+	// stopped names those StopComponent stopped (see restart.go).
+	components map[string]component
+	stopped    map[string]bool
 	stopOnce   sync.Once
 	stopErr    error
 }
@@ -115,11 +119,16 @@ func (c *Cluster) start(ctx context.Context, p *pki) error {
 
 // startAndWait starts a component and waits until ready holds.
 func (c *Cluster) startAndWait(ctx context.Context, name string, args []string, what string, ready condition) error {
+	args = append(args, c.cfg.ExtraArgs[name]...)
 	p, err := startProcess(c.cfg, name, args)
 	if err != nil {
 		return err
 	}
 	c.procs = append(c.procs, p)
+	if c.components == nil {
+		c.components = map[string]component{}
+	}
+	c.components[name] = component{args: args, what: what, ready: ready}
 	return c.waitFor(ctx, p, what, ready)
 }
 
@@ -148,7 +157,7 @@ func (c *Cluster) waitFor(ctx context.Context, suspect *process, what string, co
 	var seen string
 	for {
 		for _, p := range c.procs {
-			if p.exited() {
+			if p.exited() && !c.stopped[p.name] {
 				return fmt.Errorf("waiting for %s: %w", what, p.exitErr())
 			}
 		}

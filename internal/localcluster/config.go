@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -60,6 +61,10 @@ type Config struct {
 	// timed-out test leaves nothing behind. Leave it false for a cluster
 	// that must outlive its starter (`localcluster up`).
 	KillWithParent bool
+
+	// ExtraArgs are flags appended to a component's command line, by
+	// component name: {"kube-apiserver": {"--etcd-compaction-interval=10s"}}.
+	ExtraArgs map[string][]string
 
 	// Logger receives progress; default discards.
 	Logger *slog.Logger
@@ -137,6 +142,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.StopGracePeriod <= 0 {
 		cfg.StopGracePeriod = 10 * time.Second
+	}
+	for name := range cfg.ExtraArgs {
+		if !slices.Contains(requiredBinaries, name) {
+			return cfg, fmt.Errorf("localcluster: ExtraArgs for %q: no such component (want one of %v)", name, requiredBinaries)
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -27,6 +27,8 @@ func TestConfigWithDefaults(t *testing.T) {
 			wantErr: "kube-apiserver and kube-scheduler both on port 7443"},
 		{name: "port out of range", cfg: Config{DataDir: "d", APIServerPort: 65535}, wantErr: "etcd client port 65536 out of range"},
 		{name: "negative nodes", cfg: Config{DataDir: "d", Nodes: -1}, wantErr: "Nodes must be positive"},
+		{name: "extra args of an unknown component", cfg: Config{DataDir: "d", ExtraArgs: map[string][]string{"apiserver": {"--v=2"}}},
+			wantErr: `ExtraArgs for "apiserver": no such component`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
