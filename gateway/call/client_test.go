@@ -126,7 +126,7 @@ func TestCallClassifiesAnswers(t *testing.T) {
 		{name: "a body too large to decode is judged by its status", handler: answer(404, nil, `{"error": {"permanent": true, "message": "`+strings.Repeat("x", errorBodyBytes)+`"}}`),
 			reason: ReasonHandlerNotFound, class: failure.Temporary},
 		{name: "302 is not followed", handler: answer(302, map[string]string{"Location": "/elsewhere?sig=leak"}, ""),
-			reason: ReasonHandlerRedirected, class: failure.Permanent, inMessage: []string{"HTTP 302 redirect to", "/elsewhere;"}},
+			reason: ReasonHandlerRedirected, class: failure.Temporary, inMessage: []string{"HTTP 302 redirect to", "/elsewhere;"}},
 		{name: "no answer within the timeout", handler: func(_ http.ResponseWriter, r *http.Request) {
 			// net/http notices the client hanging up only once the body is read.
 			_, _ = io.Copy(io.Discard, r.Body)
