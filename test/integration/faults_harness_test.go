@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/spec"
@@ -94,9 +95,10 @@ func decodeRequest(r *http.Request) (callbacks.Request, error) {
 // faultRun is one scenario's objects, the changes made to them and the
 // checker that judges the end.
 type faultRun struct {
-	t   *testing.T
-	ns  string
-	chk *invariant.Checker
+	t      *testing.T
+	ns     string
+	chk    *invariant.Checker
+	client dynamic.ResourceInterface // Widgets in ns
 }
 
 // newFaultRun starts a scenario in ns; its handler is served behind the
@@ -110,7 +112,7 @@ func newFaultRun(t *testing.T, ns string) *faultRun {
 		},
 		Client: dyn(t), History: invariant.NewHistory(), Recorder: invariant.NewRecorder(), MaxDuplicates: -1,
 	}
-	return &faultRun{t: t, ns: ns, chk: chk}
+	return &faultRun{t: t, ns: ns, chk: chk, client: dyn(t).Resource(widgets).Namespace(ns)}
 }
 
 // expect makes op's callbacks the ones the checker owes deliveries to.
@@ -127,45 +129,37 @@ func imageWidget(ns, name, image string) *unstructured.Unstructured {
 
 // create creates a Widget with an image and records it.
 func (f *faultRun) create(ctx context.Context, name, image string) error {
-	out, err := dyn(f.t).Resource(widgets).Namespace(f.ns).Create(ctx, imageWidget(f.ns, name, image), metav1.CreateOptions{})
+	out, err := f.client.Create(ctx, imageWidget(f.ns, name, image), metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
 	return f.chk.History.Record(invariant.Created, out)
 }
 
-// setImage changes a Widget's image, retrying conflicts with the gateway's
-// own writes, and records the change.
+// setImage changes a Widget's image with a merge patch, which the
+// gateway's own writes cannot conflict with, and records the change.
 func (f *faultRun) setImage(ctx context.Context, name, image string) error {
-	client := dyn(f.t).Resource(widgets).Namespace(f.ns)
-	for {
-		w, err := client.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("update %s: %w", name, err)
-		}
-		_ = unstructured.SetNestedField(w.Object, image, "spec", "image")
-		out, err := client.Update(ctx, w, metav1.UpdateOptions{})
-		if err == nil {
-			return f.chk.History.Record(invariant.Updated, out)
-		}
-		if !strings.Contains(err.Error(), "the object has been modified") {
-			return fmt.Errorf("update %s: %w", name, err)
-		}
+	patch := fmt.Appendf(nil, `{"spec":{"image":%q}}`, image)
+	out, err := f.client.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		return fmt.Errorf("update %s: %w", name, err)
 	}
+	return f.chk.History.Record(invariant.Updated, out)
 }
 
 // remove deletes a Widget and records it.
 func (f *faultRun) remove(ctx context.Context, name string) error {
-	client := dyn(f.t).Resource(widgets).Namespace(f.ns)
-	w, err := client.Get(ctx, name, metav1.GetOptions{})
+	w, err := f.client.Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
-	if err := client.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+	if err := f.client.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr(w.GetUID())}}); err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	return f.chk.History.Record(invariant.Deleted, w)
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // lifecycle creates, updates and deletes one Widget, failing the test on
 // the first error.
