@@ -95,24 +95,33 @@ func decodeRequest(r *http.Request) (callbacks.Request, error) {
 // faultRun is one scenario's objects, the changes made to them and the
 // checker that judges the end.
 type faultRun struct {
-	t      *testing.T
-	ns     string
-	chk    *invariant.Checker
-	client dynamic.ResourceInterface // Widgets in ns
+	t          *testing.T
+	ns         string
+	chk        *invariant.Checker
+	client     dynamic.ResourceInterface // the parents in ns
+	apiVersion string                    // of the parents
+	kind       string
 }
 
 // newFaultRun starts a scenario in ns; its handler is served behind the
 // checker's recorder before the operator, which needs the handler's URL,
 // exists: expect sets the operator once it does.
 func newFaultRun(t *testing.T, ns string) *faultRun {
+	return newFaultRunOf(t, ns, widgets, "Widget")
+}
+
+// newFaultRunOf is newFaultRun for parents of another kind, whose spec
+// takes an image string.
+func newFaultRunOf(t *testing.T, ns string, gvr schema.GroupVersionResource, kind string) *faultRun {
 	chk := &invariant.Checker{
 		Scope: invariant.Scope{
-			Parent: widgets, Namespace: ns, Children: []schema.GroupVersionResource{configMapsGVR},
+			Parent: gvr, Namespace: ns, Children: []schema.GroupVersionResource{configMapsGVR},
 			NoGarbageCollector: true,
 		},
 		Client: dyn(t), History: invariant.NewHistory(), Recorder: invariant.NewRecorder(), MaxDuplicates: -1,
 	}
-	return &faultRun{t: t, ns: ns, chk: chk, client: dyn(t).Resource(widgets).Namespace(ns)}
+	return &faultRun{t: t, ns: ns, chk: chk, client: dyn(t).Resource(gvr).Namespace(ns),
+		apiVersion: gvr.GroupVersion().String(), kind: kind}
 }
 
 // expect makes op's callbacks the ones the checker owes deliveries to.
@@ -121,15 +130,21 @@ func (f *faultRun) expect(op *spec.WebhookOperator) *spec.WebhookOperator {
 	return op
 }
 
-func imageWidget(ns, name, image string) *unstructured.Unstructured {
-	w := widget(ns, name, 1)
-	_ = unstructured.SetNestedField(w.Object, image, "spec", "image")
-	return w
+func (f *faultRun) object(name, image string) *unstructured.Unstructured {
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": f.apiVersion, "kind": f.kind,
+		"metadata": map[string]any{"name": name, "namespace": f.ns},
+		"spec":     map[string]any{"image": image},
+	}}
+	if f.kind == "Widget" {
+		obj.Object["spec"].(map[string]any)["size"] = int64(1)
+	}
+	return obj
 }
 
 // create creates a Widget with an image and records it.
 func (f *faultRun) create(ctx context.Context, name, image string) error {
-	out, err := f.client.Create(ctx, imageWidget(f.ns, name, image), metav1.CreateOptions{})
+	out, err := f.client.Create(ctx, f.object(name, image), metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
