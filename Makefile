@@ -43,7 +43,7 @@ lint: vet $(STATICCHECK)
 # Unit and integration tests: integration tests start envtest's real
 # kube-apiserver + etcd from $(KUBEBUILDER_ASSETS).
 unit: tools
-	go test -race -count=1 $(GO_TEST_FLAGS) $$(go list ./... | grep -v /test/e2e)
+	go test -race -count=1 -timeout 30m $(GO_TEST_FLAGS) $$(go list ./... | grep -v /test/e2e)
 
 # End-to-end tests start the full local cluster (hack/localcluster).
 e2e: tools

@@ -267,7 +267,8 @@ func TestMuxRefusesMalformedRequests(t *testing.T) {
 func TestMuxVerifiesSignatures(t *testing.T) {
 	secret := []byte("whsec_c2VjcmV0LWtleS1vZi10aGUtdGVzdA==")
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	verifier, err := callbacks.NewVerifier(callbacks.VerifierConfig{Secret: secret, Clock: func() time.Time { return now }})
+	previous := []byte("previous-raw-key")
+	verifier, err := callbacks.NewVerifier(callbacks.VerifierConfig{Secret: secret, Secrets: [][]byte{previous}, Clock: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,6 +284,8 @@ func TestMuxVerifiesSignatures(t *testing.T) {
 		{"an unsigned request is refused", nil, http.StatusUnauthorized},
 		{"another secret is refused", []callbackstest.CallOption{callbackstest.SignedAt([]byte("other"), now)}, http.StatusUnauthorized},
 		{"a replay outside the window is refused", []callbackstest.CallOption{callbackstest.SignedAt(secret, now.Add(-time.Hour))}, http.StatusUnauthorized},
+		{"a timestamp from beyond the window ahead is refused", []callbackstest.CallOption{callbackstest.SignedAt(secret, now.Add(time.Hour))}, http.StatusUnauthorized},
+		{"the previous secret is accepted while it rotates", []callbackstest.CallOption{callbackstest.SignedAt(previous, now)}, http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

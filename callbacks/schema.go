@@ -80,12 +80,16 @@ func CompileSchemas() (*Schemas, error) {
 
 // DecodeResponse checks a handler's answer against the response schema and
 // decodes it. An empty or all-whitespace body is a valid empty Response. When
-// the body is not valid JSON or breaks the contract, the error is a
+// the body is not valid JSON, breaks the contract or the limits
+// MaxResponseDepth and MaxResponseElements, the error is a
 // *ContractError listing every violation with its JSON path, and no Response
 // is returned: a half-understood answer must never be applied.
 func DecodeResponse(body []byte) (*Response, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &Response{}, nil
+	}
+	if v := checkShape(body); v != nil {
+		return nil, &ContractError{Document: "response", Violations: []Violation{*v}}
 	}
 	schemas, err := LoadSchemas()
 	if err != nil {

@@ -41,34 +41,58 @@ var (
 // base64-encoded after "whsec_".
 const secretPrefix = "whsec_"
 
-// signingKey returns the HMAC key a secret stands for: the base64-decoded
+// ErrInvalidSecret is returned for a secret no key can come from: empty, or
+// "whsec_" followed by something that is not base64.
+var ErrInvalidSecret = errors.New("invalid webhook secret")
+
+// SigningKey returns the HMAC key a secret stands for: the base64-decoded
 // rest of a "whsec_" secret, or the raw bytes otherwise. A "whsec_" secret
-// whose rest is not base64 is taken raw; since Sign and Verifier share this
-// rule, the two sides of opgate still agree.
-func signingKey(secret []byte) []byte {
+// whose rest is not base64 is an error rather than a raw key: the other
+// side, following Standard Webhooks, would decode it and never agree. The
+// error never quotes the secret.
+func SigningKey(secret []byte) ([]byte, error) {
+	if len(secret) == 0 {
+		return nil, fmt.Errorf("%w: it is empty", ErrInvalidSecret)
+	}
 	rest, ok := bytes.CutPrefix(secret, []byte(secretPrefix))
 	if !ok {
-		return secret
+		return secret, nil
 	}
 	key := make([]byte, base64.StdEncoding.DecodedLen(len(rest)))
 	n, err := base64.StdEncoding.Decode(key, rest)
-	if err != nil || n == 0 {
-		return secret
+	if err != nil {
+		// The CorruptInputError offset says where, without the content.
+		return nil, fmt.Errorf("%w: the part after %q is not standard base64 (%v)", ErrInvalidSecret, secretPrefix, err)
 	}
-	return key[:n]
+	if n == 0 {
+		return nil, fmt.Errorf("%w: %q is followed by no key", ErrInvalidSecret, secretPrefix)
+	}
+	return key[:n], nil
 }
 
 // Sign returns the webhook-signature header value of a delivery:
-// "v1,<base64 HMAC-SHA256 of id.ts.body>" with ts in Unix seconds.
-func Sign(secret []byte, id string, ts time.Time, body []byte) string {
-	return "v1," + base64.StdEncoding.EncodeToString(signatureMAC(signingKey(secret), id, ts.Unix(), body))
+// "v1,<base64 HMAC-SHA256 of id.ts.body>" with ts in Unix seconds, written
+// as the webhook-timestamp header must carry it (FormatTimestamp). The error
+// is ErrInvalidSecret's.
+func Sign(secret []byte, id string, ts time.Time, body []byte) (string, error) {
+	key, err := SigningKey(secret)
+	if err != nil {
+		return "", err
+	}
+	return "v1," + base64.StdEncoding.EncodeToString(signatureMAC(key, id, FormatTimestamp(ts), body)), nil
 }
 
-func signatureMAC(key []byte, id string, unix int64, body []byte) []byte {
+// FormatTimestamp writes t as the webhook-timestamp header: Unix seconds in
+// decimal.
+func FormatTimestamp(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+
+// signatureMAC signs the timestamp as the header text, never a re-formatted
+// number: "+17" and "017" parse as 17 but are other signed content.
+func signatureMAC(key []byte, id, ts string, body []byte) []byte {
 	h := hmac.New(sha256.New, key)
 	h.Write([]byte(id))
 	h.Write([]byte{'.'})
-	h.Write(strconv.AppendInt(nil, unix, 10))
+	h.Write([]byte(ts))
 	h.Write([]byte{'.'})
 	h.Write(body)
 	return h.Sum(nil)
@@ -78,6 +102,10 @@ func signatureMAC(key []byte, id string, unix int64, body []byte) []byte {
 type VerifierConfig struct {
 	// Secret is the shared secret: raw bytes, or "whsec_" and base64.
 	Secret []byte
+	// Secrets are more secrets accepted alongside Secret, as while one is
+	// rotated: a delivery signed with any of them passes. Either Secret or
+	// Secrets may be left empty, not both.
+	Secrets [][]byte
 	// Tolerance is the replay window; DefaultTolerance when zero.
 	Tolerance time.Duration
 	// Clock returns the current time; time.Now when nil.
@@ -86,15 +114,28 @@ type VerifierConfig struct {
 
 // Verifier checks the signature of deliveries on the handler side.
 type Verifier struct {
-	key       []byte
+	keys      [][]byte
 	tolerance time.Duration
 	now       func() time.Time
 }
 
-// NewVerifier validates and defaults cfg.
+// NewVerifier validates and defaults cfg. The error names which secret is
+// invalid by its position, never by its content.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
-	if len(cfg.Secret) == 0 {
+	secrets := cfg.Secrets
+	if len(cfg.Secret) > 0 {
+		secrets = append([][]byte{cfg.Secret}, secrets...)
+	}
+	if len(secrets) == 0 {
 		return nil, errors.New("webhook verifier: secret is empty")
+	}
+	keys := make([][]byte, 0, len(secrets))
+	for i, s := range secrets {
+		key, err := SigningKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("webhook verifier: secret %d of %d: %w", i+1, len(secrets), err)
+		}
+		keys = append(keys, key)
 	}
 	if cfg.Tolerance < 0 {
 		return nil, fmt.Errorf("webhook verifier: tolerance %s is negative", cfg.Tolerance)
@@ -105,12 +146,14 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	return &Verifier{key: signingKey(cfg.Secret), tolerance: cfg.Tolerance, now: cfg.Clock}, nil
+	return &Verifier{keys: keys, tolerance: cfg.Tolerance, now: cfg.Clock}, nil
 }
 
 // Verify checks that body was signed with the verifier's secret within the
-// replay window. Any one matching v1 signature is enough, so a sender can
-// sign with an old and a new secret while the secret is rotated.
+// replay window. Any one matching v1 signature, under any of the verifier's
+// secrets, is enough, so either side can hold an old and a new secret while
+// the secret is rotated. The signed content is the webhook-timestamp header
+// exactly as sent.
 func (v *Verifier) Verify(header http.Header, body []byte) error {
 	id := header.Get(HeaderWebhookID)
 	ts := header.Get(HeaderWebhookTimestamp)
@@ -132,7 +175,10 @@ func (v *Verifier) Verify(header http.Header, body []byte) error {
 	case unix > now+window:
 		return ErrTimestampTooNew
 	}
-	want := signatureMAC(v.key, id, unix, body)
+	wants := make([][]byte, len(v.keys))
+	for i, key := range v.keys {
+		wants[i] = signatureMAC(key, id, ts, body)
+	}
 	for _, s := range strings.Fields(signatures) {
 		version, sig, ok := strings.Cut(s, ",")
 		if !ok || version != "v1" {
@@ -142,8 +188,10 @@ func (v *Verifier) Verify(header http.Header, body []byte) error {
 		if err != nil {
 			continue
 		}
-		if hmac.Equal(got, want) {
-			return nil
+		for _, want := range wants {
+			if hmac.Equal(got, want) {
+				return nil
+			}
 		}
 	}
 	return ErrInvalidSignature

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -32,7 +33,8 @@ func TestVerify(t *testing.T) {
 		h.Set(key, value)
 		return h
 	}
-	good := Sign(secret, "d1", now, body)
+	sign := func(secret []byte, id string, ts time.Time) string { return mustSign(t, secret, id, ts, body) }
+	good := sign(secret, "d1", now)
 
 	tests := []struct {
 		name           string
@@ -46,16 +48,16 @@ func TestVerify(t *testing.T) {
 		{"other id than signed", secret, headers("d2", now, good), body, ErrInvalidSignature},
 		{"wrong secret", []byte("other"), headers("d1", now, good), body, ErrInvalidSignature},
 		{"whsec secret on the verifier matches the raw key", whsec, headers("d1", now, good), body, nil},
-		{"whsec secret on the signer matches the raw key", secret, headers("d1", now, Sign(whsec, "d1", now, body)), body, nil},
-		{"just inside the window", secret, headers("d1", now.Add(-5*time.Minute), Sign(secret, "d1", now.Add(-5*time.Minute), body)), body, nil},
-		{"too old", secret, headers("d1", now.Add(-6*time.Minute), Sign(secret, "d1", now.Add(-6*time.Minute), body)), body, ErrTimestampTooOld},
-		{"too far in the future", secret, headers("d1", now.Add(6*time.Minute), Sign(secret, "d1", now.Add(6*time.Minute), body)), body, ErrTimestampTooNew},
+		{"whsec secret on the signer matches the raw key", secret, headers("d1", now, sign(whsec, "d1", now)), body, nil},
+		{"just inside the window", secret, headers("d1", now.Add(-5*time.Minute), sign(secret, "d1", now.Add(-5*time.Minute))), body, nil},
+		{"too old", secret, headers("d1", now.Add(-6*time.Minute), sign(secret, "d1", now.Add(-6*time.Minute))), body, ErrTimestampTooOld},
+		{"too far in the future", secret, headers("d1", now.Add(6*time.Minute), sign(secret, "d1", now.Add(6*time.Minute))), body, ErrTimestampTooNew},
 		{"missing id", secret, headers("", now, good), body, ErrMissingHeaders},
 		{"missing signature", secret, headers("d1", now, ""), body, ErrMissingHeaders},
 		{"missing timestamp", secret, with(headers("d1", now, good), HeaderWebhookTimestamp, ""), body, ErrMissingHeaders},
 		{"timestamp not in seconds", secret, with(headers("d1", now, good), HeaderWebhookTimestamp, now.Format(time.RFC3339)), body, ErrMissingHeaders},
 		{"one of several signatures matches", secret, headers("d1", now, "v1,bm9wZQ== v1a,"+good[3:]+" "+good+" v1,!!notbase64"), body, nil},
-		{"none of several signatures matches", secret, headers("d1", now, "v1,bm9wZQ== "+Sign([]byte("old"), "d1", now, body)), body, ErrInvalidSignature},
+		{"none of several signatures matches", secret, headers("d1", now, "v1,bm9wZQ== "+sign([]byte("old"), "d1", now)), body, ErrInvalidSignature},
 		{"the right MAC under another scheme is refused", secret, headers("d1", now, "v1a,"+good[3:]), body, ErrInvalidSignature},
 	}
 	for _, tt := range tests {
@@ -75,7 +77,7 @@ func TestSignMatchesTheStandardWebhooksFormat(t *testing.T) {
 	// HMAC-SHA256("key", "id.0.body"), computed independently with
 	// `printf 'id.0.body' | openssl dgst -sha256 -hmac key -binary | base64`.
 	const want = "v1,XzfXrJbuAm2AhZmIlCud2bHOOzuv7SFS+d2C1y03L+A="
-	if got := Sign([]byte("key"), "id", time.Unix(0, 0), []byte("body")); got != want {
+	if got := mustSign(t, []byte("key"), "id", time.Unix(0, 0), []byte("body")); got != want {
 		t.Errorf("Sign = %s, want %s", got, want)
 	}
 }
@@ -94,5 +96,139 @@ func TestNewVerifierRefusesBadConfig(t *testing.T) {
 				t.Error("NewVerifier accepted the config")
 			}
 		})
+	}
+}
+
+func mustSign(t *testing.T, secret []byte, id string, ts time.Time, body []byte) string {
+	t.Helper()
+	sig, err := Sign(secret, id, ts, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
+}
+
+// rawHeaders builds delivery headers with the timestamp text given, signed
+// over that same text with key.
+func rawHeaders(id, ts string, key, body []byte) http.Header {
+	h := http.Header{}
+	h.Set(HeaderWebhookID, id)
+	h.Set(HeaderWebhookTimestamp, ts)
+	h.Set(HeaderWebhookSignature, "v1,"+base64.StdEncoding.EncodeToString(signatureMAC(key, id, ts, body)))
+	return h
+}
+
+func TestVerifierSignsTheTimestampHeaderAsSent(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	secret := []byte("s3cret")
+	body := []byte(`{"uid":"d1"}`)
+	unix := strconv.FormatInt(now.Unix(), 10)
+	canonical := func(h http.Header) http.Header {
+		h.Set(HeaderWebhookSignature, mustSign(t, secret, "d1", now, body))
+		return h
+	}
+	tests := []struct {
+		name   string
+		header http.Header
+		want   error
+	}{
+		{"leading zero signed as sent", rawHeaders("d1", "0"+unix, secret, body), nil},
+		{"plus sign signed as sent", rawHeaders("d1", "+"+unix, secret, body), nil},
+		{"plus sign sent, canonical number signed", canonical(rawHeaders("d1", "+"+unix, secret, body)), ErrInvalidSignature},
+		{"leading zero sent, canonical number signed", canonical(rawHeaders("d1", "0"+unix, secret, body)), ErrInvalidSignature},
+	}
+	v, err := NewVerifier(VerifierConfig{Secret: secret, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := v.Verify(tt.header, body); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Errorf("Verify = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestVerifierAcceptsEverySecretItHolds(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	body := []byte(`{"uid":"d1"}`)
+	previous := []byte("whsec_" + base64.StdEncoding.EncodeToString([]byte("previous-key")))
+	next := []byte("next-raw-key")
+	v, err := NewVerifier(VerifierConfig{Secret: next, Secrets: [][]byte{previous}, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		signer []byte
+		want   error
+	}{
+		{"signed with the new secret", next, nil},
+		{"signed with the previous secret", previous, nil},
+		{"signed with a secret the verifier does not hold", []byte("retired"), ErrInvalidSignature},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			h.Set(HeaderWebhookID, "d1")
+			h.Set(HeaderWebhookTimestamp, FormatTimestamp(now))
+			h.Set(HeaderWebhookSignature, mustSign(t, tt.signer, "d1", now, body))
+			if err := v.Verify(h, body); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Errorf("Verify = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if _, err := NewVerifier(VerifierConfig{Secrets: [][]byte{previous}}); err != nil {
+		t.Errorf("NewVerifier with Secrets only: %v", err)
+	}
+}
+
+func TestVerifierToleranceIsConfigurable(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	secret := []byte("s3cret")
+	body := []byte(`{}`)
+	v, err := NewVerifier(VerifierConfig{Secret: secret, Tolerance: 30 * time.Second, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		offset time.Duration
+		want   error
+	}{
+		{-20 * time.Second, nil},
+		{20 * time.Second, nil},
+		{-time.Minute, ErrTimestampTooOld},
+		{time.Minute, ErrTimestampTooNew},
+	} {
+		at := now.Add(tt.offset)
+		h := rawHeaders("d1", FormatTimestamp(at), secret, body)
+		if err := v.Verify(h, body); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("signed %s from now: Verify = %v, want %v", tt.offset, err, tt.want)
+		}
+	}
+}
+
+func TestWhsecSecretThatIsNotBase64IsAnError(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for _, secret := range []string{"whsec_not*base64!", "whsec_", "whsec_c2VjcmV0YQ"} {
+		t.Run(secret, func(t *testing.T) {
+			_, verr := NewVerifier(VerifierConfig{Secret: []byte(secret)})
+			_, serr := Sign([]byte(secret), "d1", now, []byte("{}"))
+			for name, err := range map[string]error{"NewVerifier": verr, "Sign": serr} {
+				if !errors.Is(err, ErrInvalidSecret) {
+					t.Errorf("%s = %v, want ErrInvalidSecret", name, err)
+					continue
+				}
+				if rest := secret[len("whsec_"):]; rest != "" && strings.Contains(err.Error(), rest) {
+					t.Errorf("%s error %q quotes the secret", name, err)
+				}
+			}
+		})
+	}
+	// Another rotating secret that is invalid is named by its position.
+	_, err := NewVerifier(VerifierConfig{Secret: []byte("good"), Secrets: [][]byte{[]byte("whsec_@@")}})
+	if err == nil || !strings.Contains(err.Error(), "secret 2 of 2") {
+		t.Errorf("NewVerifier = %v, want an error naming secret 2 of 2", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"testing"
 	"time"
 
@@ -70,7 +69,7 @@ func Call(t testing.TB, h http.Handler, req *callbacks.Request, opts ...CallOpti
 	}
 
 	httpReq := httptest.NewRequest(http.MethodPost, cfg.path, bytes.NewReader(body))
-	setGatewayHeaders(httpReq.Header, req.UID, body, cfg)
+	setGatewayHeaders(t, httpReq.Header, req.UID, body, cfg)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httpReq)
 
@@ -94,7 +93,8 @@ func Call(t testing.TB, h http.Handler, req *callbacks.Request, opts ...CallOpti
 	return res
 }
 
-func setGatewayHeaders(h http.Header, uid string, body []byte, cfg callConfig) {
+func setGatewayHeaders(t testing.TB, h http.Header, uid string, body []byte, cfg callConfig) {
+	t.Helper()
 	h.Set("Content-Type", "application/json")
 	h.Set("Accept", "application/json")
 	h.Set("User-Agent", "opgate/callbackstest")
@@ -104,9 +104,13 @@ func setGatewayHeaders(h http.Header, uid string, body []byte, cfg callConfig) {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	h.Set(callbacks.HeaderWebhookTimestamp, strconv.FormatInt(at.Unix(), 10))
+	h.Set(callbacks.HeaderWebhookTimestamp, callbacks.FormatTimestamp(at))
 	if len(cfg.secret) > 0 {
-		h.Set(callbacks.HeaderWebhookSignature, callbacks.Sign(cfg.secret, uid, at, body))
+		sig, err := callbacks.Sign(cfg.secret, uid, at, body)
+		if err != nil {
+			t.Fatalf("callbackstest: sign: %v", err)
+		}
+		h.Set(callbacks.HeaderWebhookSignature, sig)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/call"
 	"github.com/opgate/opgate/gateway/check"
 	"github.com/opgate/opgate/gateway/failure"
@@ -203,6 +204,9 @@ func (o *callOptions) resolve() (*callTarget, error) {
 		secret = bytes.TrimSpace(secret)
 		if len(secret) == 0 {
 			return nil, usageErrorf("--hmac-secret-file %s is empty", o.hmacSecretFile)
+		}
+		if _, err := callbacks.SigningKey(secret); err != nil {
+			return nil, usageErrorf("--hmac-secret-file %s: %w", o.hmacSecretFile, err)
 		}
 		t.endpoint.HMACSecret = secret
 	}

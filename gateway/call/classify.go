@@ -98,7 +98,11 @@ func (c *Client) readAnswer(ctx context.Context, log *slog.Logger, where string,
 func statusFailure(where string, resp *http.Response, body []byte, now time.Time) *failure.Error {
 	code := resp.StatusCode
 	if code >= 300 && code <= 399 {
-		return failure.Permanentf(ReasonHandlerRedirected,
+		// Never followed (it would resend the signed body and the token
+		// elsewhere), but retried: like a 404, a URL fix or the end of a
+		// handler's migration cures it, and a permanent failure would park
+		// every object until someone touched it.
+		return failure.Temporaryf(ReasonHandlerRedirected,
 			"call %s: HTTP %d redirect to %s; redirects are not followed, point the handler URL at the final address",
 			where, code, redirectTarget(resp))
 	}

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -163,7 +162,9 @@ func (c *Client) Call(ctx context.Context, ep Endpoint, req *callbacks.Request) 
 	if err != nil {
 		return nil, failure.Permanentf(ReasonInvalidEndpoint, "call %s: %w", where, err)
 	}
-	setHeaders(httpReq.Header, ep, sent.UID, now, body)
+	if err := setHeaders(httpReq.Header, ep, sent.UID, now, body); err != nil {
+		return nil, failure.Permanentf(ReasonInvalidEndpoint, "call %s: HMAC secret: %w", where, err)
+	}
 
 	log := c.log.With("url", where, "delivery", sent.UID, "operator", sent.Operator,
 		"callback", sent.Callback, "attempt", sent.Attempt)
@@ -192,20 +193,25 @@ func (c *Client) roundTripper(tlsConfig *tls.Config) http.RoundTripper {
 	return c.transports.get(tlsConfig)
 }
 
-func setHeaders(h http.Header, ep Endpoint, uid string, now time.Time, body []byte) {
+func setHeaders(h http.Header, ep Endpoint, uid string, now time.Time, body []byte) error {
 	h.Set("Content-Type", "application/json")
 	h.Set("Accept", "application/json")
 	h.Set("User-Agent", version.UserAgent())
 	// The same uid on every retry lets the handler deduplicate.
 	h.Set(callbacks.HeaderIdempotencyKey, uid)
 	h.Set(callbacks.HeaderWebhookID, uid)
-	h.Set(callbacks.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+	h.Set(callbacks.HeaderWebhookTimestamp, callbacks.FormatTimestamp(now))
 	if len(ep.HMACSecret) > 0 {
-		h.Set(callbacks.HeaderWebhookSignature, callbacks.Sign(ep.HMACSecret, uid, now, body))
+		sig, err := callbacks.Sign(ep.HMACSecret, uid, now, body)
+		if err != nil {
+			return err
+		}
+		h.Set(callbacks.HeaderWebhookSignature, sig)
 	}
 	if ep.BearerToken != "" {
 		h.Set("Authorization", "Bearer "+ep.BearerToken)
 	}
+	return nil
 }
 
 func parseEndpointURL(raw string) (*url.URL, error) {

@@ -86,6 +86,10 @@ func TestCallClassifiesAnswers(t *testing.T) {
 			reason: ReasonInvalidResponse, class: failure.Temporary, inMessage: []string{"not valid JSON"}},
 		{name: "2xx breaking the schema names the paths", handler: answer(200, nil, `{"children": [{"apiVersion": "v1", "metadata": {"name": "a"}}], "requeue": "1s"}`),
 			reason: ReasonInvalidResponse, class: failure.Temporary, inMessage: []string{"/children/0/kind: missing property", "/requeue: unknown property"}},
+		{name: "2xx nesting deeper than the limit is an invalid response naming the limit", handler: answer(200, nil, `{"status": `+strings.Repeat("[", callbacks.MaxResponseDepth)+strings.Repeat("]", callbacks.MaxResponseDepth)+`}`),
+			reason: ReasonInvalidResponse, class: failure.Temporary, inMessage: []string{"MaxResponseDepth"}},
+		{name: "2xx with more elements than the limit is an invalid response naming the limit", handler: answer(200, nil, `{"status": {"l": [0`+strings.Repeat(",0", callbacks.MaxResponseElements)+`]}}`),
+			reason: ReasonInvalidResponse, class: failure.Temporary, inMessage: []string{"MaxResponseElements"}},
 		{name: "408 is retried", handler: answer(408, nil, ""), reason: ReasonHandlerUnavailable, class: failure.Temporary, inMessage: []string{"HTTP 408"}},
 		{name: "425 is retried", handler: answer(425, nil, ""), reason: ReasonHandlerUnavailable, class: failure.Temporary, inMessage: []string{"HTTP 425"}},
 		{name: "429 is retried after Retry-After seconds", handler: answer(429, map[string]string{"Retry-After": "7"}, "slow down"),
@@ -122,7 +126,7 @@ func TestCallClassifiesAnswers(t *testing.T) {
 		{name: "a body too large to decode is judged by its status", handler: answer(404, nil, `{"error": {"permanent": true, "message": "`+strings.Repeat("x", errorBodyBytes)+`"}}`),
 			reason: ReasonHandlerNotFound, class: failure.Temporary},
 		{name: "302 is not followed", handler: answer(302, map[string]string{"Location": "/elsewhere?sig=leak"}, ""),
-			reason: ReasonHandlerRedirected, class: failure.Permanent, inMessage: []string{"HTTP 302 redirect to", "/elsewhere;"}},
+			reason: ReasonHandlerRedirected, class: failure.Temporary, inMessage: []string{"HTTP 302 redirect to", "/elsewhere;"}},
 		{name: "no answer within the timeout", handler: func(_ http.ResponseWriter, r *http.Request) {
 			// net/http notices the client hanging up only once the body is read.
 			_, _ = io.Copy(io.Discard, r.Body)

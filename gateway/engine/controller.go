@@ -211,6 +211,7 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 		workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: c.op.Name},
 	)
+	warnPlainHTTP(c.log, op)
 	return c, nil
 }
 

@@ -257,3 +257,21 @@ func pemDER(t *testing.T, p []byte) []byte {
 	}
 	return b.Bytes
 }
+
+func TestCredentialsRefuseAWhsecSecretThatIsNotBase64(t *testing.T) {
+	const good = "whsec_Z29vZC1rZXk="
+	const bad = "whsec_not*base64!"
+	kube := fake.NewClientset(secret("hmac", map[string]string{"key": good}), secret("token", map[string]string{"token": "t"}))
+	cr, c := credentialsFor(t, kube, hmacAuth)
+
+	writeSecret(t, kube, secret("hmac", map[string]string{"key": bad}))
+	waitFor(t, "a whsec_ key that is not base64 is reported", func() bool {
+		return strings.Contains(c.lastProblem(), "not standard base64")
+	})
+	if p := c.lastProblem(); strings.Contains(p, "not*base64") || !strings.Contains(p, "hmac") {
+		t.Errorf("problem %q: want the Secret named and its content left out", p)
+	}
+	if got := string(cr.get("create").HMACSecret); got != good {
+		t.Errorf("HMAC secret after the bad rotation = %q, want the last good one", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/call"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
@@ -64,6 +65,12 @@ func buildEndpoint(ctx context.Context, h spec.HandlerSpec, get secretGetter, tl
 	if a.HMACSecretRef != nil {
 		if ep.HMACSecret, err = secretKey(ctx, get, a.HMACSecretRef); err != nil {
 			return endpoint{}, err
+		}
+		// Checked here, so a bad rotation keeps the last good key and is
+		// reported, rather than failing every call. A fixed Secret cures it.
+		if _, err := callbacks.SigningKey(ep.HMACSecret); err != nil {
+			r := a.HMACSecretRef
+			return endpoint{}, failure.Temporaryf(reasonSecretUnreadable, "Secret %s/%s key %q: %w", r.Namespace, r.Name, r.Key, err)
 		}
 	}
 	if a.BearerTokenSecretRef != nil {

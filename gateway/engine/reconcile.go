@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"runtime/debug"
@@ -162,6 +163,12 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 
 	if p.plan.AddFinalizer || p.plan.ReleaseFinalizer && !deleting {
 		err := budget.spend(ctx, func(ctx context.Context) error { return c.writeFinalizer(ctx, p, p.plan.AddFinalizer) })
+		if errors.Is(err, errGoneBeforeFinalizer) {
+			// Deleted before the gateway held its finalizer: no delete
+			// callback could follow, so no create may start either (the
+			// handler would make what nothing ever cleans up).
+			return 0, nil
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -291,9 +298,16 @@ func (c *Controller) writeFinalizer(ctx context.Context, p *pass, add bool) erro
 	if err != nil {
 		return err
 	}
+	if add && out == nil {
+		return errGoneBeforeFinalizer
+	}
 	c.adopt(p, out)
 	return nil
 }
+
+// errGoneBeforeFinalizer: the object was deleted before the finalizer could
+// be added (the apply layer takes a missing object as nothing to hold).
+var errGoneBeforeFinalizer = errors.New("object deleted before the finalizer was added")
 
 // writeState writes the state annotation when it changed, within what the
 // object's other annotations leave of the API server's limit.

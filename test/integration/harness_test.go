@@ -135,7 +135,8 @@ func startGatewayWithMetrics(t *testing.T, ops ...*spec.WebhookOperator) (stop f
 }
 
 // startGatewayWithOptions is startGatewayWithMetrics with the gateway's
-// options; their Operators, Logger and Registerer are set here.
+// options; their Operators and Registerer are set here, and their Logger
+// when nil.
 func startGatewayWithOptions(t *testing.T, opts runner.Options, ops ...*spec.WebhookOperator) (stop func(), reg *prometheus.Registry) {
 	t.Helper()
 	reg = prometheus.NewRegistry()
@@ -145,7 +146,9 @@ func startGatewayWithOptions(t *testing.T, opts runner.Options, ops ...*spec.Web
 		level = slog.LevelDebug
 	}
 	opts.Operators, opts.Registerer = ops, reg
-	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	}
 	gw, err := runner.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("wire gateway: %v", err)
