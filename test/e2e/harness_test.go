@@ -91,15 +91,20 @@ func buildBinaries(t testing.TB) binaries {
 	return builtBins
 }
 
-// installCRDs applies every CRD of crds/ (the WebhookOperator's and the
-// examples') by server-side apply, once, and waits until each is
+// installCRDs applies every CRD of crds/ (the WebhookOperator's) and of
+// examples/crds/ (the examples') by server-side apply, once, and waits until each is
 // Established.
 func installCRDs(t testing.TB) {
 	t.Helper()
 	root := repoRoot(t)
-	crdOnce.Do(func() { errInstall = applyCRDs(filepath.Join(root, "crds")) })
+	crdOnce.Do(func() {
+		errInstall = applyCRDs(filepath.Join(root, "crds"))
+		if errInstall == nil {
+			errInstall = applyCRDs(filepath.Join(root, "examples", "crds"))
+		}
+	})
 	if errInstall != nil {
-		t.Fatalf("install crds/: %v", errInstall)
+		t.Fatalf("install crds/ and examples/crds/: %v", errInstall)
 	}
 }
 
