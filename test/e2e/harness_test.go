@@ -334,11 +334,11 @@ func operatorFile(t testing.TB, example string, edit func(*spec.WebhookOperator)
 
 // startGateway runs `gateway run -f operatorFile` against the shared
 // cluster and waits until its /readyz answers 200.
-func startGateway(t testing.TB, bins binaries, operatorFile string) *process {
+func startGateway(t testing.TB, bins binaries, operatorFile string, extraArgs ...string) *process {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p := startProcess(t, "gateway", nil, bins.gateway, "run",
-		"-f", operatorFile, "--kubeconfig", Kubeconfig(), "--addr", addr, "--log-level", "debug")
+	argv := append([]string{bins.gateway, "run", "-f", operatorFile, "--kubeconfig", Kubeconfig(), "--addr", addr, "--log-level", "debug"}, extraArgs...)
+	p := startProcess(t, "gateway", nil, argv...)
 	p.waitListening(t, addr)
 	Eventually(t, startTimeout, "the gateway's /readyz to answer 200", func(ctx context.Context) (bool, string, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)

@@ -95,7 +95,7 @@ func TestMemcachedWalkthrough(t *testing.T) {
 				op.Spec.Handler.URL = "http://" + handlerAddr
 				op.Spec.Handler.Auth = auth
 				setTimerInterval(t, op, "backup", timerInterval)
-			}))
+			}), "--secret-namespace", w.ns) // the walk's namespace holds the HMAC Secret
 			playMemcached(w)
 		})
 	}
