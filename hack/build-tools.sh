@@ -33,4 +33,5 @@ build kube-controller-manager k8s "$k8sver" k8s.io/kubernetes/cmd/kube-controlle
 build kube-scheduler k8s "$k8sver" k8s.io/kubernetes/cmd/kube-scheduler
 build kwok kwok "-s -w" sigs.k8s.io/kwok/cmd/kwok
 build helm helm "-s -w -X helm.sh/helm/v3/internal/version.version=v3.16.4" helm.sh/helm/v3/cmd/helm
+build opgate-image image "-s -w" ./cmd/opgate-image
 echo "tools: all in $bin"
