@@ -22,7 +22,7 @@ const nonroot = 65532
 
 type options struct {
 	binary, out, repository, version, revision, source, caCerts, arch string
-	created                                                             time.Time
+	created                                                           time.Time
 }
 
 // build assembles the image: empty base, a root layer, the binary layer.
