@@ -82,6 +82,9 @@ FUZZTIME ?= 60s
 fuzz:
 	go test -run '^$$' -fuzz FuzzDecodeResponse -fuzztime $(FUZZTIME) ./callbacks
 	go test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./gateway/state
+	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./gateway/spec
+	go test -run '^$$' -fuzz FuzzDiff -fuzztime $(FUZZTIME) ./callbacks/essence
+	go test -run '^$$' -fuzz FuzzBuildRequest -fuzztime $(FUZZTIME) ./gateway/call
 
 clean:
 	rm -rf bin .cache
@@ -98,3 +101,21 @@ crds:
 chart: tools
 	$(TOOLS_BIN)/helm lint --strict charts/opgate
 	$(TOOLS_BIN)/helm package charts/opgate --app-version $(VERSION) -d bin
+
+# The container image (docs/operations.md "Image"). `make static` is the
+# binary the Dockerfile and `make image` put at /gateway; `make image`
+# writes an image tarball without a container engine (hack/tools/image).
+IMAGE_GOARCH ?= $(shell go env GOARCH)
+STATIC_BIN ?= bin/linux_$(IMAGE_GOARCH)/gateway
+IMAGE_OUT ?= bin/gateway-image.tar
+IMAGE_REPOSITORY ?= opgate/gateway
+.PHONY: static image image-tar
+static:
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_GOARCH) go build -trimpath -ldflags '$(LDFLAGS)' -o $(STATIC_BIN) ./cmd/gateway
+
+image: tools image-tar
+
+# image-tar is `make image` without building the tools (the test runs it).
+image-tar: static
+	$(TOOLS_BIN)/opgate-image --binary $(STATIC_BIN) --out $(IMAGE_OUT) --arch $(IMAGE_GOARCH) \
+		--repository $(IMAGE_REPOSITORY) --version $(VERSION) --revision "$$(git rev-parse HEAD 2>/dev/null || true)"

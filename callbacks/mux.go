@@ -29,7 +29,10 @@ const HealthPath = "/healthz"
 
 // Mux is an http.Handler that decodes a CallbackRequest and routes it to the
 // HandlerFunc registered for its URL path, failing that for its callback id,
-// failing that for its event. The path wins because it is what the
+// failing that for its event. A registered path matches the request path
+// exactly or, failing that, as its last segments (the longest such path
+// wins), so that a handler URL with a base path ("http://h/memcached")
+// still reaches mux.Handle("/create"). The path wins because it is what the
 // WebhookOperator's callbacks[].path names, and it stays right when a
 // registration renames its ids. It answers:
 //
@@ -142,10 +145,29 @@ func (m *Mux) lookup(path string, req *Request) HandlerFunc {
 	if fn, ok := m.byPath[path]; ok {
 		return fn
 	}
+	if fn := m.bySuffix(path); fn != nil {
+		return fn
+	}
 	if fn, ok := m.byID[req.Callback]; ok {
 		return fn
 	}
 	return m.byEvent[req.Event]
+}
+
+// bySuffix finds the longest registered path that ends the request path at
+// a segment boundary: the gateway POSTs to the handler URL's own path joined
+// with the callback's ("http://h/memcached" + "/create" is
+// "/memcached/create"), and a handler registers only the callback's path.
+// Registered paths start with "/", so a suffix match is a whole segment.
+func (m *Mux) bySuffix(path string) HandlerFunc {
+	var best string
+	var fn HandlerFunc
+	for p, f := range m.byPath {
+		if len(p) > len(best) && p != "/" && strings.HasSuffix(path, p) {
+			best, fn = p, f
+		}
+	}
+	return fn
 }
 
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -61,6 +61,7 @@ func TestMuxRoutesByPathThenCallbackIDThenEvent(t *testing.T) {
 	mux := callbacks.NewMux()
 	mux.Handle("/create", answer("path /create"))
 	mux.Handle("/update", answer("path /update"))
+	mux.Handle("/v2/update", answer("path /v2/update"))
 	mux.Handle("resize", answer("id resize"))
 	mux.HandleEvent(callbacks.EventUpdate, answer("update event"))
 
@@ -78,6 +79,11 @@ func TestMuxRoutesByPathThenCallbackIDThenEvent(t *testing.T) {
 		{"an unregistered path falls back to the id", "/hooks/resize", callbacks.EventUpdate, "resize", "id resize"},
 		{"then to the event", "/", callbacks.EventUpdate, "relabel", "update event"},
 		{"a path matches exactly, not as a prefix", "/create/x", callbacks.EventUpdate, "relabel", "update event"},
+		// A handler URL with a base path (url: http://h/memcached, or
+		// service.path) is joined with the callback's path by the gateway.
+		{"a path under the handler URL's base path routes by its callback path", "/memcached/create", callbacks.EventCreate, "create-deployment", "path /create"},
+		{"the longest registered path that ends the request path wins", "/api/v2/update", callbacks.EventUpdate, "resize", "path /v2/update"},
+		{"a suffix matches whole segments only", "/api/xcreate", callbacks.EventUpdate, "relabel", "update event"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -33,6 +33,7 @@ build kube-controller-manager k8s "$k8sver" k8s.io/kubernetes/cmd/kube-controlle
 build kube-scheduler k8s "$k8sver" k8s.io/kubernetes/cmd/kube-scheduler
 build kwok kwok "-s -w" sigs.k8s.io/kwok/cmd/kwok
 build helm helm "-s -w -X helm.sh/helm/v3/internal/version.version=v3.16.4" helm.sh/helm/v3/cmd/helm
+build opgate-image image "-s -w" ./cmd/opgate-image
 
 # The e2e browser test of the web view drives Debian's chromium headless.
 if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then

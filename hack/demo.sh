@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: the guide's walkthrough (docs/walkthrough.md), for real. It
 # starts a fresh local cluster (hack/localcluster) in its own directory and
-# ports, installs crds/, builds and starts the Go memcached and nginx
+# ports, installs crds/ and examples/crds/, builds and starts the Go memcached and nginx
 # handlers and the gateway (bin/gateway, from `make build`) as local
 # processes, and plays the Memcached and NginxServer stories like the guide:
 # each kubectl command, then its real output. Exits non-zero naming the step
@@ -267,7 +267,8 @@ export KUBECONFIG=$dir/kubeconfig
 printf '\n$ export KUBECONFIG=%s\n' "$KUBECONFIG"
 
 step "the nodes are kwok's, and Ready" kubectl get nodes
-step "install the CRDs: WebhookOperator, Memcached and NginxServer" kubectl apply -f crds/
+step "install the CRDs: the gateway's WebhookOperator" kubectl apply -f crds/
+step "install the examples' CRDs: Memcached and NginxServer" kubectl apply -f examples/crds/
 step "wait until the API server serves them" kubectl wait --for condition=established --timeout="$timeout" crd --all
 
 say "start the handlers: plain HTTP servers on this machine"

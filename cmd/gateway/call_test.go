@@ -22,7 +22,7 @@ import (
 
 const (
 	callTestdata = "testdata/call/"
-	memcachedCRD = "../../crds/memcacheds.cache.example.com.yaml"
+	memcachedCRD = "../../examples/crds/memcacheds.cache.example.com.yaml"
 )
 
 // callResult is what one `gateway call` did.

@@ -93,7 +93,7 @@ contexts:
 - name: a
   context: {cluster: a, user: u}
 - name: b
-  context: {cluster: b, user: u}
+  context: {cluster: b, user: u, namespace: team-b}
 current-context: a
 `
 	path := filepath.Join(t.TempDir(), "kubeconfig")
@@ -108,16 +108,17 @@ func TestContextSelectsTheKubeconfigContext(t *testing.T) {
 	tests := []struct {
 		context  string
 		wantHost string
+		wantNS   string
 		wantErr  string
 	}{
-		{"", "https://a.example:6443", ""},
-		{"b", "https://b.example:6443", ""},
-		{"nope", "", `context "nope" does not exist`},
+		{"", "https://a.example:6443", "default", ""},
+		{"b", "https://b.example:6443", "team-b", ""},
+		{"nope", "", "", `context "nope" does not exist`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.context, func(t *testing.T) {
 			o := runOptions{kubeconfig: path, context: tt.context}
-			cfg, err := o.restConfig()
+			cfg, ns, err := o.restConfig()
 			switch {
 			case tt.wantErr != "":
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -125,8 +126,8 @@ func TestContextSelectsTheKubeconfigContext(t *testing.T) {
 				}
 			case err != nil:
 				t.Fatal(err)
-			case cfg.Host != tt.wantHost:
-				t.Errorf("host = %q, want %q", cfg.Host, tt.wantHost)
+			case cfg.Host != tt.wantHost || ns != tt.wantNS:
+				t.Errorf("host, namespace = %q, %q, want %q, %q", cfg.Host, ns, tt.wantHost, tt.wantNS)
 			}
 		})
 	}
@@ -143,5 +144,23 @@ func TestRunFlagsHelp(t *testing.T) {
 		if flag == nil || !strings.Contains(flag.Usage, want) {
 			t.Errorf("--%s: %+v, want a usage mentioning %q", name, flag, want)
 		}
+	}
+}
+
+func TestSecretNamespaceIsTheFlagElseThePodsElseTheContexts(t *testing.T) {
+	tests := []struct {
+		name, flag, pod, context, want string
+	}{
+		{"the flag wins", "secrets", "gateway-ns", "team-b", "secrets"},
+		{"in a pod, the pod's namespace", "", "gateway-ns", "team-b", "gateway-ns"},
+		{"from a laptop, the kubeconfig context's", "", "", "team-b", "team-b"},
+		{"else default", "", "", "", "default"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := pickSecretNamespace(tt.flag, tt.pod, tt.context); got != tt.want {
+				t.Errorf("pickSecretNamespace(%q, %q, %q) = %q, want %q", tt.flag, tt.pod, tt.context, got, tt.want)
+			}
+		})
 	}
 }

@@ -114,7 +114,7 @@ func (o *rbacOptions) load(ctx context.Context) ([]*spec.WebhookOperator, rbac.R
 		}
 		return ops, rbac.NewOffline(crds...), nil
 	}
-	cfg, err := o.kube.restConfig()
+	cfg, _, err := o.kube.restConfig()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,13 +4,47 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 )
+
+// demoRegistration is the memcached WebhookOperator `make demo` runs.
+const demoRegistration = "../../examples/operators/memcached.yaml"
+
+// TestReadmeRegistrationIsTheOneTheDemoRuns keeps README.md's example the
+// registration hack/demo.sh starts the gateway with, field for field, so
+// that what a reader copies is what the demo proves.
+func TestReadmeRegistrationIsTheOneTheDemoRuns(t *testing.T) {
+	demo, err := os.ReadFile("../../hack/demo.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(demo), strings.TrimPrefix(demoRegistration, "../../")) {
+		t.Fatalf("hack/demo.sh no longer runs %s; point this test at the registration it runs", demoRegistration)
+	}
+	want, err := os.ReadFile(demoRegistration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var readme, example map[string]any
+	if err := yaml.Unmarshal(readmeRegistration(t), &readme); err != nil {
+		t.Fatalf("README.md's registration: %v", err)
+	}
+	if err := yaml.Unmarshal(want, &example); err != nil {
+		t.Fatalf("%s: %v", demoRegistration, err)
+	}
+	if !reflect.DeepEqual(readme, example) {
+		got, _ := yaml.Marshal(readme)
+		exp, _ := yaml.Marshal(example)
+		t.Errorf("README.md's registration differs from %s, which make demo runs:\nREADME:\n%s\n%s:\n%s", demoRegistration, got, demoRegistration, exp)
+	}
+}
 
 // readmeRegistration is the WebhookOperator of README.md's "What it is",
 // read from the README itself so that the test follows it.
@@ -46,10 +80,9 @@ func startGoMemcachedHandler(t *testing.T) string {
 	return startHandlerProcess(t, "the Go memcached handler", addr, bin, "--addr", addr)
 }
 
-// TestReadmeRegistrationWorksWithTheShippedMemcachedHandlers calls every
-// callback of the README's registration, whose ids (create, resize,
-// cleanup) are not the example registration's, against both shipped
-// memcached handlers: they route on the paths, which the two share.
+// TestReadmeRegistrationWorksWithTheShippedMemcachedHandlers calls the
+// create, update and delete callbacks of the README's registration against
+// both shipped memcached handlers, which route on the callbacks' paths.
 func TestReadmeRegistrationWorksWithTheShippedMemcachedHandlers(t *testing.T) {
 	handlers := []struct {
 		name  string
@@ -63,7 +96,7 @@ func TestReadmeRegistrationWorksWithTheShippedMemcachedHandlers(t *testing.T) {
 		args  []string
 		check func(t *testing.T, rep *callReport)
 	}{
-		{"create", nil, wantDeploymentOf(3)},
+		{"create-deployment", nil, wantDeploymentOf(3)},
 		{"resize", []string{"--old", callTestdata + "memcached-old.yaml"}, wantDeploymentOf(3)},
 		{"cleanup", nil, func(t *testing.T, rep *callReport) {
 			if rep.Finalized == nil || !*rep.Finalized {

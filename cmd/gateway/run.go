@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -45,6 +46,7 @@ type runOptions struct {
 	leaseName        string
 	operatorRecord   string
 	ui               bool
+	secretNamespace  string
 }
 
 func newRunCommand() *cobra.Command {
@@ -74,6 +76,7 @@ given files (several documents per file, several files) and needs no CRD.`,
 	f.StringVar(&o.leaseName, "leader-election-name", "opgate-gateway", "name of the leader election Lease")
 	f.StringVar(&o.operatorRecord, "operator-record", "", "with -f: namespace/name of a ConfigMap, this gateway's alone, recording the operators it runs, so that a restart without one releases its finalizers")
 	f.BoolVar(&o.ui, "ui", true, "serve the read-only web view under /ui/ on --addr")
+	f.StringVar(&o.secretNamespace, "secret-namespace", "", "the only namespace handler Secrets (hmacSecretRef, bearerTokenSecretRef, clientCertSecretRef) may be in; operators referencing others are refused (default: $POD_NAMESPACE, else the kubeconfig context's namespace, else default)")
 	return cmd
 }
 
@@ -97,14 +100,16 @@ func (o *runOptions) run(ctx context.Context) error {
 			return err
 		}
 	}
-	cfg, err := o.restConfig()
+	cfg, contextNamespace, err := o.restConfig()
 	if err != nil {
 		return err
 	}
+	secretNamespace := pickSecretNamespace(o.secretNamespace, os.Getenv("POD_NAMESPACE"), contextNamespace)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	gw, err := runner.New(cfg, runner.Options{
 		Operators: ops, OperatorRecord: record, Workers: o.workers, MaxResponseBytes: o.maxResponseBytes, Logger: logger, Registerer: reg,
+		SecretNamespace: secretNamespace,
 	})
 	if err != nil {
 		return err
@@ -124,7 +129,7 @@ func (o *runOptions) run(ctx context.Context) error {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	logger.Info("gateway starting", "addr", o.addr, "operators", len(ops), "watchRegistry", len(ops) == 0)
+	logger.Info("gateway starting", "addr", o.addr, "operators", len(ops), "watchRegistry", len(ops) == 0, "secretNamespace", secretNamespace)
 
 	runErr := make(chan error, 1)
 	if o.leaderElect {
@@ -170,8 +175,10 @@ func parseRecordRef(s string) (types.NamespacedName, error) {
 
 // restConfig loads the kubeconfig as kubectl does: --kubeconfig, else the
 // files in $KUBECONFIG merged, else ~/.kube/config; only when none of them
-// holds a configuration, the pod's service account (in-cluster).
-func (o *runOptions) restConfig() (*rest.Config, error) {
+// holds a configuration, the pod's service account (in-cluster). It also
+// returns the namespace kubectl would use: the context's, else the pod's
+// in-cluster, else "default".
+func (o *runOptions) restConfig() (*rest.Config, string, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if o.kubeconfig != "" {
 		rules.ExplicitPath = o.kubeconfig
@@ -180,18 +187,35 @@ func (o *runOptions) restConfig() (*rest.Config, error) {
 	if o.context != "" {
 		raw, err := loader.RawConfig()
 		if err != nil {
-			return nil, fmt.Errorf("load kubeconfig: %w", err)
+			return nil, "", fmt.Errorf("load kubeconfig: %w", err)
 		}
 		if _, ok := raw.Contexts[o.context]; !ok {
-			return nil, fmt.Errorf("--context: context %q does not exist in the kubeconfig", o.context)
+			return nil, "", fmt.Errorf("--context: context %q does not exist in the kubeconfig", o.context)
 		}
 	}
 	cfg, err := loader.ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("load kubeconfig: %w", err)
+		return nil, "", fmt.Errorf("load kubeconfig: %w", err)
 	}
 	cfg.QPS, cfg.Burst = o.qps, o.burst
-	return cfg, nil
+	ns, _, err := loader.Namespace()
+	if err != nil || ns == "" {
+		ns = metav1.NamespaceDefault
+	}
+	return cfg, ns, nil
+}
+
+// pickSecretNamespace is --secret-namespace, else the pod's namespace (the
+// chart sets POD_NAMESPACE from the downward API), else the namespace
+// kubectl would use with the same kubeconfig: a gateway run from a laptop
+// reads Secrets where `kubectl get secret` looks.
+func pickSecretNamespace(flag, podNamespace, contextNamespace string) string {
+	for _, ns := range []string{flag, podNamespace, contextNamespace} {
+		if ns != "" {
+			return ns
+		}
+	}
+	return metav1.NamespaceDefault
 }
 
 // newLogger logs to w at level, as text or json; format "" picks text on a

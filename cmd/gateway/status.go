@@ -46,7 +46,8 @@ func (k *kubeFlags) add(cmd *cobra.Command) {
 
 func (k *kubeFlags) restConfig() (*rest.Config, error) {
 	o := runOptions{kubeconfig: k.kubeconfig, context: k.context, qps: 20, burst: 40}
-	return o.restConfig()
+	cfg, _, err := o.restConfig()
+	return cfg, err
 }
 
 // cluster is what status and reconcile read and write through.

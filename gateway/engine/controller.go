@@ -51,6 +51,11 @@ type Deps struct {
 	// SecretPollInterval is how often a handler Secret is re-read when
 	// RBAC forbids watching it; DefaultSecretPollInterval when zero.
 	SecretPollInterval time.Duration
+	// SecretNamespace is the one namespace handler Secrets may be read
+	// from; a WebhookOperator referencing a Secret elsewhere is refused
+	// (see secretguard.go). Empty allows every namespace: `gateway run`
+	// always sets it.
+	SecretNamespace string
 }
 
 // DefaultReconcileTimeout is Deps.ReconcileTimeout when it is not set.
@@ -164,6 +169,10 @@ type relatedKind struct {
 // fails with a failure.Error of reason KindNotFound while a kind is missing.
 func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*Controller, error) {
 	if err := deps.validate(); err != nil {
+		return nil, err
+	}
+	// Before any watch starts: a refused operator reads nothing.
+	if err := checkSecretNamespaces(op, deps.SecretNamespace); err != nil {
 		return nil, err
 	}
 	c := &Controller{

@@ -220,7 +220,7 @@ func (m *Manager) newController(ctx context.Context, op *spec.WebhookOperator, l
 		if reason == "" || reason == "Error" {
 			reason = spec.ReasonHandlerUnreachable
 		}
-		if f.Class == failure.Permanent {
+		if f.Class == failure.Permanent && reason != ReasonSecretNotAllowed {
 			reason = spec.ReasonInvalidSpec
 		}
 		log.Warn("operator cannot start yet", "reason", reason, "error", err)

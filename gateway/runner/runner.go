@@ -53,6 +53,9 @@ type Options struct {
 	// ReconcileTimeout bounds the work of one pass over one object;
 	// engine.DefaultReconcileTimeout when zero.
 	ReconcileTimeout time.Duration
+	// SecretNamespace is the only namespace handler Secrets are read
+	// from (engine.Deps.SecretNamespace); empty allows any.
+	SecretNamespace string
 }
 
 // Gateway is a wired, not yet running gateway.
@@ -119,6 +122,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 			Workers:  opts.Workers,
 
 			ReconcileTimeout: opts.ReconcileTimeout,
+			SecretNamespace:  opts.SecretNamespace,
 		},
 	}
 	if err := opts.Registerer.Register(newObjectsCollector(g)); err != nil {

@@ -91,15 +91,20 @@ func buildBinaries(t testing.TB) binaries {
 	return builtBins
 }
 
-// installCRDs applies every CRD of crds/ (the WebhookOperator's and the
-// examples') by server-side apply, once, and waits until each is
+// installCRDs applies every CRD of crds/ (the WebhookOperator's) and of
+// examples/crds/ (the examples') by server-side apply, once, and waits until each is
 // Established.
 func installCRDs(t testing.TB) {
 	t.Helper()
 	root := repoRoot(t)
-	crdOnce.Do(func() { errInstall = applyCRDs(filepath.Join(root, "crds")) })
+	crdOnce.Do(func() {
+		errInstall = applyCRDs(filepath.Join(root, "crds"))
+		if errInstall == nil {
+			errInstall = applyCRDs(filepath.Join(root, "examples", "crds"))
+		}
+	})
 	if errInstall != nil {
-		t.Fatalf("install crds/: %v", errInstall)
+		t.Fatalf("install crds/ and examples/crds/: %v", errInstall)
 	}
 }
 
@@ -329,19 +334,19 @@ func operatorFile(t testing.TB, example string, edit func(*spec.WebhookOperator)
 
 // startGateway runs `gateway run -f operatorFile` against the shared
 // cluster and waits until its /readyz answers 200.
-func startGateway(t testing.TB, bins binaries, operatorFile string) *process {
+func startGateway(t testing.TB, bins binaries, operatorFile string, extraArgs ...string) *process {
 	t.Helper()
-	p, _ := startGatewayAt(t, bins, operatorFile)
+	p, _ := startGatewayAt(t, bins, operatorFile, extraArgs...)
 	return p
 }
 
 // startGatewayAt is startGateway that also returns the address of the
 // gateway's ops server (/metrics, /readyz, /ui/).
-func startGatewayAt(t testing.TB, bins binaries, operatorFile string) (*process, string) {
+func startGatewayAt(t testing.TB, bins binaries, operatorFile string, extraArgs ...string) (*process, string) {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p := startProcess(t, "gateway", nil, bins.gateway, "run",
-		"-f", operatorFile, "--kubeconfig", Kubeconfig(), "--addr", addr, "--log-level", "debug")
+	argv := append([]string{bins.gateway, "run", "-f", operatorFile, "--kubeconfig", Kubeconfig(), "--addr", addr, "--log-level", "debug"}, extraArgs...)
+	p := startProcess(t, "gateway", nil, argv...)
 	p.waitListening(t, addr)
 	Eventually(t, startTimeout, "the gateway's /readyz to answer 200", func(ctx context.Context) (bool, string, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)

@@ -96,7 +96,7 @@ func TestMemcachedWalkthrough(t *testing.T) {
 				op.Spec.Handler.Auth = auth
 				setTimerInterval(t, op, "backup", timerInterval)
 				op.Spec.Status = &spec.StatusSpec{Conditions: true}
-			}))
+			}), "--secret-namespace", w.ns) // the walk's namespace holds the HMAC Secret
 			playMemcached(w)
 		})
 	}

@@ -15,7 +15,7 @@ import (
 var cfg *rest.Config
 
 func TestMain(m *testing.M) {
-	env, err := testenv.Start("testdata/crds", "../../crds")
+	env, err := testenv.Start("testdata/crds", "../../crds", "../../examples/crds")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		os.Exit(1)

@@ -17,7 +17,7 @@ import (
 	"github.com/opgate/opgate/gateway/check/crdtest"
 )
 
-const crdFile = "../../../crds/memcacheds.cache.example.com.yaml"
+const crdFile = "../../crds/memcacheds.cache.example.com.yaml"
 
 var backupTime = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 

@@ -15,7 +15,7 @@ import (
 	"github.com/opgate/opgate/gateway/check/crdtest"
 )
 
-const crdFile = "../../../crds/nginxservers.web.example.com.yaml"
+const crdFile = "../../crds/nginxservers.web.example.com.yaml"
 
 func newTestRouter(t *testing.T) http.Handler {
 	t.Helper()
