@@ -46,7 +46,7 @@ Lease and Secrets) are not included: the chart grants them.
 
 Kinds are resolved to resources offline for Kubernetes' built-in kinds and for
 CRDs given with --crd; --discover (implied by --from-cluster) asks the API server.`,
-		Example: `  gateway rbac -f examples/operators/memcached.yaml --crd crds/memcacheds.cache.example.com.yaml
+		Example: `  gateway rbac -f examples/operators/memcached.yaml --crd examples/crds/memcacheds.cache.example.com.yaml
   gateway rbac --from-cluster --values > rbac-values.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), cmd.OutOrStdout()) },

@@ -21,7 +21,7 @@ func writeFile(t *testing.T, name, content string) string {
 
 func TestRBACCommandRefusesBadInputNamingWhere(t *testing.T) {
 	memcached := filepath.Join("..", "..", "examples", "operators", "memcached.yaml")
-	crd := filepath.Join("..", "..", "crds", "memcacheds.cache.example.com.yaml")
+	crd := filepath.Join("..", "..", "examples", "crds", "memcacheds.cache.example.com.yaml")
 	cases := []struct {
 		name string
 		args []string
@@ -52,7 +52,7 @@ func TestRBACCommandRefusesBadInputNamingWhere(t *testing.T) {
 
 func TestRBACCommandPrintsClusterRoleAndValues(t *testing.T) {
 	args := []string{"rbac", "-f", filepath.Join("..", "..", "examples", "operators", "memcached.yaml"),
-		"--crd", filepath.Join("..", "..", "crds", "memcacheds.cache.example.com.yaml")}
+		"--crd", filepath.Join("..", "..", "examples", "crds", "memcacheds.cache.example.com.yaml")}
 	out, _, err := execute(t, args...)
 	if err != nil {
 		t.Fatal(err)

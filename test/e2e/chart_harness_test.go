@@ -178,14 +178,11 @@ func serviceAccountKubeconfig(t testing.TB, namespace, name string) string {
 // exampleCRD is the path of an example's CRD, in crds/ or examples/.
 func exampleCRD(t testing.TB, file string) string {
 	t.Helper()
-	for _, dir := range []string{"crds", filepath.Join("examples", "crds")} {
-		p := filepath.Join(repoRoot(t), dir, file)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
+	p := filepath.Join(repoRoot(t), "examples", "crds", file)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("example CRD: %v", err)
 	}
-	t.Fatalf("no %s in crds/ or examples/crds/", file)
-	return ""
+	return p
 }
 
 // runGatewayCommand runs the built gateway binary with args and returns
