@@ -175,7 +175,7 @@ func serviceAccountKubeconfig(t testing.TB, namespace, name string) string {
 	return path
 }
 
-// exampleCRD is the path of an example's CRD, in crds/ or examples/.
+// exampleCRD is the path of an example's CRD in examples/crds/.
 func exampleCRD(t testing.TB, file string) string {
 	t.Helper()
 	p := filepath.Join(repoRoot(t), "examples", "crds", file)
