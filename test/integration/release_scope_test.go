@@ -49,15 +49,10 @@ func callsFor(h *handler, callback, name string) []string {
 }
 
 // Two file-mode gateways each run an operator of the same name on their
-// own namespaces (one install per team). Restarting one of them, narrowed,
-// lets go of what it no longer watches and never of the other's objects.
+// own namespaces (one install per team). Restarting one of them narrowed,
+// or without the operator, lets go of what it no longer watches and never
+// of the other's objects.
 func TestStartupSweepLeavesAnotherGatewaysOperatorOfTheSameName(t *testing.T) {
-	mine, theirs := newNamespace(t), newNamespace(t)
-	// In a list of every namespace, the dropped namespace comes after
-	// theirs: once its object is released, a sweep of every namespace has
-	// passed theirs.
-	dropped := theirs + "z"
-	createNamespaceNamed(t, dropped)
 	withCleanup := func(namespaces ...string) func(*spec.OperatorSpec) {
 		return func(s *spec.OperatorSpec) {
 			s.Watch.Namespaces = namespaces
@@ -67,32 +62,60 @@ func TestStartupSweepLeavesAnotherGatewaysOperatorOfTheSameName(t *testing.T) {
 			}
 		}
 	}
-	hMine, hTheirs := newHandler(t, ok(nil)), newHandler(t, ok(nil))
-	recMine := types.NamespacedName{Namespace: mine, Name: "opgate-gateway"}
-	recTheirs := types.NamespacedName{Namespace: theirs, Name: "opgate-gateway"}
-	stop := startRecordingGateway(t, recMine, operatorFor(t, "memcached", mine, hMine.URL, withCleanup(mine, dropped)))
-	startRecordingGateway(t, recTheirs, operatorFor(t, "memcached", theirs, hTheirs.URL, withCleanup(theirs)))
-	createWidget(t, mine, "mine", 1)
-	createWidget(t, dropped, "dropped", 1)
-	createWidget(t, theirs, "theirs", 1)
-	for _, at := range [][2]string{{mine, "mine"}, {dropped, "dropped"}, {theirs, "theirs"}} {
-		eventually(t, 30*time.Second, func() error { return heldBy(t, at[0], at[1], "memcached") })
-		eventually(t, 30*time.Second, func() error { return stateHandled(t, at[0], at[1], "memcached") })
-	}
-	stop()
+	for _, tc := range []struct {
+		name string
+		// restarted is what the first gateway runs after its restart.
+		restarted func(t *testing.T, mine, url string) *spec.WebhookOperator
+		// mineKept: the restarted gateway still holds its object in mine.
+		mineKept bool
+	}{
+		{"narrowed", func(t *testing.T, mine, url string) *spec.WebhookOperator {
+			return operatorFor(t, "memcached", mine, url, withCleanup(mine))
+		}, true},
+		{"dropped", func(t *testing.T, mine, url string) *spec.WebhookOperator {
+			return operatorFor(t, "redis", mine, url, withCleanup(mine))
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mine, theirs := newNamespace(t), newNamespace(t)
+			// In a list of every namespace, the dropped namespace comes
+			// after theirs: once its object is released, a sweep of every
+			// namespace has passed theirs.
+			dropped := theirs + "z"
+			createNamespaceNamed(t, dropped)
+			hMine, hTheirs := newHandler(t, ok(nil)), newHandler(t, ok(nil))
+			recMine := types.NamespacedName{Namespace: mine, Name: "opgate-gateway"}
+			recTheirs := types.NamespacedName{Namespace: theirs, Name: "opgate-gateway"}
+			stop := startRecordingGateway(t, recMine, operatorFor(t, "memcached", mine, hMine.URL, withCleanup(mine, dropped)))
+			startRecordingGateway(t, recTheirs, operatorFor(t, "memcached", theirs, hTheirs.URL, withCleanup(theirs)))
+			createWidget(t, mine, "mine", 1)
+			createWidget(t, dropped, "dropped", 1)
+			createWidget(t, theirs, "theirs", 1)
+			for _, at := range [][2]string{{mine, "mine"}, {dropped, "dropped"}, {theirs, "theirs"}} {
+				eventually(t, 30*time.Second, func() error { return heldBy(t, at[0], at[1], "memcached") })
+				eventually(t, 30*time.Second, func() error { return stateHandled(t, at[0], at[1], "memcached") })
+			}
+			stop()
 
-	startRecordingGateway(t, recMine, operatorFor(t, "memcached", mine, hMine.URL, withCleanup(mine)))
-	eventually(t, 30*time.Second, func() error { return releasedBy(t, dropped, "dropped", "memcached") })
-	// Nothing to wait for when the other gateway's object is left alone:
-	// watch it long enough for its gateway to have reacted to a release.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if err := untouched(t, hTheirs, theirs, "theirs", "memcached"); err != nil {
-			t.Fatalf("the other gateway's object was let go: %v (create calls in %v)", err, callsFor(hTheirs, "create", "theirs"))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err := heldBy(t, mine, "mine", "memcached"); err != nil {
-		t.Errorf("an object still selected lost its finalizer: %v", err)
+			startRecordingGateway(t, recMine, tc.restarted(t, mine, hMine.URL))
+			eventually(t, 30*time.Second, func() error { return releasedBy(t, dropped, "dropped", "memcached") })
+			// Nothing to wait for when the other gateway's object is left
+			// alone: watch it long enough for its gateway to have reacted
+			// to a release.
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				if err := untouched(t, hTheirs, theirs, "theirs", "memcached"); err != nil {
+					t.Fatalf("the other gateway's object was let go: %v (create calls in %v)", err, callsFor(hTheirs, "create", "theirs"))
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if tc.mineKept {
+				if err := heldBy(t, mine, "mine", "memcached"); err != nil {
+					t.Errorf("an object still selected lost its finalizer: %v", err)
+				}
+			} else {
+				eventually(t, 30*time.Second, func() error { return releasedBy(t, mine, "mine", "memcached") })
+			}
+		})
 	}
 }
