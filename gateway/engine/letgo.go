@@ -24,6 +24,9 @@ func (m *Manager) recordKind(ctx context.Context, op *spec.WebhookOperator) erro
 	if m.record == nil {
 		return nil
 	}
+	if err := m.recordNamespaces(ctx, op); err != nil {
+		return err
+	}
 	kinds, err := m.record.Kinds(ctx, op.Name)
 	if err != nil {
 		return err
@@ -38,8 +41,9 @@ func (m *Manager) recordKind(ctx context.Context, op *spec.WebhookOperator) erro
 // sweepStarted lets go of the objects a starting operator no longer
 // watches: those of its own kind outside its namespaces and selector, and
 // every object of the kinds it ran on before (the previous spec's, the
-// recorded ones). It retries until it is done or ctx ends; then only op's
-// kind (and kinds it may not list) stay recorded.
+// recorded ones), within the namespaces recorded for it and prev's. It
+// retries until it is done or ctx ends; then only op's kind (and kinds it
+// may not list) and namespaces stay recorded.
 func (m *Manager) sweepStarted(ctx context.Context, op, prev *spec.WebhookOperator) {
 	kinds := []schema.GroupKind{watchedKind(op.Spec.Watch)}
 	if prev != nil {
@@ -50,16 +54,25 @@ func (m *Manager) sweepStarted(ctx context.Context, op, prev *spec.WebhookOperat
 		if err != nil {
 			return err
 		}
+		within, err := m.sweepScope(ctx, op.Name, prev)
+		if err != nil {
+			return err
+		}
 		all := compactKinds(append(slices.Clone(kinds), recorded...))
-		forbidden, err := m.sweeper.sweep(ctx, op.Name, op, all)
+		forbidden, err := m.sweeper.sweep(ctx, op.Name, op, all, within)
 		if err != nil {
 			return err
 		}
 		keep := compactKinds(append(forbidden, kinds[0]))
-		if m.record == nil || formatKinds(keep) == formatKinds(recorded) {
+		if m.record == nil {
 			return nil
 		}
-		return m.record.SetKinds(ctx, op.Name, keep)
+		if formatKinds(keep) != formatKinds(recorded) {
+			if err := m.record.SetKinds(ctx, op.Name, keep); err != nil {
+				return err
+			}
+		}
+		return m.narrowRecordedNamespaces(ctx, op, within)
 	})
 }
 
@@ -69,9 +82,11 @@ func (m *Manager) sweepStarted(ctx context.Context, op, prev *spec.WebhookOperat
 // list or patch are logged and stay recorded; other errors are returned.
 func (m *Manager) Release(ctx context.Context, name string, extra ...schema.GroupKind) error {
 	kinds := slices.Clone(extra)
+	var running *spec.WebhookOperator
 	m.mu.Lock()
 	if r, ok := m.running[name]; ok {
 		kinds = append(kinds, watchedKind(r.op.Spec.Watch))
+		running = r.op
 	}
 	// A release that failed before kept its kinds here for the next attempt:
 	// the operator is no longer running to say what it watched.
@@ -84,7 +99,11 @@ func (m *Manager) Release(ctx context.Context, name string, extra ...schema.Grou
 	if err != nil {
 		return err
 	}
-	forbidden, err := m.sweeper.sweep(ctx, name, nil, compactKinds(append(kinds, recorded...)))
+	within, err := m.sweepScope(ctx, name, running)
+	if err != nil {
+		return err
+	}
+	forbidden, err := m.sweeper.sweep(ctx, name, nil, compactKinds(append(kinds, recorded...)), within)
 	if err != nil {
 		return err
 	}

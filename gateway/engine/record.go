@@ -120,14 +120,29 @@ func (r ConfigMapRecord) Operators(ctx context.Context) ([]string, error) {
 // Kinds implements KindRecord.
 func (r ConfigMapRecord) Kinds(ctx context.Context, operator string) ([]schema.GroupKind, error) {
 	data, err := r.read(ctx)
-	return parseKinds(data[operator]), err
+	kinds, _ := splitEntry(data[operator])
+	return parseKinds(kinds), err
 }
 
-// SetKinds implements KindRecord, creating the ConfigMap when missing.
+// SetKinds implements KindRecord, creating the ConfigMap when missing. The
+// namespaces recorded stay while kinds do.
 func (r ConfigMapRecord) SetKinds(ctx context.Context, operator string, kinds []schema.GroupKind) error {
+	if len(kinds) == 0 {
+		return r.write(ctx, operator, "")
+	}
+	data, err := r.read(ctx)
+	if err != nil {
+		return err
+	}
+	_, namespaces := splitEntry(data[operator])
+	return r.write(ctx, operator, joinEntry(formatKinds(kinds), namespaces))
+}
+
+// write sets the operator's entry; "" removes it.
+func (r ConfigMapRecord) write(ctx context.Context, operator, entry string) error {
 	var value any // nil removes the key
-	if len(kinds) > 0 {
-		value = formatKinds(kinds)
+	if entry != "" {
+		value = entry
 	}
 	body, err := json.Marshal(map[string]any{"data": map[string]any{operator: value}})
 	if err != nil {
@@ -137,7 +152,7 @@ func (r ConfigMapRecord) SetKinds(ctx context.Context, operator string, kinds []
 	_, err = cms.Patch(ctx, r.Ref.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: apply.FieldManager})
 	if apierrors.IsNotFound(err) && value != nil {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: r.Ref.Name, Namespace: r.Ref.Namespace},
-			Data: map[string]string{operator: value.(string)}}
+			Data: map[string]string{operator: entry}}
 		_, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: apply.FieldManager})
 		if apierrors.IsAlreadyExists(err) { // created meanwhile: patch it
 			_, err = cms.Patch(ctx, r.Ref.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: apply.FieldManager})

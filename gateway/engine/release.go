@@ -83,9 +83,10 @@ type sweeper struct {
 
 // sweep removes the finalizer and state annotation of the operator called
 // name from every object of kinds that op (nil: the operator is gone) does
-// not select. It returns the kinds it may not list or patch (RBAC: logged,
+// not select, within the namespaces given (nil: every namespace; they do
+// not limit cluster-scoped kinds). It returns the kinds it may not list or patch (RBAC: logged,
 // not retried) and the other errors, which are worth retrying.
-func (s sweeper) sweep(ctx context.Context, name string, op *spec.WebhookOperator, kinds []schema.GroupKind) (forbidden []schema.GroupKind, err error) {
+func (s sweeper) sweep(ctx context.Context, name string, op *spec.WebhookOperator, kinds []schema.GroupKind, within []string) (forbidden []schema.GroupKind, err error) {
 	log := s.deps.Logger.With("operator", name)
 	var errs []error
 	for _, gk := range kinds {
@@ -97,7 +98,7 @@ func (s sweeper) sweep(ctx context.Context, name string, op *spec.WebhookOperato
 			errs = append(errs, fmt.Errorf("resolve %s: %w", gk, err))
 			continue
 		}
-		err = s.sweepKind(ctx, name, op, m)
+		err = s.sweepKind(ctx, name, op, m, within)
 		switch {
 		case apierrors.IsForbidden(err):
 			log.Warn("cannot release the operator's finalizers from a kind the gateway may not list or patch", "kind", gk.String(), "error", err)
@@ -109,10 +110,10 @@ func (s sweeper) sweep(ctx context.Context, name string, op *spec.WebhookOperato
 	return forbidden, errors.Join(errs...)
 }
 
-func (s sweeper) sweepKind(ctx context.Context, name string, op *spec.WebhookOperator, m *meta.RESTMapping) error {
+func (s sweeper) sweepKind(ctx context.Context, name string, op *spec.WebhookOperator, m *meta.RESTMapping, within []string) error {
 	gk := m.GroupVersionKind.GroupKind()
 	stub := &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	items, err := s.listHolding(ctx, m, name, op)
+	items, err := s.listHolding(ctx, m, name, op, within)
 	if err != nil {
 		return err
 	}
@@ -139,11 +140,14 @@ func (s sweeper) sweepKind(ctx context.Context, name string, op *spec.WebhookOpe
 }
 
 // listHolding lists, metadata only, the objects of m's kind holding the
-// operator's finalizer or annotation: in every namespace, or, when that
-// is forbidden, in the namespaces op names (enough for a narrowed label
-// selector under namespaced RBAC).
-func (s sweeper) listHolding(ctx context.Context, m *meta.RESTMapping, name string, op *spec.WebhookOperator) ([]*metav1.ObjectMeta, error) {
+// operator's finalizer or annotation: in the namespaces within (nil: in
+// every namespace, or, when that is forbidden, in the namespaces op names,
+// enough for a narrowed label selector under namespaced RBAC).
+func (s sweeper) listHolding(ctx context.Context, m *meta.RESTMapping, name string, op *spec.WebhookOperator, within []string) ([]*metav1.ObjectMeta, error) {
 	namespaces := []string{metav1.NamespaceAll}
+	if within != nil && !clusterScoped(m) {
+		namespaces = slices.Clone(within)
+	}
 	var out []*metav1.ObjectMeta
 	for i := 0; i < len(namespaces); i++ {
 		opts := metav1.ListOptions{Limit: 500}
