@@ -19,9 +19,9 @@ type ObjectReport struct {
 	Duplicates int
 	// Strays is calls for an object that carried a change made after the
 	// gateway let go of it (see Left).
-	Strays     int
-	Orphans    []string // children that should not exist any more
-	Missing    []string // children the handler asked for that do not exist
+	Strays  int
+	Orphans []string // children that should not exist any more
+	Missing []string // children the handler asked for that do not exist
 	// Stuck: deleted, but still present (a finalizer holds it); or left
 	// the operator, but still carrying its finalizer or state annotation.
 	Stuck bool
