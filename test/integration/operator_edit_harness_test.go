@@ -136,6 +136,13 @@ func (w *writer) step() error {
 	return w.run.setImage(context.Background(), name, fmt.Sprintf("v%d", w.n))
 }
 
+// written is how many writes were made.
+func (w *writer) written() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
+}
+
 // halt stops the writes and waits for the last one.
 func (w *writer) halt() {
 	select {

@@ -182,6 +182,13 @@ func TestWebhookOperatorDeletedMidRoundLetsGoOfEverything(t *testing.T) {
 	}
 	// Changes and deletions after the operator went call nothing, and a
 	// deletion waits for no finalizer.
+	n := w.written()
+	eventually(t, 20*time.Second, func() error {
+		if got := w.written() - n; got < 8 {
+			return fmt.Errorf("%d writes since the operator went, want 8", got)
+		}
+		return nil
+	})
 	w.remove(t, names[2])
 	waitWidgetGone(t, s.run.ns, names[2])
 	w.halt()
