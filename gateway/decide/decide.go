@@ -119,6 +119,12 @@ func Decide(in Input) Plan {
 	}
 
 	round := st.Round
+	if round != nil && round.Event == string(spec.EventUpdate) && round.Digest != "" && round.Digest != plan.EssenceDigest {
+		// Changed since the update round began: the callbacks it counts
+		// as done saw an older essence, and ending the round would record
+		// the new one as handled without them. Start over with it.
+		round = nil
+	}
 	if round == nil {
 		round = nextRound(op, st, mem, plan.EssenceDigest)
 		plan.StartRound = round
@@ -147,7 +153,7 @@ func nextRound(op *spec.WebhookOperator, st *state.State, mem *Memory, digest st
 	case !mem.Seen && op.HasEvent(spec.EventResume):
 		return &state.Round{Event: string(spec.EventResume)}
 	case st.Handled != digest:
-		return &state.Round{Event: string(spec.EventUpdate)}
+		return &state.Round{Event: string(spec.EventUpdate), Digest: digest}
 	}
 	return nil
 }

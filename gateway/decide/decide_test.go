@@ -274,3 +274,34 @@ func TestDecideHoldsFinalizerForChildrenTrackedByLabel(t *testing.T) {
 		})
 	}
 }
+
+func TestUpdateRoundStartsOverWhenTheEssenceChanges(t *testing.T) {
+	op := testOperator()
+	op.Spec.Callbacks = []spec.Callback{
+		{ID: "create", Events: []spec.Event{spec.EventCreate}},
+		{ID: "resize", Events: []spec.Event{spec.EventUpdate}},
+		{ID: "audit", Events: []spec.Event{spec.EventUpdate}},
+	}
+	st := handled(t, object(1, nil))
+	at2 := essence.Digest(essence.Of(object(2, nil)))
+	// resize succeeded at size 2, audit is still failing.
+	st.Round = &state.Round{Event: string(spec.EventUpdate), Done: []string{"resize"}, Digest: at2}
+	mem := Memory{Seen: true}
+
+	same := Decide(Input{Operator: op, Object: object(2, nil), State: st, Memory: &mem, Now: now})
+	if got := workIDs(same); !slices.Equal(got, []string{"update:audit"}) || same.StartRound != nil {
+		t.Errorf("same essence: work %v, start %v; want the open round to go on with audit alone", got, same.StartRound)
+	}
+	changed := Decide(Input{Operator: op, Object: object(3, nil), State: st, Memory: &mem, Now: now})
+	if got := workIDs(changed); !slices.Equal(got, []string{"update:resize", "update:audit"}) {
+		t.Errorf("changed essence: work %v, want resize called again with it, and audit", got)
+	}
+	if r := changed.StartRound; r == nil || r.Digest != essence.Digest(essence.Of(object(3, nil))) || len(r.Done) != 0 {
+		t.Errorf("changed essence: start %+v, want a fresh update round at the new essence", r)
+	}
+	st.Round.Digest = "" // written before rounds kept their essence
+	legacy := Decide(Input{Operator: op, Object: object(3, nil), State: st, Memory: &mem, Now: now})
+	if got := workIDs(legacy); !slices.Equal(got, []string{"update:audit"}) {
+		t.Errorf("round without digest: work %v, want it to go on as before", got)
+	}
+}

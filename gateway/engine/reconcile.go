@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"time"
 
@@ -141,6 +142,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		c.Recorder.Event(p.obj, "Normal", "StateOfAnotherObject", fmt.Sprintf("annotation %s was written for another object (copied or restored with the manifest); handling this object as new", c.stateAnnotation()))
 	}
 	p.st = st
+	forgetRemovedCallbacks(p.st, c.op)
 	if v := p.obj.GetAnnotations()[decide.ReconcileRequestAnnotation]; v != "" && v != st.Requested {
 		c.honourRequest(p, v)
 	}
@@ -234,6 +236,25 @@ func (c *Controller) keepProgress(ctx context.Context, p *pass, err error) error
 		c.log.Warn("could not record the state of a failed pass", "object", p.key, "error", werr)
 	}
 	return err
+}
+
+// forgetRemovedCallbacks drops what the state keeps of callbacks the
+// operator no longer has (removed by a live edit or between runs): their
+// retry progress would count as a failing callback forever, since only a
+// success clears it, and a callback re-added under the same id starts
+// afresh rather than being taken as done in the open round.
+func forgetRemovedCallbacks(st *state.State, op *spec.WebhookOperator) {
+	has := func(id string) bool {
+		return slices.ContainsFunc(op.Spec.Callbacks, func(cb spec.Callback) bool { return cb.ID == id })
+	}
+	for id := range st.Progress {
+		if !has(id) {
+			st.Clear(id)
+		}
+	}
+	if st.Round != nil {
+		st.Round.Done = slices.DeleteFunc(st.Round.Done, func(id string) bool { return !has(id) })
+	}
 }
 
 func allDone(r *state.Round, ids []string) bool {

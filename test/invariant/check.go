@@ -66,6 +66,17 @@ func checkObject(exp Expect, changes []Change, calls []Call, live *unstructured.
 	o := ObjectReport{UID: first.UID, Namespace: first.Namespace, Name: first.Name}
 	deleted := slices.ContainsFunc(changes, func(c Change) bool { return c.Kind == Deleted })
 	o.Duplicates = duplicates(calls)
+	if slices.ContainsFunc(changes, func(c Change) bool { return c.Kind == Left }) {
+		checkLeft(&o, exp, changes, calls, live)
+		if live != nil && deleted {
+			o.Stuck = true
+			o.problem("deleted by the test but still present, finalizers %v", live.GetFinalizers())
+		}
+		if deleted {
+			checkChildren(&o, calls, live, deleted, children, noGC)
+		}
+		return o
+	}
 	if deleted {
 		checkDeleted(&o, exp, calls, live)
 	} else {

@@ -23,6 +23,12 @@ func widget(uid string, size int64, status map[string]any) *unstructured.Unstruc
 	return u
 }
 
+func withMeta(u *unstructured.Unstructured, finalizers []string, annotations map[string]string) *unstructured.Unstructured {
+	u.SetFinalizers(finalizers)
+	u.SetAnnotations(annotations)
+	return u
+}
+
 func child(name string, owner string) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "ConfigMap",
@@ -32,7 +38,7 @@ func child(name string, owner string) *unstructured.Unstructured {
 
 func change(kind ChangeKind, uid string, size int64) Change {
 	c := Change{UID: types.UID(uid), Namespace: "ns", Name: "w-" + uid, Kind: kind, At: time.Now()}
-	if kind != Deleted {
+	if kind != Deleted && kind != Left {
 		c.Essence = EssenceOf(widget(uid, size, nil))
 	}
 	return c
@@ -149,6 +155,37 @@ func TestCheckCounts(t *testing.T) {
 				Children: []*unstructured.Unstructured{child("a-1", "a"), child("a-old", "a"), child("b-1", "b"), child("x-1", "x")},
 			},
 			want: Report{Objects: 2, Changes: 2, Delivered: 2, Orphans: 3, Missing: 1},
+		},
+		{
+			name:    "an object that left is owed nothing, a change pending when it left included",
+			changes: []Change{change(Created, "a", 1), change(Updated, "a", 2), change(Left, "a", 0), change(Updated, "a", 3)},
+			calls:   seq(call("create", "make", "a", 1, Succeeded), call("update", "resize", "a", 2, Abandoned)),
+			snap:    Snapshot{Parents: []*unstructured.Unstructured{widget("a", 3, nil)}},
+			want:    Report{Objects: 1},
+		},
+		{
+			name:    "a call carrying a change made after the object left is a stray",
+			changes: []Change{change(Created, "a", 1), change(Left, "a", 0), change(Updated, "a", 2), change(Deleted, "a", 0)},
+			calls: seq(call("create", "make", "a", 1, Succeeded), call("update", "resize", "a", 2, Succeeded),
+				call("sync", "sync", "a", 2, Failed), call("delete", "clean", "a", 2, Succeeded)),
+			want: Report{Objects: 1, Strays: 3},
+		},
+		{
+			name:    "an object that left but still holds the finalizer or state is stuck",
+			changes: []Change{change(Created, "a", 1), change(Left, "a", 0), change(Created, "b", 1), change(Left, "b", 0)},
+			calls:   seq(call("create", "make", "a", 1, Succeeded)),
+			snap: Snapshot{Parents: []*unstructured.Unstructured{
+				withMeta(widget("a", 1, nil), []string{"opgate.dev/op"}, nil),
+				withMeta(widget("b", 1, nil), nil, map[string]string{"opgate.dev/state.op": "{}"}),
+			}},
+			want: Report{Objects: 2, Stuck: 2},
+		},
+		{
+			name:    "an object deleted before it left needs no delete callback, but must be gone",
+			changes: []Change{change(Created, "a", 1), change(Deleted, "a", 0), change(Left, "a", 0), change(Created, "b", 1), change(Deleted, "b", 0), change(Left, "b", 0)},
+			calls:   seq(call("create", "make", "a", 1, Succeeded), call("delete", "clean", "a", 1, Abandoned), call("create", "make", "b", 1, Succeeded)),
+			snap:    Snapshot{Parents: []*unstructured.Unstructured{widget("b", 1, nil)}},
+			want:    Report{Objects: 2, Stuck: 1},
 		},
 	}
 	for _, tt := range tests {

@@ -35,6 +35,14 @@ const (
 	Created ChangeKind = "created"
 	Updated ChangeKind = "updated"
 	Deleted ChangeKind = "deleted"
+	// Left: the object left the operator (its labels or the operator's
+	// selector changed, or the operator was deleted) and the test saw the
+	// gateway let go of it. Record it once the finalizer and state
+	// annotation are gone, and order it with the object's other changes
+	// (one writer per object): the checker then owes the object nothing
+	// (a change pending when it left is forgotten with it), and any call
+	// carrying a change made after it is a stray.
+	Left ChangeKind = "left"
 )
 
 // Change is one write of the test, as the API server answered it.
@@ -45,7 +53,8 @@ type Change struct {
 	ResourceVersion string
 	Generation      int64
 	// Essence is the digest of the object's essence after the change
-	// (essence.Of, the part create and update react to); empty for Deleted.
+	// (essence.Of, the part create and update react to); empty for Deleted
+	// and Left.
 	Essence string
 	At      time.Time
 }
@@ -74,7 +83,7 @@ func (h *History) Record(kind ChangeKind, obj *unstructured.Unstructured) error 
 		UID: obj.GetUID(), Namespace: obj.GetNamespace(), Name: obj.GetName(), Kind: kind,
 		ResourceVersion: obj.GetResourceVersion(), Generation: obj.GetGeneration(), At: time.Now(),
 	}
-	if kind != Deleted {
+	if kind != Deleted && kind != Left {
 		c.Essence = EssenceOf(obj)
 	}
 	h.mu.Lock()
