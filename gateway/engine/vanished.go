@@ -32,12 +32,13 @@ type vanishedObject struct {
 	confirmed bool // a live read found it gone
 }
 
-// onParentDeleted is the parent informer's delete handler: the final state
-// of an object still selected and still holding the finalizer means the
-// finalizer never held it back.
+// onParentDeleted is the parent informer's delete handler. The final state
+// of an object let go as usual has a deletionTimestamp (the watch reports
+// the state before the last finalizer went); one still selected, holding
+// the finalizer and never marked deleted was deleted past the finalizer.
 func (c *Controller) onParentDeleted(obj any) {
-	if u, ok := asUnstructured(obj); ok && c.holdsFinalizer(u) && selects(c.op, c.parent.mapping.GroupVersionKind.GroupKind(), u) &&
-		u.GetAnnotations()[decide.ReleaseAnnotation] != "true" {
+	if u, ok := asUnstructured(obj); ok && u.GetDeletionTimestamp() == nil && c.holdsFinalizer(u) &&
+		selects(c.op, c.parent.mapping.GroupVersionKind.GroupKind(), u) && u.GetAnnotations()[decide.ReleaseAnnotation] != "true" {
 		c.noteVanished(u)
 	}
 	c.enqueueObject(obj)
@@ -45,10 +46,8 @@ func (c *Controller) onParentDeleted(obj any) {
 
 func (c *Controller) noteVanished(u *unstructured.Unstructured) {
 	v := &vanishedObject{obj: u.DeepCopy(), mem: &objectMemory{uid: u.GetUID()}}
-	if v.obj.GetDeletionTimestamp() == nil {
-		now := metav1.NewTime(c.Clock())
-		v.obj.SetDeletionTimestamp(&now) // delete callbacks see a deleted object
-	}
+	now := metav1.NewTime(c.Clock())
+	v.obj.SetDeletionTimestamp(&now) // delete callbacks see a deleted object
 	uid := string(u.GetUID())
 	st, _, err := state.DecodeFor(u.GetAnnotations()[c.stateAnnotation()], uid)
 	if err != nil {
