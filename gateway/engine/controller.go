@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -151,8 +152,9 @@ type Controller struct {
 
 	templates templates // parsed related selector templates
 
-	mu     sync.Mutex
-	memory map[string]*objectMemory
+	mu       sync.Mutex
+	memory   map[string]*objectMemory
+	vanished map[string]map[types.UID]*vanishedObject // see vanished.go
 }
 
 type childKind struct {
@@ -306,7 +308,7 @@ func (c *Controller) buildInformers() {
 	start(c.parent, parentSel, cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueObject,
 		UpdateFunc: func(_, n any) { c.enqueueObject(n) },
-		DeleteFunc: c.enqueueObject,
+		DeleteFunc: c.onParentDeleted,
 	}, c.namespaces(), cache.Indexers{uidIndex: indexByUID, relatedIndex: c.indexByRelated})
 	for _, ch := range c.children {
 		ns := c.namespaces()

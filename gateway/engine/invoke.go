@@ -269,6 +269,9 @@ func truncate(s string, n int) string {
 // that cannot be applied is reported, not retried: the handler's error
 // decides about retries.
 func (c *Controller) applyErrorStatus(ctx context.Context, p *pass, w decide.Work, patch map[string]any) {
+	if p.gone {
+		return
+	}
 	status, err := c.checkStatus(p, patch)
 	if err == nil && status != nil {
 		err = c.writeStatus(ctx, p, status)
@@ -284,6 +287,10 @@ func (c *Controller) applyErrorStatus(ctx context.Context, p *pass, w decide.Wor
 func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, resp *callbacks.Response) error {
 	if resp == nil {
 		resp = &callbacks.Response{}
+	}
+	if p.gone {
+		// The object is gone (vanished.go): only when to call again applies.
+		resp = &callbacks.Response{RequeueAfter: resp.RequeueAfter, Finalized: resp.Finalized}
 	}
 	var desired []*unstructured.Unstructured
 	if resp.Children != nil {

@@ -94,7 +94,7 @@ func (c *Controller) reconcileSafely(ctx context.Context, key string) (wake time
 			err = fmt.Errorf("panic reconciling %s: %v\n%s", key, r, debug.Stack())
 		}
 	}()
-	return c.reconcile(ctx, key)
+	return c.reconcileKey(ctx, key)
 }
 
 // pass is one reconcile of one object: the mutable state of the loop.
@@ -114,6 +114,8 @@ type pass struct {
 	// status holds what handlers answered, for an operator that owns
 	// conditions: see flushStatus.
 	status statusBuffer
+	// gone: the object no longer exists (vanished.go); nothing is written to it.
+	gone bool
 }
 
 func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, error) {

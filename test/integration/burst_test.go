@@ -32,12 +32,6 @@ func envInt(t *testing.T, name string, def int) int {
 // at once, while the handler fails 30% of calls at random, seeded by
 // OPGATE_BURST_SEED.
 func TestBurstWithFlakyHandlerLosesNoChange(t *testing.T) {
-	if os.Getenv("OPGATE_BURST") == "" {
-		// Known to fail: a few deleted objects whose create callback ran
-		// lose their delete callback (3 of 500 in a seeded run of 1000);
-		// docs/reliability.md, "Handler faults".
-		t.Skip("set OPGATE_BURST=1 to run: the burst still loses a few delete callbacks")
-	}
 	objects := envInt(t, "OPGATE_BURST_OBJECTS", 1000)
 	seed := uint64(envInt(t, "OPGATE_BURST_SEED", 1))
 	const failRate = 0.3
