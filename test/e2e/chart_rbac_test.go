@@ -39,6 +39,7 @@ func TestChartServiceAccountRunsTheMemcachedWalkthrough(t *testing.T) {
 		op.Spec.Watch.Namespaces = []string{w.ns}
 		op.Spec.Handler.URL = "http://" + handlerAddr
 		setTimerInterval(t, op, "backup", timerInterval)
+		op.Spec.Status = &spec.StatusSpec{Conditions: true} // playMemcached checks Reconciled
 	})
 	full := chartValues(t, bins, opFile, nil)
 	withoutPods := chartValues(t, bins, opFile, func(v map[string]any) {
