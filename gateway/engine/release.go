@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/cache"
 
@@ -33,15 +32,7 @@ func selects(op *spec.WebhookOperator, gk schema.GroupKind, obj metav1.Object) b
 	if op == nil || watchedKind(op.Spec.Watch) != gk {
 		return false
 	}
-	if ns := obj.GetNamespace(); ns != "" && len(op.Spec.Watch.Namespaces) > 0 && !slices.Contains(op.Spec.Watch.Namespaces, ns) {
-		return false
-	}
-	if ls := op.Spec.Watch.LabelSelector; ls != nil {
-		if sel, err := metav1.LabelSelectorAsSelector(ls); err == nil {
-			return sel.Matches(labels.Set(obj.GetLabels()))
-		}
-	}
-	return true
+	return op.Spec.Watch.Selects(obj)
 }
 
 // holdsAny reports whether obj carries the finalizer or the state

@@ -1,13 +1,11 @@
 package inspect
 
 import (
-	"slices"
 	"sort"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/opgate/opgate/gateway/spec"
@@ -87,13 +85,5 @@ func Selects(op *spec.WebhookOperator, obj *unstructured.Unstructured) bool {
 	if obj.GroupVersionKind().GroupKind() != gv.WithKind(op.Spec.Watch.Kind).GroupKind() {
 		return false
 	}
-	if ns := obj.GetNamespace(); ns != "" && len(op.Spec.Watch.Namespaces) > 0 && !slices.Contains(op.Spec.Watch.Namespaces, ns) {
-		return false
-	}
-	if ls := op.Spec.Watch.LabelSelector; ls != nil {
-		if sel, err := metav1.LabelSelectorAsSelector(ls); err == nil {
-			return sel.Matches(labels.Set(obj.GetLabels()))
-		}
-	}
-	return true
+	return op.Spec.Watch.Selects(obj)
 }
