@@ -131,6 +131,7 @@ func TestChartRefusesMistypedValues(t *testing.T) {
 		{"rbac.rules[0].verb[0]=get", "verb"},
 		{"serviceMonitor.enable=true", "enable"},
 		{"gateway.logLevel=loud", "logLevel"},
+		{"secretNamespace=Not_A_Namespace", "secretNamespace"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.set, func(t *testing.T) {
@@ -154,6 +155,53 @@ func TestChartBaseRolesAreTheGatewaysOwnRules(t *testing.T) {
 	find(t, objs, "Role", "rel-opgate", &role)
 	if !reflect.DeepEqual(role.Rules, base.Namespace) || role.Namespace != "ops" {
 		t.Errorf("base Role in %q rules:\n got %+v\nwant %+v in ops", role.Namespace, role.Rules, base.Namespace)
+	}
+	var secrets rbacv1.Role
+	find(t, objs, "Role", "rel-opgate-secrets", &secrets)
+	if !reflect.DeepEqual(secrets.Rules, base.Secrets) {
+		t.Errorf("Secrets Role rules:\n got %+v\nwant %+v", secrets.Rules, base.Secrets)
+	}
+}
+
+// Helm keeps each release's rendered values in Secrets of the release
+// namespace: secretNamespace moves the gateway's Secret access (its
+// --secret-namespace and the Role reading Secrets) to a namespace of its
+// own, and nothing else grants Secrets.
+func TestChartReadsSecretsOnlyInTheSecretNamespace(t *testing.T) {
+	cases := []struct{ name, set, want string }{
+		{"default: the release namespace", "", "ops"},
+		{"a dedicated namespace", "secretNamespace=handler-secrets", "handler-secrets"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var args []string
+			if tc.set != "" {
+				args = []string{"--set", tc.set}
+			}
+			objs := render(t, args...)
+			var d appsv1.Deployment
+			find(t, objs, "Deployment", "rel-opgate", &d)
+			if arg := "--secret-namespace=" + tc.want; !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, arg) {
+				t.Errorf("gateway args %q lack %s", d.Spec.Template.Spec.Containers[0].Args, arg)
+			}
+			var binding rbacv1.RoleBinding
+			find(t, objs, "RoleBinding", "rel-opgate-secrets", &binding)
+			if binding.Namespace != tc.want || binding.RoleRef.Name != "rel-opgate-secrets" {
+				t.Errorf("Secrets RoleBinding in %q to %q, want in %q", binding.Namespace, binding.RoleRef.Name, tc.want)
+			}
+			for _, u := range objs {
+				var r rbacv1.Role
+				if u.GetKind() != "Role" && u.GetKind() != "ClusterRole" {
+					continue
+				}
+				find(t, []*unstructured.Unstructured{u}, u.GetKind(), u.GetName(), &r)
+				for _, rule := range r.Rules {
+					if slices.Contains(rule.Resources, "secrets") && (u.GetKind() != "Role" || u.GetNamespace() != tc.want) {
+						t.Errorf("%s %s/%s grants Secrets; only a Role in %s may", u.GetKind(), u.GetNamespace(), u.GetName(), tc.want)
+					}
+				}
+			}
+		})
 	}
 }
 

@@ -27,6 +27,8 @@ type rbacOptions struct {
 	fromCluster     bool
 	discover        bool
 	namespaceScoped bool
+	secretNamespace string
+	allowSecrets    bool
 	values          bool
 	name            string
 	serviceAccount  string
@@ -44,6 +46,11 @@ WebhookOperators need, as YAML for kubectl apply, or with --values as the chart'
 rbac.rules. The gateway's own permissions (WebhookOperators, Events, CRDs, its
 Lease and Secrets) are not included: the chart grants them.
 
+Rules on Secrets are refused unless they are a Role in --secret-namespace
+(with --namespace-scoped): the gateway sends watched, child and related
+objects whole to the handler, so they would undo gateway run's
+--secret-namespace. --allow-secrets prints them anyway.
+
 Kinds are resolved to resources offline for Kubernetes' built-in kinds and for
 CRDs given with --crd; --discover (implied by --from-cluster) asks the API server.`,
 		Example: `  gateway rbac -f examples/operators/memcached.yaml --crd examples/crds/memcacheds.cache.example.com.yaml
@@ -57,6 +64,8 @@ CRDs given with --crd; --discover (implied by --from-cluster) asks the API serve
 	f.BoolVar(&o.fromCluster, "from-cluster", false, "read the WebhookOperators that exist in the cluster (implies --discover)")
 	f.BoolVar(&o.discover, "discover", false, "resolve kinds with the API server's discovery")
 	f.BoolVar(&o.namespaceScoped, "namespace-scoped", false, "Roles in the namespaces of watch.namespaces instead of one ClusterRole where possible")
+	f.StringVar(&o.secretNamespace, "secret-namespace", "", "the gateway's --secret-namespace: the only namespace rules on Secrets may be in")
+	f.BoolVar(&o.allowSecrets, "allow-secrets", false, "print rules on Secrets outside --secret-namespace too")
 	f.BoolVar(&o.values, "values", false, "print the chart's rbac.rules / rbac.namespaceRules values instead of manifests")
 	f.StringVar(&o.name, "name", "opgate-operators", "name of the ClusterRole, Roles and bindings")
 	f.StringVar(&o.serviceAccount, "service-account", "", "namespace/name of the gateway's ServiceAccount: also print the bindings to it")
@@ -84,6 +93,11 @@ func (o *rbacOptions) run(ctx context.Context, out io.Writer) error {
 	rules, err := rbac.For(ops, resolver, o.namespaceScoped)
 	if err != nil {
 		return err
+	}
+	if !o.allowSecrets {
+		if err := rules.CheckSecrets(o.secretNamespace); err != nil {
+			return err
+		}
 	}
 	var doc []byte
 	if o.values {

@@ -205,6 +205,9 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 		}
 		c.related = append(c.related, relatedKind{spec: rel, watched: &watched{mapping: m}})
 	}
+	if err := c.checkSecretKinds(deps.SecretNamespace); err != nil {
+		return nil, err
+	}
 	c.buildInformers()
 	if c.status, err = c.loadStatusChecker(ctx); err != nil {
 		return nil, err

@@ -55,12 +55,29 @@ func (r *Registry) forget(name string) {
 func (r *Registry) reportStatus(name string, st OperatorState) {
 	r.mu.Lock()
 	reg, ok := r.regs[name]
+	var news bool
 	if ok {
+		news = reg.state == nil || reg.state.Reason != st.Reason || reg.state.Message != st.Message
 		reg.state = &st
 	}
 	r.mu.Unlock()
-	if ok {
-		r.writeStatus(context.Background(), name)
+	if !ok {
+		return
+	}
+	if news && st.Reason == ReasonSecretNotAllowed {
+		r.warnOperator(name, st.Reason, st.Message)
+	}
+	r.writeStatus(context.Background(), name)
+}
+
+// warnOperator records a Warning Event on the WebhookOperator, for a
+// refusal its author must act on (reported once per distinct message).
+func (r *Registry) warnOperator(name, reason, message string) {
+	if r.lister == nil {
+		return
+	}
+	if o, err := r.lister.Get(name); err == nil {
+		r.deps.Recorder.Event(o.(*unstructured.Unstructured), "Warning", reason, truncate(message, 1024))
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -60,4 +63,43 @@ func refusedSecretRefs(path string, a *spec.AuthSpec, allowed string) []string {
 		}
 	}
 	return out
+}
+
+var secretsResource = schema.GroupResource{Resource: "secrets"}
+
+// checkSecretKinds refuses, permanently, an operator that would send
+// Secrets of namespaces other than allowed to its handler: a watched,
+// related or child kind that resolves to core Secrets is sent whole,
+// data included. Such a kind is accepted only where it provably stays in
+// allowed: the watch lists allowed alone (related objects come from the
+// parent's namespace, children of a namespaced parent stay in its
+// namespace unless allowCrossNamespace). Kinds are judged by resource, so
+// no spelling of the kind gets around it. An empty allowed accepts all.
+func (c *Controller) checkSecretKinds(allowed string) error {
+	if allowed == "" {
+		return nil
+	}
+	w := c.op.Spec.Watch
+	confined := len(w.Namespaces) == 1 && w.Namespaces[0] == allowed
+	isSecret := func(m *meta.RESTMapping) bool { return m.Resource.GroupResource() == secretsResource }
+	var refused []string
+	if isSecret(c.parent.mapping) && !confined {
+		refused = append(refused, "spec.watch")
+	}
+	for i, rel := range c.related {
+		if isSecret(rel.mapping) && !confined {
+			refused = append(refused, fmt.Sprintf("spec.related[%d]", i))
+		}
+	}
+	for i, ch := range c.children {
+		if isSecret(ch.mapping) && !(confined && !clusterScoped(c.parent.mapping) && !ch.spec.AllowCrossNamespace) {
+			refused = append(refused, fmt.Sprintf("spec.children[%d]", i))
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	return failure.Permanentf(ReasonSecretNotAllowed,
+		"%s: kind v1 Secret can reach Secrets outside namespace %q, and the handler would receive them whole, data included; this gateway shares Secrets only in namespace %q (--secret-namespace). Limit the operator to it (spec.watch.namespaces: [%s], a namespaced watched kind, no allowCrossNamespace on a Secret child) or remove the Secret kind; the operator is not started and nothing is sent to its handler",
+		strings.Join(refused, ", "), allowed, allowed, allowed)
 }

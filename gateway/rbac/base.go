@@ -26,8 +26,12 @@ type Base struct {
 	// (a parent's status schema and whether its kind exists).
 	Cluster []rbacv1.PolicyRule
 	// Namespace is granted in the gateway's own namespace only: the
-	// leader election Lease and the Secrets handlers' credentials live in.
+	// leader election Lease.
 	Namespace []rbacv1.PolicyRule
+	// Secrets is granted in the gateway's --secret-namespace only, where
+	// handlers' credentials live: the chart's secretNamespace, by default
+	// the release namespace.
+	Secrets []rbacv1.PolicyRule
 }
 
 // BaseRules returns the gateway's own rules.
@@ -42,6 +46,8 @@ func BaseRules() Base {
 		},
 		Namespace: []rbacv1.PolicyRule{
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
+		},
+		Secrets: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: verbsRead},
 		},
 	}

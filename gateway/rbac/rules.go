@@ -20,6 +20,9 @@ type Rules struct {
 	// Namespaced rules go in a Role per namespace (only with
 	// namespaceScoped, for operators whose watch.namespaces lists them).
 	Namespaced map[string][]rbacv1.PolicyRule
+	// Secrets lists every grant on core Secrets among them, for
+	// CheckSecrets.
+	Secrets []SecretGrant
 }
 
 // grants accumulates verbs per (namespace, group, resource); namespace ""
@@ -52,13 +55,14 @@ func (g grants) add(namespace string, r Resource, sub string, verbs []string) {
 func For(ops []*spec.WebhookOperator, r Resolver, namespaceScoped bool) (Rules, error) {
 	g := grants{}
 	var errs []error
+	var secrets []SecretGrant
 	for _, op := range ops {
-		errs = append(errs, g.addOperator(op, r, namespaceScoped)...)
+		errs = append(errs, g.addOperator(op, r, namespaceScoped, &secrets)...)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Rules{}, err
 	}
-	out := Rules{Cluster: g.rules(""), Namespaced: map[string][]rbacv1.PolicyRule{}}
+	out := Rules{Cluster: g.rules(""), Namespaced: map[string][]rbacv1.PolicyRule{}, Secrets: secrets}
 	for ns := range g {
 		if ns != "" {
 			out.Namespaced[ns] = g.rules(ns)
@@ -68,8 +72,8 @@ func For(ops []*spec.WebhookOperator, r Resolver, namespaceScoped bool) (Rules, 
 }
 
 // addOperator adds one operator's grants and returns the kinds it could
-// not resolve.
-func (g grants) addOperator(op *spec.WebhookOperator, r Resolver, namespaceScoped bool) []error {
+// not resolve; grants on Secrets are also appended to secrets.
+func (g grants) addOperator(op *spec.WebhookOperator, r Resolver, namespaceScoped bool, secrets *[]SecretGrant) []error {
 	var errs []error
 	resolve := func(what, apiVersion, kind string) (Resource, bool) {
 		gv, err := schema.ParseGroupVersion(apiVersion)
@@ -82,6 +86,13 @@ func (g grants) addOperator(op *spec.WebhookOperator, r Resolver, namespaceScope
 		errs = append(errs, fmt.Errorf("WebhookOperator %s: %s: %w", op.Name, what, err))
 		return Resource{}, false
 	}
+	noteSecrets := func(what string, res Resource, namespaces []string, verbs []string) {
+		if isSecrets(res) {
+			for _, ns := range namespaces {
+				*secrets = append(*secrets, SecretGrant{Operator: op.Name, Field: what, Namespace: ns, Verbs: verbs})
+			}
+		}
+	}
 	scopes := []string{""}
 	if namespaceScoped && len(op.Spec.Watch.Namespaces) > 0 {
 		scopes = op.Spec.Watch.Namespaces
@@ -93,6 +104,7 @@ func (g grants) addOperator(op *spec.WebhookOperator, r Resolver, namespaceScope
 		return scopes
 	}
 	if res, ok := resolve("watch", op.Spec.Watch.APIVersion, op.Spec.Watch.Kind); ok {
+		noteSecrets("watch", res, in(res, false), verbsWatched)
 		for _, ns := range in(res, false) {
 			g.add(ns, res, "", verbsWatched)
 			g.add(ns, res, "status", verbsStatus)
@@ -101,6 +113,7 @@ func (g grants) addOperator(op *spec.WebhookOperator, r Resolver, namespaceScope
 	}
 	for i, c := range op.Spec.Children {
 		if res, ok := resolve(fmt.Sprintf("children[%d]", i), c.APIVersion, c.Kind); ok {
+			noteSecrets(fmt.Sprintf("children[%d]", i), res, in(res, c.AllowCrossNamespace), verbsChild)
 			for _, ns := range in(res, c.AllowCrossNamespace) {
 				g.add(ns, res, "", verbsChild)
 			}
@@ -108,6 +121,7 @@ func (g grants) addOperator(op *spec.WebhookOperator, r Resolver, namespaceScope
 	}
 	for i, c := range op.Spec.Related {
 		if res, ok := resolve(fmt.Sprintf("related[%d]", i), c.APIVersion, c.Kind); ok {
+			noteSecrets(fmt.Sprintf("related[%d]", i), res, in(res, false), verbsRead)
 			for _, ns := range in(res, false) {
 				g.add(ns, res, "", verbsRead)
 			}

@@ -65,7 +65,7 @@ spec:
 	}
 
 	base := rbac.BaseRules()
-	granted := slices.Concat(base.Cluster, base.Namespace, rules.Cluster)
+	granted := slices.Concat(base.Cluster, base.Namespace, base.Secrets, rules.Cluster)
 	limited, _ := impersonatedConfig(t, "opgate-rbac", granted, 0)
 	runGateway(t, limited, runner.Options{})
 	waitReady(t, name, "True/Running")

@@ -48,3 +48,8 @@ subjects:
     name: {{ include "opgate.serviceAccountName" . }}
     namespace: {{ .Release.Namespace }}
 {{- end }}
+
+{{/* The namespace of handlers' Secrets: secretNamespace, else the release's. */}}
+{{- define "opgate.secretNamespace" -}}
+{{- .Values.secretNamespace | default .Release.Namespace }}
+{{- end }}
