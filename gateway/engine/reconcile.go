@@ -141,7 +141,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		c.Recorder.Event(p.obj, "Normal", "StateOfAnotherObject", fmt.Sprintf("annotation %s was written for another object (copied or restored with the manifest); handling this object as new", c.stateAnnotation()))
 	}
 	p.st = st
-	if v := p.obj.GetAnnotations()[decide.ReconcileRequestAnnotation]; v != "" && v != st.Requested {
+	if v := p.obj.GetAnnotations()[decide.ReconcileRequestAnnotation]; v != "" && !st.RequestHandled(v) {
 		c.honourRequest(p, v)
 	}
 	if c.needsObserved() {
