@@ -82,7 +82,7 @@ func TestMuxRoutesByPathThenCallbackIDThenEvent(t *testing.T) {
 		// A handler URL with a base path (url: http://h/memcached, or
 		// service.path) is joined with the callback's path by the gateway.
 		{"a path under the handler URL's base path routes by its callback path", "/memcached/create", callbacks.EventCreate, "create-deployment", "path /create"},
-		{"the longest registered path that ends the request path wins", "/api/v2/update", callbacks.EventUpdate, "resize", "path /v2/update"},
+		{"the longest registered path that ends the request path wins", "/api/v2/update", callbacks.EventUpdate, "relabel", "path /v2/update"},
 		{"a suffix matches whole segments only", "/api/xcreate", callbacks.EventUpdate, "relabel", "update event"},
 		// A handler URL whose own path ends in a registered path
 		// (url: http://h/app/delete), its callbacks routed by id: the id
