@@ -321,6 +321,9 @@ func (c *Controller) writeState(ctx context.Context, p *pass) error {
 		c.log.Debug("object's annotations near their size limit: the handled essence is not kept", "object", p.key)
 	}
 	if value == p.stateRaw {
+		// Back at the annotation's state: an unwritten one is outdated,
+		// and continuing from it would repeat what this pass finished.
+		p.mem.unwritten, p.mem.unwrittenBase = "", ""
 		return nil
 	}
 	out, err := c.applier.SetAnnotation(ctx, p.obj, key, &value)
