@@ -28,13 +28,14 @@ const DefaultMaxRequestBytes = 16 << 20
 const HealthPath = "/healthz"
 
 // Mux is an http.Handler that decodes a CallbackRequest and routes it to the
-// HandlerFunc registered for its URL path, failing that for its callback id,
-// failing that for its event. A registered path matches the request path
-// exactly or, failing that, as its last segments (the longest such path
-// wins), so that a handler URL with a base path ("http://h/memcached")
-// still reaches mux.Handle("/create"). The path wins because it is what the
+// HandlerFunc registered for its exact URL path, failing that for its
+// callback id, failing that for a registered path that ends the request
+// path (the longest such path wins, so that a handler URL with a base path,
+// "http://h/memcached", still reaches mux.Handle("/create")), failing that
+// for its event. The exact path wins because it is what the
 // WebhookOperator's callbacks[].path names, and it stays right when a
-// registration renames its ids. It answers:
+// registration renames its ids; a registered id beats a suffix, which may
+// just be the end of the handler URL's own path ("http://h/app/delete"). It answers:
 //
 //   - 200 with the encoded Response, an empty one when the handler returns
 //     nil, nil;
@@ -145,10 +146,13 @@ func (m *Mux) lookup(path string, req *Request) HandlerFunc {
 	if fn, ok := m.byPath[path]; ok {
 		return fn
 	}
-	if fn := m.bySuffix(path); fn != nil {
+	// The id before a suffix: a handler URL whose own path ends in a
+	// registered path ("http://h/app/delete"), its callbacks routed by id,
+	// would otherwise send every event to that path's handler.
+	if fn, ok := m.byID[req.Callback]; ok {
 		return fn
 	}
-	if fn, ok := m.byID[req.Callback]; ok {
+	if fn := m.bySuffix(path); fn != nil {
 		return fn
 	}
 	return m.byEvent[req.Event]

@@ -82,8 +82,13 @@ func TestMuxRoutesByPathThenCallbackIDThenEvent(t *testing.T) {
 		// A handler URL with a base path (url: http://h/memcached, or
 		// service.path) is joined with the callback's path by the gateway.
 		{"a path under the handler URL's base path routes by its callback path", "/memcached/create", callbacks.EventCreate, "create-deployment", "path /create"},
-		{"the longest registered path that ends the request path wins", "/api/v2/update", callbacks.EventUpdate, "resize", "path /v2/update"},
+		{"the longest registered path that ends the request path wins", "/api/v2/update", callbacks.EventUpdate, "relabel", "path /v2/update"},
 		{"a suffix matches whole segments only", "/api/xcreate", callbacks.EventUpdate, "relabel", "update event"},
+		// A handler URL whose own path ends in a registered path
+		// (url: http://h/app/delete), its callbacks routed by id: the id
+		// wins over the suffix, or every event would reach /delete.
+		{"a registered id wins over a suffix of the handler URL's own path", "/app/update", callbacks.EventUpdate, "resize", "id resize"},
+		{"an unregistered id under such a URL still routes by suffix", "/app/update", callbacks.EventUpdate, "relabel", "path /update"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -132,6 +132,8 @@ func TestChartRefusesMistypedValues(t *testing.T) {
 		{"serviceMonitor.enable=true", "enable"},
 		{"gateway.logLevel=loud", "logLevel"},
 		{"secretNamespace=Not_A_Namespace", "secretNamespace"},
+		{"ui.enable=true", "enable"},
+		{"ui.enabled=yes", "enabled"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.set, func(t *testing.T) {
@@ -231,5 +233,42 @@ func TestChartRunsTwoElectedHardenedReplicas(t *testing.T) {
 		if !c.ok {
 			t.Errorf("the Deployment lacks %s", c.what)
 		}
+	}
+}
+
+// The chart passes the API client limits and the web view's flag only as
+// set: by default the binary's own limits hold, and the web view, which
+// shows every operator's objects and handler errors to whoever reaches the
+// metrics Service, is off.
+func TestChartLeavesClientLimitsToTheBinaryAndTheWebViewOff(t *testing.T) {
+	cases := []struct {
+		name string
+		set  []string
+		want []string
+		not  []string
+	}{
+		{"defaults", nil, []string{"--ui=false"}, []string{"--kube-api-qps", "--kube-api-burst"}},
+		{"limits set", []string{"--set", "gateway.kubeAPIQPS=50", "--set", "gateway.kubeAPIBurst=80"},
+			[]string{"--kube-api-qps=50", "--kube-api-burst=80"}, nil},
+		{"web view enabled", []string{"--set", "ui.enabled=true"}, nil, []string{"--ui"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var d appsv1.Deployment
+			find(t, render(t, tc.set...), "Deployment", "rel-opgate", &d)
+			args := d.Spec.Template.Spec.Containers[0].Args
+			for _, w := range tc.want {
+				if !slices.Contains(args, w) {
+					t.Errorf("args %q lack %s", args, w)
+				}
+			}
+			for _, n := range tc.not {
+				for _, a := range args {
+					if strings.HasPrefix(a, n) {
+						t.Errorf("args %q pass %s, want it left to the binary's default", args, a)
+					}
+				}
+			}
+		})
 	}
 }

@@ -112,7 +112,7 @@ func printDetail(w io.Writer, d inspect.Detail, now time.Time) error {
 	p("\n")
 	if rq := d.Reconcile; rq.Requested != "" {
 		done := "handled"
-		if rq.Requested != rq.Handled {
+		if !rq.Handled {
 			done = "not handled yet"
 		}
 		p("  reconcile requested at %s: %s\n", rq.Requested, done)

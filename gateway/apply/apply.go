@@ -62,7 +62,10 @@ func (a *Applier) ApplyChild(ctx context.Context, child *unstructured.Unstructur
 		return nil, err
 	}
 	if strategy == spec.UpdateOnDelete && existing != nil {
-		return existing, nil // changes take effect only once someone deletes it
+		// Changes take effect only once someone deletes it. existing is
+		// the informer's cached object, shared with its readers: the
+		// caller gets its own copy to keep and change.
+		return existing.DeepCopy(), nil
 	}
 	out, err := res.Apply(ctx, child.GetName(), child, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 	if err != nil && strategy == spec.UpdateRecreate && apierrors.IsInvalid(err) && existing != nil {

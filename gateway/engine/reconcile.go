@@ -145,7 +145,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	p.st = st
 	forgetRemovedCallbacks(p.st, c.op)
-	if v := p.obj.GetAnnotations()[decide.ReconcileRequestAnnotation]; v != "" && v != st.Requested {
+	if v := p.obj.GetAnnotations()[decide.ReconcileRequestAnnotation]; v != "" && !st.RequestHandled(v) {
 		c.honourRequest(p, v)
 	}
 	if c.needsObserved() {
@@ -344,6 +344,9 @@ func (c *Controller) writeState(ctx context.Context, p *pass) error {
 		c.log.Debug("object's annotations near their size limit: the handled essence is not kept", "object", p.key)
 	}
 	if value == p.stateRaw {
+		// Back at the annotation's state: an unwritten one is outdated,
+		// and continuing from it would repeat what this pass finished.
+		p.mem.unwritten, p.mem.unwrittenBase = "", ""
 		return nil
 	}
 	out, err := c.applier.SetAnnotation(ctx, p.obj, key, &value)

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
 )
 
 // honourRequest acts on a new value of the reconcile-requested-at
@@ -11,10 +12,10 @@ import (
 // wait ends, a callback that failed permanently but is still owed (one of
 // the open round's, or a sync) gets one more attempt, and sync and resume
 // callbacks, where registered, run once as if the gateway had just
-// started. The value is recorded in the state, so it fires once, also
-// across restarts.
+// started. The value's digest is recorded in the state, so it fires once,
+// also across restarts.
 func (c *Controller) honourRequest(p *pass, value string) {
-	p.st.Requested = value
+	p.st.Requested = state.RequestDigest(value)
 	deleting := p.obj.GetDeletionTimestamp() != nil
 	for id, pr := range p.st.Progress {
 		cb, ok := c.callback(id)

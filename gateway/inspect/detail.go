@@ -10,6 +10,7 @@ import (
 
 	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
 )
 
 // Detail is one object's whole state for one operator.
@@ -77,10 +78,27 @@ type Finalizer struct {
 }
 
 // Reconcile is the reconcile-on-request annotation and what the gateway
-// did with it: a Requested value different from Handled is still to come.
+// did with it. Requested is the annotation's value, cut at
+// requestShown characters (it is free text of any size); Handled reports
+// whether the gateway acted on it already, or it is still to come.
 type Reconcile struct {
 	Requested string `json:"requested,omitempty"`
-	Handled   string `json:"handled,omitempty"`
+	Handled   bool   `json:"handled,omitempty"`
+}
+
+// requestShown bounds the request value shown: a timestamp fits whole.
+const requestShown = 64
+
+func reconcileOf(obj *unstructured.Unstructured, st *state.State) Reconcile {
+	v := obj.GetAnnotations()[ReconcileRequestAnnotation]
+	if v == "" {
+		return Reconcile{}
+	}
+	shown := v
+	if r := []rune(v); len(r) > requestShown {
+		shown = string(r[:requestShown]) + "…"
+	}
+	return Reconcile{Requested: shown, Handled: st.RequestHandled(v)}
 }
 
 // Event is a Kubernetes Event about the object.
@@ -102,7 +120,7 @@ func Describe(op *spec.WebhookOperator, obj *unstructured.Unstructured, mem *dec
 		StateAnnotation: op.StateAnnotation(), StateForeign: d.foreign,
 		Essence:   Essence{Handled: d.st.Handled, Current: d.digest, StoredBytes: len(d.st.Essence)},
 		Finalizer: Finalizer{Name: op.Finalizer(), Held: holdsFinalizer(op, obj), ReleaseRequested: obj.GetAnnotations()[decide.ReleaseAnnotation] == "true"},
-		Reconcile: Reconcile{Requested: obj.GetAnnotations()[ReconcileRequestAnnotation], Handled: d.st.Requested},
+		Reconcile: reconcileOf(obj, d.st),
 	}
 	if ts := obj.GetDeletionTimestamp(); ts != nil {
 		t := ts.Time

@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -176,7 +177,7 @@ func TestReadinessOfAnOperatorNoGatewayReportedOn(t *testing.T) {
 
 func TestDescribeShowsRoundCallbacksEssenceFinalizerAndRequest(t *testing.T) {
 	handledAt := now.Add(-90 * time.Second)
-	st := &state.State{HandledAt: &handledAt, Requested: "2026-11-30T11:00:00Z",
+	st := &state.State{HandledAt: &handledAt, Requested: state.RequestDigest("2026-11-30T11:00:00Z"),
 		Round:    &state.Round{Event: "delete"},
 		Progress: map[string]*state.Progress{"cleanup": {Attempts: 2, Next: now.Add(time.Minute), Digest: "current", Reason: "HandlerError", Message: "boom"}}}
 	obj := object("a", st, true, func(o *unstructured.Unstructured) {
@@ -202,7 +203,7 @@ func TestDescribeShowsRoundCallbacksEssenceFinalizerAndRequest(t *testing.T) {
 		byID["backup"].NextFire == nil || !byID["backup"].NextFire.Equal(tick) || byID["backup"].Interval != "30s" {
 		t.Fatalf("callbacks = %+v", d.Callbacks)
 	}
-	if !d.Finalizer.Held || d.Reconcile.Requested != "2026-11-30T11:59:00Z" || d.Reconcile.Handled != "2026-11-30T11:00:00Z" || d.DeletingSince == nil {
+	if !d.Finalizer.Held || d.Reconcile.Requested != "2026-11-30T11:59:00Z" || d.Reconcile.Handled || d.DeletingSince == nil {
 		t.Fatalf("finalizer %+v, reconcile %+v", d.Finalizer, d.Reconcile)
 	}
 }
@@ -217,4 +218,31 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// The state keeps a digest of the request value; what is shown is the
+// annotation's value, cut when long, and whether it was acted on.
+func TestDescribeShowsTheReconcileRequestAndWhetherItWasHandled(t *testing.T) {
+	long := strings.Repeat("y", 150_000)
+	for _, tc := range []struct {
+		name, value, stored string
+		want                Reconcile
+	}{
+		{"none", "", "", Reconcile{}},
+		{"to come", "2026-11-30T12:00:00Z", state.RequestDigest("2026-11-30T11:00:00Z"), Reconcile{Requested: "2026-11-30T12:00:00Z"}},
+		{"handled", "2026-11-30T12:00:00Z", state.RequestDigest("2026-11-30T12:00:00Z"), Reconcile{Requested: "2026-11-30T12:00:00Z", Handled: true}},
+		{"handled before digests were kept", "2026-11-30T12:00:00Z", "2026-11-30T12:00:00Z", Reconcile{Requested: "2026-11-30T12:00:00Z", Handled: true}},
+		{"long value cut", long, state.RequestDigest(long), Reconcile{Requested: strings.Repeat("y", requestShown) + "…", Handled: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := object("a", &state.State{Handled: "x", Requested: tc.stored}, false, func(o *unstructured.Unstructured) {
+				if tc.value != "" {
+					o.SetAnnotations(map[string]string{ReconcileRequestAnnotation: tc.value})
+				}
+			})
+			if got := Describe(testOperator(), obj, nil, now).Reconcile; got != tc.want {
+				t.Fatalf("reconcile = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
 }

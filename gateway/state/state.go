@@ -45,9 +45,9 @@ type State struct {
 	Round *Round `json:"r,omitempty"`
 	// Progress holds retry state per callback id, only while it failed.
 	Progress map[string]*Progress `json:"p,omitempty"`
-	// Requested is the last value of the reconcile-requested-at annotation
-	// the gateway acted on: the same value never triggers twice, also
-	// after a restart.
+	// Requested is the digest (RequestDigest) of the last value of the
+	// reconcile-requested-at annotation the gateway acted on: the same
+	// value never triggers twice, also after a restart.
 	Requested string `json:"q,omitempty"`
 }
 

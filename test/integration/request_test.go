@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,8 +42,8 @@ func decodedState(t *testing.T, ns, name, operator string) *state.State {
 
 func requestHandled(t *testing.T, ns, name, operator, value string) func() error {
 	return func() error {
-		if got := decodedState(t, ns, name, operator).Requested; got != value {
-			return fmt.Errorf("handled reconcile request %q, want %q", got, value)
+		if st := decodedState(t, ns, name, operator); !st.RequestHandled(value) {
+			return fmt.Errorf("handled reconcile request %.40q, want the one of %.40q", st.Requested, value)
 		}
 		return nil
 	}
@@ -150,5 +151,32 @@ func TestReconcileRequestRetriesAPermanentlyFailedCreateOnce(t *testing.T) {
 	}
 	if p := decodedState(t, ns, "example", "stuck").Progress["create"]; p == nil || !p.Failed || p.Attempts != 2 {
 		t.Fatalf("progress = %+v, want failed permanently again after attempt 2", p)
+	}
+}
+
+// The annotation is free text: a value far over the state's own size (a
+// 150 000-character one) is kept as a digest, so the state is still
+// written, and the request fires once.
+func TestReconcileRequestWithAHugeValueFiresOnce(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(map[string]any{}))
+	startGateway(t, operatorFor(t, "huge", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}, {ID: "sync", Events: []spec.Event{spec.EventSync}}}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 20*time.Second, func() error { return stateHandled(t, ns, "example", "huge") })
+	eventually(t, 20*time.Second, func() error { return called(h, "sync", 1) })
+	syncs := len(h.calls("sync"))
+
+	value := strings.Repeat("x", 150_000)
+	annotateWidget(t, ns, "example", decide.ReconcileRequestAnnotation, value)
+	eventually(t, 30*time.Second, requestHandled(t, ns, "example", "huge", value))
+	eventually(t, 20*time.Second, func() error { return called(h, "sync", syncs+1) })
+	// The create of another object proves the gateway went on, without
+	// taking the same request for a new one.
+	createWidget(t, ns, "witness", 1)
+	eventually(t, 20*time.Second, func() error { return calledForName(h, "create", "witness") })
+	if n := countFor(h, "sync", "example"); n != syncs+1 {
+		t.Errorf("sync called %d times for the object, want %d (once for the request)", n, syncs+1)
 	}
 }
