@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/opgate/opgate/gateway/runner"
@@ -160,5 +161,38 @@ spec:
 	}
 	if n != 0 || len(h.calls("create")) != 0 {
 		t.Errorf("%d writes to the object and %d calls: want none while refused", n, len(h.calls("create")))
+	}
+
+	// The CRD gains the subresource: the operator runs, the object is
+	// handled and its status written once.
+	setStatusSubresource(t, true)
+	t.Cleanup(func() { setStatusSubresource(t, false) })
+	waitReady(t, "plainconds", "True")
+	eventually(t, 30*time.Second, func() error {
+		o, err := res.Get(context.Background(), "example", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		msg, _, _ := unstructured.NestedString(o.Object, "status", "message")
+		og, _, _ := unstructured.NestedInt64(o.Object, "status", "observedGeneration")
+		if msg != "ready" || og != o.GetGeneration() || o.GetGeneration() != created.GetGeneration() {
+			return fmt.Errorf("status %v at generation %d (created at %d)", o.Object["status"], o.GetGeneration(), created.GetGeneration())
+		}
+		return nil
+	})
+}
+
+// setStatusSubresource adds or removes the status subresource of the
+// PlainWidget CRD.
+func setStatusSubresource(t *testing.T, on bool) {
+	t.Helper()
+	patch := `[{"op":"remove","path":"/spec/versions/0/subresources"}]`
+	if on {
+		patch = `[{"op":"add","path":"/spec/versions/0/subresources","value":{"status":{}}}]`
+	}
+	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	if _, err := dyn(t).Resource(crds).Patch(context.Background(), "plainwidgets.test.opgate.dev", types.JSONPatchType,
+		[]byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Errorf("patch the PlainWidget CRD: %v", err)
 	}
 }
