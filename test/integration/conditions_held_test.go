@@ -21,41 +21,54 @@ import (
 // A status held for the end of the pass that cannot be written fails the
 // callback that answered it, as the same delivery, so it is called again
 // and its status lands once the API server lets the gateway write it;
-// Reconciled is never True without it.
+// Reconciled is never True without it. Also when the state annotation
+// cannot be written either (as with the API server down), where the state
+// the gateway remembers must not say handled.
 func TestHeldStatusTheServerRefusesIsRetriedUntilItLands(t *testing.T) {
-	ns := newNamespace(t)
-	h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "ready"}}))
-	op := operatorFor(t, "heldstatus", ns, h.URL, func(s *spec.OperatorSpec) {
-		s.Status = &spec.StatusSpec{Conditions: true}
-		s.Children = nil
-		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
-		s.Retry = fastRetry(200 * time.Millisecond)
-	})
 	all := []string{"*"}
-	// Widgets may be patched (the state annotation) but their status not.
-	c, grant := impersonatedConfig(t, "opgate-nostatus", []rbacv1.PolicyRule{
-		{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets/status"}, Verbs: []string{"get"}},
-		{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets"}, Verbs: all},
-		{APIGroups: []string{"", "apps", spec.Group, "events.k8s.io", "coordination.k8s.io"}, Resources: all, Verbs: all},
-		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list", "watch"}},
-	}, 0)
-	runGateway(t, c, runner.Options{Operators: []*spec.WebhookOperator{op}})
-	w := createWidget(t, ns, "example", 1)
+	read := []string{"get", "list", "watch"}
+	for _, tc := range []struct {
+		name  string
+		first rbacv1.PolicyRule // granted fully later
+		rest  []rbacv1.PolicyRule
+	}{
+		{"status refused", rbacv1.PolicyRule{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets/status"}, Verbs: []string{"get"}},
+			[]rbacv1.PolicyRule{{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets"}, Verbs: all}}},
+		{"status and state refused", rbacv1.PolicyRule{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets", "widgets/status"}, Verbs: read}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "ready"}}))
+			op := operatorFor(t, "heldstatus", ns, h.URL, func(s *spec.OperatorSpec) {
+				s.Status = &spec.StatusSpec{Conditions: true}
+				s.Children = nil
+				s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+				s.Retry = fastRetry(200 * time.Millisecond)
+			})
+			rules := append([]rbacv1.PolicyRule{tc.first}, tc.rest...)
+			rules = append(rules,
+				rbacv1.PolicyRule{APIGroups: []string{"", "apps", spec.Group, "events.k8s.io", "coordination.k8s.io"}, Resources: all, Verbs: all},
+				rbacv1.PolicyRule{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: read})
+			c, grant := impersonatedConfig(t, "opgate-nostatus", rules, 0)
+			runGateway(t, c, runner.Options{Operators: []*spec.WebhookOperator{op}})
+			w := createWidget(t, ns, "example", 1)
 
-	eventually(t, 30*time.Second, func() error { return calledFor(h, "create", w.GetUID(), 2) })
-	calls := h.calls("create")[:2]
-	for i, req := range calls {
-		if req.UID != calls[0].UID || req.Attempt != i+1 {
-			t.Fatalf("call %d: delivery %s attempt %d, want the same delivery, attempt %d (all: %s)",
-				i+1, req.UID, req.Attempt, i+1, deliveries(calls))
-		}
+			eventually(t, 30*time.Second, func() error { return calledFor(h, "create", w.GetUID(), 2) })
+			calls := h.calls("create")[:2]
+			for i, req := range calls {
+				if req.UID != calls[0].UID || req.Attempt != i+1 {
+					t.Fatalf("call %d: delivery %s attempt %d, want the same delivery, attempt %d (all: %s)",
+						i+1, req.UID, req.Attempt, i+1, deliveries(calls))
+				}
+			}
+			if err := reconciled(t, ns, "example", "True", "")(); err == nil {
+				t.Fatal("Reconciled is True while the handler's status was never written")
+			}
+			grant()
+			eventually(t, 60*time.Second, func() error { return statusMessage(t, ns, "example", "ready") })
+			eventually(t, 30*time.Second, reconciled(t, ns, "example", "True", ""))
+		})
 	}
-	if err := reconciled(t, ns, "example", "True", "")(); err == nil {
-		t.Fatal("Reconciled is True while the handler's status was never written")
-	}
-	grant()
-	eventually(t, 60*time.Second, func() error { return statusMessage(t, ns, "example", "ready") })
-	eventually(t, 30*time.Second, reconciled(t, ns, "example", "True", ""))
 }
 
 // Conditions a handler answers replace the list (a merge patch replaces
