@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 
+	"github.com/opgate/opgate/gateway/decide"
+	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/inspect"
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -31,8 +33,67 @@ func (c *Controller) ownsConditions() bool {
 
 // statusBuffer is what a pass of such an operator owes the status.
 type statusBuffer struct {
-	base map[string]any // the status before the pass's first change
-	held bool           // base is set
+	base  map[string]any // the status before the pass's first change
+	held  bool           // base is set
+	n     int            // statuses deferred in the pass
+	calls []heldCall     // succeeded callbacks whose statuses are held
+}
+
+// heldCall is a callback whose success stands only once the status it
+// answered is written.
+type heldCall struct {
+	w       decide.Work
+	attempt int
+	first   time.Time
+	undo    func() // takes back what its success changed in memory
+}
+
+// holdStatus prepares, before a callback is called, for its answered
+// status to be held: the returned func, called once it succeeded, records
+// it as held when it deferred a status.
+func (c *Controller) holdStatus(p *pass, w decide.Work, attempt int, first time.Time) func() {
+	if !c.ownsConditions() {
+		return func() {}
+	}
+	id, n := w.Callback.ID, p.status.n
+	rq, hadRq := p.mem.Requeue[id]
+	tn, hadTn := p.mem.TimerNext[id]
+	digest, syncedAt := p.mem.SyncDigest, p.mem.SyncedAt
+	undo := func() {
+		delete(p.mem.Requeue, id)
+		if hadRq {
+			p.mem.Requeue[id] = rq // not nil: it held rq
+		}
+		delete(p.mem.TimerNext, id)
+		if hadTn {
+			p.mem.TimerNext[id] = tn
+		}
+		if w.Event == spec.EventSync {
+			p.mem.SyncDigest, p.mem.SyncedAt = digest, syncedAt
+		}
+	}
+	return func() {
+		if p.status.n > n {
+			p.status.calls = append(p.status.calls, heldCall{w: w, attempt: attempt, first: first, undo: undo})
+		}
+	}
+}
+
+// failHeld fails the callbacks whose held statuses could not be written
+// (err), as temporary failures of the same delivery: they are called again
+// after their backoff and their statuses written then.
+func (c *Controller) failHeld(p *pass, err error) {
+	f := failure.As(err)
+	err = failure.Temporaryf(f.Reason, "the status it answered was not written: %w", err)
+	for _, h := range p.status.calls {
+		h.undo()
+		if r := p.st.Round; r != nil {
+			r.Done = slices.DeleteFunc(r.Done, func(id string) bool { return id == h.w.Callback.ID })
+		}
+		c.recordFailure(p, h.w, h.attempt, h.first, err,
+			c.log.With("callback", h.w.Callback.ID, "event", h.w.Event, "object", p.key, "attempt", h.attempt))
+	}
+	p.status.calls = nil
 }
 
 // deferStatus applies a handler's status patch to the pass's copy only.
@@ -45,6 +106,7 @@ func (c *Controller) deferStatus(p *pass, patch map[string]any) error {
 	if err != nil {
 		return fmt.Errorf("merge status: %w", err)
 	}
+	p.status.n++
 	p.obj = p.obj.DeepCopy()
 	if err := unstructured.SetNestedMap(p.obj.Object, merged, "status"); err != nil {
 		return fmt.Errorf("merge status: %w", err)
@@ -65,7 +127,10 @@ func (c *Controller) flushStatus(ctx context.Context, p *pass) error {
 	}
 	desired := current
 	if p.obj.GetDeletionTimestamp() == nil {
-		desired = withReconciled(current, p.obj.GetGeneration(), inspect.ClassifyState(c.op, p.obj, p.st, p.now), p.now)
+		// The previous Reconciled is the object's: a handler's conditions
+		// replace the list in the pass's copy (merge patches replace arrays).
+		prev := reconciledIn(base)
+		desired = withReconciled(current, prev, p.obj.GetGeneration(), inspect.ClassifyState(c.op, p.obj, p.st, p.now), p.now)
 	}
 	if reflect.DeepEqual(normalize(base), normalize(desired)) {
 		return nil
@@ -91,10 +156,22 @@ func (c *Controller) flushStatus(ctx context.Context, p *pass) error {
 	return nil
 }
 
+// reconciledIn returns status's Reconciled condition, or nil.
+func reconciledIn(status map[string]any) map[string]any {
+	list, _ := status["conditions"].([]any)
+	for _, v := range list {
+		if m, _ := v.(map[string]any); m["type"] == ConditionReconciled {
+			return m
+		}
+	}
+	return nil
+}
+
 // withReconciled returns status with observedGeneration and the Reconciled
-// condition for o; a condition whose status, reason and message stay keeps
-// its lastTransitionTime, as do the handlers' own conditions.
-func withReconciled(status map[string]any, generation int64, o inspect.Object, now time.Time) map[string]any {
+// condition for o, merged by type into status's conditions; a condition
+// whose status stays keeps prev's lastTransitionTime, and the handlers' own
+// conditions are kept as they are.
+func withReconciled(status, prev map[string]any, generation int64, o inspect.Object, now time.Time) map[string]any {
 	out := make(map[string]any, len(status)+2)
 	for k, v := range status {
 		out[k] = v
@@ -106,18 +183,15 @@ func withReconciled(status map[string]any, generation int64, o inspect.Object, n
 	if list, ok := status["conditions"].([]any); ok {
 		conds = slices.Clone(list)
 	}
-	at := slices.IndexFunc(conds, func(v any) bool { m, _ := v.(map[string]any); return m["type"] == ConditionReconciled })
 	cond.LastTransitionTime = metav1.NewTime(now.UTC().Truncate(time.Second))
-	if at >= 0 {
-		old, _ := conds[at].(map[string]any)
-		if old["status"] == string(cond.Status) {
-			if t, err := time.Parse(time.RFC3339, fmt.Sprint(old["lastTransitionTime"])); err == nil {
-				cond.LastTransitionTime = metav1.NewTime(t)
-			}
+	if prev != nil && prev["status"] == string(cond.Status) {
+		if t, err := time.Parse(time.RFC3339, fmt.Sprint(prev["lastTransitionTime"])); err == nil {
+			cond.LastTransitionTime = metav1.NewTime(t)
 		}
 	}
 	m := map[string]any{"type": cond.Type, "status": string(cond.Status), "observedGeneration": cond.ObservedGeneration,
 		"lastTransitionTime": cond.LastTransitionTime.UTC().Format(time.RFC3339), "reason": cond.Reason, "message": cond.Message}
+	at := slices.IndexFunc(conds, func(v any) bool { m, _ := v.(map[string]any); return m["type"] == ConditionReconciled })
 	if at >= 0 {
 		conds[at] = m
 	} else {
@@ -187,4 +261,23 @@ func orEmpty(m map[string]any) map[string]any {
 		return map[string]any{}
 	}
 	return m
+}
+
+// ReasonStatusSubresourceMissing is the Ready reason of an operator with
+// status.conditions: true whose kind lacks the status subresource.
+const ReasonStatusSubresourceMissing = "StatusSubresourceMissing"
+
+// conditionsRefused says why the operator cannot keep conditions on its
+// kind, "" when it can. Without the status subresource the API server
+// counts every status change in metadata.generation, so each write of
+// observedGeneration would make it stale again: a write loop. Such an
+// operator touches no object until the CRD gains the subresource.
+func (c *Controller) conditionsRefused() string {
+	if !c.ownsConditions() || c.status == nil || c.status.HasStatusSubresource() {
+		return ""
+	}
+	return fmt.Sprintf("status.conditions: true needs the status subresource, which version %s of the CRD %s lacks "+
+		"(without it every status write bumps metadata.generation, so observedGeneration never catches up); "+
+		"add `subresources: {status: {}}` to that version of the CRD, or turn status.conditions off",
+		c.status.version, c.crdName())
 }

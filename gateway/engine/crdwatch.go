@@ -72,6 +72,7 @@ func (c *Controller) watchCRD() {
 		if !ok {
 			return
 		}
+		refused := c.conditionsRefused() != ""
 		changed, err := c.status.update(u)
 		if err != nil {
 			c.log.Warn("the CRD of the watched kind changed but its status schema cannot be used; status checks keep the previous one", "crd", name, "error", err)
@@ -80,6 +81,10 @@ func (c *Controller) watchCRD() {
 		if changed {
 			c.Mapper.Reset() // versions or scope may have changed with it
 			c.log.Info("the CRD of the watched kind changed: status checks follow its new schema", "crd", name, "generation", u.GetGeneration())
+			c.notifyChanged() // Health may say otherwise now
+			if refused && c.conditionsRefused() == "" {
+				c.enqueueAll() // the objects left alone while refused
+			}
 		}
 	}
 	if _, err := c.crdInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -87,5 +92,14 @@ func (c *Controller) watchCRD() {
 		UpdateFunc: func(_, n any) { refresh(n) },
 	}); err != nil {
 		utilruntime.HandleError(err)
+	}
+}
+
+// enqueueAll queues every watched object.
+func (c *Controller) enqueueAll() {
+	for _, inf := range c.parent.informers {
+		for _, key := range inf.GetIndexer().ListKeys() {
+			c.queue.Add(key)
+		}
 	}
 }

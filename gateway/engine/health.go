@@ -19,6 +19,9 @@ func (c *Controller) Health() (ready bool, reason, message string) {
 		reason, message = watchFailure(what, err)
 		return false, reason, message
 	}
+	if msg := c.conditionsRefused(); msg != "" {
+		return false, ReasonStatusSubresourceMissing, msg
+	}
 	if !c.running.Load() {
 		waiting := c.unsyncedNames()
 		if len(waiting) == 0 {

@@ -38,6 +38,7 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 	}
 
 	req := c.buildRequest(p, w, attempt, first)
+	held := c.holdStatus(p, w, attempt, first)
 	release, err := c.waitForSlot(ctx)
 	if err != nil {
 		log.Debug("stopped waiting for a callback slot; the call is left to the next pass", "error", err)
@@ -57,6 +58,7 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 	switch {
 	case err == nil:
 		c.recordSuccess(p, w, resp)
+		held()
 		log.Debug("callback succeeded")
 	case ctx.Err() != nil:
 		c.recordInterrupted(p, w, attempt, first)

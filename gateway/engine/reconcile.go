@@ -124,6 +124,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		c.forget(key)
 		return 0, c.releaseIfUnwatched(ctx, key)
 	}
+	if c.conditionsRefused() != "" {
+		return 0, nil // Health says why; the CRD's change requeues every object
+	}
 	mem := c.memoryOf(key, cached.GetUID())
 	if rv, err := strconv.ParseUint(cached.GetResourceVersion(), 10, 64); err == nil && rv < mem.writtenRV {
 		return 0, nil // stale cache: the event of our own write re-queues the key
@@ -193,26 +196,24 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	ctx, cancel := recordContext(ctx)
 	defer cancel()
-	roundDone := p.st.Round != nil && allDone(p.st.Round, p.plan.RoundCallbacks)
-	if roundDone {
-		switch spec.Event(p.st.Round.Event) {
-		case spec.EventCreate, spec.EventUpdate:
-			if err := p.st.SetHandled(p.plan.Essence, c.EssenceCap); err != nil {
-				return 0, err
-			}
-			at := p.now.UTC().Truncate(time.Second)
-			p.st.HandledAt = &at
-		}
-		// A deleting object keeps its finished round until the finalizer
-		// is gone: should deleting its children or releasing fail, the next
-		// pass finds the delete callbacks done instead of calling them anew.
-		if !deleting {
-			p.st.Round = nil
-		}
+	saved := *p.st // before the round ends: see failHeld
+	roundDone, err := c.finishRound(p, deleting)
+	if err != nil {
+		return 0, err
 	}
 	if c.ownsConditions() {
-		if err := c.flushStatus(ctx, p); err != nil {
-			return 0, c.keepProgress(ctx, p, err)
+		if ferr := c.flushStatus(ctx, p); ferr != nil {
+			if len(p.status.calls) == 0 {
+				return 0, c.keepProgress(ctx, p, ferr)
+			}
+			// The callbacks whose statuses were held take the failure, as a
+			// failed status write does without conditions, and the pass
+			// goes on: their round is not done after all.
+			*p.st = saved
+			c.failHeld(p, ferr)
+			if roundDone, err = c.finishRound(p, deleting); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if deleting && (p.plan.ReleaseFinalizer || roundDone && c.holdsFinalizer(p.obj)) {
@@ -229,6 +230,29 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	mem.Seen = true
 	return c.nextWake(p), nil
+}
+
+// finishRound records a round whose callbacks are all done: a create or
+// update round's essence as handled.
+func (c *Controller) finishRound(p *pass, deleting bool) (bool, error) {
+	if p.st.Round == nil || !allDone(p.st.Round, p.plan.RoundCallbacks) {
+		return false, nil
+	}
+	switch spec.Event(p.st.Round.Event) {
+	case spec.EventCreate, spec.EventUpdate:
+		if err := p.st.SetHandled(p.plan.Essence, c.EssenceCap); err != nil {
+			return false, err
+		}
+		at := p.now.UTC().Truncate(time.Second)
+		p.st.HandledAt = &at
+	}
+	// A deleting object keeps its finished round until the finalizer is
+	// gone: should deleting its children or releasing fail, the next pass
+	// finds the delete callbacks done instead of calling them anew.
+	if !deleting {
+		p.st.Round = nil
+	}
+	return true, nil
 }
 
 // keepProgress records the pass's state before it fails with err, so that

@@ -1,0 +1,211 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/opgate/opgate/gateway/runner"
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// A status held for the end of the pass that cannot be written fails the
+// callback that answered it, as the same delivery, so it is called again
+// and its status lands once the API server lets the gateway write it;
+// Reconciled is never True without it. Also when the state annotation
+// cannot be written either (as with the API server down), where the state
+// the gateway remembers must not say handled.
+func TestHeldStatusTheServerRefusesIsRetriedUntilItLands(t *testing.T) {
+	all := []string{"*"}
+	read := []string{"get", "list", "watch"}
+	for _, tc := range []struct {
+		name  string
+		first rbacv1.PolicyRule // granted fully later
+		rest  []rbacv1.PolicyRule
+	}{
+		{"status refused", rbacv1.PolicyRule{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets/status"}, Verbs: []string{"get"}},
+			[]rbacv1.PolicyRule{{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets"}, Verbs: all}}},
+		{"status and state refused", rbacv1.PolicyRule{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets", "widgets/status"}, Verbs: read}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "ready"}}))
+			op := operatorFor(t, "heldstatus", ns, h.URL, func(s *spec.OperatorSpec) {
+				s.Status = &spec.StatusSpec{Conditions: true}
+				s.Children = nil
+				s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+				s.Retry = fastRetry(200 * time.Millisecond)
+			})
+			rules := append([]rbacv1.PolicyRule{tc.first}, tc.rest...)
+			rules = append(rules,
+				rbacv1.PolicyRule{APIGroups: []string{"", "apps", spec.Group, "events.k8s.io", "coordination.k8s.io"}, Resources: all, Verbs: all},
+				rbacv1.PolicyRule{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: read})
+			c, grant := impersonatedConfig(t, "opgate-nostatus", rules, 0)
+			runGateway(t, c, runner.Options{Operators: []*spec.WebhookOperator{op}})
+			w := createWidget(t, ns, "example", 1)
+
+			eventually(t, 30*time.Second, func() error { return calledFor(h, "create", w.GetUID(), 2) })
+			calls := h.calls("create")[:2]
+			for i, req := range calls {
+				if req.UID != calls[0].UID || req.Attempt != i+1 {
+					t.Fatalf("call %d: delivery %s attempt %d, want the same delivery, attempt %d (all: %s)",
+						i+1, req.UID, req.Attempt, i+1, deliveries(calls))
+				}
+			}
+			if err := reconciled(t, ns, "example", "True", "")(); err == nil {
+				t.Fatal("Reconciled is True while the handler's status was never written")
+			}
+			grant()
+			eventually(t, 60*time.Second, func() error { return statusMessage(t, ns, "example", "ready") })
+			eventually(t, 30*time.Second, reconciled(t, ns, "example", "True", ""))
+		})
+	}
+}
+
+// Conditions a handler answers replace the list (a merge patch replaces
+// arrays), yet the gateway's Reconciled keeps its lastTransitionTime from
+// the object, and a sync answering the same again writes nothing.
+func TestHandlerConditionsKeepReconciledTransitionTime(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(map[string]any{"status": map[string]any{"conditions": []any{map[string]any{
+		"type": "Available", "status": "True", "reason": "Up", "message": "serving",
+		"lastTransitionTime": "2026-01-01T00:00:00Z"}}}}))
+	startGateway(t, operatorFor(t, "ownconds", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Status = &spec.StatusSpec{Conditions: true}
+		s.Children = nil
+		s.ResyncPeriod = &spec.Duration{Duration: time.Second}
+		s.Callbacks = []spec.Callback{{ID: "sync", Events: []spec.Event{spec.EventSync}}}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 30*time.Second, reconciled(t, ns, "example", "True", ""))
+	eventually(t, 30*time.Second, func() error { return called(h, "sync", 1) })
+	eventually(t, 30*time.Second, func() error {
+		if c := conditionTimes(t, ns, "example", false); !strings.Contains(c, "Available=") {
+			return fmt.Errorf("conditions %s: the handler's not written yet", c)
+		}
+		return nil
+	})
+	before := conditionTimes(t, ns, "example", true)
+	syncs := len(h.calls("sync"))
+	if n := writesWhileIdle(t, ns, "example", 5*time.Second); n != 0 {
+		t.Errorf("%d status writes while syncs answered the same conditions", n)
+	}
+	if n := len(h.calls("sync")) - syncs; n < 2 {
+		t.Fatalf("sync called %d times in the window, want at least 2 (resync 1s)", n)
+	}
+	if after := conditionTimes(t, ns, "example", true); after != before {
+		t.Errorf("conditions changed across syncs: %s, before %s", after, before)
+	}
+}
+
+// conditionTimes lists a widget's conditions as type=lastTransitionTime.
+// With both, it checks they are the handler's and the gateway's.
+func conditionTimes(t *testing.T, ns, name string, both bool) string {
+	t.Helper()
+	w, err := getWidget(t, ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conds, _, _ := unstructured.NestedSlice(w.Object, "status", "conditions")
+	out := ""
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		out += fmt.Sprintf("%v=%v ", m["type"], m["lastTransitionTime"])
+	}
+	if both && len(conds) != 2 {
+		t.Errorf("conditions %s: want the handler's Available and the gateway's Reconciled", out)
+	}
+	return out
+}
+
+var plainWidgets = schema.GroupVersionResource{Group: "test.opgate.dev", Version: "v1", Resource: "plainwidgets"}
+
+// A kind without the status subresource counts every status change in
+// metadata.generation: status.conditions there would chase its own
+// observedGeneration forever. The operator is refused (Ready=False naming
+// the CRD) and writes nothing.
+func TestConditionsOnAKindWithoutStatusSubresourceAreRefused(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "ready"}}))
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "test.opgate.dev/v1", "kind": "PlainWidget",
+		"metadata": map[string]any{"name": "example", "namespace": ns}, "spec": map[string]any{"size": int64(1)}}}
+	res := dyn(t).Resource(plainWidgets).Namespace(ns)
+	created, err := res.Create(context.Background(), obj, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create PlainWidget: %v", err)
+	}
+	startGateway(t)
+	createOperatorObject(t, fmt.Sprintf(`
+apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata: {name: plainconds}
+spec:
+  watch: {apiVersion: test.opgate.dev/v1, kind: PlainWidget, namespaces: [%s]}
+  handler: {url: %q}
+  status: {conditions: true}
+  callbacks: [{id: create, events: [create]}]
+`, ns, h.URL))
+	waitReady(t, "plainconds", "False/StatusSubresourceMissing")
+	if c := readyCondition(t, "plainconds"); !strings.Contains(c, "plainwidgets.test.opgate.dev") || !strings.Contains(c, "subresources") {
+		t.Errorf("Ready = %s: want the CRD named and the subresource to add", c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	wi, err := res.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=example", ResourceVersion: created.GetResourceVersion()})
+	if err != nil {
+		t.Fatalf("watch PlainWidget: %v", err)
+	}
+	defer wi.Stop()
+	n := 0
+	for ev := range wi.ResultChan() {
+		if ev.Type == watch.Modified {
+			n++
+		}
+	}
+	if n != 0 || len(h.calls("create")) != 0 {
+		t.Errorf("%d writes to the object and %d calls: want none while refused", n, len(h.calls("create")))
+	}
+
+	// The CRD gains the subresource: the operator runs, the object is
+	// handled and its status written once.
+	setStatusSubresource(t, true)
+	t.Cleanup(func() { setStatusSubresource(t, false) })
+	waitReady(t, "plainconds", "True")
+	eventually(t, 30*time.Second, func() error {
+		o, err := res.Get(context.Background(), "example", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		msg, _, _ := unstructured.NestedString(o.Object, "status", "message")
+		og, _, _ := unstructured.NestedInt64(o.Object, "status", "observedGeneration")
+		if msg != "ready" || og != o.GetGeneration() || o.GetGeneration() != created.GetGeneration() {
+			return fmt.Errorf("status %v at generation %d (created at %d)", o.Object["status"], o.GetGeneration(), created.GetGeneration())
+		}
+		return nil
+	})
+}
+
+// setStatusSubresource adds or removes the status subresource of the
+// PlainWidget CRD.
+func setStatusSubresource(t *testing.T, on bool) {
+	t.Helper()
+	patch := `[{"op":"remove","path":"/spec/versions/0/subresources"}]`
+	if on {
+		patch = `[{"op":"add","path":"/spec/versions/0/subresources","value":{"status":{}}}]`
+	}
+	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	if _, err := dyn(t).Resource(crds).Patch(context.Background(), "plainwidgets.test.opgate.dev", types.JSONPatchType,
+		[]byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Errorf("patch the PlainWidget CRD: %v", err)
+	}
+}
