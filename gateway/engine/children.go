@@ -103,7 +103,7 @@ func (c *Controller) checkStatus(p *pass, patch map[string]any) (map[string]any,
 
 // writeStatus merge-patches the status and adopts the result.
 func (c *Controller) writeStatus(ctx context.Context, p *pass, patch map[string]any) error {
-	if c.ownsConditions() {
+	if c.keepsConditions(p) {
 		return c.deferStatus(p, patch) // written once, at the pass's end
 	}
 	subresource := c.status == nil || c.status.HasStatusSubresource()

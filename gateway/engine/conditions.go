@@ -31,6 +31,13 @@ func (c *Controller) ownsConditions() bool {
 	return c.op.Spec.Status != nil && c.op.Spec.Status.Conditions
 }
 
+// keepsConditions: this pass holds statuses for one write at its end. A
+// deleting object of a refused operator is still let go of (a stuck
+// Terminating object is worse than a missing condition), without them.
+func (c *Controller) keepsConditions(p *pass) bool {
+	return c.ownsConditions() && !p.plainStatus
+}
+
 // statusBuffer is what a pass of such an operator owes the status.
 type statusBuffer struct {
 	base  map[string]any // the status before the pass's first change
@@ -52,7 +59,7 @@ type heldCall struct {
 // status to be held: the returned func, called once it succeeded, records
 // it as held when it deferred a status.
 func (c *Controller) holdStatus(p *pass, w decide.Work, attempt int, first time.Time) func() {
-	if !c.ownsConditions() {
+	if !c.keepsConditions(p) {
 		return func() {}
 	}
 	id, n := w.Callback.ID, p.status.n
@@ -85,8 +92,11 @@ func (c *Controller) holdStatus(p *pass, w decide.Work, attempt int, first time.
 func (c *Controller) failHeld(p *pass, err error) {
 	f := failure.As(err)
 	err = failure.Temporaryf(f.Reason, "the status it answered was not written: %w", err)
+	// Each undo restores the memory as it was before its own call: last first.
+	for i := len(p.status.calls) - 1; i >= 0; i-- {
+		p.status.calls[i].undo()
+	}
 	for _, h := range p.status.calls {
-		h.undo()
 		if r := p.st.Round; r != nil {
 			r.Done = slices.DeleteFunc(r.Done, func(id string) bool { return id == h.w.Callback.ID })
 		}

@@ -116,6 +116,9 @@ type pass struct {
 	status statusBuffer
 	// gone: the object no longer exists (vanished.go); nothing is written to it.
 	gone bool
+	// plainStatus: statuses are written as they come, without the
+	// gateway's conditions (see keepsConditions).
+	plainStatus bool
 }
 
 func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, error) {
@@ -124,14 +127,15 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		c.forget(key)
 		return 0, c.releaseIfUnwatched(ctx, key)
 	}
-	if c.conditionsRefused() != "" {
+	refused := c.conditionsRefused() != ""
+	if refused && cached.GetDeletionTimestamp() == nil {
 		return 0, nil // Health says why; the CRD's change requeues every object
 	}
 	mem := c.memoryOf(key, cached.GetUID())
 	if rv, err := strconv.ParseUint(cached.GetResourceVersion(), 10, 64); err == nil && rv < mem.writtenRV {
 		return 0, nil // stale cache: the event of our own write re-queues the key
 	}
-	p := &pass{key: key, obj: cached.DeepCopy(), mem: mem, now: c.Clock()}
+	p := &pass{key: key, obj: cached.DeepCopy(), mem: mem, now: c.Clock(), plainStatus: refused}
 	p.stateRaw = p.obj.GetAnnotations()[c.stateAnnotation()]
 	uid := string(p.obj.GetUID())
 	raw := p.stateRaw
@@ -201,8 +205,12 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	if err != nil {
 		return 0, err
 	}
-	if c.ownsConditions() {
-		if ferr := c.flushStatus(ctx, p); ferr != nil {
+	if c.keepsConditions(p) {
+		if ferr := c.flushStatus(ctx, p); ferr != nil && deleting {
+			// The object is going: its status with it. Holding the finalizer
+			// for a status the server keeps refusing would leave it stuck.
+			c.log.Warn("status not written; the deleting object is let go of regardless", "object", key, "error", ferr)
+		} else if ferr != nil {
 			if len(p.status.calls) == 0 {
 				return 0, c.keepProgress(ctx, p, ferr)
 			}

@@ -209,3 +209,64 @@ func setStatusSubresource(t *testing.T, on bool) {
 		t.Errorf("patch the PlainWidget CRD: %v", err)
 	}
 }
+
+// A refused operator touches nothing — except objects being deleted that
+// still hold its finalizer: they are let go of (their delete callbacks run,
+// statuses written without conditions), never left Terminating.
+func TestRefusedConditionsStillLetDeletingObjectsGo(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "ready"}}))
+	setStatusSubresource(t, true)
+	removed := false
+	t.Cleanup(func() {
+		if !removed {
+			setStatusSubresource(t, false)
+		}
+	})
+	res := dyn(t).Resource(plainWidgets).Namespace(ns)
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "test.opgate.dev/v1", "kind": "PlainWidget",
+		"metadata": map[string]any{"name": "leaving", "namespace": ns}, "spec": map[string]any{"size": int64(1)}}}
+	if _, err := res.Create(context.Background(), obj, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create PlainWidget: %v", err)
+	}
+	startGateway(t)
+	createOperatorObject(t, fmt.Sprintf(`
+apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata: {name: plaindelete}
+spec:
+  watch: {apiVersion: test.opgate.dev/v1, kind: PlainWidget, namespaces: [%s]}
+  handler: {url: %q}
+  status: {conditions: true}
+  callbacks: [{id: create, events: [create]}, {id: cleanup, events: [delete]}]
+`, ns, h.URL))
+	waitReady(t, "plaindelete", "True")
+	eventually(t, 30*time.Second, func() error {
+		o, err := res.Get(context.Background(), "leaving", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if msg, _, _ := unstructured.NestedString(o.Object, "status", "message"); msg != "ready" || len(o.GetFinalizers()) == 0 {
+			return fmt.Errorf("status %v, finalizers %v: want handled and held", o.Object["status"], o.GetFinalizers())
+		}
+		return nil
+	})
+
+	setStatusSubresource(t, false)
+	removed = true
+	waitReady(t, "plaindelete", "False/StatusSubresourceMissing")
+	if err := res.Delete(context.Background(), "leaving", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete PlainWidget: %v", err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		o, err := res.Get(context.Background(), "leaving", metav1.GetOptions{})
+		if err == nil {
+			return fmt.Errorf("still there with finalizers %v while the operator is refused", o.GetFinalizers())
+		}
+		if n := len(h.calls("cleanup")); n == 0 {
+			return fmt.Errorf("gone, but the delete callback was never called")
+		}
+		return nil
+	})
+}
