@@ -270,3 +270,45 @@ spec:
 		return nil
 	})
 }
+
+// A deleting object whose status the server keeps refusing is let go of
+// anyway: the status goes with the object, and holding the finalizer for
+// it would leave the object Terminating for ever.
+func TestDeletingObjectGoesWhenItsStatusIsRefused(t *testing.T) {
+	all := []string{"*"}
+	read := []string{"get", "list", "watch"}
+	ns := newNamespace(t)
+	h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "bye"}}))
+	op := operatorFor(t, "deletenostatus", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Status = &spec.StatusSpec{Conditions: true}
+		s.Children = nil
+		s.Callbacks = []spec.Callback{{ID: "cleanup", Events: []spec.Event{spec.EventDelete}}}
+		s.Retry = fastRetry(200 * time.Millisecond)
+	})
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets/status"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets"}, Verbs: all},
+		{APIGroups: []string{"", "apps", spec.Group, "events.k8s.io", "coordination.k8s.io"}, Resources: all, Verbs: all},
+		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: read},
+	}
+	c, _ := impersonatedConfig(t, "opgate-nostatus-delete", rules, 0)
+	runGateway(t, c, runner.Options{Operators: []*spec.WebhookOperator{op}})
+	w := createWidget(t, ns, "example", 1)
+	eventually(t, 30*time.Second, func() error {
+		got, err := getWidget(t, ns, "example")
+		if err != nil {
+			return err
+		}
+		if len(got.GetFinalizers()) == 0 {
+			return fmt.Errorf("no finalizer yet")
+		}
+		return nil
+	})
+	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "example", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	waitWidgetGone(t, ns, "example")
+	if err := calledFor(h, "cleanup", w.GetUID(), 1); err != nil {
+		t.Fatal(err)
+	}
+}
