@@ -72,6 +72,11 @@ func (m *Manager) sweepStarted(ctx context.Context, op, prev *spec.WebhookOperat
 				return err
 			}
 		}
+		if len(forbidden) > 0 {
+			// Those kinds were not swept: their objects may still be held
+			// in namespaces the narrowing would forget.
+			return nil
+		}
 		return m.narrowRecordedNamespaces(ctx, op, within)
 	})
 }
