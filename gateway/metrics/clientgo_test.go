@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/opgate/opgate/gateway/metrics/metricstest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -63,7 +64,7 @@ func TestClientGoMetricsReachEveryRegistry(t *testing.T) {
 			{"rest_client_request_duration_seconds", map[string]string{"verb": "GET"}, 1},
 		}
 		for _, tt := range tests {
-			got, ok := valueOf(fams[tt.family], tt.labels)
+			got, ok := metricstest.Value(fams[tt.family], tt.labels)
 			if !ok || got < tt.atLeast {
 				t.Errorf("registry %d: %s%v = %v (found %v), want at least %v", i, tt.family, tt.labels, got, ok, tt.atLeast)
 			}
@@ -82,33 +83,4 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]*dto.MetricFamily
 		out[f.GetName()] = f
 	}
 	return out
-}
-
-// valueOf is the value of the first series of f carrying labels: a
-// counter's or gauge's value, a histogram's sample count.
-func valueOf(f *dto.MetricFamily, labels map[string]string) (float64, bool) {
-	if f == nil {
-		return 0, false
-	}
-next:
-	for _, m := range f.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for k, v := range labels {
-			if have[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.GetCounter().GetValue(), true
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount()), true
-		}
-	}
-	return 0, false
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/gateway/metrics/metricstest"
 	"github.com/opgate/opgate/gateway/spec"
 )
 
@@ -142,25 +143,8 @@ func assertGatewayMetrics(t *testing.T, addr, operator string) {
 // sampleOf is the value of the series of family f with labels (a
 // histogram's sample count); -1 when there is none.
 func sampleOf(fams map[string]*dto.MetricFamily, f string, labels map[string]string) float64 {
-next:
-	for _, m := range fams[f].GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for k, v := range labels {
-			if have[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.GetCounter().GetValue()
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue()
-		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount())
-		}
+	if v, ok := metricstest.Value(fams[f], labels); ok {
+		return v
 	}
 	return -1
 }

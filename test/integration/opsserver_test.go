@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/gateway/metrics/metricstest"
 	"github.com/opgate/opgate/gateway/runner"
 	"github.com/opgate/opgate/gateway/server"
 	"github.com/opgate/opgate/gateway/spec"
@@ -88,33 +89,6 @@ func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
 	return fams
 }
 
-// sample is the value of the series of family f with labels (a
-// histogram's sample count); ok is false when there is none.
-func sample(fams map[string]*dto.MetricFamily, f string, labels map[string]string) (float64, bool) {
-next:
-	for _, m := range fams[f].GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for k, v := range labels {
-			if have[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.GetCounter().GetValue(), true
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount()), true
-		}
-		return m.GetUntyped().GetValue(), true
-	}
-	return 0, false
-}
-
 // One object whose handler fails, one that succeeds, behind an HMAC
 // secret: /metrics counts them by state and carries client-go's work queue
 // metrics; the web view shows the failure and never the secret. (client-go's
@@ -140,7 +114,7 @@ func TestOpsServerShowsObjectStatesMetricsAndNoSecret(t *testing.T) {
 	createWidget(t, ns, "broken", 1)
 
 	objects := func(state string) float64 {
-		v, _ := sample(scrape(t, base), "opgate_objects", map[string]string{"operator": "opsview", "state": state})
+		v, _ := metricstest.Value(scrape(t, base)["opgate_objects"], map[string]string{"operator": "opsview", "state": state})
 		return v
 	}
 	eventually(t, 30*time.Second, func() error {
@@ -151,7 +125,7 @@ func TestOpsServerShowsObjectStatesMetricsAndNoSecret(t *testing.T) {
 	})
 	fams := scrape(t, base)
 	for _, state := range []string{"failing", "permanently_failed", "deleting", "pending"} {
-		if v, ok := sample(fams, "opgate_objects", map[string]string{"operator": "opsview", "state": state}); !ok || v != 0 {
+		if v, ok := metricstest.Value(fams["opgate_objects"], map[string]string{"operator": "opsview", "state": state}); !ok || v != 0 {
 			t.Errorf("opgate_objects{operator=opsview,state=%s} = %v (present %v), want 0", state, v, ok)
 		}
 	}
@@ -169,7 +143,7 @@ func TestOpsServerShowsObjectStatesMetricsAndNoSecret(t *testing.T) {
 		{"workqueue_unfinished_work_seconds", queue, 0},
 		{"workqueue_longest_running_processor_seconds", queue, 0},
 	} {
-		if v, ok := sample(fams, tt.family, tt.labels); !ok || v < tt.atLeast {
+		if v, ok := metricstest.Value(fams[tt.family], tt.labels); !ok || v < tt.atLeast {
 			t.Errorf("%s%v = %v (present %v), want at least %v", tt.family, tt.labels, v, ok, tt.atLeast)
 		}
 	}
