@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,50 +21,25 @@ import (
 // startCluster starts etcd, kube-apiserver and a kube-controller-manager
 // running only the garbage collector, on free ports under dir.
 func startCluster(ctx context.Context, dir string, log *slog.Logger) (*localcluster.Cluster, error) {
-	port, err := freePortBlock(5)
+	ports, err := localcluster.FreePorts(5)
 	if err != nil {
 		return nil, err
 	}
 	return localcluster.Start(ctx, localcluster.Config{
-		DataDir:          dir,
-		APIServerPort:    port,
-		Controllers:      []string{"garbagecollector"},
-		ControlPlaneOnly: true,
+		DataDir:               dir,
+		APIServerPort:         ports[0],
+		EtcdClientPort:        ports[1],
+		EtcdPeerPort:          ports[2],
+		ControllerManagerPort: ports[3],
+		SchedulerPort:         ports[4],
+		Controllers:           []string{"garbagecollector"},
+		ControlPlaneOnly:      true,
 		// The garbage collector deletes N children per run; at the
 		// default 20 QPS it would set the pace of the delete phase.
 		ControllerManagerFlags: []string{"--kube-api-qps=500", "--kube-api-burst=1000"},
 		KillWithParent:         true,
 		Logger:                 log,
 	})
-}
-
-// freePortBlock finds a port p with p..p+n-1 free (localcluster derives
-// the other components' ports from the API server's).
-func freePortBlock(n int) (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		if base+n > 65535 {
-			continue
-		}
-		free := true
-		for p := base + 1; p < base+n && free; p++ {
-			l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				free = false
-				continue
-			}
-			_ = l2.Close()
-		}
-		if free {
-			return base, nil
-		}
-	}
-	return 0, fmt.Errorf("no block of %d free ports on 127.0.0.1", n)
 }
 
 // installCRD creates the bench Memcached resource and waits until it is

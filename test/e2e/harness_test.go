@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/internal/localcluster"
 )
 
 // This file runs opgate the way a user does: the gateway and the example
@@ -186,7 +187,7 @@ func ptrTo[T any](v T) *T { return &v }
 // freePort is one free loopback port.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ports, err := freePorts(1)
+	ports, err := localcluster.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}

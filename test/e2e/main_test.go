@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -42,7 +41,7 @@ func runWithCluster(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
-	ports, err := freePorts(5)
+	ports, err := localcluster.FreePorts(5)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
@@ -95,21 +94,6 @@ func stopOnSignal(c *localcluster.Cluster, dir string) {
 		fmt.Fprintf(os.Stderr, "e2e: %v: cluster stopped, logs in %s/logs\n", sig, dir)
 		os.Exit(130)
 	}()
-}
-
-// freePorts returns n distinct free loopback ports, holding them all open
-// while choosing so that none is returned twice.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // Kubeconfig is the path of the shared cluster's admin kubeconfig, for

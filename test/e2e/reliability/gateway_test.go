@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/internal/localcluster"
 )
 
 var (
@@ -70,7 +71,7 @@ func newGateway(t testing.TB, name string, op *spec.WebhookOperator, extra ...st
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ports, err := freePorts(1)
+	ports, err := localcluster.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}

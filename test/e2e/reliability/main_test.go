@@ -15,7 +15,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -45,7 +44,7 @@ func runWithCluster(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "reliability: %v\n", err)
 		return 1
 	}
-	ports, err := freePorts(5)
+	ports, err := localcluster.FreePorts(5)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "reliability: %v\n", err)
 		return 1
@@ -80,18 +79,4 @@ func runWithCluster(m *testing.M) int {
 	}
 	_ = os.RemoveAll(dir)
 	return 0
-}
-
-// freePorts returns n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
