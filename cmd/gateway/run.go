@@ -47,6 +47,7 @@ type runOptions struct {
 	operatorRecord   string
 	ui               bool
 	secretNamespace  string
+	profiling        bool
 }
 
 func newRunCommand() *cobra.Command {
@@ -76,6 +77,7 @@ given files (several documents per file, several files) and needs no CRD.`,
 	f.StringVar(&o.leaseName, "leader-election-name", "opgate-gateway", "name of the leader election Lease")
 	f.StringVar(&o.operatorRecord, "operator-record", "", "with -f: namespace/name of a ConfigMap, this gateway's alone, recording the operators it runs, so that a restart without one releases its finalizers")
 	f.BoolVar(&o.ui, "ui", true, "serve the read-only web view under /ui/ on --addr")
+	f.BoolVar(&o.profiling, "profiling", false, "serve Go's pprof profiles under /debug/pprof/ on --addr (for diagnosing CPU and memory use)")
 	f.StringVar(&o.secretNamespace, "secret-namespace", "", "the only namespace handler Secrets (hmacSecretRef, bearerTokenSecretRef, clientCertSecretRef) may be in; operators referencing others are refused (default: $POD_NAMESPACE, else the kubeconfig context's namespace, else default)")
 	return cmd
 }
@@ -150,7 +152,7 @@ func (o *runOptions) run(ctx context.Context) error {
 
 // opsRoutes is what the ops server serves: the web view only with --ui.
 func (o *runOptions) opsRoutes(reg prometheus.Gatherer, ready func() error, view func() []engine.OperatorView, logger *slog.Logger) (server.Config, error) {
-	routes := server.Config{Gatherer: reg, Ready: ready}
+	routes := server.Config{Gatherer: reg, Ready: ready, Profiling: o.profiling}
 	if o.ui {
 		ui, err := webui.New(webui.Config{View: view, Logger: logger})
 		if err != nil {

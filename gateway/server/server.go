@@ -1,6 +1,7 @@
 // Package server is the gateway's operational HTTP surface on one chi
 // router: /metrics, /healthz, /readyz and the published contract under
-// /schemas/, and the web view under /ui/ when configured.
+// /schemas/, the web view under /ui/ and pprof under /debug/pprof/ when
+// configured.
 package server
 
 import (
@@ -23,6 +24,9 @@ type Config struct {
 	Ready func() error
 	// UI, when not nil, is the web view (gateway/webui), served under /ui/.
 	UI http.Handler
+	// Profiling serves Go's pprof profiles under /debug/pprof/: off unless
+	// asked for, since a profile shows the process's internals.
+	Profiling bool
 }
 
 // NewRouter returns the operational router.
@@ -48,6 +52,9 @@ func NewRouter(cfg Config) http.Handler {
 	})
 	if cfg.UI != nil {
 		r.Mount("/ui", cfg.UI)
+	}
+	if cfg.Profiling {
+		r.Mount("/debug", middleware.Profiler())
 	}
 	return r
 }

@@ -51,3 +51,21 @@ func TestRouterServesHealthMetricsAndSchemas(t *testing.T) {
 		})
 	}
 }
+
+func TestProfilesAreServedOnlyWhenAskedFor(t *testing.T) {
+	for _, tt := range []struct {
+		profiling bool
+		wantCode  int
+	}{{false, 404}, {true, 200}} {
+		srv := httptest.NewServer(NewRouter(Config{Gatherer: prometheus.NewRegistry(), Profiling: tt.profiling}))
+		resp, err := http.Get(srv.URL + "/debug/pprof/heap")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		srv.Close()
+		if resp.StatusCode != tt.wantCode {
+			t.Errorf("profiling=%v: GET /debug/pprof/heap = %d, want %d", tt.profiling, resp.StatusCode, tt.wantCode)
+		}
+	}
+}

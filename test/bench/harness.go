@@ -190,6 +190,9 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 			return err
 		}
 		after.at = done
+		if pd, ok := sys.(interface{ phaseDone(string) }); ok {
+			pd.phaseDone(p.name)
+		}
 		rep.Phases = append(rep.Phases, measure(*r, p.name, h.opts.N, before, after, w))
 		if idle && p.name == evCreate && h.opts.Idle > 0 {
 			if err := h.steady(ctx, sys, r, rep); err != nil {

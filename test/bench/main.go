@@ -33,6 +33,7 @@ type options struct {
 	Workloads []string
 	Timeout   time.Duration
 	Gateway   string // prebuilt gateway binary; empty: go build it
+	Profile   bool
 }
 
 func main() {
@@ -69,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	modes := fs.String("modes", "backlog,stream", "arrival modes")
 	workloads := fs.String("workloads", "fast,handler", "workloads: fast (no work in the handler), handler (handler-sleep per call)")
 	fs.StringVar(&o.Gateway, "gateway-bin", "", "gateway binary to measure (default: go build ./cmd/gateway into -out)")
+	fs.BoolVar(&o.Profile, "profile", false, "record the gateway's CPU profile (in 5 s chunks) and its heap at the end of each run under -out/profiles/")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -139,7 +141,7 @@ func runBench(ctx context.Context, opts options, log *slog.Logger) (*report, err
 	if err != nil {
 		return nil, err
 	}
-	e := env{kubeconfig: cluster.Kubeconfig(), outDir: filepath.Join(out, "logs"), gatewayBin: gwBin, self: self}
+	e := env{kubeconfig: cluster.Kubeconfig(), outDir: filepath.Join(out, "logs"), gatewayBin: gwBin, self: self, profile: opts.Profile}
 	rep, err := h.runAll(ctx, e)
 	if err != nil {
 		return nil, err

@@ -33,7 +33,10 @@ type env struct {
 	kubeconfig string
 	outDir     string
 	gatewayBin string
-	self       string // this program, re-run as `raw`
+	// profile: record the gateway's CPU and heap profiles under
+	// outDir/profiles/<namespace>.
+	profile bool
+	self    string // this program, re-run as `raw`
 }
 
 // gatewaySystem is the gateway as a separate process and the Go handler
@@ -43,6 +46,7 @@ type gatewaySystem struct {
 	handler *benchHandler
 	srv     *http.Server
 	gw      *child
+	prof    *profiler
 }
 
 func (g *gatewaySystem) start(ctx context.Context, ns string, tune tuning) error {
@@ -62,20 +66,40 @@ func (g *gatewaySystem) start(ctx context.Context, ns string, tune tuning) error
 		return err
 	}
 	logPath := filepath.Join(g.env.outDir, "gateway-"+ns+".log")
-	g.gw, err = startChild("gateway", logPath, g.env.gatewayBin, "run", "-f", opFile,
+	args := []string{"run", "-f", opFile,
 		"--kubeconfig", g.env.kubeconfig, "--addr", addr, "--log-level", "warn", "--log-format", "json",
 		"--workers", strconv.Itoa(tune.Workers),
-		"--kube-api-qps", strconv.FormatFloat(tune.QPS, 'f', -1, 32), "--kube-api-burst", strconv.Itoa(tune.Burst))
-	if err != nil {
+		"--kube-api-qps", strconv.FormatFloat(tune.QPS, 'f', -1, 32), "--kube-api-burst", strconv.Itoa(tune.Burst)}
+	if g.env.profile {
+		args = append(args, "--profiling")
+	}
+	if g.gw, err = startChild("gateway", logPath, g.env.gatewayBin, args...); err != nil {
 		return err
 	}
-	return g.gw.waitHTTP(ctx, "http://"+addr+"/healthz", logPath)
+	if err := g.gw.waitHTTP(ctx, "http://"+addr+"/healthz", logPath); err != nil {
+		return err
+	}
+	if g.env.profile {
+		g.prof, err = startProfiler("http://"+addr, filepath.Join(g.env.outDir, "profiles", ns))
+	}
+	return err
 }
 
 func (g *gatewaySystem) stats(context.Context) (stats, error) { return g.handler.rec.snapshot(), nil }
 func (g *gatewaySystem) usage() (procUsage, error)            { return g.gw.usage() }
 
+// phaseDone keeps the heap profile at the end of a phase.
+func (g *gatewaySystem) phaseDone(phase string) {
+	if g.prof != nil {
+		g.prof.heap(phase)
+	}
+}
+
 func (g *gatewaySystem) stop() {
+	if g.prof != nil {
+		g.prof.stop()
+		g.prof = nil
+	}
 	if g.gw != nil {
 		g.gw.stop()
 	}

@@ -215,10 +215,14 @@ func evalString(t *testing.T, browser context.Context, script string) string {
 // screenshot writes the page as a PNG under artifactDir and logs its path.
 func screenshot(t *testing.T, browser context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
+	// Chromium refuses a capture ("Cannot take screenshot with 0 width")
+	// while the page's live refresh swaps its content; a later one works.
+	var png []byte
+	Eventually(t, browserTimeout, "a screenshot "+name, func(context.Context) (bool, string, error) {
+		var err error
+		png, err = chromedp.Run(browser, chromedp.FullScreenshot(100))
+		return err == nil && len(png) > 0, fmt.Sprintf("%d bytes", len(png)), err
+	})
 	path := filepath.Join(artifactDir(t), name)
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
