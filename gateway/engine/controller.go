@@ -155,6 +155,7 @@ type Controller struct {
 	mu       sync.Mutex
 	memory   map[string]*objectMemory
 	vanished map[string]map[types.UID]*vanishedObject // see vanished.go
+	gone     map[string]bool                          // keys with nothing left to let go of: see noteGone
 }
 
 type childKind struct {

@@ -38,6 +38,9 @@ type objectMemory struct {
 	// delivery (uid, attempt, backoff) and finished callbacks are not
 	// called again.
 	unwritten, unwrittenBase string
+	// released: this process removed the finalizer of the deleting
+	// object (guarded by the Controller's mu).
+	released bool
 }
 
 // memoryOf returns what this process remembers of the object with uid,
@@ -53,6 +56,12 @@ func (c *Controller) memoryOf(key string, uid types.UID) *objectMemory {
 		c.memory[key] = m
 	}
 	return m
+}
+
+func (c *Controller) setReleased(m *objectMemory, released bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m.released = released
 }
 
 func (c *Controller) forget(key string) {
@@ -125,6 +134,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	cached, ok := c.parent.get(key)
 	if !ok {
 		c.forget(key)
+		if c.takeGone(key) {
+			return 0, nil
+		}
 		return 0, c.releaseIfUnwatched(ctx, key)
 	}
 	refused := c.conditionsRefused() != ""
@@ -228,7 +240,11 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		if err := c.deleteChildrenByLabel(ctx, p); err != nil {
 			return 0, c.keepProgress(ctx, p, err)
 		}
+		// Before the write: the watch may report the deletion it
+		// completes before the write returns. See noteGone.
+		c.setReleased(mem, true)
 		if err := c.writeFinalizer(ctx, p, false); err != nil {
+			c.setReleased(mem, false)
 			return 0, c.keepProgress(ctx, p, err)
 		}
 		return 0, nil // the object is going away; no state to keep

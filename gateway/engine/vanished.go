@@ -41,7 +41,46 @@ func (c *Controller) onParentDeleted(obj any) {
 		selects(c.op, c.parent.mapping.GroupVersionKind.GroupKind(), u) && u.GetAnnotations()[decide.ReleaseAnnotation] != "true" {
 		c.noteVanished(u)
 	}
+	c.noteGone(obj)
 	c.enqueueObject(obj)
+}
+
+// noteGone remembers whether the watch's last word on a key leaves nothing
+// to let go of: the object was deleting and this process released its
+// finalizer, or it held nothing of the gateway's at all. Its pass then
+// skips the live read releaseIfUnwatched makes for an object that left the
+// selection still holding the finalizer (one read per deleted object
+// otherwise). The event's object cannot tell by itself: a deletion that
+// the finalizer's removal completes reports the state before the removal.
+// A tombstone's state may be stale: its key is read as before.
+func (c *Controller) noteGone(obj any) {
+	u, final := obj.(*unstructured.Unstructured)
+	if !final {
+		return
+	}
+	key := keyOf(u)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.memory[key]
+	released := m != nil && m.uid == u.GetUID() && m.released
+	if !(u.GetDeletionTimestamp() != nil && released || !holdsAny(u, c.op.Name)) {
+		delete(c.gone, key)
+		return
+	}
+	if c.gone == nil {
+		c.gone = map[string]bool{}
+	}
+	c.gone[key] = true
+}
+
+// takeGone says whether noteGone found nothing to let go of under key, and
+// forgets it.
+func (c *Controller) takeGone(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gone := c.gone[key]
+	delete(c.gone, key)
+	return gone
 }
 
 func (c *Controller) noteVanished(u *unstructured.Unstructured) {

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/runner"
@@ -139,6 +140,13 @@ func startGatewayWithMetrics(t *testing.T, ops ...*spec.WebhookOperator) (stop f
 // when nil.
 func startGatewayWithOptions(t *testing.T, opts runner.Options, ops ...*spec.WebhookOperator) (stop func(), reg *prometheus.Registry) {
 	t.Helper()
+	return startGatewayWithConfig(t, cfg, opts, ops...)
+}
+
+// startGatewayWithConfig is startGatewayWithOptions talking to the API
+// server through config (e.g. one whose transport counts requests).
+func startGatewayWithConfig(t *testing.T, config *rest.Config, opts runner.Options, ops ...*spec.WebhookOperator) (stop func(), reg *prometheus.Registry) {
+	t.Helper()
 	reg = prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
 	level := slog.LevelWarn
@@ -149,7 +157,7 @@ func startGatewayWithOptions(t *testing.T, opts runner.Options, ops ...*spec.Web
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
-	gw, err := runner.New(cfg, opts)
+	gw, err := runner.New(config, opts)
 	if err != nil {
 		t.Fatalf("wire gateway: %v", err)
 	}
