@@ -64,9 +64,13 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 			t.Errorf("%s: peak RSS %.0f MiB, CPU %.2f s", name, p.PeakRSSMiB, p.CPUSeconds)
 		}
 		if p.System == systemRaw && p.Phase != evDelete {
-			for _, k := range []string{"APPLY deployments", "PATCH memcacheds/status"} {
-				if p.Requests[k] != 1 {
-					t.Errorf("%s: %s %.2f per object, want 1 (requests %v)", name, k, p.Requests[k], p.Requests)
+			// create: finalizer and state; update: state.
+			state := map[string]float64{evCreate: 2, evUpdate: 1}[p.Phase]
+			for k, want := range map[string]float64{"APPLY deployments": 1, "PATCH memcacheds/status": 1, "PATCH memcacheds": state} {
+				// The API server counts a request once it has answered: the
+				// phase's last one may miss the sample taken at convergence.
+				if got := p.Requests[k]; got > want || got < want-1.0/float64(opts.N) {
+					t.Errorf("%s: %s %.2f per object, want %.0f (requests %v)", name, k, got, want, p.Requests)
 				}
 			}
 		}

@@ -204,12 +204,14 @@ func (c *rawController) reconcile(ctx context.Context, key string) error {
 	if err := pause(ctx, c.sleep); err != nil {
 		return err
 	}
-	if event == evCreate {
-		// Write: finalizer and state in one patch, before anything else.
+	if event == evCreate && !slices.Contains(u.GetFinalizers(), rawFinalizer) {
+		// Write: the finalizer, before anything exists that the delete
+		// work must clean up. The state cannot come with it: written
+		// before the child and status, it would mark the create handled
+		// when a crash right after still owes them (docs/performance.md).
 		if err := patchJSON(ctx, parents, name, map[string]any{"metadata": map[string]any{
 			"resourceVersion": u.GetResourceVersion(),
 			"finalizers":      append(slices.Clone(u.GetFinalizers()), rawFinalizer),
-			"annotations":     map[string]any{rawState: want},
 		}}); err != nil {
 			return err
 		}
@@ -228,13 +230,12 @@ func (c *rawController) reconcile(ctx context.Context, key string) error {
 	if _, err := parents.Patch(ctx, name, types.MergePatchType, status, metav1.PatchOptions{}, "status"); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	if event == evUpdate {
-		// Write: the state, once the update's writes are done.
-		if err := patchJSON(ctx, parents, name, map[string]any{"metadata": map[string]any{
-			"annotations": map[string]any{rawState: want},
-		}}); err != nil {
-			return err
-		}
+	// Write: the state, once the change's writes are done: a crash before
+	// it handles the change again (at least once), never loses it.
+	if err := patchJSON(ctx, parents, name, map[string]any{"metadata": map[string]any{
+		"annotations": map[string]any{rawState: want},
+	}}); err != nil {
+		return err
 	}
 	c.done.Store(u.GetUID(), want)
 	return nil
