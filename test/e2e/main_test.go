@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opgate/opgate/internal/poll"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -137,34 +139,11 @@ func NewNamespace(t testing.TB, client kubernetes.Interface) string {
 	return ns.Name
 }
 
-// Condition reports whether what a test waits for holds, and if not, what
-// it saw instead (for the failure message).
-type Condition func(ctx context.Context) (done bool, seen string, err error)
+// Condition is what Eventually waits for.
+type Condition = poll.Condition
 
-// Eventually polls cond every 200ms until it holds, and fails the test if it
-// does not within timeout, with the last state seen. An error from cond is
-// taken as "not yet" (the API server may be busy) and reported if it is the
-// last thing seen.
+// Eventually polls cond until it holds (see poll.Eventually).
 func Eventually(t testing.TB, timeout time.Duration, what string, cond Condition) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	ticker := time.NewTicker(200 * time.Millisecond)
-	defer ticker.Stop()
-	var seen string
-	for {
-		done, last, err := cond(ctx)
-		if err != nil {
-			last = "error: " + err.Error()
-		}
-		if done {
-			return
-		}
-		seen = last
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %s waiting for %s; last seen: %s", timeout, what, seen)
-		case <-ticker.C:
-		}
-	}
+	poll.Eventually(t, timeout, what, cond)
 }

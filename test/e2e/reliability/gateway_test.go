@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opgate/opgate/internal/poll"
+
 	"github.com/opgate/opgate/gateway/spec"
 	"github.com/opgate/opgate/internal/localcluster"
 )
@@ -176,28 +178,8 @@ func (g *gateway) leads(ctx context.Context) bool {
 	return false
 }
 
-// eventually polls cond every 200ms until it holds, and fails the test with
-// the last state seen if it does not within timeout.
+// eventually polls cond until it holds (see poll.Eventually).
 func eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string, error)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	ticker := time.NewTicker(200 * time.Millisecond)
-	defer ticker.Stop()
-	var seen string
-	for {
-		done, last, err := cond(ctx)
-		if err != nil {
-			last = "error: " + err.Error()
-		}
-		if done {
-			return
-		}
-		seen = last
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %s waiting for %s; last seen: %s", timeout, what, seen)
-		case <-ticker.C:
-		}
-	}
+	poll.Eventually(t, timeout, what, cond)
 }
