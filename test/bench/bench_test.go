@@ -83,7 +83,8 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		t.Errorf("single-object latency measured for %d systems, want 2: %+v", len(rep.Single), rep.Single)
 	}
 	for _, s := range rep.Single {
-		if s.Count != 3 || s.P50Ms <= 0 || s.P99Ms < s.P50Ms || s.MaxMs < s.P99Ms || s.Calls != 3 || s.CallP99Ms > s.MaxMs {
+		if s.Count != 3 || s.P50Ms <= 0 || s.P99Ms < s.P50Ms || s.MaxMs < s.P99Ms || s.Calls != 3 || s.CallP99Ms > s.MaxMs ||
+			s.FinalizerP50Ms <= 0 || s.FinalizerP99Ms > s.MaxMs {
 			t.Errorf("single objects, %s: %+v", s.System, s)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 )
 
 // singleResult is the latency of single objects on an idle, converged
@@ -34,6 +35,9 @@ type singleResult struct {
 	Calls     int     `json:"calls"`
 	CallP50Ms float64 `json:"callP50Ms"`
 	CallP99Ms float64 `json:"callP99Ms"`
+	// Create → the watch showing the system's finalizer on the object.
+	FinalizerP50Ms float64 `json:"finalizerP50Ms"`
+	FinalizerP99Ms float64 `json:"finalizerP99Ms"`
 }
 
 // singleTimeout bounds one object's create, status and deletion.
@@ -45,15 +49,16 @@ func (h *harness) single(ctx context.Context, sys system, r *run, rep *report) e
 	h.log.Info("single objects", "system", r.System, "count", h.opts.Single)
 	w := &workload{dyn: h.dyn, typed: h.typed, ns: r.namespace()}
 	returned := map[string]time.Time{}
-	var lat []float64
+	var lat, fin []float64
 	for i := range h.opts.Single {
 		name := fmt.Sprintf("single-%04d", i)
-		created, seen, err := w.createAndWatch(ctx, name)
+		t, err := w.createAndWatch(ctx, name)
 		if err != nil {
 			return err
 		}
-		returned[name] = created
-		lat = append(lat, ms(seen.Sub(created)))
+		returned[name] = t.created
+		lat = append(lat, ms(t.status.Sub(t.created)))
+		fin = append(fin, ms(t.finalizer.Sub(t.created)))
 		if err := w.deleteAndWait(ctx, name); err != nil {
 			return err
 		}
@@ -70,48 +75,61 @@ func (h *harness) single(ctx context.Context, sys system, r *run, rep *report) e
 	}
 	slices.Sort(lat)
 	slices.Sort(call)
+	slices.Sort(fin)
 	rep.Single = append(rep.Single, singleResult{
 		System: r.System, Workload: r.Workload, Mode: r.Mode, Backlog: h.opts.N, Count: len(lat),
 		P50Ms: percentile(lat, 0.50), P99Ms: percentile(lat, 0.99), MaxMs: percentile(lat, 1),
-		Calls: len(call), CallP50Ms: percentile(call, 0.50), CallP99Ms: percentile(call, 0.99),
+		Calls: len(call), CallP50Ms: percentile(call, 0.50),
+		CallP99Ms: percentile(call, 0.99), FinalizerP50Ms: percentile(fin, 0.50),
+		FinalizerP99Ms: percentile(fin, 0.99),
 	})
 	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// createAndWatch creates the object and returns when the create request
-// returned and when a watch, opened before the create, showed its status.
-func (w *workload) createAndWatch(ctx context.Context, name string) (created, seen time.Time, err error) {
+// singleTimes are when the create request returned and when a watch,
+// opened before the create, first showed a finalizer and the status.
+type singleTimes struct{ created, finalizer, status time.Time }
+
+// createAndWatch creates the object and watches it until its status shows.
+func (w *workload) createAndWatch(ctx context.Context, name string) (t singleTimes, err error) {
 	ctx, cancel := context.WithTimeout(ctx, singleTimeout)
 	defer cancel()
-	wi, err := w.parents().Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
-	if err != nil {
-		return created, seen, fmt.Errorf("watch %s: %w", name, err)
+	nw := &nameWatch{r: w.parents(), name: name}
+	defer nw.stop()
+	if _, err := nw.open(ctx); err != nil {
+		return t, err
 	}
-	defer wi.Stop()
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": group + "/" + version, "kind": kind,
 		"metadata": map[string]any{"name": name, "namespace": w.ns},
 		"spec":     map[string]any{"size": int64(1)},
 	}}
 	if _, err := w.parents().Create(ctx, obj, metav1.CreateOptions{}); err != nil {
-		return created, seen, fmt.Errorf("create %s: %w", name, err)
+		return t, fmt.Errorf("create %s: %w", name, err)
 	}
-	created = time.Now()
+	t.created = time.Now()
 	for {
-		ev, err := nextEvent(ctx, wi, name)
+		ev, err := nw.next(ctx)
 		if err != nil {
-			return created, seen, err
+			return t, err
 		}
 		u, ok := ev.Object.(*unstructured.Unstructured)
 		if !ok || ev.Type == watch.Deleted {
 			continue
 		}
+		if t.finalizer.IsZero() && len(u.GetFinalizers()) > 0 {
+			t.finalizer = time.Now()
+		}
 		observed, _, _ := unstructured.NestedInt64(u.Object, "status", "observedSize")
 		dep, _, _ := unstructured.NestedString(u.Object, "status", "deploymentName")
 		if observed == 1 && dep == name {
-			return created, time.Now(), nil
+			t.status = time.Now()
+			if t.finalizer.IsZero() {
+				t.finalizer = t.status
+			}
+			return t, nil
 		}
 	}
 }
@@ -121,11 +139,11 @@ func (w *workload) createAndWatch(ctx context.Context, name string) (created, se
 func (w *workload) deleteAndWait(ctx context.Context, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, singleTimeout)
 	defer cancel()
-	wi, err := w.parents().Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
-	if err != nil {
-		return fmt.Errorf("watch %s: %w", name, err)
+	nw := &nameWatch{r: w.parents(), name: name}
+	defer nw.stop()
+	if _, err := nw.open(ctx); err != nil {
+		return err
 	}
-	defer wi.Stop()
 	if err := w.parents().Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -133,7 +151,7 @@ func (w *workload) deleteAndWait(ctx context.Context, name string) error {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	for {
-		ev, err := nextEvent(ctx, wi, name)
+		ev, err := nw.next(ctx)
 		if err != nil {
 			return err
 		}
@@ -143,19 +161,54 @@ func (w *workload) deleteAndWait(ctx context.Context, name string) error {
 	}
 }
 
-// nextEvent is the watch's next event; an error event, a closed watch or
-// the deadline fail the measurement.
-func nextEvent(ctx context.Context, wi watch.Interface, name string) (watch.Event, error) {
+// nameWatch watches one object by name. When the API server ends the
+// watch, a list stands in for the events missed (the object as it is now,
+// or its deletion) and the watch resumes from the list's resourceVersion.
+type nameWatch struct {
+	r    dynamic.ResourceInterface
+	name string
+	wi   watch.Interface
+}
+
+// open lists the object and watches it from there; it returns what the
+// list showed as an event (nil: nothing to report).
+func (nw *nameWatch) open(ctx context.Context) (*watch.Event, error) {
+	nw.stop()
+	sel := metav1.ListOptions{FieldSelector: "metadata.name=" + nw.name}
+	list, err := nw.r.List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", nw.name, err)
+	}
+	sel.ResourceVersion = list.GetResourceVersion()
+	if nw.wi, err = nw.r.Watch(ctx, sel); err != nil {
+		return nil, fmt.Errorf("watch %s: %w", nw.name, err)
+	}
+	if len(list.Items) == 0 {
+		return &watch.Event{Type: watch.Deleted}, nil
+	}
+	return &watch.Event{Type: watch.Modified, Object: &list.Items[0]}, nil
+}
+
+// next is the object's next event; the deadline fails the measurement.
+func (nw *nameWatch) next(ctx context.Context) (watch.Event, error) {
 	select {
 	case <-ctx.Done():
-		return watch.Event{}, fmt.Errorf("%s: %w", name, ctx.Err())
-	case ev, ok := <-wi.ResultChan():
-		if !ok {
-			return ev, fmt.Errorf("%s: the watch closed", name)
+		return watch.Event{}, fmt.Errorf("%s: %w", nw.name, ctx.Err())
+	case ev, ok := <-nw.wi.ResultChan():
+		if ok && ev.Type != watch.Error {
+			return ev, nil
 		}
-		if ev.Type == watch.Error {
-			return ev, fmt.Errorf("%s: watch: %v", name, apierrors.FromObject(ev.Object))
+		// Closed, or an error such as an expired resourceVersion.
+		listed, err := nw.open(ctx)
+		if err != nil {
+			return watch.Event{}, err
 		}
-		return ev, nil
+		return *listed, nil
+	}
+}
+
+func (nw *nameWatch) stop() {
+	if nw.wi != nil {
+		nw.wi.Stop()
 	}
 }
