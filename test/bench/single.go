@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -40,6 +41,9 @@ type singleResult struct {
 	FinalizerP99Ms float64 `json:"finalizerP99Ms"`
 }
 
+// singlePrefix names the single objects, apart from the workload's.
+const singlePrefix = "single-"
+
 // singleTimeout bounds one object's create, status and deletion.
 const singleTimeout = 60 * time.Second
 
@@ -51,7 +55,7 @@ func (h *harness) single(ctx context.Context, sys system, r *run, rep *report) e
 	returned := map[string]time.Time{}
 	var lat, fin []float64
 	for i := range h.opts.Single {
-		name := fmt.Sprintf("single-%04d", i)
+		name := fmt.Sprintf("%s%04d", singlePrefix, i)
 		t, err := w.createAndWatch(ctx, name)
 		if err != nil {
 			return err
@@ -62,6 +66,11 @@ func (h *harness) single(ctx context.Context, sys system, r *run, rep *report) e
 		if err := w.deleteAndWait(ctx, name); err != nil {
 			return err
 		}
+	}
+	// The garbage collector's work on their children stays out of the
+	// next phase's request counts.
+	if _, err := waitFor(ctx, h.opts.Timeout, r.namespace()+" single objects' children collected", w.singleChildrenGone); err != nil {
+		return err
 	}
 	st, err := sys.stats(ctx)
 	if err != nil {
@@ -211,4 +220,20 @@ func (nw *nameWatch) stop() {
 	if nw.wi != nil {
 		nw.wi.Stop()
 	}
+}
+
+// singleChildrenGone reports whether the garbage collector took the
+// children of every single object.
+func (w *workload) singleChildrenGone(ctx context.Context) (bool, string, error) {
+	deps, err := w.typed.AppsV1().Deployments(w.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, "", err
+	}
+	left := 0
+	for _, d := range deps.Items {
+		if strings.HasPrefix(d.Name, singlePrefix) {
+			left++
+		}
+	}
+	return left == 0, fmt.Sprintf("%d children of single objects left", left), nil
 }
