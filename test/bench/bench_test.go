@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts, err := parseFlags([]string{"-n", "20", "-idle", "1s", "-modes", "backlog,stream", "-workloads", "fast",
-		"-out", t.TempDir(), "-phase-timeout", "90s"}, io.Discard)
+		"-out", t.TempDir(), "-phase-timeout", "90s", "-single", "3"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,15 +79,24 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 	if len(rep.Steady) != 1 || rep.Steady[0].Seconds < 1 || rep.Steady[0].RSSMiB <= 0 {
 		t.Errorf("steady state: %+v", rep.Steady)
 	}
+	if len(rep.Single) != 2 {
+		t.Errorf("single-object latency measured for %d systems, want 2: %+v", len(rep.Single), rep.Single)
+	}
+	for _, s := range rep.Single {
+		if s.Count != 3 || s.P50Ms <= 0 || s.P99Ms < s.P50Ms || s.MaxMs < s.P99Ms || s.Calls != 3 || s.CallP99Ms > s.MaxMs ||
+			s.FinalizerP50Ms <= 0 || s.FinalizerP99Ms > s.MaxMs {
+			t.Errorf("single objects, %s: %+v", s.System, s)
+		}
+	}
 	var decoded report
 	data, err := os.ReadFile(filepath.Join(opts.Out, "results.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(data, &decoded); err != nil || len(decoded.Phases) != len(rep.Phases) {
-		t.Errorf("results.json: %v, %d phases", err, len(decoded.Phases))
+	if err := json.Unmarshal(data, &decoded); err != nil || len(decoded.Phases) != len(rep.Phases) || len(decoded.Single) != len(rep.Single) {
+		t.Errorf("results.json: %v, %d phases, %d single-object results", err, len(decoded.Phases), len(decoded.Single))
 	}
-	if md, err := os.ReadFile(filepath.Join(opts.Out, "results.md")); err != nil || len(md) == 0 {
-		t.Errorf("results.md: %v", err)
+	if md, err := os.ReadFile(filepath.Join(opts.Out, "results.md")); err != nil || !strings.Contains(string(md), "Single objects") {
+		t.Errorf("results.md: %v, no single-object table in:\n%s", err, md)
 	}
 }

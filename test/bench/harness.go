@@ -199,6 +199,13 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 				return err
 			}
 		}
+		// Single objects once per system, on the converged backlog, after
+		// the idle window and outside every phase's figures.
+		if p.name == evCreate && h.opts.Single > 0 && r.Workload == h.opts.Workloads[0] && r.Mode == h.opts.Modes[0] {
+			if err := h.single(ctx, sys, r, rep); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

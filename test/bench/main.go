@@ -34,6 +34,7 @@ type options struct {
 	Timeout   time.Duration
 	Gateway   string // prebuilt gateway binary; empty: go build it
 	Profile   bool
+	Single    int // objects created one at a time for the single-object latency (0: skip)
 }
 
 func main() {
@@ -71,6 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	workloads := fs.String("workloads", "fast,handler", "workloads: fast (no work in the handler), handler (handler-sleep per call)")
 	fs.StringVar(&o.Gateway, "gateway-bin", "", "gateway binary to measure (default: go build ./cmd/gateway into -out)")
 	fs.BoolVar(&o.Profile, "profile", false, "record the gateway's CPU profile (in 5 s chunks) and its heap at the end of each run under -out/profiles/")
+	fs.IntVar(&o.Single, "single", 20, "single-object latency: after the first workload's first create phase converged, create this many objects one at a time on each system and measure create → status (0: skip)")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -85,6 +87,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if w != workloadFast && w != workloadHandler {
 			return o, fmt.Errorf("-workloads: %q is neither fast nor handler", w)
 		}
+	}
+	if o.Single < 0 {
+		return o, fmt.Errorf("-single must not be negative, got %d", o.Single)
 	}
 	if o.N < 1 {
 		return o, fmt.Errorf("-n must be at least 1, got %d", o.N)

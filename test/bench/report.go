@@ -18,6 +18,7 @@ type report struct {
 	Tuning   []namedTuning  `json:"tuning"`
 	Phases   []phaseResult  `json:"phases"`
 	Steady   []steadyResult `json:"steady,omitempty"`
+	Single   []singleResult `json:"single,omitempty"`
 }
 
 type namedTuning struct {
@@ -162,6 +163,14 @@ func (rep *report) markdown() string {
 		for _, s := range rep.Steady {
 			fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.0f | %.0f | %.0f | %s |\n",
 				s.System, s.N, s.Seconds, s.CPUSeconds, s.RSSMiB, s.PeakRSSMiB, s.Writes, formatCounts(s.Requests))
+		}
+	}
+	if len(rep.Single) > 0 {
+		b.WriteString("\nSingle objects on the idle, converged system (created one at a time; create request returned → status seen in a watch; finalizer: → the system's finalizer seen; call: → first call for the object):\n\n")
+		b.WriteString("| workload | mode | system | backlog | objects | p50 ms | p99 ms | max ms | finalizer p50/p99 ms | call p50/p99 ms |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, s := range rep.Single {
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %.1f | %.1f | %.1f | %.1f / %.1f | %.1f / %.1f |\n",
+				s.Workload, s.Mode, s.System, s.Backlog, s.Count, s.P50Ms, s.P99Ms, s.MaxMs, s.FinalizerP50Ms, s.FinalizerP99Ms, s.CallP50Ms, s.CallP99Ms)
 		}
 	}
 	return b.String()
