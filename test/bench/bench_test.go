@@ -68,9 +68,7 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 			// create: finalizer and state; update: state.
 			state := map[string]float64{evCreate: 2, evUpdate: 1}[p.Phase]
 			for k, want := range map[string]float64{"APPLY deployments": 1, "PATCH memcacheds/status": 1, "PATCH memcacheds": state} {
-				// The API server counts a request once it has answered: the
-				// phase's last one may miss the sample taken at convergence.
-				if got := p.Requests[k]; got > want || got < want-1.0/float64(opts.N) {
+				if got := p.Requests[k]; got != want {
 					t.Errorf("%s: %s %.2f per object, want %.0f (requests %v)", name, k, got, want, p.Requests)
 				}
 			}

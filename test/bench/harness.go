@@ -185,7 +185,7 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 		if err != nil {
 			return err
 		}
-		after, err := h.sample(ctx, sys, true)
+		after, err := h.settled(ctx, sys)
 		if err != nil {
 			return err
 		}
@@ -208,6 +208,34 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 		}
 	}
 	return nil
+}
+
+// settleQuiet is how long the API server must see no write to the bench's
+// resources for a converged phase's work to count as finished.
+const settleQuiet = time.Second
+
+// settled samples once the system's trailing writes are in: what users see
+// (status, children) converges before the state annotation that marks the
+// change handled is written, and a phase's writes include it. The phase's
+// time is still taken at convergence.
+func (h *harness) settled(ctx context.Context, sys system) (sample, error) {
+	s, err := h.sample(ctx, sys, true)
+	for deadline := time.Now().Add(h.opts.Timeout); err == nil && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return s, ctx.Err()
+		case <-time.After(settleQuiet):
+		}
+		var next sample
+		if next, err = h.sample(ctx, sys, true); err == nil {
+			quiet := writes(next.api.minus(s.api).minus(next.own.minus(s.own))) == 0
+			s = next
+			if quiet {
+				break
+			}
+		}
+	}
+	return s, err
 }
 
 // steady watches the converged system for opts.Idle.
