@@ -32,7 +32,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}, []string{"operator", "callback", "event"}),
 		EventLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "opgate_event_to_callback_seconds", Help: "Time from the gateway seeing a change to the handler's answer.",
+			Name: "opgate_event_to_callback_seconds", Help: "Time from the gateway seeing a changed spec to the handler's answer applied (children and status written).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
 		}, []string{"operator", "event"}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
