@@ -10,7 +10,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -151,7 +150,7 @@ func (c *Client) Call(ctx context.Context, ep Endpoint, req *callbacks.Request) 
 	if d, ok := ctx.Deadline(); ok && d.Before(sent.Deadline) {
 		sent.Deadline = d.UTC()
 	}
-	body, err := json.Marshal(&sent)
+	body, err := encodeRequest(&sent)
 	if err != nil {
 		return nil, failure.Permanentf(ReasonInvalidRequest, "call %s: encode request: %w", where, err)
 	}
