@@ -2,8 +2,8 @@ package engine
 
 import (
 	"context"
-	"maps"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
