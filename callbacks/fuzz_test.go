@@ -1,13 +1,16 @@
 package callbacks
 
 import (
+	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 )
 
 // FuzzDecodeResponse: no answer a handler can send makes decoding panic,
-// and whatever decodes re-encodes to a body that decodes again (so the
-// gateway never applies something the contract would refuse).
+// whatever decodes is what a typed decoding of the body gives, and it
+// re-encodes to a body that decodes again (so the gateway never applies
+// something the contract would refuse).
 func FuzzDecodeResponse(f *testing.F) {
 	for _, seed := range []string{
 		``, `{}`, `{"status":{"nodes":["a"]}}`, `{"children":[]}`,
@@ -21,6 +24,12 @@ func FuzzDecodeResponse(f *testing.F) {
 		resp, err := DecodeResponse(body)
 		if err != nil {
 			return
+		}
+		if len(bytes.TrimSpace(body)) > 0 {
+			var typed Response
+			if err := json.Unmarshal(body, &typed); err != nil || !reflect.DeepEqual(resp, &typed) {
+				t.Fatalf("decoded %#v, a typed decoding gives %#v (%v)", resp, &typed, err)
+			}
 		}
 		again, err := json.Marshal(resp)
 		if err != nil {

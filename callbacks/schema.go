@@ -91,21 +91,22 @@ func DecodeResponse(body []byte) (*Response, error) {
 	if v := checkShape(body); v != nil {
 		return nil, &ContractError{Document: "response", Violations: []Violation{*v}}
 	}
-	schemas, err := LoadSchemas()
+	// One parse serves the checks and the Response: the document the
+	// checks admitted is converted, never decoded a second time. The checks
+	// are schema/response.json's rules in Go (responsecheck.go), which
+	// cost a fraction of running the schema validator on every answer.
+	doc, err := parseJSON(body)
 	if err != nil {
-		return nil, err
-	}
-	if err := validateDocument(schemas.Response, "response", body); err != nil {
-		return nil, err
-	}
-	var resp Response
-	if err := json.Unmarshal(body, &resp); err != nil {
-		// The schema admitted the document, so this is a value the Go types
-		// cannot hold (a number too large for an int64 field, say).
 		return nil, &ContractError{Document: "response", Violations: []Violation{{Message: err.Error()}}}
 	}
+	if bad := checkResponse(doc); len(bad) > 0 {
+		return nil, &ContractError{Document: "response", Violations: bad}
+	}
+	resp, bad := responseOf(doc)
+	if len(bad) > 0 {
+		return nil, &ContractError{Document: "response", Violations: bad}
+	}
 	// The pattern admits "99999999999h", which overflows time.Duration.
-	var bad []Violation
 	if _, err := resp.RequeueAfterDuration(); err != nil {
 		bad = append(bad, Violation{Path: "/requeueAfter", Message: err.Error()})
 	}
@@ -117,7 +118,7 @@ func DecodeResponse(body []byte) (*Response, error) {
 	if len(bad) > 0 {
 		return nil, &ContractError{Document: "response", Violations: bad}
 	}
-	return &resp, nil
+	return resp, nil
 }
 
 // ValidateRequest checks an encoded CallbackRequest against the request
@@ -129,24 +130,26 @@ func ValidateRequest(body []byte) error {
 	if err != nil {
 		return err
 	}
-	return validateDocument(schemas.Request, "request", body)
+	_, err = validateDocument(schemas.Request, "request", body)
+	return err
 }
 
-// validateDocument parses body as exactly one JSON value and validates it.
-func validateDocument(schema *jsonschema.Schema, document string, body []byte) error {
+// validateDocument parses body as exactly one JSON value, validates it and
+// returns it.
+func validateDocument(schema *jsonschema.Schema, document string, body []byte) (any, error) {
 	doc, err := parseJSON(body)
 	if err != nil {
-		return &ContractError{Document: document, Violations: []Violation{{Message: err.Error()}}}
+		return nil, &ContractError{Document: document, Violations: []Violation{{Message: err.Error()}}}
 	}
 	err = schema.Validate(doc)
 	var ve *jsonschema.ValidationError
 	switch {
 	case err == nil:
-		return nil
+		return doc, nil
 	case errors.As(err, &ve):
-		return &ContractError{Document: document, Violations: violationsOf(ve)}
+		return nil, &ContractError{Document: document, Violations: violationsOf(ve)}
 	default:
-		return fmt.Errorf("validate %s: %w", document, err)
+		return nil, fmt.Errorf("validate %s: %w", document, err)
 	}
 }
 

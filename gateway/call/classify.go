@@ -58,7 +58,9 @@ func (c *Client) readAnswer(ctx context.Context, log *slog.Logger, where string,
 	code := resp.StatusCode
 	if code < 200 || code > 299 {
 		body := readErrorBody(resp.Body)
-		log.DebugContext(ctx, "handler answered", "status", code, "body", truncate(body))
+		if log.Enabled(ctx, slog.LevelDebug) {
+			log.DebugContext(ctx, "handler answered", "status", code, "body", truncate(body))
+		}
 		return nil, statusFailure(where, resp, body, c.now())
 	}
 
@@ -66,7 +68,9 @@ func (c *Client) readAnswer(ctx context.Context, log *slog.Logger, where string,
 	if err != nil {
 		return nil, transportFailure(ctx, where, timeout, err)
 	}
-	log.DebugContext(ctx, "handler answered", "status", code, "bytes", len(body), "body", truncate(body))
+	if log.Enabled(ctx, slog.LevelDebug) { // truncate copies the body's start
+		log.DebugContext(ctx, "handler answered", "status", code, "bytes", len(body), "body", truncate(body))
+	}
 	if int64(len(body)) > c.maxBody {
 		return nil, failure.Temporaryf(ReasonInvalidResponse,
 			"call %s: HTTP %d answer is larger than %d bytes; nothing of it is applied", where, code, c.maxBody)

@@ -10,7 +10,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -151,7 +150,7 @@ func (c *Client) Call(ctx context.Context, ep Endpoint, req *callbacks.Request) 
 	if d, ok := ctx.Deadline(); ok && d.Before(sent.Deadline) {
 		sent.Deadline = d.UTC()
 	}
-	body, err := json.Marshal(&sent)
+	body, err := encodeRequest(&sent)
 	if err != nil {
 		return nil, failure.Permanentf(ReasonInvalidRequest, "call %s: encode request: %w", where, err)
 	}
@@ -166,9 +165,14 @@ func (c *Client) Call(ctx context.Context, ep Endpoint, req *callbacks.Request) 
 		return nil, failure.Permanentf(ReasonInvalidEndpoint, "call %s: HMAC secret: %w", where, err)
 	}
 
-	log := c.log.With("url", where, "delivery", sent.UID, "operator", sent.Operator,
-		"callback", sent.Callback, "attempt", sent.Attempt)
-	log.DebugContext(ctx, "calling handler", "event", sent.Event, "requestBytes", len(body), "timeout", timeout)
+	// Every record here is a debug one: without debug logging, no logger
+	// with the call's attributes is built for each call.
+	log := c.log
+	if log.Enabled(ctx, slog.LevelDebug) {
+		log = c.log.With("url", where, "delivery", sent.UID, "operator", sent.Operator,
+			"callback", sent.Callback, "attempt", sent.Attempt)
+		log.DebugContext(ctx, "calling handler", "event", sent.Event, "requestBytes", len(body), "timeout", timeout)
+	}
 
 	client := &http.Client{
 		Transport: c.roundTripper(ep.TLS),

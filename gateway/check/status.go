@@ -13,6 +13,8 @@ import (
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/kube-openapi/pkg/validation/strfmt"
+	"k8s.io/kube-openapi/pkg/validation/validate"
 
 	"github.com/opgate/opgate/gateway/failure"
 )
@@ -30,7 +32,10 @@ type StatusChecker struct {
 	structural *structuralschema.Structural
 	// statusValidator validates .status alone, as the server does for the
 	// status subresource; nil when the schema says nothing about status.
-	statusValidator apiservervalidation.SchemaValidator
+	statusValidator apiservervalidation.SchemaCreateValidator
+	// statusDefaults: the status schema has a default somewhere, so a
+	// status is defaulted (on a copy) before it is validated.
+	statusDefaults bool
 	// preserveUnknown is the legacy spec.preserveUnknownFields: no pruning.
 	preserveUnknown bool
 	hasSubresource  bool
@@ -76,11 +81,13 @@ func NewStatusChecker(crd *apiextensionsv1.CustomResourceDefinition, version str
 		hasSubresource:  v.Subresources != nil && v.Subresources.Status != nil,
 	}
 	if statusProps, ok := internal.Properties["status"]; ok {
-		validator, _, err := apiservervalidation.NewSchemaValidator(&statusProps)
+		_, openapi, err := apiservervalidation.NewSchemaValidator(&statusProps)
 		if err != nil {
 			return nil, fmt.Errorf("status checker: status validator of %s/%s: %w", crd.Name, version, err)
 		}
-		c.statusValidator = validator
+		c.statusValidator = prebuiltValidator{validate.NewSchemaValidator(openapi, nil, "", strfmt.Default)}
+		status := s.Properties["status"]
+		c.statusDefaults = hasDefaults(&status)
 	}
 	return c, nil
 }
@@ -130,14 +137,50 @@ func (c *StatusChecker) Check(current map[string]any, patch map[string]any) (map
 		return merged, pruned, nil
 	}
 	// Validate a defaulted copy, as the server defaults before it
-	// validates: a required field with a default is not missing.
-	defaulted := map[string]any{"status": runtime.DeepCopyJSON(merged)}
-	structuraldefaulting.Default(defaulted, c.structural)
-	errs := apiservervalidation.ValidateCustomResource(field.NewPath("status"), defaulted["status"], c.statusValidator)
+	// validates: a required field with a default is not missing. Without
+	// a default in the schema, defaulting changes nothing: no copy.
+	validated := any(merged)
+	if c.statusDefaults {
+		defaulted := map[string]any{"status": runtime.DeepCopyJSON(merged)}
+		structuraldefaulting.Default(defaulted, c.structural)
+		validated = defaulted["status"]
+	}
+	errs := apiservervalidation.ValidateCustomResource(field.NewPath("status"), validated, c.statusValidator)
 	if len(errs) > 0 {
 		return merged, pruned, failure.Permanentf(ReasonInvalidStatus, "status refused by the CRD schema: %s", joinFieldErrors(errs))
 	}
 	return merged, pruned, nil
+}
+
+// prebuiltValidator validates with one schema validator built with the
+// checker. The API server's own (with CRD validation ratcheting on, the
+// default) builds a validator per Validate, to serve updates that ratchet;
+// a status check is a create-style validation, where both validate alike,
+// and the server itself shares one such validator across requests when
+// ratcheting is off.
+type prebuiltValidator struct{ *validate.SchemaValidator }
+
+func (v prebuiltValidator) Validate(obj any, _ ...apiservervalidation.ValidationOption) *validate.Result {
+	return v.SchemaValidator.Validate(obj)
+}
+
+// hasDefaults says whether s or anything under it has a default.
+func hasDefaults(s *structuralschema.Structural) bool {
+	if s == nil {
+		return false
+	}
+	if s.Default.Object != nil || hasDefaults(s.Items) {
+		return true
+	}
+	if s.AdditionalProperties != nil && hasDefaults(s.AdditionalProperties.Structural) {
+		return true
+	}
+	for _, p := range s.Properties {
+		if hasDefaults(&p) {
+			return true
+		}
+	}
+	return false
 }
 
 func joinFieldErrors(errs field.ErrorList) string {

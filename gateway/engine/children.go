@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"reflect"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -84,7 +83,8 @@ func (c *Controller) pruneChildren(ctx context.Context, p *pass, desired []*unst
 // checkStatus merges the patch over the current status and checks it
 // against the CRD's schema; fields the schema would prune are reported.
 func (c *Controller) checkStatus(p *pass, patch map[string]any) (map[string]any, error) {
-	current, _, _ := unstructured.NestedMap(p.obj.Object, "status")
+	// Read in place: Check copies what it merges.
+	current, _ := p.obj.Object["status"].(map[string]any)
 	if c.status == nil {
 		return patch, nil
 	}
@@ -95,7 +95,7 @@ func (c *Controller) checkStatus(p *pass, patch map[string]any) (map[string]any,
 	if len(pruned) > 0 {
 		c.warn(p.obj, "StatusFieldsPruned", fmt.Sprintf("the CRD's schema has no place for %v: the API server would drop them; add them to the schema or stop sending them", pruned))
 	}
-	if reflect.DeepEqual(normalize(current), normalize(merged)) {
+	if check.EqualJSON(current, merged) {
 		return nil, nil // nothing would change: no write
 	}
 	return patch, nil

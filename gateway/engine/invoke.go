@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -144,17 +145,33 @@ func deliveryID(operator, callback, uid, event string, first time.Time) string {
 	return essence.Digest([]string{operator, callback, uid, event, strconv.FormatInt(first.UnixNano(), 10)})
 }
 
-// withoutOwnAnnotations hides the gateway's bookkeeping from handlers.
+// withoutOwnAnnotations hides the gateway's bookkeeping from handlers. The
+// result shares everything but the maps on the way to the annotations with
+// obj, so it must not be modified; the request is only encoded, within the
+// pass that owns obj. obj itself comes back when it has no such annotation.
 func withoutOwnAnnotations(obj *unstructured.Unstructured) *unstructured.Unstructured {
-	out := obj.DeepCopy()
-	ann := out.GetAnnotations()
+	meta, _ := obj.Object["metadata"].(map[string]any)
+	ann, _ := meta["annotations"].(map[string]any)
+	own := 0
 	for k := range ann {
 		if strings.HasPrefix(k, "opgate.dev/state.") {
-			delete(ann, k)
+			own++
 		}
 	}
-	out.SetAnnotations(ann)
-	return out
+	if own == 0 {
+		return obj
+	}
+	kept := make(map[string]any, len(ann)-own)
+	for k, v := range ann {
+		if !strings.HasPrefix(k, "opgate.dev/state.") {
+			kept[k] = v
+		}
+	}
+	m := maps.Clone(meta)
+	m["annotations"] = kept // {} when only ours were there, as before
+	out := maps.Clone(obj.Object)
+	out["metadata"] = m
+	return &unstructured.Unstructured{Object: out}
 }
 
 func (c *Controller) recordEvents(obj *unstructured.Unstructured, events []callbacks.KubeEvent) {

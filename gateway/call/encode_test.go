@@ -1,0 +1,66 @@
+package call
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/callbacks"
+)
+
+// The request the client sends is byte for byte json.Marshal of the
+// callbacks.Request, whatever it holds.
+func TestEncodeRequestEqualsMarshal(t *testing.T) {
+	full := memcachedRequest()
+	full.APIVersion, full.Kind, full.Deadline = callbacks.APIVersion, callbacks.RequestKind, now
+	full.OldUnavailable = true
+	cm := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "c"}, "data": map[string]any{"html": "<a href=\"x\">&</a>", "sep": "\u2028", "f": 1.5, "i": int64(-3)}}}
+	full.Children = map[string]map[string]*unstructured.Unstructured{"v1/ConfigMap": {"c": cm, "gone": nil, "empty": {}}, "v1/Secret": nil, "v1/Pod": {}}
+	full.Related = map[string]map[string]*unstructured.Unstructured{"v1/ConfigMap": {"other/c": cm}}
+
+	tests := []struct {
+		name string
+		req  *callbacks.Request
+	}{
+		{"every field", full},
+		{"create: no old, no diff, no children", testRequest("u1", 1)},
+		{"nil object", &callbacks.Request{UID: "u2"}},
+		{"objects without maps", &callbacks.Request{UID: "u3", Object: &unstructured.Unstructured{}, Old: &unstructured.Unstructured{}}},
+		{"empty maps kept apart from nil", &callbacks.Request{UID: "u4", Object: &unstructured.Unstructured{Object: map[string]any{}},
+			Old: &unstructured.Unstructured{Object: map[string]any{}}, Children: map[string]map[string]*unstructured.Unstructured{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, err := json.Marshal(tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := encodeRequest(tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("encodeRequest:\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// wireRequest has callbacks.Request's fields, tags and order, so a field
+// added to the contract cannot go missing from what is sent.
+func TestWireRequestMirrorsRequest(t *testing.T) {
+	req, wire := reflect.TypeFor[callbacks.Request](), reflect.TypeFor[wireRequest]()
+	if req.NumField() != wire.NumField() {
+		t.Fatalf("callbacks.Request has %d fields, wireRequest %d", req.NumField(), wire.NumField())
+	}
+	for i := range req.NumField() {
+		r, w := req.Field(i), wire.Field(i)
+		if r.Name != w.Name || r.Tag.Get("json") != w.Tag.Get("json") {
+			t.Errorf("field %d: Request has %s `json:%q`, wireRequest %s `json:%q`", i, r.Name, r.Tag.Get("json"), w.Name, w.Tag.Get("json"))
+		}
+	}
+}
