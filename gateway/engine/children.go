@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -121,8 +120,10 @@ func (c *Controller) writeStatus(ctx context.Context, p *pass, patch map[string]
 
 // appliedChild is what the gateway last applied for one child: the digest
 // of the applied content and the resourceVersion the API server answered.
+// Kept per child of every object: the digest as its 32 bytes, not as 64
+// hex characters on the heap.
 type appliedChild struct {
-	digest          string
+	digest          [sha256.Size]byte
 	resourceVersion string
 }
 
@@ -132,23 +133,22 @@ type appliedChild struct {
 // deleted it since. A cache that has not caught up with the apply yet
 // differs too and the child is applied again: cautious, never wrong. sum
 // is the content's digest, to remember after applying.
-func (m *objectMemory) unchangedChild(key string, child, existing *unstructured.Unstructured) (sum string, fresh bool) {
+func (m *objectMemory) unchangedChild(key string, child, existing *unstructured.Unstructured) (sum *[sha256.Size]byte, fresh bool) {
 	raw, err := json.Marshal(child.Object)
 	if err != nil {
-		return "", false
+		return nil, false
 	}
 	h := sha256.Sum256(raw)
-	sum = hex.EncodeToString(h[:])
 	prev, ok := m.applied[key]
-	return sum, ok && existing != nil && prev.digest == sum && existing.GetResourceVersion() == prev.resourceVersion
+	return &h, ok && existing != nil && prev.digest == h && existing.GetResourceVersion() == prev.resourceVersion
 }
 
-func (m *objectMemory) rememberApplied(key, sum string, out *unstructured.Unstructured) {
-	if sum == "" || out == nil {
+func (m *objectMemory) rememberApplied(key string, sum *[sha256.Size]byte, out *unstructured.Unstructured) {
+	if sum == nil || out == nil {
 		return
 	}
 	if m.applied == nil {
 		m.applied = map[string]appliedChild{}
 	}
-	m.applied[key] = appliedChild{digest: sum, resourceVersion: out.GetResourceVersion()}
+	m.applied[key] = appliedChild{digest: *sum, resourceVersion: out.GetResourceVersion()}
 }
