@@ -28,9 +28,9 @@ type objectMemory struct {
 	// writtenRV is the resourceVersion our last write produced; an informer
 	// copy older than it is stale, and its watch event is still to come.
 	writtenRV uint64
-	// applied is what the gateway last applied per child, keyed
-	// "apiVersion/Kind|name": an unchanged child is not applied again.
-	applied map[string]appliedChild
+	// applied is what the gateway last applied per child: an unchanged
+	// child is not applied again.
+	applied appliedChildren
 	// unwritten is the state a pass failed to write (the API server down
 	// or refusing), and unwrittenBase the annotation it would have
 	// replaced. While the annotation is still that base, the next pass
