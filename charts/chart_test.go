@@ -219,6 +219,9 @@ func TestChartRunsTwoElectedHardenedReplicas(t *testing.T) {
 		{"2 replicas", d.Spec.Replicas != nil && *d.Spec.Replicas == 2},
 		{"--leader-elect", slices.Contains(c.Args, "--leader-elect")},
 		{"POD_NAMESPACE from the downward API", len(c.Env) > 0 && c.Env[0].Name == "POD_NAMESPACE" && c.Env[0].ValueFrom.FieldRef.FieldPath == "metadata.namespace"},
+		{"GOMEMLIMIT from the memory limit", slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+			return e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory"
+		})},
 		{"liveness on /healthz", c.LivenessProbe != nil && c.LivenessProbe.HTTPGet.Path == "/healthz"},
 		{"readiness on /readyz", c.ReadinessProbe != nil && c.ReadinessProbe.HTTPGet.Path == "/readyz"},
 		{"metrics port", len(c.Ports) == 1 && c.Ports[0].Name == "metrics"},

@@ -36,10 +36,10 @@ func Of(obj *unstructured.Unstructured) map[string]any {
 		out[k] = v
 	}
 	meta := map[string]any{}
-	if labels := filterOwn(obj.GetLabels()); len(labels) > 0 {
+	if labels := filterOwn(stringMap(obj, "labels")); len(labels) > 0 {
 		meta["labels"] = labels
 	}
-	if annotations := filterOwn(obj.GetAnnotations(), ignoredAnnotations...); len(annotations) > 0 {
+	if annotations := filterOwn(stringMap(obj, "annotations"), ignoredAnnotations...); len(annotations) > 0 {
 		meta["annotations"] = annotations
 	}
 	if len(meta) > 0 {
@@ -48,10 +48,28 @@ func Of(obj *unstructured.Unstructured) map[string]any {
 	return out
 }
 
-func filterOwn(in map[string]string, ignore ...string) map[string]any {
+// stringMap reads metadata.labels or metadata.annotations in place, as
+// GetLabels and GetAnnotations read them (null values as "", none at all
+// when one is not a string) but without copying them first: the essence is
+// taken on every pass and every watch event.
+func stringMap(obj *unstructured.Unstructured, field string) map[string]any {
+	raw, _, _ := unstructured.NestedFieldNoCopy(obj.Object, "metadata", field)
+	m, _ := raw.(map[string]any)
+	for _, v := range m {
+		if _, ok := v.(string); !ok && v != nil {
+			return nil
+		}
+	}
+	return m
+}
+
+func filterOwn(in map[string]any, ignore ...string) map[string]any {
 	out := make(map[string]any, len(in))
 outer:
 	for k, v := range in {
+		if v == nil {
+			v = ""
+		}
 		if strings.HasPrefix(k, OwnPrefix) {
 			continue
 		}

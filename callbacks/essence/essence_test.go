@@ -1,6 +1,7 @@
 package essence
 
 import (
+	"reflect"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -40,6 +41,39 @@ func TestEssenceIgnoresWhatTheGatewayAndServerWrite(t *testing.T) {
 			got := Digest(Of(tt.obj)) == base
 			if got != tt.same {
 				t.Errorf("digest equal = %v, want %v; essence %v", got, tt.same, Of(tt.obj))
+			}
+		})
+	}
+}
+
+// Labels and annotations enter the essence as GetLabels and GetAnnotations
+// read them: a null value as "", none at all when one is not a string.
+func TestOfReadsLabelsAndAnnotationsAsTheirGetters(t *testing.T) {
+	cases := []struct {
+		name string
+		in   map[string]any
+		want any // metadata.annotations of the essence; nil: none
+	}{
+		{"strings", map[string]any{"a": "1", OwnPrefix + "state.x": "s"}, map[string]any{"a": "1"}},
+		{"null value", map[string]any{"a": nil, "b": "2"}, map[string]any{"a": "", "b": "2"}},
+		{"a number", map[string]any{"a": int64(1), "b": "2"}, nil},
+		{"only own", map[string]any{OwnPrefix + "state.x": "s"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := &unstructured.Unstructured{Object: map[string]any{
+				"metadata": map[string]any{"name": "x", "annotations": tc.in, "labels": tc.in},
+				"spec":     map[string]any{"size": int64(1)},
+			}}
+			meta, _ := Of(obj)["metadata"].(map[string]any)
+			for _, field := range []string{"annotations", "labels"} {
+				got, ok := meta[field]
+				if tc.want == nil && ok {
+					t.Errorf("%s = %v, want none", field, got)
+				}
+				if tc.want != nil && !reflect.DeepEqual(got, tc.want) {
+					t.Errorf("%s = %v, want %v", field, got, tc.want)
+				}
 			}
 		})
 	}

@@ -2,9 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -30,7 +27,7 @@ func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unst
 		out, err := c.applier.ApplyChild(ctx, child, decl.spec.UpdateStrategy, existing)
 		c.countApply("child", err)
 		if err != nil {
-			delete(p.mem.applied, applied)
+			p.mem.applied.forget(applied)
 			return err
 		}
 		p.mem.rememberApplied(applied, sum, out)
@@ -74,7 +71,7 @@ func (c *Controller) pruneChildren(ctx context.Context, p *pass, desired []*unst
 				return err
 			}
 			delete(byName, name)
-			delete(p.mem.applied, key+"|"+name)
+			p.mem.applied.forget(key + "|" + name)
 		}
 	}
 	return nil
@@ -117,38 +114,4 @@ func (c *Controller) writeStatus(ctx context.Context, p *pass, patch map[string]
 	}
 	c.adopt(p, out)
 	return nil
-}
-
-// appliedChild is what the gateway last applied for one child: the digest
-// of the applied content and the resourceVersion the API server answered.
-type appliedChild struct {
-	digest          string
-	resourceVersion string
-}
-
-// unchangedChild says whether child need not be applied: the same content
-// was applied before and the cached child still has the resourceVersion
-// that apply produced, so nobody (a user, another controller) changed or
-// deleted it since. A cache that has not caught up with the apply yet
-// differs too and the child is applied again: cautious, never wrong. sum
-// is the content's digest, to remember after applying.
-func (m *objectMemory) unchangedChild(key string, child, existing *unstructured.Unstructured) (sum string, fresh bool) {
-	raw, err := json.Marshal(child.Object)
-	if err != nil {
-		return "", false
-	}
-	h := sha256.Sum256(raw)
-	sum = hex.EncodeToString(h[:])
-	prev, ok := m.applied[key]
-	return sum, ok && existing != nil && prev.digest == sum && existing.GetResourceVersion() == prev.resourceVersion
-}
-
-func (m *objectMemory) rememberApplied(key, sum string, out *unstructured.Unstructured) {
-	if sum == "" || out == nil {
-		return
-	}
-	if m.applied == nil {
-		m.applied = map[string]appliedChild{}
-	}
-	m.applied[key] = appliedChild{digest: sum, resourceVersion: out.GetResourceVersion()}
 }

@@ -28,9 +28,9 @@ type objectMemory struct {
 	// writtenRV is the resourceVersion our last write produced; an informer
 	// copy older than it is stale, and its watch event is still to come.
 	writtenRV uint64
-	// applied is what the gateway last applied per child, keyed
-	// "apiVersion/Kind|name": an unchanged child is not applied again.
-	applied map[string]appliedChild
+	// applied is what the gateway last applied per child: an unchanged
+	// child is not applied again.
+	applied appliedChildren
 	// unwritten is the state a pass failed to write (the API server down
 	// or refusing), and unwrittenBase the annotation it would have
 	// replaced. While the annotation is still that base, the next pass
@@ -147,8 +147,13 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	if rv, err := strconv.ParseUint(cached.GetResourceVersion(), 10, 64); err == nil && rv < mem.writtenRV {
 		return 0, nil // stale cache: the event of our own write re-queues the key
 	}
-	p := &pass{key: key, obj: cached.DeepCopy(), mem: mem, now: c.Clock(), plainStatus: refused}
-	p.stateRaw = p.obj.GetAnnotations()[c.stateAnnotation()]
+	// The pass reads the informer's object itself, uncopied: nothing
+	// changes it in place (a held status is merged into a copy, see
+	// deferStatus), and every write replaces it by what the API server
+	// returned (adopt). A copy per pass was most of what a pass allocated
+	// besides its writes.
+	p := &pass{key: key, obj: cached, mem: mem, now: c.Clock(), plainStatus: refused}
+	p.stateRaw = annotation(p.obj, c.stateAnnotation())
 	uid := string(p.obj.GetUID())
 	raw := p.stateRaw
 	if mem.unwritten != "" && mem.unwrittenBase == p.stateRaw {
@@ -164,7 +169,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	p.st = st
 	forgetRemovedCallbacks(p.st, c.op)
-	if v := p.obj.GetAnnotations()[decide.ReconcileRequestAnnotation]; v != "" && !st.RequestHandled(v) {
+	if v := annotation(p.obj, decide.ReconcileRequestAnnotation); v != "" && !st.RequestHandled(v) {
 		c.honourRequest(p, v)
 	}
 	if c.needsObserved() {
@@ -422,8 +427,8 @@ func (c *Controller) writeState(ctx context.Context, p *pass) error {
 
 // adopt makes the object a write returned the pass's current object.
 func (c *Controller) adopt(p *pass, out *unstructured.Unstructured) {
-	if out == nil {
-		return
+	if out == nil || out == p.obj {
+		return // nothing new (a finalizer already as wanted); p.obj may be the cache's
 	}
 	// Like the informers' copies: handlers never see managedFields.
 	unstructured.RemoveNestedField(out.Object, "metadata", "managedFields")
@@ -444,6 +449,14 @@ func (c *Controller) countApply(action string, err error) {
 func (c *Controller) warn(obj *unstructured.Unstructured, reason, msg string) {
 	c.Recorder.Event(obj, "Warning", reason, msg)
 	c.Metrics.ApplyResults.WithLabelValues(c.op.Name, "event", "success").Inc()
+}
+
+// annotation reads one annotation without copying the object's
+// annotations, as GetAnnotations does on every call.
+func annotation(obj *unstructured.Unstructured, key string) string {
+	v, _, _ := unstructured.NestedFieldNoCopy(obj.Object, "metadata", "annotations", key)
+	s, _ := v.(string)
+	return s
 }
 
 // keyOf is the queue key of an object.

@@ -174,11 +174,7 @@ func (s *State) HandledEssence() (map[string]any, error) {
 	if len(s.Essence) == 0 {
 		return nil, nil
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(s.Essence))
-	if err != nil {
-		return nil, fmt.Errorf("decompress essence: %w", err)
-	}
-	raw, err := io.ReadAll(io.LimitReader(zr, 16<<20))
+	raw, err := decompress(s.Essence)
 	if err != nil {
 		return nil, fmt.Errorf("decompress essence: %w", err)
 	}
@@ -187,6 +183,29 @@ func (s *State) HandledEssence() (map[string]any, error) {
 		return nil, fmt.Errorf("decode essence: %w", err)
 	}
 	return out, nil
+}
+
+// gzipReaders are reused across reads of handled essences (every update
+// decision): a new reader allocates a 32 KB window for a few hundred bytes.
+var gzipReaders sync.Pool
+
+func decompress(b []byte) ([]byte, error) {
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(bytes.NewReader(b))
+	} else {
+		err = zr.Reset(bytes.NewReader(b))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decompress essence: %w", err)
+	}
+	defer gzipReaders.Put(zr)
+	raw, err := io.ReadAll(io.LimitReader(zr, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("decompress essence: %w", err)
+	}
+	return raw, nil
 }
 
 // ProgressOf returns the progress of callback id, creating it.

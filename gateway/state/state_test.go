@@ -118,3 +118,30 @@ func TestDecodeForBindsTheStateToTheObject(t *testing.T) {
 		t.Error("DecodeFor accepted garbage")
 	}
 }
+
+// Essences are read by reused decompressors: each read yields its own
+// state's essence, and a corrupt one fails without spoiling the next read.
+func TestHandledEssenceReadsEachStateItsOwn(t *testing.T) {
+	states := make([]*State, 3)
+	for i := range states {
+		states[i] = &State{}
+		if err := states[i].SetHandled(map[string]any{"spec": map[string]any{"size": float64(i)}}, DefaultEssenceCap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	corrupt := &State{Essence: []byte("not gzip")}
+	for round := range 2 {
+		for i, st := range states {
+			e, err := st.HandledEssence()
+			if err != nil {
+				t.Fatalf("round %d, state %d: %v", round, i, err)
+			}
+			if got := e["spec"].(map[string]any)["size"]; got != float64(i) {
+				t.Errorf("round %d, state %d: read size %v", round, i, got)
+			}
+		}
+		if _, err := corrupt.HandledEssence(); err == nil {
+			t.Error("a corrupt essence was read without error")
+		}
+	}
+}
