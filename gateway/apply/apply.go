@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/opgate/opgate/gateway/failure"
@@ -29,6 +30,7 @@ const FieldManager = "opgate"
 // Applier writes to the API server on behalf of one operator.
 type Applier struct {
 	dyn    dynamic.Interface
+	rc     rest.Interface // see WithREST; nil: metadata-only writes decode the whole answer
 	mapper meta.RESTMapper
 }
 
@@ -81,6 +83,38 @@ func (a *Applier) ApplyChild(ctx context.Context, child *unstructured.Unstructur
 	return out, nil
 }
 
+// ApplyChildMeta is ApplyChild for a caller that needs only the metadata
+// of the object the server holds afterwards.
+func (a *Applier) ApplyChildMeta(ctx context.Context, child *unstructured.Unstructured, strategy spec.UpdateStrategy, existing *unstructured.Unstructured) (*metav1.ObjectMeta, error) {
+	t, err := a.targetOf(child)
+	if err != nil {
+		return nil, err
+	}
+	if strategy == spec.UpdateOnDelete && existing != nil {
+		return ObjectMetaOf(existing), nil
+	}
+	if len(child.GetManagedFields()) > 0 {
+		// As the dynamic client's Apply refuses it.
+		return nil, classify("apply "+t.what, errors.New("cannot apply an object with managed fields already set"))
+	}
+	body, err := json.Marshal(child.Object)
+	if err != nil {
+		return nil, classify("apply "+t.what, fmt.Errorf("failed to marshal apply configuration: %w", err))
+	}
+	out, err := a.patchMeta(ctx, t, types.ApplyPatchType, body, true, "")
+	if err != nil && strategy == spec.UpdateRecreate && apierrors.IsInvalid(err) && existing != nil {
+		// An immutable field changed: Recreate replaces the object.
+		if derr := deleteForRecreate(ctx, a.resourceFor(t.mapping, t.namespace), child, existing); derr != nil {
+			return nil, derr
+		}
+		out, err = a.patchMeta(ctx, t, types.ApplyPatchType, body, true, "")
+	}
+	if err != nil {
+		return nil, classify("apply "+t.what, err)
+	}
+	return out, nil
+}
+
 // DeleteChild deletes a child no longer desired, in the background.
 func (a *Applier) DeleteChild(ctx context.Context, child *unstructured.Unstructured) error {
 	res, err := a.Resource(child)
@@ -105,9 +139,9 @@ func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructure
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(map[string]any{"status": status})
+	body, err := statusPatch(status)
 	if err != nil {
-		return nil, failure.Permanentf("InvalidStatus", "marshal status patch: %w", err)
+		return nil, err
 	}
 	var subresources []string
 	if subresource {
@@ -120,15 +154,48 @@ func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructure
 	return out, nil
 }
 
+// PatchStatusMeta is PatchStatus returning only the updated metadata.
+func (a *Applier) PatchStatusMeta(ctx context.Context, obj *unstructured.Unstructured, status map[string]any, subresource bool) (*metav1.ObjectMeta, error) {
+	t, err := a.targetOf(obj)
+	if err != nil {
+		return nil, err
+	}
+	body, err := statusPatch(status)
+	if err != nil {
+		return nil, err
+	}
+	sub := ""
+	if subresource {
+		sub = "status"
+	}
+	out, err := a.patchMeta(ctx, t, types.MergePatchType, body, false, sub)
+	if err != nil {
+		return nil, classify("patch status of "+t.what, err)
+	}
+	return out, nil
+}
+
+// statusPatch is the merge patch {"status": status}.
+func statusPatch(status map[string]any) ([]byte, error) {
+	inner, err := json.Marshal(status)
+	if err != nil {
+		return nil, failure.Permanentf("InvalidStatus", "marshal status patch: %w", err)
+	}
+	body := make([]byte, 0, len(inner)+len(`{"status":}`))
+	body = append(body, `{"status":`...)
+	body = append(body, inner...)
+	return append(body, '}'), nil
+}
+
 // SetAnnotation merge-patches one annotation (nil value removes it).
 func (a *Applier) SetAnnotation(ctx context.Context, obj *unstructured.Unstructured, key string, value *string) (*unstructured.Unstructured, error) {
 	res, err := a.Resource(obj)
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: value}}})
+	body, err := annotationPatch(key, value)
 	if err != nil {
-		return nil, fmt.Errorf("marshal annotation patch: %w", err)
+		return nil, err
 	}
 	out, err := res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
 	if err != nil {
@@ -137,37 +204,124 @@ func (a *Applier) SetAnnotation(ctx context.Context, obj *unstructured.Unstructu
 	return out, nil
 }
 
+// SetAnnotationMeta is SetAnnotation returning only the updated metadata.
+func (a *Applier) SetAnnotationMeta(ctx context.Context, obj *unstructured.Unstructured, key string, value *string) (*metav1.ObjectMeta, error) {
+	t, err := a.targetOf(obj)
+	if err != nil {
+		return nil, err
+	}
+	body, err := annotationPatch(key, value)
+	if err != nil {
+		return nil, err
+	}
+	out, err := a.patchMeta(ctx, t, types.MergePatchType, body, false, "")
+	if err != nil {
+		return nil, classify("write annotation "+key+" of "+t.what, err)
+	}
+	return out, nil
+}
+
+// annotationPatch is the merge patch {"metadata":{"annotations":{key:value}}}.
+func annotationPatch(key string, value *string) ([]byte, error) {
+	k, err := json.Marshal(key)
+	if err != nil {
+		return nil, fmt.Errorf("marshal annotation patch: %w", err)
+	}
+	v := []byte("null")
+	if value != nil {
+		if v, err = json.Marshal(*value); err != nil {
+			return nil, fmt.Errorf("marshal annotation patch: %w", err)
+		}
+	}
+	body := make([]byte, 0, len(k)+len(v)+len(`{"metadata":{"annotations":{:}}}`))
+	body = append(body, `{"metadata":{"annotations":{`...)
+	body = append(body, k...)
+	body = append(body, ':')
+	body = append(body, v...)
+	return append(body, "}}}"...), nil
+}
+
 // AddFinalizer adds name to obj's finalizers; RemoveFinalizer takes it away.
 // Both use a JSON patch that first tests the list as obj has it (its absence
 // included), so a finalizer someone else added meanwhile fails the patch
 // instead of being overwritten; the write is then redone on a fresh read.
 func (a *Applier) AddFinalizer(ctx context.Context, obj *unstructured.Unstructured, name string) (*unstructured.Unstructured, error) {
-	return a.editFinalizers(ctx, obj, func(current []string) ([]string, bool) {
-		if slices.Contains(current, name) {
-			return nil, false
-		}
-		return append(slices.Clone(current), name), true
-	})
+	return a.editFinalizers(ctx, obj, adding(name))
 }
 
 // RemoveFinalizer removes name from obj's finalizers.
 func (a *Applier) RemoveFinalizer(ctx context.Context, obj *unstructured.Unstructured, name string) (*unstructured.Unstructured, error) {
-	return a.editFinalizers(ctx, obj, func(current []string) ([]string, bool) {
+	return a.editFinalizers(ctx, obj, removing(name))
+}
+
+// RemoveFinalizerMeta is RemoveFinalizer returning only the metadata of
+// the object afterwards.
+func (a *Applier) RemoveFinalizerMeta(ctx context.Context, obj *unstructured.Unstructured, name string) (*metav1.ObjectMeta, error) {
+	t, err := a.targetOf(obj)
+	if err != nil {
+		return nil, err
+	}
+	var out *metav1.ObjectMeta
+	err = a.retryFinalizers(ctx, t, obj, removing(name), func(body []byte) (err error) {
+		out, err = a.patchMeta(ctx, t, types.JSONPatchType, body, false, "")
+		return err
+	}, func(cur *unstructured.Unstructured) { out = ObjectMetaOf(cur) })
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify("update finalizers of "+t.what, err)
+	}
+	return out, nil
+}
+
+func adding(name string) func([]string) ([]string, bool) {
+	return func(current []string) ([]string, bool) {
+		if slices.Contains(current, name) {
+			return nil, false
+		}
+		return append(slices.Clone(current), name), true
+	}
+}
+
+func removing(name string) func([]string) ([]string, bool) {
+	return func(current []string) ([]string, bool) {
 		kept := slices.DeleteFunc(slices.Clone(current), func(f string) bool { return f == name })
 		return kept, len(kept) != len(current)
-	})
+	}
 }
 
 // editFinalizers patches obj's finalizers to what edit makes of them,
 // rereading the object and editing again when the list changed under it.
 // A missing object is no error: there is nothing left to hold.
 func (a *Applier) editFinalizers(ctx context.Context, obj *unstructured.Unstructured, edit func([]string) ([]string, bool)) (*unstructured.Unstructured, error) {
-	res, err := a.Resource(obj)
+	t, err := a.targetOf(obj)
 	if err != nil {
 		return nil, err
 	}
-	cur, out := obj, obj
-	err = retry.OnError(retry.DefaultRetry, raced, func() error {
+	res := a.resourceFor(t.mapping, t.namespace)
+	out := obj
+	err = a.retryFinalizers(ctx, t, obj, edit, func(body []byte) (err error) {
+		out, err = res.Patch(ctx, obj.GetName(), types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+		return err
+	}, func(cur *unstructured.Unstructured) { out = cur })
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify("update finalizers of "+describe(obj), err)
+	}
+	return out, nil
+}
+
+// retryFinalizers sends, through patch, the finalizer patch edit makes of
+// obj's list, reading the object again after a lost race; unchanged gets
+// the object whose list edit leaves as it is.
+func (a *Applier) retryFinalizers(ctx context.Context, t target, obj *unstructured.Unstructured, edit func([]string) ([]string, bool),
+	patch func(body []byte) error, unchanged func(*unstructured.Unstructured)) error {
+	res := a.resourceFor(t.mapping, t.namespace)
+	cur := obj
+	return retry.OnError(retry.DefaultRetry, raced, func() error {
 		var err error
 		if cur == nil {
 			if cur, err = res.Get(ctx, obj.GetName(), metav1.GetOptions{}); err != nil {
@@ -176,24 +330,16 @@ func (a *Applier) editFinalizers(ctx context.Context, obj *unstructured.Unstruct
 		}
 		next, changed := edit(cur.GetFinalizers())
 		if !changed {
-			out = cur
+			unchanged(cur)
 			return nil
 		}
 		body, err := finalizerPatch(cur, next)
 		if err != nil {
 			return err
 		}
-		out, err = res.Patch(ctx, obj.GetName(), types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
 		cur = nil // read again before another attempt
-		return err
+		return patch(body)
 	})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, classify("update finalizers of "+describe(obj), err)
-	}
-	return out, nil
 }
 
 // finalizerPatch sets the finalizers to next if they are still what obj
