@@ -46,10 +46,9 @@ type target struct {
 }
 
 func (a *Applier) targetOf(obj *unstructured.Unstructured) (target, error) {
-	gvk := obj.GroupVersionKind()
-	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	m, err := a.mappingOf(obj)
 	if err != nil {
-		return target{}, mappingFailure(gvk.String(), err)
+		return target{}, err
 	}
 	return target{mapping: m, namespace: obj.GetNamespace(), name: obj.GetName(), what: describe(obj)}, nil
 }

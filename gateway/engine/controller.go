@@ -67,6 +67,15 @@ type Deps struct {
 // DefaultReconcileTimeout is Deps.ReconcileTimeout when it is not set.
 const DefaultReconcileTimeout = 5 * time.Minute
 
+// writtenMappings are the kinds the controller writes to.
+func (c *Controller) writtenMappings() []*meta.RESTMapping {
+	ms := []*meta.RESTMapping{c.parent.mapping}
+	for _, ch := range c.children {
+		ms = append(ms, ch.mapping)
+	}
+	return ms
+}
+
 func (d *Deps) applier() *apply.Applier {
 	return apply.New(d.Dynamic, d.Mapper).WithREST(d.REST)
 }
@@ -208,6 +217,7 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 		}
 		c.children = append(c.children, childKind{spec: ch, watched: &watched{mapping: m}})
 	}
+	c.applier = c.applier.Pinned(c.writtenMappings()...)
 	for _, rel := range op.Spec.Related {
 		m, err := apply.Mapping(deps.Mapper, rel.APIVersion, rel.Kind)
 		if err != nil {
