@@ -110,7 +110,6 @@ func (a *Applier) patchMeta(ctx context.Context, t target, pt types.PatchType, b
 // answer is what a metadata-only write reads of the server's answer.
 type answer struct {
 	Kind     string     `json:"kind"`
-	Status   string     `json:"status"` // a Status object's outcome
 	Metadata answerMeta `json:"metadata"`
 }
 
@@ -134,12 +133,14 @@ func decodeMeta(raw []byte) (*metav1.ObjectMeta, error) {
 	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &ans); err != nil {
 		return nil, fmt.Errorf("decode the API server's answer: %w", err)
 	}
-	if ans.Kind == "Status" && ans.Status != metav1.StatusSuccess {
+	if ans.Kind == "Status" {
 		var st metav1.Status
 		if err := json.Unmarshal(raw, &st); err != nil {
 			return nil, fmt.Errorf("decode the API server's answer: %w", err)
 		}
-		return nil, apierrors.FromObject(&st)
+		if st.Status != metav1.StatusSuccess {
+			return nil, apierrors.FromObject(&st)
+		}
 	}
 	return &ans.Metadata.ObjectMeta, nil
 }

@@ -255,12 +255,16 @@ func TestMetadataOnlyWritesClassifyErrorsAsBefore(t *testing.T) {
 	}
 }
 
-func TestDecodeMetaTakesAFailedStatusAsItsError(t *testing.T) {
+func TestDecodeMetaReadsMetadataAndTakesAFailedStatusAsItsError(t *testing.T) {
 	st := apierrors.NewConflict(schema.GroupResource{Resource: "widgets"}, "w", nil).ErrStatus
 	st.Kind, st.APIVersion = "Status", "v1" // as the API server sends it
 	body, _ := json.Marshal(st)
 	if _, err := decodeMeta(body); !apierrors.IsConflict(err) {
 		t.Errorf("err = %v, want a conflict", err)
+	}
+	whole, _ := os.ReadFile("testdata/widget.json")
+	if m, err := decodeMeta(whole); err != nil || m.ResourceVersion != "48211" || len(m.Finalizers) != 1 {
+		t.Errorf("a whole object's metadata (a server that does not transform): %v, err %v", m, err)
 	}
 	if _, err := decodeMeta(nil); err == nil {
 		t.Error("an empty answer decoded without error")
