@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -30,7 +31,12 @@ type Applier struct {
 	dyn    dynamic.Interface
 	rc     rest.Interface // see WithREST; nil: metadata-only writes decode the whole answer
 	mapper meta.RESTMapper
-	pinned map[schema.GroupVersionKind]*meta.RESTMapping // see Pinned
+	pins   *pins // see Pinned; nil: none
+}
+
+// pins are the mappings an Applier resolves without its mapper.
+type pins struct {
+	m atomic.Pointer[map[schema.GroupVersionKind]*meta.RESTMapping]
 }
 
 // New returns an Applier.
@@ -43,19 +49,33 @@ func New(dyn dynamic.Interface, mapper meta.RESTMapper) *Applier {
 // question). An operator's controller resolves its watched and child kinds
 // once, for its informers, and writes them as its informers read them.
 func (a *Applier) Pinned(ms ...*meta.RESTMapping) *Applier {
-	b := *a
-	b.pinned = make(map[schema.GroupVersionKind]*meta.RESTMapping, len(ms))
+	pinned := make(map[schema.GroupVersionKind]*meta.RESTMapping, len(ms))
 	for _, m := range ms {
-		b.pinned[m.GroupVersionKind] = m
+		pinned[m.GroupVersionKind] = m
 	}
+	b := *a
+	b.pins = &pins{}
+	b.pins.m.Store(&pinned)
 	return &b
+}
+
+// Unpin makes every later write ask the mapper again, as after its Reset
+// (a CRD changed: its versions or scope may have too).
+func (a *Applier) Unpin() {
+	if a.pins != nil {
+		a.pins.m.Store(nil)
+	}
 }
 
 // mappingOf resolves obj's kind.
 func (a *Applier) mappingOf(obj *unstructured.Unstructured) (*meta.RESTMapping, error) {
 	gvk := obj.GroupVersionKind()
-	if m, ok := a.pinned[gvk]; ok {
-		return m, nil
+	if a.pins != nil {
+		if pinned := a.pins.m.Load(); pinned != nil {
+			if m, ok := (*pinned)[gvk]; ok {
+				return m, nil
+			}
+		}
 	}
 	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {

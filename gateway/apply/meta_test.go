@@ -329,3 +329,47 @@ func BenchmarkWriteAnswer(b *testing.B) {
 		})
 	}
 }
+
+// countingMapper counts the questions asked of it.
+type countingMapper struct {
+	meta.RESTMapper
+	asked int
+}
+
+func (c *countingMapper) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	c.asked++
+	return c.RESTMapper.RESTMapping(gk, versions...)
+}
+
+func TestPinnedKindsAreNotAskedOfTheMapperUntilUnpinned(t *testing.T) {
+	a, _ := newFake(t, true)
+	counting := &countingMapper{RESTMapper: a.mapper}
+	a.mapper = counting
+	m, err := counting.RESTMapping(widgetGVK.GroupKind(), widgetGVK.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = a.Pinned(m)
+	obj, child := canned(t, "testdata/widget.json"), childOf(t)
+	value := "x"
+	write := func() {
+		t.Helper()
+		if _, err := a.SetAnnotationMeta(context.Background(), obj, "k", &value); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.ApplyChildMeta(context.Background(), child, spec.UpdateApply, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counting.asked = 0
+	write()
+	if counting.asked != 1 {
+		t.Errorf("mapper asked %d times for a pinned and an unpinned kind, want 1", counting.asked)
+	}
+	a.Unpin()
+	counting.asked = 0
+	write()
+	if counting.asked != 2 {
+		t.Errorf("mapper asked %d times after Unpin, want 2", counting.asked)
+	}
+}
