@@ -8,7 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"sync/atomic"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/util/retry"
+	"k8s.io/client-go/rest"
 
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
@@ -29,7 +29,14 @@ const FieldManager = "opgate"
 // Applier writes to the API server on behalf of one operator.
 type Applier struct {
 	dyn    dynamic.Interface
+	rc     rest.Interface // see WithREST; nil: metadata-only writes decode the whole answer
 	mapper meta.RESTMapper
+	pins   *pins // see Pinned; nil: none
+}
+
+// pins are the mappings an Applier resolves without its mapper.
+type pins struct {
+	m atomic.Pointer[map[schema.GroupVersionKind]*meta.RESTMapping]
 }
 
 // New returns an Applier.
@@ -37,12 +44,51 @@ func New(dyn dynamic.Interface, mapper meta.RESTMapper) *Applier {
 	return &Applier{dyn: dyn, mapper: mapper}
 }
 
-// Resource returns the client of obj's kind in obj's namespace.
-func (a *Applier) Resource(obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+// Pinned returns a copy of a that resolves the kinds of ms to ms without
+// asking the mapper (a discovery mapper allocates ~85 objects per
+// question). An operator's controller resolves its watched and child kinds
+// once, for its informers, and writes them as its informers read them.
+func (a *Applier) Pinned(ms ...*meta.RESTMapping) *Applier {
+	pinned := make(map[schema.GroupVersionKind]*meta.RESTMapping, len(ms))
+	for _, m := range ms {
+		pinned[m.GroupVersionKind] = m
+	}
+	b := *a
+	b.pins = &pins{}
+	b.pins.m.Store(&pinned)
+	return &b
+}
+
+// Unpin makes every later write ask the mapper again, as after its Reset
+// (a CRD changed: its versions or scope may have too).
+func (a *Applier) Unpin() {
+	if a.pins != nil {
+		a.pins.m.Store(nil)
+	}
+}
+
+// mappingOf resolves obj's kind.
+func (a *Applier) mappingOf(obj *unstructured.Unstructured) (*meta.RESTMapping, error) {
 	gvk := obj.GroupVersionKind()
-	mapping, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if a.pins != nil {
+		if pinned := a.pins.m.Load(); pinned != nil {
+			if m, ok := (*pinned)[gvk]; ok {
+				return m, nil
+			}
+		}
+	}
+	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
 		return nil, mappingFailure(gvk.String(), err)
+	}
+	return m, nil
+}
+
+// Resource returns the client of obj's kind in obj's namespace.
+func (a *Applier) Resource(obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+	mapping, err := a.mappingOf(obj)
+	if err != nil {
+		return nil, err
 	}
 	return a.resourceFor(mapping, obj.GetNamespace()), nil
 }
@@ -81,6 +127,38 @@ func (a *Applier) ApplyChild(ctx context.Context, child *unstructured.Unstructur
 	return out, nil
 }
 
+// ApplyChildMeta is ApplyChild for a caller that needs only the metadata
+// of the object the server holds afterwards.
+func (a *Applier) ApplyChildMeta(ctx context.Context, child *unstructured.Unstructured, strategy spec.UpdateStrategy, existing *unstructured.Unstructured) (*metav1.ObjectMeta, error) {
+	t, err := a.targetOf(child)
+	if err != nil {
+		return nil, err
+	}
+	if strategy == spec.UpdateOnDelete && existing != nil {
+		return ObjectMetaOf(existing), nil
+	}
+	if len(child.GetManagedFields()) > 0 {
+		// As the dynamic client's Apply refuses it.
+		return nil, classify("apply "+t.what, errors.New("cannot apply an object with managed fields already set"))
+	}
+	body, err := json.Marshal(child.Object)
+	if err != nil {
+		return nil, classify("apply "+t.what, fmt.Errorf("failed to marshal apply configuration: %w", err))
+	}
+	out, err := a.patchMeta(ctx, t, types.ApplyPatchType, body, true, "")
+	if err != nil && strategy == spec.UpdateRecreate && apierrors.IsInvalid(err) && existing != nil {
+		// An immutable field changed: Recreate replaces the object.
+		if derr := deleteForRecreate(ctx, a.resourceFor(t.mapping, t.namespace), child, existing); derr != nil {
+			return nil, derr
+		}
+		out, err = a.patchMeta(ctx, t, types.ApplyPatchType, body, true, "")
+	}
+	if err != nil {
+		return nil, classify("apply "+t.what, err)
+	}
+	return out, nil
+}
+
 // DeleteChild deletes a child no longer desired, in the background.
 func (a *Applier) DeleteChild(ctx context.Context, child *unstructured.Unstructured) error {
 	res, err := a.Resource(child)
@@ -105,9 +183,9 @@ func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructure
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(map[string]any{"status": status})
+	body, err := statusPatch(status)
 	if err != nil {
-		return nil, failure.Permanentf("InvalidStatus", "marshal status patch: %w", err)
+		return nil, err
 	}
 	var subresources []string
 	if subresource {
@@ -120,15 +198,48 @@ func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructure
 	return out, nil
 }
 
+// PatchStatusMeta is PatchStatus returning only the updated metadata.
+func (a *Applier) PatchStatusMeta(ctx context.Context, obj *unstructured.Unstructured, status map[string]any, subresource bool) (*metav1.ObjectMeta, error) {
+	t, err := a.targetOf(obj)
+	if err != nil {
+		return nil, err
+	}
+	body, err := statusPatch(status)
+	if err != nil {
+		return nil, err
+	}
+	sub := ""
+	if subresource {
+		sub = "status"
+	}
+	out, err := a.patchMeta(ctx, t, types.MergePatchType, body, false, sub)
+	if err != nil {
+		return nil, classify("patch status of "+t.what, err)
+	}
+	return out, nil
+}
+
+// statusPatch is the merge patch {"status": status}.
+func statusPatch(status map[string]any) ([]byte, error) {
+	inner, err := json.Marshal(status)
+	if err != nil {
+		return nil, failure.Permanentf("InvalidStatus", "marshal status patch: %w", err)
+	}
+	body := make([]byte, 0, len(inner)+len(`{"status":}`))
+	body = append(body, `{"status":`...)
+	body = append(body, inner...)
+	return append(body, '}'), nil
+}
+
 // SetAnnotation merge-patches one annotation (nil value removes it).
 func (a *Applier) SetAnnotation(ctx context.Context, obj *unstructured.Unstructured, key string, value *string) (*unstructured.Unstructured, error) {
 	res, err := a.Resource(obj)
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: value}}})
+	body, err := annotationPatch(key, value)
 	if err != nil {
-		return nil, fmt.Errorf("marshal annotation patch: %w", err)
+		return nil, err
 	}
 	out, err := res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
 	if err != nil {
@@ -137,81 +248,41 @@ func (a *Applier) SetAnnotation(ctx context.Context, obj *unstructured.Unstructu
 	return out, nil
 }
 
-// AddFinalizer adds name to obj's finalizers; RemoveFinalizer takes it away.
-// Both use a JSON patch that first tests the list as obj has it (its absence
-// included), so a finalizer someone else added meanwhile fails the patch
-// instead of being overwritten; the write is then redone on a fresh read.
-func (a *Applier) AddFinalizer(ctx context.Context, obj *unstructured.Unstructured, name string) (*unstructured.Unstructured, error) {
-	return a.editFinalizers(ctx, obj, func(current []string) ([]string, bool) {
-		if slices.Contains(current, name) {
-			return nil, false
-		}
-		return append(slices.Clone(current), name), true
-	})
-}
-
-// RemoveFinalizer removes name from obj's finalizers.
-func (a *Applier) RemoveFinalizer(ctx context.Context, obj *unstructured.Unstructured, name string) (*unstructured.Unstructured, error) {
-	return a.editFinalizers(ctx, obj, func(current []string) ([]string, bool) {
-		kept := slices.DeleteFunc(slices.Clone(current), func(f string) bool { return f == name })
-		return kept, len(kept) != len(current)
-	})
-}
-
-// editFinalizers patches obj's finalizers to what edit makes of them,
-// rereading the object and editing again when the list changed under it.
-// A missing object is no error: there is nothing left to hold.
-func (a *Applier) editFinalizers(ctx context.Context, obj *unstructured.Unstructured, edit func([]string) ([]string, bool)) (*unstructured.Unstructured, error) {
-	res, err := a.Resource(obj)
+// SetAnnotationMeta is SetAnnotation returning only the updated metadata.
+func (a *Applier) SetAnnotationMeta(ctx context.Context, obj *unstructured.Unstructured, key string, value *string) (*metav1.ObjectMeta, error) {
+	t, err := a.targetOf(obj)
 	if err != nil {
 		return nil, err
 	}
-	cur, out := obj, obj
-	err = retry.OnError(retry.DefaultRetry, raced, func() error {
-		var err error
-		if cur == nil {
-			if cur, err = res.Get(ctx, obj.GetName(), metav1.GetOptions{}); err != nil {
-				return err
-			}
-		}
-		next, changed := edit(cur.GetFinalizers())
-		if !changed {
-			out = cur
-			return nil
-		}
-		body, err := finalizerPatch(cur, next)
-		if err != nil {
-			return err
-		}
-		out, err = res.Patch(ctx, obj.GetName(), types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
-		cur = nil // read again before another attempt
-		return err
-	})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
+	body, err := annotationPatch(key, value)
 	if err != nil {
-		return nil, classify("update finalizers of "+describe(obj), err)
+		return nil, err
+	}
+	out, err := a.patchMeta(ctx, t, types.MergePatchType, body, false, "")
+	if err != nil {
+		return nil, classify("write annotation "+key+" of "+t.what, err)
 	}
 	return out, nil
 }
 
-// finalizerPatch sets the finalizers to next if they are still what obj
-// holds: a test of an absent list is a test for null.
-func finalizerPatch(obj *unstructured.Unstructured, next []string) ([]byte, error) {
-	current, _, _ := unstructured.NestedFieldNoCopy(obj.Object, "metadata", "finalizers")
-	op := "replace"
-	if current == nil {
-		op = "add"
-	}
-	body, err := json.Marshal([]map[string]any{
-		{"op": "test", "path": "/metadata/finalizers", "value": current},
-		{"op": op, "path": "/metadata/finalizers", "value": next},
-	})
+// annotationPatch is the merge patch {"metadata":{"annotations":{key:value}}}.
+func annotationPatch(key string, value *string) ([]byte, error) {
+	k, err := json.Marshal(key)
 	if err != nil {
-		return nil, fmt.Errorf("marshal finalizer patch: %w", err)
+		return nil, fmt.Errorf("marshal annotation patch: %w", err)
 	}
-	return body, nil
+	v := []byte("null")
+	if value != nil {
+		if v, err = json.Marshal(*value); err != nil {
+			return nil, fmt.Errorf("marshal annotation patch: %w", err)
+		}
+	}
+	body := make([]byte, 0, len(k)+len(v)+len(`{"metadata":{"annotations":{:}}}`))
+	body = append(body, `{"metadata":{"annotations":{`...)
+	body = append(body, k...)
+	body = append(body, ':')
+	body = append(body, v...)
+	return append(body, "}}}"...), nil
 }
 
 // raced reports whether a write lost a race with another writer: a failed

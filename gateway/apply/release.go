@@ -34,7 +34,8 @@ func (a *Applier) Release(ctx context.Context, m *meta.RESTMapping, namespace, n
 		if err != nil || body == nil {
 			return err
 		}
-		if _, err := res.Patch(ctx, name, types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+		// Only whether it took matters, not the object.
+		if _, err := a.patchMeta(ctx, target{mapping: m, namespace: namespace, name: name}, types.JSONPatchType, body, false, ""); err != nil {
 			return err
 		}
 		released = true

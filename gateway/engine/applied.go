@@ -59,9 +59,9 @@ func (m *objectMemory) unchangedChild(key string, child, existing *unstructured.
 	return &h, ok && existing != nil && m.applied[i].digest == h && existing.GetResourceVersion() == m.applied[i].resourceVersion
 }
 
-func (m *objectMemory) rememberApplied(key string, sum *[sha256.Size]byte, out *unstructured.Unstructured) {
-	if sum == nil || out == nil {
+func (m *objectMemory) rememberApplied(key string, sum *[sha256.Size]byte, resourceVersion string) {
+	if sum == nil || resourceVersion == "" {
 		return
 	}
-	m.applied.set(appliedChild{key: key, digest: *sum, resourceVersion: out.GetResourceVersion()})
+	m.applied.set(appliedChild{key: key, digest: *sum, resourceVersion: resourceVersion})
 }

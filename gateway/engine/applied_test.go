@@ -27,7 +27,7 @@ func TestAppliedChildIsFreshOnlyAsLastAppliedAndUntouched(t *testing.T) {
 		if fresh {
 			t.Fatalf("%s fresh before it was ever applied", k)
 		}
-		m.rememberApplied(k, sum, childWithRV("x", fmt.Sprint(10+i)))
+		m.rememberApplied(k, sum, fmt.Sprint(10+i))
 	}
 	cases := []struct {
 		name     string
@@ -65,6 +65,6 @@ func BenchmarkRememberAppliedChild(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		m := &objectMemory{}
 		sum, _ := m.unchangedChild("apps/v1/Deployment|memcached-000001", child, nil)
-		m.rememberApplied("apps/v1/Deployment|memcached-000001", sum, out)
+		m.rememberApplied("apps/v1/Deployment|memcached-000001", sum, out.GetResourceVersion())
 	}
 }

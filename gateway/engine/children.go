@@ -6,8 +6,11 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/opgate/opgate/gateway/apply"
 	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/failure"
+	"github.com/opgate/opgate/gateway/spec"
 )
 
 // applyChildren server-side applies the checked children, keeping the
@@ -24,23 +27,41 @@ func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unst
 		if fresh {
 			continue // applied already, and nobody touched it since
 		}
-		out, err := c.applier.ApplyChild(ctx, child, decl.spec.UpdateStrategy, existing)
+		out, err := c.applyChild(ctx, p, child, decl.spec.UpdateStrategy, existing)
 		c.countApply("child", err)
 		if err != nil {
 			p.mem.applied.forget(applied)
 			return err
 		}
-		p.mem.rememberApplied(applied, sum, out)
+		p.mem.rememberApplied(applied, sum, out.GetResourceVersion())
 		if p.children == nil {
 			p.children = map[string]map[string]*unstructured.Unstructured{}
 		}
 		if p.children[key] == nil {
 			p.children[key] = map[string]*unstructured.Unstructured{}
 		}
-		unstructured.RemoveNestedField(out.Object, "metadata", "managedFields") // as in the cache
 		p.children[key][nameIn(out, p.obj)] = out
 	}
 	return nil
+}
+
+// applyChild applies one child and returns what the pass keeps of it: the
+// server's object, or, when no later step of the pass reads children
+// (written.go), the applied content with the metadata the server answered.
+func (c *Controller) applyChild(ctx context.Context, p *pass, child *unstructured.Unstructured, strategy spec.UpdateStrategy, existing *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	if c.childrenReadLater(p) || strategy == spec.UpdateOnDelete && existing != nil {
+		out, err := c.applier.ApplyChild(ctx, child, strategy, existing)
+		if err != nil {
+			return nil, err
+		}
+		unstructured.RemoveNestedField(out.Object, "metadata", "managedFields") // as in the cache
+		return out, nil
+	}
+	m, err := c.applier.ApplyChildMeta(ctx, child, strategy, existing)
+	if err != nil {
+		return nil, err
+	}
+	return apply.WithMeta(child, m), nil
 }
 
 func (c *Controller) childSpec(child *unstructured.Unstructured) (childKind, bool) {
@@ -99,11 +120,20 @@ func (c *Controller) checkStatus(p *pass, patch map[string]any) (map[string]any,
 }
 
 // writeStatus merge-patches the status and adopts the result.
-func (c *Controller) writeStatus(ctx context.Context, p *pass, patch map[string]any) error {
+func (c *Controller) writeStatus(ctx context.Context, p *pass, w decide.Work, patch map[string]any) error {
 	if c.keepsConditions(p) {
 		return c.deferStatus(p, patch) // written once, at the pass's end
 	}
 	subresource := c.status == nil || c.status.HasStatusSubresource()
+	if !c.statusReadLater(p, w) {
+		m, err := c.applier.PatchStatusMeta(ctx, p.obj, patch, subresource)
+		c.countApply("status", err)
+		if err != nil {
+			return err
+		}
+		c.adoptMeta(p, m)
+		return nil
+	}
 	out, err := c.applier.PatchStatus(ctx, p.obj, patch, subresource)
 	c.countApply("status", err)
 	if err != nil {

@@ -149,18 +149,25 @@ func (c *Controller) flushStatus(ctx context.Context, p *pass) error {
 	if err != nil {
 		return err
 	}
-	before := ""
-	if c.op.HasEvent(spec.EventSync) {
-		before = syncDigest(p.obj, p.children, p.related)
-	}
 	subresource := c.status == nil || c.status.HasStatusSubresource()
+	if !c.op.HasEvent(spec.EventSync) {
+		// Only the sync digest reads the status after the pass's end.
+		m, err := c.applier.PatchStatusMeta(ctx, p.obj, patch, subresource)
+		c.countApply("status", err)
+		if err != nil {
+			return err
+		}
+		c.adoptMeta(p, m)
+		return nil
+	}
+	before := syncDigest(p.obj, p.children, p.related)
 	out, err := c.applier.PatchStatus(ctx, p.obj, patch, subresource)
 	c.countApply("status", err)
 	if err != nil {
 		return err
 	}
 	c.adopt(p, out)
-	if before != "" && p.mem.SyncDigest == before {
+	if p.mem.SyncDigest == before {
 		p.mem.SyncDigest = syncDigest(p.obj, p.children, p.related)
 	}
 	return nil

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -35,7 +36,11 @@ import (
 
 // Deps are what every operator controller shares.
 type Deps struct {
-	Dynamic    dynamic.Interface
+	Dynamic dynamic.Interface
+	// REST, when set, is the REST client Dynamic was made from
+	// (dynamic.New(REST)): writes whose answer the engine needs only in
+	// part ask it for the metadata alone (apply.Applier.WithREST).
+	REST       rest.Interface
 	Metadata   metadata.Interface // lists where only finalizers and annotations matter
 	Kube       kubernetes.Interface
 	Mapper     meta.ResettableRESTMapper
@@ -61,6 +66,19 @@ type Deps struct {
 
 // DefaultReconcileTimeout is Deps.ReconcileTimeout when it is not set.
 const DefaultReconcileTimeout = 5 * time.Minute
+
+// writtenMappings are the kinds the controller writes to.
+func (c *Controller) writtenMappings() []*meta.RESTMapping {
+	ms := []*meta.RESTMapping{c.parent.mapping}
+	for _, ch := range c.children {
+		ms = append(ms, ch.mapping)
+	}
+	return ms
+}
+
+func (d *Deps) applier() *apply.Applier {
+	return apply.New(d.Dynamic, d.Mapper).WithREST(d.REST)
+}
 
 func (d *Deps) validate() error {
 	switch {
@@ -182,7 +200,7 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 		Deps:    deps,
 		op:      op,
 		log:     deps.Logger.With("operator", op.Name),
-		applier: apply.New(deps.Dynamic, deps.Mapper),
+		applier: deps.applier(),
 		memory:  map[string]*objectMemory{},
 		changed: make(chan struct{}, 1),
 	}
@@ -199,6 +217,7 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 		}
 		c.children = append(c.children, childKind{spec: ch, watched: &watched{mapping: m}})
 	}
+	c.applier = c.applier.Pinned(c.writtenMappings()...)
 	for _, rel := range op.Spec.Related {
 		m, err := apply.Mapping(deps.Mapper, rel.APIVersion, rel.Kind)
 		if err != nil {

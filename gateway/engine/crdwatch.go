@@ -80,6 +80,7 @@ func (c *Controller) watchCRD() {
 		}
 		if changed {
 			c.Mapper.Reset() // versions or scope may have changed with it
+			c.applier.Unpin()
 			c.log.Info("the CRD of the watched kind changed: status checks follow its new schema", "crd", name, "generation", u.GetGeneration())
 			c.notifyChanged() // Health may say otherwise now
 			if refused && c.conditionsRefused() == "" {

@@ -293,7 +293,7 @@ func (c *Controller) applyErrorStatus(ctx context.Context, p *pass, w decide.Wor
 	}
 	status, err := c.checkStatus(p, patch)
 	if err == nil && status != nil {
-		err = c.writeStatus(ctx, p, status)
+		err = c.writeStatus(ctx, p, w, status)
 	}
 	if err != nil {
 		f := failure.As(err)
@@ -337,7 +337,7 @@ func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, 
 		}
 	}
 	if status != nil {
-		if err := c.writeStatus(ctx, p, status); err != nil {
+		if err := c.writeStatus(ctx, p, w, status); err != nil {
 			return err
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/opgate/opgate/callbacks/essence"
-	"github.com/opgate/opgate/gateway/apply"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -74,7 +73,7 @@ func NewManager(deps Deps, onStatus func(name string, st OperatorState), record 
 	}
 	m := &Manager{deps: deps, log: deps.Logger, onStatus: onStatus, record: record,
 		running: map[string]*runningOperator{}, releasing: map[string][]schema.GroupKind{}}
-	m.sweeper = sweeper{deps: &m.deps, applier: apply.New(deps.Dynamic, deps.Mapper)}
+	m.sweeper = sweeper{deps: &m.deps, applier: deps.applier()}
 	return m, nil
 }
 

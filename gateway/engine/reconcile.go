@@ -128,6 +128,8 @@ type pass struct {
 	// plainStatus: statuses are written as they come, without the
 	// gateway's conditions (see keepsConditions).
 	plainStatus bool
+	// lastWork: the work item running is the pass's last (written.go).
+	lastWork bool
 }
 
 func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, error) {
@@ -209,10 +211,11 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 			}
 		}
 	}
-	for _, w := range p.plan.Work {
+	for i, w := range p.plan.Work {
 		if ctx.Err() != nil || budget.exhausted() {
 			break // what is left stays due: nextWake sees to it
 		}
+		p.lastWork = i == len(p.plan.Work)-1
 		c.runWork(ctx, p, budget, w)
 	}
 	ctx, cancel := recordContext(ctx)
@@ -363,6 +366,16 @@ func (c *Controller) holdsFinalizer(obj *unstructured.Unstructured) bool {
 }
 
 func (c *Controller) writeFinalizer(ctx context.Context, p *pass, add bool) error {
+	if !add && p.obj.GetDeletionTimestamp() != nil {
+		// The object's last write: the pass ends after it.
+		out, err := c.applier.RemoveFinalizerMeta(ctx, p.obj, c.finalizer())
+		c.countApply("finalizer", err)
+		if err != nil {
+			return err
+		}
+		c.adoptMeta(p, out)
+		return nil
+	}
 	var out *unstructured.Unstructured
 	var err error
 	if add {
@@ -402,7 +415,8 @@ func (c *Controller) writeState(ctx context.Context, p *pass) error {
 		p.mem.unwritten, p.mem.unwrittenBase = "", ""
 		return nil
 	}
-	out, err := c.applier.SetAnnotation(ctx, p.obj, key, &value)
+	// The pass's last write (written.go): its metadata is all it reads after.
+	out, err := c.applier.SetAnnotationMeta(ctx, p.obj, key, &value)
 	if err != nil && (apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err)) {
 		// Refused, most likely for size: another writer (another operator's
 		// state, the user) grew the annotations since our copy. Failing
@@ -411,7 +425,7 @@ func (c *Controller) writeState(ctx context.Context, p *pass) error {
 			c.log.Debug("state write refused; writing the smallest state", "object", p.key, "error", err)
 			c.countApply("state", err)
 			value = smallest
-			out, err = c.applier.SetAnnotation(ctx, p.obj, key, &value)
+			out, err = c.applier.SetAnnotationMeta(ctx, p.obj, key, &value)
 		}
 	}
 	c.countApply("state", err)
@@ -419,7 +433,7 @@ func (c *Controller) writeState(ctx context.Context, p *pass) error {
 		p.mem.unwritten, p.mem.unwrittenBase = value, p.stateRaw
 		return err
 	}
-	c.adopt(p, out)
+	c.adoptMeta(p, out)
 	p.stateRaw = value
 	p.mem.unwritten, p.mem.unwrittenBase = "", ""
 	return nil
@@ -433,9 +447,7 @@ func (c *Controller) adopt(p *pass, out *unstructured.Unstructured) {
 	// Like the informers' copies: handlers never see managedFields.
 	unstructured.RemoveNestedField(out.Object, "metadata", "managedFields")
 	p.obj = out
-	if rv, err := strconv.ParseUint(out.GetResourceVersion(), 10, 64); err == nil && rv > p.mem.writtenRV {
-		p.mem.writtenRV = rv
-	}
+	noteWritten(p, out.GetResourceVersion())
 }
 
 func (c *Controller) countApply(action string, err error) {

@@ -45,7 +45,7 @@ type Registry struct {
 func NewRegistry(deps Deps) (*Registry, error) {
 	r := &Registry{
 		deps:    deps,
-		applier: apply.New(deps.Dynamic, deps.Mapper),
+		applier: deps.applier(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "webhookoperators"}),
 		regs: map[string]*registration{},

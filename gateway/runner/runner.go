@@ -80,10 +80,15 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	if opts.Registerer == nil {
 		return nil, errors.New("runner: a prometheus Registerer is required")
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	// The dynamic client's own REST client, so that the gateway's writes
+	// that read only metadata back share its rate limiter and connection.
+	dcfg := dynamic.ConfigFor(cfg)
+	dcfg.GroupVersion, dcfg.APIPath = nil, "/if-you-see-this-search-for-the-break" // as dynamic.NewForConfig
+	rc, err := rest.UnversionedRESTClientFor(dcfg)
 	if err != nil {
 		return nil, fmt.Errorf("dynamic client: %w", err)
 	}
+	dyn := dynamic.New(rc)
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
@@ -111,6 +116,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 		broadcaster: broadcaster,
 		deps: engine.Deps{
 			Dynamic:  dyn,
+			REST:     rc,
 			Metadata: meta,
 			Kube:     kube,
 			Mapper:   restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco)),

@@ -1,0 +1,133 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+)
+
+// AddFinalizer adds name to obj's finalizers; RemoveFinalizer takes it away.
+// Both use a JSON patch that first tests the list as obj has it (its absence
+// included), so a finalizer someone else added meanwhile fails the patch
+// instead of being overwritten; the write is then redone on a fresh read.
+func (a *Applier) AddFinalizer(ctx context.Context, obj *unstructured.Unstructured, name string) (*unstructured.Unstructured, error) {
+	return a.editFinalizers(ctx, obj, adding(name))
+}
+
+// RemoveFinalizer removes name from obj's finalizers.
+func (a *Applier) RemoveFinalizer(ctx context.Context, obj *unstructured.Unstructured, name string) (*unstructured.Unstructured, error) {
+	return a.editFinalizers(ctx, obj, removing(name))
+}
+
+// RemoveFinalizerMeta is RemoveFinalizer returning only the metadata of
+// the object afterwards.
+func (a *Applier) RemoveFinalizerMeta(ctx context.Context, obj *unstructured.Unstructured, name string) (*metav1.ObjectMeta, error) {
+	t, err := a.targetOf(obj)
+	if err != nil {
+		return nil, err
+	}
+	var out *metav1.ObjectMeta
+	err = a.retryFinalizers(ctx, t, obj, removing(name), func(body []byte) (err error) {
+		out, err = a.patchMeta(ctx, t, types.JSONPatchType, body, false, "")
+		return err
+	}, func(cur *unstructured.Unstructured) { out = ObjectMetaOf(cur) })
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify("update finalizers of "+t.what, err)
+	}
+	return out, nil
+}
+
+func adding(name string) func([]string) ([]string, bool) {
+	return func(current []string) ([]string, bool) {
+		if slices.Contains(current, name) {
+			return nil, false
+		}
+		return append(slices.Clone(current), name), true
+	}
+}
+
+func removing(name string) func([]string) ([]string, bool) {
+	return func(current []string) ([]string, bool) {
+		kept := slices.DeleteFunc(slices.Clone(current), func(f string) bool { return f == name })
+		return kept, len(kept) != len(current)
+	}
+}
+
+// editFinalizers patches obj's finalizers to what edit makes of them,
+// rereading the object and editing again when the list changed under it.
+// A missing object is no error: there is nothing left to hold.
+func (a *Applier) editFinalizers(ctx context.Context, obj *unstructured.Unstructured, edit func([]string) ([]string, bool)) (*unstructured.Unstructured, error) {
+	t, err := a.targetOf(obj)
+	if err != nil {
+		return nil, err
+	}
+	res := a.resourceFor(t.mapping, t.namespace)
+	out := obj
+	err = a.retryFinalizers(ctx, t, obj, edit, func(body []byte) (err error) {
+		out, err = res.Patch(ctx, obj.GetName(), types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+		return err
+	}, func(cur *unstructured.Unstructured) { out = cur })
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify("update finalizers of "+describe(obj), err)
+	}
+	return out, nil
+}
+
+// retryFinalizers sends, through patch, the finalizer patch edit makes of
+// obj's list, reading the object again after a lost race; unchanged gets
+// the object whose list edit leaves as it is.
+func (a *Applier) retryFinalizers(ctx context.Context, t target, obj *unstructured.Unstructured, edit func([]string) ([]string, bool),
+	patch func(body []byte) error, unchanged func(*unstructured.Unstructured)) error {
+	res := a.resourceFor(t.mapping, t.namespace)
+	cur := obj
+	return retry.OnError(retry.DefaultRetry, raced, func() error {
+		var err error
+		if cur == nil {
+			if cur, err = res.Get(ctx, obj.GetName(), metav1.GetOptions{}); err != nil {
+				return err
+			}
+		}
+		next, changed := edit(cur.GetFinalizers())
+		if !changed {
+			unchanged(cur)
+			return nil
+		}
+		body, err := finalizerPatch(cur, next)
+		if err != nil {
+			return err
+		}
+		cur = nil // read again before another attempt
+		return patch(body)
+	})
+}
+
+// finalizerPatch sets the finalizers to next if they are still what obj
+// holds: a test of an absent list is a test for null.
+func finalizerPatch(obj *unstructured.Unstructured, next []string) ([]byte, error) {
+	current, _, _ := unstructured.NestedFieldNoCopy(obj.Object, "metadata", "finalizers")
+	op := "replace"
+	if current == nil {
+		op = "add"
+	}
+	body, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/metadata/finalizers", "value": current},
+		{"op": op, "path": "/metadata/finalizers", "value": next},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("marshal finalizer patch: %w", err)
+	}
+	return body, nil
+}
