@@ -189,6 +189,8 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 		if err != nil {
 			return err
 		}
+		h.log.Info("phase done", "system", r.System, "phase", p.name, "converged", done.Sub(before.at).Round(time.Millisecond),
+			"settled", time.Since(done).Round(time.Millisecond))
 		after.at = done
 		if pd, ok := sys.(interface{ phaseDone(string) }); ok {
 			pd.phaseDone(p.name)

@@ -67,6 +67,7 @@ func (h *harness) single(ctx context.Context, sys system, r *run, rep *report) e
 			return err
 		}
 	}
+	h.log.Info("single objects measured; waiting for the garbage collector to take their children", "system", r.System)
 	// The garbage collector's work on their children stays out of the
 	// next phase's request counts.
 	if _, err := waitFor(ctx, h.opts.Timeout, r.namespace()+" single objects' children collected", w.singleChildrenGone); err != nil {
