@@ -253,6 +253,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		c.setReleased(mem, true)
 		if err := c.writeFinalizer(ctx, p, false); err != nil {
 			c.setReleased(mem, false)
+			c.takeGone(key) // a mark the failed write earned is void
 			return 0, c.keepProgress(ctx, p, err)
 		}
 		return 0, nil // the object is going away; no state to keep

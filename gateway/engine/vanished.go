@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/state"
@@ -47,23 +48,29 @@ func (c *Controller) onParentDeleted(obj any) {
 
 // noteGone remembers whether the watch's last word on a key leaves nothing
 // to let go of: the object was deleting and this process released its
-// finalizer, or it held nothing of the gateway's at all. Its pass then
-// skips the live read releaseIfUnwatched makes for an object that left the
-// selection still holding the finalizer (one read per deleted object
-// otherwise). The event's object cannot tell by itself: a deletion that
-// the finalizer's removal completes reports the state before the removal.
-// A tombstone's state may be stale: its key is read as before.
+// finalizer. Its pass then skips the live read releaseIfUnwatched makes
+// for an object that left the selection still holding what the gateway put
+// on it (one read per deleted object otherwise). The event's content alone
+// cannot tell: a deletion that the finalizer's removal completes reports
+// the state before the removal, and an object leaving the selection is
+// reported with content that a pass still running may since have written
+// the finalizer or state annotation onto. Anything else (a tombstone, an
+// object the gateway did not release) clears the mark: its key is read.
 func (c *Controller) noteGone(obj any) {
 	u, final := obj.(*unstructured.Unstructured)
 	if !final {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			c.mu.Lock()
+			delete(c.gone, key)
+			c.mu.Unlock()
+		}
 		return
 	}
 	key := keyOf(u)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.memory[key]
-	released := m != nil && m.uid == u.GetUID() && m.released
-	if !(u.GetDeletionTimestamp() != nil && released || !holdsAny(u, c.op.Name)) {
+	if u.GetDeletionTimestamp() == nil || m == nil || m.uid != u.GetUID() || !m.released {
 		delete(c.gone, key)
 		return
 	}
