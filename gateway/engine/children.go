@@ -124,8 +124,14 @@ func (c *Controller) writeStatus(ctx context.Context, p *pass, w decide.Work, pa
 	if c.keepsConditions(p) {
 		return c.deferStatus(p, patch) // written once, at the pass's end
 	}
+	return c.patchStatus(ctx, p, patch, c.statusReadLater(p, w))
+}
+
+// patchStatus merge-patches the status and adopts the result: only its
+// metadata unless readLater (a later step of the pass reads the status).
+func (c *Controller) patchStatus(ctx context.Context, p *pass, patch map[string]any, readLater bool) error {
 	subresource := c.status == nil || c.status.HasStatusSubresource()
-	if !c.statusReadLater(p, w) {
+	if !readLater {
 		m, err := c.applier.PatchStatusMeta(ctx, p.obj, patch, subresource)
 		c.countApply("status", err)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"slices"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 
+	"github.com/opgate/opgate/gateway/check"
 	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/inspect"
@@ -142,31 +142,21 @@ func (c *Controller) flushStatus(ctx context.Context, p *pass) error {
 		prev := reconciledIn(base)
 		desired = withReconciled(current, prev, p.obj.GetGeneration(), inspect.ClassifyState(c.op, p.obj, p.st, p.now), p.now)
 	}
-	if reflect.DeepEqual(normalize(base), normalize(desired)) {
+	if check.EqualJSON(base, desired) {
 		return nil
 	}
 	patch, err := statusPatch(base, desired)
 	if err != nil {
 		return err
 	}
-	subresource := c.status == nil || c.status.HasStatusSubresource()
 	if !c.op.HasEvent(spec.EventSync) {
 		// Only the sync digest reads the status after the pass's end.
-		m, err := c.applier.PatchStatusMeta(ctx, p.obj, patch, subresource)
-		c.countApply("status", err)
-		if err != nil {
-			return err
-		}
-		c.adoptMeta(p, m)
-		return nil
+		return c.patchStatus(ctx, p, patch, false)
 	}
 	before := syncDigest(p.obj, p.children, p.related)
-	out, err := c.applier.PatchStatus(ctx, p.obj, patch, subresource)
-	c.countApply("status", err)
-	if err != nil {
+	if err := c.patchStatus(ctx, p, patch, true); err != nil {
 		return err
 	}
-	c.adopt(p, out)
 	if p.mem.SyncDigest == before {
 		p.mem.SyncDigest = syncDigest(p.obj, p.children, p.related)
 	}
