@@ -49,7 +49,7 @@ func (a *appliedChildren) forget(key string) {
 // deleted it since. A cache that has not caught up with the apply yet
 // differs too and the child is applied again: cautious, never wrong. sum
 // is the content's digest, to remember after applying.
-func (m *objectMemory) unchangedChild(key string, child, existing *unstructured.Unstructured) (sum *[sha256.Size]byte, fresh bool) {
+func (m *objectMemory) unchangedChild(key string, child *unstructured.Unstructured, existing childObject) (sum *[sha256.Size]byte, fresh bool) {
 	raw, err := json.Marshal(child.Object)
 	if err != nil {
 		return nil, false

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -33,10 +34,11 @@ func TestAppliedChildIsFreshOnlyAsLastAppliedAndUntouched(t *testing.T) {
 		name     string
 		key      string
 		child    *unstructured.Unstructured
-		existing *unstructured.Unstructured
+		existing childObject
 		want     bool
 	}{
 		{"as applied, untouched", keys[1], childWithRV("x", ""), childWithRV("x", "11"), true},
+		{"as applied, untouched, cached raw", keys[1], childWithRV("x", ""), &rawChild{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "11"}}, true},
 		{"as applied, another key's resourceVersion", keys[1], childWithRV("x", ""), childWithRV("x", "10"), false},
 		{"changed by someone since", keys[0], childWithRV("x", ""), childWithRV("x", "99"), false},
 		{"other content", keys[2], childWithRV("y", ""), childWithRV("x", "12"), false},

@@ -35,10 +35,10 @@ func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unst
 		}
 		p.mem.rememberApplied(applied, sum, out.GetResourceVersion())
 		if p.children == nil {
-			p.children = map[string]map[string]*unstructured.Unstructured{}
+			p.children = children{}
 		}
 		if p.children[key] == nil {
-			p.children[key] = map[string]*unstructured.Unstructured{}
+			p.children[key] = map[string]childObject{}
 		}
 		p.children[key][nameIn(out, p.obj)] = out
 	}
@@ -48,16 +48,26 @@ func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unst
 // applyChild applies one child and returns what the pass keeps of it: the
 // server's object, or, when no later step of the pass reads children
 // (written.go), the applied content with the metadata the server answered.
-func (c *Controller) applyChild(ctx context.Context, p *pass, child *unstructured.Unstructured, strategy spec.UpdateStrategy, existing *unstructured.Unstructured) (*unstructured.Unstructured, error) {
-	if c.childrenReadLater(p) || strategy == spec.UpdateOnDelete && existing != nil {
-		out, err := c.applier.ApplyChild(ctx, child, strategy, existing)
+// An existing child with update strategy OnDelete is kept as it is.
+func (c *Controller) applyChild(ctx context.Context, p *pass, child *unstructured.Unstructured, strategy spec.UpdateStrategy, existing childObject) (childObject, error) {
+	if strategy == spec.UpdateOnDelete && existing != nil {
+		// Changes take effect only once someone deletes it. The cached
+		// child is shared with the cache; nothing changes it in place.
+		return existing, nil
+	}
+	var prev *unstructured.Unstructured // what Recreate reads: the UID
+	if existing != nil {
+		prev = metaOnly(existing)
+	}
+	if c.childrenReadLater(p) {
+		out, err := c.applier.ApplyChild(ctx, child, strategy, prev)
 		if err != nil {
 			return nil, err
 		}
 		unstructured.RemoveNestedField(out.Object, "metadata", "managedFields") // as in the cache
 		return out, nil
 	}
-	m, err := c.applier.ApplyChildMeta(ctx, child, strategy, existing)
+	m, err := c.applier.ApplyChildMeta(ctx, child, strategy, prev)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +96,7 @@ func (c *Controller) pruneChildren(ctx context.Context, p *pass, desired []*unst
 			if want[key+"|"+name] || obj.GetDeletionTimestamp() != nil {
 				continue
 			}
-			err := c.applier.DeleteChild(ctx, obj)
+			err := c.applier.DeleteChild(ctx, metaOnly(obj))
 			c.countApply("prune", err)
 			if err != nil {
 				return err

@@ -42,11 +42,11 @@ func kindKey(apiVersion, kind string) string { return apiVersion + "/" + kind }
 // ownedChildren lists the parent's children of declared kinds from the
 // informer caches, by the parent's UID (see ownerUID): a child of another
 // parent, or of a deleted one of the same name, is never this parent's.
-func (c *Controller) ownedChildren(parent *unstructured.Unstructured) map[string]map[string]*unstructured.Unstructured {
-	out := map[string]map[string]*unstructured.Unstructured{}
+func (c *Controller) ownedChildren(parent *unstructured.Unstructured) children {
+	out := children{}
 	for _, ch := range c.children {
-		byName := map[string]*unstructured.Unstructured{}
-		for _, o := range ch.byIndex(ownerIndex, string(parent.GetUID())) {
+		byName := map[string]childObject{}
+		for _, o := range ch.childByIndex(ownerIndex, string(parent.GetUID())) {
 			byName[nameIn(o, parent)] = o
 		}
 		out[kindKey(ch.spec.APIVersion, ch.spec.Kind)] = byName
@@ -79,7 +79,7 @@ func (c *Controller) relatedObjects(parent *unstructured.Unstructured) (map[stri
 	return out, nil
 }
 
-func nameIn(o, parent *unstructured.Unstructured) string {
+func nameIn(o metav1.Object, parent *unstructured.Unstructured) string {
 	if o.GetNamespace() != "" && o.GetNamespace() != parent.GetNamespace() {
 		return o.GetNamespace() + "/" + o.GetName()
 	}
@@ -89,8 +89,11 @@ func nameIn(o, parent *unstructured.Unstructured) string {
 // syncDigest summarizes everything a sync reacts to. It leaves out what
 // changes on every write without meaning anything (resourceVersion,
 // managedFields) and the gateway's own bookkeeping (its annotations and
-// finalizers), so the gateway's own writes never trigger a sync.
-func syncDigest(parent *unstructured.Unstructured, children, related map[string]map[string]*unstructured.Unstructured) string {
+// finalizers), so the gateway's own writes never trigger a sync. It
+// decodes raw children in place (decodeChildren); one that cannot be
+// decoded counts with its JSON.
+func syncDigest(parent *unstructured.Unstructured, observed children, related map[string]map[string]*unstructured.Unstructured) string {
+	_ = decodeChildren(observed)
 	clean := func(o *unstructured.Unstructured, own bool) map[string]any {
 		m := make(map[string]any, len(o.Object))
 		for k, v := range o.Object {
@@ -127,9 +130,22 @@ func syncDigest(parent *unstructured.Unstructured, children, related map[string]
 		}
 		return out
 	}
+	kids := make(map[string]map[string]any, len(observed))
+	for k, objs := range observed {
+		byName := make(map[string]any, len(objs))
+		for n, o := range objs {
+			switch t := o.(type) {
+			case *unstructured.Unstructured:
+				byName[n] = clean(t, false)
+			case *rawChild:
+				byName[n] = string(t.raw)
+			}
+		}
+		kids[k] = byName
+	}
 	return essence.Digest(map[string]any{
 		"parent":   clean(parent, true),
-		"children": cleanAll(children),
+		"children": kids,
 		"related":  cleanAll(related),
 	})
 }

@@ -104,12 +104,29 @@ func newTrackedInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource, 
 	tweak func(*metav1.ListOptions), indexers cache.Indexers, health *watchHealth) cache.SharedIndexInformer {
 	what := describeInformer(gvr, namespace)
 	res := dyn.Resource(gvr).Namespace(namespace)
-	lw := &cache.ListWatch{
+	lw := trackedListWatch(what, tweak, health,
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) },
+		res.Watch)
+	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, dyn),
+		&unstructured.Unstructured{}, cache.SharedIndexInformerOptions{Indexers: indexers, ObjectDescription: gvr.String()})
+	// managedFields is often the largest part of an object and nothing the
+	// gateway reads; dropping it before the cache keeps it out of memory.
+	_ = inf.SetTransform(dropManagedFields)
+	trackWatchErrors(inf, what, health)
+	return inf
+}
+
+// trackedListWatch is a ListWatch of list and watch that applies tweak to
+// their options and tells health every outcome.
+func trackedListWatch(what string, tweak func(*metav1.ListOptions), health *watchHealth,
+	list func(context.Context, metav1.ListOptions) (runtime.Object, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) *cache.ListWatch {
+	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			if tweak != nil {
 				tweak(&o)
 			}
-			out, err := res.List(ctx, o)
+			out, err := list(ctx, o)
 			health.observe(what, err)
 			return out, err
 		},
@@ -117,26 +134,24 @@ func newTrackedInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource, 
 			if tweak != nil {
 				tweak(&o)
 			}
-			w, err := res.Watch(ctx, o)
+			w, err := watchFn(ctx, o)
 			health.observe(what, err)
 			return w, err
 		},
 	}
-	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, dyn),
-		&unstructured.Unstructured{}, cache.SharedIndexInformerOptions{Indexers: indexers, ObjectDescription: gvr.String()})
-	// managedFields is often the largest part of an object and nothing the
-	// gateway reads; dropping it before the cache keeps it out of memory.
-	_ = inf.SetTransform(dropManagedFields)
-	// Errors that end an established watch reach only this handler. The
-	// others are logged once per change by whoever reads health, rather
-	// than on every retry as client-go's default handler does.
+}
+
+// trackWatchErrors tells health the errors that end an established watch:
+// they reach only this handler. The others are logged once per change by
+// whoever reads health, rather than on every retry as client-go's default
+// handler does.
+func trackWatchErrors(inf cache.SharedIndexInformer, what string, health *watchHealth) {
 	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
 		if resumable(err) && !errors.Is(err, context.Canceled) {
 			cache.DefaultWatchErrorHandler(ctx, r, err) // at debug levels
 		}
 		health.observe(what, err)
 	})
-	return inf
 }
 
 // dropManagedFields is the informers' transform: it strips

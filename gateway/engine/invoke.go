@@ -38,6 +38,10 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 		return
 	}
 
+	if err := p.childrenForRequest(w); err != nil {
+		c.recordFailure(p, w, attempt, first, err, log)
+		return
+	}
 	req := c.buildRequest(p, w, attempt, first)
 	held := c.holdStatus(p, w, attempt, first)
 	release, err := c.waitForSlot(ctx)
@@ -133,7 +137,7 @@ func (c *Controller) buildRequest(p *pass, w decide.Work, attempt int, first tim
 		req.Old = essence.OldObject(p.obj, w.Old)
 	}
 	if w.Event == spec.EventSync || w.Event == spec.EventDelete {
-		req.Children, req.Related = p.children, p.related
+		req.Children, req.Related = wholeChildren(p.children), p.related
 	}
 	return req
 }

@@ -84,11 +84,11 @@ func (c *Controller) parentByUID(uid string) (*unstructured.Unstructured, bool) 
 // enqueueOwner maps a child to the parent it belongs to, by UID: a stale
 // reference to a deleted parent of the same name enqueues nobody.
 func (c *Controller) enqueueOwner(obj any) {
-	u, ok := asUnstructured(obj)
+	o, ok := asMetaObject(obj)
 	if !ok {
 		return
 	}
-	if uid := ownerUID(u); uid != "" {
+	if uid := ownerUID(o); uid != "" {
 		if parent, ok := c.parentByUID(uid); ok {
 			c.enqueueObject(parent)
 		}
@@ -105,8 +105,8 @@ func (c *Controller) enqueueOwners(old, cur any) {
 }
 
 func ownerOf(obj any) string {
-	if u, ok := asUnstructured(obj); ok {
-		return ownerUID(u)
+	if o, ok := asMetaObject(obj); ok {
+		return ownerUID(o)
 	}
 	return ""
 }
@@ -195,7 +195,7 @@ func (c *Controller) refuseForeignChildren(p *pass, desired []*unstructured.Unst
 		if !ok {
 			continue
 		}
-		existing, ok := ch.get(objectKey(child))
+		existing, ok := ch.getChild(objectKey(child))
 		if !ok {
 			continue
 		}

@@ -114,7 +114,7 @@ type pass struct {
 	stateRaw string
 	mem      *objectMemory
 	plan     decide.Plan
-	children map[string]map[string]*unstructured.Unstructured
+	children children
 	related  map[string]map[string]*unstructured.Unstructured
 	// relatedErr says which related selectors cannot be rendered for this
 	// object: its sync callbacks wait, the other callbacks go on.

@@ -62,14 +62,17 @@ func startControlPlane(t *testing.T) time.Time {
 // gateway's watches idle while other writes move etcd on and compaction
 // removes the revision they last saw, then restarts the API server: the
 // watches resume from a compacted revision (410 Gone) and must relist, not
-// die silently. Changes made afterwards must all arrive.
+// die silently. Changes made afterwards must all arrive, a child's too: a
+// child deleted by someone else is seen (only its own watch tells) and
+// applied again.
 func TestWatchesSurviveCompactionAndAnIdleAPIServerRestart(t *testing.T) {
 	w := newWorld(t, 0, 50*time.Millisecond)
 	gw := newGateway(t, "gateway", w.op)
 	gw.waitReady(time.Minute)
 	ctx := context.Background()
 	names := []string{"idle-0", "idle-1", "idle-2", "idle-3"}
-	for _, name := range names {
+	const kept = "idle-kept" // unchanged: only the deletion of its child moves it
+	for _, name := range append(names, kept) {
 		if err := w.create(ctx, name); err != nil {
 			t.Fatal(err)
 		}
@@ -106,6 +109,20 @@ func TestWatchesSurviveCompactionAndAnIdleAPIServerRestart(t *testing.T) {
 	if err := w.create(ctx, "after-restart"); err != nil {
 		t.Fatal(err)
 	}
+	child, err := w.kube.CoreV1().ConfigMaps(w.ns).Get(ctx, kept+"-cm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.kube.CoreV1().ConfigMaps(w.ns).Delete(ctx, child.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the deleted child applied again", func(ctx context.Context) (bool, string, error) {
+		cm, err := w.kube.CoreV1().ConfigMaps(w.ns).Get(ctx, child.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, "not re-created yet", nil
+		}
+		return err == nil && cm.UID != child.UID, "", err
+	})
 	rep, _ := w.chk.AssertEventually(t, 2*time.Minute)
 	t.Logf("figure: watches idle %s until their revision was compacted, API server down 10s; changes after the restart all delivered %s after it was ready; %d duplicate deliveries",
 		upAt.Sub(idleFrom).Round(100*time.Millisecond), time.Since(upAt).Round(100*time.Millisecond), rep.Duplicates)

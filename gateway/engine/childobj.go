@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/opgate/opgate/gateway/decide"
+	"github.com/opgate/opgate/gateway/failure"
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// childObject is a child as a pass holds it: a cached *rawChild, or what
+// an apply answered, an *unstructured.Unstructured (so is a cached child
+// when the informer decodes into maps: see informerFor).
+type childObject interface {
+	metav1.Object
+	runtime.Object
+}
+
+// children are a pass's observed children, by kind key and name (nameIn).
+type children = map[string]map[string]childObject
+
+// informerFor builds the informer of w in namespace ns: a child kind's
+// keeps rawChild objects when Deps.REST is the dynamic client's REST
+// client (always, in `gateway run`); every other kind, and a child kind
+// without it (unit tests with fake clients), decodes into maps.
+func (c *Controller) informerFor(w *watched, ns string, tweak func(*metav1.ListOptions), indexers cache.Indexers) cache.SharedIndexInformer {
+	for _, ch := range c.children {
+		if ch.watched != w {
+			continue
+		}
+		rc, ok := c.REST.(*rest.RESTClient)
+		if !ok {
+			break
+		}
+		inf, err := newChildInformer(rc, w.mapping, ns, tweak, indexers, &c.health)
+		if err == nil {
+			return inf
+		}
+		utilruntime.HandleError(fmt.Errorf("%w: %w", errRawChildren, err))
+	}
+	return newTrackedInformer(c.Dynamic, w.mapping.Resource, ns, tweak, indexers, &c.health)
+}
+
+// childByIndex returns the cached children whose index value is value.
+func (w *watched) childByIndex(index, value string) []childObject {
+	var out []childObject
+	for _, inf := range w.informers {
+		objs, err := inf.GetIndexer().ByIndex(index, value)
+		if err != nil {
+			utilruntime.HandleError(err)
+			continue
+		}
+		for _, o := range objs {
+			if co, ok := o.(childObject); ok {
+				out = append(out, co)
+			}
+		}
+	}
+	return out
+}
+
+// getChild returns the cached child with the informer key key.
+func (w *watched) getChild(key string) (childObject, bool) {
+	for _, inf := range w.informers {
+		if o, ok, err := inf.GetIndexer().GetByKey(key); err == nil && ok {
+			if co, ok := o.(childObject); ok {
+				return co, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// asMetaObject unwraps an informer event's object, tombstones included.
+func asMetaObject(obj any) (metav1.Object, bool) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	o, err := meta.Accessor(obj)
+	return o, err == nil
+}
+
+// wholeChild is the child decoded whole.
+func wholeChild(o childObject) (*unstructured.Unstructured, error) {
+	switch t := o.(type) {
+	case *unstructured.Unstructured:
+		return t, nil
+	case *rawChild:
+		return t.whole()
+	}
+	return nil, fmt.Errorf("child %s of unexpected type %T", metaKey(o), o)
+}
+
+// decodeChildren decodes the pass's raw children whole, in place: a pass
+// decodes each child once at most, and only when it needs the whole of it
+// (a sync or delete request, the sync digest).
+func decodeChildren(in children) error {
+	for _, byName := range in {
+		for name, o := range byName {
+			if _, ok := o.(*unstructured.Unstructured); ok {
+				continue
+			}
+			u, err := wholeChild(o)
+			if err != nil {
+				return failure.Temporaryf("ChildUnreadable", "%w", err)
+			}
+			byName[name] = u
+		}
+	}
+	return nil
+}
+
+// wholeChildren is in, decoded by decodeChildren, as a request carries it.
+func wholeChildren(in children) map[string]map[string]*unstructured.Unstructured {
+	if in == nil {
+		return nil
+	}
+	out := make(map[string]map[string]*unstructured.Unstructured, len(in))
+	for k, byName := range in {
+		m := make(map[string]*unstructured.Unstructured, len(byName))
+		for n, o := range byName {
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				m[n] = u
+			}
+		}
+		out[k] = m
+	}
+	return out
+}
+
+// childrenForRequest decodes the children a request of work w carries.
+func (p *pass) childrenForRequest(w decide.Work) error {
+	if w.Event != spec.EventSync && w.Event != spec.EventDelete {
+		return nil
+	}
+	return decodeChildren(p.children)
+}
+
+// metaOnly is an *unstructured.Unstructured with o's kind and metadata
+// alone: what deleting or replacing a child reads of it.
+func metaOnly(o childObject) *unstructured.Unstructured {
+	if u, ok := o.(*unstructured.Unstructured); ok {
+		return u
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{}}
+	u.GetObjectKind().SetGroupVersionKind(o.GetObjectKind().GroupVersionKind())
+	u.SetName(o.GetName())
+	u.SetNamespace(o.GetNamespace())
+	u.SetUID(o.GetUID())
+	u.SetResourceVersion(o.GetResourceVersion())
+	u.SetLabels(o.GetLabels())
+	u.SetAnnotations(o.GetAnnotations())
+	u.SetOwnerReferences(o.GetOwnerReferences())
+	u.SetFinalizers(o.GetFinalizers())
+	u.SetDeletionTimestamp(o.GetDeletionTimestamp())
+	return u
+}

@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"context"
+	"errors"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+)
+
+// newChildInformer is newTrackedInformer for a child kind whose cache holds
+// rawChild objects, not maps (see rawChild). It lists and watches through a
+// REST client of its own (rawCodec decodes the answers) on the connection,
+// rate limiter and client metrics of rc, the REST client the dynamic client
+// was made from.
+func newChildInformer(rc *rest.RESTClient, m *meta.RESTMapping, namespace string,
+	tweak func(*metav1.ListOptions), indexers cache.Indexers, health *watchHealth) (cache.SharedIndexInformer, error) {
+	what := describeInformer(m.Resource, namespace)
+	codec := newRawCodec(m.GroupVersionKind, what)
+	gv := m.GroupVersionKind.GroupVersion()
+	client, err := rest.NewRESTClient(rc.Get().AbsPath("/").URL(), "", rest.ClientContentConfig{
+		AcceptContentTypes: "application/json",
+		ContentType:        "application/json",
+		GroupVersion:       gv,
+		Negotiator:         runtime.NewClientNegotiator(codec, gv),
+	}, rc.GetRateLimiter(), rc.Client)
+	if err != nil {
+		return nil, err
+	}
+	path := resourcePath(m, namespace)
+	lw := trackedListWatch(what, tweak, health,
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return client.Get().AbsPath(path...).VersionedParams(&o, metav1.ParameterCodec).Do(ctx).Get()
+		},
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.Watch = true
+			return client.Get().AbsPath(path...).VersionedParams(&o, metav1.ParameterCodec).Watch(ctx)
+		})
+	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, client),
+		&rawChild{}, cache.SharedIndexInformerOptions{Indexers: indexers, ObjectDescription: m.Resource.String()})
+	trackWatchErrors(inf, what, health)
+	return inf, nil
+}
+
+// resourcePath is the URL path of a kind's collection, as the dynamic
+// client builds it.
+func resourcePath(m *meta.RESTMapping, namespace string) []string {
+	gvr := m.Resource
+	p := make([]string, 0, 6)
+	if gvr.Group == "" {
+		p = append(p, "api")
+	} else {
+		p = append(p, "apis", gvr.Group)
+	}
+	p = append(p, gvr.Version)
+	if namespace != "" && m.Scope.Name() != meta.RESTScopeNameRoot {
+		p = append(p, "namespaces", namespace)
+	}
+	return append(p, gvr.Resource)
+}
+
+// errRawChildren: a child informer's REST client could not be made; that
+// kind's children are then cached decoded into maps, as other kinds are.
+var errRawChildren = errors.New("children are cached decoded: no REST client of their own")
