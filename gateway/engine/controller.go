@@ -320,7 +320,7 @@ func (c *Controller) buildInformers() {
 		for _, ns := range namespaces {
 			indexers := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
 			maps.Copy(indexers, extra)
-			inf := newTrackedInformer(c.Dynamic, w.mapping.Resource, ns,
+			inf := newTrackedInformer(c.Deps, w.mapping.Resource, ns,
 				func(o *metav1.ListOptions) { o.LabelSelector = selector }, indexers, &c.health)
 			if _, err := inf.AddEventHandler(handler); err != nil {
 				utilruntime.HandleError(err)

@@ -14,10 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/watchjson"
 )
 
 // watchHealth remembers, per informer, the last error the API server gave
@@ -100,9 +100,10 @@ func describeInformer(gvr schema.GroupVersionResource, namespace string) string 
 
 // newTrackedInformer is dynamicinformer.NewFilteredDynamicInformer whose
 // every list and watch outcome is told to health.
-func newTrackedInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource, namespace string,
+func newTrackedInformer(d Deps, gvr schema.GroupVersionResource, namespace string,
 	tweak func(*metav1.ListOptions), indexers cache.Indexers, health *watchHealth) cache.SharedIndexInformer {
 	what := describeInformer(gvr, namespace)
+	dyn := d.Dynamic
 	res := dyn.Resource(gvr).Namespace(namespace)
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -117,7 +118,7 @@ func newTrackedInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource, 
 			if tweak != nil {
 				tweak(&o)
 			}
-			w, err := res.Watch(ctx, o)
+			w, err := d.watch(ctx, gvr, namespace, o)
 			health.observe(what, err)
 			return w, err
 		},
@@ -137,6 +138,16 @@ func newTrackedInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource, 
 		health.observe(what, err)
 	})
 	return inf
+}
+
+// watch opens an informer's watch: decoded in one pass by watchjson when
+// the REST client the dynamic client was made from is known (the events'
+// decoding was a fifth of the gateway's CPU), else by the dynamic client.
+func (d Deps) watch(ctx context.Context, gvr schema.GroupVersionResource, namespace string, o metav1.ListOptions) (watch.Interface, error) {
+	if d.REST == nil {
+		return d.Dynamic.Resource(gvr).Namespace(namespace).Watch(ctx, o)
+	}
+	return watchjson.New(d.REST).Watch(ctx, gvr, namespace, o)
 }
 
 // dropManagedFields is the informers' transform: it strips
