@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	kjson "sigs.k8s.io/json"
@@ -50,13 +51,20 @@ func New(rc rest.Interface) *Watcher {
 }
 
 // Watch starts a watch of gvr in namespace ("" for all) with opts, as
-// dynamic.ResourceInterface.Watch does.
+// dynamic.ResourceInterface.Watch does. Unlike it, opening the watch takes
+// a token of the client's rate limiter (rest.Request.Stream does): one
+// per watch, which the reflector opens every few minutes.
 func (w *Watcher) Watch(ctx context.Context, gvr schema.GroupVersionResource, namespace string, opts metav1.ListOptions) (watch.Interface, error) {
 	opts.Watch = true
 	body, err := w.rc.Get().AbsPath(segments(gvr, namespace)...).
 		SpecificallyVersionedParams(&opts, w.params, versionV1).
 		Stream(ctx)
 	if err != nil {
+		if utilnet.IsProbableEOF(err) || utilnet.IsTimeout(err) {
+			// As rest.Request.Watch: a connection lost on the way is
+			// an empty watch, which the reflector simply opens again.
+			return watch.NewEmptyWatch(), nil
+		}
 		return nil, err
 	}
 	// Decoding errors are reported as client-go's watch reports them.

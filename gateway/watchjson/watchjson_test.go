@@ -38,10 +38,21 @@ func (s *stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.query = r.URL.RawQuery
 	s.mu.Unlock()
+	if s.code == dropConnection {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(s.code)
 	_, _ = w.Write([]byte(s.body))
 }
+
+// dropConnection as a stream's code closes the connection without an
+// answer.
+const dropConnection = -1
 
 // clients returns client-go's dynamic client and a Watcher on the same
 // REST client configuration, both talking to srv.
@@ -134,6 +145,7 @@ func TestWatchDeliversWhatClientGosDynamicWatchDelivers(t *testing.T) {
 		{"a frame that is not JSON", http.StatusOK, frames(`{"type":"ADDED","object":`+object+`}`, `{"type":"ADDED","object":{"kind":`)},
 		{"an unknown event type", http.StatusOK, frames(`{"type":"RENAMED","object":` + object + `}`)},
 		{"an object without a kind", http.StatusOK, frames(`{"type":"ADDED","object":{"apiVersion":"v1","metadata":{"name":"a"}}}`)},
+		{"a connection closed before the answer", dropConnection, ""},
 		{"a refused watch", http.StatusForbidden, `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"widgets is forbidden","reason":"Forbidden","code":403}`},
 		{"a gone resource", http.StatusNotFound, `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","code":404}`},
 	} {
