@@ -88,6 +88,7 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/spec
 	go test -run '^$$' -fuzz FuzzDiff -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./callbacks/essence
 	go test -run '^$$' -fuzz FuzzBuildRequest -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/call
+	go test -run '^$$' -fuzz FuzzRenderMatchesTextTemplate -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/jsontemplate
 
 clean:
 	rm -rf bin .cache

@@ -72,11 +72,9 @@ func (s *state) evalCall(dot any, name string, node parse.Node, args []parse.Nod
 	if !isMissing(final) {
 		numIn++
 	}
-	numFixed := len(args)
 	if b.sig.variadic {
-		numFixed = len(b.sig.fixed)
-		if numIn < numFixed {
-			return nil, s.errorf(node, "wrong number of args for %s: want at least %d got %d", name, numFixed, len(args))
+		if numIn < len(b.sig.fixed) {
+			return nil, s.errorf(node, "wrong number of args for %s: want at least %d got %d", name, len(b.sig.fixed), len(args))
 		}
 	} else if numIn != len(b.sig.fixed) {
 		return nil, s.errorf(node, "wrong number of args for %s: want %d got %d", name, len(b.sig.fixed), numIn)
