@@ -107,6 +107,10 @@ var templates = []string{
 	`{{ .metadata.name | printf "%s-x" | len }}`, `{{ .spec.size | print | len }}`, `{{ . | len }}`, `{{ 1 | 2 }}`, `{{ 1 | . }}`,
 	`{{ 1 | nil }}`, `{{ 1 | $ }}`, `{{ "x" | (print) }}`, `{{ 1 | (.spec) }}`, `{{ $x := .spec.size | print }}{{ $x }}`,
 	`{{ print (len .spec.list) (index .spec.list 0) }}`, `{{ print len }}`, `{{ print .spec.size.x }}`, `{{ print $ }}`,
+	`{{ $x := 1 }}{{ range .spec.list }}{{ $x := . }}{{ $x }}{{ end }}{{ $x }}`, `{{ $x := 1 }}{{ range .spec.list }}{{ $x = . }}{{ end }}{{ $x }}`,
+	`{{ range $k, $v := . }}{{ $k }};{{ end }}`, `{{ range .spec.list }}{{ range $.spec.nums }}{{ if eq . 2 }}{{ break }}{{ end }}{{ . }}{{ end }}|{{ end }}`,
+	`{{- /* c */ -}} x`, `{{ printf "%v|%v|%d" nil .spec.none .spec.size }}`, `{{ if and .spec.list (gt (len .spec.list) 2) }}many{{ end }}`,
+	`{{ with index .spec.mixed 3 }}{{ .k }}{{ end }}`, `{{ range .spec.mixed }}{{ with . }}{{ printf "%T" . }} {{ end }}{{ end }}`,
 	`{{ and.x }}`, `{{ print (print "a").x }}`, `{{ (print "a").x }}`, `{{ with .spec }}{{ print . }}{{ end }}`,
 }
 
