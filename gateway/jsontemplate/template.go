@@ -13,6 +13,7 @@ package jsontemplate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"text/template/parse"
 )
@@ -42,10 +43,15 @@ func Parse(text string) (*Template, error) {
 	if _, err := t.Parse(text, "", "", sets, functions); err != nil {
 		return nil, err
 	}
+	var defined []string
 	for n, tr := range sets {
 		if tr != t {
-			return nil, fmt.Errorf("template: %s: {{define %q}}: named templates (define, block, template) are not supported: a selector value is a single template", name, n)
+			defined = append(defined, n)
 		}
+	}
+	if len(defined) > 0 {
+		slices.Sort(defined)
+		return nil, fmt.Errorf("template: %s: {{define %q}}: named templates (define, block, template) are not supported: a selector value is a single template", name, defined[0])
 	}
 	if err := refuse(t, t.Root); err != nil {
 		return nil, err
