@@ -83,6 +83,7 @@ FUZZTIME ?= 60s
 # the multi-kilobyte seeds (operator YAML) that stalls fuzzing at 0 execs/s.
 FUZZFLAGS ?= -fuzzminimizetime 1s
 fuzz:
+	go test -run '^$$' -fuzz FuzzRenderMatchesTextTemplate -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/jsontemplate
 	go test -run '^$$' -fuzz FuzzDecodeResponse -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./callbacks
 	go test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/state
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/spec
