@@ -83,11 +83,13 @@ FUZZTIME ?= 60s
 # the multi-kilobyte seeds (operator YAML) that stalls fuzzing at 0 execs/s.
 FUZZFLAGS ?= -fuzzminimizetime 1s
 fuzz:
+	go test -run '^$$' -fuzz FuzzRenderMatchesTextTemplate -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/jsontemplate
 	go test -run '^$$' -fuzz FuzzDecodeResponse -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./callbacks
 	go test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/state
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/spec
 	go test -run '^$$' -fuzz FuzzDiff -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./callbacks/essence
 	go test -run '^$$' -fuzz FuzzBuildRequest -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/call
+	go test -run '^$$' -fuzz FuzzDecodeEventMatchesClientGo -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/watchjson
 
 clean:
 	rm -rf bin .cache

@@ -14,9 +14,8 @@ func newRootCommand() *cobra.Command {
 		Short:         "opgate: a Kubernetes operator gateway that calls your HTTP handlers",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version.String(),
 	}
-	root.SetVersionTemplate("{{.Version}}\n") // as `gateway version` prints it
+	addVersionFlag(root) // as `gateway version` prints it
 	root.AddCommand(newVersionCommand(), newRunCommand())
 	root.AddCommand(newValidateCommand())
 	root.AddCommand(newCallCommand())

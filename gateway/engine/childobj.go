@@ -46,7 +46,7 @@ func (c *Controller) informerFor(w *watched, ns string, tweak func(*metav1.ListO
 		}
 		utilruntime.HandleError(fmt.Errorf("%w: %w", errRawChildren, err))
 	}
-	return newTrackedInformer(c.Dynamic, w.mapping.Resource, ns, tweak, indexers, &c.health)
+	return newTrackedInformer(c.Deps, w.mapping.Resource, ns, tweak, indexers, &c.health)
 }
 
 // childByIndex returns the cached children whose index value is value.

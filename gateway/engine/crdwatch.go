@@ -65,7 +65,7 @@ func (c *Controller) watchCRD() {
 		return
 	}
 	name := c.crdName()
-	c.crdInformer = newTrackedInformer(c.Dynamic, crdResource, metav1.NamespaceAll,
+	c.crdInformer = newTrackedInformer(c.Deps, crdResource, metav1.NamespaceAll,
 		func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + name }, cache.Indexers{}, &c.health)
 	refresh := func(obj any) {
 		u, ok := asUnstructured(obj)

@@ -14,10 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/watchjson"
 )
 
 // watchHealth remembers, per informer, the last error the API server gave
@@ -100,13 +100,16 @@ func describeInformer(gvr schema.GroupVersionResource, namespace string) string 
 
 // newTrackedInformer is dynamicinformer.NewFilteredDynamicInformer whose
 // every list and watch outcome is told to health.
-func newTrackedInformer(dyn dynamic.Interface, gvr schema.GroupVersionResource, namespace string,
+func newTrackedInformer(d Deps, gvr schema.GroupVersionResource, namespace string,
 	tweak func(*metav1.ListOptions), indexers cache.Indexers, health *watchHealth) cache.SharedIndexInformer {
 	what := describeInformer(gvr, namespace)
+	dyn := d.Dynamic
 	res := dyn.Resource(gvr).Namespace(namespace)
 	lw := trackedListWatch(what, tweak, health,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) },
-		res.Watch)
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return d.watch(ctx, gvr, namespace, o)
+		})
 	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, dyn),
 		&unstructured.Unstructured{}, cache.SharedIndexInformerOptions{Indexers: indexers, ObjectDescription: gvr.String()})
 	// managedFields is often the largest part of an object and nothing the
@@ -152,6 +155,16 @@ func trackWatchErrors(inf cache.SharedIndexInformer, what string, health *watchH
 		}
 		health.observe(what, err)
 	})
+}
+
+// watch opens an informer's watch: decoded in one pass by watchjson when
+// the REST client the dynamic client was made from is known (the events'
+// decoding was a fifth of the gateway's CPU), else by the dynamic client.
+func (d Deps) watch(ctx context.Context, gvr schema.GroupVersionResource, namespace string, o metav1.ListOptions) (watch.Interface, error) {
+	if d.REST == nil {
+		return d.Dynamic.Resource(gvr).Namespace(namespace).Watch(ctx, o)
+	}
+	return watchjson.New(d.REST).Watch(ctx, gvr, namespace, o)
 }
 
 // dropManagedFields is the informers' transform: it strips

@@ -332,18 +332,8 @@ func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, 
 			return err
 		}
 	}
-	if err := c.applyChildren(ctx, p, desired); err != nil {
+	if err := c.writeAnswer(ctx, p, w, desired, w.Event == spec.EventSync && resp.Children != nil, status); err != nil {
 		return err
-	}
-	if w.Event == spec.EventSync && resp.Children != nil {
-		if err := c.pruneChildren(ctx, p, desired); err != nil {
-			return err
-		}
-	}
-	if status != nil {
-		if err := c.writeStatus(ctx, p, w, status); err != nil {
-			return err
-		}
 	}
 	d, _ := resp.RequeueAfterDuration()
 	if w.Event == spec.EventDelete && resp.Finalized != nil && !*resp.Finalized && d <= 0 {

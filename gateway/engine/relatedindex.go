@@ -1,15 +1,15 @@
 package engine
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 	"sync"
-	"text/template"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/opgate/opgate/gateway/jsontemplate"
 )
 
 // relatedIndex indexes parents by the label a related object must carry to
@@ -21,7 +21,7 @@ const relatedIndex = "opgate.dev/related"
 
 // templates caches parsed selector templates: each value is parsed once,
 // not once per parent and event. Safe for concurrent use.
-type templates struct{ m sync.Map } // string → *template.Template or error
+type templates struct{ m sync.Map } // string → *jsontemplate.Template or error
 
 func (t *templates) render(s string, parent *unstructured.Unstructured) (string, error) {
 	if !strings.Contains(s, "{{") {
@@ -29,7 +29,7 @@ func (t *templates) render(s string, parent *unstructured.Unstructured) (string,
 	}
 	v, ok := t.m.Load(s)
 	if !ok {
-		tp, err := template.New("selector").Option("missingkey=error").Parse(s)
+		tp, err := jsontemplate.Parse(s)
 		if err != nil {
 			v = err
 		} else {
@@ -37,15 +37,11 @@ func (t *templates) render(s string, parent *unstructured.Unstructured) (string,
 		}
 		t.m.Store(s, v)
 	}
-	tp, ok := v.(*template.Template)
+	tp, ok := v.(*jsontemplate.Template)
 	if !ok {
 		return "", v.(error)
 	}
-	var b bytes.Buffer
-	if err := tp.Execute(&b, parent.Object); err != nil {
-		return "", err
-	}
-	return b.String(), nil
+	return tp.Render(parent.Object)
 }
 
 // renderSelector expands Go templates over the parent ("{{ .metadata.name }}")

@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/opgate/opgate/gateway/jsontemplate"
 )
 
 // MaxNameLength is the longest operator name: the state annotation key
@@ -125,7 +127,8 @@ func (v *validator) kinds(field string, n int, at func(int) (apiVersion, kind st
 }
 
 // selector checks a label selector. Values of related selectors may be
-// templates over the parent, so only their keys are checked as labels.
+// templates over the parent, so only their keys are checked as labels,
+// and their templates must parse.
 func (v *validator) selector(path string, sel *metav1.LabelSelector, templated bool) {
 	if sel == nil {
 		return
@@ -135,6 +138,8 @@ func (v *validator) selector(path string, sel *metav1.LabelSelector, templated b
 		v.labelKey(p, key)
 		if !templated {
 			v.labelValue(p, value)
+		} else {
+			v.template(p, value)
 		}
 	}
 	for i, e := range sel.MatchExpressions {
@@ -150,9 +155,11 @@ func (v *validator) selector(path string, sel *metav1.LabelSelector, templated b
 				v.addf(p+"/values", "must be empty with operator %s", e.Operator)
 			}
 		}
-		if !templated {
-			for j, value := range e.Values {
+		for j, value := range e.Values {
+			if !templated {
 				v.labelValue(fmt.Sprintf("%s/values/%d", p, j), value)
+			} else {
+				v.template(fmt.Sprintf("%s/values/%d", p, j), value)
 			}
 		}
 	}
@@ -161,6 +168,17 @@ func (v *validator) selector(path string, sel *metav1.LabelSelector, templated b
 func (v *validator) labelKey(path, key string) {
 	for _, msg := range validation.IsQualifiedName(key) {
 		v.addf(path, "label key %q: %s", key, msg)
+	}
+}
+
+// template checks a related selector value that is a template: it must
+// parse, and use only what applies to JSON data.
+func (v *validator) template(path, value string) {
+	if !strings.Contains(value, "{{") {
+		return
+	}
+	if _, err := jsontemplate.Parse(value); err != nil {
+		v.addf(path, "template %q: %v", value, err)
 	}
 }
 

@@ -149,6 +149,18 @@ func TestValidate(t *testing.T) {
 		{"related selector values may be templates over the parent", func(op *WebhookOperator) {
 			op.Spec.Related[0].LabelSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"memcached_cr": "{{ .metadata.name }}"}}
 		}, nil},
+		{"related selector templates must parse and use only what applies to JSON data", func(op *WebhookOperator) {
+			op.Spec.Related[0].LabelSelector = &metav1.LabelSelector{
+				MatchLabels: map[string]string{"a": "{{ call .f }}", "b": "{{ .x ", "c": "x-{{ .metadata.name | printf \"%s\" }}"},
+				MatchExpressions: []metav1.LabelSelectorRequirement{
+					{Key: "d", Operator: metav1.LabelSelectorOpIn, Values: []string{"plain", `{{ template "t" . }}`}},
+				},
+			}
+		}, []string{
+			`/spec/related/0/labelSelector/matchLabels/a: template "{{ call .f }}": template: selector:1:3: the call function is not supported`,
+			`/spec/related/0/labelSelector/matchLabels/b: template "{{ .x ": template: selector:1: unclosed action`,
+			`/spec/related/0/labelSelector/matchExpressions/0/values/1: template "{{ template \"t\" . }}": template: selector:1:12: {{template "t"}}: named templates (define, block, template) are not supported`,
+		}},
 		{"backoff cannot start above its maximum", func(op *WebhookOperator) {
 			op.Spec.Retry = &RetrySpec{MaxDelay: dur(time.Minute)}
 			op.Spec.Callbacks[0].Retry = &RetrySpec{InitialDelay: dur(2 * time.Minute)}

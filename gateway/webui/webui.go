@@ -1,18 +1,16 @@
 // Package webui is the gateway's read-only web view under /ui/: its
 // operators, their objects (failing first) and one object's whole state,
-// the facts `gateway status` prints, rendered on the server with
-// html/template from the gateway's informer caches (a page view costs the
+// the facts `gateway status` prints, rendered on the server by
+// htmlWriter from the gateway's informer caches (a page view costs the
 // API server nothing) and refreshed in the browser by a few lines of
 // polling script. It shows no Secret contents and no handler credentials:
 // only the report of gateway/inspect, which holds none.
 package webui
 
 import (
-	"bytes"
 	"embed"
 	"errors"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -25,9 +23,6 @@ import (
 
 	"github.com/opgate/opgate/gateway/engine"
 )
-
-//go:embed templates/*.html
-var templateFS embed.FS
 
 //go:embed static
 var staticFS embed.FS
@@ -51,8 +46,12 @@ type Config struct {
 }
 
 type ui struct {
-	cfg   Config
-	pages map[string]*template.Template
+	cfg Config
+}
+
+// page is a page's content, written by pages.go and objectpage.go.
+type page interface {
+	write(w *htmlWriter, u *ui)
 }
 
 // New returns the web view's handler, to be mounted at /ui.
@@ -69,15 +68,7 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	u := &ui{cfg: cfg, pages: map[string]*template.Template{}}
-	funcs := template.FuncMap{"objectPath": objectPath, "ago": u.ago, "stamp": stamp}
-	for _, page := range []string{"index", "operator", "object", "error"} {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
-		if err != nil {
-			return nil, fmt.Errorf("webui: parse %s page: %w", page, err)
-		}
-		u.pages[page] = t
-	}
+	u := &ui{cfg: cfg}
 	static, _ := fs.Sub(staticFS, "static")
 	r := chi.NewRouter()
 	r.Use(securityHeaders)
@@ -102,7 +93,7 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 func (u *ui) index(w http.ResponseWriter, r *http.Request) {
-	u.render(w, http.StatusOK, "index", u.indexPage())
+	u.render(w, http.StatusOK, u.indexPage())
 }
 
 func (u *ui) operator(w http.ResponseWriter, r *http.Request) {
@@ -116,7 +107,7 @@ func (u *ui) operator(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, http.StatusNotFound, fmt.Sprintf("this gateway runs no operator %q", name))
 		return
 	}
-	u.render(w, http.StatusOK, "operator", page)
+	u.render(w, http.StatusOK, page)
 }
 
 func (u *ui) object(w http.ResponseWriter, r *http.Request) {
@@ -133,7 +124,7 @@ func (u *ui) object(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, http.StatusNotFound, status)
 		return
 	}
-	u.render(w, http.StatusOK, "object", page)
+	u.render(w, http.StatusOK, page)
 }
 
 func validOperator(name string) string {
@@ -160,61 +151,15 @@ func validName(name string) string {
 	return ""
 }
 
-// render executes the page into a buffer first, so that a template error
-// is a clean 500 and never half a page.
-func (u *ui) render(w http.ResponseWriter, status int, page string, data any) {
-	var buf bytes.Buffer
-	if err := u.pages[page].Execute(&buf, data); err != nil {
-		u.cfg.Logger.Error("web view: render page", "page", page, "error", err)
-		http.Error(w, "cannot render the page; the gateway's log says why", http.StatusInternalServerError)
-		return
-	}
+// render writes the page.
+func (u *ui) render(w http.ResponseWriter, status int, p page) {
+	var hw htmlWriter
+	p.write(&hw, u)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(hw.b.Bytes())
 }
 
 func (u *ui) fail(w http.ResponseWriter, status int, msg string) {
-	u.render(w, status, "error", errorPage{Page: u.newPage("Not here"), Error: strings.TrimSpace(msg)})
-}
-
-// objectPath is the object page of an object of operator op.
-func objectPath(op, namespace, name string) string {
-	if namespace == "" {
-		namespace = ClusterScope
-	}
-	return "/ui/operators/" + op + "/objects/" + namespace + "/" + name
-}
-
-// timeOf takes a time.Time or a *time.Time; ok is false for none.
-func timeOf(v any) (time.Time, bool) {
-	switch t := v.(type) {
-	case time.Time:
-		return t, !t.IsZero()
-	case *time.Time:
-		if t != nil {
-			return *t, !t.IsZero()
-		}
-	}
-	return time.Time{}, false
-}
-
-func (u *ui) ago(v any) string {
-	t, ok := timeOf(v)
-	if !ok {
-		return ""
-	}
-	d := t.Sub(u.cfg.Clock()).Round(time.Second)
-	if d >= 0 {
-		return "in " + d.String()
-	}
-	return (-d).String() + " ago"
-}
-
-func stamp(v any) string {
-	t, ok := timeOf(v)
-	if !ok {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
+	u.render(w, status, errorPage{Page: u.newPage("Not here"), Error: strings.TrimSpace(msg)})
 }

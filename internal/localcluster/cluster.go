@@ -102,6 +102,11 @@ func (c *Cluster) start(ctx context.Context, p *pki) error {
 			return err
 		}
 	}
+	if cfg.BeforeControllers != nil {
+		if err := cfg.BeforeControllers(ctx, rest.CopyConfig(c.restConfig)); err != nil {
+			return fmt.Errorf("before kube-controller-manager: %w", err)
+		}
+	}
 	if err := c.startAndWait(ctx, "kube-controller-manager", controllerManagerArgs(cfg, p), "kube-controller-manager /healthz",
 		probes.check(loopbackURL("https", cfg.ControllerManagerPort)+"/healthz", "ok")); err != nil {
 		return err

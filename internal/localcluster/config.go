@@ -8,6 +8,7 @@
 package localcluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"k8s.io/client-go/rest"
 )
 
 // ErrMissingBinaries means the toolchain was not built (`make tools`).
@@ -64,6 +67,13 @@ type Config struct {
 	// command line, e.g. --kube-api-qps=500: its default client limit (20
 	// QPS) makes the garbage collector the bottleneck of a large deletion.
 	ControllerManagerFlags []string
+	// BeforeControllers runs once kube-apiserver is ready, before
+	// kube-controller-manager starts: the place to install CRDs whose
+	// objects own children. The garbage collector learns kinds that appear
+	// after its start only at its next discovery resync (30 s) and backs
+	// off on their dependents meanwhile, which delays their collection by
+	// minutes.
+	BeforeControllers func(ctx context.Context, cfg *rest.Config) error
 
 	// StartTimeout bounds the whole start, readiness included; default 3m.
 	StartTimeout time.Duration

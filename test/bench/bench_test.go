@@ -98,3 +98,23 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		t.Errorf("results.md: %v, no single-object table in:\n%s", err, md)
 	}
 }
+
+func TestIdleWindowDefaultsToAMinuteAtScaleAndStaysAsGiven(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{[]string{"-n", "1000"}, 20 * time.Second},
+		{[]string{"-n", "10000"}, 60 * time.Second},
+		{[]string{"-n", "10000", "-idle", "0s"}, 0},
+		{[]string{"-n", "20", "-idle", "90s"}, 90 * time.Second},
+	} {
+		opts, err := parseFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if opts.Idle != tc.want {
+			t.Errorf("%v: idle %v, want %v", tc.args, opts.Idle, tc.want)
+		}
+	}
+}

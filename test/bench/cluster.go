@@ -37,8 +37,12 @@ func startCluster(ctx context.Context, dir string, log *slog.Logger) (*localclus
 		// The garbage collector deletes N children per run; at the
 		// default 20 QPS it would set the pace of the delete phase.
 		ControllerManagerFlags: []string{"--kube-api-qps=500", "--kube-api-burst=1000"},
-		KillWithParent:         true,
-		Logger:                 log,
+		// Installed first, the CRD is known to the garbage collector from
+		// its start: otherwise it collects the first run's children only
+		// after its discovery resync and a backoff (minutes).
+		BeforeControllers: installCRD,
+		KillWithParent:    true,
+		Logger:            log,
 	})
 }
 

@@ -129,6 +129,11 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, i
 		return err
 	}
 	w := &workload{dyn: h.dyn, typed: h.typed, ns: ns, n: h.opts.N}
+	var err error
+	if w.track, err = startTracker(ctx, w); err != nil {
+		return err
+	}
+	defer w.track.stop()
 	h.log.Info("run", "system", r.System, "workload", r.Workload, "mode", r.Mode, "n", h.opts.N)
 	if r.Mode == modeBacklog {
 		if err := w.createAll(ctx); err != nil {
@@ -154,7 +159,10 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, i
 	}
 	sys.stop()
 	// The next run starts on a quiet cluster.
-	_, err = waitFor(ctx, h.opts.Timeout, ns+" children collected", w.childrenGone)
+	_, err = await(ctx, h.opts.Timeout, ns+" children collected", func() (bool, string) {
+		left := w.track.childrenLeft("")
+		return left == 0, fmt.Sprintf("%d children left", left)
+	})
 	return err
 }
 
@@ -179,8 +187,8 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 				return err
 			}
 		}
-		done, err := waitFor(ctx, h.opts.Timeout, r.namespace()+" "+p.name, func(ctx context.Context) (bool, string, error) {
-			return w.converged(ctx, p.size)
+		done, err := await(ctx, h.opts.Timeout, r.namespace()+" "+p.name, func() (bool, string) {
+			return w.track.converged(w.n, p.size)
 		})
 		if err != nil {
 			return err
@@ -204,7 +212,7 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 		// Single objects once per system, on the converged backlog, after
 		// the idle window and outside every phase's figures.
 		if p.name == evCreate && h.opts.Single > 0 && r.Workload == h.opts.Workloads[0] && r.Mode == h.opts.Modes[0] {
-			if err := h.single(ctx, sys, r, rep); err != nil {
+			if err := h.single(ctx, sys, r, w, rep); err != nil {
 				return err
 			}
 		}

@@ -12,7 +12,7 @@ import (
 
 // profiler records the gateway's CPU profile in back-to-back chunks for as
 // long as it runs (pprof merges them: go tool pprof DIR/cpu-*.pb.gz), and
-// its heap after each phase.
+// its heap and metrics after each phase.
 type profiler struct {
 	base, dir string
 	cancel    context.CancelFunc
@@ -42,9 +42,12 @@ func startProfiler(base, dir string) (*profiler, error) {
 	return p, nil
 }
 
-// heap saves the heap profile as heap-<name>.pb.gz.
+// heap saves the heap profile as heap-<name>.pb.gz, and the gateway's
+// metrics (pass, queue, callback and request latencies, cumulative over
+// the run) as metrics-<name>.txt.
 func (p *profiler) heap(name string) {
 	_ = fetchTo(context.Background(), p.base+"/debug/pprof/heap", filepath.Join(p.dir, "heap-"+name+".pb.gz"))
+	_ = fetchTo(context.Background(), p.base+"/metrics", filepath.Join(p.dir, "metrics-"+name+".txt"))
 }
 
 // stop ends the CPU chunks.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -49,9 +48,8 @@ const singleTimeout = 60 * time.Second
 
 // single creates opts.Single objects one at a time next to the converged
 // backlog and measures create → status for each.
-func (h *harness) single(ctx context.Context, sys system, r *run, rep *report) error {
+func (h *harness) single(ctx context.Context, sys system, r *run, w *workload, rep *report) error {
 	h.log.Info("single objects", "system", r.System, "count", h.opts.Single)
-	w := &workload{dyn: h.dyn, typed: h.typed, ns: r.namespace()}
 	returned := map[string]time.Time{}
 	var lat, fin []float64
 	for i := range h.opts.Single {
@@ -70,7 +68,10 @@ func (h *harness) single(ctx context.Context, sys system, r *run, rep *report) e
 	h.log.Info("single objects measured; waiting for the garbage collector to take their children", "system", r.System)
 	// The garbage collector's work on their children stays out of the
 	// next phase's request counts.
-	if _, err := waitFor(ctx, h.opts.Timeout, r.namespace()+" single objects' children collected", w.singleChildrenGone); err != nil {
+	if _, err := await(ctx, h.opts.Timeout, r.namespace()+" single objects' children collected", func() (bool, string) {
+		left := w.track.childrenLeft(singlePrefix)
+		return left == 0, fmt.Sprintf("%d children of single objects left", left)
+	}); err != nil {
 		return err
 	}
 	st, err := sys.stats(ctx)
@@ -221,20 +222,4 @@ func (nw *nameWatch) stop() {
 	if nw.wi != nil {
 		nw.wi.Stop()
 	}
-}
-
-// singleChildrenGone reports whether the garbage collector took the
-// children of every single object.
-func (w *workload) singleChildrenGone(ctx context.Context) (bool, string, error) {
-	deps, err := w.typed.AppsV1().Deployments(w.ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return false, "", err
-	}
-	left := 0
-	for _, d := range deps.Items {
-		if strings.HasPrefix(d.Name, singlePrefix) {
-			left++
-		}
-	}
-	return left == 0, fmt.Sprintf("%d children of single objects left", left), nil
 }

@@ -33,7 +33,7 @@ type env struct {
 	kubeconfig string
 	outDir     string
 	gatewayBin string
-	// profile: record the gateway's CPU and heap profiles under
+	// profile: record both systems' CPU and heap profiles under
 	// outDir/profiles/<namespace>.
 	profile bool
 	self    string // this program, re-run as `raw`
@@ -144,6 +144,7 @@ type rawSystem struct {
 	env  env
 	addr string
 	proc *child
+	prof *profiler
 }
 
 func (r *rawSystem) start(ctx context.Context, ns string, tune tuning) error {
@@ -159,7 +160,20 @@ func (r *rawSystem) start(ctx context.Context, ns string, tune tuning) error {
 	if err != nil {
 		return err
 	}
-	return r.proc.waitHTTP(ctx, "http://"+r.addr+"/healthz", logPath)
+	if err := r.proc.waitHTTP(ctx, "http://"+r.addr+"/healthz", logPath); err != nil {
+		return err
+	}
+	if r.env.profile {
+		r.prof, err = startProfiler("http://"+r.addr, filepath.Join(r.env.outDir, "profiles", ns))
+	}
+	return err
+}
+
+// phaseDone keeps the heap profile at the end of a phase.
+func (r *rawSystem) phaseDone(phase string) {
+	if r.prof != nil {
+		r.prof.heap(phase)
+	}
 }
 
 func (r *rawSystem) stats(ctx context.Context) (stats, error) {
@@ -179,6 +193,10 @@ func (r *rawSystem) stats(ctx context.Context) (stats, error) {
 func (r *rawSystem) usage() (procUsage, error) { return r.proc.usage() }
 
 func (r *rawSystem) stop() {
+	if r.prof != nil {
+		r.prof.stop()
+		r.prof = nil
+	}
 	if r.proc != nil {
 		r.proc.stop()
 	}

@@ -15,12 +15,13 @@ import (
 )
 
 // workload writes the parents of one run, as fast as its client allows,
-// and watches them converge by polling lists.
+// and watches them converge (tracker).
 type workload struct {
 	dyn   dynamic.Interface
 	typed kubernetes.Interface // protobuf: the Deployment lists stay cheap
 	ns    string
 	n     int
+	track *tracker
 	// sent is when each object's latest change was sent, per event.
 	mu   sync.Mutex
 	sent map[string]map[string]time.Time
@@ -135,54 +136,9 @@ func retried(ctx context.Context, what string, fn func() error) error {
 	return nil
 }
 
-// converged reports whether every parent reports size in its status and
-// every child Deployment has that many replicas (size 0: every parent
-// gone).
-func (w *workload) converged(ctx context.Context, size int64) (bool, string, error) {
-	list, err := w.parents().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return false, "", err
-	}
-	if size == 0 {
-		return len(list.Items) == 0, fmt.Sprintf("%d parents left", len(list.Items)), nil
-	}
-	ready := 0
-	for _, p := range list.Items {
-		observed, _, _ := unstructured.NestedInt64(p.Object, "status", "observedSize")
-		dep, _, _ := unstructured.NestedString(p.Object, "status", "deploymentName")
-		if observed == size && dep == p.GetName() {
-			ready++
-		}
-	}
-	if ready < w.n {
-		return false, fmt.Sprintf("%d/%d statuses", ready, w.n), nil
-	}
-	deps, err := w.typed.AppsV1().Deployments(w.ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return false, "", err
-	}
-	children := 0
-	for _, d := range deps.Items {
-		if d.Spec.Replicas != nil && int64(*d.Spec.Replicas) == size {
-			children++
-		}
-	}
-	return children == w.n, fmt.Sprintf("%d/%d children", children, w.n), nil
-}
-
-// childrenGone reports whether the garbage collector took every child.
-func (w *workload) childrenGone(ctx context.Context) (bool, string, error) {
-	deps, err := w.typed.AppsV1().Deployments(w.ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return false, "", err
-	}
-	return len(deps.Items) == 0, fmt.Sprintf("%d children left", len(deps.Items)), nil
-}
-
-// waitFor polls cond until it holds; it returns when it first held. The
-// interval grows with what a list costs, so polling stays a small share of
-// the API server's work.
-func waitFor(ctx context.Context, timeout time.Duration, what string, cond func(context.Context) (bool, string, error)) (time.Time, error) {
+// waitEvery polls cond every interval until it holds; it returns when it
+// first held.
+func waitEvery(ctx context.Context, timeout time.Duration, what string, interval time.Duration, cond func(context.Context) (bool, string, error)) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	var seen string
 	for {
@@ -198,7 +154,6 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 		if time.Now().After(deadline) {
 			return time.Time{}, fmt.Errorf("%s: not after %s (last seen: %s)", what, timeout, seen)
 		}
-		interval := max(200*time.Millisecond, 3*time.Since(began))
 		select {
 		case <-ctx.Done():
 			return time.Time{}, fmt.Errorf("%s: %w (last seen: %s)", what, ctx.Err(), seen)
