@@ -135,9 +135,13 @@ type watchFrame struct {
 	Object rawSpan `json:"object"`
 }
 
+// decodeEvent reads a watch event's type and finds its object, which the
+// embedded decoder decodes (and checks) next.
 func (c rawCodec) decodeEvent(data []byte, into *metav1.WatchEvent) error {
 	var f watchFrame
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(data, &f); err != nil {
+	if typ, obj, ok := eventSpans(data); ok {
+		f.Type, f.Object = typ, obj
+	} else if err := kjson.UnmarshalCaseSensitivePreserveInts(data, &f); err != nil {
 		return c.malformed("watch event", err)
 	}
 	if len(f.Object) == 0 {

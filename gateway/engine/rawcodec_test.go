@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/rest"
 	restclientwatch "k8s.io/client-go/rest/watch"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/opgate/opgate/gateway/watchjson"
 )
 
 var deploymentGVK = schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
@@ -161,11 +163,17 @@ func TestChildAnswersThatAreNoObjectDecodeToStatusOrAClearError(t *testing.T) {
 		"no kind":     `{"metadata":{"name":"a"}}`,
 		"not an obj":  `[1,2]`,
 		"event empty": `{"type":"ADDED"}`,
+		"event null":  `{"type":"ADDED","object":null}`,
+		"event cut":   `{"type":"ADDED","obj`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			var err error
 			if strings.Contains(bad, `"type"`) {
-				_, _, err = codec.Decode([]byte(bad), nil, &metav1.WatchEvent{})
+				// As restclientwatch does: the event, then its object.
+				ev := &metav1.WatchEvent{}
+				if _, _, err = codec.Decode([]byte(bad), nil, ev); err == nil {
+					_, err = runtime.Decode(codec, ev.Object.Raw)
+				}
 			} else {
 				_, _, err = codec.Decode([]byte(bad), nil, nil)
 			}
@@ -206,23 +214,31 @@ func TestChildListItemsGetTheListsKindAsTheDynamicClientGives(t *testing.T) {
 	}
 }
 
-// BenchmarkDecodeChildWatchEvent decodes one Deployment watch event
-// through client-go's watch decoding, as the child informers do (raw) and
-// as the dynamic informer did (unstructured, then its transform dropping
-// managedFields).
+// BenchmarkDecodeChildWatchEvent decodes one Deployment watch event, its
+// frame read from a stream, as the child informers do (raw), as the
+// dynamic client's watch did (unstructured) and as watchjson does (the
+// other informers), the last two then with the informers' transform
+// dropping managedFields.
 func BenchmarkDecodeChildWatchEvent(b *testing.B) {
 	frame := `{"type":"MODIFIED","object":` + deploymentJSON + `}`
-	for name, ns := range map[string]runtime.NegotiatedSerializer{
-		"raw":          newRawCodec(deploymentGVK, "deployments.apps"),
-		"unstructured": dynamic.ConfigFor(&rest.Config{}).NegotiatedSerializer,
+	viaClientGo := func(ns runtime.NegotiatedSerializer) func(io.ReadCloser) watch.Decoder {
+		info := ns.SupportedMediaTypes()[0]
+		return func(body io.ReadCloser) watch.Decoder {
+			return restclientwatch.NewDecoder(streaming.NewDecoder(info.StreamSerializer.Framer.NewFrameReader(body), info.StreamSerializer.Serializer), info.Serializer)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		decoder func(io.ReadCloser) watch.Decoder
+	}{
+		{"raw", viaClientGo(newRawCodec(deploymentGVK, "deployments.apps"))},
+		{"unstructured", viaClientGo(dynamic.ConfigFor(&rest.Config{}).NegotiatedSerializer)},
+		{"watchjson", func(body io.ReadCloser) watch.Decoder { return watchjson.NewDecoder(body) }},
 	} {
-		b.Run(name, func(b *testing.B) {
-			info := ns.SupportedMediaTypes()[0]
+		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				body := io.NopCloser(strings.NewReader(frame))
-				dec := restclientwatch.NewDecoder(streaming.NewDecoder(info.StreamSerializer.Framer.NewFrameReader(body), info.StreamSerializer.Serializer), info.Serializer)
-				_, obj, err := dec.Decode()
+				_, obj, err := tc.decoder(io.NopCloser(strings.NewReader(frame))).Decode()
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -1,5 +1,7 @@
 package engine
 
+import "bytes"
+
 // A minimal scanner over JSON already known to be valid, to find where
 // metadata.managedFields sits in an object's JSON so it can be cut out of
 // the bytes: cheaper than decoding and re-encoding the object.
@@ -11,7 +13,7 @@ func managedFieldsSpan(data []byte) (start, end int, ok bool) {
 	s := scanner{data: data}
 	found := false
 	s.members(func(key []byte, _, valueAt int) bool {
-		if string(key) != "metadata" || data[valueAt] != '{' {
+		if string(key) != "metadata" || valueAt >= len(data) || data[valueAt] != '{' {
 			return false
 		}
 		s.pos = valueAt
@@ -98,8 +100,43 @@ func (s *scanner) memberSpan(name string) (start, end int, ok bool) {
 
 func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
+// eventSpans finds the type and the object of a watch event's JSON
+// without decoding it: the frame was checked by the framer's JSON decoder
+// already. ok is false when they are not plainly there.
+func eventSpans(data []byte) (typ string, object []byte, ok bool) {
+	s := scanner{data: data}
+	s.space()
+	if s.pos >= len(data) || data[s.pos] != '{' {
+		return "", nil, false
+	}
+	var haveType bool
+	s.members(func(key []byte, _, valueAt int) bool {
+		switch string(key) {
+		case "type":
+			s.pos = valueAt
+			v := s.str()
+			if valueAt >= len(data) || data[valueAt] != '"' || bytes.IndexByte(v, '\\') >= 0 {
+				return true
+			}
+			typ, haveType = string(v), true
+		case "object":
+			s.pos = valueAt
+			s.value()
+			object = data[valueAt:s.pos]
+		default:
+			return false
+		}
+		s.pos = valueAt // members skips the value
+		return haveType && object != nil
+	})
+	return typ, object, haveType && len(object) > 0 && object[0] == '{'
+}
+
 // str skips the string at pos and returns its content (escapes kept).
 func (s *scanner) str() []byte {
+	if s.pos >= len(s.data) {
+		return nil
+	}
 	s.pos++ // '"'
 	from := s.pos
 	for s.pos < len(s.data) {
@@ -114,7 +151,7 @@ func (s *scanner) str() []byte {
 			s.pos++
 		}
 	}
-	return s.data[from:]
+	return s.data[min(from, len(s.data)):]
 }
 
 // value skips the value at pos.

@@ -1,0 +1,60 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	kjson "sigs.k8s.io/json"
+)
+
+// The scanner agrees with a JSON decoder on every valid input and never
+// panics on an invalid one (the framer passes only valid frames on, but
+// nothing may crash on a broken one).
+func FuzzRawScanAgreesWithDecoding(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"ADDED","object":` + deploymentJSON + `}`,
+		`{"object":{"kind":"K","metadata":{"managedFields":[]}},"type":"BOOKMARK"}`,
+		`{"type":"A\u0044DED","object":{}}`,
+		`{"type":"ADDED","object":{"kind":"K","metadata":{"name":"a\"}","managedFields":null}}}`,
+		` { "type" : "DELETED" , "object" : { "metadata" : { "managedFields" : [ { } ] , "uid" : "u" } } } `,
+		`{"type":"ADDED","obj`, `{"type":`, `{`, `"`, ``, `[]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		typ, obj, ok := eventSpans(data)
+		start, end, cut := managedFieldsSpan(data)
+		if cut && (start < 0 || end > len(data) || start > end) {
+			t.Fatalf("span [%d,%d) outside %d bytes", start, end, len(data))
+		}
+		if !json.Valid(data) {
+			return
+		}
+		var f struct {
+			Type   string          `json:"type"`
+			Object json.RawMessage `json:"object"`
+		}
+		if ok && kjson.UnmarshalCaseSensitivePreserveInts(data, &f) == nil && (typ != f.Type || !bytes.Equal(obj, f.Object)) {
+			t.Errorf("scanner: %q %s; decoder: %q %s", typ, obj, f.Type, f.Object)
+		}
+		var m map[string]any
+		if json.Unmarshal(data, &m) != nil {
+			return
+		}
+		md, _ := m["metadata"].(map[string]any)
+		if _, has := md["managedFields"]; !has {
+			return
+		}
+		out, err := withoutManagedFields(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(md, "managedFields")
+		var got map[string]any
+		if err := json.Unmarshal(out, &got); err != nil || !reflect.DeepEqual(got, m) {
+			t.Errorf("cut %s from %s: %v", out, data, err)
+		}
+	})
+}
