@@ -22,7 +22,8 @@ func TestLinkerDropsUnusedMethods(t *testing.T) {
 		t.Skip("links the gateway binary")
 	}
 	bin := filepath.Join(t.TempDir(), "gateway")
-	cmd := exec.Command("go", "build", "-o", bin, "-ldflags=-dumpdep", ".")
+	goCmd := "go" // the one `go test` found on PATH (runtime.GOROOT is deprecated)
+	cmd := exec.Command(goCmd, "build", "-o", bin, "-ldflags=-dumpdep", ".")
 	var dump bytes.Buffer
 	cmd.Stderr = &dump // the linker's "from -> to" lines
 	if err := cmd.Run(); err != nil {
@@ -49,7 +50,7 @@ func TestLinkerDropsUnusedMethods(t *testing.T) {
 			flagged[0], chain(parent, flagged[0]), len(flagged)-1, strings.Join(flagged[1:], ", "))
 	}
 
-	out, err := exec.Command("go", "tool", "nm", bin).Output()
+	out, err := exec.Command(goCmd, "tool", "nm", bin).Output()
 	if err != nil {
 		t.Fatalf("go tool nm: %v", err)
 	}

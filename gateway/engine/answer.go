@@ -44,25 +44,62 @@ func (c *Controller) writeAnswer(ctx context.Context, p *pass, w decide.Work, de
 	if p.children == nil {
 		p.children = map[string]map[string]childObject{}
 	}
+	before, _ := p.obj.Object["status"].(map[string]any)
 	cp := *p
 	statusDone := make(chan error, 1)
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				statusDone <- failure.Temporaryf("ApplyFailed", "panic writing the status: %v\n%s", r, debug.Stack())
+				c.log.Error("panic writing the status", "object", p.key, "panic", r, "stack", string(debug.Stack()))
+				statusDone <- failure.Temporaryf("ApplyFailed", "internal error writing the status: %v", r)
 			}
 		}()
 		statusDone <- c.writeStatus(ctx, p, w, status)
 	}()
+	// Nothing may touch p until the status write is over, even when the
+	// children's side panics (reconcileSafely recovers it).
+	waited := false
+	defer func() {
+		if !waited {
+			<-statusDone
+		}
+	}()
 	childErr := children(&cp)
 	statusErr := <-statusDone
+	waited = true
 	p.children = cp.children
 	switch {
 	case childErr != nil && statusErr != nil:
 		return fmt.Errorf("%w (the status was not written either: %v)", childErr, statusErr)
 	case childErr != nil:
+		// Written one after the other, a refused child kept the status
+		// from being written; it usually claims what the children are.
+		// So it goes back to what it was.
+		if err := c.patchStatus(ctx, p, undoMergePatch(before, status), false); err != nil {
+			return fmt.Errorf("%w (and the status written with it could not be set back: %v)", childErr, err)
+		}
 		return childErr
 	default:
 		return statusErr
 	}
+}
+
+// undoMergePatch is the merge patch that sets back, on a status that was
+// before and then had patch merged into it, every field patch touched.
+func undoMergePatch(before, patch map[string]any) map[string]any {
+	out := make(map[string]any, len(patch))
+	for k, v := range patch {
+		old, had := before[k]
+		pm, patchedMap := v.(map[string]any)
+		om, wasMap := old.(map[string]any)
+		switch {
+		case patchedMap && wasMap:
+			out[k] = undoMergePatch(om, pm)
+		case had:
+			out[k] = old
+		default:
+			out[k] = nil // added by patch: removed
+		}
+	}
+	return out
 }

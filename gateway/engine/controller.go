@@ -32,6 +32,7 @@ import (
 	"github.com/opgate/opgate/gateway/check"
 	"github.com/opgate/opgate/gateway/metrics"
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/watchjson"
 )
 
 // Deps are what every operator controller shares.
@@ -40,7 +41,10 @@ type Deps struct {
 	// REST, when set, is the REST client Dynamic was made from
 	// (dynamic.New(REST)): writes whose answer the engine needs only in
 	// part ask it for the metadata alone (apply.Applier.WithREST).
-	REST       rest.Interface
+	REST rest.Interface
+	// Watcher, when set, opens the informers' watches (made from REST);
+	// nil: the dynamic client's.
+	Watcher    *watchjson.Watcher
 	Metadata   metadata.Interface // lists where only finalizers and annotations matter
 	Kube       kubernetes.Interface
 	Mapper     meta.ResettableRESTMapper

@@ -106,6 +106,9 @@ func (s *state) evalCall(dot any, name string, node parse.Node, args []parse.Nod
 		}
 		argv[i] = v
 	}
+	if err := s.spend(name, argv); err != nil {
+		return nil, s.errorf(node, "%w", err)
+	}
 	v, err := b.fn(argv)
 	if err != nil {
 		return nil, s.errorf(node, "error calling %s: %w", name, err)

@@ -34,6 +34,13 @@ func decode(t testing.TB, doc string) map[string]any {
 // templates exercise the language over JSON data. Each runs over every
 // document with both text/template and this package.
 var templates = []string{
+	// break in the else list of a range inside a range ends the inner one
+	`{{ range .spec.list }}{{ range $.spec.emptyList }}{{ else }}{{ break }}{{ end }}{{ . }}{{ end }}`,
+	`{{ range .spec.list }}{{ range 0 }}{{ else }}{{ if eq . "b" }}{{ break }}{{ end }}{{ end }}{{ . }}{{ end }}`,
+	`{{ range .spec.list }}{{ range 0 }}{{ else }}{{ if eq . "b" }}{{ continue }}{{ end }}{{ end }}{{ . }}{{ end }}`,
+	// widths and precisions within the limit
+	`{{ printf "%5d|%-8s|%.2f|%08.3f" .spec.size .metadata.name .spec.ratio .spec.ratio }}`,
+	`{{ printf "%*d" 4 .spec.size }}`,
 	// text, fields, variables
 	`plain text`, `{{ .metadata.name }}`, `{{.metadata.name}}-{{.spec.size}}`, `{{ .spec.nested.a.b.c }}`,
 	`{{ .missing }}`, `{{ .metadata.missing }}`, `{{ .spec.none }}`, `{{ .spec.none.x }}`, `{{ .spec.list.x }}`,
@@ -145,6 +152,9 @@ func match(t *testing.T, text string, data map[string]any) {
 	refErr := ref.Execute(&b, data)
 	switch {
 	case err != nil && refErr != nil:
+	case err == nil && refErr != nil && strings.Contains(refErr.Error(), "cannot index slice/array with type interface {}"):
+		// The one known difference (docs/registration.md): text/template's
+		// slice refuses an index read from the data; jsontemplate takes it.
 	case err != nil || refErr != nil:
 		t.Fatalf("%q: output %q, error %v; text/template's %q, error %v", text, got, err, b.String(), refErr)
 	case got != b.String():

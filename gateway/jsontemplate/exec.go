@@ -25,8 +25,10 @@ func isMissing(v any) bool { _, ok := v.(missingType); return ok }
 // Limits on one rendering, so that a mistaken template cannot hold a
 // worker: a selector value is a label value (63 characters at most).
 const (
-	maxIterations = 100_000 // range iterations, all ranges together
-	maxOutput     = 1 << 20 // bytes of output, and of any string built
+	maxIterations = 100_000        // range iterations, all ranges together
+	maxOutput     = 1 << 20        // bytes of output, and of any string built
+	maxBuilt      = 16 * maxOutput // bytes the builtins may build in one rendering, all together
+	maxWidth      = 10_000         // a printf width or precision
 )
 
 // ErrTooLarge is returned when a rendering exceeds the limits above.
@@ -48,6 +50,7 @@ type state struct {
 	w     *strings.Builder
 	vars  []variable
 	steps int // range iterations so far
+	built int // bytes the builtins built so far (estimated before each call)
 }
 
 func (s *state) errorf(n parse.Node, format string, args ...any) error {
@@ -174,7 +177,12 @@ func (s *state) walkRange(dot any, r *parse.RangeNode) error {
 	if err != nil || ran || r.ElseList == nil {
 		return err
 	}
-	return s.walk(dot, r.ElseList)
+	// A break in the else list of a range inside another range ends this
+	// range, not the outer one, as in text/template.
+	if err := s.walk(dot, r.ElseList); err != errBreak {
+		return err
+	}
+	return nil
 }
 
 // iterate calls one for each element of v; ran says whether there was one.

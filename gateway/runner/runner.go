@@ -34,6 +34,7 @@ import (
 	"github.com/opgate/opgate/gateway/engine"
 	"github.com/opgate/opgate/gateway/metrics"
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/watchjson"
 )
 
 // Options configure a Gateway.
@@ -117,6 +118,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 		deps: engine.Deps{
 			Dynamic:  dyn,
 			REST:     rc,
+			Watcher:  watchjson.New(rc),
 			Metadata: meta,
 			Kube:     kube,
 			Mapper:   restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco)),

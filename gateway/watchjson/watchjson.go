@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,11 +44,16 @@ func parameterCodec() runtime.ParameterCodec {
 type Watcher struct {
 	rc     rest.Interface
 	params runtime.ParameterCodec
+	// attempts and pause: how often, and how far apart, a watch whose
+	// connection is lost on the way is opened again before Watch gives up
+	// with an empty watch (rest.Request.Watch's defaults).
+	attempts int
+	pause    time.Duration
 }
 
 // New returns a Watcher over rc.
 func New(rc rest.Interface) *Watcher {
-	return &Watcher{rc: rc, params: parameterCodec()}
+	return &Watcher{rc: rc, params: parameterCodec(), attempts: 10, pause: time.Second}
 }
 
 // Watch starts a watch of gvr in namespace ("" for all) with opts, as
@@ -56,16 +62,32 @@ func New(rc rest.Interface) *Watcher {
 // per watch, which the reflector opens every few minutes.
 func (w *Watcher) Watch(ctx context.Context, gvr schema.GroupVersionResource, namespace string, opts metav1.ListOptions) (watch.Interface, error) {
 	opts.Watch = true
-	body, err := w.rc.Get().AbsPath(segments(gvr, namespace)...).
-		SpecificallyVersionedParams(&opts, w.params, versionV1).
-		Stream(ctx)
-	if err != nil {
-		if utilnet.IsProbableEOF(err) || utilnet.IsTimeout(err) {
-			// As rest.Request.Watch: a connection lost on the way is
-			// an empty watch, which the reflector simply opens again.
+	var body io.ReadCloser
+	for attempt := 1; ; attempt++ {
+		var err error
+		body, err = w.rc.Get().AbsPath(segments(gvr, namespace)...).
+			SpecificallyVersionedParams(&opts, w.params, versionV1).
+			// Whatever else the client may accept (CBOR), this decoder
+			// reads JSON.
+			SetHeader("Accept", "application/json").
+			Stream(ctx)
+		if err == nil {
+			break
+		}
+		if !utilnet.IsProbableEOF(err) && !utilnet.IsTimeout(err) {
+			return nil, err
+		}
+		// As rest.Request.Watch: a connection lost on the way is tried
+		// again, and in the end an empty watch, which the reflector
+		// opens again.
+		if attempt >= w.attempts {
 			return watch.NewEmptyWatch(), nil
 		}
-		return nil, err
+		select {
+		case <-ctx.Done():
+			return watch.NewEmptyWatch(), nil
+		case <-time.After(w.pause):
+		}
 	}
 	// Decoding errors are reported as client-go's watch reports them.
 	return watch.NewStreamWatcher(NewDecoder(body),
@@ -101,7 +123,8 @@ type event struct {
 	Object map[string]any  `json:"object"`
 }
 
-// Decode returns the next event, its object an *unstructured.Unstructured.
+// Decode returns the next event, its object an *unstructured.Unstructured
+// (a *metav1.Status for a Status).
 // The stream's own errors (io.EOF at its end) are returned as they are.
 func (d *Decoder) Decode() (watch.EventType, runtime.Object, error) {
 	var frame json.RawMessage
@@ -133,8 +156,15 @@ func decodeEvent(frame []byte) (watch.EventType, runtime.Object, error) {
 	if u.GetAPIVersion() == "" {
 		return "", nil, fmt.Errorf("unable to decode watch event: Object 'apiVersion' is missing in %s", snippet(frame))
 	}
-	// An ERROR event's Status stays Unstructured, as the dynamic client's
-	// watch gives it: apierrors.FromObject reads it either way.
+	if u.GetKind() == "Status" {
+		// As the dynamic client decodes it (an ERROR event's object):
+		// metav1's unversioned kinds are typed, whatever their apiVersion.
+		status := &metav1.Status{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(ev.Object, status); err != nil {
+			return "", nil, fmt.Errorf("unable to decode watch event: %w", err)
+		}
+		return ev.Type, status, nil
+	}
 	return ev.Type, u, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,7 +70,9 @@ func clients(t testing.TB, srv *httptest.Server) (dynamic.Interface, *Watcher) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dyn, New(rc)
+	w := New(rc)
+	w.pause = 10 * time.Millisecond
+	return dyn, w
 }
 
 type seen struct {
@@ -161,6 +164,9 @@ func TestWatchDeliversWhatClientGosDynamicWatchDelivers(t *testing.T) {
 				if got[i].Type != want[i].Type {
 					t.Errorf("event %d: type %s, client-go's %s", i, got[i].Type, want[i].Type)
 				}
+				if a, b := reflect.TypeOf(got[i].Object), reflect.TypeOf(want[i].Object); a != b {
+					t.Errorf("event %d: object %v, client-go's %v", i, a, b)
+				}
 				if want[i].Type == watch.Error {
 					// Decoding failures: the reason and code must match; the
 					// message names the decoder.
@@ -175,6 +181,30 @@ func TestWatchDeliversWhatClientGosDynamicWatchDelivers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWatchOpensAgainAfterAConnectionLostOnTheWay: the first attempt's
+// connection closes without an answer, the second is served; the events
+// come, as client-go's Watch retries too (no relist of the informer).
+func TestWatchOpensAgainAfterAConnectionLostOnTheWay(t *testing.T) {
+	var requests atomic.Int32
+	good := &stream{code: http.StatusOK, body: frames(`{"type":"ADDED","object":` + object + `}`)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
+			(&stream{code: dropConnection}).ServeHTTP(w, r)
+			return
+		}
+		good.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	_, w := clients(t, srv)
+	wi, err := w.Watch(context.Background(), widgets, "ns", metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(t, wi); len(got) != 1 || got[0].Type != watch.Added {
+		t.Fatalf("events %s after %d requests, want the one ADDED of the second", describe(got), requests.Load())
 	}
 }
 
@@ -194,6 +224,23 @@ func TestExpiredWatchIsAnErrorTheReflectorRelistsOn(t *testing.T) {
 	if len(got) != 1 || got[0].Type != watch.Error || !apierrors.IsResourceExpired(apierrors.FromObject(got[0].Object)) {
 		t.Fatalf("events %s, want one ERROR that is ResourceExpired", describe(got))
 	}
+}
+
+// otherMetaKind says whether obj's kind is one of metav1's unversioned
+// kinds other than Status.
+func otherMetaKind(obj string) bool {
+	var m struct {
+		Kind string `json:"kind"`
+	}
+	if json.Unmarshal([]byte(obj), &m) != nil {
+		return false
+	}
+	switch m.Kind {
+	case "APIVersions", "APIGroupList", "APIGroup", "APIResourceList", "WatchEvent",
+		"ListOptions", "GetOptions", "DeleteOptions", "CreateOptions", "UpdateOptions", "PatchOptions":
+		return true
+	}
+	return false
 }
 
 // caseVariantTypeKeys says whether obj's top level has a key that is
@@ -225,12 +272,19 @@ func FuzzDecodeEventMatchesClientGo(f *testing.F) {
 	for _, seed := range []string{object, `{"kind":"X"}`, `{"apiVersion":"v1","kind":"X","a":1.0}`, `{"apiVersion":"v1","kind":"X","a":-0}`,
 		`{"apiVersion":"v1","kind":"X","a":1e400}`, `{"apiVersion":"v1","kind":"X","a":"\ud800"}`, `{"apiVersion":"v1","kind":""}`, `{}`, `null`, `[]`,
 		`{"apiVersion":"v1","kind":"X","Kind":"Y"}`, `{"apiVersion":"v1","kind":"X","a":9223372036854775808}`, `{"apiVersion":"v1","kind":"X","ApiVersion":"v2"}`,
-		`{"apiVersion":"a/v1","kind":"XList","items":[{"apiVersion":"a/v1","kind":"X"}]}`, `{"apiVersion":7,"kind":"X"}`} {
+		`{"apiVersion":"a/v1","kind":"XList","items":[{"apiVersion":"a/v1","kind":"X"}]}`, `{"apiVersion":7,"kind":"X"}`,
+		`{"apiVersion":"v1","kind":"Status","code":410,"reason":"Expired"}`, `{"apiVersion":"v1","kind":"Status","code":"x"}`,
+		`{"apiVersion":"meta.k8s.io/v1","kind":"Status","code":410}`} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, obj string) {
 		if strings.ContainsAny(obj, "\n\r") {
 			return // the test server's stream is one event per line
+		}
+		if otherMetaKind(obj) {
+			// metav1's other unversioned kinds (APIGroup, ListOptions…)
+			// never come as watched objects; client-go types them.
+			return
 		}
 		if caseVariantTypeKeys(obj) {
 			// client-go finds apiVersion and kind case-insensitively
@@ -247,6 +301,9 @@ func FuzzDecodeEventMatchesClientGo(f *testing.F) {
 		for i := range want {
 			if got[i].Type != want[i].Type {
 				t.Fatalf("%q: event %d type %s, client-go's %s", obj, i, got[i].Type, want[i].Type)
+			}
+			if reflect.TypeOf(got[i].Object) != reflect.TypeOf(want[i].Object) {
+				t.Fatalf("%q: object %T, client-go's %T", obj, got[i].Object, want[i].Object)
 			}
 			if want[i].Type != watch.Error && !reflect.DeepEqual(got[i].Object, want[i].Object) {
 				t.Fatalf("%q: object %#v, client-go's %#v", obj, got[i].Object, want[i].Object)

@@ -36,9 +36,11 @@ func startTracker(ctx context.Context, w *workload) (*tracker, error) {
 	parents := dyn.ForResource(parentGVR).Informer()
 	children := typed.Apps().V1().Deployments().Informer()
 	if _, err := parents.AddEventHandler(t.handler(t.parents, parentObserved)); err != nil {
+		t.cancel()
 		return nil, err
 	}
 	if _, err := children.AddEventHandler(t.handler(t.children, childReplicas)); err != nil {
+		t.cancel()
 		return nil, err
 	}
 	dyn.Start(ctx.Done())

@@ -123,3 +123,33 @@ func TestChildAndStatusOfOneAnswerAreWrittenTogether(t *testing.T) {
 		t.Fatal("the child's apply and the status patch of one answer were sent one after the other")
 	}
 }
+
+// TestStatusOfAnAnswerWhoseChildIsRefusedDoesNotStay: the status is written
+// alongside the children, but an answer whose child the API server refuses
+// leaves the status as it was: it usually claims what the children are.
+func TestStatusOfAnAnswerWhoseChildIsRefusedDoesNotStay(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(map[string]any{
+		"children": []any{deployment("refused", -1)}, // replicas < 0: 422 Invalid, a permanent failure
+		"status":   map[string]any{"message": "deployment ready"},
+	}))
+	startGateway(t, operatorFor(t, "refused", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{{ID: "make", Events: []spec.Event{spec.EventCreate}}}
+	}))
+	createWidget(t, ns, "refused", 1)
+	eventually(t, 30*time.Second, func() error {
+		for _, e := range events(t, ns, "refused") {
+			if e.Type == "Warning" && strings.Contains(e.Message, "failed permanently") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Warning of the permanent failure yet")
+	})
+	w, err := getWidget(t, ns, "refused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, _, _ := unstructured.NestedString(w.Object, "status", "message"); msg == "deployment ready" {
+		t.Fatalf("status.message = %q: the status of an answer whose child was refused stayed", msg)
+	}
+}
