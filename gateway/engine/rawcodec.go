@@ -74,7 +74,9 @@ func (c rawCodec) Decode(data []byte, _ *schema.GroupVersionKind, into runtime.O
 			return nil, nil, c.malformed("status", err)
 		}
 		return st, nil, nil
-	case d.Items != nil && d.Kind != c.gvk.Kind:
+	case (d.Items != nil || d.Kind == c.gvk.Kind+"List") && d.Kind != c.gvk.Kind:
+		// A list, also one without items (an empty list, as the dynamic
+		// client takes it).
 		l, err := c.decodeList(d)
 		return l, nil, err
 	}
@@ -103,8 +105,10 @@ func (c rawCodec) malformed(what string, err error) error {
 
 func (c rawCodec) decodeList(d *rawDoc) (*rawChildList, error) {
 	var items []rawSpan
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(d.Items, &items); err != nil {
-		return nil, c.malformed("list", err)
+	if d.Items != nil {
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(d.Items, &items); err != nil {
+			return nil, c.malformed("list", err)
+		}
 	}
 	l := &rawChildList{
 		TypeMeta: metav1.TypeMeta{APIVersion: d.APIVersion, Kind: d.Kind},

@@ -8,19 +8,39 @@ import "bytes"
 
 // managedFieldsSpan returns the byte range to cut from the valid JSON
 // object data to remove metadata.managedFields: the member and one comma
-// next to it. ok is false when there is no such member spelt plainly.
+// next to it (an empty range when metadata plainly has none). ok is false
+// when the scanner cannot tell: a key spelt with escapes, or a key given
+// twice (decoders take the last; the API server never sends either).
 func managedFieldsSpan(data []byte) (start, end int, ok bool) {
 	s := scanner{data: data}
-	found := false
+	metaAt, metas := -1, 0
 	s.members(func(key []byte, _, valueAt int) bool {
-		if string(key) != "metadata" || valueAt >= len(data) || data[valueAt] != '{' {
-			return false
+		if string(key) == "metadata" {
+			metas++
+			metaAt = valueAt
 		}
-		s.pos = valueAt
-		start, end, found = s.memberSpan("managedFields")
-		return true
+		return false
 	})
-	return start, end, found
+	if metas != 1 || metaAt >= len(data) || data[metaAt] != '{' {
+		return 0, 0, false
+	}
+	s.pos = metaAt
+	found := 0
+	s.members(func(key []byte, _, _ int) bool {
+		if string(key) == "managedFields" {
+			found++
+		}
+		return false
+	})
+	switch {
+	case found > 1:
+		return 0, 0, false
+	case found == 0:
+		// None, unless spelt with escapes.
+		return 0, 0, !bytes.Contains(data[metaAt:s.pos], []byte(`\`))
+	}
+	s.pos = metaAt
+	return s.memberSpan("managedFields")
 }
 
 type scanner struct {
@@ -45,17 +65,17 @@ func (s *scanner) space() {
 // the object's '}'.
 func (s *scanner) members(fn func(key []byte, memberAt, valueAt int) bool) {
 	s.space()
-	s.pos++ // '{'
+	s.skip() // '{'
 	for {
 		s.space()
 		if s.pos >= len(s.data) || s.data[s.pos] == '}' {
-			s.pos++
+			s.skip()
 			return
 		}
 		memberAt := s.pos
 		key := s.str()
 		s.space()
-		s.pos++ // ':'
+		s.skip() // ':'
 		s.space()
 		if fn(key, memberAt, s.pos) {
 			return
@@ -98,38 +118,60 @@ func (s *scanner) memberSpan(name string) (start, end int, ok bool) {
 	return start, end, ok
 }
 
+// skip moves past one byte, never past the end: on broken input the
+// scanner's ranges stay inside data.
+func (s *scanner) skip() {
+	if s.pos < len(s.data) {
+		s.pos++
+	}
+}
+
 func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
 // eventSpans finds the type and the object of a watch event's JSON
 // without decoding it: the frame was checked by the framer's JSON decoder
-// already. ok is false when they are not plainly there.
+// already. ok is false when they are not plainly there: a type with
+// escapes or bytes outside ASCII, a key given twice (a decoder takes the
+// last), an object that is not one.
 func eventSpans(data []byte) (typ string, object []byte, ok bool) {
 	s := scanner{data: data}
 	s.space()
 	if s.pos >= len(data) || data[s.pos] != '{' {
 		return "", nil, false
 	}
-	var haveType bool
+	types, objects, plain := 0, 0, true
 	s.members(func(key []byte, _, valueAt int) bool {
 		switch string(key) {
 		case "type":
+			types++
 			s.pos = valueAt
 			v := s.str()
-			if valueAt >= len(data) || data[valueAt] != '"' || bytes.IndexByte(v, '\\') >= 0 {
-				return true
+			if valueAt >= len(data) || data[valueAt] != '"' || !plainASCII(v) {
+				plain = false
 			}
-			typ, haveType = string(v), true
+			typ = string(v)
 		case "object":
+			objects++
 			s.pos = valueAt
 			s.value()
 			object = data[valueAt:s.pos]
-		default:
+		}
+		// pos is past the value read, if any: members' skip of the
+		// value then finds the ',' or '}' after it and stays.
+		return false
+	})
+	return typ, object, plain && types == 1 && objects == 1 && len(object) > 0 && object[0] == '{'
+}
+
+// plainASCII says whether b has neither escapes nor bytes outside ASCII,
+// so that its bytes are the string a decoder would give.
+func plainASCII(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' || c >= 0x80 {
 			return false
 		}
-		s.pos = valueAt // members skips the value
-		return haveType && object != nil
-	})
-	return typ, object, haveType && len(object) > 0 && object[0] == '{'
+	}
+	return true
 }
 
 // str skips the string at pos and returns its content (escapes kept).
@@ -142,7 +184,8 @@ func (s *scanner) str() []byte {
 	for s.pos < len(s.data) {
 		switch s.data[s.pos] {
 		case '\\':
-			s.pos += 2
+			s.skip()
+			s.skip()
 		case '"':
 			out := s.data[from:s.pos]
 			s.pos++

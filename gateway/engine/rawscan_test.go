@@ -20,6 +20,14 @@ func FuzzRawScanAgreesWithDecoding(f *testing.F) {
 		`{"type":"ADDED","object":{"kind":"K","metadata":{"name":"a\"}","managedFields":null}}}`,
 		` { "type" : "DELETED" , "object" : { "metadata" : { "managedFields" : [ { } ] , "uid" : "u" } } } `,
 		`{"type":"ADDED","obj`, `{"type":`, `{`, `"`, ``, `[]`,
+		// broken input that once ran the scanner past the end
+		`00metadata"0{0managedFields`, `{"type":"ADDED","object":"\`,
+		// keys given twice: decoders take the last
+		`{"metadata":{"managedFields":[],"name":"a","managedFields":[{"m":1}]}}`,
+		`{"metadata":{"managedFields":[]},"metadata":{"name":"b","managedFields":[{"m":1}]}}`,
+		`{"type":"ADDED","object":{"kind":"K"},"type":"DELETED"}`,
+		"{\"type\":\"\xeb\",\"object\":{}}",
+		`{"metadata":{"name":"none"}}`, `{"metadata":{"managed\u0046ields":[1]}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -45,7 +53,13 @@ func FuzzRawScanAgreesWithDecoding(f *testing.F) {
 		}
 		md, _ := m["metadata"].(map[string]any)
 		if _, has := md["managedFields"]; !has {
+			if cut && start != end {
+				t.Errorf("span [%d,%d) to cut from %s, which has no managedFields", start, end, data)
+			}
 			return
+		}
+		if cut && start == end {
+			t.Errorf("nothing to cut from %s, which has managedFields", data)
 		}
 		out, err := withoutManagedFields(data)
 		if err != nil {
