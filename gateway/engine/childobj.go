@@ -51,20 +51,7 @@ func (c *Controller) informerFor(w *watched, ns string, tweak func(*metav1.ListO
 
 // childByIndex returns the cached children whose index value is value.
 func (w *watched) childByIndex(index, value string) []childObject {
-	var out []childObject
-	for _, inf := range w.informers {
-		objs, err := inf.GetIndexer().ByIndex(index, value)
-		if err != nil {
-			utilruntime.HandleError(err)
-			continue
-		}
-		for _, o := range objs {
-			if co, ok := o.(childObject); ok {
-				out = append(out, co)
-			}
-		}
-	}
-	return out
+	return cachedByIndex[childObject](w, index, value)
 }
 
 // getChild returns the cached child with the informer key key.

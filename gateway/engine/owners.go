@@ -58,7 +58,13 @@ func indexByUID(obj any) ([]string, error) {
 
 // byIndex returns the cached objects whose index value is value.
 func (w *watched) byIndex(index, value string) []*unstructured.Unstructured {
-	var out []*unstructured.Unstructured
+	return cachedByIndex[*unstructured.Unstructured](w, index, value)
+}
+
+// cachedByIndex returns w's cached objects of type T whose index value is
+// value.
+func cachedByIndex[T any](w *watched, index, value string) []T {
+	var out []T
 	for _, inf := range w.informers {
 		objs, err := inf.GetIndexer().ByIndex(index, value)
 		if err != nil {
@@ -66,8 +72,8 @@ func (w *watched) byIndex(index, value string) []*unstructured.Unstructured {
 			continue
 		}
 		for _, o := range objs {
-			if u, ok := o.(*unstructured.Unstructured); ok {
-				out = append(out, u)
+			if t, ok := o.(T); ok {
+				out = append(out, t)
 			}
 		}
 	}
