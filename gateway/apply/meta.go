@@ -55,7 +55,17 @@ func (a *Applier) targetOf(obj *unstructured.Unstructured) (target, error) {
 
 // path is the object's URL path, as the dynamic client builds it.
 func (t target) path(subresource string) []string {
-	gvr := t.mapping.Resource
+	p := append(CollectionPath(t.mapping, t.namespace), t.name)
+	if subresource != "" {
+		p = append(p, subresource)
+	}
+	return p
+}
+
+// CollectionPath is the URL path of a kind's objects in namespace (all of
+// them for "" or a cluster-scoped kind), as the dynamic client builds it.
+func CollectionPath(m *meta.RESTMapping, namespace string) []string {
+	gvr := m.Resource
 	p := make([]string, 0, 8)
 	if gvr.Group == "" {
 		p = append(p, "api")
@@ -63,14 +73,10 @@ func (t target) path(subresource string) []string {
 		p = append(p, "apis", gvr.Group)
 	}
 	p = append(p, gvr.Version)
-	if t.namespace != "" && t.mapping.Scope.Name() != meta.RESTScopeNameRoot {
-		p = append(p, "namespaces", t.namespace)
+	if namespace != "" && m.Scope.Name() != meta.RESTScopeNameRoot {
+		p = append(p, "namespaces", namespace)
 	}
-	p = append(p, gvr.Resource, t.name)
-	if subresource != "" {
-		p = append(p, subresource)
-	}
-	return p
+	return append(p, gvr.Resource)
 }
 
 // patchMeta sends one patch and returns the metadata of the object the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/opgate/opgate/gateway/apply"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -31,7 +32,7 @@ func newChildInformer(rc *rest.RESTClient, m *meta.RESTMapping, namespace string
 	if err != nil {
 		return nil, err
 	}
-	path := resourcePath(m, namespace)
+	path := apply.CollectionPath(m, namespace)
 	lw := trackedListWatch(what, tweak, health,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return client.Get().AbsPath(path...).VersionedParams(&o, metav1.ParameterCodec).Do(ctx).Get()
@@ -44,23 +45,6 @@ func newChildInformer(rc *rest.RESTClient, m *meta.RESTMapping, namespace string
 		&rawChild{}, cache.SharedIndexInformerOptions{Indexers: indexers, ObjectDescription: m.Resource.String()})
 	trackWatchErrors(inf, what, health)
 	return inf, nil
-}
-
-// resourcePath is the URL path of a kind's collection, as the dynamic
-// client builds it.
-func resourcePath(m *meta.RESTMapping, namespace string) []string {
-	gvr := m.Resource
-	p := make([]string, 0, 6)
-	if gvr.Group == "" {
-		p = append(p, "api")
-	} else {
-		p = append(p, "apis", gvr.Group)
-	}
-	p = append(p, gvr.Version)
-	if namespace != "" && m.Scope.Name() != meta.RESTScopeNameRoot {
-		p = append(p, "namespaces", namespace)
-	}
-	return append(p, gvr.Resource)
 }
 
 // errRawChildren: a child informer's REST client could not be made; that
