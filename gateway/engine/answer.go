@@ -56,17 +56,13 @@ func (c *Controller) writeAnswer(ctx context.Context, p *pass, w decide.Work, de
 		}()
 		statusDone <- c.writeStatus(ctx, p, w, status)
 	}()
-	// Nothing may touch p until the status write is over, even when the
-	// children's side panics (reconcileSafely recovers it).
-	waited := false
-	defer func() {
-		if !waited {
-			<-statusDone
-		}
+	var childErr, statusErr error
+	func() {
+		// Nothing may touch p until the status write is over, even when
+		// the children's side panics (reconcileSafely recovers it).
+		defer func() { statusErr = <-statusDone }()
+		childErr = children(&cp)
 	}()
-	childErr := children(&cp)
-	statusErr := <-statusDone
-	waited = true
 	p.children = cp.children
 	switch {
 	case childErr != nil && statusErr != nil:
