@@ -8,7 +8,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
@@ -70,20 +70,13 @@ func (t *tracker) handler(into map[string]int64, value func(any) (string, int64,
 			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = tomb.Obj
 			}
-			if o, err := metaOf(obj); err == nil {
+			if o, err := meta.Accessor(obj); err == nil {
 				t.mu.Lock()
 				delete(into, o.GetName())
 				t.mu.Unlock()
 			}
 		},
 	}
-}
-
-func metaOf(obj any) (metav1.Object, error) {
-	if o, ok := obj.(metav1.Object); ok {
-		return o, nil
-	}
-	return nil, fmt.Errorf("%T is no object", obj)
 }
 
 func parentObserved(obj any) (string, int64, bool) {
