@@ -39,7 +39,7 @@ type Essence struct {
 	// Current is the digest of the object's essence now; it differs from
 	// Handled while a change waits to be handled.
 	Current string `json:"currentDigest"`
-	// StoredBytes is the size of the compressed essence kept for the next
+	// StoredBytes is the size of the essence as kept (compressed when large) for the next
 	// update's old/diff; 0 when it was not kept.
 	StoredBytes int        `json:"storedBytes"`
 	HandledAt   *time.Time `json:"handledAt,omitempty"`

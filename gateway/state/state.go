@@ -34,9 +34,9 @@ type State struct {
 	// permanently. Empty: the object was never handled, so the round is
 	// create.
 	Handled string `json:"h,omitempty"`
-	// Essence is the gzip-compressed JSON of that essence; nil when it was
-	// over the cap or did not fit the object's annotations (then update
-	// requests carry no old/diff).
+	// Essence is the JSON of that essence, gzip-compressed when it is over
+	// plainEssenceMax; nil when it was over the cap or did not fit the
+	// object's annotations (then update requests carry no old/diff).
 	Essence []byte `json:"e,omitempty"`
 	// HandledAt is when the round that recorded Handled ended (to the
 	// second), so that `gateway status` can tell the essence's age.
@@ -126,21 +126,30 @@ func (s *State) Encode() (string, error) {
 	return string(b), nil
 }
 
-// SetHandled records the essence e as handled, keeping it compressed unless it is
-// larger than capBytes once compressed.
+// plainEssenceMax is the largest essence kept as plain JSON. Below it gzip
+// saves little or nothing (its frame alone is 18 bytes; most specs are a
+// few fields), and each compression holds a pooled writer of ~800 KB.
+const plainEssenceMax = 512
+
+// SetHandled records the essence e as handled, compressed when it is large,
+// unless it is larger than capBytes as kept.
 func (s *State) SetHandled(e map[string]any, capBytes int) error {
 	raw, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("marshal essence: %w", err)
 	}
 	s.Handled = essence.Digest(e)
-	var buf bytes.Buffer
-	if err := compress(&buf, raw); err != nil {
-		return err
+	kept := raw
+	if len(raw) > plainEssenceMax {
+		var buf bytes.Buffer
+		if err := compress(&buf, raw); err != nil {
+			return err
+		}
+		kept = buf.Bytes()
 	}
 	s.Essence = nil
-	if buf.Len() <= capBytes {
-		s.Essence = buf.Bytes()
+	if len(kept) <= capBytes {
+		s.Essence = kept
 	}
 	return nil
 }
@@ -174,9 +183,12 @@ func (s *State) HandledEssence() (map[string]any, error) {
 	if len(s.Essence) == 0 {
 		return nil, nil
 	}
-	raw, err := decompress(s.Essence)
-	if err != nil {
-		return nil, fmt.Errorf("decompress essence: %w", err)
+	raw := s.Essence
+	if isGzip(raw) { // JSON starts with '{'
+		var err error
+		if raw, err = decompress(raw); err != nil {
+			return nil, fmt.Errorf("decompress essence: %w", err)
+		}
 	}
 	var out map[string]any
 	if err := json.Unmarshal(raw, &out); err != nil {
@@ -207,6 +219,9 @@ func decompress(b []byte) ([]byte, error) {
 	}
 	return raw, nil
 }
+
+// isGzip reports whether b starts with gzip's magic bytes (RFC 1952).
+func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
 
 // ProgressOf returns the progress of callback id, creating it.
 func (s *State) ProgressOf(id string) *Progress {

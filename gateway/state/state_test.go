@@ -145,3 +145,43 @@ func TestHandledEssenceReadsEachStateItsOwn(t *testing.T) {
 		}
 	}
 }
+
+// Small essences are kept as their JSON: gzip's 18-byte frame makes them
+// larger, and each compression takes a pooled writer of about 800 KB.
+// Large ones are compressed, and essences written gzipped before stay
+// readable.
+func TestEssenceIsCompressedOnlyWhenLarge(t *testing.T) {
+	small := map[string]any{"spec": map[string]any{"size": int64(3)}}
+	large := map[string]any{"spec": map[string]any{"text": strings.Repeat("memcached ", 400)}}
+	gzipped := &State{}
+	if err := gzipped.SetHandled(large, DefaultEssenceCap); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		e          map[string]any
+		compressed bool
+	}{
+		{"small", small, false},
+		{"large", large, true},
+	} {
+		st := &State{}
+		if err := st.SetHandled(tc.e, DefaultEssenceCap); err != nil {
+			t.Fatal(err)
+		}
+		if got := isGzip(st.Essence); got != tc.compressed {
+			t.Errorf("%s essence: compressed %v, want %v (%d bytes: %.20q)", tc.name, got, tc.compressed, len(st.Essence), st.Essence)
+		}
+		back, err := st.HandledEssence()
+		if err != nil || essence.Digest(back) != essence.Digest(tc.e) {
+			t.Errorf("%s essence does not read back: %v, %v", tc.name, back, err)
+		}
+	}
+	if !isGzip(gzipped.Essence) {
+		t.Fatalf("the large essence was not compressed")
+	}
+	back, err := gzipped.HandledEssence()
+	if err != nil || essence.Digest(back) != essence.Digest(large) {
+		t.Errorf("a gzipped essence does not read back: %v", err)
+	}
+}
