@@ -159,7 +159,13 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, i
 	}
 	sys.stop()
 	// The next run starts on a quiet cluster.
-	_, err = await(ctx, h.opts.Timeout, ns+" children collected", func() (bool, string) {
+	return h.childrenCollected(ctx, ns, w)
+}
+
+// childrenCollected waits until the garbage collector has deleted every
+// child in namespace ns.
+func (h *harness) childrenCollected(ctx context.Context, ns string, w *workload) error {
+	_, err := await(ctx, h.opts.Timeout, ns+" children collected", func() (bool, string) {
 		left := w.track.childrenLeft("")
 		return left == 0, fmt.Sprintf("%d children left", left)
 	})
@@ -193,6 +199,13 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 		if err != nil {
 			return err
 		}
+		if p.size == 0 {
+			// The collector's deletes of the children are part of the
+			// phase's requests: wait for them before the quiet window.
+			if err := h.childrenCollected(ctx, r.namespace(), w); err != nil {
+				return err
+			}
+		}
 		after, err := h.settled(ctx, sys)
 		if err != nil {
 			return err
@@ -221,8 +234,11 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 }
 
 // settleQuiet is how long the API server must see no write to the bench's
-// resources for a converged phase's work to count as finished.
-const settleQuiet = time.Second
+// resources for a converged phase's work to count as finished. At
+// convergence at most one trailing write per worker is left (the state
+// written after the status), each done in milliseconds on the unloading API
+// server, so a gap this long means they are in.
+const settleQuiet = 400 * time.Millisecond
 
 // settled samples once the system's trailing writes are in: what users see
 // (status, children) converges before the state annotation that marks the
