@@ -104,7 +104,7 @@ func TestIdleWindowDefaultsToAMinuteAtScaleAndStaysAsGiven(t *testing.T) {
 		args []string
 		want time.Duration
 	}{
-		{[]string{"-n", "1000"}, 10 * time.Second},
+		{[]string{"-n", "1000"}, 5 * time.Second},
 		{[]string{"-n", "10000"}, 60 * time.Second},
 		{[]string{"-n", "10000", "-idle", "0s"}, 0},
 		{[]string{"-n", "20", "-idle", "90s"}, 90 * time.Second},

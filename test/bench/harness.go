@@ -238,7 +238,7 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 // convergence at most one trailing write per worker is left (the state
 // written after the status), each done in milliseconds on the unloading API
 // server, so a gap this long means they are in.
-const settleQuiet = 400 * time.Millisecond
+const settleQuiet = 300 * time.Millisecond
 
 // settled samples once the system's trailing writes are in: what users see
 // (status, children) converges before the state annotation that marks the
