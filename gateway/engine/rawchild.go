@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/opgate/opgate/gateway/jsonscan"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -102,7 +103,7 @@ func newRawChild(d *rawDoc, data []byte, apiVersion, kind string) (*rawChild, er
 	switch {
 	case bool(d.Metadata.ManagedFields):
 		var err error
-		if raw, err = withoutManagedFields(data); err != nil {
+		if raw, err = jsonscan.WithoutManagedFields(data); err != nil {
 			return nil, err
 		}
 	default:
@@ -137,36 +138,4 @@ func withTypeMeta(raw []byte, apiVersion, kind string) []byte {
 	out = append(out, k...)
 	out = append(out, sep...)
 	return append(out, rest...)
-}
-
-// withoutManagedFields returns a copy of the JSON object data without
-// metadata.managedFields. data must be valid JSON (decodeDoc checked it).
-func withoutManagedFields(data []byte) ([]byte, error) {
-	start, end, ok := managedFieldsSpan(data)
-	if !ok {
-		// The member is spelt in a way the scanner does not match (escaped
-		// characters in its name): take the long way.
-		return withoutManagedFieldsSlow(data)
-	}
-	out := make([]byte, 0, len(data)-(end-start))
-	out = append(out, data[:start]...)
-	return append(out, data[end:]...), nil
-}
-
-func withoutManagedFieldsSlow(data []byte) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, err
-	}
-	var md map[string]json.RawMessage
-	if err := json.Unmarshal(m["metadata"], &md); err != nil {
-		return nil, err
-	}
-	delete(md, "managedFields")
-	b, err := json.Marshal(md)
-	if err != nil {
-		return nil, err
-	}
-	m["metadata"] = b
-	return json.Marshal(m)
 }

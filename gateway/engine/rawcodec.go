@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/opgate/opgate/gateway/jsonscan"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -143,7 +144,7 @@ type watchFrame struct {
 // embedded decoder decodes (and checks) next.
 func (c rawCodec) decodeEvent(data []byte, into *metav1.WatchEvent) error {
 	var f watchFrame
-	if typ, obj, ok := eventSpans(data); ok {
+	if typ, obj, ok := jsonscan.EventSpans(data); ok {
 		f.Type, f.Object = typ, obj
 	} else if err := kjson.UnmarshalCaseSensitivePreserveInts(data, &f); err != nil {
 		return c.malformed("watch event", err)

@@ -20,6 +20,7 @@ import (
 	restclientwatch "k8s.io/client-go/rest/watch"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/opgate/opgate/gateway/jsonscan"
 	"github.com/opgate/opgate/gateway/watchjson"
 )
 
@@ -56,7 +57,7 @@ func TestManagedFieldsAreCutFromTheJSONAlone(t *testing.T) {
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := withoutManagedFields([]byte(in))
+			got, err := jsonscan.WithoutManagedFields([]byte(in))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package engine
+package jsonscan
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 // nothing may crash on a broken one).
 func FuzzRawScanAgreesWithDecoding(f *testing.F) {
 	for _, seed := range []string{
-		`{"type":"ADDED","object":` + deploymentJSON + `}`,
+		`{"type":"ADDED","object":{"kind":"Deployment","metadata":{"name":"m","managedFields":[{"manager":"opgate","fieldsV1":{"f:spec":{}}}],"uid":"u"},"spec":{"replicas":3}}}`,
 		`{"object":{"kind":"K","metadata":{"managedFields":[]}},"type":"BOOKMARK"}`,
 		`{"type":"A\u0044DED","object":{}}`,
 		`{"type":"ADDED","object":{"kind":"K","metadata":{"name":"a\"}","managedFields":null}}}`,
@@ -32,8 +32,8 @@ func FuzzRawScanAgreesWithDecoding(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		typ, obj, ok := eventSpans(data)
-		start, end, cut := managedFieldsSpan(data)
+		typ, obj, ok := EventSpans(data)
+		start, end, cut := ManagedFieldsSpan(data)
 		if cut && (start < 0 || end > len(data) || start > end) {
 			t.Fatalf("span [%d,%d) outside %d bytes", start, end, len(data))
 		}
@@ -61,7 +61,7 @@ func FuzzRawScanAgreesWithDecoding(f *testing.F) {
 		if cut && start == end {
 			t.Errorf("nothing to cut from %s, which has managedFields", data)
 		}
-		out, err := withoutManagedFields(data)
+		out, err := WithoutManagedFields(data)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,17 +1,20 @@
-package engine
+// Package jsonscan is a minimal scanner over JSON already known to be
+// valid: it finds where metadata.managedFields sits in an object's JSON so
+// it can be cut out of the bytes (cheaper than decoding the object and
+// encoding it again), and the type and object of a watch event.
+package jsonscan
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/json"
+)
 
-// A minimal scanner over JSON already known to be valid, to find where
-// metadata.managedFields sits in an object's JSON so it can be cut out of
-// the bytes: cheaper than decoding and re-encoding the object.
-
-// managedFieldsSpan returns the byte range to cut from the valid JSON
+// ManagedFieldsSpan returns the byte range to cut from the valid JSON
 // object data to remove metadata.managedFields: the member and one comma
 // next to it (an empty range when metadata plainly has none). ok is false
 // when the scanner cannot tell: a key spelt with escapes, or a key given
 // twice (decoders take the last; the API server never sends either).
-func managedFieldsSpan(data []byte) (start, end int, ok bool) {
+func ManagedFieldsSpan(data []byte) (start, end int, ok bool) {
 	s := scanner{data: data}
 	metaAt, metas := -1, 0
 	s.members(func(key []byte, _, valueAt int) bool {
@@ -128,12 +131,12 @@ func (s *scanner) skip() {
 
 func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
-// eventSpans finds the type and the object of a watch event's JSON
+// EventSpans finds the type and the object of a watch event's JSON
 // without decoding it: the frame was checked by the framer's JSON decoder
 // already. ok is false when they are not plainly there: a type with
 // escapes or bytes outside ASCII, a key given twice (a decoder takes the
 // last), an object that is not one.
-func eventSpans(data []byte) (typ string, object []byte, ok bool) {
+func EventSpans(data []byte) (typ string, object []byte, ok bool) {
 	s := scanner{data: data}
 	s.space()
 	if s.pos >= len(data) || data[s.pos] != '{' {
@@ -231,4 +234,36 @@ func (s *scanner) value() {
 			s.pos++
 		}
 	}
+}
+
+// WithoutManagedFields returns a copy of the JSON object data without
+// metadata.managedFields. data must be valid JSON.
+func WithoutManagedFields(data []byte) ([]byte, error) {
+	start, end, ok := ManagedFieldsSpan(data)
+	if !ok {
+		// The member is spelt in a way the scanner does not match (escaped
+		// characters in its name): take the long way.
+		return withoutManagedFieldsSlow(data)
+	}
+	out := make([]byte, 0, len(data)-(end-start))
+	out = append(out, data[:start]...)
+	return append(out, data[end:]...), nil
+}
+
+func withoutManagedFieldsSlow(data []byte) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	var md map[string]json.RawMessage
+	if err := json.Unmarshal(m["metadata"], &md); err != nil {
+		return nil, err
+	}
+	delete(md, "managedFields")
+	b, err := json.Marshal(md)
+	if err != nil {
+		return nil, err
+	}
+	m["metadata"] = b
+	return json.Marshal(m)
 }
