@@ -116,9 +116,11 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 		opts:        opts,
 		broadcaster: broadcaster,
 		deps: engine.Deps{
-			Dynamic:  dyn,
-			REST:     rc,
-			Watcher:  watchjson.New(rc),
+			Dynamic: dyn,
+			REST:    rc,
+			// The informers drop managedFields before caching (engine's
+			// transform): cut it before decoding.
+			Watcher:  watchjson.New(rc, watchjson.DropManagedFields()),
 			Metadata: meta,
 			Kube:     kube,
 			Mapper:   restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco)),

@@ -27,6 +27,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	kjson "sigs.k8s.io/json"
+
+	"github.com/opgate/opgate/gateway/jsonscan"
 )
 
 // versionV1 and parameters encode ListOptions as the dynamic client does.
@@ -49,11 +51,26 @@ type Watcher struct {
 	// with an empty watch (rest.Request.Watch's defaults).
 	attempts int
 	pause    time.Duration
+	// dropManagedFields: objects come without metadata.managedFields.
+	dropManagedFields bool
 }
 
+// Option configures a Watcher.
+type Option func(*Watcher)
+
+// DropManagedFields delivers objects without metadata.managedFields, cut
+// from the event's bytes before they are decoded: for informers that
+// would drop them anyway, and where they are most of the object (one
+// entry per writer) and so most of the decoding.
+func DropManagedFields() Option { return func(w *Watcher) { w.dropManagedFields = true } }
+
 // New returns a Watcher over rc.
-func New(rc rest.Interface) *Watcher {
-	return &Watcher{rc: rc, params: parameterCodec(), attempts: 10, pause: time.Second}
+func New(rc rest.Interface, opts ...Option) *Watcher {
+	w := &Watcher{rc: rc, params: parameterCodec(), attempts: 10, pause: time.Second}
+	for _, o := range opts {
+		o(w)
+	}
+	return w
 }
 
 // Watch starts a watch of gvr in namespace ("" for all) with opts, as
@@ -90,7 +107,9 @@ func (w *Watcher) Watch(ctx context.Context, gvr schema.GroupVersionResource, na
 		}
 	}
 	// Decoding errors are reported as client-go's watch reports them.
-	return watch.NewStreamWatcher(NewDecoder(body),
+	dec := NewDecoder(body)
+	dec.dropManagedFields = w.dropManagedFields
+	return watch.NewStreamWatcher(dec,
 		apierrors.NewClientErrorReporter(http.StatusInternalServerError, http.MethodGet, "ClientWatchDecoding")), nil
 }
 
@@ -109,8 +128,9 @@ func segments(gvr schema.GroupVersionResource, namespace string) []string {
 // Decoder reads watch events from a JSON stream ({"type": …, "object": …}
 // one after the other). It implements watch.Decoder.
 type Decoder struct {
-	body io.ReadCloser
-	dec  *json.Decoder
+	body              io.ReadCloser
+	dec               *json.Decoder
+	dropManagedFields bool
 }
 
 // NewDecoder decodes the events of body; Close closes it.
@@ -131,14 +151,12 @@ func (d *Decoder) Decode() (watch.EventType, runtime.Object, error) {
 	if err := d.dec.Decode(&frame); err != nil {
 		return "", nil, err
 	}
-	return decodeEvent(frame)
+	return decodeEvent(frame, d.dropManagedFields)
 }
 
-func decodeEvent(frame []byte) (watch.EventType, runtime.Object, error) {
-	var ev event
-	// Numbers as int64 where they fit, float64 otherwise, case-sensitive
-	// keys: what unstructured's own JSON decoding gives.
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(frame, &ev); err != nil {
+func decodeEvent(frame []byte, dropManagedFields bool) (watch.EventType, runtime.Object, error) {
+	ev, err := readEvent(frame, dropManagedFields)
+	if err != nil {
 		return "", nil, fmt.Errorf("unable to decode watch event: %w", err)
 	}
 	switch ev.Type {
@@ -166,6 +184,36 @@ func decodeEvent(frame []byte) (watch.EventType, runtime.Object, error) {
 		return ev.Type, status, nil
 	}
 	return ev.Type, u, nil
+}
+
+// readEvent decodes frame (valid JSON: the stream's decoder checked it).
+// Numbers come as int64 where they fit, float64 otherwise, keys
+// case-sensitively: what unstructured's own JSON decoding gives.
+func readEvent(frame []byte, dropManagedFields bool) (event, error) {
+	var ev event
+	if dropManagedFields {
+		// Cut managedFields from the bytes rather than decode and drop it;
+		// where the scanner cannot tell (escaped keys, keys given twice),
+		// decode all and drop it from the map.
+		if typ, obj, ok := jsonscan.EventSpans(frame); ok {
+			if start, end, ok := jsonscan.ManagedFieldsSpan(obj); ok {
+				if start != end {
+					obj = append(append(make([]byte, 0, len(obj)-(end-start)), obj[:start]...), obj[end:]...)
+				}
+				ev.Type = watch.EventType(typ)
+				return ev, kjson.UnmarshalCaseSensitivePreserveInts(obj, &ev.Object)
+			}
+		}
+	}
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(frame, &ev); err != nil {
+		return ev, err
+	}
+	if dropManagedFields {
+		if md, ok := ev.Object["metadata"].(map[string]any); ok {
+			delete(md, "managedFields")
+		}
+	}
+	return ev, nil
 }
 
 func snippet(b []byte) string {

@@ -16,6 +16,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
@@ -57,7 +58,7 @@ const dropConnection = -1
 
 // clients returns client-go's dynamic client and a Watcher on the same
 // REST client configuration, both talking to srv.
-func clients(t testing.TB, srv *httptest.Server) (dynamic.Interface, *Watcher) {
+func clients(t testing.TB, srv *httptest.Server, opts ...Option) (dynamic.Interface, *Watcher) {
 	t.Helper()
 	cfg := &rest.Config{Host: srv.URL}
 	dyn, err := dynamic.NewForConfig(cfg)
@@ -70,7 +71,7 @@ func clients(t testing.TB, srv *httptest.Server) (dynamic.Interface, *Watcher) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := New(rc)
+	w := New(rc, opts...)
 	w.pause = 10 * time.Millisecond
 	return dyn, w
 }
@@ -100,17 +101,30 @@ func drain(t *testing.T, w watch.Interface) []seen {
 
 // both watches body through client-go's dynamic client and through
 // Watcher, and returns what each delivered (or the error Watch returned).
-func both(t *testing.T, code int, body string) (want, got []seen, wantErr, gotErr error) {
+// With dropManagedFields the Watcher drops them, and so they are taken
+// from client-go's objects too.
+func both(t *testing.T, code int, body string, dropManagedFields bool) (want, got []seen, wantErr, gotErr error) {
 	t.Helper()
 	s := &stream{code: code, body: body}
 	srv := httptest.NewServer(s)
 	defer srv.Close()
-	dyn, w := clients(t, srv)
+	var wopts []Option
+	if dropManagedFields {
+		wopts = append(wopts, DropManagedFields())
+	}
+	dyn, w := clients(t, srv, wopts...)
 	ctx := context.Background()
 	opts := metav1.ListOptions{ResourceVersion: "7", AllowWatchBookmarks: true, LabelSelector: "a=b"}
 	ref, wantErr := dyn.Resource(widgets).Namespace("ns").Watch(ctx, opts)
 	if wantErr == nil {
 		want = drain(t, ref)
+	}
+	for _, ev := range want {
+		if u, ok := ev.Object.(*unstructured.Unstructured); ok && dropManagedFields {
+			if md, ok := u.Object["metadata"].(map[string]any); ok {
+				delete(md, "managedFields")
+			}
+		}
 	}
 	s.mu.Lock()
 	refQuery := s.query
@@ -151,38 +165,50 @@ func TestWatchDeliversWhatClientGosDynamicWatchDelivers(t *testing.T) {
 		{"a connection closed before the answer", dropConnection, ""},
 		{"a refused watch", http.StatusForbidden, `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"widgets is forbidden","reason":"Forbidden","code":403}`},
 		{"a gone resource", http.StatusNotFound, `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","code":404}`},
+		{"objects with managedFields", http.StatusOK, frames(
+			`{"type":"ADDED","object":`+withManagedFields+`}`,
+			`{"type":"MODIFIED","object":{"apiVersion":"v1","kind":"Widget","metadata":{"managedFields":[{"manager":"a"}],"name":"first"}}}`,
+			`{"type":"MODIFIED","object":{"apiVersion":"v1","kind":"Widget","metadata":{"name":"only","managedFields":[]}}}`,
+			`{"type":"MODIFIED","object":{"apiVersion":"v1","kind":"Widget","metadata":{"managed\u0046ields":[{"manager":"escaped"}],"name":"e"}}}`,
+			`{"type":"DELETED","object":{"apiVersion":"v1","kind":"Widget","metadata":{"managedFields":[1],"name":"twice","managedFields":[2]}}}`)},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			want, got, wantErr, gotErr := both(t, tc.code, tc.body)
-			if (wantErr == nil) != (gotErr == nil) || wantErr != nil && apierrors.ReasonForError(wantErr) != apierrors.ReasonForError(gotErr) {
-				t.Fatalf("Watch error %v, client-go's %v", gotErr, wantErr)
-			}
-			if len(got) != len(want) {
-				t.Fatalf("%d events, client-go delivers %d:\n got  %s\n want %s", len(got), len(want), describe(got), describe(want))
-			}
-			for i := range want {
-				if got[i].Type != want[i].Type {
-					t.Errorf("event %d: type %s, client-go's %s", i, got[i].Type, want[i].Type)
+		for _, drop := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, dropManagedFields %v", tc.name, drop), func(t *testing.T) {
+				want, got, wantErr, gotErr := both(t, tc.code, tc.body, drop)
+				if (wantErr == nil) != (gotErr == nil) || wantErr != nil && apierrors.ReasonForError(wantErr) != apierrors.ReasonForError(gotErr) {
+					t.Fatalf("Watch error %v, client-go's %v", gotErr, wantErr)
 				}
-				if a, b := reflect.TypeOf(got[i].Object), reflect.TypeOf(want[i].Object); a != b {
-					t.Errorf("event %d: object %v, client-go's %v", i, a, b)
+				if len(got) != len(want) {
+					t.Fatalf("%d events, client-go delivers %d:\n got  %s\n want %s", len(got), len(want), describe(got), describe(want))
 				}
-				if want[i].Type == watch.Error {
-					// Decoding failures: the reason and code must match; the
-					// message names the decoder.
-					if a, b := apierrors.FromObject(got[i].Object), apierrors.FromObject(want[i].Object); apierrors.ReasonForError(a) != apierrors.ReasonForError(b) ||
-						statusCode(a) != statusCode(b) {
-						t.Errorf("event %d: error %v, client-go's %v", i, a, b)
+				for i := range want {
+					if got[i].Type != want[i].Type {
+						t.Errorf("event %d: type %s, client-go's %s", i, got[i].Type, want[i].Type)
 					}
-					continue
+					if a, b := reflect.TypeOf(got[i].Object), reflect.TypeOf(want[i].Object); a != b {
+						t.Errorf("event %d: object %v, client-go's %v", i, a, b)
+					}
+					if want[i].Type == watch.Error {
+						// Decoding failures: the reason and code must match; the
+						// message names the decoder.
+						if a, b := apierrors.FromObject(got[i].Object), apierrors.FromObject(want[i].Object); apierrors.ReasonForError(a) != apierrors.ReasonForError(b) ||
+							statusCode(a) != statusCode(b) {
+							t.Errorf("event %d: error %v, client-go's %v", i, a, b)
+						}
+						continue
+					}
+					if !reflect.DeepEqual(got[i].Object, want[i].Object) {
+						t.Errorf("event %d: object\n %#v\nclient-go's\n %#v", i, got[i].Object, want[i].Object)
+					}
 				}
-				if !reflect.DeepEqual(got[i].Object, want[i].Object) {
-					t.Errorf("event %d: object\n %#v\nclient-go's\n %#v", i, got[i].Object, want[i].Object)
-				}
-			}
-		})
+			})
+		}
 	}
 }
+
+// withManagedFields is a Widget as the API server sends it: managedFields
+// between the other members of metadata.
+const withManagedFields = `{"apiVersion":"test.opgate.dev/v1","kind":"Widget","metadata":{"name":"a","namespace":"ns","uid":"u1","resourceVersion":"8","managedFields":[{"manager":"kubectl","operation":"Update","apiVersion":"test.opgate.dev/v1","time":"2026-11-30T20:00:00Z","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{"f:size":{}}}},{"manager":"opgate","operation":"Update","subresource":"status","fieldsV1":{"f:status":{".":{}}}}],"finalizers":["opgate.dev/x"]},"spec":{"size":3},"status":{"ok":true}}`
 
 // TestWatchOpensAgainAfterAConnectionLostOnTheWay: the first attempt's
 // connection closes without an answer, the second is served; the events
@@ -217,7 +243,7 @@ func statusCode(err error) int32 {
 }
 
 func TestExpiredWatchIsAnErrorTheReflectorRelistsOn(t *testing.T) {
-	_, got, _, err := both(t, http.StatusOK, frames(`{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old","reason":"Expired","code":410}}`))
+	_, got, _, err := both(t, http.StatusOK, frames(`{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old","reason":"Expired","code":410}}`), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +300,8 @@ func FuzzDecodeEventMatchesClientGo(f *testing.F) {
 		`{"apiVersion":"v1","kind":"X","Kind":"Y"}`, `{"apiVersion":"v1","kind":"X","a":9223372036854775808}`, `{"apiVersion":"v1","kind":"X","ApiVersion":"v2"}`,
 		`{"apiVersion":"a/v1","kind":"XList","items":[{"apiVersion":"a/v1","kind":"X"}]}`, `{"apiVersion":7,"kind":"X"}`,
 		`{"apiVersion":"v1","kind":"Status","code":410,"reason":"Expired"}`, `{"apiVersion":"v1","kind":"Status","code":"x"}`,
-		`{"apiVersion":"meta.k8s.io/v1","kind":"Status","code":410}`} {
+		`{"apiVersion":"meta.k8s.io/v1","kind":"Status","code":410}`, withManagedFields,
+		`{"apiVersion":"v1","kind":"X","metadata":{"managedFields":[],"managedFields":null}}`} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, obj string) {
@@ -291,23 +318,30 @@ func FuzzDecodeEventMatchesClientGo(f *testing.F) {
 			// ("ApiVersion"); an API server always writes them exactly.
 			return
 		}
-		want, got, wantErr, gotErr := both(t, http.StatusOK, `{"type":"ADDED","object":`+obj+"}\n")
-		if wantErr != nil || gotErr != nil {
-			t.Fatalf("watch: %v / %v", gotErr, wantErr)
-		}
-		if len(got) != len(want) {
-			t.Fatalf("%q: %d events, client-go %d: %s / %s", obj, len(got), len(want), describe(got), describe(want))
-		}
-		for i := range want {
-			if got[i].Type != want[i].Type {
-				t.Fatalf("%q: event %d type %s, client-go's %s", obj, i, got[i].Type, want[i].Type)
-			}
-			if reflect.TypeOf(got[i].Object) != reflect.TypeOf(want[i].Object) {
-				t.Fatalf("%q: object %T, client-go's %T", obj, got[i].Object, want[i].Object)
-			}
-			if want[i].Type != watch.Error && !reflect.DeepEqual(got[i].Object, want[i].Object) {
-				t.Fatalf("%q: object %#v, client-go's %#v", obj, got[i].Object, want[i].Object)
-			}
+		for _, drop := range []bool{false, true} {
+			checkSameEvents(t, obj, drop)
 		}
 	})
+}
+
+// checkSameEvents watches one ADDED event of obj through both decoders.
+func checkSameEvents(t *testing.T, obj string, dropManagedFields bool) {
+	want, got, wantErr, gotErr := both(t, http.StatusOK, `{"type":"ADDED","object":`+obj+"}\n", dropManagedFields)
+	if wantErr != nil || gotErr != nil {
+		t.Fatalf("watch: %v / %v", gotErr, wantErr)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%q: %d events, client-go %d: %s / %s", obj, len(got), len(want), describe(got), describe(want))
+	}
+	for i := range want {
+		if got[i].Type != want[i].Type {
+			t.Fatalf("%q: event %d type %s, client-go's %s", obj, i, got[i].Type, want[i].Type)
+		}
+		if reflect.TypeOf(got[i].Object) != reflect.TypeOf(want[i].Object) {
+			t.Fatalf("%q: object %T, client-go's %T", obj, got[i].Object, want[i].Object)
+		}
+		if want[i].Type != watch.Error && !reflect.DeepEqual(got[i].Object, want[i].Object) {
+			t.Fatalf("%q: object %#v, client-go's %#v", obj, got[i].Object, want[i].Object)
+		}
+	}
 }
