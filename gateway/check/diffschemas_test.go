@@ -180,13 +180,17 @@ properties:
             y: {type: integer, default: 2}
       preserved: {type: object, x-kubernetes-preserve-unknown-fields: true, default: {anything: [1, 2]}}
       wrongType: {type: integer, default: notanumber}
+      open: {type: object, additionalProperties: true, default: {a: {b: 1}, c: 2}}
+      closed: {type: object, additionalProperties: false, default: {a: {b: 1}}}
+      deep: {type: object, properties: {list: {type: array, items: {type: object, properties: {x: {type: object, default: {y: 1, z: 2}, properties: {y: {type: integer}}}}}}}}
 `, [][2]string{
 		{``, `{}`},
 		{``, `{"phase":null,"summary":null,"items":[{"name":"a"},{"name":"b","sub":{}}]}`},
 		{``, `{"summary":{"total":-1},"map":{"b":{},"c":{"x":null}},"preserved":null}`},
 		{`{"phase":"Ready","summary":{"total":1}}`, `{"items":[{"name":"x","state":"Down","sub":{"depth":9}}],"wrongType":1}`},
 		{``, `{"items":null,"map":null,"wrongType":null}`},
-		{``, `{"items":[],"wrongType":1}`},
+		{``, `{"items":[],"wrongType":1,"closed":{},"deep":{"list":[{},{"x":{"z":3}}]}}`},
+		{``, `{"items":[],"wrongType":1,"open":null,"closed":{"q":{"r":1}},"deep":{"list":[{},{"x":{"z":3}},null]}}`},
 	}},
 	{"embedded resources", `
 type: object
