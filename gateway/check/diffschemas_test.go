@@ -182,6 +182,7 @@ properties:
       wrongType: {type: integer, default: notanumber}
       open: {type: object, additionalProperties: true, default: {a: {b: 1}, c: 2}}
       closed: {type: object, additionalProperties: false, default: {a: {b: 1}}}
+      capped: {type: object, maxProperties: 1, default: {a: 1, unknown: 2}, properties: {a: {type: integer}}}
       deep: {type: object, properties: {list: {type: array, items: {type: object, properties: {x: {type: object, default: {y: 1, z: 2}, properties: {y: {type: integer}}}}}}}}
 `, [][2]string{
 		{``, `{}`},
@@ -203,6 +204,7 @@ properties:
         x-kubernetes-embedded-resource: true
         x-kubernetes-preserve-unknown-fields: true
         default: {apiVersion: v1, kind: ConfigMap, metadata: {name: cm, bogus: 1, labels: {a: b}}, data: {k: v}}
+        properties: {metadata: {type: object, maxProperties: 2}}
       strict:
         type: object
         x-kubernetes-embedded-resource: true
