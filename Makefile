@@ -91,6 +91,7 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzBuildRequest -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/call
 	go test -run '^$$' -fuzz FuzzDecodeEventMatchesClientGo -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/watchjson
 	go test -run '^$$' -fuzz FuzzRawScanAgreesWithDecoding -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/jsonscan
+	go test -run '^$$' -fuzz FuzzCheckMatchesAPIServerCode -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/check
 
 clean:
 	rm -rf bin .cache

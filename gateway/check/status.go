@@ -8,9 +8,7 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
-	structuraldefaulting "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	structuralpruning "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
-	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/kube-openapi/pkg/validation/strfmt"
@@ -23,8 +21,12 @@ import (
 const ReasonInvalidStatus = "InvalidStatus"
 
 // StatusChecker checks handler status patches against one version of a
-// CRD's openAPIV3Schema with the API server's own pruning, defaulting and
-// validation code, so that what it accepts is what the server will store.
+// CRD's openAPIV3Schema as the API server does, so that what it accepts is
+// what the server will store. Pruning is the server's own code; the schema
+// conversion for the validator, the defaulting and the wording of errors
+// are written in this package (the server's packages for them bring CEL
+// and feature gates, several MiB of memory) and held equal to the server's
+// by differential and fuzz tests against the apiextensions-apiserver code.
 // It is safe for concurrent use: Check only reads it.
 type StatusChecker struct {
 	// structural is the whole object's schema, pruning starts at the root
@@ -32,7 +34,7 @@ type StatusChecker struct {
 	structural *structuralschema.Structural
 	// statusValidator validates .status alone, as the server does for the
 	// status subresource; nil when the schema says nothing about status.
-	statusValidator apiservervalidation.SchemaCreateValidator
+	statusValidator *prebuiltValidator
 	// statusDefaults: the status schema has a default somewhere, so a
 	// status is defaulted (on a copy) before it is validated.
 	statusDefaults bool
@@ -71,7 +73,7 @@ func NewStatusChecker(crd *apiextensionsv1.CustomResourceDefinition, version str
 	// Like the server: drop defaults that pruning would remove, so
 	// defaulting never adds a field the schema does not know.
 	s = s.DeepCopy()
-	if err := structuraldefaulting.PruneDefaults(s); err != nil {
+	if err := pruneDefaults(s); err != nil {
 		return nil, fmt.Errorf("status checker: prune defaults of %s/%s: %w", crd.Name, version, err)
 	}
 
@@ -81,11 +83,11 @@ func NewStatusChecker(crd *apiextensionsv1.CustomResourceDefinition, version str
 		hasSubresource:  v.Subresources != nil && v.Subresources.Status != nil,
 	}
 	if statusProps, ok := internal.Properties["status"]; ok {
-		_, openapi, err := apiservervalidation.NewSchemaValidator(&statusProps)
+		openapi, err := toOpenAPISchema(&statusProps)
 		if err != nil {
 			return nil, fmt.Errorf("status checker: status validator of %s/%s: %w", crd.Name, version, err)
 		}
-		c.statusValidator = prebuiltValidator{validate.NewSchemaValidator(openapi, nil, "", strfmt.Default)}
+		c.statusValidator = &prebuiltValidator{validate.NewSchemaValidator(openapi, nil, "", strfmt.Default)}
 		status := s.Properties["status"]
 		c.statusDefaults = hasDefaults(&status)
 	}
@@ -125,7 +127,7 @@ func (c *StatusChecker) Check(current map[string]any, patch map[string]any) (map
 	var pruned []string
 	if !c.preserveUnknown {
 		pruned = structuralpruning.PruneWithOptions(obj, c.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
-		structuraldefaulting.PruneNonNullableNullsWithoutDefaults(obj, c.structural)
+		pruneNullsWithoutDefaults(obj, c.structural)
 	}
 	// Pruning with a schema that has no status property deletes the key.
 	merged, _ = obj["status"].(map[string]any)
@@ -142,10 +144,10 @@ func (c *StatusChecker) Check(current map[string]any, patch map[string]any) (map
 	validated := any(merged)
 	if c.statusDefaults {
 		defaulted := map[string]any{"status": runtime.DeepCopyJSON(merged)}
-		structuraldefaulting.Default(defaulted, c.structural)
+		applyDefaults(defaulted, c.structural)
 		validated = defaulted["status"]
 	}
-	errs := apiservervalidation.ValidateCustomResource(field.NewPath("status"), validated, c.statusValidator)
+	errs := validateValue(field.NewPath("status"), validated, c.statusValidator.schema)
 	if len(errs) > 0 {
 		return merged, pruned, failure.Permanentf(ReasonInvalidStatus, "status refused by the CRD schema: %s", joinFieldErrors(errs))
 	}
@@ -158,11 +160,7 @@ func (c *StatusChecker) Check(current map[string]any, patch map[string]any) (map
 // a status check is a create-style validation, where both validate alike,
 // and the server itself shares one such validator across requests when
 // ratcheting is off.
-type prebuiltValidator struct{ *validate.SchemaValidator }
-
-func (v prebuiltValidator) Validate(obj any, _ ...apiservervalidation.ValidationOption) *validate.Result {
-	return v.SchemaValidator.Validate(obj)
-}
+type prebuiltValidator struct{ schema *validate.SchemaValidator }
 
 // hasDefaults says whether s or anything under it has a default.
 func hasDefaults(s *structuralschema.Structural) bool {
