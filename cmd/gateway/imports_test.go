@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -15,6 +16,10 @@ import (
 func TestGatewayImportsNoCELOrAPIServer(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, ".").Output()
 	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			t.Fatalf("go list: %v\n%s", err, exit.Stderr)
+		}
 		t.Fatalf("go list: %v", err)
 	}
 	heavy := []string{"github.com/google/cel-go/", "github.com/antlr4-go/", "k8s.io/apiserver/", "go.opentelemetry.io/"}

@@ -15,7 +15,6 @@ import (
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/apiserver/pkg/cel/environment"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 	"sigs.k8s.io/yaml"
 )
@@ -66,8 +65,23 @@ func assertSameCheck(t testing.TB, ours *StatusChecker, server *serverChecker, c
 	t.Helper()
 	wantMerged, wantPruned, _, wantErr := server.Check(deepCopyAnyMap(current), deepCopyAnyMap(patch))
 	merged, pruned, err := ours.Check(deepCopyAnyMap(current), deepCopyAnyMap(patch))
-	if fmt.Sprint(err) != fmt.Sprint(wantErr) {
-		t.Errorf("current %v, patch %v:\nerror  %v\nserver %v", current, patch, err, wantErr)
+	if current == nil || wantErr == nil || err == nil && wantErr == nil {
+		if fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Errorf("current %v, patch %v:\nerror  %v\nserver %v", current, patch, err, wantErr)
+		}
+	} else {
+		// An update: Check ratchets at least what the server does (it is
+		// never stricter), and may let through a value the server checks
+		// again; what it refuses, the server refuses too.
+		for _, e := range strings.Split(strings.TrimPrefix(fmt.Sprint(err), "status refused by the CRD schema: "), "; ") {
+			if err != nil && !strings.Contains(wantErr.Error(), e) {
+				t.Errorf("current %v, patch %v:\nerror %q\nnot among the server's %v", current, patch, e, wantErr)
+			}
+		}
+	}
+	if current != nil && wantMerged != nil {
+		// The validation itself, without ratcheting, on what was merged.
+		assertSameCheck(t, ours, server, nil, wantMerged)
 	}
 	if !reflect.DeepEqual(merged, wantMerged) {
 		t.Errorf("current %v, patch %v:\nmerged %#v\nserver %#v", current, patch, merged, wantMerged)
@@ -129,7 +143,8 @@ func bothCheckers(t testing.TB, crd *apiextensionsv1.CustomResourceDefinition) (
 // The kube-openapi schema the validator is built from is the server's,
 // field for field, formats stripped alike.
 func TestStatusSchemaConversionMatchesAPIServerCode(t *testing.T) {
-	strip := apiservervalidation.StripUnsupportedFormatsPostProcessorForVersion(environment.DefaultCompatibilityVersion())
+	// The formats every server checks: those of compatibility version 1.0.
+	strip := apiservervalidation.StripUnsupportedFormatsPostProcessorForVersion(everyServer)
 	for _, tt := range diffSchemas {
 		t.Run(tt.name, func(t *testing.T) {
 			internal := internalSchema(t, crdWithSchema(t, tt.schema))
@@ -152,7 +167,8 @@ func TestStatusSchemaConversionMatchesAPIServerCode(t *testing.T) {
 
 // Every format, on every type, is kept or dropped as the server does.
 func TestStatusSchemaFormatsMatchAPIServerCode(t *testing.T) {
-	strip := apiservervalidation.StripUnsupportedFormatsPostProcessorForVersion(environment.DefaultCompatibilityVersion())
+	// The formats every server checks: those of compatibility version 1.0.
+	strip := apiservervalidation.StripUnsupportedFormatsPostProcessorForVersion(everyServer)
 	formats := []string{"bsonobjectid", "uri", "email", "hostname", "ipv4", "ipv6", "cidr", "mac",
 		"uuid", "uuid3", "uuid4", "uuid5", "isbn", "isbn10", "isbn13", "creditcard", "credit-card",
 		"ssn", "hexcolor", "hex-color", "rgbcolor", "byte", "password", "date", "duration",
@@ -185,7 +201,7 @@ func TestStatusFieldErrorsMatchAPIServerCode(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			crd := crdWithSchema(t, tt.schema)
 			props := internalSchema(t, crd).Properties["status"]
-			server, _, err := apiservervalidation.NewSchemaValidator(&props)
+			server, _, err := apiservervalidation.NewSchemaValidatorForVersion(&props, everyServer)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,8 +17,11 @@ import (
 // supportedStringFormats are the string formats a CRD schema may use, with
 // the dashes removed as go-openapi compares them. Any other format of a
 // string is dropped, so the validator ignores it, as the server does.
-// k8s-short-name and k8s-long-name count from Kubernetes 1.34 on, which is
-// older than the compatibility version the server's library defaults to.
+// These are the formats every API server checks (its compatibility
+// version 1.0 on). k8s-short-name and k8s-long-name are left out: a server
+// checks them only from compatibility version 1.34 on (Kubernetes 1.35),
+// and checked here they would refuse, on older servers, statuses the
+// server stores; on newer ones the server refuses a bad one at the write.
 var supportedStringFormats = map[string]bool{
 	"bsonobjectid": true, "uri": true, "email": true, "hostname": true,
 	"ipv4": true, "ipv6": true, "cidr": true, "mac": true,
@@ -26,7 +29,6 @@ var supportedStringFormats = map[string]bool{
 	"isbn": true, "isbn10": true, "isbn13": true, "creditcard": true,
 	"ssn": true, "hexcolor": true, "rgbcolor": true, "byte": true,
 	"password": true, "date": true, "duration": true, "datetime": true,
-	"k8sshortname": true, "k8slongname": true,
 }
 
 // supportedFormat says whether format is validated for a schema of type

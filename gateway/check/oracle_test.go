@@ -11,6 +11,7 @@ import (
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/kube-openapi/pkg/validation/validate"
 
 	"github.com/opgate/opgate/gateway/failure"
@@ -31,7 +32,7 @@ func (v *prebuiltValidator) Validate(obj any, _ ...apiservervalidation.Validatio
 // serverChecker is StatusChecker built from the API server's packages.
 type serverChecker struct {
 	structural      *structuralschema.Structural
-	statusValidator apiservervalidation.SchemaCreateValidator
+	statusValidator apiservervalidation.SchemaValidator
 	statusDefaults  bool
 	preserveUnknown bool
 }
@@ -60,7 +61,7 @@ func newServerChecker(crd *apiextensionsv1.CustomResourceDefinition, version str
 	}
 	c := &serverChecker{structural: s, preserveUnknown: crd.Spec.PreserveUnknownFields}
 	if statusProps, ok := internal.Properties["status"]; ok {
-		validator, _, err := apiservervalidation.NewSchemaValidator(&statusProps)
+		validator, _, err := apiservervalidation.NewSchemaValidatorForVersion(&statusProps, everyServer)
 		if err != nil {
 			return nil, fmt.Errorf("status validator: %w", err)
 		}
@@ -100,9 +101,25 @@ func (c *serverChecker) Check(current, patch map[string]any) (map[string]any, []
 		structuraldefaulting.Default(defaulted, c.structural)
 		validated = defaulted["status"]
 	}
-	errs := apiservervalidation.ValidateCustomResource(field.NewPath("status"), validated, c.statusValidator)
+	var errs field.ErrorList
+	if current == nil {
+		errs = apiservervalidation.ValidateCustomResource(field.NewPath("status"), validated, c.statusValidator)
+	} else {
+		// A status update, ratcheted as the server's status strategy does.
+		old := any(current)
+		if c.statusDefaults {
+			defaulted := map[string]any{"status": runtime.DeepCopyJSON(current)}
+			structuraldefaulting.Default(defaulted, c.structural)
+			old = defaulted["status"]
+		}
+		errs = apiservervalidation.ValidateCustomResourceUpdate(field.NewPath("status"), validated, old, c.statusValidator, apiservervalidation.WithRatcheting(nil))
+	}
 	if len(errs) > 0 {
 		return merged, pruned, errs, failure.Permanentf(ReasonInvalidStatus, "status refused by the CRD schema: %s", joinFieldErrors(errs))
 	}
 	return merged, pruned, nil, nil
 }
+
+// everyServer is the compatibility version whose checks every API server
+// makes: the checker holds to it (see supportedStringFormats).
+var everyServer = version.MajorMinor(1, 0)

@@ -141,17 +141,30 @@ func (c *StatusChecker) Check(current map[string]any, patch map[string]any) (map
 	// Validate a defaulted copy, as the server defaults before it
 	// validates: a required field with a default is not missing. Without
 	// a default in the schema, defaulting changes nothing: no copy.
-	validated := any(merged)
-	if c.statusDefaults {
-		defaulted := map[string]any{"status": runtime.DeepCopyJSON(merged)}
-		applyDefaults(defaulted, c.structural)
-		validated = defaulted["status"]
-	}
+	validated := c.defaulted(merged)
 	errs := validateValue(field.NewPath("status"), validated, c.statusValidator.schema)
+	if len(errs) > 0 && current != nil {
+		// As the server validates a status update: values left as they
+		// were are not checked again (ratchet.go).
+		status := c.structural.Properties["status"]
+		errs = ratchet(&status, errs, validated, c.defaulted(current))
+	}
 	if len(errs) > 0 {
 		return merged, pruned, failure.Permanentf(ReasonInvalidStatus, "status refused by the CRD schema: %s", joinFieldErrors(errs))
 	}
 	return merged, pruned, nil
+}
+
+// defaulted is status with the schema's defaults, as the server defaults
+// before it validates (a required field with a default is not missing): a
+// copy when the schema has defaults, status itself otherwise.
+func (c *StatusChecker) defaulted(status map[string]any) any {
+	if !c.statusDefaults {
+		return status
+	}
+	defaulted := map[string]any{"status": runtime.DeepCopyJSON(status)}
+	applyDefaults(defaulted, c.structural)
+	return defaulted["status"]
 }
 
 // prebuiltValidator validates with one schema validator built with the

@@ -81,7 +81,7 @@ func TestStatusValidatorAgreesWithTheServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	props := internal.Properties["status"]
-	server, _, err := apiservervalidation.NewSchemaValidator(&props)
+	server, _, err := apiservervalidation.NewSchemaValidatorForVersion(&props, everyServer)
 	if err != nil {
 		t.Fatal(err)
 	}
