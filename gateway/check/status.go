@@ -27,6 +27,9 @@ const ReasonInvalidStatus = "InvalidStatus"
 // are written in this package (the server's packages for them bring CEL
 // and feature gates, several MiB of memory) and held equal to the server's
 // by differential and fuzz tests against the apiextensions-apiserver code.
+// It never refuses what the server stores; it leaves to the server what the
+// server alone checks: CEL rules, list-type uniqueness, embedded resources'
+// metadata, formats newer servers know (docs/contract.md).
 // It is safe for concurrent use: Check only reads it.
 type StatusChecker struct {
 	// structural is the whole object's schema, pruning starts at the root
