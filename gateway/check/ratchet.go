@@ -61,7 +61,7 @@ func unchangedPaths(s *structuralschema.Structural, path *field.Path, v, old any
 		}
 		for k, val := range v {
 			if ov, ok := o[k]; ok {
-				unchangedPaths(memberSchema(s, k), path.Child(k), val, ov, out)
+				unchangedPaths(fieldSchema(k, s), path.Child(k), val, ov, out)
 			}
 		}
 	case []any:
@@ -83,19 +83,6 @@ func unchangedPaths(s *structuralschema.Structural, path *field.Path, v, old any
 			}
 		}
 	}
-}
-
-func memberSchema(s *structuralschema.Structural, name string) *structuralschema.Structural {
-	if s == nil {
-		return nil
-	}
-	if p, ok := s.Properties[name]; ok {
-		return &p
-	}
-	if s.AdditionalProperties != nil {
-		return s.AdditionalProperties.Structural
-	}
-	return nil
 }
 
 // mapListKey is the identity of a map list's item: its key fields' values.
