@@ -128,8 +128,9 @@ func (a *Applier) ApplyChild(ctx context.Context, child *unstructured.Unstructur
 }
 
 // ApplyChildMeta is ApplyChild for a caller that needs only the metadata
-// of the object the server holds afterwards.
-func (a *Applier) ApplyChildMeta(ctx context.Context, child *unstructured.Unstructured, strategy spec.UpdateStrategy, existing *unstructured.Unstructured) (*metav1.ObjectMeta, error) {
+// of the object the server holds afterwards. body is child's JSON if the
+// caller has made it already (nil: made here).
+func (a *Applier) ApplyChildMeta(ctx context.Context, child *unstructured.Unstructured, body []byte, strategy spec.UpdateStrategy, existing *unstructured.Unstructured) (*metav1.ObjectMeta, error) {
 	t, err := a.targetOf(child)
 	if err != nil {
 		return nil, err
@@ -141,9 +142,10 @@ func (a *Applier) ApplyChildMeta(ctx context.Context, child *unstructured.Unstru
 		// As the dynamic client's Apply refuses it.
 		return nil, classify("apply "+t.what, errors.New("cannot apply an object with managed fields already set"))
 	}
-	body, err := json.Marshal(child.Object)
-	if err != nil {
-		return nil, classify("apply "+t.what, fmt.Errorf("failed to marshal apply configuration: %w", err))
+	if body == nil {
+		if body, err = json.Marshal(child.Object); err != nil {
+			return nil, classify("apply "+t.what, fmt.Errorf("failed to marshal apply configuration: %w", err))
+		}
 	}
 	out, err := a.patchMeta(ctx, t, types.ApplyPatchType, body, true, "")
 	if err != nil && strategy == spec.UpdateRecreate && apierrors.IsInvalid(err) && existing != nil {

@@ -17,6 +17,13 @@ import (
 // Both use a JSON patch that first tests the list as obj has it (its absence
 // included), so a finalizer someone else added meanwhile fails the patch
 // instead of being overwritten; the write is then redone on a fresh read.
+//
+// They return the object as the server holds it afterwards, for the pass
+// to go on with. The patch also carries the resourceVersion of the copy it
+// was made from, so any change since that copy fails it (409) and it is
+// redone on a fresh read: what the server holds afterwards is then that
+// copy with the server's new metadata, which is all the answer needs to
+// carry (read as metadata alone where the Applier has a REST client).
 func (a *Applier) AddFinalizer(ctx context.Context, obj *unstructured.Unstructured, name string) (*unstructured.Unstructured, error) {
 	return a.editFinalizers(ctx, obj, adding(name))
 }
@@ -34,7 +41,9 @@ func (a *Applier) RemoveFinalizerMeta(ctx context.Context, obj *unstructured.Uns
 		return nil, err
 	}
 	var out *metav1.ObjectMeta
-	err = a.retryFinalizers(ctx, t, obj, removing(name), func(body []byte) (err error) {
+	// The object's last write: its answer is not read beyond the metadata,
+	// so the patch need not fail on changes elsewhere in the object.
+	err = a.retryFinalizers(ctx, t, obj, removing(name), false, func(_ *unstructured.Unstructured, body []byte) (err error) {
 		out, err = a.patchMeta(ctx, t, types.JSONPatchType, body, false, "")
 		return err
 	}, func(cur *unstructured.Unstructured) { out = ObjectMetaOf(cur) })
@@ -71,11 +80,14 @@ func (a *Applier) editFinalizers(ctx context.Context, obj *unstructured.Unstruct
 	if err != nil {
 		return nil, err
 	}
-	res := a.resourceFor(t.mapping, t.namespace)
 	out := obj
-	err = a.retryFinalizers(ctx, t, obj, edit, func(body []byte) (err error) {
-		out, err = res.Patch(ctx, obj.GetName(), types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
-		return err
+	err = a.retryFinalizers(ctx, t, obj, edit, true, func(from *unstructured.Unstructured, body []byte) error {
+		m, err := a.patchMeta(ctx, t, types.JSONPatchType, body, false, "")
+		if err != nil {
+			return err
+		}
+		out = WithMeta(from, m)
+		return nil
 	}, func(cur *unstructured.Unstructured) { out = cur })
 	if apierrors.IsNotFound(err) {
 		return nil, nil
@@ -87,10 +99,11 @@ func (a *Applier) editFinalizers(ctx context.Context, obj *unstructured.Unstruct
 }
 
 // retryFinalizers sends, through patch, the finalizer patch edit makes of
-// obj's list, reading the object again after a lost race; unchanged gets
-// the object whose list edit leaves as it is.
-func (a *Applier) retryFinalizers(ctx context.Context, t target, obj *unstructured.Unstructured, edit func([]string) ([]string, bool),
-	patch func(body []byte) error, unchanged func(*unstructured.Unstructured)) error {
+// obj's list (pinned to the copy's resourceVersion if pin), reading the
+// object again after a lost race; patch gets the copy the patch was made
+// from, unchanged the object whose list edit leaves as it is.
+func (a *Applier) retryFinalizers(ctx context.Context, t target, obj *unstructured.Unstructured, edit func([]string) ([]string, bool), pin bool,
+	patch func(from *unstructured.Unstructured, body []byte) error, unchanged func(*unstructured.Unstructured)) error {
 	res := a.resourceFor(t.mapping, t.namespace)
 	cur := obj
 	return retry.OnError(retry.DefaultRetry, raced, func() error {
@@ -105,29 +118,43 @@ func (a *Applier) retryFinalizers(ctx context.Context, t target, obj *unstructur
 			unchanged(cur)
 			return nil
 		}
-		body, err := finalizerPatch(cur, next)
+		body, err := finalizerPatch(cur, next, pin)
 		if err != nil {
 			return err
 		}
+		from := cur
 		cur = nil // read again before another attempt
-		return patch(body)
+		return patch(from, body)
 	})
 }
 
 // finalizerPatch sets the finalizers to next if they are still what obj
-// holds: a test of an absent list is a test for null.
-func finalizerPatch(obj *unstructured.Unstructured, next []string) ([]byte, error) {
+// holds: a test of an absent list is a test for null. Pinned, it also
+// sets obj's resourceVersion, which the server takes as a precondition.
+func finalizerPatch(obj *unstructured.Unstructured, next []string, pin bool) ([]byte, error) {
 	current, _, _ := unstructured.NestedFieldNoCopy(obj.Object, "metadata", "finalizers")
 	op := "replace"
 	if current == nil {
 		op = "add"
 	}
-	body, err := json.Marshal([]map[string]any{
-		{"op": "test", "path": "/metadata/finalizers", "value": current},
-		{"op": op, "path": "/metadata/finalizers", "value": next},
-	})
+	ops := []jsonPatchOp{
+		{"test", "/metadata/finalizers", current},
+		{op, "/metadata/finalizers", next},
+	}
+	if rv := obj.GetResourceVersion(); pin && rv != "" {
+		ops = append(ops, jsonPatchOp{"replace", "/metadata/resourceVersion", rv})
+	}
+	body, err := json.Marshal(ops)
 	if err != nil {
 		return nil, fmt.Errorf("marshal finalizer patch: %w", err)
 	}
 	return body, nil
+}
+
+// jsonPatchOp is one operation of a JSON patch (RFC 6902); a struct
+// encodes without the sorting and copying a map's encoding costs.
+type jsonPatchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value"`
 }

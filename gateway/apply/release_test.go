@@ -44,15 +44,20 @@ func TestFinalizerPatchTestsTheListItRead(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		meta    map[string]any
+		pin     bool
 		wantOps string
 	}{
-		{"absent list: test for null, then add", map[string]any{},
+		{"absent list: test for null, then add", map[string]any{}, false,
 			`[{"op":"test","path":"/metadata/finalizers","value":null},{"op":"add","path":"/metadata/finalizers","value":["opgate.dev/op"]}]`},
-		{"a list: test it, then replace", map[string]any{"finalizers": []any{"x.io/a"}},
+		{"a list: test it, then replace", map[string]any{"finalizers": []any{"x.io/a"}}, false,
 			`[{"op":"test","path":"/metadata/finalizers","value":["x.io/a"]},{"op":"replace","path":"/metadata/finalizers","value":["opgate.dev/op"]}]`},
+		{"pinned: the copy's resourceVersion is a precondition", map[string]any{"resourceVersion": "42"}, true,
+			`[{"op":"test","path":"/metadata/finalizers","value":null},{"op":"add","path":"/metadata/finalizers","value":["opgate.dev/op"]},{"op":"replace","path":"/metadata/resourceVersion","value":"42"}]`},
+		{"not pinned: no precondition", map[string]any{"resourceVersion": "42"}, false,
+			`[{"op":"test","path":"/metadata/finalizers","value":null},{"op":"add","path":"/metadata/finalizers","value":["opgate.dev/op"]}]`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			body, err := finalizerPatch(&unstructured.Unstructured{Object: map[string]any{"metadata": tt.meta}}, []string{"opgate.dev/op"})
+			body, err := finalizerPatch(&unstructured.Unstructured{Object: map[string]any{"metadata": tt.meta}}, []string{"opgate.dev/op"}, tt.pin)
 			if err != nil {
 				t.Fatal(err)
 			}

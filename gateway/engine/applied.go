@@ -47,16 +47,17 @@ func (a *appliedChildren) forget(key string) {
 // was applied before and the cached child still has the resourceVersion
 // that apply produced, so nobody (a user, another controller) changed or
 // deleted it since. A cache that has not caught up with the apply yet
-// differs too and the child is applied again: cautious, never wrong. sum
-// is the content's digest, to remember after applying.
-func (m *objectMemory) unchangedChild(key string, child *unstructured.Unstructured, existing childObject) (sum *[sha256.Size]byte, fresh bool) {
-	raw, err := json.Marshal(child.Object)
+// differs too and the child is applied again: cautious, never wrong. body
+// is the child's JSON, which the apply sends; sum its digest, to remember
+// after applying.
+func (m *objectMemory) unchangedChild(key string, child *unstructured.Unstructured, existing childObject) (body []byte, sum *[sha256.Size]byte, fresh bool) {
+	body, err := json.Marshal(child.Object)
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
-	h := sha256.Sum256(raw)
+	h := sha256.Sum256(body)
 	i, ok := m.applied.find(key)
-	return &h, ok && existing != nil && m.applied[i].digest == h && existing.GetResourceVersion() == m.applied[i].resourceVersion
+	return body, &h, ok && existing != nil && m.applied[i].digest == h && existing.GetResourceVersion() == m.applied[i].resourceVersion
 }
 
 func (m *objectMemory) rememberApplied(key string, sum *[sha256.Size]byte, resourceVersion string) {

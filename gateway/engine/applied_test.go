@@ -24,7 +24,7 @@ func TestAppliedChildIsFreshOnlyAsLastAppliedAndUntouched(t *testing.T) {
 	m := &objectMemory{}
 	keys := []string{"apps/v1/Deployment|c", "apps/v1/Deployment|a", "v1/ConfigMap|b"}
 	for i, k := range keys {
-		sum, fresh := m.unchangedChild(k, childWithRV("x", ""), childWithRV("x", "1"))
+		_, sum, fresh := m.unchangedChild(k, childWithRV("x", ""), childWithRV("x", "1"))
 		if fresh {
 			t.Fatalf("%s fresh before it was ever applied", k)
 		}
@@ -46,15 +46,15 @@ func TestAppliedChildIsFreshOnlyAsLastAppliedAndUntouched(t *testing.T) {
 		{"never applied", "v1/Secret|s", childWithRV("x", ""), childWithRV("x", "12"), false},
 	}
 	for _, tc := range cases {
-		if _, fresh := m.unchangedChild(tc.key, tc.child, tc.existing); fresh != tc.want {
+		if _, _, fresh := m.unchangedChild(tc.key, tc.child, tc.existing); fresh != tc.want {
 			t.Errorf("%s: fresh = %v, want %v", tc.name, fresh, tc.want)
 		}
 	}
 	m.applied.forget(keys[1])
-	if _, fresh := m.unchangedChild(keys[1], childWithRV("x", ""), childWithRV("x", "11")); fresh {
+	if _, _, fresh := m.unchangedChild(keys[1], childWithRV("x", ""), childWithRV("x", "11")); fresh {
 		t.Error("a forgotten child is still fresh")
 	}
-	if _, fresh := m.unchangedChild(keys[0], childWithRV("x", ""), childWithRV("x", "10")); !fresh {
+	if _, _, fresh := m.unchangedChild(keys[0], childWithRV("x", ""), childWithRV("x", "10")); !fresh {
 		t.Error("forgetting one child forgot another")
 	}
 }
@@ -66,7 +66,7 @@ func BenchmarkRememberAppliedChild(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		m := &objectMemory{}
-		sum, _ := m.unchangedChild("apps/v1/Deployment|memcached-000001", child, nil)
+		_, sum, _ := m.unchangedChild("apps/v1/Deployment|memcached-000001", child, nil)
 		m.rememberApplied("apps/v1/Deployment|memcached-000001", sum, out.GetResourceVersion())
 	}
 }

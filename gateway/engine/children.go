@@ -23,11 +23,11 @@ func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unst
 		decl, _ := c.childSpec(child)
 		existing := p.children[key][nameIn(child, p.obj)]
 		applied := key + "|" + nameIn(child, p.obj)
-		sum, fresh := p.mem.unchangedChild(applied, child, existing)
+		body, sum, fresh := p.mem.unchangedChild(applied, child, existing)
 		if fresh {
 			continue // applied already, and nobody touched it since
 		}
-		out, err := c.applyChild(ctx, p, child, decl.spec.UpdateStrategy, existing)
+		out, err := c.applyChild(ctx, p, child, body, decl.spec.UpdateStrategy, existing)
 		c.countApply("child", err)
 		if err != nil {
 			p.mem.applied.forget(applied)
@@ -48,8 +48,9 @@ func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unst
 // applyChild applies one child and returns what the pass keeps of it: the
 // server's object, or, when no later step of the pass reads children
 // (written.go), the applied content with the metadata the server answered.
-// An existing child with update strategy OnDelete is kept as it is.
-func (c *Controller) applyChild(ctx context.Context, p *pass, child *unstructured.Unstructured, strategy spec.UpdateStrategy, existing childObject) (childObject, error) {
+// An existing child with update strategy OnDelete is kept as it is. body
+// is child's JSON (nil: not made yet).
+func (c *Controller) applyChild(ctx context.Context, p *pass, child *unstructured.Unstructured, body []byte, strategy spec.UpdateStrategy, existing childObject) (childObject, error) {
 	if strategy == spec.UpdateOnDelete && existing != nil {
 		// Changes take effect only once someone deletes it. The cached
 		// child is shared with the cache; nothing changes it in place.
@@ -67,7 +68,7 @@ func (c *Controller) applyChild(ctx context.Context, p *pass, child *unstructure
 		unstructured.RemoveNestedField(out.Object, "metadata", "managedFields") // as in the cache
 		return out, nil
 	}
-	m, err := c.applier.ApplyChildMeta(ctx, child, strategy, prev)
+	m, err := c.applier.ApplyChildMeta(ctx, child, body, strategy, prev)
 	if err != nil {
 		return nil, err
 	}

@@ -101,7 +101,7 @@ func TestMetadataOnlyWritesGetOnlyMetadataFromTheAPIServer(t *testing.T) {
 	}
 	child := &unstructured.Unstructured{Object: deployment("meta", 1)}
 	child.SetNamespace(ns)
-	if m, err = a.ApplyChildMeta(ctx, child, spec.UpdateApply, nil); err != nil || m.ResourceVersion == "" {
+	if m, err = a.ApplyChildMeta(ctx, child, nil, spec.UpdateApply, nil); err != nil || m.ResourceVersion == "" {
 		t.Fatalf("apply: metadata %v, err %v", m, err)
 	}
 	kinds := rec.take()

@@ -7,10 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
 	"github.com/opgate/opgate/callbacks"
@@ -229,6 +232,58 @@ func TestAddFinalizerKeepsFinalizersAddedMeanwhile(t *testing.T) {
 			}
 			if tt.wantGone != "" && slices.Contains(got, tt.wantGone) {
 				t.Errorf("finalizers = %v, want %s removed", got, tt.wantGone)
+			}
+		})
+	}
+}
+
+// TestAddFinalizerAnswersTheObjectTheServerHolds writes the finalizer from
+// a stale copy after another client changed the spec and a label: the pass
+// goes on with the object AddFinalizer returns (the handler gets it, its
+// generation becomes observedGeneration), so that object must be the one
+// the server holds, not the stale content under fresh metadata.
+func TestAddFinalizerAnswersTheObjectTheServerHolds(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	disco := discovery.NewDiscoveryClientForConfigOrDie(cfg)
+	rc, err := rest.UnversionedRESTClientFor(dynamic.ConfigFor(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))
+	for _, tt := range []struct {
+		name    string
+		applier *apply.Applier
+	}{
+		{"whole answers (dynamic client)", apply.New(dynamic.New(rc), mapper)},
+		{"metadata answers (REST client)", apply.New(dynamic.New(rc), mapper).WithREST(rc)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			name := fmt.Sprintf("fresh-%d", time.Now().UnixNano()%100000)
+			stale, err := dyn(t).Resource(widgets).Namespace(ns).Create(ctx, widget(ns, name, 1), metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				updateWidget(t, ns, name, func(w *unstructured.Unstructured) { w.SetFinalizers(nil) })
+			})
+			updateWidget(t, ns, name, func(w *unstructured.Unstructured) {
+				_ = unstructured.SetNestedField(w.Object, int64(7), "spec", "size")
+				w.SetLabels(map[string]string{"changed": "meanwhile"})
+			})
+			out, err := tt.applier.AddFinalizer(ctx, stale, "opgate.dev/fresh")
+			if err != nil {
+				t.Fatalf("finalizer write from a stale copy: %v", err)
+			}
+			live, err := getWidget(t, ns, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range []*unstructured.Unstructured{out, live} {
+				unstructured.RemoveNestedField(o.Object, "metadata", "managedFields")
+			}
+			if !equality.Semantic.DeepEqual(out.Object, live.Object) {
+				t.Errorf("AddFinalizer answered\n%v\nthe server holds\n%v", out.Object, live.Object)
 			}
 		})
 	}
