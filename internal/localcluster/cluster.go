@@ -145,6 +145,16 @@ func (c *Cluster) startAndWait(ctx context.Context, name string, args []string, 
 	return c.waitFor(ctx, p, what, ready)
 }
 
+// PIDs are the process IDs of the running components, by name (etcd,
+// kube-apiserver, …): for measuring what they spend.
+func (c *Cluster) PIDs() map[string]int {
+	out := make(map[string]int, len(c.procs))
+	for _, p := range c.procs {
+		out[p.name] = p.pid
+	}
+	return out
+}
+
 // process is the started component called name.
 func (c *Cluster) process(name string) *process {
 	for _, p := range c.procs {

@@ -64,6 +64,9 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		if p.PeakRSSMiB <= 0 || p.CPUSeconds < 0 {
 			t.Errorf("%s: peak RSS %.0f MiB, CPU %.2f s", name, p.PeakRSSMiB, p.CPUSeconds)
 		}
+		if p.PlaneCPUMsPerObject <= 0 {
+			t.Errorf("%s: control plane CPU %.2f ms per object: every phase makes the API server work", name, p.PlaneCPUMsPerObject)
+		}
 		if p.System == systemRaw && p.Phase != evDelete {
 			// create: finalizer and state; update: state.
 			state := map[string]float64{evCreate: 2, evUpdate: 1}[p.Phase]

@@ -30,6 +30,10 @@ type harness struct {
 	counter *countingTransport
 	dyn     dynamic.Interface
 	typed   kubernetes.Interface
+	// plane are the control plane's processes (API server, etcd, garbage
+	// collector): what a system costs them is throughput lost on a
+	// machine they share.
+	plane []int
 }
 
 func newHarness(ctx context.Context, admin *rest.Config, opts options, log *slog.Logger) (*harness, error) {
@@ -101,6 +105,7 @@ type sample struct {
 	api      requestCounts
 	own      requestCounts
 	usage    procUsage
+	plane    float64 // the control plane's CPU seconds so far
 	received stats
 }
 
@@ -109,6 +114,13 @@ func (h *harness) sample(ctx context.Context, sys system, started bool) (sample,
 	var err error
 	if s.api, err = scrapeAPIServer(ctx, h.admin); err != nil {
 		return s, err
+	}
+	for _, pid := range h.plane {
+		u, err := readUsage(pid)
+		if err != nil {
+			return s, fmt.Errorf("control plane: %w", err)
+		}
+		s.plane += u.CPUSeconds
 	}
 	if started {
 		if s.usage, err = sys.usage(); err != nil {

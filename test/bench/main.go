@@ -160,6 +160,9 @@ func runBench(ctx context.Context, opts options, log *slog.Logger) (*report, err
 	if err != nil {
 		return nil, err
 	}
+	for _, pid := range cluster.PIDs() {
+		h.plane = append(h.plane, pid)
+	}
 	e := env{kubeconfig: cluster.Kubeconfig(), outDir: filepath.Join(out, "logs"), gatewayBin: gwBin, self: self, profile: opts.Profile}
 	rep, err := h.runAll(ctx, e)
 	if err != nil {

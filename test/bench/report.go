@@ -46,7 +46,10 @@ type phaseResult struct {
 	LatencyP99Ms       float64       `json:"latencyP99Ms"`
 	CPUSeconds         float64       `json:"cpuSeconds"`
 	CPUMsPerObject     float64       `json:"cpuMsPerObject"`
-	PeakRSSMiB         float64       `json:"peakRSSMiB"`
+	// PlaneCPUMsPerObject is the control plane's CPU (API server, etcd,
+	// garbage collector) over the phase, per object.
+	PlaneCPUMsPerObject float64 `json:"planeCPUMsPerObject"`
+	PeakRSSMiB          float64 `json:"peakRSSMiB"`
 }
 
 type steadyResult struct {
@@ -100,7 +103,8 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 		Requests:           perObject, WritesPerObject: writes(api) / float64(n),
 		LatencyP50Ms: percentile(lat, 0.50), LatencyP99Ms: percentile(lat, 0.99),
 		CPUSeconds: cpu, CPUMsPerObject: cpu * 1000 / float64(n),
-		PeakRSSMiB: after.usage.PeakRSSMiB,
+		PlaneCPUMsPerObject: (after.plane - before.plane) * 1000 / float64(n),
+		PeakRSSMiB:          after.usage.PeakRSSMiB,
 	}
 }
 
@@ -147,16 +151,16 @@ func (rep *report) markdown() string {
 	for _, t := range rep.Tuning {
 		fmt.Fprintf(&b, "- %s: %d workers, QPS %g, burst %d, handler work %s per call\n", t.Workload, t.Workers, t.QPS, t.Burst, t.Sleep)
 	}
-	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | peak RSS MiB |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | control plane CPU ms/obj | peak RSS MiB |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range rep.Phases {
 		ratio := "—"
 		if p.System != systemRaw && p.RatioToRaw > 0 {
 			ratio = fmt.Sprintf("%.2f", p.RatioToRaw)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.0f | %s | %.2f | %.2f | %s | %.0f / %.0f | %.2f | %.0f |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.0f | %s | %.2f | %.2f | %s | %.0f / %.0f | %.2f | %.2f | %.0f |\n",
 			p.Workload, p.Mode, p.Phase, p.System, p.Seconds, p.ObjectsPerSecond, ratio, p.CallbacksPerObject,
-			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, p.PeakRSSMiB)
+			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, p.PlaneCPUMsPerObject, p.PeakRSSMiB)
 	}
 	if len(rep.Steady) > 0 {
 		b.WriteString("\nSteady state (converged, idle):\n\n| system | N | s | CPU s | RSS MiB | peak RSS MiB | writes | requests |\n|---|---|---|---|---|---|---|---|\n")
