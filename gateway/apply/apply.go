@@ -194,6 +194,9 @@ func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructure
 		subresources = []string{"status"}
 	}
 	out, err := res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager}, subresources...)
+	if err == nil && out.GetUID() != obj.GetUID() {
+		err = replacedError(obj)
+	}
 	if err != nil {
 		return nil, classify("patch status of "+describe(obj), err)
 	}
@@ -215,6 +218,9 @@ func (a *Applier) PatchStatusMeta(ctx context.Context, obj *unstructured.Unstruc
 		sub = "status"
 	}
 	out, err := a.patchMeta(ctx, t, types.MergePatchType, body, false, sub)
+	if err == nil && out.UID != obj.GetUID() {
+		err = replacedError(obj)
+	}
 	if err != nil {
 		return nil, classify("patch status of "+t.what, err)
 	}
@@ -239,11 +245,14 @@ func (a *Applier) SetAnnotation(ctx context.Context, obj *unstructured.Unstructu
 	if err != nil {
 		return nil, err
 	}
-	body, err := annotationPatch(key, value)
+	body, err := annotationPatch(key, value, obj.GetUID())
 	if err != nil {
 		return nil, err
 	}
 	out, err := res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+	if replaced(err) {
+		err = replacedError(obj)
+	}
 	if err != nil {
 		return nil, classify("write annotation "+key+" of "+describe(obj), err)
 	}
@@ -256,19 +265,25 @@ func (a *Applier) SetAnnotationMeta(ctx context.Context, obj *unstructured.Unstr
 	if err != nil {
 		return nil, err
 	}
-	body, err := annotationPatch(key, value)
+	body, err := annotationPatch(key, value, obj.GetUID())
 	if err != nil {
 		return nil, err
 	}
 	out, err := a.patchMeta(ctx, t, types.MergePatchType, body, false, "")
+	if replaced(err) {
+		err = replacedError(obj)
+	}
 	if err != nil {
 		return nil, classify("write annotation "+key+" of "+t.what, err)
 	}
 	return out, nil
 }
 
-// annotationPatch is the merge patch {"metadata":{"annotations":{key:value}}}.
-func annotationPatch(key string, value *string) ([]byte, error) {
+// annotationPatch is the merge patch {"metadata":{"annotations":{key:value}}},
+// with {"uid": uid} in metadata when uid is known: the uid is immutable, so
+// the API server refuses the patch if the object of that name is another
+// one (see replaced).
+func annotationPatch(key string, value *string, uid types.UID) ([]byte, error) {
 	k, err := json.Marshal(key)
 	if err != nil {
 		return nil, fmt.Errorf("marshal annotation patch: %w", err)
@@ -279,12 +294,51 @@ func annotationPatch(key string, value *string) ([]byte, error) {
 			return nil, fmt.Errorf("marshal annotation patch: %w", err)
 		}
 	}
-	body := make([]byte, 0, len(k)+len(v)+len(`{"metadata":{"annotations":{:}}}`))
-	body = append(body, `{"metadata":{"annotations":{`...)
+	var u []byte
+	if uid != "" {
+		if u, err = json.Marshal(string(uid)); err != nil {
+			return nil, fmt.Errorf("marshal annotation patch: %w", err)
+		}
+	}
+	body := make([]byte, 0, len(k)+len(v)+len(u)+len(`{"metadata":{"uid":,"annotations":{:}}}`))
+	body = append(body, `{"metadata":{`...)
+	if u != nil {
+		body = append(body, `"uid":`...)
+		body = append(body, u...)
+		body = append(body, ',')
+	}
+	body = append(body, `"annotations":{`...)
 	body = append(body, k...)
 	body = append(body, ':')
 	body = append(body, v...)
 	return append(body, "}}}"...), nil
+}
+
+// replaced says whether the API server refused a write for its uid: the
+// object the write was meant for was deleted, and another of the same name
+// created since (metadata.uid is immutable).
+func replaced(err error) bool {
+	var st apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &st) {
+		return false
+	}
+	if d := st.Status().Details; d != nil {
+		for _, c := range d.Causes {
+			if c.Field == "metadata.uid" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// replacedError is what a write for obj returns when the object of its name
+// is another one now: obj is not found, a temporary failure (the next pass
+// reads the new object).
+func replacedError(obj *unstructured.Unstructured) error {
+	gvk := obj.GroupVersionKind()
+	return failure.Temporaryf("ObjectReplaced", "%s (uid %s) was deleted and another of the same name created: %w",
+		describe(obj), obj.GetUID(), apierrors.NewNotFound(schema.GroupResource{Group: gvk.Group, Resource: gvk.Kind}, obj.GetName()))
 }
 
 // raced reports whether a write lost a race with another writer: a failed

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
@@ -306,16 +308,27 @@ func TestWithMetaReplacesMetadataAndKeepsTheRest(t *testing.T) {
 	}
 }
 
-func TestAnnotationPatchIsTheMergePatchOfTheAnnotation(t *testing.T) {
+func TestAnnotationPatchIsTheMergePatchOfTheAnnotationPinnedToTheUID(t *testing.T) {
 	v := "x\"<y>\u2028"
 	for _, value := range []*string{&v, nil} {
-		got, err := annotationPatch("opgate.dev/state.op", value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{"opgate.dev/state.op": value}}})
-		if string(got) != string(want) {
-			t.Errorf("patch %s, want %s", got, want)
+		for _, uid := range []types.UID{"1b2c3d4e-0000-4000-8000-000000000042", ""} {
+			got, err := annotationPatch("opgate.dev/state.op", value, uid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta := map[string]any{"annotations": map[string]any{"opgate.dev/state.op": value}}
+			if uid != "" {
+				meta["uid"] = uid
+			}
+			want, _ := json.Marshal(map[string]any{"metadata": meta})
+			var g, w any
+			if err := json.Unmarshal(got, &g); err != nil {
+				t.Fatalf("patch %s: %v", got, err)
+			}
+			_ = json.Unmarshal(want, &w)
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("patch %s, want %s", got, want)
+			}
 		}
 	}
 }

@@ -1,0 +1,96 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/opgate/opgate/gateway/apply"
+)
+
+// TestParentWritesForARecreatedObjectDoNotLandOnIt: a pass writes status
+// and state by name, from the copy it read. If the object was deleted and
+// one of the same name created meanwhile (kubectl delete && kubectl apply
+// while a slow handler runs), each write must fail as "not found", so that
+// the pass ends and the next one reads the new object. The state must not
+// land on the new object: it carries the old uid, so the new object's
+// first pass would take it as another object's (an Event saying so) where
+// it should simply find none. The status subresource keeps no
+// precondition (the server copies the metadata from the stored object), so
+// a status can land; its write still fails, and the new object's own
+// create answer replaces it.
+func TestParentWritesForARecreatedObjectDoNotLandOnIt(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	disco := discovery.NewDiscoveryClientForConfigOrDie(cfg)
+	rc, err := rest.UnversionedRESTClientFor(dynamic.ConfigFor(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))
+	value := `{"handled":"the old object's"}`
+	status := map[string]any{"message": "the old object's"}
+	writes := []struct {
+		name  string
+		write func(a *apply.Applier, old *unstructured.Unstructured) error
+	}{
+		{"state annotation", func(a *apply.Applier, old *unstructured.Unstructured) error {
+			_, err := a.SetAnnotation(ctx, old, "opgate.dev/state.recreated", &value)
+			return err
+		}},
+		{"state annotation, metadata answer", func(a *apply.Applier, old *unstructured.Unstructured) error {
+			_, err := a.SetAnnotationMeta(ctx, old, "opgate.dev/state.recreated", &value)
+			return err
+		}},
+		{"status", func(a *apply.Applier, old *unstructured.Unstructured) error {
+			_, err := a.PatchStatus(ctx, old, status, true)
+			return err
+		}},
+		{"status, metadata answer", func(a *apply.Applier, old *unstructured.Unstructured) error {
+			_, err := a.PatchStatusMeta(ctx, old, status, true)
+			return err
+		}},
+	}
+	appliers := []struct {
+		name string
+		a    *apply.Applier
+	}{
+		{"dynamic client", apply.New(dynamic.New(rc), mapper)},
+		{"REST client", apply.New(dynamic.New(rc), mapper).WithREST(rc)},
+	}
+	for _, w := range writes {
+		for _, ap := range appliers {
+			t.Run(w.name+"/"+ap.name, func(t *testing.T) {
+				name := fmt.Sprintf("again-%d", time.Now().UnixNano()%100000)
+				old := createWidget(t, ns, name, 1)
+				deleteWidget(t, ns, name)
+				waitWidgetGone(t, ns, name)
+				fresh := createWidget(t, ns, name, 1)
+				err := w.write(ap.a, old)
+				if !apierrors.IsNotFound(err) {
+					t.Errorf("write for the deleted object: err %v, want not found", err)
+				}
+				live, err := getWidget(t, ns, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if live.GetUID() != fresh.GetUID() {
+					t.Fatalf("the new object was replaced: uid %s, want %s", live.GetUID(), fresh.GetUID())
+				}
+				if _, has := live.GetAnnotations()["opgate.dev/state.recreated"]; has {
+					t.Errorf("the deleted object's state landed on the new one: %v", live.GetAnnotations())
+				}
+
+			})
+		}
+	}
+}
