@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,28 @@ func TestIdleWindowDefaultsToAMinuteAtScaleAndStaysAsGiven(t *testing.T) {
 		}
 		if opts.Idle != tc.want {
 			t.Errorf("%v: idle %v, want %v", tc.args, opts.Idle, tc.want)
+		}
+	}
+}
+
+func TestSystemsFlagChoosesWhatIsMeasured(t *testing.T) {
+	for _, tt := range []struct {
+		args    []string
+		want    []string
+		wantErr bool
+	}{
+		{nil, []string{systemRaw, systemGateway}, false},
+		{[]string{"-systems", "gateway"}, []string{systemGateway}, false},
+		{[]string{"-systems", "gateway,raw"}, []string{systemGateway, systemRaw}, false},
+		{[]string{"-systems", "kopf"}, nil, true},
+	} {
+		opts, err := parseFlags(tt.args, io.Discard)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("%v: err %v, want error %v", tt.args, err, tt.wantErr)
+			continue
+		}
+		if err == nil && !slices.Equal(opts.Systems, tt.want) {
+			t.Errorf("%v: systems %v, want %v", tt.args, opts.Systems, tt.want)
 		}
 	}
 }

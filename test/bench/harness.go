@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"k8s.io/client-go/dynamic"
@@ -71,7 +72,7 @@ func (h *harness) runAll(ctx context.Context, e env) (*report, error) {
 	for _, mode := range h.opts.Modes {
 		for _, wl := range h.opts.Workloads {
 			tune := tunings[wl]
-			for _, sysName := range []string{systemRaw, systemGateway} {
+			for _, sysName := range h.opts.Systems {
 				var sys system = &rawSystem{env: e}
 				if sysName == systemGateway {
 					sys = &gatewaySystem{env: e}
@@ -159,6 +160,14 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, i
 	defer sys.stop()
 	if err := sys.start(ctx, ns, tune); err != nil {
 		return err
+	}
+	if h.opts.Profile {
+		// What the system costs the API server, in the same chunks.
+		prof, err := startProfiler(apiServerFetcher(h.typed.CoreV1().RESTClient()), filepath.Join(h.opts.Out, "logs", "profiles", ns, "kube-apiserver"))
+		if err != nil {
+			return err
+		}
+		defer prof.stop()
 	}
 	if r.Mode == modeStream {
 		before.at = time.Now()

@@ -31,6 +31,7 @@ type options struct {
 	Idle      time.Duration
 	Modes     []string
 	Workloads []string
+	Systems   []string
 	Timeout   time.Duration
 	Gateway   string // prebuilt gateway binary; empty: go build it
 	Profile   bool
@@ -70,6 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Idle, "idle", 0, "steady state: how long to watch the converged gateway idle (default: 60s from -n 10000 on, 5s below)")
 	modes := fs.String("modes", "backlog,stream", "arrival modes")
 	workloads := fs.String("workloads", "fast,handler", "workloads: fast (no work in the handler), handler (handler-sleep per call)")
+	systems := fs.String("systems", "raw,gateway", "systems to measure, in this order (ratios need both)")
 	fs.StringVar(&o.Gateway, "gateway-bin", "", "gateway binary to measure (default: go build ./cmd/gateway into -out)")
 	fs.BoolVar(&o.Profile, "profile", false, "record each system's CPU profile (in 5 s chunks), its heap and (gateway) metrics at the end of each phase under -out/logs/profiles/")
 	fs.IntVar(&o.Single, "single", 20, "single-object latency: after the first workload's first create phase converged, create this many objects one at a time on each system and measure create → status (0: skip)")
@@ -82,7 +84,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if !idleSet {
 		o.Idle = defaultIdle(o.N)
 	}
-	o.Modes, o.Workloads = splitList(*modes), splitList(*workloads)
+	o.Modes, o.Workloads, o.Systems = splitList(*modes), splitList(*workloads), splitList(*systems)
+	for _, s := range o.Systems {
+		if s != systemRaw && s != systemGateway {
+			return o, fmt.Errorf("-systems: %q is neither raw nor gateway", s)
+		}
+	}
 	for _, m := range o.Modes {
 		if m != modeBacklog && m != modeStream {
 			return o, fmt.Errorf("-modes: %q is neither backlog nor stream", m)

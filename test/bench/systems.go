@@ -80,7 +80,7 @@ func (g *gatewaySystem) start(ctx context.Context, ns string, tune tuning) error
 		return err
 	}
 	if g.env.profile {
-		g.prof, err = startProfiler("http://"+addr, filepath.Join(g.env.outDir, "profiles", ns))
+		g.prof, err = startProfiler(httpFetcher("http://"+addr), filepath.Join(g.env.outDir, "profiles", ns))
 	}
 	return err
 }
@@ -164,7 +164,7 @@ func (r *rawSystem) start(ctx context.Context, ns string, tune tuning) error {
 		return err
 	}
 	if r.env.profile {
-		r.prof, err = startProfiler("http://"+r.addr, filepath.Join(r.env.outDir, "profiles", ns))
+		r.prof, err = startProfiler(httpFetcher("http://"+r.addr), filepath.Join(r.env.outDir, "profiles", ns))
 	}
 	return err
 }
