@@ -29,7 +29,7 @@ func etcdArgs(cfg Config) []string {
 }
 
 func apiServerArgs(cfg Config, p *pki) []string {
-	return []string{
+	return append([]string{
 		"--etcd-servers=" + loopbackURL("http", cfg.EtcdClientPort),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -58,7 +58,7 @@ func apiServerArgs(cfg Config, p *pki) []string {
 		"--proxy-client-key-file=" + p.proxyClientKey,
 		"--allow-privileged=true",
 		"--profiling=false",
-	}
+	}, cfg.APIServerFlags...)
 }
 
 // componentServingArgs are the shared flags of the controller-manager and

@@ -67,6 +67,10 @@ type Config struct {
 	// command line, e.g. --kube-api-qps=500: its default client limit (20
 	// QPS) makes the garbage collector the bottleneck of a large deletion.
 	ControllerManagerFlags []string
+	// APIServerFlags are appended to kube-apiserver's command line (the
+	// last of a flag given twice wins), e.g. --profiling=true to profile
+	// what a client costs it.
+	APIServerFlags []string
 	// BeforeControllers runs once kube-apiserver is ready, before
 	// kube-controller-manager starts: the place to install CRDs whose
 	// objects own children. The garbage collector learns kinds that appear

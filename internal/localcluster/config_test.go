@@ -161,6 +161,17 @@ func TestControllersReachTheControllerManager(t *testing.T) {
 	}
 }
 
+func TestAPIServerFlagsComeLast(t *testing.T) {
+	cfg, err := Config{DataDir: "d", APIServerFlags: []string{"--profiling=true"}}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := apiServerArgs(cfg, &pki{})
+	if got := args[len(args)-1]; got != "--profiling=true" {
+		t.Errorf("last flag %q, want the extra flag, after the default --profiling=false", got)
+	}
+}
+
 func TestControllerManagerFlagsComeLast(t *testing.T) {
 	cfg, err := Config{DataDir: "d", ControllerManagerFlags: []string{"--kube-api-qps=500", "--kube-api-burst=1000"}}.withDefaults()
 	if err != nil {

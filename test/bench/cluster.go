@@ -20,12 +20,17 @@ import (
 
 // startCluster starts etcd, kube-apiserver and a kube-controller-manager
 // running only the garbage collector, on free ports under dir.
-func startCluster(ctx context.Context, dir string, log *slog.Logger) (*localcluster.Cluster, error) {
+func startCluster(ctx context.Context, dir string, profile bool, log *slog.Logger) (*localcluster.Cluster, error) {
 	ports, err := localcluster.FreePorts(5)
 	if err != nil {
 		return nil, err
 	}
+	var apiServerFlags []string
+	if profile {
+		apiServerFlags = []string{"--profiling=true"} // its /debug/pprof, for -profile
+	}
 	return localcluster.Start(ctx, localcluster.Config{
+		APIServerFlags:        apiServerFlags,
 		DataDir:               dir,
 		APIServerPort:         ports[0],
 		EtcdClientPort:        ports[1],

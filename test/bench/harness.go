@@ -167,7 +167,11 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, i
 		if err != nil {
 			return err
 		}
-		defer prof.stop()
+		defer func() {
+			if err := prof.stop(); err != nil {
+				h.log.Warn("no CPU profile of kube-apiserver", "error", err)
+			}
+		}()
 	}
 	if r.Mode == modeStream {
 		before.at = time.Now()

@@ -158,7 +158,7 @@ func runBench(ctx context.Context, opts options, log *slog.Logger) (*report, err
 		return nil, err
 	}
 	log.Info("starting the cluster", "dir", clusterDir)
-	cluster, err := startCluster(ctx, clusterDir, log)
+	cluster, err := startCluster(ctx, clusterDir, opts.Profile, log)
 	if err != nil {
 		return nil, err
 	}

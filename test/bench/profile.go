@@ -22,6 +22,7 @@ type profiler struct {
 	dir    string
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	err    error // why not even the first chunk came, if so
 }
 
 // fetcher GETs a path (with its query) from the profiled process.
@@ -43,6 +44,9 @@ func startProfiler(fetch fetcher, dir string) (*profiler, error) {
 		for i := 0; ctx.Err() == nil; i++ {
 			path := fmt.Sprintf("/debug/pprof/profile?seconds=%d", chunkSeconds)
 			if err := p.save(ctx, path, fmt.Sprintf("cpu-%03d.pb.gz", i)); err != nil {
+				if i == 0 && ctx.Err() == nil {
+					p.err = err
+				}
 				return // the process stopped
 			}
 		}
@@ -66,10 +70,11 @@ func (p *profiler) save(ctx context.Context, path, file string) error {
 	return os.WriteFile(filepath.Join(p.dir, file), body, 0o644)
 }
 
-// stop ends the CPU chunks.
-func (p *profiler) stop() {
+// stop ends the CPU chunks; its error says why there were none.
+func (p *profiler) stop() error {
 	p.cancel()
 	p.wg.Wait()
+	return p.err
 }
 
 // httpFetcher GETs from a plain HTTP debug server (the gateway's, the raw
