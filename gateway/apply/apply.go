@@ -185,7 +185,7 @@ func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructure
 	if err != nil {
 		return nil, err
 	}
-	body, err := statusPatch(status)
+	body, err := statusPatch(status, statusUID(obj, subresource))
 	if err != nil {
 		return nil, err
 	}
@@ -194,11 +194,14 @@ func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructure
 		subresources = []string{"status"}
 	}
 	out, err := res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager}, subresources...)
-	if err == nil && out.GetUID() != obj.GetUID() {
-		err = replacedError(obj)
+	if replaced(err) {
+		return nil, replacedError(obj)
 	}
 	if err != nil {
 		return nil, classify("patch status of "+describe(obj), err)
+	}
+	if out != nil && otherObject(obj, out.GetUID()) {
+		return nil, replacedError(obj)
 	}
 	return out, nil
 }
@@ -209,7 +212,7 @@ func (a *Applier) PatchStatusMeta(ctx context.Context, obj *unstructured.Unstruc
 	if err != nil {
 		return nil, err
 	}
-	body, err := statusPatch(status)
+	body, err := statusPatch(status, statusUID(obj, subresource))
 	if err != nil {
 		return nil, err
 	}
@@ -218,25 +221,52 @@ func (a *Applier) PatchStatusMeta(ctx context.Context, obj *unstructured.Unstruc
 		sub = "status"
 	}
 	out, err := a.patchMeta(ctx, t, types.MergePatchType, body, false, sub)
-	if err == nil && out.UID != obj.GetUID() {
-		err = replacedError(obj)
+	if replaced(err) {
+		return nil, replacedError(obj)
 	}
 	if err != nil {
 		return nil, classify("patch status of "+t.what, err)
 	}
+	if otherObject(obj, out.UID) {
+		return nil, replacedError(obj)
+	}
 	return out, nil
 }
 
-// statusPatch is the merge patch {"status": status}.
-func statusPatch(status map[string]any) ([]byte, error) {
+// statusPatch is the merge patch {"status": status}, with
+// {"metadata":{"uid": uid}} when uid is known (see annotationPatch).
+func statusPatch(status map[string]any, uid types.UID) ([]byte, error) {
 	inner, err := json.Marshal(status)
 	if err != nil {
 		return nil, failure.Permanentf("InvalidStatus", "marshal status patch: %w", err)
 	}
-	body := make([]byte, 0, len(inner)+len(`{"status":}`))
-	body = append(body, `{"status":`...)
+	var u []byte
+	if uid != "" {
+		if u, err = json.Marshal(string(uid)); err != nil {
+			return nil, failure.Permanentf("InvalidStatus", "marshal status patch: %w", err)
+		}
+	}
+	body := make([]byte, 0, len(inner)+len(u)+len(`{"metadata":{"uid":},"status":}`))
+	body = append(body, '{')
+	if u != nil {
+		body = append(body, `"metadata":{"uid":`...)
+		body = append(body, u...)
+		body = append(body, "},"...)
+	}
+	body = append(body, `"status":`...)
 	body = append(body, inner...)
 	return append(body, '}'), nil
+}
+
+// statusUID is the uid a status patch names: none through the status
+// subresource, where the server takes the metadata from the stored object
+// (so the answer's uid is checked instead); obj's through the object
+// itself, where the uid is immutable.
+func statusUID(obj *unstructured.Unstructured, subresource bool) types.UID {
+	if subresource {
+		return ""
+	}
+	return obj.GetUID()
 }
 
 // SetAnnotation merge-patches one annotation (nil value removes it).
@@ -251,7 +281,7 @@ func (a *Applier) SetAnnotation(ctx context.Context, obj *unstructured.Unstructu
 	}
 	out, err := res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
 	if replaced(err) {
-		err = replacedError(obj)
+		return nil, replacedError(obj)
 	}
 	if err != nil {
 		return nil, classify("write annotation "+key+" of "+describe(obj), err)
@@ -271,7 +301,7 @@ func (a *Applier) SetAnnotationMeta(ctx context.Context, obj *unstructured.Unstr
 	}
 	out, err := a.patchMeta(ctx, t, types.MergePatchType, body, false, "")
 	if replaced(err) {
-		err = replacedError(obj)
+		return nil, replacedError(obj)
 	}
 	if err != nil {
 		return nil, classify("write annotation "+key+" of "+t.what, err)
@@ -332,13 +362,23 @@ func replaced(err error) bool {
 	return false
 }
 
+// ErrReplaced is in the error of a write for an object that was deleted
+// while another of the same name was created: the pass that made it ends,
+// and the next one reads the new object. The error is also "not found".
+var ErrReplaced = errors.New("deleted, and another object of the same name created")
+
 // replacedError is what a write for obj returns when the object of its name
-// is another one now: obj is not found, a temporary failure (the next pass
-// reads the new object).
+// is another one now: a temporary failure, not found and ErrReplaced.
 func replacedError(obj *unstructured.Unstructured) error {
 	gvk := obj.GroupVersionKind()
-	return failure.Temporaryf("ObjectReplaced", "%s (uid %s) was deleted and another of the same name created: %w",
-		describe(obj), obj.GetUID(), apierrors.NewNotFound(schema.GroupResource{Group: gvk.Group, Resource: gvk.Kind}, obj.GetName()))
+	return failure.Temporaryf("ObjectReplaced", "%s (uid %s): %w (%w)", describe(obj), obj.GetUID(), ErrReplaced,
+		apierrors.NewNotFound(schema.GroupResource{Group: gvk.Group, Resource: gvk.Kind}, obj.GetName()))
+}
+
+// otherObject says whether a write's answer with uid is another object
+// than obj (unknown uids tell nothing).
+func otherObject(obj *unstructured.Unstructured, uid types.UID) bool {
+	return obj.GetUID() != "" && uid != "" && uid != obj.GetUID()
 }
 
 // raced reports whether a write lost a race with another writer: a failed

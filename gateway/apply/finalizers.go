@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -47,8 +48,8 @@ func (a *Applier) RemoveFinalizerMeta(ctx context.Context, obj *unstructured.Uns
 		out, err = a.patchMeta(ctx, t, types.JSONPatchType, body, false, "")
 		return err
 	}, func(cur *unstructured.Unstructured) { out = ObjectMetaOf(cur) })
-	if apierrors.IsNotFound(err) {
-		return nil, nil
+	if apierrors.IsNotFound(err) || errors.Is(err, ErrReplaced) {
+		return nil, nil // obj is gone
 	}
 	if err != nil {
 		return nil, classify("update finalizers of "+t.what, err)
@@ -74,23 +75,44 @@ func removing(name string) func([]string) ([]string, bool) {
 
 // editFinalizers patches obj's finalizers to what edit makes of them,
 // rereading the object and editing again when the list changed under it.
-// A missing object is no error: there is nothing left to hold.
+// A missing object is no error: there is nothing left to hold; nor is
+// another of the same name found on a fresh read (obj was deleted and the
+// name used again), whose finalizers are not obj's to edit.
+//
+// The first attempt writes from obj, the caller's copy, pinned to its
+// resourceVersion, and reads the answer's metadata alone: if the write
+// took, the object is obj with that metadata, unless the write itself
+// changed more (a mutating admission webhook on updates). A metadata-only
+// edit never moves a custom resource's generation, so a moved generation
+// says so, and the object is read whole. Attempts after a lost race write
+// from a fresh read, unpinned (a pin on an object others write often could
+// lose every race), and take the whole answer, as before the pin.
 func (a *Applier) editFinalizers(ctx context.Context, obj *unstructured.Unstructured, edit func([]string) ([]string, bool)) (*unstructured.Unstructured, error) {
 	t, err := a.targetOf(obj)
 	if err != nil {
 		return nil, err
 	}
+	res := a.resourceFor(t.mapping, t.namespace)
 	out := obj
 	err = a.retryFinalizers(ctx, t, obj, edit, true, func(from *unstructured.Unstructured, body []byte) error {
+		if from != obj {
+			var err error
+			out, err = res.Patch(ctx, t.name, types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+			return err
+		}
 		m, err := a.patchMeta(ctx, t, types.JSONPatchType, body, false, "")
 		if err != nil {
+			return err
+		}
+		if m.Generation != from.GetGeneration() {
+			out, err = res.Get(ctx, t.name, metav1.GetOptions{})
 			return err
 		}
 		out = WithMeta(from, m)
 		return nil
 	}, func(cur *unstructured.Unstructured) { out = cur })
-	if apierrors.IsNotFound(err) {
-		return nil, nil
+	if apierrors.IsNotFound(err) || errors.Is(err, ErrReplaced) {
+		return nil, nil // obj is gone
 	}
 	if err != nil {
 		return nil, classify("update finalizers of "+describe(obj), err)
@@ -99,9 +121,11 @@ func (a *Applier) editFinalizers(ctx context.Context, obj *unstructured.Unstruct
 }
 
 // retryFinalizers sends, through patch, the finalizer patch edit makes of
-// obj's list (pinned to the copy's resourceVersion if pin), reading the
-// object again after a lost race; patch gets the copy the patch was made
-// from, unchanged the object whose list edit leaves as it is.
+// obj's list, reading the object again after a lost race; the first
+// attempt, from obj, is pinned to obj's resourceVersion if pin. patch gets
+// the copy the patch was made from, unchanged the object whose list edit
+// leaves as it is. A fresh read of another object of the name (deleted
+// and created again) ends it with ErrReplaced.
 func (a *Applier) retryFinalizers(ctx context.Context, t target, obj *unstructured.Unstructured, edit func([]string) ([]string, bool), pin bool,
 	patch func(from *unstructured.Unstructured, body []byte) error, unchanged func(*unstructured.Unstructured)) error {
 	res := a.resourceFor(t.mapping, t.namespace)
@@ -112,13 +136,16 @@ func (a *Applier) retryFinalizers(ctx context.Context, t target, obj *unstructur
 			if cur, err = res.Get(ctx, obj.GetName(), metav1.GetOptions{}); err != nil {
 				return err
 			}
+			if uid := obj.GetUID(); uid != "" && cur.GetUID() != uid {
+				return ErrReplaced
+			}
 		}
 		next, changed := edit(cur.GetFinalizers())
 		if !changed {
 			unchanged(cur)
 			return nil
 		}
-		body, err := finalizerPatch(cur, next, pin)
+		body, err := finalizerPatch(cur, next, pin && cur == obj)
 		if err != nil {
 			return err
 		}
@@ -129,18 +156,22 @@ func (a *Applier) retryFinalizers(ctx context.Context, t target, obj *unstructur
 }
 
 // finalizerPatch sets the finalizers to next if they are still what obj
-// holds: a test of an absent list is a test for null. Pinned, it also
-// sets obj's resourceVersion, which the server takes as a precondition.
+// holds (a test of an absent list is a test for null) and the object is
+// obj, not another of its name (a test of the uid). Pinned, it also sets
+// obj's resourceVersion, which the server takes as a precondition.
 func finalizerPatch(obj *unstructured.Unstructured, next []string, pin bool) ([]byte, error) {
 	current, _, _ := unstructured.NestedFieldNoCopy(obj.Object, "metadata", "finalizers")
 	op := "replace"
 	if current == nil {
 		op = "add"
 	}
-	ops := []jsonPatchOp{
-		{"test", "/metadata/finalizers", current},
-		{op, "/metadata/finalizers", next},
+	var ops []jsonPatchOp
+	if uid := obj.GetUID(); uid != "" {
+		ops = append(ops, jsonPatchOp{"test", "/metadata/uid", uid})
 	}
+	ops = append(ops,
+		jsonPatchOp{"test", "/metadata/finalizers", current},
+		jsonPatchOp{op, "/metadata/finalizers", next})
 	if rv := obj.GetResourceVersion(); pin && rv != "" {
 		ops = append(ops, jsonPatchOp{"replace", "/metadata/resourceVersion", rv})
 	}

@@ -187,11 +187,25 @@ func metaWrites(t testing.TB) []struct {
 			}},
 		{"finalizer release",
 			func(ctx context.Context, a *Applier) (*unstructured.Unstructured, error) {
-				// Without a resourceVersion to pin (the pinned patch is
-				// tested in release_test.go): the same patch as the release.
-				unpinned := obj.DeepCopy()
-				unpinned.SetResourceVersion("")
-				return a.RemoveFinalizer(ctx, unpinned, "opgate.dev/perf")
+				// The release's patch through the dynamic client (AddFinalizer
+				// and RemoveFinalizer pin theirs; release_test.go).
+				res, err := a.Resource(obj)
+				if err != nil {
+					return nil, err
+				}
+				next, _ := removing("opgate.dev/perf")(obj.GetFinalizers())
+				body, err := finalizerPatch(obj, next, false)
+				if err != nil {
+					return nil, err
+				}
+				out, err := res.Patch(ctx, obj.GetName(), types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+				if apierrors.IsNotFound(err) {
+					return nil, nil // gone: nothing to hold, as RemoveFinalizer takes it
+				}
+				if err != nil {
+					return nil, classify("update finalizers of "+describe(obj), err)
+				}
+				return out, nil
 			},
 			func(ctx context.Context, a *Applier) (*metav1.ObjectMeta, error) {
 				return a.RemoveFinalizerMeta(ctx, obj, "opgate.dev/perf")

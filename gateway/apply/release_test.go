@@ -55,6 +55,8 @@ func TestFinalizerPatchTestsTheListItRead(t *testing.T) {
 			`[{"op":"test","path":"/metadata/finalizers","value":null},{"op":"add","path":"/metadata/finalizers","value":["opgate.dev/op"]},{"op":"replace","path":"/metadata/resourceVersion","value":"42"}]`},
 		{"not pinned: no precondition", map[string]any{"resourceVersion": "42"}, false,
 			`[{"op":"test","path":"/metadata/finalizers","value":null},{"op":"add","path":"/metadata/finalizers","value":["opgate.dev/op"]}]`},
+		{"a known uid: tested first, so that another object of the name fails the patch", map[string]any{"uid": "u-1", "finalizers": []any{"x.io/a"}}, false,
+			`[{"op":"test","path":"/metadata/uid","value":"u-1"},{"op":"test","path":"/metadata/finalizers","value":["x.io/a"]},{"op":"replace","path":"/metadata/finalizers","value":["opgate.dev/op"]}]`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			body, err := finalizerPatch(&unstructured.Unstructured{Object: map[string]any{"metadata": tt.meta}}, []string{"opgate.dev/op"}, tt.pin)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/gateway/apply"
 	"github.com/opgate/opgate/gateway/check"
 	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/failure"
@@ -69,6 +71,7 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 		c.recordInterrupted(p, w, attempt, first)
 		log.Info("callback interrupted by shutdown; the next gateway calls it again", "error", err)
 	default:
+		p.replaced = p.replaced || errors.Is(err, apply.ErrReplaced)
 		c.recordFailure(p, w, attempt, first, err, log)
 	}
 }

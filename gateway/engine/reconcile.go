@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/opgate/opgate/gateway/apply"
 	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
@@ -125,6 +126,9 @@ type pass struct {
 	status statusBuffer
 	// gone: the object no longer exists (vanished.go); nothing is written to it.
 	gone bool
+	// replaced: a write found another object of the name (the pass's was
+	// deleted and the name used again): the pass ends, the next reads it.
+	replaced bool
 	// plainStatus: statuses are written as they come, without the
 	// gateway's conditions (see keepsConditions).
 	plainStatus bool
@@ -212,11 +216,14 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 	}
 	for i, w := range p.plan.Work {
-		if ctx.Err() != nil || budget.exhausted() {
+		if ctx.Err() != nil || budget.exhausted() || p.replaced {
 			break // what is left stays due: nextWake sees to it
 		}
 		p.lastWork = i == len(p.plan.Work)-1
 		c.runWork(ctx, p, budget, w)
+	}
+	if p.replaced {
+		return c.passOverReplaced(key), nil
 	}
 	ctx, cancel := recordContext(ctx)
 	defer cancel()
@@ -258,12 +265,26 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 		return 0, nil // the object is going away; no state to keep
 	}
-	if err := c.writeState(ctx, p); err != nil {
+	if err := c.writeState(ctx, p); errors.Is(err, apply.ErrReplaced) {
+		return c.passOverReplaced(key), nil
+	} else if err != nil {
 		return 0, err
 	}
 	mem.Seen = true
 	return c.nextWake(p), nil
 }
+
+// passOverReplaced ends a pass whose object was deleted, and another of
+// its name created, while it ran: nothing more is written, and the key
+// comes back once the cache has had a moment to catch up with the new
+// object (a pass over the old copy would find it replaced again).
+func (c *Controller) passOverReplaced(key string) time.Duration {
+	c.log.Debug("object deleted and created again during the pass; the next pass reads the new one", "object", key)
+	return replacedRetry
+}
+
+// replacedRetry is how soon a key whose object was replaced comes back.
+const replacedRetry = 100 * time.Millisecond
 
 // finishRound records a round whose callbacks are all done: a create or
 // update round's essence as handled.

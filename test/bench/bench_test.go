@@ -133,6 +133,8 @@ func TestSystemsFlagChoosesWhatIsMeasured(t *testing.T) {
 		{[]string{"-systems", "gateway"}, []string{systemGateway}, false},
 		{[]string{"-systems", "gateway,raw"}, []string{systemGateway, systemRaw}, false},
 		{[]string{"-systems", "kopf"}, nil, true},
+		{[]string{"-systems", ""}, nil, true},
+		{[]string{"-systems", "raw,raw"}, nil, true},
 	} {
 		opts, err := parseFlags(tt.args, io.Discard)
 		if (err != nil) != tt.wantErr {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -85,9 +86,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.Idle = defaultIdle(o.N)
 	}
 	o.Modes, o.Workloads, o.Systems = splitList(*modes), splitList(*workloads), splitList(*systems)
-	for _, s := range o.Systems {
+	if len(o.Systems) == 0 {
+		return o, fmt.Errorf("-systems: none given")
+	}
+	for i, s := range o.Systems {
 		if s != systemRaw && s != systemGateway {
 			return o, fmt.Errorf("-systems: %q is neither raw nor gateway", s)
+		}
+		if slices.Contains(o.Systems[:i], s) {
+			return o, fmt.Errorf("-systems: %q given twice (both runs would share a namespace)", s)
 		}
 	}
 	for _, m := range o.Modes {

@@ -3,10 +3,12 @@ package integration
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -92,5 +94,73 @@ func TestParentWritesForARecreatedObjectDoNotLandOnIt(t *testing.T) {
 
 			})
 		}
+	}
+}
+
+// TestFinalizerWritesForARecreatedObjectLeaveItAlone: a finalizer write
+// made from the copy of a deleted object must neither add the gateway's
+// finalizer to a new object of the same name (whose create has not run) nor
+// take one away from it (its delete callback would be skipped): both find
+// the object gone.
+func TestFinalizerWritesForARecreatedObjectLeaveItAlone(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	disco := discovery.NewDiscoveryClientForConfigOrDie(cfg)
+	rc, err := rest.UnversionedRESTClientFor(dynamic.ConfigFor(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))
+	a := apply.New(dynamic.New(rc), mapper).WithREST(rc)
+	const fin = "opgate.dev/again"
+	for _, tt := range []struct {
+		name  string
+		held  []string // the finalizers of both objects
+		write func(old *unstructured.Unstructured) (bool, error)
+		want  []string // the new object's finalizers afterwards
+	}{
+		{"add", nil, func(old *unstructured.Unstructured) (bool, error) {
+			out, err := a.AddFinalizer(ctx, old, fin)
+			return out != nil, err
+		}, nil},
+		{"remove", []string{fin}, func(old *unstructured.Unstructured) (bool, error) {
+			out, err := a.RemoveFinalizer(ctx, old, fin)
+			return out != nil, err
+		}, []string{fin}},
+		{"remove, metadata answer", []string{fin}, func(old *unstructured.Unstructured) (bool, error) {
+			out, err := a.RemoveFinalizerMeta(ctx, old, fin)
+			return out != nil, err
+		}, []string{fin}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			name := fmt.Sprintf("fin-%d", time.Now().UnixNano()%100000)
+			w := widget(ns, name, 1)
+			w.SetFinalizers(tt.held)
+			old, err := dyn(t).Resource(widgets).Namespace(ns).Create(ctx, w, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			updateWidget(t, ns, name, func(w *unstructured.Unstructured) { w.SetFinalizers(nil) })
+			deleteWidget(t, ns, name)
+			waitWidgetGone(t, ns, name)
+			w = widget(ns, name, 1)
+			w.SetFinalizers(tt.held)
+			fresh, err := dyn(t).Resource(widgets).Namespace(ns).Create(ctx, w, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { updateWidget(t, ns, name, func(w *unstructured.Unstructured) { w.SetFinalizers(nil) }) })
+			answered, err := tt.write(old)
+			if err != nil || answered {
+				t.Errorf("finalizer write for the deleted object: answered %v, err %v; want nothing and no error (gone)", answered, err)
+			}
+			live, err := getWidget(t, ns, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if live.GetUID() != fresh.GetUID() || !slices.Equal(live.GetFinalizers(), tt.want) {
+				t.Errorf("the new object's finalizers %v, want %v", live.GetFinalizers(), tt.want)
+			}
+		})
 	}
 }
