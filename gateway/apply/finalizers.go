@@ -105,8 +105,13 @@ func (a *Applier) editFinalizers(ctx context.Context, obj *unstructured.Unstruct
 			return err
 		}
 		if m.Generation != from.GetGeneration() {
-			out, err = res.Get(ctx, t.name, metav1.GetOptions{})
-			return err
+			cur, err := res.Get(ctx, t.name, metav1.GetOptions{})
+			if err == nil && cur.GetUID() == from.GetUID() {
+				out = cur
+				return nil
+			}
+			// Not read (or already another object): the write took, and
+			// the watch event of what else changed brings the rest.
 		}
 		out = WithMeta(from, m)
 		return nil

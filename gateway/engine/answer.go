@@ -66,13 +66,13 @@ func (c *Controller) writeAnswer(ctx context.Context, p *pass, w decide.Work, de
 	p.children = cp.children
 	switch {
 	case childErr != nil && statusErr != nil:
-		return fmt.Errorf("%w (the status was not written either: %v)", childErr, statusErr)
+		return fmt.Errorf("%w (the status was not written either: %w)", childErr, statusErr)
 	case childErr != nil:
 		// Written one after the other, a refused child kept the status
 		// from being written; it usually claims what the children are.
 		// So it goes back to what it was.
 		if err := c.patchStatus(ctx, p, undoMergePatch(before, status), false); err != nil {
-			return fmt.Errorf("%w (and the status written with it could not be set back: %v)", childErr, err)
+			return fmt.Errorf("%w (and the status written with it could not be set back: %w)", childErr, err)
 		}
 		return childErr
 	default:

@@ -70,8 +70,10 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 	case ctx.Err() != nil:
 		c.recordInterrupted(p, w, attempt, first)
 		log.Info("callback interrupted by shutdown; the next gateway calls it again", "error", err)
+	case errors.Is(err, apply.ErrReplaced):
+		// Not the handler's failure: its object is gone (reconcile.go).
+		p.replaced = true
 	default:
-		p.replaced = p.replaced || errors.Is(err, apply.ErrReplaced)
 		c.recordFailure(p, w, attempt, first, err, log)
 	}
 }
@@ -301,6 +303,10 @@ func (c *Controller) applyErrorStatus(ctx context.Context, p *pass, w decide.Wor
 	status, err := c.checkStatus(p, patch)
 	if err == nil && status != nil {
 		err = c.writeStatus(ctx, p, w, status)
+	}
+	if errors.Is(err, apply.ErrReplaced) {
+		p.replaced = true
+		return
 	}
 	if err != nil {
 		f := failure.As(err)

@@ -26,6 +26,9 @@ import (
 type objectMemory struct {
 	decide.Memory
 	uid types.UID
+	// replaced: a write found another object of the name (this one was
+	// deleted, the name used again); nothing more is done for this uid.
+	replaced bool
 	// writtenRV is the resourceVersion our last write produced; an informer
 	// copy older than it is stale, and its watch event is still to come.
 	writtenRV uint64
@@ -150,6 +153,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		return 0, nil // Health says why; the CRD's change requeues every object
 	}
 	mem := c.memoryOf(key, cached.GetUID())
+	if mem.replaced {
+		return 0, nil // deleted, its name used again: the cache has yet to catch up
+	}
 	if rv, err := strconv.ParseUint(cached.GetResourceVersion(), 10, 64); err == nil && rv < mem.writtenRV {
 		return 0, nil // stale cache: the event of our own write re-queues the key
 	}
@@ -223,7 +229,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		c.runWork(ctx, p, budget, w)
 	}
 	if p.replaced {
-		return c.passOverReplaced(key), nil
+		return c.passOverReplaced(p), nil
 	}
 	ctx, cancel := recordContext(ctx)
 	defer cancel()
@@ -233,7 +239,11 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		return 0, err
 	}
 	if c.keepsConditions(p) {
-		if ferr := c.flushStatus(ctx, p); ferr != nil && deleting {
+		ferr := c.flushStatus(ctx, p)
+		if errors.Is(ferr, apply.ErrReplaced) {
+			return c.passOverReplaced(p), nil
+		}
+		if ferr != nil && deleting {
 			// The object is going: its status with it. Holding the finalizer
 			// for a status the server keeps refusing would leave it stuck.
 			c.log.Warn("status not written; the deleting object is let go of regardless", "object", key, "error", ferr)
@@ -266,7 +276,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		return 0, nil // the object is going away; no state to keep
 	}
 	if err := c.writeState(ctx, p); errors.Is(err, apply.ErrReplaced) {
-		return c.passOverReplaced(key), nil
+		return c.passOverReplaced(p), nil
 	} else if err != nil {
 		return 0, err
 	}
@@ -275,16 +285,15 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 }
 
 // passOverReplaced ends a pass whose object was deleted, and another of
-// its name created, while it ran: nothing more is written, and the key
-// comes back once the cache has had a moment to catch up with the new
-// object (a pass over the old copy would find it replaced again).
-func (c *Controller) passOverReplaced(key string) time.Duration {
-	c.log.Debug("object deleted and created again during the pass; the next pass reads the new one", "object", key)
-	return replacedRetry
+// its name created, while it ran: nothing more is written to it, and its
+// memory says so, so that passes over a cache that still holds it do
+// nothing (they would call its handlers again). The informer's events of
+// the deletion and of the new object bring the key back.
+func (c *Controller) passOverReplaced(p *pass) time.Duration {
+	c.log.Debug("object deleted and created again during the pass; the next pass reads the new one", "object", p.key)
+	p.mem.replaced = true
+	return 0
 }
-
-// replacedRetry is how soon a key whose object was replaced comes back.
-const replacedRetry = 100 * time.Millisecond
 
 // finishRound records a round whose callbacks are all done: a create or
 // update round's essence as handled.
@@ -409,7 +418,8 @@ func (c *Controller) writeFinalizer(ctx context.Context, p *pass, add bool) erro
 	if err != nil {
 		return err
 	}
-	if add && out == nil {
+	if out == nil {
+		// Deleted, maybe with its name used again: the pass has no object.
 		return errGoneBeforeFinalizer
 	}
 	c.adopt(p, out)
@@ -417,8 +427,9 @@ func (c *Controller) writeFinalizer(ctx context.Context, p *pass, add bool) erro
 }
 
 // errGoneBeforeFinalizer: the object was deleted before the finalizer could
-// be added (the apply layer takes a missing object as nothing to hold).
-var errGoneBeforeFinalizer = errors.New("object deleted before the finalizer was added")
+// be added or released (the apply layer takes a missing object, or another
+// of its name, as nothing to hold).
+var errGoneBeforeFinalizer = errors.New("object deleted before the finalizer was written")
 
 // writeState writes the state annotation when it changed, within what the
 // object's other annotations leave of the API server's limit.

@@ -2,8 +2,10 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +18,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
+	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/apply"
+	"github.com/opgate/opgate/gateway/spec"
 )
 
 // TestParentWritesForARecreatedObjectDoNotLandOnIt: a pass writes status
@@ -61,6 +65,16 @@ func TestParentWritesForARecreatedObjectDoNotLandOnIt(t *testing.T) {
 			_, err := a.PatchStatusMeta(ctx, old, status, true)
 			return err
 		}},
+		// The widget has a status subresource; written through the object,
+		// as for a kind without one, the status names the uid.
+		{"status through the object", func(a *apply.Applier, old *unstructured.Unstructured) error {
+			_, err := a.PatchStatus(ctx, old, status, false)
+			return err
+		}},
+		{"status through the object, metadata answer", func(a *apply.Applier, old *unstructured.Unstructured) error {
+			_, err := a.PatchStatusMeta(ctx, old, status, false)
+			return err
+		}},
 	}
 	appliers := []struct {
 		name string
@@ -78,8 +92,8 @@ func TestParentWritesForARecreatedObjectDoNotLandOnIt(t *testing.T) {
 				waitWidgetGone(t, ns, name)
 				fresh := createWidget(t, ns, name, 1)
 				err := w.write(ap.a, old)
-				if !apierrors.IsNotFound(err) {
-					t.Errorf("write for the deleted object: err %v, want not found", err)
+				if !apierrors.IsNotFound(err) || !errors.Is(err, apply.ErrReplaced) {
+					t.Errorf("write for the deleted object: err %v, want not found and apply.ErrReplaced", err)
 				}
 				live, err := getWidget(t, ns, name)
 				if err != nil {
@@ -162,5 +176,55 @@ func TestFinalizerWritesForARecreatedObjectLeaveItAlone(t *testing.T) {
 				t.Errorf("the new object's finalizers %v, want %v", live.GetFinalizers(), tt.want)
 			}
 		})
+	}
+}
+
+// TestPassOverADeletedObjectLeavesItsNamesakeToItsOwnCreate: while the
+// create handler of an object runs, the object is deleted and another of
+// the same name created. The pass over the old one must end without
+// writing its state onto the new one (which would then start with another
+// object's state: a StateOfAnotherObject Event), and without calling the
+// old one's handler again; the new one gets its own create, and its state
+// names it.
+func TestPassOverADeletedObjectLeavesItsNamesakeToItsOwnCreate(t *testing.T) {
+	ns := newNamespace(t)
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		blocked := false
+		first.Do(func() { blocked = true })
+		if blocked {
+			close(arrived)
+			<-release
+		}
+		return 200, map[string]any{"status": map[string]any{"message": "created " + string(req.Object.GetUID())}}
+	})
+	startGateway(t, operatorFor(t, "again", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Children = nil
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+	}))
+	old := createWidget(t, ns, "again", 1)
+	select {
+	case <-arrived:
+	case <-time.After(20 * time.Second):
+		t.Fatal("create not called")
+	}
+	deleteWidget(t, ns, "again")
+	waitWidgetGone(t, ns, "again")
+	fresh := createWidget(t, ns, "again", 1)
+	close(release)
+
+	eventually(t, 20*time.Second, func() error { return calledFor(h, "create", fresh.GetUID(), 1) })
+	eventually(t, 20*time.Second, func() error {
+		if st := stateOf(t, ns, "again", "again"); st.U != string(fresh.GetUID()) || st.H == "" {
+			return fmt.Errorf("state %+v, want the new object's (uid %s) create handled", st, fresh.GetUID())
+		}
+		return nil
+	})
+	if err := hasEvent(t, ns, "again", "Normal", "StateOfAnotherObject"); err == nil {
+		t.Errorf("the new object started from the deleted one's state (Event StateOfAnotherObject)")
+	}
+	if n := len(h.calls("create")); n != 2 {
+		t.Errorf("create called %d times, want 2 (once per object; the old one's uid %s not again)", n, old.GetUID())
 	}
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -238,7 +240,8 @@ func TestAddFinalizerKeepsFinalizersAddedMeanwhile(t *testing.T) {
 }
 
 // TestAddFinalizerAnswersTheObjectTheServerHolds writes the finalizer from
-// a stale copy after another client changed the spec and a label: the pass
+// a stale copy after another client changed the status, a label and (or
+// not) the spec: the pass
 // goes on with the object AddFinalizer returns (the handler gets it, its
 // generation becomes observedGeneration), so that object must be the one
 // the server holds, not the stale content under fresh metadata.
@@ -254,9 +257,11 @@ func TestAddFinalizerAnswersTheObjectTheServerHolds(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		applier *apply.Applier
+		spec    bool // the spec changed too
 	}{
-		{"whole answers (dynamic client)", apply.New(dynamic.New(rc), mapper)},
-		{"metadata answers (REST client)", apply.New(dynamic.New(rc), mapper).WithREST(rc)},
+		{"whole answers (dynamic client)", apply.New(dynamic.New(rc), mapper), true},
+		{"metadata answers (REST client)", apply.New(dynamic.New(rc), mapper).WithREST(rc), true},
+		{"metadata answers, status and labels changed", apply.New(dynamic.New(rc), mapper).WithREST(rc), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			name := fmt.Sprintf("fresh-%d", time.Now().UnixNano()%100000)
@@ -267,10 +272,22 @@ func TestAddFinalizerAnswersTheObjectTheServerHolds(t *testing.T) {
 			t.Cleanup(func() {
 				updateWidget(t, ns, name, func(w *unstructured.Unstructured) { w.SetFinalizers(nil) })
 			})
+			// The generation moves with the spec; a pin is what tells the
+			// status and labels changed (without it the answer would carry
+			// the stale status under fresh metadata).
+			if tt.spec {
+				updateWidget(t, ns, name, func(w *unstructured.Unstructured) {
+					_ = unstructured.SetNestedField(w.Object, int64(7), "spec", "size")
+				})
+			}
 			updateWidget(t, ns, name, func(w *unstructured.Unstructured) {
-				_ = unstructured.SetNestedField(w.Object, int64(7), "spec", "size")
 				w.SetLabels(map[string]string{"changed": "meanwhile"})
 			})
+			st := map[string]any{"status": map[string]any{"message": "changed meanwhile"}}
+			body, _ := json.Marshal(st)
+			if _, err := dyn(t).Resource(widgets).Namespace(ns).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{}, "status"); err != nil {
+				t.Fatal(err)
+			}
 			out, err := tt.applier.AddFinalizer(ctx, stale, "opgate.dev/fresh")
 			if err != nil {
 				t.Fatalf("finalizer write from a stale copy: %v", err)
