@@ -37,12 +37,7 @@ import (
 func TestParentWritesForARecreatedObjectDoNotLandOnIt(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := context.Background()
-	disco := discovery.NewDiscoveryClientForConfigOrDie(cfg)
-	rc, err := rest.UnversionedRESTClientFor(dynamic.ConfigFor(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))
+	whole, meta := appliers(t)
 	value := `{"handled":"the old object's"}`
 	status := map[string]any{"message": "the old object's"}
 	writes := []struct {
@@ -80,8 +75,8 @@ func TestParentWritesForARecreatedObjectDoNotLandOnIt(t *testing.T) {
 		name string
 		a    *apply.Applier
 	}{
-		{"dynamic client", apply.New(dynamic.New(rc), mapper)},
-		{"REST client", apply.New(dynamic.New(rc), mapper).WithREST(rc)},
+		{"dynamic client", whole},
+		{"REST client", meta},
 	}
 	for _, w := range writes {
 		for _, ap := range appliers {
@@ -119,13 +114,7 @@ func TestParentWritesForARecreatedObjectDoNotLandOnIt(t *testing.T) {
 func TestFinalizerWritesForARecreatedObjectLeaveItAlone(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := context.Background()
-	disco := discovery.NewDiscoveryClientForConfigOrDie(cfg)
-	rc, err := rest.UnversionedRESTClientFor(dynamic.ConfigFor(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))
-	a := apply.New(dynamic.New(rc), mapper).WithREST(rc)
+	_, a := appliers(t)
 	const fin = "opgate.dev/again"
 	for _, tt := range []struct {
 		name  string
@@ -227,4 +216,19 @@ func TestPassOverADeletedObjectLeavesItsNamesakeToItsOwnCreate(t *testing.T) {
 	if n := len(h.calls("create")); n != 2 {
 		t.Errorf("create called %d times, want 2 (once per object; the old one's uid %s not again)", n, old.GetUID())
 	}
+}
+
+// appliers are the gateway's two ways of writing: through the dynamic
+// client, answers read whole, and with its REST client, answers read as
+// metadata where the pass needs no more.
+func appliers(t *testing.T) (whole, meta *apply.Applier) {
+	t.Helper()
+	rc, err := rest.UnversionedRESTClientFor(dynamic.ConfigFor(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disco := discovery.NewDiscoveryClientForConfigOrDie(cfg)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))
+	whole = apply.New(dynamic.New(rc), mapper)
+	return whole, whole.WithREST(rc)
 }

@@ -14,8 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
 	"github.com/opgate/opgate/callbacks"
@@ -248,20 +246,15 @@ func TestAddFinalizerKeepsFinalizersAddedMeanwhile(t *testing.T) {
 func TestAddFinalizerAnswersTheObjectTheServerHolds(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := context.Background()
-	disco := discovery.NewDiscoveryClientForConfigOrDie(cfg)
-	rc, err := rest.UnversionedRESTClientFor(dynamic.ConfigFor(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))
+	whole, meta := appliers(t)
 	for _, tt := range []struct {
 		name    string
 		applier *apply.Applier
 		spec    bool // the spec changed too
 	}{
-		{"whole answers (dynamic client)", apply.New(dynamic.New(rc), mapper), true},
-		{"metadata answers (REST client)", apply.New(dynamic.New(rc), mapper).WithREST(rc), true},
-		{"metadata answers, status and labels changed", apply.New(dynamic.New(rc), mapper).WithREST(rc), false},
+		{"whole answers (dynamic client)", whole, true},
+		{"metadata answers (REST client)", meta, true},
+		{"metadata answers, status and labels changed", meta, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			name := fmt.Sprintf("fresh-%d", time.Now().UnixNano()%100000)
