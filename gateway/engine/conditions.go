@@ -130,6 +130,9 @@ func (c *Controller) deferStatus(p *pass, patch map[string]any) error {
 // own watch sees next finds nothing to do: no loop. Its own write does not
 // count as a change for sync either.
 func (c *Controller) flushStatus(ctx context.Context, p *pass) error {
+	if err := c.stillTheObject(p); err != nil {
+		return err
+	}
 	current, _, _ := unstructured.NestedMap(p.obj.Object, "status")
 	base := current
 	if p.status.held {

@@ -323,6 +323,8 @@ func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, 
 	if p.gone {
 		// The object is gone (vanished.go): only when to call again applies.
 		resp = &callbacks.Response{RequeueAfter: resp.RequeueAfter, Finalized: resp.Finalized}
+	} else if err := c.stillTheObject(p); err != nil {
+		return err
 	}
 	var desired []*unstructured.Unstructured
 	if resp.Children != nil {

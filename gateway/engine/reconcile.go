@@ -284,6 +284,19 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	return c.nextWake(p), nil
 }
 
+// stillTheObject is ErrReplaced if the informer already holds another
+// object of the pass's name: the pass's was deleted and the name used
+// again while a handler ran. Checked before an answer is written, it
+// keeps the old object's status off the new one, which the status
+// subresource's writes cannot (the server keeps no uid precondition
+// there); the writes' own checks cover what the cache has yet to see.
+func (c *Controller) stillTheObject(p *pass) error {
+	if cur, ok := c.parent.get(p.key); ok && cur.GetUID() != p.obj.GetUID() {
+		return fmt.Errorf("%s (uid %s): %w", p.key, p.obj.GetUID(), apply.ErrReplaced)
+	}
+	return nil
+}
+
 // passOverReplaced ends a pass whose object was deleted, and another of
 // its name created, while it ran: nothing more is written to it, and its
 // memory says so, so that passes over a cache that still holds it do

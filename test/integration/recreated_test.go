@@ -171,10 +171,10 @@ func TestFinalizerWritesForARecreatedObjectLeaveItAlone(t *testing.T) {
 // TestPassOverADeletedObjectLeavesItsNamesakeToItsOwnCreate: while the
 // create handler of an object runs, the object is deleted and another of
 // the same name created. The pass over the old one must end without
-// writing its state onto the new one (which would then start with another
-// object's state: a StateOfAnotherObject Event), and without calling the
-// old one's handler again; the new one gets its own create, and its state
-// names it.
+// writing its answer's status or its state onto the new one (which would
+// then start with another object's state: a StateOfAnotherObject Event),
+// and without calling the old one's handler again; the new one gets its
+// own create, and its state names it.
 func TestPassOverADeletedObjectLeavesItsNamesakeToItsOwnCreate(t *testing.T) {
 	ns := newNamespace(t)
 	arrived, release := make(chan struct{}), make(chan struct{})
@@ -182,11 +182,12 @@ func TestPassOverADeletedObjectLeavesItsNamesakeToItsOwnCreate(t *testing.T) {
 	h := newHandler(t, func(req callbacks.Request) (int, any) {
 		blocked := false
 		first.Do(func() { blocked = true })
-		if blocked {
-			close(arrived)
-			<-release
+		if !blocked {
+			return 200, map[string]any{} // the new object's create: no status
 		}
-		return 200, map[string]any{"status": map[string]any{"message": "created " + string(req.Object.GetUID())}}
+		close(arrived)
+		<-release
+		return 200, map[string]any{"status": map[string]any{"message": "the deleted object's"}}
 	})
 	startGateway(t, operatorFor(t, "again", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Children = nil
@@ -210,6 +211,11 @@ func TestPassOverADeletedObjectLeavesItsNamesakeToItsOwnCreate(t *testing.T) {
 		}
 		return nil
 	})
+	if live, err := getWidget(t, ns, "again"); err != nil {
+		t.Fatal(err)
+	} else if msg, _, _ := unstructured.NestedString(live.Object, "status", "message"); msg != "" {
+		t.Errorf("the deleted object's status landed on the new one: %v", live.Object["status"])
+	}
 	if err := hasEvent(t, ns, "again", "Normal", "StateOfAnotherObject"); err == nil {
 		t.Errorf("the new object started from the deleted one's state (Event StateOfAnotherObject)")
 	}
