@@ -119,26 +119,24 @@ func newTrackedInformer(d Deps, gvr schema.GroupVersionResource, namespace strin
 }
 
 // trackedListWatch is a ListWatch of list and watch that applies tweak to
-// their options and tells health every outcome.
+// their options, tells health every outcome and, while the API server
+// cannot answer, retries on its own schedule (reachBackoff).
 func trackedListWatch(what string, tweak func(*metav1.ListOptions), health *watchHealth,
 	list func(context.Context, metav1.ListOptions) (runtime.Object, error),
 	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) *cache.ListWatch {
+	observe := func(err error) { health.observe(what, err) }
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			if tweak != nil {
 				tweak(&o)
 			}
-			out, err := list(ctx, o)
-			health.observe(what, err)
-			return out, err
+			return untilAnswered(ctx, reachBackoff(), observe, func() (runtime.Object, error) { return list(ctx, o) })
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			if tweak != nil {
 				tweak(&o)
 			}
-			w, err := watchFn(ctx, o)
-			health.observe(what, err)
-			return w, err
+			return untilAnswered(ctx, reachBackoff(), observe, func() (watch.Interface, error) { return watchFn(ctx, o) })
 		},
 	}
 }
