@@ -52,15 +52,21 @@ type Operator struct {
 // Summarize reports on op and the objects of its watched kind; objects op
 // does not select (other namespaces, labels) are left out.
 func Summarize(op *spec.WebhookOperator, ready Readiness, objects []*unstructured.Unstructured, now time.Time) Operator {
+	return summarize(op, ready, objects, now, func(obj *unstructured.Unstructured) decoded { return decode(op, obj) })
+}
+
+func summarize(op *spec.WebhookOperator, ready Readiness, objects []*unstructured.Unstructured, now time.Time,
+	decodeOf func(*unstructured.Unstructured) decoded) Operator {
 	out := Operator{Name: op.Name, Watch: op.Spec.Watch.APIVersion + "/" + op.Spec.Watch.Kind, Ready: ready, States: map[State]int{}}
 	for _, s := range States {
 		out.States[s] = 0
 	}
+	gk := watchedGroupKind(op)
 	for _, obj := range objects {
-		if !Selects(op, obj) {
+		if obj.GroupVersionKind().GroupKind() != gk || !op.Spec.Watch.Selects(obj) {
 			continue
 		}
-		o := ClassifyObject(op, obj, now)
+		o := classify(op, obj, decodeOf(obj), now)
 		out.Objects++
 		out.States[o.State]++
 		if o.Failure != nil {
@@ -81,9 +87,10 @@ func Summarize(op *spec.WebhookOperator, ready Readiness, objects []*unstructure
 // and spec.watch.labelSelector, as the gateway's informer selects. An
 // unparsable selector selects everything, as the informer then does.
 func Selects(op *spec.WebhookOperator, obj *unstructured.Unstructured) bool {
+	return obj.GroupVersionKind().GroupKind() == watchedGroupKind(op) && op.Spec.Watch.Selects(obj)
+}
+
+func watchedGroupKind(op *spec.WebhookOperator) schema.GroupKind {
 	gv, _ := schema.ParseGroupVersion(op.Spec.Watch.APIVersion)
-	if obj.GroupVersionKind().GroupKind() != gv.WithKind(op.Spec.Watch.Kind).GroupKind() {
-		return false
-	}
-	return op.Spec.Watch.Selects(obj)
+	return gv.WithKind(op.Spec.Watch.Kind).GroupKind()
 }

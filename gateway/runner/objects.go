@@ -11,9 +11,12 @@ import (
 // objectsCollector computes opgate_objects{operator,state} at scrape time
 // from the operators' informer caches, classified by gateway/inspect as
 // `gateway status` and the web view classify: the three never disagree.
+// It remembers each object's decoded state until its resourceVersion
+// moves, so a scrape decodes only what changed since the last one.
 type objectsCollector struct {
-	g    *Gateway
-	desc *prometheus.Desc
+	g          *Gateway
+	desc       *prometheus.Desc
+	classifier inspect.Classifier
 }
 
 func newObjectsCollector(g *Gateway) *objectsCollector {
@@ -29,10 +32,14 @@ func (c *objectsCollector) Collect(ch chan<- prometheus.Metric) {
 	if now == nil {
 		now = time.Now
 	}
-	for _, v := range c.g.View() {
-		report := inspect.Summarize(v.Operator, inspect.Readiness{Ready: v.Ready}, v.Objects, now())
+	views := c.g.View()
+	names := make(map[string]bool, len(views))
+	for _, v := range views {
+		names[v.Operator.Name] = true
+		report := c.classifier.Summarize(v.Operator, inspect.Readiness{Ready: v.Ready}, v.Objects, now())
 		for _, s := range inspect.States {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(report.States[s]), v.Operator.Name, string(s))
 		}
 	}
+	c.classifier.Forget(func(operator string) bool { return names[operator] })
 }
