@@ -31,7 +31,7 @@ type children = map[string]map[string]childObject
 // keeps rawChild objects when Deps.REST is the dynamic client's REST
 // client (always, in `gateway run`); every other kind, and a child kind
 // without it (unit tests with fake clients), decodes into maps.
-func (c *Controller) informerFor(w *watched, ns string, tweak func(*metav1.ListOptions), indexers cache.Indexers) cache.SharedIndexInformer {
+func (c *Controller) informerFor(w *watched, ns string, indexers cache.Indexers) cache.SharedIndexInformer {
 	for _, ch := range c.children {
 		if ch.watched != w {
 			continue
@@ -40,13 +40,13 @@ func (c *Controller) informerFor(w *watched, ns string, tweak func(*metav1.ListO
 		if !ok {
 			break
 		}
-		inf, err := newChildInformer(rc, w.mapping, ns, tweak, indexers, &c.health)
+		inf, err := newChildInformer(rc, w.mapping, ns, w.selection, indexers, &c.health)
 		if err == nil {
 			return inf
 		}
 		utilruntime.HandleError(fmt.Errorf("%w: %w", errRawChildren, err))
 	}
-	return newTrackedInformer(c.Deps, w.mapping.Resource, ns, tweak, indexers, &c.health)
+	return newTrackedInformer(c.Deps, w.mapping.Resource, ns, w.selection, indexers, &c.health)
 }
 
 // childByIndex returns the cached children whose index value is value.

@@ -113,6 +113,7 @@ func (d *Deps) validate() error {
 // watched is one informed kind.
 type watched struct {
 	mapping   *meta.RESTMapping
+	selection selection                            // of every informer
 	informers map[string]cache.SharedIndexInformer // by namespace; "" = all
 }
 
@@ -321,10 +322,11 @@ func (c *Controller) buildInformers() {
 	ownLabel := check.OperatorLabel + "=" + c.op.Name
 	start := func(w *watched, selector string, handler cache.ResourceEventHandler, namespaces []string, extra cache.Indexers) {
 		w.informers = map[string]cache.SharedIndexInformer{}
+		w.selection = selection{labels: selector}
 		for _, ns := range namespaces {
 			indexers := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
 			maps.Copy(indexers, extra)
-			inf := c.informerFor(w, ns, func(o *metav1.ListOptions) { o.LabelSelector = selector }, indexers)
+			inf := c.informerFor(w, ns, indexers)
 			if _, err := inf.AddEventHandler(handler); err != nil {
 				utilruntime.HandleError(err)
 			}

@@ -57,6 +57,11 @@ func (c *Controller) crdName() string {
 	return gvr.Resource + "." + gvr.Group
 }
 
+// crdSelection selects the parent's CRD alone.
+func (c *Controller) crdSelection() selection {
+	return selection{fields: "metadata.name=" + c.crdName()}
+}
+
 // watchCRD builds (without starting) an informer on the parent's CRD that
 // refreshes the status checker, and resets the REST mapper, when the CRD
 // changes. A built-in parent kind has no CRD and needs none.
@@ -65,8 +70,7 @@ func (c *Controller) watchCRD() {
 		return
 	}
 	name := c.crdName()
-	c.crdInformer = newTrackedInformer(c.Deps, crdResource, metav1.NamespaceAll,
-		func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + name }, cache.Indexers{}, &c.health)
+	c.crdInformer = newTrackedInformer(c.Deps, crdResource, metav1.NamespaceAll, c.crdSelection(), cache.Indexers{}, &c.health)
 	refresh := func(obj any) {
 		u, ok := asUnstructured(obj)
 		if !ok {

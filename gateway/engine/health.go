@@ -71,11 +71,11 @@ func (c *Controller) informers() []namedInformer {
 	var out []namedInformer
 	for _, w := range c.allWatched() {
 		for ns, inf := range w.informers {
-			out = append(out, namedInformer{describeInformer(w.mapping.Resource, ns), inf})
+			out = append(out, namedInformer{describeInformer(w.mapping.Resource, ns, w.selection), inf})
 		}
 	}
 	if c.crdInformer != nil {
-		out = append(out, namedInformer{describeInformer(crdResource, "") + " " + c.crdName(), c.crdInformer})
+		out = append(out, namedInformer{describeInformer(crdResource, "", c.crdSelection()), c.crdInformer})
 	}
 	return out
 }

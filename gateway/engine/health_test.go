@@ -110,3 +110,30 @@ func TestRegistrationStatusKeepsReadyForTheRunningGeneration(t *testing.T) {
 		})
 	}
 }
+
+// A kind watched twice (as parent and related here, each with its own
+// selector) has two informers; one's success must not hide the other's
+// failure, so each reports under a name of its own.
+func TestInformersOfOneKindReportTheirHealthApart(t *testing.T) {
+	c := relatedController(t, 0)
+	c.related = append(c.related, relatedKind{watched: &watched{mapping: c.parent.mapping}})
+	c.op.Spec.Watch.LabelSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "gold"}}
+	c.buildInformers()
+	var parent, related string
+	for _, inf := range c.informers() {
+		switch inf.SharedIndexInformer {
+		case c.parent.informers["ns"]:
+			parent = inf.what
+		case c.related[1].informers["ns"]:
+			related = inf.what
+		}
+	}
+	if parent == "" || related == "" || parent == related {
+		t.Fatalf("parent informer %q, related informer of the same kind %q: want two names", parent, related)
+	}
+	c.health.observe(parent, apierrors.NewForbidden(deployments, "", errors.New("rbac")))
+	c.health.observe(related, nil)
+	if what, _, failing := c.health.failing(); !failing || what != parent {
+		t.Errorf("failing = %q (%v), want the parent's informer %q", what, failing, parent)
+	}
+}

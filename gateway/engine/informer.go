@@ -87,12 +87,29 @@ func watchFailure(what string, err error) (reason, message string) {
 	return reason, fmt.Sprintf("cannot list and watch %s (retrying with backoff): %v", what, err)
 }
 
+// selection is what an informer asks the API server for besides a
+// resource and namespace.
+type selection struct{ labels, fields string }
+
+func (s selection) apply(o *metav1.ListOptions) {
+	o.LabelSelector, o.FieldSelector = s.labels, s.fields
+}
+
 // describeInformer names what an informer watches: "deployments.apps in
-// namespace shop", "widgets.test.opgate.dev".
-func describeInformer(gvr schema.GroupVersionResource, namespace string) string {
+// namespace shop labelled opgate.dev/operator=m", "widgets.test.opgate.dev".
+// The name is the informer's key in watchHealth, so two informers of one
+// kind (parent and related, each with its own selector) need two names:
+// one's success must not clear the other's error.
+func describeInformer(gvr schema.GroupVersionResource, namespace string, sel selection) string {
 	what := gvr.GroupResource().String()
 	if namespace != metav1.NamespaceAll {
 		what += " in namespace " + namespace
+	}
+	if sel.labels != "" {
+		what += " labelled " + sel.labels
+	}
+	if sel.fields != "" {
+		what += " with " + sel.fields
 	}
 	return what
 }
@@ -100,11 +117,11 @@ func describeInformer(gvr schema.GroupVersionResource, namespace string) string 
 // newTrackedInformer is dynamicinformer.NewFilteredDynamicInformer whose
 // every list and watch outcome is told to health.
 func newTrackedInformer(d Deps, gvr schema.GroupVersionResource, namespace string,
-	tweak func(*metav1.ListOptions), indexers cache.Indexers, health *watchHealth) cache.SharedIndexInformer {
-	what := describeInformer(gvr, namespace)
+	sel selection, indexers cache.Indexers, health *watchHealth) cache.SharedIndexInformer {
+	what := describeInformer(gvr, namespace, sel)
 	dyn := d.Dynamic
 	res := dyn.Resource(gvr).Namespace(namespace)
-	lw := trackedListWatch(what, tweak, health,
+	lw := trackedListWatch(what, sel, health,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) },
 		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			return d.watch(ctx, gvr, namespace, o)
@@ -118,24 +135,20 @@ func newTrackedInformer(d Deps, gvr schema.GroupVersionResource, namespace strin
 	return inf
 }
 
-// trackedListWatch is a ListWatch of list and watch that applies tweak to
+// trackedListWatch is a ListWatch of list and watch that applies sel to
 // their options, tells health every outcome and, while the API server
 // cannot answer, retries on its own schedule (reachBackoff).
-func trackedListWatch(what string, tweak func(*metav1.ListOptions), health *watchHealth,
+func trackedListWatch(what string, sel selection, health *watchHealth,
 	list func(context.Context, metav1.ListOptions) (runtime.Object, error),
 	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) *cache.ListWatch {
 	observe := func(err error) { health.observe(what, err) }
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			if tweak != nil {
-				tweak(&o)
-			}
+			sel.apply(&o)
 			return untilAnswered(ctx, reachBackoff(), observe, func() (runtime.Object, error) { return list(ctx, o) })
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			if tweak != nil {
-				tweak(&o)
-			}
+			sel.apply(&o)
 			return untilAnswered(ctx, reachBackoff(), observe, func() (watch.Interface, error) { return watchFn(ctx, o) })
 		},
 	}

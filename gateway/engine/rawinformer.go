@@ -19,8 +19,8 @@ import (
 // rate limiter and client metrics of rc, the REST client the dynamic client
 // was made from.
 func newChildInformer(rc *rest.RESTClient, m *meta.RESTMapping, namespace string,
-	tweak func(*metav1.ListOptions), indexers cache.Indexers, health *watchHealth) (cache.SharedIndexInformer, error) {
-	what := describeInformer(m.Resource, namespace)
+	sel selection, indexers cache.Indexers, health *watchHealth) (cache.SharedIndexInformer, error) {
+	what := describeInformer(m.Resource, namespace, sel)
 	codec := newRawCodec(m.GroupVersionKind, what)
 	gv := m.GroupVersionKind.GroupVersion()
 	client, err := rest.NewRESTClient(rc.Get().AbsPath("/").URL(), "", rest.ClientContentConfig{
@@ -33,7 +33,7 @@ func newChildInformer(rc *rest.RESTClient, m *meta.RESTMapping, namespace string
 		return nil, err
 	}
 	path := apply.CollectionPath(m, namespace)
-	lw := trackedListWatch(what, tweak, health,
+	lw := trackedListWatch(what, sel, health,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return client.Get().AbsPath(path...).VersionedParams(&o, metav1.ParameterCodec).Do(ctx).Get()
 		},
