@@ -117,8 +117,14 @@ func (r *Registry) sync(ctx context.Context, name string) error {
 	if obj.GetDeletionTimestamp() != nil {
 		return r.unregister(ctx, obj)
 	}
-	if _, err := r.applier.AddFinalizer(ctx, obj, RegistryFinalizer); err != nil {
+	held, err := r.applier.AddFinalizer(ctx, obj, RegistryFinalizer)
+	if err != nil {
 		return err
+	}
+	if held == nil {
+		// Deleted (or deleted and created anew) since the cache saw it:
+		// its delete event, or the new object's, brings the next sync.
+		return nil
 	}
 	op, err := spec.DecodeObject(obj.Object)
 	if err != nil {
