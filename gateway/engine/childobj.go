@@ -40,13 +40,13 @@ func (c *Controller) informerFor(w *watched, ns string, indexers cache.Indexers)
 		if !ok {
 			break
 		}
-		inf, err := newChildInformer(rc, w.mapping, ns, w.selection, indexers, &c.health)
+		inf, err := newChildInformer(rc, w.mapping, ns, w.selection, w.describe(ns), indexers, &c.health)
 		if err == nil {
 			return inf
 		}
 		utilruntime.HandleError(fmt.Errorf("%w: %w", errRawChildren, err))
 	}
-	return newTrackedInformer(c.Deps, w.mapping.Resource, ns, w.selection, indexers, &c.health)
+	return newTrackedInformer(c.Deps, w.mapping.Resource, ns, w.selection, w.describe(ns), indexers, &c.health)
 }
 
 // childByIndex returns the cached children whose index value is value.

@@ -113,8 +113,14 @@ func (d *Deps) validate() error {
 // watched is one informed kind.
 type watched struct {
 	mapping   *meta.RESTMapping
+	role      string                               // "watched", "children[0]", "related[1]": as the spec names it
 	selection selection                            // of every informer
 	informers map[string]cache.SharedIndexInformer // by namespace; "" = all
+}
+
+// describe names w's informer in namespace ns for health and messages.
+func (w *watched) describe(ns string) string {
+	return describeInformer(w.mapping.Resource, ns, w.selection) + " (" + w.role + ")"
 }
 
 func (w *watched) list(namespace string, sel labels.Selector) []*unstructured.Unstructured {
@@ -214,21 +220,21 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 	if err != nil {
 		return nil, err
 	}
-	c.parent = &watched{mapping: pm}
-	for _, ch := range op.Spec.Children {
+	c.parent = &watched{mapping: pm, role: "watched"}
+	for i, ch := range op.Spec.Children {
 		m, err := apply.Mapping(deps.Mapper, ch.APIVersion, ch.Kind)
 		if err != nil {
 			return nil, fmt.Errorf("child kind: %w", err)
 		}
-		c.children = append(c.children, childKind{spec: ch, watched: &watched{mapping: m}})
+		c.children = append(c.children, childKind{spec: ch, watched: &watched{mapping: m, role: fmt.Sprintf("children[%d]", i)}})
 	}
 	c.applier = c.applier.Pinned(c.writtenMappings()...)
-	for _, rel := range op.Spec.Related {
+	for i, rel := range op.Spec.Related {
 		m, err := apply.Mapping(deps.Mapper, rel.APIVersion, rel.Kind)
 		if err != nil {
 			return nil, fmt.Errorf("related kind: %w", err)
 		}
-		c.related = append(c.related, relatedKind{spec: rel, watched: &watched{mapping: m}})
+		c.related = append(c.related, relatedKind{spec: rel, watched: &watched{mapping: m, role: fmt.Sprintf("related[%d]", i)}})
 	}
 	if err := c.checkSecretKinds(deps.SecretNamespace); err != nil {
 		return nil, err

@@ -62,6 +62,10 @@ func (c *Controller) crdSelection() selection {
 	return selection{fields: "metadata.name=" + c.crdName()}
 }
 
+func (c *Controller) crdDescription() string {
+	return describeInformer(crdResource, metav1.NamespaceAll, c.crdSelection())
+}
+
 // watchCRD builds (without starting) an informer on the parent's CRD that
 // refreshes the status checker, and resets the REST mapper, when the CRD
 // changes. A built-in parent kind has no CRD and needs none.
@@ -70,7 +74,8 @@ func (c *Controller) watchCRD() {
 		return
 	}
 	name := c.crdName()
-	c.crdInformer = newTrackedInformer(c.Deps, crdResource, metav1.NamespaceAll, c.crdSelection(), cache.Indexers{}, &c.health)
+	c.crdInformer = newTrackedInformer(c.Deps, crdResource, metav1.NamespaceAll, c.crdSelection(),
+		c.crdDescription(), cache.Indexers{}, &c.health)
 	refresh := func(obj any) {
 		u, ok := asUnstructured(obj)
 		if !ok {

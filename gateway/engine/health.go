@@ -71,11 +71,11 @@ func (c *Controller) informers() []namedInformer {
 	var out []namedInformer
 	for _, w := range c.allWatched() {
 		for ns, inf := range w.informers {
-			out = append(out, namedInformer{describeInformer(w.mapping.Resource, ns, w.selection), inf})
+			out = append(out, namedInformer{w.describe(ns), inf})
 		}
 	}
 	if c.crdInformer != nil {
-		out = append(out, namedInformer{describeInformer(crdResource, "", c.crdSelection()), c.crdInformer})
+		out = append(out, namedInformer{c.crdDescription(), c.crdInformer})
 	}
 	return out
 }

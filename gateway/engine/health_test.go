@@ -1,16 +1,21 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -111,29 +116,45 @@ func TestRegistrationStatusKeepsReadyForTheRunningGeneration(t *testing.T) {
 	}
 }
 
-// A kind watched twice (as parent and related here, each with its own
-// selector) has two informers; one's success must not hide the other's
-// failure, so each reports under a name of its own.
+// A kind watched twice (as parent and as related object here, neither
+// with a selector) has two informers; one's success must not hide the
+// other's failure, so each reports under a name of its own, the one its
+// readiness and sync messages use.
 func TestInformersOfOneKindReportTheirHealthApart(t *testing.T) {
 	c := relatedController(t, 0)
-	c.related = append(c.related, relatedKind{watched: &watched{mapping: c.parent.mapping}})
-	c.op.Spec.Watch.LabelSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "gold"}}
+	c.related = append(c.related, relatedKind{watched: &watched{mapping: c.parent.mapping, role: "related[1]"}})
+	c.parent.role, c.related[0].role = "watched", "related[0]"
+	fake := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{c.parent.mapping.Resource: "WidgetList"})
+	fake.PrependReactor("list", "widgets", func(clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "test.opgate.dev", Resource: "widgets"}, "", errors.New("rbac"))
+	})
+	c.Dynamic = fake
 	c.buildInformers()
-	var parent, related string
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.parent.informers["ns"].Run(ctx.Done())
+	go c.related[1].informers["ns"].Run(ctx.Done())
+	var names []string
 	for _, inf := range c.informers() {
-		switch inf.SharedIndexInformer {
-		case c.parent.informers["ns"]:
-			parent = inf.what
-		case c.related[1].informers["ns"]:
-			related = inf.what
+		if inf.SharedIndexInformer == c.parent.informers["ns"] || inf.SharedIndexInformer == c.related[1].informers["ns"] {
+			names = append(names, inf.what)
 		}
 	}
-	if parent == "" || related == "" || parent == related {
-		t.Fatalf("parent informer %q, related informer of the same kind %q: want two names", parent, related)
-	}
-	c.health.observe(parent, apierrors.NewForbidden(deployments, "", errors.New("rbac")))
-	c.health.observe(related, nil)
-	if what, _, failing := c.health.failing(); !failing || what != parent {
-		t.Errorf("failing = %q (%v), want the parent's informer %q", what, failing, parent)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.health.mu.Lock()
+		_, parentFails := c.health.errs[names[0]]
+		_, relatedFails := c.health.errs[names[1]]
+		c.health.mu.Unlock()
+		if parentFails && relatedFails && names[0] != names[1] {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.health.mu.Lock()
+			defer c.health.mu.Unlock()
+			t.Fatalf("informers %q; failures recorded %v: want one per informer, under its name", names, c.health.errs)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -98,8 +98,8 @@ func (s selection) apply(o *metav1.ListOptions) {
 // describeInformer names what an informer watches: "deployments.apps in
 // namespace shop labelled opgate.dev/operator=m", "widgets.test.opgate.dev".
 // The name is the informer's key in watchHealth, so two informers of one
-// kind (parent and related, each with its own selector) need two names:
-// one's success must not clear the other's error.
+// kind need two names (see watched.describe): one's success must not
+// clear the other's error.
 func describeInformer(gvr schema.GroupVersionResource, namespace string, sel selection) string {
 	what := gvr.GroupResource().String()
 	if namespace != metav1.NamespaceAll {
@@ -115,10 +115,9 @@ func describeInformer(gvr schema.GroupVersionResource, namespace string, sel sel
 }
 
 // newTrackedInformer is dynamicinformer.NewFilteredDynamicInformer whose
-// every list and watch outcome is told to health.
+// every list and watch outcome is told to health, under the name what.
 func newTrackedInformer(d Deps, gvr schema.GroupVersionResource, namespace string,
-	sel selection, indexers cache.Indexers, health *watchHealth) cache.SharedIndexInformer {
-	what := describeInformer(gvr, namespace, sel)
+	sel selection, what string, indexers cache.Indexers, health *watchHealth) cache.SharedIndexInformer {
 	dyn := d.Dynamic
 	res := dyn.Resource(gvr).Namespace(namespace)
 	lw := trackedListWatch(what, sel, health,
@@ -145,11 +144,15 @@ func trackedListWatch(what string, sel selection, health *watchHealth,
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			sel.apply(&o)
-			return untilAnswered(ctx, reachBackoff(), observe, func() (runtime.Object, error) { return list(ctx, o) })
+			return untilAnswered(ctx, reachBackoff(), unreachable, observe, func() (runtime.Object, error) { return list(ctx, o) })
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			sel.apply(&o)
-			return untilAnswered(ctx, reachBackoff(), observe, func() (watch.Interface, error) { return watchFn(ctx, o) })
+			retry := unreachable
+			if o.SendInitialEvents != nil && *o.SendInitialEvents {
+				retry = watchListUnreachable
+			}
+			return untilAnswered(ctx, reachBackoff(), retry, observe, func() (watch.Interface, error) { return watchFn(ctx, o) })
 		},
 	}
 }

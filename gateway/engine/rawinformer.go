@@ -19,8 +19,7 @@ import (
 // rate limiter and client metrics of rc, the REST client the dynamic client
 // was made from.
 func newChildInformer(rc *rest.RESTClient, m *meta.RESTMapping, namespace string,
-	sel selection, indexers cache.Indexers, health *watchHealth) (cache.SharedIndexInformer, error) {
-	what := describeInformer(m.Resource, namespace, sel)
+	sel selection, what string, indexers cache.Indexers, health *watchHealth) (cache.SharedIndexInformer, error) {
 	codec := newRawCodec(m.GroupVersionKind, what)
 	gv := m.GroupVersionKind.GroupVersion()
 	client, err := rest.NewRESTClient(rc.Get().AbsPath("/").URL(), "", rest.ClientContentConfig{

@@ -3,22 +3,30 @@ package engine
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 )
 
-// While the API server cannot answer (down, restarting, overloaded), a
-// list or watch retries on its own schedule, capped at reachMaxRetry,
-// instead of failing to the reflector: client-go's reflector waits 0.8 s
-// doubling to 30 s with jitter up to as much again, and its informers
-// take no other schedule, so a cache came back up to a minute after the
-// API server did (docs/reliability.md).
+// While the API server cannot be reached, or answers that it cannot serve
+// now, a list or watch retries on its own schedule instead of failing to
+// the reflector: client-go's reflector waits 0.8 s doubling to 30 s, with
+// jitter up to as much again, and its informers take no other schedule, so
+// a cache came back up to a minute after the API server did
+// (docs/reliability.md, "Process and cluster faults").
 const (
 	reachFirstRetry = 200 * time.Millisecond
 	reachMaxRetry   = 4 * time.Second
+	// After this long the failure goes back to the reflector once (its
+	// own handling may know better: the watch-list falls back to a list),
+	// which calls again at once: its backoff resets after two minutes
+	// without a failure.
+	reachGiveUp = 2*time.Minute + 10*time.Second
 )
 
 func reachBackoff() backoff.BackOff {
@@ -26,34 +34,83 @@ func reachBackoff() backoff.BackOff {
 	b.InitialInterval = reachFirstRetry
 	b.MaxInterval = reachMaxRetry
 	b.RandomizationFactor = 0.5 // many informers must not come back in step
-	b.MaxElapsedTime = 0        // until the API server answers or ctx ends
+	b.MaxElapsedTime = reachGiveUp
 	b.Reset()
 	return b
 }
 
-// unreachable reports whether err says that the API server could not
-// answer now rather than that the request was refused: connection
-// errors, 5xx and 429. Refusals (403, 404, 410 …) go back to the
-// reflector, which relists or backs off as it should for them.
+// unreachable reports whether err says that the API server could not be
+// reached (no connection, a connection lost, a network timeout) or
+// answered that it cannot serve now (429, 502, 503, 504). Anything else
+// (a refusal, a 500 such as a failing conversion webhook, an answer the
+// client cannot read, a resource version the server has not caught up
+// with) goes back to the reflector, which relists or backs off as it
+// should for it.
 func unreachable(err error) bool {
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {
-		code := status.Status().Code
-		return code >= http.StatusInternalServerError || code == http.StatusTooManyRequests
+		switch {
+		case apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge),
+			apierrors.IsResourceExpired(err), apierrors.IsGone(err):
+			return false // the reflector reads again from another revision
+		}
+		switch status.Status().Code {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
 	}
-	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	return connectionFailed(err)
 }
 
-// untilAnswered calls call until it succeeds, fails with anything but
-// unreachable, or ctx ends (then it returns ctx's error); observe sees
-// every outcome.
-func untilAnswered[T any](ctx context.Context, b backoff.BackOff, observe func(error), call func() (T, error)) (T, error) {
-	return backoff.RetryWithData(func() (T, error) {
+// connectionFailed: no connection could be made, or it broke or timed out.
+func connectionFailed(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true // refused, no route, no such host
+	}
+	return utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsHTTP2ConnectionLost(err) ||
+		utilnet.IsProbableEOF(err) || utilnet.IsTimeout(err)
+}
+
+// watchListUnreachable is unreachable for a watch that streams the
+// initial list (sendInitialEvents): only a failed connection is retried,
+// since the reflector answers any other error by falling back to a list.
+func watchListUnreachable(err error) bool { return connectionFailed(err) && unreachable(err) }
+
+// untilAnswered calls call until it succeeds, fails with an error retry
+// does not accept, b gives up, or ctx ends; observe sees every outcome. A
+// server's suggested delay (Retry-After) is waited at least.
+func untilAnswered[T any](ctx context.Context, b backoff.BackOff, retry func(error) bool,
+	observe func(error), call func() (T, error)) (T, error) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
 		out, err := call()
 		observe(err)
-		if err != nil && !unreachable(err) {
-			return out, backoff.Permanent(err)
+		if err == nil || ctx.Err() != nil || !retry(err) {
+			return out, err
 		}
-		return out, err
-	}, backoff.WithContext(b, ctx))
+		wait := b.NextBackOff()
+		if wait == backoff.Stop {
+			return out, err
+		}
+		if s, ok := apierrors.SuggestsClientDelay(err); ok {
+			wait = max(wait, time.Duration(s)*time.Second)
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return out, err
+		case <-timer.C:
+		}
+	}
 }

@@ -3,14 +3,19 @@ package engine
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 )
@@ -37,6 +42,25 @@ func refusedByClientGo(t *testing.T) error {
 	return err
 }
 
+// dialTimeout is the error of a connection that could not be made in time
+// (packets dropped: the API server's host down, a partition).
+func dialTimeout(t *testing.T) error {
+	t.Helper()
+	_, err := (&net.Dialer{Timeout: time.Nanosecond}).Dial("tcp", "10.255.255.1:443")
+	if err == nil {
+		t.Fatal("dial answered")
+	}
+	return err
+}
+
+func statusError(code int32, cause metav1.CauseType) error {
+	st := metav1.Status{Status: metav1.StatusFailure, Code: code, Message: "failed"}
+	if cause != "" {
+		st.Details = &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: cause}}}
+	}
+	return &apierrors.StatusError{ErrStatus: st}
+}
+
 func TestUnreachableTellsOutagesFromRefusals(t *testing.T) {
 	gr := schema.GroupResource{Group: "apps", Resource: "deployments"}
 	tests := []struct {
@@ -45,10 +69,15 @@ func TestUnreachableTellsOutagesFromRefusals(t *testing.T) {
 		want bool
 	}{
 		{"connection refused", refusedByClientGo(t), true},
-		{"connection cut mid-answer", errors.New("unexpected EOF"), true},
+		{"no connection in time", dialTimeout(t), true},
+		{"connection cut mid-answer", io.ErrUnexpectedEOF, true},
 		{"503 while the API server starts", apierrors.NewServiceUnavailable("starting"), true},
-		{"500", apierrors.NewInternalError(errors.New("etcd leader changed")), true},
+		{"504 from a proxy", statusError(http.StatusGatewayTimeout, ""), true},
+		{"502 from a proxy", statusError(http.StatusBadGateway, ""), true},
 		{"429 from priority and fairness", apierrors.NewTooManyRequests("busy", 1), true},
+		{"504 resource version too large: the reflector reads without it", statusError(http.StatusGatewayTimeout, metav1.CauseTypeResourceVersionTooLarge), false},
+		{"500, a conversion webhook failing", apierrors.NewInternalError(errors.New("conversion webhook failed")), false},
+		{"an answer the client cannot read", errors.New("list item 3: invalid character 'x'"), false},
 		{"403 forbidden", apierrors.NewForbidden(gr, "", errors.New("rbac")), false},
 		{"404 kind gone", apierrors.NewNotFound(gr, ""), false},
 		{"410 revision compacted", apierrors.NewResourceExpired("too old resource version"), false},
@@ -77,13 +106,14 @@ func TestListAndWatchRetryWhileTheAPIServerCannotAnswer(t *testing.T) {
 		{"refusal goes back at once", []error{forbidden}, 1, forbidden},
 		{"refusal after an outage", []error{refused, forbidden}, 2, forbidden},
 		{"answer at once", nil, 1, nil},
+		{"gives up to the reflector in the end", []error{refused, refused, refused, refused, refused, refused, refused}, 6, refused},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var calls int
 			var seen []error
-			out, err := untilAnswered(context.Background(), backoff.NewConstantBackOff(time.Millisecond),
-				func(err error) { seen = append(seen, err) },
+			out, err := untilAnswered(context.Background(), backoff.WithMaxRetries(backoff.NewConstantBackOff(time.Millisecond), 5),
+				unreachable, func(err error) { seen = append(seen, err) },
 				func() (string, error) {
 					calls++
 					if calls <= len(tt.answers) {
@@ -113,7 +143,7 @@ func TestListStopsRetryingWhenTheInformerStops(t *testing.T) {
 	done := make(chan error, 1)
 	calls := make(chan struct{}, 100)
 	go func() {
-		_, err := untilAnswered(ctx, backoff.NewConstantBackOff(time.Millisecond), func(error) {},
+		_, err := untilAnswered(ctx, backoff.NewConstantBackOff(time.Millisecond), unreachable, func(error) {},
 			func() (int, error) {
 				select {
 				case calls <- struct{}{}:
@@ -127,10 +157,66 @@ func TestListStopsRetryingWhenTheInformerStops(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("err = %v, want context.Canceled", err)
+		if !errors.Is(err, refused) {
+			t.Errorf("err = %v, want the last failure", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the retry went on after the informer stopped")
+	}
+}
+
+func TestRetryWaitsAtLeastTheDelayTheServerAsksFor(t *testing.T) {
+	busy := apierrors.NewTooManyRequests("busy", 1)
+	calls := 0
+	start := time.Now()
+	_, err := untilAnswered(context.Background(), backoff.NewConstantBackOff(time.Millisecond), unreachable, func(error) {},
+		func() (int, error) {
+			if calls++; calls == 1 {
+				return 0, busy
+			}
+			return 1, nil
+		})
+	if err != nil || calls != 2 {
+		t.Fatalf("err = %v after %d calls, want success on the second", err, calls)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("retried after %s, the server asked for 1s", waited)
+	}
+}
+
+// The informers' list and watch go through the retry; a watch streaming
+// the initial list (sendInitialEvents) retries only a lost connection, so
+// that the reflector can fall back to a list on any other error.
+func TestInformerListAndWatchRetryWhileTheAPIServerIsAway(t *testing.T) {
+	refused := refusedByClientGo(t)
+	unavailable := apierrors.NewServiceUnavailable("starting")
+	var h watchHealth
+	calls := map[string]int{}
+	answers := map[string][]error{"list": {refused, unavailable}, "watch": {refused, unavailable}}
+	next := func(verb string) error {
+		calls[verb]++
+		if n := calls[verb]; n <= len(answers[verb]) {
+			return answers[verb][n-1]
+		}
+		return nil
+	}
+	lw := trackedListWatch("widgets", selection{}, &h,
+		func(context.Context, metav1.ListOptions) (runtime.Object, error) {
+			return &unstructured.UnstructuredList{}, next("list")
+		},
+		func(context.Context, metav1.ListOptions) (watch.Interface, error) {
+			return watch.NewEmptyWatch(), next("watch")
+		})
+	if _, err := lw.ListWithContext(context.Background(), metav1.ListOptions{}); err != nil || calls["list"] != 3 {
+		t.Errorf("list: err %v after %d calls, want an answer on the third", err, calls["list"])
+	}
+	if _, err := lw.WatchWithContext(context.Background(), metav1.ListOptions{}); err != nil || calls["watch"] != 3 {
+		t.Errorf("watch: err %v after %d calls, want an answer on the third", err, calls["watch"])
+	}
+	calls["watch"] = 0
+	initial := true
+	_, err := lw.WatchWithContext(context.Background(), metav1.ListOptions{SendInitialEvents: &initial})
+	if !errors.Is(err, unavailable) || calls["watch"] != 2 {
+		t.Errorf("watch-list: err %v after %d calls, want the 503 on the second (the refused connection retried)", err, calls["watch"])
 	}
 }
