@@ -185,6 +185,7 @@ type Controller struct {
 	memory   map[string]*objectMemory
 	vanished map[string]map[types.UID]*vanishedObject // see vanished.go
 	gone     map[string]bool                          // keys with nothing left to let go of: see noteGone
+	stalled  map[string]bool                          // keys whose pass failed to reach the API server: see stalled.go
 }
 
 type childKind struct {
@@ -215,7 +216,7 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 		memory:  map[string]*objectMemory{},
 		changed: make(chan struct{}, 1),
 	}
-	c.health.onChange = c.notifyChanged
+	c.health.onChange = c.onHealthChange
 	pm, err := apply.Mapping(deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
 	if err != nil {
 		return nil, err

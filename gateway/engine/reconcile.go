@@ -89,6 +89,9 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 			return true // shutting down: the next gateway picks the key up
 		}
 		c.log.Error("reconcile failed; retrying", "object", key, "error", err)
+		if unreachable(err) {
+			c.noteStalled(key)
+		}
 		c.queue.AddRateLimited(key)
 		return true
 	}
