@@ -178,6 +178,7 @@ type Controller struct {
 	health      watchHealth
 	running     atomic.Bool   // caches synced and workers started
 	changed     chan struct{} // signalled when Health may have changed
+	stalled     stalledKeys   // keys whose pass failed to reach the API server
 
 	templates templates // parsed related selector templates
 
@@ -185,7 +186,6 @@ type Controller struct {
 	memory   map[string]*objectMemory
 	vanished map[string]map[types.UID]*vanishedObject // see vanished.go
 	gone     map[string]bool                          // keys with nothing left to let go of: see noteGone
-	stalled  map[string]bool                          // keys whose pass failed to reach the API server: see stalled.go
 }
 
 type childKind struct {

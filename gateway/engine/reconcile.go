@@ -90,7 +90,7 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 		}
 		c.log.Error("reconcile failed; retrying", "object", key, "error", err)
 		if unreachable(err) {
-			c.noteStalled(key)
+			c.stalled.note(key)
 		}
 		c.queue.AddRateLimited(key)
 		return true

@@ -38,6 +38,7 @@ type Registry struct {
 	mu      sync.Mutex
 	regs    map[string]*registration
 	writeMu sync.Mutex
+	stalled stalledKeys // operators whose sync failed to reach the API server
 }
 
 // NewRegistry returns a Registry whose manager reports into each
@@ -50,7 +51,7 @@ func NewRegistry(deps Deps) (*Registry, error) {
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "webhookoperators"}),
 		regs: map[string]*registration{},
 	}
-	r.health.onChange = r.logWatchHealth
+	r.health.onChange = r.onHealthChange
 	mgr, err := NewManager(deps, r.reportStatus, operatorObjectRecord{dyn: deps.Dynamic})
 	if err != nil {
 		return nil, err
@@ -93,6 +94,9 @@ func (r *Registry) Run(ctx context.Context) error {
 		}
 		if err := r.sync(ctx, name); err != nil && ctx.Err() == nil {
 			r.deps.Logger.Error("webhookoperator sync failed; retrying", "operator", name, "error", err)
+			if unreachable(err) {
+				r.stalled.note(name)
+			}
 			r.queue.AddRateLimited(name)
 		} else {
 			r.queue.Forget(name)

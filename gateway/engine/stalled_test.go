@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ func TestPassesStalledByAnOutageRunAgainWhenEveryInformerIsBack(t *testing.T) {
 			c.health.observe("configmaps", refused)
 			// The pass fails while the API server is away: its next try
 			// is an hour off.
-			c.noteStalled("ns/a")
+			c.stalled.note("ns/a")
 			c.queue.AddRateLimited("ns/a")
 			for _, what := range tt.recover {
 				c.health.observe(what, nil)
@@ -39,5 +40,19 @@ func TestPassesStalledByAnOutageRunAgainWhenEveryInformerIsBack(t *testing.T) {
 				t.Errorf("backoff of the stalled pass kept %d failures, want it reset", c.queue.NumRequeues("ns/a"))
 			}
 		})
+	}
+}
+
+func TestRegistrySyncsStalledByAnOutageRunAgainWhenItsWatchIsBack(t *testing.T) {
+	r := &Registry{deps: Deps{Logger: slog.New(slog.DiscardHandler)},
+		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Hour, time.Hour))}
+	defer r.queue.ShutDown()
+	r.health.onChange = r.onHealthChange
+	r.health.observe("webhookoperators", refusedByClientGo(t))
+	r.stalled.note("memcached")
+	r.queue.AddRateLimited("memcached")
+	r.health.observe("webhookoperators", nil)
+	if r.queue.Len() != 1 {
+		t.Errorf("queued now: %d, want the stalled operator", r.queue.Len())
 	}
 }
