@@ -141,6 +141,9 @@ func TestInformersOfOneKindReportTheirHealthApart(t *testing.T) {
 			names = append(names, inf.what)
 		}
 	}
+	if len(names) != 2 {
+		t.Fatalf("informers of the parent and the second related kind: %q, want two", names)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c.health.mu.Lock()
@@ -156,5 +159,24 @@ func TestInformersOfOneKindReportTheirHealthApart(t *testing.T) {
 			t.Fatalf("informers %q; failures recorded %v: want one per informer, under its name", names, c.health.errs)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A watch that ends with EOF is resumed at once: nothing to report. A list
+// or watch call that fails with EOF did not reach the API server (a load
+// balancer in front of a dead one): the informer is failing.
+func TestCallFailingWithEOFIsReportedAWatchEndingWithItIsNot(t *testing.T) {
+	var h watchHealth
+	h.observe("widgets", io.EOF)
+	if _, _, failing := h.failing(); failing {
+		t.Fatal("a watch ended by EOF reported as failing")
+	}
+	h.observeCall("widgets", fmt.Errorf("Get https://api/widgets: %w", io.EOF))
+	if what, _, failing := h.failing(); !failing || what != "widgets" {
+		t.Fatalf("failing = %q (%v), want the list that got EOF", what, failing)
+	}
+	h.observeCall("widgets", apierrors.NewResourceExpired("too old resource version"))
+	if _, _, failing := h.failing(); !failing {
+		t.Fatal("a 410, which the reflector relists for at once, cleared the failure")
 	}
 }

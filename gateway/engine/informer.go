@@ -31,11 +31,27 @@ type watchHealth struct {
 	errs map[string]error // by informer description
 }
 
-// observe records the outcome of one list or watch call of informer what.
+// observe records how an established watch of informer what ended (nil:
+// a list or watch of it succeeded).
 func (h *watchHealth) observe(what string, err error) {
 	if err != nil && resumable(err) {
-		return // the reflector relists at once; nothing to report
+		return // the reflector resumes or relists at once; nothing to report
 	}
+	h.record(what, err)
+}
+
+// observeCall records the outcome of one list or watch call of informer
+// what. Unlike a watch that ends, a call that fails with EOF did not
+// reach the API server (a load balancer in front of a dead one answers
+// so): it is a failure to report.
+func (h *watchHealth) observeCall(what string, err error) {
+	if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, context.Canceled) {
+		return // the reflector relists at once, or stops
+	}
+	h.record(what, err)
+}
+
+func (h *watchHealth) record(what string, err error) {
 	h.mu.Lock()
 	prev, had := h.errs[what]
 	switch {
@@ -140,11 +156,11 @@ func newTrackedInformer(d Deps, gvr schema.GroupVersionResource, namespace strin
 func trackedListWatch(what string, sel selection, health *watchHealth,
 	list func(context.Context, metav1.ListOptions) (runtime.Object, error),
 	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) *cache.ListWatch {
-	observe := func(err error) { health.observe(what, err) }
+	observe := func(err error) { health.observeCall(what, err) }
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			sel.apply(&o)
-			return untilAnswered(ctx, reachBackoff(), unreachable, observe, func() (runtime.Object, error) { return list(ctx, o) })
+			return untilAnswered(ctx, reachBackoff(nil), unreachable, observe, func() (runtime.Object, error) { return list(ctx, o) })
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			sel.apply(&o)
@@ -152,7 +168,7 @@ func trackedListWatch(what string, sel selection, health *watchHealth,
 			if o.SendInitialEvents != nil && *o.SendInitialEvents {
 				retry = watchListUnreachable
 			}
-			return untilAnswered(ctx, reachBackoff(), retry, observe, func() (watch.Interface, error) { return watchFn(ctx, o) })
+			return untilAnswered(ctx, reachBackoff(nil), retry, observe, func() (watch.Interface, error) { return watchFn(ctx, o) })
 		},
 	}
 }

@@ -22,19 +22,27 @@ import (
 const (
 	reachFirstRetry = 200 * time.Millisecond
 	reachMaxRetry   = 4 * time.Second
-	// After this long the failure goes back to the reflector once (its
-	// own handling may know better: the watch-list falls back to a list),
-	// which calls again at once: its backoff resets after two minutes
-	// without a failure.
+	// After this long the failure goes back to the reflector, which calls
+	// again after its own backoff: 0.8-1.6 s, as that resets when it last
+	// reset two minutes before.
 	reachGiveUp = 2*time.Minute + 10*time.Second
+	// reachMaxServerDelay caps a server's Retry-After: a proxy asking for
+	// an hour must not park an informer that long.
+	reachMaxServerDelay = 30 * time.Second
 )
 
-func reachBackoff() backoff.BackOff {
+// reachBackoff is 0.2 s doubling to 4 s, each wait ±50 %, for at most
+// reachGiveUp; clock nil is the real one.
+func reachBackoff(clock backoff.Clock) *backoff.ExponentialBackOff {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = reachFirstRetry
+	b.Multiplier = 2
 	b.MaxInterval = reachMaxRetry
 	b.RandomizationFactor = 0.5 // many informers must not come back in step
 	b.MaxElapsedTime = reachGiveUp
+	if clock != nil {
+		b.Clock = clock
+	}
 	b.Reset()
 	return b
 }
@@ -74,13 +82,28 @@ func connectionFailed(err error) bool {
 }
 
 // watchListUnreachable is unreachable for a watch that streams the
-// initial list (sendInitialEvents): only a failed connection is retried,
-// since the reflector answers any other error by falling back to a list.
+// initial list (sendInitialEvents): only a failed connection is retried
+// (the reflector would wait its own backoff for it), since the reflector
+// answers any other error by falling back to a list.
 func watchListUnreachable(err error) bool { return connectionFailed(err) && unreachable(err) }
+
+// nextWait is b's next wait after err, or at least the delay the server
+// asked for, up to reachMaxServerDelay; backoff.Stop when b gives up.
+func nextWait(b backoff.BackOff, err error) time.Duration {
+	wait := b.NextBackOff()
+	if wait == backoff.Stop {
+		return wait
+	}
+	if s, ok := apierrors.SuggestsClientDelay(err); ok {
+		wait = max(wait, min(time.Duration(s)*time.Second, reachMaxServerDelay))
+	}
+	return wait
+}
 
 // untilAnswered calls call until it succeeds, fails with an error retry
 // does not accept, b gives up, or ctx ends; observe sees every outcome. A
-// server's suggested delay (Retry-After) is waited at least.
+// server's suggested delay (Retry-After) is waited at least, up to
+// reachMaxServerDelay.
 func untilAnswered[T any](ctx context.Context, b backoff.BackOff, retry func(error) bool,
 	observe func(error), call func() (T, error)) (T, error) {
 	var timer *time.Timer
@@ -95,12 +118,9 @@ func untilAnswered[T any](ctx context.Context, b backoff.BackOff, retry func(err
 		if err == nil || ctx.Err() != nil || !retry(err) {
 			return out, err
 		}
-		wait := b.NextBackOff()
+		wait := nextWait(b, err)
 		if wait == backoff.Stop {
 			return out, err
-		}
-		if s, ok := apierrors.SuggestsClientDelay(err); ok {
-			wait = max(wait, time.Duration(s)*time.Second)
 		}
 		if timer == nil {
 			timer = time.NewTimer(wait)

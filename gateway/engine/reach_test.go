@@ -165,22 +165,50 @@ func TestListStopsRetryingWhenTheInformerStops(t *testing.T) {
 	}
 }
 
-func TestRetryWaitsAtLeastTheDelayTheServerAsksFor(t *testing.T) {
-	busy := apierrors.NewTooManyRequests("busy", 1)
-	calls := 0
-	start := time.Now()
-	_, err := untilAnswered(context.Background(), backoff.NewConstantBackOff(time.Millisecond), unreachable, func(error) {},
-		func() (int, error) {
-			if calls++; calls == 1 {
-				return 0, busy
-			}
-			return 1, nil
-		})
-	if err != nil || calls != 2 {
-		t.Fatalf("err = %v after %d calls, want success on the second", err, calls)
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+func TestReachBackoffDoublesToFourSecondsAndGivesUpAfterTwoMinutes(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(0, 0)}
+	b := reachBackoff(clock)
+	base := reachFirstRetry
+	for i := range 8 {
+		wait := b.NextBackOff()
+		if lo, hi := base/2, base*3/2; wait < lo || wait > hi {
+			t.Fatalf("wait %d = %s, want within [%s, %s]", i, wait, lo, hi)
+		}
+		base = min(base*2, reachMaxRetry)
 	}
-	if waited := time.Since(start); waited < time.Second {
-		t.Errorf("retried after %s, the server asked for 1s", waited)
+	clock.now = clock.now.Add(2 * time.Minute)
+	if wait := b.NextBackOff(); wait == backoff.Stop {
+		t.Fatal("gave up after 2 minutes, want 2 min 10 s")
+	}
+	clock.now = clock.now.Add(11 * time.Second)
+	if wait := b.NextBackOff(); wait != backoff.Stop {
+		t.Fatalf("wait %s after 2 min 11 s, want the failure back to the reflector", wait)
+	}
+}
+
+func TestRetryWaitsTheDelayTheServerAsksForUpToThirtySeconds(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want time.Duration
+	}{
+		{"no delay asked", refusedByClientGo(t), time.Millisecond},
+		{"Retry-After 5", apierrors.NewTooManyRequests("busy", 5), 5 * time.Second},
+		{"Retry-After an hour", apierrors.NewTooManyRequests("busy", 3600), reachMaxServerDelay},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := nextWait(backoff.NewConstantBackOff(time.Millisecond), tt.err); got != tt.want {
+				t.Errorf("wait %s, want %s", got, tt.want)
+			}
+		})
+	}
+	if got := nextWait(&backoff.StopBackOff{}, apierrors.NewTooManyRequests("busy", 5)); got != backoff.Stop {
+		t.Errorf("wait %s after the backoff gave up, want Stop", got)
 	}
 }
 

@@ -69,6 +69,7 @@ func (c *Controller) setReleased(m *objectMemory, released bool) {
 }
 
 func (c *Controller) forget(key string) {
+	c.stalled.drop(key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.memory, key)
@@ -83,18 +84,18 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 	defer c.queue.Done(key)
 	c.Metrics.QueueDepth.WithLabelValues(c.op.Name).Set(float64(c.queue.Len()))
 
+	began := c.stalled.epoch()
 	wake, err := c.reconcileSafely(ctx, key)
 	if err != nil {
 		if ctx.Err() != nil {
 			return true // shutting down: the next gateway picks the key up
 		}
 		c.log.Error("reconcile failed; retrying", "object", key, "error", err)
-		if unreachable(err) {
-			c.stalled.note(key)
-		}
+		c.stalled.failed(key, began, err, c.queue)
 		c.queue.AddRateLimited(key)
 		return true
 	}
+	c.stalled.drop(key)
 	c.queue.Forget(key)
 	if wake > 0 {
 		c.queue.AddAfter(key, wake)

@@ -92,13 +92,13 @@ func (r *Registry) Run(ctx context.Context) error {
 		if quit {
 			break
 		}
+		began := r.stalled.epoch()
 		if err := r.sync(ctx, name); err != nil && ctx.Err() == nil {
 			r.deps.Logger.Error("webhookoperator sync failed; retrying", "operator", name, "error", err)
-			if unreachable(err) {
-				r.stalled.note(name)
-			}
+			r.stalled.failed(name, began, err, r.queue)
 			r.queue.AddRateLimited(name)
 		} else {
+			r.stalled.drop(name)
 			r.queue.Forget(name)
 		}
 		r.queue.Done(name)

@@ -103,7 +103,8 @@ func (c *Checker) AssertEventually(t testing.TB, timeout time.Duration) (Report,
 	defer cancel()
 	ticker := time.NewTicker(500 * time.Millisecond)
 	defer ticker.Stop()
-	var rep Report
+	var rep, unmet Report
+	var sawUnmet bool
 	var lastErr error
 	for {
 		r, err := c.Check(ctx)
@@ -112,6 +113,7 @@ func (c *Checker) AssertEventually(t testing.TB, timeout time.Duration) (Report,
 			if rep.Clean() {
 				break
 			}
+			unmet, sawUnmet = rep, true
 		} else {
 			lastErr = err
 		}
@@ -122,6 +124,10 @@ func (c *Checker) AssertEventually(t testing.TB, timeout time.Duration) (Report,
 		}
 	}
 	took := time.Since(began)
+	if sawUnmet {
+		// What was left to wait for: in fault tests, whose recovery it was.
+		t.Logf("the last check before they held: %s", unmet.Summary())
+	}
 	t.Logf("invariants hold after %s:\n%s", took.Round(100*time.Millisecond), rep.Table(true))
 	if c.MaxDuplicates >= 0 && rep.Duplicates > c.MaxDuplicates {
 		t.Errorf("%d duplicate deliveries, more than the %d allowed", rep.Duplicates, c.MaxDuplicates)
