@@ -129,6 +129,12 @@ func (c *Client) ForgetTLS(tlsConfig *tls.Config) {
 // req is not modified: the request sent is a copy with Deadline set to when
 // the call times out, and APIVersion and Kind filled in when empty.
 func (c *Client) Call(ctx context.Context, ep Endpoint, req *callbacks.Request) (*callbacks.Response, error) {
+	return c.CallWithChildren(ctx, ep, req, nil)
+}
+
+// CallWithChildren is Call with the request's children given as children
+// (when not nil) in place of req.Children.
+func (c *Client) CallWithChildren(ctx context.Context, ep Endpoint, req *callbacks.Request, children Children) (*callbacks.Response, error) {
 	target, err := parseEndpointURL(ep.URL)
 	if err != nil {
 		return nil, failure.Permanentf(ReasonInvalidEndpoint, "call %s: %w", safeURL(ep.URL), err)
@@ -150,7 +156,7 @@ func (c *Client) Call(ctx context.Context, ep Endpoint, req *callbacks.Request) 
 	if d, ok := ctx.Deadline(); ok && d.Before(sent.Deadline) {
 		sent.Deadline = d.UTC()
 	}
-	body, err := encodeRequest(&sent)
+	body, err := encodeRequest(&sent, children)
 	if err != nil {
 		return nil, failure.Permanentf(ReasonInvalidRequest, "call %s: encode request: %w", where, err)
 	}

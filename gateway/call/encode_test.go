@@ -39,7 +39,7 @@ func TestEncodeRequestEqualsMarshal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := encodeRequest(tt.req)
+			got, err := encodeRequest(tt.req, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,5 +62,38 @@ func TestWireRequestMirrorsRequest(t *testing.T) {
 		if r.Name != w.Name || r.Tag.Get("json") != w.Tag.Get("json") {
 			t.Errorf("field %d: Request has %s `json:%q`, wireRequest %s `json:%q`", i, r.Name, r.Tag.Get("json"), w.Name, w.Tag.Get("json"))
 		}
+	}
+}
+
+// Children held as the API server's JSON are sent as they are, and read
+// by a handler as the same objects as children held as maps.
+func TestChildrenAsJSONAreSentAsTheObjectsTheyAre(t *testing.T) {
+	cmJSON := `{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"c","labels":{"b":"2","a":"1"}},"data":{"f":"1.5","n":"a \"quoted\" <value>"}}`
+	var cm unstructured.Unstructured
+	if err := cm.UnmarshalJSON([]byte(cmJSON)); err != nil {
+		t.Fatal(err)
+	}
+	req := testRequest("u1", 1)
+	req.Children = map[string]map[string]*unstructured.Unstructured{"v1/ConfigMap": {"c": &cm, "gone": nil}, "v1/Secret": {}}
+	asMaps, err := encodeRequest(req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asJSON, err := encodeRequest(req, Children{"v1/ConfigMap": {"c": json.RawMessage(cmJSON), "gone": nil}, "v1/Secret": {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want callbacks.Request
+	if err := json.Unmarshal(asJSON, &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(asMaps, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("children as JSON sent %s\nwant the same request as %s", asJSON, asMaps)
+	}
+	if !bytes.Contains(asJSON, []byte(`"labels":{"b":"2","a":"1"}`)) {
+		t.Errorf("the child's JSON was not sent as it is: %s", asJSON)
 	}
 }

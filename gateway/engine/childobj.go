@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -11,9 +12,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/opgate/opgate/gateway/decide"
+	"github.com/opgate/opgate/gateway/call"
 	"github.com/opgate/opgate/gateway/failure"
-	"github.com/opgate/opgate/gateway/spec"
 )
 
 // childObject is a child as a pass holds it: a cached *rawChild, or what
@@ -88,7 +88,7 @@ func wholeChild(o childObject) (*unstructured.Unstructured, error) {
 
 // decodeChildren decodes the pass's raw children whole, in place: a pass
 // decodes each child once at most, and only when it needs the whole of it
-// (a sync or delete request, the sync digest).
+// (the sync digest; requests carry them as JSON, see requestChildren).
 func decodeChildren(in children) error {
 	for _, byName := range in {
 		for name, o := range byName {
@@ -105,30 +105,28 @@ func decodeChildren(in children) error {
 	return nil
 }
 
-// wholeChildren is in, decoded by decodeChildren, as a request carries it.
-func wholeChildren(in children) map[string]map[string]*unstructured.Unstructured {
+// requestChildren is the pass's children as a request carries them: a
+// cached child as its JSON (the API server's, less managedFields), sent
+// as it is rather than decoded and encoded again; a child decoded or
+// answered by a write, as its map.
+func requestChildren(in children) call.Children {
 	if in == nil {
 		return nil
 	}
-	out := make(map[string]map[string]*unstructured.Unstructured, len(in))
+	out := make(call.Children, len(in))
 	for k, byName := range in {
-		m := make(map[string]*unstructured.Unstructured, len(byName))
+		m := make(map[string]any, len(byName))
 		for n, o := range byName {
-			if u, ok := o.(*unstructured.Unstructured); ok {
-				m[n] = u
+			switch t := o.(type) {
+			case *rawChild:
+				m[n] = json.RawMessage(t.raw)
+			case *unstructured.Unstructured:
+				m[n] = t.Object
 			}
 		}
 		out[k] = m
 	}
 	return out
-}
-
-// childrenForRequest decodes the children a request of work w carries.
-func (p *pass) childrenForRequest(w decide.Work) error {
-	if w.Event != spec.EventSync && w.Event != spec.EventDelete {
-		return nil
-	}
-	return decodeChildren(p.children)
 }
 
 // metaOnly is an *unstructured.Unstructured with o's kind and metadata

@@ -15,6 +15,7 @@ import (
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/apply"
+	"github.com/opgate/opgate/gateway/call"
 	"github.com/opgate/opgate/gateway/check"
 	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/failure"
@@ -40,10 +41,6 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 		return
 	}
 
-	if err := p.childrenForRequest(w); err != nil {
-		c.recordFailure(p, w, attempt, first, err, log)
-		return
-	}
 	req := c.buildRequest(p, w, attempt, first)
 	held := c.holdStatus(p, w, attempt, first)
 	release, err := c.waitForSlot(ctx)
@@ -83,7 +80,11 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 func (c *Controller) callInSlot(ctx context.Context, release func(), p *pass, w decide.Work, req *callbacks.Request) (*callbacks.Response, error) {
 	defer release()
 	start := c.Clock()
-	resp, err := c.Caller.Call(ctx, c.endpoints.get(w.Callback.ID), req)
+	var children call.Children
+	if carriesObserved(w) {
+		children = requestChildren(p.children)
+	}
+	resp, err := c.Caller.CallWithChildren(ctx, c.endpoints.get(w.Callback.ID), req, children)
 	c.Metrics.CallbackDuration.WithLabelValues(c.op.Name, w.Callback.ID, string(w.Event)).Observe(c.Clock().Sub(start).Seconds())
 	if resp != nil {
 		c.recordEvents(p.obj, resp.Events)
@@ -141,10 +142,16 @@ func (c *Controller) buildRequest(p *pass, w decide.Work, attempt int, first tim
 	if w.Old != nil {
 		req.Old = essence.OldObject(p.obj, w.Old)
 	}
-	if w.Event == spec.EventSync || w.Event == spec.EventDelete {
-		req.Children, req.Related = wholeChildren(p.children), p.related
+	if carriesObserved(w) {
+		req.Related = p.related // the children: see callInSlot
 	}
 	return req
+}
+
+// carriesObserved: sync and delete requests carry the observed children
+// and related objects.
+func carriesObserved(w decide.Work) bool {
+	return w.Event == spec.EventSync || w.Event == spec.EventDelete
 }
 
 // deliveryID is stable across the retries of one delivery (it keys on the

@@ -30,17 +30,21 @@ var (
 // kind, cached from watch events and from the initial list of a gateway
 // that starts when they exist, by a streaming watch-list and by a list
 // (whose items of a built-in kind come without apiVersion and kind).
+// Without a sync callback, nothing decodes the cached children before a
+// delete request carries them: they go as the JSON the API server sent.
 func TestRequestsCarryChildrenAsTheAPIServerHasThem(t *testing.T) {
 	t.Run("watch-list", requestsCarryChildrenAsTheAPIServerHasThem)
 	t.Run("list then watch", func(t *testing.T) {
 		clientfeaturestesting.SetFeatureDuringTest(t, clientfeatures.WatchListClient, false)
 		requestsCarryChildrenAsTheAPIServerHasThem(t)
 	})
+	t.Run("delete without sync", deleteRequestCarriesChildrenAsTheAPIServerHasThem)
 }
 
-func requestsCarryChildrenAsTheAPIServerHasThem(t *testing.T) {
-	ns := newNamespace(t)
-	h := newHandler(t, func(req callbacks.Request) (int, any) {
+// childrenHandler answers create and sync with a Deployment and a
+// PlainWidget child, delete with nothing.
+func childrenHandler(t *testing.T) *handler {
+	return newHandler(t, func(req callbacks.Request) (int, any) {
 		if req.Event == callbacks.Event(spec.EventDelete) {
 			return 200, map[string]any{}
 		}
@@ -51,6 +55,11 @@ func requestsCarryChildrenAsTheAPIServerHasThem(t *testing.T) {
 			"spec":     map[string]any{"size": int64(7)},
 		}}}
 	})
+}
+
+func requestsCarryChildrenAsTheAPIServerHasThem(t *testing.T) {
+	ns := newNamespace(t)
+	h := childrenHandler(t)
 	op := operatorFor(t, "whole", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Children = append(s.Children, spec.ChildSpec{APIVersion: "test.opgate.dev/v1", Kind: "PlainWidget"})
 		s.ResyncPeriod = &spec.Duration{Duration: time.Second}
@@ -70,6 +79,37 @@ func requestsCarryChildrenAsTheAPIServerHasThem(t *testing.T) {
 	startGateway(t, op)
 	waitChildrenAsServerHas(t, h, "sync", ns, seen)
 
+	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "w", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitWidgetGone(t, ns, "w")
+	waitChildrenAsServerHas(t, h, "delete", ns, 0)
+}
+
+func deleteRequestCarriesChildrenAsTheAPIServerHasThem(t *testing.T) {
+	ns := newNamespace(t)
+	h := childrenHandler(t)
+	op := operatorFor(t, "nosync", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Children = append(s.Children, spec.ChildSpec{APIVersion: "test.opgate.dev/v1", Kind: "PlainWidget"})
+		s.Callbacks = []spec.Callback{
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "delete", Events: []spec.Event{spec.EventDelete}},
+		}
+	})
+	stop := startGateway(t, op)
+	createWidget(t, ns, "w", 1)
+	eventually(t, 60*time.Second, func() error {
+		for key, gvr := range childrenCompared {
+			if _, err := dyn(t).Resource(gvr).Namespace(ns).Get(context.Background(), "w", metav1.GetOptions{}); err != nil {
+				return fmt.Errorf("%s w: %w", key, err)
+			}
+		}
+		return nil
+	})
+	// A gateway that starts now has the children in its cache, from its
+	// initial list, before it handles the deletion.
+	stop()
+	startGateway(t, op)
 	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "w", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
