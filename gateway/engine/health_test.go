@@ -41,7 +41,11 @@ func TestWatchHealthRemembersTheLastErrorUntilASuccess(t *testing.T) {
 		{"widgets.test.opgate.dev", nil, "", 4},
 	}
 	for i, s := range steps {
-		h.observe(s.what, s.err)
+		if s.err == nil {
+			h.observeCall(s.what, nil)
+		} else {
+			h.observeFailure(s.what, s.err)
+		}
 		what, _, failing := h.failing()
 		if failing != (s.wantFailing != "") || what != s.wantFailing {
 			t.Errorf("step %d: failing = %q (%v), want %q", i, what, failing, s.wantFailing)
@@ -164,10 +168,13 @@ func TestInformersOfOneKindReportTheirHealthApart(t *testing.T) {
 
 // A watch that ends with EOF is resumed at once: nothing to report. A list
 // or watch call that fails with EOF did not reach the API server (a load
-// balancer in front of a dead one): the informer is failing.
+// balancer in front of a dead one): the informer is failing. The
+// reflector's report of a failed call, wrapped, changes nothing.
 func TestCallFailingWithEOFIsReportedAWatchEndingWithItIsNot(t *testing.T) {
 	var h watchHealth
-	h.observe("widgets", io.EOF)
+	changes := 0
+	h.onChange = func() { changes++ }
+	h.observeFailure("widgets", io.EOF)
 	if _, _, failing := h.failing(); failing {
 		t.Fatal("a watch ended by EOF reported as failing")
 	}
@@ -178,5 +185,11 @@ func TestCallFailingWithEOFIsReportedAWatchEndingWithItIsNot(t *testing.T) {
 	h.observeCall("widgets", apierrors.NewResourceExpired("too old resource version"))
 	if _, _, failing := h.failing(); !failing {
 		t.Fatal("a 410, which the reflector relists for at once, cleared the failure")
+	}
+	forbidden := apierrors.NewForbidden(deployments, "", errors.New("rbac"))
+	h.observeCall("deployments", forbidden)
+	h.observeFailure("deployments", fmt.Errorf("failed to list deployments: %w", forbidden))
+	if changes != 2 {
+		t.Errorf("%d changes, want 2: the reflector's report of a call's failure is no change", changes)
 	}
 }

@@ -31,24 +31,32 @@ type watchHealth struct {
 	errs map[string]error // by informer description
 }
 
-// observe records how an established watch of informer what ended (nil:
-// a list or watch of it succeeded).
-func (h *watchHealth) observe(what string, err error) {
-	if err != nil && resumable(err) {
-		return // the reflector resumes or relists at once; nothing to report
-	}
-	h.record(what, err)
-}
-
 // observeCall records the outcome of one list or watch call of informer
 // what. Unlike a watch that ends, a call that fails with EOF did not
 // reach the API server (a load balancer in front of a dead one answers
 // so): it is a failure to report.
 func (h *watchHealth) observeCall(what string, err error) {
-	if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, context.Canceled) {
-		return // the reflector relists at once, or stops
+	if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, context.Canceled) ||
+		apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge) {
+		return // the reflector reads again at once, or stops
 	}
 	h.record(what, err)
+}
+
+// observeFailure records a failure the reflector reports, unless a list
+// or watch call of what already did: the reflector reports a call's
+// failure again, wrapped ("failed to list …"), and two messages for one
+// failure would count as a change each time.
+func (h *watchHealth) observeFailure(what string, err error) {
+	if resumable(err) {
+		return
+	}
+	h.mu.Lock()
+	_, had := h.errs[what]
+	h.mu.Unlock()
+	if !had {
+		h.record(what, err)
+	}
 }
 
 func (h *watchHealth) record(what string, err error) {
@@ -168,21 +176,24 @@ func trackedListWatch(what string, sel selection, health *watchHealth,
 			if o.SendInitialEvents != nil && *o.SendInitialEvents {
 				retry = watchListUnreachable
 			}
-			return untilAnswered(ctx, reachBackoff(nil), retry, observe, func() (watch.Interface, error) { return watchFn(ctx, o) })
+			return untilAnswered(ctx, reachBackoff(nil), retry, observe, func() (watch.Interface, error) {
+				w, err := watchFn(ctx, o)
+				return opened(ctx, w, err)
+			})
 		},
 	}
 }
 
-// trackWatchErrors tells health the errors that end an established watch:
-// they reach only this handler. The others are logged once per change by
-// whoever reads health, rather than on every retry as client-go's default
-// handler does.
+// trackWatchErrors tells health the failures the reflector reports that
+// no list or watch call did (see observeFailure). They are logged once per
+// change by whoever reads health, rather than on every retry as
+// client-go's default handler does.
 func trackWatchErrors(inf cache.SharedIndexInformer, what string, health *watchHealth) {
 	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
 		if resumable(err) && !errors.Is(err, context.Canceled) {
 			cache.DefaultWatchErrorHandler(ctx, r, err) // at debug levels
 		}
-		health.observe(what, err)
+		health.observeFailure(what, err)
 	})
 }
 

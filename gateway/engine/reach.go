@@ -3,14 +3,18 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/watch"
 )
 
 // While the API server cannot be reached, or answers that it cannot serve
@@ -26,8 +30,9 @@ const (
 	// again after its own backoff: 0.8-1.6 s, as that resets when it last
 	// reset two minutes before.
 	reachGiveUp = 2*time.Minute + 10*time.Second
-	// reachMaxServerDelay caps a server's Retry-After: a proxy asking for
-	// an hour must not park an informer that long.
+	// reachMaxServerDelay caps a server's Retry-After between the
+	// gateway's tries (client-go's own, up to 10 per request, wait it
+	// uncapped): a proxy asking for an hour must not park an informer.
 	reachMaxServerDelay = 30 * time.Second
 )
 
@@ -75,10 +80,30 @@ func unreachable(err error) bool {
 func connectionFailed(err error) bool {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
-		return true // refused, no route, no such host
+		return true // refused, no route, no such host, no answer in time
 	}
-	return utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsHTTP2ConnectionLost(err) ||
+	// client-go wraps a body cut off mid-read with %w, which
+	// IsProbableEOF does not look through.
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsHTTP2ConnectionLost(err) ||
 		utilnet.IsProbableEOF(err) || utilnet.IsTimeout(err)
+}
+
+// errNoWatch: a watch call answered an empty watch, as client-go's
+// Request.Watch and watchjson do when the connection was lost on each of
+// their own tries. Taken as it is, the reflector would see a watch that
+// ends at once, and health a success.
+var errNoWatch = fmt.Errorf("watch not opened: the connection was lost on every try: %w", io.ErrUnexpectedEOF)
+
+var emptyWatchType = reflect.TypeOf(watch.NewEmptyWatch())
+
+// opened is w and err of a watch call, an empty watch made errNoWatch
+// unless ctx ended (the informer stops).
+func opened(ctx context.Context, w watch.Interface, err error) (watch.Interface, error) {
+	if err == nil && reflect.TypeOf(w) == emptyWatchType && ctx.Err() == nil {
+		return nil, errNoWatch
+	}
+	return w, err
 }
 
 // watchListUnreachable is unreachable for a watch that streams the

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -71,6 +72,8 @@ func TestUnreachableTellsOutagesFromRefusals(t *testing.T) {
 		{"connection refused", refusedByClientGo(t), true},
 		{"no connection in time", dialTimeout(t), true},
 		{"connection cut mid-answer", io.ErrUnexpectedEOF, true},
+		{"body cut mid-read, as client-go wraps it", fmt.Errorf("unexpected error when reading response body. Please retry. Original error: %w", io.ErrUnexpectedEOF), true},
+		{"a watch that could not be opened", errNoWatch, true},
 		{"503 while the API server starts", apierrors.NewServiceUnavailable("starting"), true},
 		{"504 from a proxy", statusError(http.StatusGatewayTimeout, ""), true},
 		{"502 from a proxy", statusError(http.StatusBadGateway, ""), true},
@@ -233,7 +236,7 @@ func TestInformerListAndWatchRetryWhileTheAPIServerIsAway(t *testing.T) {
 			return &unstructured.UnstructuredList{}, next("list")
 		},
 		func(context.Context, metav1.ListOptions) (watch.Interface, error) {
-			return watch.NewEmptyWatch(), next("watch")
+			return watch.NewFake(), next("watch")
 		})
 	if _, err := lw.ListWithContext(context.Background(), metav1.ListOptions{}); err != nil || calls["list"] != 3 {
 		t.Errorf("list: err %v after %d calls, want an answer on the third", err, calls["list"])
@@ -246,5 +249,23 @@ func TestInformerListAndWatchRetryWhileTheAPIServerIsAway(t *testing.T) {
 	_, err := lw.WatchWithContext(context.Background(), metav1.ListOptions{SendInitialEvents: &initial})
 	if !errors.Is(err, unavailable) || calls["watch"] != 2 {
 		t.Errorf("watch-list: err %v after %d calls, want the 503 on the second (the refused connection retried)", err, calls["watch"])
+	}
+}
+
+// client-go's Request.Watch and watchjson answer an empty watch when the
+// connection was lost on each of their own tries: a failure to retry and
+// report, not an opened watch, unless the informer is stopping.
+func TestEmptyWatchIsAWatchNotOpened(t *testing.T) {
+	if w, err := opened(context.Background(), watch.NewEmptyWatch(), nil); w != nil || !errors.Is(err, errNoWatch) {
+		t.Errorf("opened(empty watch) = %v, %v; want errNoWatch", w, err)
+	}
+	fake := watch.NewFake()
+	if w, err := opened(context.Background(), fake, nil); w != fake || err != nil {
+		t.Errorf("opened(a watch) = %v, %v; want it", w, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if w, err := opened(ctx, watch.NewEmptyWatch(), nil); w == nil || err != nil {
+		t.Errorf("opened(empty watch) while stopping = %v, %v; want the empty watch", w, err)
 	}
 }

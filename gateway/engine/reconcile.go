@@ -92,7 +92,6 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 		}
 		c.log.Error("reconcile failed; retrying", "object", key, "error", err)
 		c.stalled.failed(key, began, err, c.queue)
-		c.queue.AddRateLimited(key)
 		return true
 	}
 	c.stalled.drop(key)

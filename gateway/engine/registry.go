@@ -96,7 +96,6 @@ func (r *Registry) Run(ctx context.Context) error {
 		if err := r.sync(ctx, name); err != nil && ctx.Err() == nil {
 			r.deps.Logger.Error("webhookoperator sync failed; retrying", "operator", name, "error", err)
 			r.stalled.failed(name, began, err, r.queue)
-			r.queue.AddRateLimited(name)
 		} else {
 			r.stalled.drop(name)
 			r.queue.Forget(name)

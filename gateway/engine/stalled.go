@@ -30,18 +30,20 @@ func (s *stalledKeys) epoch() uint64 {
 	return s.recovered
 }
 
-// failed handles the failure err of key's pass, begun at epoch began,
-// before the caller adds key back with backoff. When the pass could not
-// connect to the API server, key is noted; when the informers came back
-// while the pass ran, it is not noted (that moment has passed) but its
-// backoff is reset, so it runs again at once.
+// failed adds key back to queue after its pass, begun at epoch began,
+// failed with err. When the pass could not connect to the API server, key
+// is noted and backs off; when the informers came back while the pass ran,
+// it is not noted (that moment has passed) but runs again at once, its
+// backoff reset. Any other failure backs off, and drops a note.
 func (s *stalledKeys) failed(key string, began uint64, err error, queue workqueue.TypedRateLimitingInterface[string]) {
-	if !stalledBy(err) {
-		return
-	}
 	s.mu.Lock()
-	back := s.recovered != began
-	if !back {
+	back := false
+	switch {
+	case !stalledBy(err):
+		delete(s.keys, key)
+	case s.recovered != began:
+		back = true
+	default:
 		if s.keys == nil {
 			s.keys = map[string]bool{}
 		}
@@ -49,8 +51,13 @@ func (s *stalledKeys) failed(key string, began uint64, err error, queue workqueu
 	}
 	s.mu.Unlock()
 	if back {
+		// Add, not AddRateLimited: the rate limiter's shared bucket
+		// would hold it back behind every other failure of the outage.
 		queue.Forget(key)
+		queue.Add(key)
+		return
 	}
+	queue.AddRateLimited(key)
 }
 
 // drop forgets key: its pass succeeded, or its object is gone.
@@ -60,10 +67,11 @@ func (s *stalledKeys) drop(key string) {
 	delete(s.keys, key)
 }
 
-// stalledBy: err says the pass could not connect to the API server. A
-// pass that ran out of its own time is not stalled by the API server.
+// stalledBy: err says the pass could not connect to the API server. (A
+// pass's own deadline ends only its API calls: its callbacks' failures are
+// recorded, not returned, so a deadline here is an API call unanswered.)
 func stalledBy(err error) bool {
-	return connectionFailed(err) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
+	return connectionFailed(err) && !errors.Is(err, context.Canceled)
 }
 
 // retryWhenHealthy queues the noted keys again unless an informer of

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -18,36 +17,42 @@ func hourQueue() workqueue.TypedRateLimitingInterface[string] {
 
 func TestPassesStalledByAnOutageRunAgainWhenEveryInformerIsBack(t *testing.T) {
 	refused := refusedByClientGo(t)
-	outOfTime := fmt.Errorf("write state: %w", &url.Error{Op: "Patch", URL: "https://api/x", Err: context.DeadlineExceeded})
+	unanswered := fmt.Errorf("write state: %w", &url.Error{Op: "Patch", URL: "https://api/x", Err: dialTimeout(t)})
+	unavailable := apierrors.NewServiceUnavailable("etcd")
+	both := []string{"widgets", "configmaps"}
 	tests := []struct {
 		name       string
 		err        error    // the pass's failure
+		later      error    // its next failure, if any
 		recover    []string // informers whose list succeeds again, after the failure
 		succeeded  bool     // the pass ran again and succeeded before the recovery
 		wantQueued bool
 	}{
-		{"every informer back", refused, []string{"widgets", "configmaps"}, false, true},
-		{"one still failing", refused, []string{"widgets"}, false, false},
-		{"a 503 is an answer, not an outage: it keeps backing off", apierrors.NewServiceUnavailable("etcd"), []string{"widgets", "configmaps"}, false, false},
-		{"a pass out of its own time keeps backing off", outOfTime, []string{"widgets", "configmaps"}, false, false},
-		{"a pass that succeeded since is not run again", refused, []string{"widgets", "configmaps"}, true, false},
+		{"every informer back", refused, nil, both, false, true},
+		{"one still failing", refused, nil, []string{"widgets"}, false, false},
+		{"no answer in time from a host that drops packets", unanswered, nil, both, false, true},
+		{"a 503 is an answer, not an outage: it keeps backing off", unavailable, nil, both, false, false},
+		{"a pass failing with a 503 after the outage keeps backing off", refused, unavailable, both, false, false},
+		{"a pass that succeeded since is not run again", refused, nil, both, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &Controller{changed: make(chan struct{}, 1), queue: hourQueue()}
 			defer c.queue.ShutDown()
 			c.health.onChange = c.onHealthChange
-			c.health.observe("widgets", refused)
-			c.health.observe("configmaps", refused)
+			c.health.observeCall("widgets", refused)
+			c.health.observeCall("configmaps", refused)
 			// The pass fails while the API server is away: its next try
 			// is an hour off.
 			c.stalled.failed("ns/a", c.stalled.epoch(), tt.err, c.queue)
-			c.queue.AddRateLimited("ns/a")
+			if tt.later != nil {
+				c.stalled.failed("ns/a", c.stalled.epoch(), tt.later, c.queue)
+			}
 			if tt.succeeded {
 				c.stalled.drop("ns/a")
 			}
 			for _, what := range tt.recover {
-				c.health.observe(what, nil)
+				c.health.observeCall(what, nil)
 			}
 			if got := c.queue.Len() == 1; got != tt.wantQueued {
 				t.Fatalf("queued now: %v (length %d), want %v", got, c.queue.Len(), tt.wantQueued)
@@ -61,21 +66,29 @@ func TestPassesStalledByAnOutageRunAgainWhenEveryInformerIsBack(t *testing.T) {
 
 // A pass that began before the informers came back and failed after has
 // missed the moment: it runs again at once rather than waiting for the
-// next outage to end.
+// next outage to end, or behind the other failures of the outage in the
+// controller rate limiter's shared bucket (10 per second).
 func TestPassFailingAsTheInformersComeBackRunsAgainAtOnce(t *testing.T) {
 	refused := refusedByClientGo(t)
-	c := &Controller{changed: make(chan struct{}, 1), queue: hourQueue()}
+	c := &Controller{changed: make(chan struct{}, 1),
+		queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())}
 	defer c.queue.ShutDown()
 	c.health.onChange = c.onHealthChange
-	c.health.observe("widgets", refused)
+	c.health.observeCall("widgets", refused)
+	for i := range 300 {
+		c.queue.AddRateLimited(fmt.Sprintf("ns/other-%d", i)) // the outage's other failures
+	}
 	for range 3 {
 		c.queue.AddRateLimited("ns/a") // earlier failures
 	}
 	began := c.stalled.epoch()
-	c.health.observe("widgets", nil)
+	c.health.observeCall("widgets", nil)
 	c.stalled.failed("ns/a", began, refused, c.queue)
 	if n := c.queue.NumRequeues("ns/a"); n != 0 {
 		t.Errorf("backoff keeps %d failures, want it reset so the retry comes at once", n)
+	}
+	if c.queue.Len() == 0 {
+		t.Errorf("not queued now: it waits behind the outage's other failures")
 	}
 	if len(c.stalled.keys) != 0 {
 		t.Errorf("noted %v, want nothing left for a recovery that has passed", c.stalled.keys)
@@ -87,10 +100,9 @@ func TestRegistrySyncsStalledByAnOutageRunAgainWhenItsWatchIsBack(t *testing.T) 
 	defer r.queue.ShutDown()
 	r.health.onChange = r.onHealthChange
 	refused := refusedByClientGo(t)
-	r.health.observe("webhookoperators", refused)
+	r.health.observeCall("webhookoperators", refused)
 	r.stalled.failed("memcached", r.stalled.epoch(), refused, r.queue)
-	r.queue.AddRateLimited("memcached")
-	r.health.observe("webhookoperators", nil)
+	r.health.observeCall("webhookoperators", nil)
 	if r.queue.Len() != 1 {
 		t.Errorf("queued now: %d, want the stalled operator", r.queue.Len())
 	}
