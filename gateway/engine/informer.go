@@ -36,9 +36,8 @@ type watchHealth struct {
 // reach the API server (a load balancer in front of a dead one answers
 // so): it is a failure to report.
 func (h *watchHealth) observeCall(what string, err error) {
-	if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, context.Canceled) ||
-		apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge) {
-		return // the reflector reads again at once, or stops
+	if rereads(err) {
+		return
 	}
 	h.record(what, err)
 }
@@ -97,8 +96,14 @@ func (h *watchHealth) failing() (what string, err error, ok bool) {
 // resumable errors end a watch that the reflector resumes or relists
 // straight away: they say nothing about whether the cache can be filled.
 func resumable(err error) bool {
-	return apierrors.IsResourceExpired(err) || apierrors.IsGone(err) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.Canceled)
+	return rereads(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// rereads: the reflector reads again at once (from another revision), or
+// stops.
+func rereads(err error) bool {
+	return apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, context.Canceled) ||
+		apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge)
 }
 
 // watchFailure turns a failing informer into a Ready reason and message
