@@ -126,7 +126,10 @@ func nextWait(b backoff.BackOff, err error) time.Duration {
 }
 
 // untilAnswered calls call until it succeeds, fails with an error retry
-// does not accept, b gives up, or ctx ends; observe sees every outcome. A
+// does not accept, b gives up, or ctx ends; observe sees every outcome but
+// a first failure that retry accepts: a connection lost once (an API
+// server rotating connections) that the next try cures is no failure to
+// report, and would make Ready flap. A
 // server's suggested delay (Retry-After) is waited at least, up to
 // reachMaxServerDelay.
 func untilAnswered[T any](ctx context.Context, b backoff.BackOff, retry func(error) bool,
@@ -137,10 +140,13 @@ func untilAnswered[T any](ctx context.Context, b backoff.BackOff, retry func(err
 			timer.Stop()
 		}
 	}()
-	for {
+	for tries := 1; ; tries++ {
 		out, err := call()
-		observe(err)
-		if err == nil || ctx.Err() != nil || !retry(err) {
+		again := err != nil && ctx.Err() == nil && retry(err)
+		if !again || tries > 1 {
+			observe(err)
+		}
+		if !again {
 			return out, err
 		}
 		wait := nextWait(b, err)

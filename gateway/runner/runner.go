@@ -119,8 +119,10 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 			Dynamic: dyn,
 			REST:    rc,
 			// The informers drop managedFields before caching (engine's
-			// transform): cut it before decoding.
-			Watcher:  watchjson.New(rc, watchjson.DropManagedFields()),
+			// transform): cut it before decoding. One try: the informers
+			// retry a lost connection themselves, and report it
+			// (gateway/engine/reach.go).
+			Watcher:  watchjson.New(rc, watchjson.DropManagedFields(), watchjson.Attempts(1)),
 			Metadata: meta,
 			Kube:     kube,
 			Mapper:   restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco)),

@@ -64,6 +64,11 @@ type Option func(*Watcher)
 // entry per writer) and so most of the decoding.
 func DropManagedFields() Option { return func(w *Watcher) { w.dropManagedFields = true } }
 
+// Attempts sets how often a watch whose connection is lost on the way is
+// tried before Watch answers an empty watch (10 by default, as
+// rest.Request.Watch): 1 for a caller that retries on its own schedule.
+func Attempts(n int) Option { return func(w *Watcher) { w.attempts = max(n, 1) } }
+
 // New returns a Watcher over rc.
 func New(rc rest.Interface, opts ...Option) *Watcher {
 	w := &Watcher{rc: rc, params: parameterCodec(), attempts: 10, pause: time.Second}

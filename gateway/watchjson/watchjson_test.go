@@ -345,3 +345,37 @@ func checkSameEvents(t *testing.T, obj string, dropManagedFields bool) {
 		}
 	}
 }
+
+func TestWatchTriesALostConnectionAsOftenAsAsked(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts []Option
+		want int32
+	}{
+		{"as client-go", nil, 10},
+		{"once, for a caller that retries", []Option{Attempts(1)}, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var requests atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				requests.Add(1)
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					_ = conn.Close() // the connection lost on the way
+				}
+			}))
+			defer srv.Close()
+			_, w := clients(t, srv, tt.opts...)
+			got, err := w.Watch(context.Background(), widgets, "ns", metav1.ListOptions{})
+			if err != nil {
+				t.Fatalf("Watch: %v, want an empty watch", err)
+			}
+			if evs := drain(t, got); len(evs) != 0 {
+				t.Errorf("events %v from a lost connection", evs)
+			}
+			if n := requests.Load(); n != tt.want {
+				t.Errorf("%d tries, want %d", n, tt.want)
+			}
+		})
+	}
+}
