@@ -194,11 +194,8 @@ func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructure
 		subresources = []string{"status"}
 	}
 	out, err := res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager}, subresources...)
-	if replaced(err) {
-		return nil, replacedError(obj)
-	}
 	if err != nil {
-		return nil, classify("patch status of "+describe(obj), err)
+		return nil, writeError(obj, "patch status of "+describe(obj), err)
 	}
 	if out != nil && otherObject(obj, out.GetUID()) {
 		return nil, replacedError(obj)
@@ -221,11 +218,8 @@ func (a *Applier) PatchStatusMeta(ctx context.Context, obj *unstructured.Unstruc
 		sub = "status"
 	}
 	out, err := a.patchMeta(ctx, t, types.MergePatchType, body, false, sub)
-	if replaced(err) {
-		return nil, replacedError(obj)
-	}
 	if err != nil {
-		return nil, classify("patch status of "+t.what, err)
+		return nil, writeError(obj, "patch status of "+t.what, err)
 	}
 	if otherObject(obj, out.UID) {
 		return nil, replacedError(obj)
@@ -280,11 +274,8 @@ func (a *Applier) SetAnnotation(ctx context.Context, obj *unstructured.Unstructu
 		return nil, err
 	}
 	out, err := res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
-	if replaced(err) {
-		return nil, replacedError(obj)
-	}
 	if err != nil {
-		return nil, classify("write annotation "+key+" of "+describe(obj), err)
+		return nil, writeError(obj, "write annotation "+key+" of "+describe(obj), err)
 	}
 	return out, nil
 }
@@ -300,11 +291,8 @@ func (a *Applier) SetAnnotationMeta(ctx context.Context, obj *unstructured.Unstr
 		return nil, err
 	}
 	out, err := a.patchMeta(ctx, t, types.MergePatchType, body, false, "")
-	if replaced(err) {
-		return nil, replacedError(obj)
-	}
 	if err != nil {
-		return nil, classify("write annotation "+key+" of "+t.what, err)
+		return nil, writeError(obj, "write annotation "+key+" of "+t.what, err)
 	}
 	return out, nil
 }
@@ -360,6 +348,15 @@ func replaced(err error) bool {
 		}
 	}
 	return false
+}
+
+// writeError is a write's failure: replacedError when the server refused
+// it because the object of obj's name is another one, else classified.
+func writeError(obj *unstructured.Unstructured, what string, err error) error {
+	if replaced(err) {
+		return replacedError(obj)
+	}
+	return classify(what, err)
 }
 
 // ErrReplaced is in the error of a write for an object that was deleted
