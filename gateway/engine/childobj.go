@@ -119,9 +119,13 @@ func requestChildren(in children) call.Children {
 		for n, o := range byName {
 			switch t := o.(type) {
 			case *rawChild:
-				m[n] = json.RawMessage(t.raw)
+				if t != nil {
+					m[n] = json.RawMessage(t.raw)
+				}
 			case *unstructured.Unstructured:
-				m[n] = t.Object
+				if t != nil {
+					m[n] = t.Object
+				}
 			}
 		}
 		out[k] = m

@@ -31,19 +31,26 @@ func newChildInformer(rc *rest.RESTClient, m *meta.RESTMapping, namespace string
 	if err != nil {
 		return nil, err
 	}
-	path := apply.CollectionPath(m, namespace)
-	lw := trackedListWatch(what, sel, health,
-		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return client.Get().AbsPath(path...).VersionedParams(&o, metav1.ParameterCodec).Do(ctx).Get()
-		},
-		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.Watch = true
-			return client.Get().AbsPath(path...).VersionedParams(&o, metav1.ParameterCodec).Watch(ctx)
-		})
+	lw := childListWatch(client, apply.CollectionPath(m, namespace), what, sel, health)
 	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, client),
 		&rawChild{}, cache.SharedIndexInformerOptions{Indexers: indexers, ObjectDescription: m.Resource.String()})
 	trackWatchErrors(inf, what, health)
 	return inf, nil
+}
+
+// childListWatch lists and watches the collection at path through client.
+// Each call is one request: client-go's own retries of a lost connection
+// (10, 1 s apart, each a dial of up to 30 s) would keep a failure from
+// health for minutes; trackedListWatch retries on the gateway's schedule.
+func childListWatch(client rest.Interface, path []string, what string, sel selection, health *watchHealth) *cache.ListWatch {
+	return trackedListWatch(what, sel, health,
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return client.Get().AbsPath(path...).VersionedParams(&o, metav1.ParameterCodec).MaxRetries(0).Do(ctx).Get()
+		},
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.Watch = true
+			return client.Get().AbsPath(path...).VersionedParams(&o, metav1.ParameterCodec).MaxRetries(0).Watch(ctx)
+		})
 }
 
 // errRawChildren: a child informer's REST client could not be made; that

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -84,16 +83,16 @@ func connectionFailed(err error) bool {
 	}
 	// client-go wraps a body cut off mid-read with %w, which
 	// IsProbableEOF does not look through.
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+	return errors.Is(err, errNoWatch) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsHTTP2ConnectionLost(err) ||
 		utilnet.IsProbableEOF(err) || utilnet.IsTimeout(err)
 }
 
 // errNoWatch: a watch call answered an empty watch, as client-go's
-// Request.Watch and watchjson do when the connection was lost on each of
-// their own tries. Taken as it is, the reflector would see a watch that
-// ends at once, and health a success.
-var errNoWatch = fmt.Errorf("watch not opened: the connection was lost on every try: %w", io.ErrUnexpectedEOF)
+// Request.Watch does when the connection was lost or timed out on each of
+// its tries (without saying which). Taken as it is, the reflector would
+// see a watch that ends at once, and health a success.
+var errNoWatch = errors.New("watch not opened: the connection to the API server was lost or timed out")
 
 var emptyWatchType = reflect.TypeOf(watch.NewEmptyWatch())
 
@@ -127,11 +126,11 @@ func nextWait(b backoff.BackOff, err error) time.Duration {
 
 // untilAnswered calls call until it succeeds, fails with an error retry
 // does not accept, b gives up, or ctx ends; observe sees every outcome but
-// a first failure that retry accepts: a connection lost once (an API
-// server rotating connections) that the next try cures is no failure to
-// report, and would make Ready flap. A
-// server's suggested delay (Retry-After) is waited at least, up to
-// reachMaxServerDelay.
+// a first lost connection that is tried again: a connection lost once (an
+// API server rotating connections) that the next try cures is no failure
+// to report, and would make Ready flap. (A first 429 or 5xx is reported:
+// the server answered that it cannot serve.) A server's suggested delay
+// (Retry-After) is waited at least, up to reachMaxServerDelay.
 func untilAnswered[T any](ctx context.Context, b backoff.BackOff, retry func(error) bool,
 	observe func(error), call func() (T, error)) (T, error) {
 	var timer *time.Timer
@@ -143,7 +142,8 @@ func untilAnswered[T any](ctx context.Context, b backoff.BackOff, retry func(err
 	for tries := 1; ; tries++ {
 		out, err := call()
 		again := err != nil && ctx.Err() == nil && retry(err)
-		if !again || tries > 1 {
+		quiet := again && tries == 1 && connectionFailed(err)
+		if !quiet {
 			observe(err)
 		}
 		if !again {
@@ -151,6 +151,9 @@ func untilAnswered[T any](ctx context.Context, b backoff.BackOff, retry func(err
 		}
 		wait := nextWait(b, err)
 		if wait == backoff.Stop {
+			if quiet {
+				observe(err) // not tried again after all
+			}
 			return out, err
 		}
 		if timer == nil {

@@ -47,10 +47,13 @@ type Watcher struct {
 	rc     rest.Interface
 	params runtime.ParameterCodec
 	// attempts and pause: how often, and how far apart, a watch whose
-	// connection is lost on the way is opened again before Watch gives up
-	// with an empty watch (rest.Request.Watch's defaults).
-	attempts int
-	pause    time.Duration
+	// connection is lost on the way is tried before Watch gives up
+	// (rest.Request.Watch's defaults: its 10 retries are 11 tries, 1 s
+	// apart); giving up answers an empty watch, as rest.Request.Watch does,
+	// or the last error when lastError is set.
+	attempts  int
+	pause     time.Duration
+	lastError bool
 	// dropManagedFields: objects come without metadata.managedFields.
 	dropManagedFields bool
 }
@@ -65,13 +68,16 @@ type Option func(*Watcher)
 func DropManagedFields() Option { return func(w *Watcher) { w.dropManagedFields = true } }
 
 // Attempts sets how often a watch whose connection is lost on the way is
-// tried before Watch answers an empty watch (10 by default, as
-// rest.Request.Watch): 1 for a caller that retries on its own schedule.
-func Attempts(n int) Option { return func(w *Watcher) { w.attempts = max(n, 1) } }
+// tried (11 by default, as rest.Request.Watch), and makes Watch answer the
+// last try's error instead of an empty watch: for a caller that retries on
+// its own schedule (1) and reports why the watch could not be opened.
+func Attempts(n int) Option {
+	return func(w *Watcher) { w.attempts, w.lastError = max(n, 1), true }
+}
 
 // New returns a Watcher over rc.
 func New(rc rest.Interface, opts ...Option) *Watcher {
-	w := &Watcher{rc: rc, params: parameterCodec(), attempts: 10, pause: time.Second}
+	w := &Watcher{rc: rc, params: parameterCodec(), attempts: 11, pause: time.Second}
 	for _, o := range opts {
 		o(w)
 	}
@@ -103,6 +109,12 @@ func (w *Watcher) Watch(ctx context.Context, gvr schema.GroupVersionResource, na
 		// again, and in the end an empty watch, which the reflector
 		// opens again.
 		if attempt >= w.attempts {
+			if w.lastError && attempt == 1 {
+				return nil, fmt.Errorf("watch not opened: %w", err)
+			}
+			if w.lastError {
+				return nil, fmt.Errorf("watch not opened after %d tries: %w", attempt, err)
+			}
 			return watch.NewEmptyWatch(), nil
 		}
 		select {

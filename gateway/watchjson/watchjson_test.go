@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -346,14 +347,20 @@ func checkSameEvents(t *testing.T, obj string, dropManagedFields bool) {
 	}
 }
 
+// TestWatchTriesALostConnectionAsOftenAsAsked: by default as client-go's
+// Watch (its 10 retries: 11 tries, then an empty watch); with Attempts,
+// that many tries and then the last error, for a caller that retries on
+// its own schedule and reports why.
 func TestWatchTriesALostConnectionAsOftenAsAsked(t *testing.T) {
 	for _, tt := range []struct {
-		name string
-		opts []Option
-		want int32
+		name    string
+		opts    []Option
+		want    int32
+		wantErr bool
 	}{
-		{"as client-go", nil, 10},
-		{"once, for a caller that retries", []Option{Attempts(1)}, 1},
+		{"as client-go", nil, 11, false},
+		{"once, for a caller that retries", []Option{Attempts(1)}, 1, true},
+		{"three times, then the error", []Option{Attempts(3)}, 3, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var requests atomic.Int32
@@ -366,12 +373,17 @@ func TestWatchTriesALostConnectionAsOftenAsAsked(t *testing.T) {
 			}))
 			defer srv.Close()
 			_, w := clients(t, srv, tt.opts...)
+			w.pause = time.Millisecond // client-go waits 1 s
 			got, err := w.Watch(context.Background(), widgets, "ns", metav1.ListOptions{})
-			if err != nil {
-				t.Fatalf("Watch: %v, want an empty watch", err)
-			}
-			if evs := drain(t, got); len(evs) != 0 {
-				t.Errorf("events %v from a lost connection", evs)
+			switch {
+			case tt.wantErr && (err == nil || !utilnet.IsProbableEOF(err)):
+				t.Errorf("Watch: %v, %v; want the lost connection's error", got, err)
+			case !tt.wantErr && err != nil:
+				t.Errorf("Watch: %v, want an empty watch", err)
+			case !tt.wantErr:
+				if evs := drain(t, got); len(evs) != 0 {
+					t.Errorf("events %v from a lost connection", evs)
+				}
 			}
 			if n := requests.Load(); n != tt.want {
 				t.Errorf("%d tries, want %d", n, tt.want)
