@@ -148,9 +148,10 @@ func describeInformer(gvr schema.GroupVersionResource, namespace string, sel sel
 func newTrackedInformer(d Deps, gvr schema.GroupVersionResource, namespace string,
 	sel selection, what string, indexers cache.Indexers, health *watchHealth) cache.SharedIndexInformer {
 	dyn := d.Dynamic
-	res := dyn.Resource(gvr).Namespace(namespace)
 	lw := trackedListWatch(what, sel, health,
-		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) },
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return d.list(ctx, gvr, namespace, o)
+		},
 		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			return d.watch(ctx, gvr, namespace, o)
 		})
@@ -200,6 +201,16 @@ func trackWatchErrors(inf cache.SharedIndexInformer, what string, health *watchH
 		}
 		health.observeFailure(what, err)
 	})
+}
+
+// list makes an informer's list: through Watcher when set (as many tries
+// of a lost connection as it is told to make), else through the dynamic
+// client.
+func (d Deps) list(ctx context.Context, gvr schema.GroupVersionResource, namespace string, o metav1.ListOptions) (runtime.Object, error) {
+	if d.Watcher == nil {
+		return d.Dynamic.Resource(gvr).Namespace(namespace).List(ctx, o)
+	}
+	return d.Watcher.List(ctx, gvr, namespace, o)
 }
 
 // watch opens an informer's watch: through Watcher when set (events

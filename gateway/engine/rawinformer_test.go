@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opgate/opgate/gateway/watchjson"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
@@ -15,11 +16,17 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// TestChildInformerReportsALostConnectionWithinSeconds: a child informer's
-// list and watch calls are one request each, so that a connection lost on
-// every try reaches health after the gateway's second try (0.1-0.3 s
-// later), not after client-go's own 10 retries 1 s apart per call.
-func TestChildInformerReportsALostConnectionWithinSeconds(t *testing.T) {
+// TestInformersReportALostConnectionWithinSeconds: an informer's list and
+// watch calls are one request each, so that a connection lost on every
+// try reaches health after the gateway's second try (0.1-0.3 s later),
+// not after client-go's own 10 retries 1 s apart per call.
+func TestInformersReportALostConnectionWithinSeconds(t *testing.T) {
+	for _, kind := range []string{"children[0]", "watched"} {
+		t.Run(kind, func(t *testing.T) { testReportsALostConnectionWithinSeconds(t, kind) })
+	}
+}
+
+func testReportsALostConnectionWithinSeconds(t *testing.T, role string) {
 	var requests atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		requests.Add(1)
@@ -40,9 +47,12 @@ func TestChildInformerReportsALostConnectionWithinSeconds(t *testing.T) {
 		Scope:            meta.RESTScopeNamespace,
 	}
 	var health watchHealth
-	const what = "deployments.apps in namespace shop (children[0])"
-	inf, err := newChildInformer(rc, mapping, "shop", selection{}, what, cache.Indexers{}, &health)
-	if err != nil {
+	what := "deployments.apps in namespace shop (" + role + ")"
+	var inf cache.SharedIndexInformer
+	if role == "watched" {
+		deps := Deps{Dynamic: dynamic.New(rc), Watcher: watchjson.New(rc, watchjson.Attempts(1))}
+		inf = newTrackedInformer(deps, mapping.Resource, "shop", selection{}, what, cache.Indexers{}, &health)
+	} else if inf, err = newChildInformer(rc, mapping, "shop", selection{}, what, cache.Indexers{}, &health); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -130,6 +130,20 @@ func (w *Watcher) Watch(ctx context.Context, gvr schema.GroupVersionResource, na
 		apierrors.NewClientErrorReporter(http.StatusInternalServerError, http.MethodGet, "ClientWatchDecoding")), nil
 }
 
+// List lists gvr in namespace ("" for all) with opts, as
+// dynamic.ResourceInterface.List does, with as many tries of a lost
+// connection as Watch makes (client-go's 11 by default).
+func (w *Watcher) List(ctx context.Context, gvr schema.GroupVersionResource, namespace string, opts metav1.ListOptions) (*unstructured.UnstructuredList, error) {
+	var out unstructured.UnstructuredList
+	if err := w.rc.Get().AbsPath(segments(gvr, namespace)...).
+		SpecificallyVersionedParams(&opts, w.params, versionV1).
+		MaxRetries(w.attempts - 1).
+		Do(ctx).Into(&out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 func segments(gvr schema.GroupVersionResource, namespace string) []string {
 	out := []string{"api"}
 	if gvr.Group != "" {
