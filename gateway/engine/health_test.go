@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,48 @@ func TestWatchHealthRemembersTheLastErrorUntilASuccess(t *testing.T) {
 		if changes != s.wantChanges {
 			t.Errorf("step %d: %d changes, want %d", i, changes, s.wantChanges)
 		}
+	}
+}
+
+// lostWatch is a watch call's error as client-go gives it, for a watch
+// asked with query that failed with err.
+func lostWatch(query string, err error) error {
+	return fmt.Errorf("watch not opened: %w", &url.Error{Op: "Get", URL: "https://10.0.0.1/apis/test.opgate.dev/v1/widgets?" + query, Err: err})
+}
+
+func TestStoppingInformerReportsNoFailure(t *testing.T) {
+	var h watchHealth
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	watchErrorHandler("widgets", &h)(ctx, nil, errNoWatch)
+	if what, err, failing := h.failing(); failing {
+		t.Errorf("%s failing with %v while it stops", what, err)
+	}
+	watchErrorHandler("widgets", &h)(context.Background(), nil, errNoWatch)
+	if _, _, failing := h.failing(); !failing {
+		t.Error("a running informer's failure is not reported")
+	}
+}
+
+// TestWatchFailingAgainWithAnotherTimeoutIsNoChange: the reflector asks
+// each watch for another random timeoutSeconds.
+func TestWatchFailingAgainWithAnotherTimeoutIsNoChange(t *testing.T) {
+	changes := 0
+	h := &watchHealth{onChange: func() { changes++ }}
+	h.observeCall("widgets", lostWatch("timeoutSeconds=331&watch=true", io.EOF))
+	h.observeCall("widgets", lostWatch("timeoutSeconds=418&watch=true", io.EOF))
+	if changes != 1 {
+		t.Errorf("%d changes, want 1", changes)
+	}
+}
+
+func TestFailureIsReadWithoutTheQueryOfItsRequest(t *testing.T) {
+	err := withoutQuery(lostWatch("timeoutSeconds=331&watch=true", io.EOF))
+	if want := `watch not opened: Get "https://10.0.0.1/apis/test.opgate.dev/v1/widgets": EOF`; err.Error() != want {
+		t.Errorf("message %q, want %q", err, want)
+	}
+	if !errors.Is(err, io.EOF) || !connectionFailed(err) {
+		t.Errorf("%v no longer says what it wraps", err)
 	}
 }
 

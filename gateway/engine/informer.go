@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"sort"
+	"strings"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,7 +41,7 @@ func (h *watchHealth) observeCall(what string, err error) {
 	if rereads(err) {
 		return
 	}
-	h.record(what, err)
+	h.record(what, withoutQuery(err))
 }
 
 // observeFailure records a failure the reflector reports, unless a list
@@ -54,9 +56,35 @@ func (h *watchHealth) observeFailure(what string, err error) {
 	_, had := h.errs[what]
 	h.mu.Unlock()
 	if !had {
-		h.record(what, err)
+		h.record(what, withoutQuery(err))
 	}
 }
+
+// withoutQuery is err with the query of the URL it names cut from its
+// message: the reflector asks each watch for another random
+// timeoutSeconds, and one failure must read the same on every try
+// (record counts a new message as a new failure).
+func withoutQuery(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	u, perr := url.Parse(ue.URL)
+	if perr != nil || u.RawQuery == "" {
+		return err
+	}
+	u.RawQuery = ""
+	return queryless{msg: strings.Replace(err.Error(), ue.URL, u.String(), 1), err: err}
+}
+
+// queryless is an error with its message shortened by withoutQuery.
+type queryless struct {
+	msg string
+	err error
+}
+
+func (q queryless) Error() string { return q.msg }
+func (q queryless) Unwrap() error { return q.err }
 
 func (h *watchHealth) record(what string, err error) {
 	h.mu.Lock()
@@ -195,12 +223,19 @@ func trackedListWatch(what string, sel selection, health *watchHealth,
 // change by whoever reads health, rather than on every retry as
 // client-go's default handler does.
 func trackWatchErrors(inf cache.SharedIndexInformer, what string, health *watchHealth) {
-	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+	_ = inf.SetWatchErrorHandlerWithContext(watchErrorHandler(what, health))
+}
+
+func watchErrorHandler(what string, health *watchHealth) cache.WatchErrorHandlerWithContext {
+	return func(ctx context.Context, r *cache.Reflector, err error) {
 		if resumable(err) && !errors.Is(err, context.Canceled) {
 			cache.DefaultWatchErrorHandler(ctx, r, err) // at debug levels
 		}
+		if ctx.Err() != nil {
+			return // stopping: the failure of a call it cut short is none
+		}
 		health.observeFailure(what, err)
-	})
+	}
 }
 
 // list makes an informer's list: through Watcher when set (as many tries

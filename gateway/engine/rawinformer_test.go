@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -12,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	clientfeatures "k8s.io/client-go/features"
+	clientfeaturestesting "k8s.io/client-go/features/testing"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
@@ -22,7 +25,14 @@ import (
 // not after client-go's own 10 retries 1 s apart per call.
 func TestInformersReportALostConnectionWithinSeconds(t *testing.T) {
 	for _, kind := range []string{"children[0]", "watched"} {
-		t.Run(kind, func(t *testing.T) { testReportsALostConnectionWithinSeconds(t, kind) })
+		for _, watchList := range []bool{true, false} {
+			// With the watch-list (client-go's default) the reflector
+			// opens a watch first; without it, a list.
+			t.Run(fmt.Sprintf("%s/watch-list=%v", kind, watchList), func(t *testing.T) {
+				clientfeaturestesting.SetFeatureDuringTest(t, clientfeatures.WatchListClient, watchList)
+				testReportsALostConnectionWithinSeconds(t, kind)
+			})
+		}
 	}
 }
 

@@ -30,8 +30,9 @@ const (
 	// reset two minutes before.
 	reachGiveUp = 2*time.Minute + 10*time.Second
 	// reachMaxServerDelay caps a server's Retry-After between the
-	// gateway's tries (client-go's own, up to 10 per request, wait it
-	// uncapped): a proxy asking for an hour must not park an informer.
+	// gateway's tries (the informers' requests make none of client-go's
+	// own, which wait it uncapped): a proxy asking for an hour must not
+	// park an informer.
 	reachMaxServerDelay = 30 * time.Second
 )
 
@@ -126,11 +127,13 @@ func nextWait(b backoff.BackOff, err error) time.Duration {
 
 // untilAnswered calls call until it succeeds, fails with an error retry
 // does not accept, b gives up, or ctx ends; observe sees every outcome but
-// a first lost connection that is tried again: a connection lost once (an
-// API server rotating connections) that the next try cures is no failure
-// to report, and would make Ready flap. (A first 429 or 5xx is reported:
-// the server answered that it cannot serve.) A server's suggested delay
-// (Retry-After) is waited at least, up to reachMaxServerDelay.
+// a first lost connection or 429 that is tried again: a connection lost
+// once (an API server rotating connections) or a request throttled once
+// (API Priority and Fairness, client-go retried those quietly) that the
+// next try cures is no failure to report, and would make Ready flap. (A
+// first 5xx is reported: the server answered that it cannot serve.) A
+// server's suggested delay (Retry-After) is waited at least, up to
+// reachMaxServerDelay.
 func untilAnswered[T any](ctx context.Context, b backoff.BackOff, retry func(error) bool,
 	observe func(error), call func() (T, error)) (T, error) {
 	var timer *time.Timer
@@ -142,7 +145,7 @@ func untilAnswered[T any](ctx context.Context, b backoff.BackOff, retry func(err
 	for tries := 1; ; tries++ {
 		out, err := call()
 		again := err != nil && ctx.Err() == nil && retry(err)
-		quiet := again && tries == 1 && connectionFailed(err)
+		quiet := again && tries == 1 && (connectionFailed(err) || apierrors.IsTooManyRequests(err))
 		if !quiet {
 			observe(err)
 		}

@@ -111,7 +111,8 @@ func TestListAndWatchRetryWhileTheAPIServerCannotAnswer(t *testing.T) {
 		{"refusal after an outage", []error{refused, forbidden}, 0, 2, forbidden},
 		{"answer at once", nil, 0, 1, nil},
 		{"a connection lost once is not reported", []error{refused}, 0, 2, nil},
-		{"an overloaded server is reported at once", []error{apierrors.NewTooManyRequests("busy", 0)}, 0, 2, nil},
+		{"a request throttled once is not reported", []error{apierrors.NewTooManyRequests("busy", 1)}, 0, 2, nil},
+		{"an unavailable server is reported at once", []error{apierrors.NewServiceUnavailable("starting")}, 0, 2, nil},
 		{"gives up to the reflector in the end", []error{refused, refused, refused, refused, refused, refused, refused}, 0, 6, refused},
 		{"a first failure given up on is reported", []error{refused}, -1, 1, refused},
 	}
@@ -145,8 +146,8 @@ func TestListAndWatchRetryWhileTheAPIServerCannotAnswer(t *testing.T) {
 				t.Errorf("out = %q, want the answer", out)
 			}
 			want := calls
-			if len(tt.answers) > 0 && connectionFailed(tt.answers[0]) && calls > 1 {
-				want-- // a first lost connection that was tried again is not reported
+			if len(tt.answers) > 0 && (connectionFailed(tt.answers[0]) || apierrors.IsTooManyRequests(tt.answers[0])) && calls > 1 {
+				want-- // a first lost connection or 429 that was tried again is not reported
 			}
 			if len(seen) != want || seen[len(seen)-1] != err {
 				t.Errorf("health saw %v, want %d outcomes ending in %v", seen, want, err)

@@ -68,3 +68,50 @@ func TestListTriesALostConnectionAsOftenAsAsked(t *testing.T) {
 		t.Errorf("%d requests, want 1", n)
 	}
 }
+
+// TestCallsWithAttemptsLeaveRetryAfterToTheCaller: client-go would try a
+// request answered with Retry-After again up to 10 times, waiting the
+// delay uncapped; a caller with its own schedule gets the 429 at once.
+func TestCallsWithAttemptsLeaveRetryAfterToTheCaller(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too many requests","reason":"TooManyRequests","code":429,"details":{"retryAfterSeconds":1}}`))
+	}))
+	defer srv.Close()
+	_, w := clients(t, srv, Attempts(1))
+	for name, call := range map[string]func() error{
+		"list": func() error {
+			_, err := w.List(context.Background(), widgets, "ns", metav1.ListOptions{})
+			return err
+		},
+		"watch": func() error {
+			_, err := w.Watch(context.Background(), widgets, "ns", metav1.ListOptions{})
+			return err
+		},
+	} {
+		requests.Store(0)
+		if err := call(); !apierrors.IsTooManyRequests(err) || requests.Load() != 1 {
+			t.Errorf("%s: %v after %d requests, want the 429 after 1", name, err, requests.Load())
+		}
+	}
+}
+
+func TestNamespaceThatIsNoPathSegmentIsRefused(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { requests.Add(1) }))
+	defer srv.Close()
+	_, w := clients(t, srv, Attempts(1))
+	if _, err := w.List(context.Background(), widgets, "..", metav1.ListOptions{}); err == nil {
+		t.Error(`List in namespace "..": no error`)
+	}
+	if _, err := w.Watch(context.Background(), widgets, "a/b", metav1.ListOptions{}); err == nil {
+		t.Error(`Watch in namespace "a/b": no error`)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+}

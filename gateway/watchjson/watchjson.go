@@ -89,6 +89,9 @@ func New(rc rest.Interface, opts ...Option) *Watcher {
 // a token of the client's rate limiter (rest.Request.Stream does): one
 // per watch, which the reflector opens every few minutes.
 func (w *Watcher) Watch(ctx context.Context, gvr schema.GroupVersionResource, namespace string, opts metav1.ListOptions) (watch.Interface, error) {
+	if err := validNamespace(namespace); err != nil {
+		return nil, err
+	}
 	opts.Watch = true
 	var body io.ReadCloser
 	for attempt := 1; ; attempt++ {
@@ -98,6 +101,7 @@ func (w *Watcher) Watch(ctx context.Context, gvr schema.GroupVersionResource, na
 			// Whatever else the client may accept (CBOR), this decoder
 			// reads JSON.
 			SetHeader("Accept", "application/json").
+			MaxRetries(w.retryAfterRetries()).
 			Stream(ctx)
 		if err == nil {
 			break
@@ -131,17 +135,40 @@ func (w *Watcher) Watch(ctx context.Context, gvr schema.GroupVersionResource, na
 }
 
 // List lists gvr in namespace ("" for all) with opts, as
-// dynamic.ResourceInterface.List does, with as many tries of a lost
-// connection as Watch makes (client-go's 11 by default).
+// dynamic.ResourceInterface.List does; with Attempts, in one request (for
+// a caller that retries on its own schedule), else client-go's up to 11.
 func (w *Watcher) List(ctx context.Context, gvr schema.GroupVersionResource, namespace string, opts metav1.ListOptions) (*unstructured.UnstructuredList, error) {
+	if err := validNamespace(namespace); err != nil {
+		return nil, err
+	}
 	var out unstructured.UnstructuredList
 	if err := w.rc.Get().AbsPath(segments(gvr, namespace)...).
 		SpecificallyVersionedParams(&opts, w.params, versionV1).
-		MaxRetries(w.attempts - 1).
+		MaxRetries(w.retryAfterRetries()).
 		Do(ctx).Into(&out); err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// retryAfterRetries is how often client-go itself tries a request again
+// that the server answered with Retry-After (and, for a list, one whose
+// connection was lost): its default 10, or none for a caller that retries
+// on its own schedule (Attempts), which caps the server's delay.
+func (w *Watcher) retryAfterRetries() int {
+	if w.lastError {
+		return 0
+	}
+	return 10
+}
+
+// validNamespace: as the dynamic client, a namespace must be a path
+// segment ("..", "a/b" would change the path AbsPath joins).
+func validNamespace(namespace string) error {
+	if msgs := rest.IsValidPathSegmentName(namespace); len(msgs) != 0 {
+		return fmt.Errorf("invalid namespace %q: %v", namespace, msgs)
+	}
+	return nil
 }
 
 func segments(gvr schema.GroupVersionResource, namespace string) []string {
