@@ -121,6 +121,19 @@ func (h *watchHealth) failing() (what string, err error, ok bool) {
 	return names[0], h.errs[names[0]], true
 }
 
+// anyUnreachable: an informer's last call could not reach the API server,
+// or was answered that it cannot serve now (unreachable).
+func (h *watchHealth) anyUnreachable() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, err := range h.errs {
+		if unreachable(err) {
+			return true
+		}
+	}
+	return false
+}
+
 // resumable errors end a watch that the reflector resumes or relists
 // straight away: they say nothing about whether the cache can be filled.
 func resumable(err error) bool {

@@ -75,9 +75,12 @@ func stalledBy(err error) bool {
 }
 
 // retryWhenHealthy queues the noted keys again unless an informer of
-// health still fails.
+// health still cannot reach the API server. One that the API server
+// answers with a refusal (its RBAC gone, its kind removed) is back for
+// this: it may fail for good, and must not keep every stalled pass
+// waiting out its backoff.
 func (s *stalledKeys) retryWhenHealthy(health *watchHealth, queue workqueue.TypedRateLimitingInterface[string]) {
-	if _, _, failing := health.failing(); failing {
+	if health.anyUnreachable() {
 		return
 	}
 	s.mu.Lock()

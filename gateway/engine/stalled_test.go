@@ -26,14 +26,18 @@ func TestPassesStalledByAnOutageRunAgainWhenEveryInformerIsBack(t *testing.T) {
 		later      error    // its next failure, if any
 		recover    []string // informers whose list succeeds again, after the failure
 		succeeded  bool     // the pass ran again and succeeded before the recovery
+		refuse     []string // informers whose list is refused (403) after the outage
 		wantQueued bool
 	}{
-		{"every informer back", refused, nil, both, false, true},
-		{"one still failing", refused, nil, []string{"widgets"}, false, false},
-		{"no answer in time from a host that drops packets", unanswered, nil, both, false, true},
-		{"a 503 is an answer, not an outage: it keeps backing off", unavailable, nil, both, false, false},
-		{"a pass failing with a 503 after the outage keeps backing off", refused, unavailable, both, false, false},
-		{"a pass that succeeded since is not run again", refused, nil, both, true, false},
+		{"every informer back", refused, nil, both, false, nil, true},
+		{"one still failing", refused, nil, []string{"widgets"}, false, nil, false},
+		{"no answer in time from a host that drops packets", unanswered, nil, both, false, nil, true},
+		{"a 503 is an answer, not an outage: it keeps backing off", unavailable, nil, both, false, nil, false},
+		{"a pass failing with a 503 after the outage keeps backing off", refused, unavailable, both, false, nil, false},
+		{"a pass that succeeded since is not run again", refused, nil, both, true, nil, false},
+		// Its RBAC lost, an informer fails for good; the API server is back
+		// all the same.
+		{"every informer answers again, one with a refusal", refused, nil, []string{"widgets"}, false, []string{"configmaps"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,6 +54,9 @@ func TestPassesStalledByAnOutageRunAgainWhenEveryInformerIsBack(t *testing.T) {
 			}
 			if tt.succeeded {
 				c.stalled.drop("ns/a")
+			}
+			for _, what := range tt.refuse {
+				c.health.observeCall(what, apierrors.NewForbidden(deployments, "", fmt.Errorf("RBAC")))
 			}
 			for _, what := range tt.recover {
 				c.health.observeCall(what, nil)
