@@ -107,10 +107,14 @@ func opened(ctx context.Context, w watch.Interface, err error) (watch.Interface,
 }
 
 // watchListUnreachable is unreachable for a watch that streams the
-// initial list (sendInitialEvents): only a failed connection is retried
-// (the reflector would wait its own backoff for it), since the reflector
-// answers any other error by falling back to a list.
-func watchListUnreachable(err error) bool { return connectionFailed(err) && unreachable(err) }
+// initial list (sendInitialEvents): only a failed connection (the
+// reflector would wait its own backoff for it) and a 429 (a list would be
+// throttled as well; API Priority and Fairness throttles most when
+// informers list) are retried, since the reflector answers any other
+// error by falling back to a list.
+func watchListUnreachable(err error) bool {
+	return (connectionFailed(err) || apierrors.IsTooManyRequests(err)) && unreachable(err)
+}
 
 // nextWait is b's next wait after err, or at least the delay the server
 // asked for, up to reachMaxServerDelay; backoff.Stop when b gives up.

@@ -111,7 +111,7 @@ func TestListAndWatchRetryWhileTheAPIServerCannotAnswer(t *testing.T) {
 		{"refusal after an outage", []error{refused, forbidden}, 0, 2, forbidden},
 		{"answer at once", nil, 0, 1, nil},
 		{"a connection lost once is not reported", []error{refused}, 0, 2, nil},
-		{"a request throttled once is not reported", []error{apierrors.NewTooManyRequests("busy", 1)}, 0, 2, nil},
+		{"a request throttled once is not reported", []error{apierrors.NewTooManyRequests("busy", 0)}, 0, 2, nil},
 		{"an unavailable server is reported at once", []error{apierrors.NewServiceUnavailable("starting")}, 0, 2, nil},
 		{"gives up to the reflector in the end", []error{refused, refused, refused, refused, refused, refused, refused}, 0, 6, refused},
 		{"a first failure given up on is reported", []error{refused}, -1, 1, refused},
@@ -265,6 +265,18 @@ func TestInformerListAndWatchRetryWhileTheAPIServerIsAway(t *testing.T) {
 	_, err := lw.WatchWithContext(context.Background(), metav1.ListOptions{SendInitialEvents: &initial})
 	if !errors.Is(err, unavailable) || calls["watch"] != 2 {
 		t.Errorf("watch-list: err %v after %d calls, want the 503 on the second (the refused connection retried)", err, calls["watch"])
+	}
+	// API Priority and Fairness throttles most when informers (re)list:
+	// the watch-list waits its turn rather than falling back to a list,
+	// which would be throttled as well, and says nothing of it.
+	calls["watch"] = 0
+	h.observeCall("widgets", nil)
+	answers["watch"] = []error{apierrors.NewTooManyRequests("busy", 0)}
+	if _, err := lw.WatchWithContext(context.Background(), metav1.ListOptions{SendInitialEvents: &initial}); err != nil || calls["watch"] != 2 {
+		t.Errorf("watch-list: err %v after %d calls, want an answer on the second (the 429 retried)", err, calls["watch"])
+	}
+	if what, err, failing := h.failing(); failing {
+		t.Errorf("%s reported failing with %v", what, err)
 	}
 }
 
