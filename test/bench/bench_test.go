@@ -34,7 +34,7 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts, err := parseFlags([]string{"-n", "20", "-idle", "1s", "-modes", "backlog,stream", "-workloads", "fast",
-		"-out", t.TempDir(), "-phase-timeout", "90s", "-single", "3"}, io.Discard)
+		"-out", t.TempDir(), "-phase-timeout", "90s", "-single", "3", "-warm-up", "10"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +47,9 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 	rep, err := runBench(ctx, opts, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rep.WarmUp != 10 || rep.WarmUpSeconds <= 0 {
+		t.Errorf("warm-up: %d objects in %.1f s, want 10", rep.WarmUp, rep.WarmUpSeconds)
 	}
 	if got := len(rep.Phases); got != 2*2*3 {
 		t.Fatalf("%d phases measured, want 12 (2 systems × 2 modes × 3 phases)", got)
@@ -135,6 +138,7 @@ func TestSystemsFlagChoosesWhatIsMeasured(t *testing.T) {
 		{[]string{"-systems", "kopf"}, nil, true},
 		{[]string{"-systems", ""}, nil, true},
 		{[]string{"-systems", "raw,raw"}, nil, true},
+		{[]string{"-warm-up", "-1"}, []string{systemRaw, systemGateway}, true},
 	} {
 		opts, err := parseFlags(tt.args, io.Discard)
 		if (err != nil) != tt.wantErr {

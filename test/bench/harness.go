@@ -68,6 +68,11 @@ func (h *harness) runAll(ctx context.Context, e env) (*report, error) {
 		tunings[wl] = tune
 		rep.Tuning = append(rep.Tuning, namedTuning{Workload: wl, tuning: tune})
 	}
+	warm := time.Now()
+	if err := h.warmUp(ctx, e, tunings[h.opts.Workloads[0]]); err != nil {
+		return nil, err
+	}
+	rep.WarmUp, rep.WarmUpSeconds = h.opts.WarmUp, time.Since(warm).Seconds()
 	// Modes outside, so that a run cut short has measured every workload.
 	for _, mode := range h.opts.Modes {
 		for _, wl := range h.opts.Workloads {

@@ -37,6 +37,7 @@ type options struct {
 	Gateway   string // prebuilt gateway binary; empty: go build it
 	Profile   bool
 	Single    int // objects created one at a time for the single-object latency (0: skip)
+	WarmUp    int // objects the raw program handles before anything is measured (0: none)
 }
 
 func main() {
@@ -76,6 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Gateway, "gateway-bin", "", "gateway binary to measure (default: go build ./cmd/gateway into -out)")
 	fs.BoolVar(&o.Profile, "profile", false, "record each system's CPU profile (in 5 s chunks), its heap and (gateway) metrics at the end of each phase under -out/logs/profiles/")
 	fs.IntVar(&o.Single, "single", 20, "single-object latency: after the first workload's first create phase converged, create this many objects one at a time on each system and measure create → status (0: skip)")
+	fs.IntVar(&o.WarmUp, "warm-up", 200, "objects the raw program creates, updates and deletes in a namespace of its own before anything is measured, so that no system's first phase runs on a cold control plane (0: none)")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -106,6 +108,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if w != workloadFast && w != workloadHandler {
 			return o, fmt.Errorf("-workloads: %q is neither fast nor handler", w)
 		}
+	}
+	if o.WarmUp < 0 {
+		return o, fmt.Errorf("-warm-up must not be negative, got %d", o.WarmUp)
 	}
 	if o.Single < 0 {
 		return o, fmt.Errorf("-single must not be negative, got %d", o.Single)

@@ -12,13 +12,17 @@ import (
 )
 
 type report struct {
-	N        int            `json:"n"`
-	Started  time.Time      `json:"started"`
-	Finished time.Time      `json:"finished"`
-	Tuning   []namedTuning  `json:"tuning"`
-	Phases   []phaseResult  `json:"phases"`
-	Steady   []steadyResult `json:"steady,omitempty"`
-	Single   []singleResult `json:"single,omitempty"`
+	N        int           `json:"n"`
+	Started  time.Time     `json:"started"`
+	Finished time.Time     `json:"finished"`
+	Tuning   []namedTuning `json:"tuning"`
+	// WarmUp: objects the raw program handled before anything was
+	// measured, and how long it took.
+	WarmUp        int            `json:"warmUp"`
+	WarmUpSeconds float64        `json:"warmUpSeconds"`
+	Phases        []phaseResult  `json:"phases"`
+	Steady        []steadyResult `json:"steady,omitempty"`
+	Single        []singleResult `json:"single,omitempty"`
 }
 
 type namedTuning struct {
@@ -150,6 +154,9 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "N=%d, %s\n\n", rep.N, rep.Started.Format(time.RFC3339))
 	for _, t := range rep.Tuning {
 		fmt.Fprintf(&b, "- %s: %d workers, QPS %g, burst %d, handler work %s per call\n", t.Workload, t.Workers, t.QPS, t.Burst, t.Sleep)
+	}
+	if rep.WarmUp > 0 {
+		fmt.Fprintf(&b, "- warm-up: %d objects created, updated and deleted by the raw program before the runs (%.1f s)\n", rep.WarmUp, rep.WarmUpSeconds)
 	}
 	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | control plane CPU ms/obj | peak RSS MiB |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
