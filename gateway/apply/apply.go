@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
@@ -179,13 +180,10 @@ func (a *Applier) DeleteChild(ctx context.Context, child *unstructured.Unstructu
 }
 
 // PatchStatus merge-patches .status, through the status subresource when
-// the kind has one, and returns the updated object.
+// the kind has one, and returns the updated object. It never lands on
+// another object of obj's name (see statusPin).
 func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructured, status map[string]any, subresource bool) (*unstructured.Unstructured, error) {
 	res, err := a.Resource(obj)
-	if err != nil {
-		return nil, err
-	}
-	body, err := statusPatch(status, statusUID(obj, subresource))
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +191,9 @@ func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructure
 	if subresource {
 		subresources = []string{"status"}
 	}
-	out, err := res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager}, subresources...)
+	out, err := pinnedStatus(ctx, obj, status, subresource, res, func(body []byte) (*unstructured.Unstructured, error) {
+		return res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager}, subresources...)
+	})
 	if err != nil {
 		return nil, writeError(obj, "patch status of "+describe(obj), err)
 	}
@@ -209,15 +209,13 @@ func (a *Applier) PatchStatusMeta(ctx context.Context, obj *unstructured.Unstruc
 	if err != nil {
 		return nil, err
 	}
-	body, err := statusPatch(status, statusUID(obj, subresource))
-	if err != nil {
-		return nil, err
-	}
 	sub := ""
 	if subresource {
 		sub = "status"
 	}
-	out, err := a.patchMeta(ctx, t, types.MergePatchType, body, false, sub)
+	out, err := pinnedStatus(ctx, obj, status, subresource, a.resourceFor(t.mapping, t.namespace), func(body []byte) (*metav1.ObjectMeta, error) {
+		return a.patchMeta(ctx, t, types.MergePatchType, body, false, sub)
+	})
 	if err != nil {
 		return nil, writeError(obj, "patch status of "+t.what, err)
 	}
@@ -227,40 +225,82 @@ func (a *Applier) PatchStatusMeta(ctx context.Context, obj *unstructured.Unstruc
 	return out, nil
 }
 
-// statusPatch is the merge patch {"status": status}, with
-// {"metadata":{"uid": uid}} when uid is known (see annotationPatch).
-func statusPatch(status map[string]any, uid types.UID) ([]byte, error) {
+// pinnedStatus writes status with patch, pinned to obj (statusPin). A
+// write through the status subresource pinned to a resourceVersion that
+// has moved on (someone else wrote the object meanwhile: 409) reads the
+// object again and, while it is still obj, writes again pinned to what it
+// read; another object of its name ends it with ErrReplaced.
+func pinnedStatus[T any](ctx context.Context, obj *unstructured.Unstructured, status map[string]any, subresource bool,
+	res dynamic.ResourceInterface, patch func(body []byte) (T, error)) (T, error) {
+	var out T
+	pin := statusPin(obj, subresource)
+	err := retry.OnError(retry.DefaultRetry, func(err error) bool { return pin.rv != "" && apierrors.IsConflict(err) }, func() error {
+		body, err := statusPatch(status, pin)
+		if err != nil {
+			return err
+		}
+		out, err = patch(body)
+		if err == nil || pin.rv == "" || !apierrors.IsConflict(err) {
+			return err
+		}
+		cur, gerr := res.Get(ctx, obj.GetName(), metav1.GetOptions{})
+		switch {
+		case gerr != nil:
+			return gerr
+		case otherObject(obj, cur.GetUID()):
+			return ErrReplaced
+		}
+		pin.rv = cur.GetResourceVersion()
+		return err
+	})
+	return out, err
+}
+
+// pin is what a status patch names of its object's metadata, so that it
+// never lands on another object of the same name.
+type pin struct {
+	uid types.UID
+	rv  string
+}
+
+// statusPin: through the object itself, obj's uid, which is immutable.
+// Through the status subresource the server takes the metadata from the
+// stored object, uid included, so only a resourceVersion, which it checks
+// first, keeps the write off a namesake; obj's own.
+func statusPin(obj *unstructured.Unstructured, subresource bool) pin {
+	if subresource {
+		return pin{rv: obj.GetResourceVersion()}
+	}
+	return pin{uid: obj.GetUID()}
+}
+
+// statusPatch is the merge patch {"status": status}, with the metadata p
+// names.
+func statusPatch(status map[string]any, p pin) ([]byte, error) {
 	inner, err := json.Marshal(status)
 	if err != nil {
 		return nil, failure.Permanentf("InvalidStatus", "marshal status patch: %w", err)
 	}
-	var u []byte
-	if uid != "" {
-		if u, err = json.Marshal(string(uid)); err != nil {
-			return nil, failure.Permanentf("InvalidStatus", "marshal status patch: %w", err)
-		}
+	var meta []byte
+	switch {
+	case p.uid != "":
+		meta, err = json.Marshal(map[string]string{"uid": string(p.uid)})
+	case p.rv != "":
+		meta, err = json.Marshal(map[string]string{"resourceVersion": p.rv})
 	}
-	body := make([]byte, 0, len(inner)+len(u)+len(`{"metadata":{"uid":},"status":}`))
+	if err != nil {
+		return nil, failure.Permanentf("InvalidStatus", "marshal status patch: %w", err)
+	}
+	body := make([]byte, 0, len(inner)+len(meta)+len(`{"metadata":,"status":}`))
 	body = append(body, '{')
-	if u != nil {
-		body = append(body, `"metadata":{"uid":`...)
-		body = append(body, u...)
-		body = append(body, "},"...)
+	if meta != nil {
+		body = append(body, `"metadata":`...)
+		body = append(body, meta...)
+		body = append(body, ',')
 	}
 	body = append(body, `"status":`...)
 	body = append(body, inner...)
 	return append(body, '}'), nil
-}
-
-// statusUID is the uid a status patch names: none through the status
-// subresource, where the server takes the metadata from the stored object
-// (so the answer's uid is checked instead); obj's through the object
-// itself, where the uid is immutable.
-func statusUID(obj *unstructured.Unstructured, subresource bool) types.UID {
-	if subresource {
-		return ""
-	}
-	return obj.GetUID()
 }
 
 // SetAnnotation merge-patches one annotation (nil value removes it).
@@ -353,7 +393,7 @@ func replaced(err error) bool {
 // writeError is a write's failure: replacedError when the server refused
 // it because the object of obj's name is another one, else classified.
 func writeError(obj *unstructured.Unstructured, what string, err error) error {
-	if replaced(err) {
+	if replaced(err) || errors.Is(err, ErrReplaced) {
 		return replacedError(obj)
 	}
 	return classify(what, err)

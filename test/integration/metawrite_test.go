@@ -93,6 +93,9 @@ func TestMetadataOnlyWritesGetOnlyMetadataFromTheAPIServer(t *testing.T) {
 	if m.ResourceVersion != live.GetResourceVersion() || m.Annotations["opgate.dev/state.meta"] != "v1" || m.UID != live.GetUID() {
 		t.Errorf("metadata read: rv %s annotations %v uid %s; the object has rv %s uid %s", m.ResourceVersion, m.Annotations, m.UID, live.GetResourceVersion(), live.GetUID())
 	}
+	// As a pass does, the copy takes the write's metadata (the status
+	// write is pinned to its resourceVersion).
+	obj.SetResourceVersion(m.ResourceVersion)
 	if _, err := a.PatchStatusMeta(ctx, obj, map[string]any{"message": "meta"}, true); err != nil {
 		t.Fatal(err)
 	}

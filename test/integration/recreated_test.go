@@ -100,6 +100,9 @@ func TestParentWritesForARecreatedObjectDoNotLandOnIt(t *testing.T) {
 				if _, has := live.GetAnnotations()["opgate.dev/state.recreated"]; has {
 					t.Errorf("the deleted object's state landed on the new one: %v", live.GetAnnotations())
 				}
+				if msg, _, _ := unstructured.NestedString(live.Object, "status", "message"); msg != "" {
+					t.Errorf("the deleted object's status landed on the new one: %v", live.Object["status"])
+				}
 
 			})
 		}
@@ -221,6 +224,53 @@ func TestPassOverADeletedObjectLeavesItsNamesakeToItsOwnCreate(t *testing.T) {
 	}
 	if n := len(h.calls("create")); n != 2 {
 		t.Errorf("create called %d times, want 2 (once per object; the old one's uid %s not again)", n, old.GetUID())
+	}
+}
+
+// TestStatusWriteAfterAnotherWriterStillLands: a status write through the
+// subresource is pinned to the resourceVersion the gateway read (the only
+// pin the server checks there); another writer having moved it on makes
+// the write read the object again, not fail.
+func TestStatusWriteAfterAnotherWriterStillLands(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	whole, meta := appliers(t)
+	for _, w := range []struct {
+		name  string
+		write func(stale *unstructured.Unstructured) (string, error)
+	}{
+		{"dynamic client", func(stale *unstructured.Unstructured) (string, error) {
+			out, err := whole.PatchStatus(ctx, stale, map[string]any{"message": "written"}, true)
+			if err != nil {
+				return "", err
+			}
+			return out.GetResourceVersion(), nil
+		}},
+		{"REST client, metadata answer", func(stale *unstructured.Unstructured) (string, error) {
+			out, err := meta.PatchStatusMeta(ctx, stale, map[string]any{"message": "written"}, true)
+			if err != nil {
+				return "", err
+			}
+			return out.ResourceVersion, nil
+		}},
+	} {
+		t.Run(w.name, func(t *testing.T) {
+			name := fmt.Sprintf("moved-%d", time.Now().UnixNano()%100000)
+			stale := createWidget(t, ns, name, 1)
+			updateWidget(t, ns, name, func(o *unstructured.Unstructured) { o.SetLabels(map[string]string{"someone": "else"}) })
+			rv, err := w.write(stale)
+			if err != nil {
+				t.Fatalf("status write from a copy older than the object: %v", err)
+			}
+			live, err := getWidget(t, ns, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg, _, _ := unstructured.NestedString(live.Object, "status", "message"); msg != "written" || live.GetLabels()["someone"] != "else" || live.GetResourceVersion() != rv {
+				t.Errorf("object after the write: status %v, labels %v, resourceVersion %s (the write answered %s)",
+					live.Object["status"], live.GetLabels(), live.GetResourceVersion(), rv)
+			}
+		})
 	}
 }
 
