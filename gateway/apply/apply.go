@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/util/retry"
 
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
@@ -180,8 +179,9 @@ func (a *Applier) DeleteChild(ctx context.Context, child *unstructured.Unstructu
 }
 
 // PatchStatus merge-patches .status, through the status subresource when
-// the kind has one, and returns the updated object. It never lands on
-// another object of obj's name (see statusPin).
+// the kind has one, and returns the updated object. It does not land on
+// another object of obj's name (statusPin), but for the last try of a
+// write that lost every race (pinnedStatus).
 func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructured, status map[string]any, subresource bool) (*unstructured.Unstructured, error) {
 	res, err := a.Resource(obj)
 	if err != nil {
@@ -228,33 +228,43 @@ func (a *Applier) PatchStatusMeta(ctx context.Context, obj *unstructured.Unstruc
 // pinnedStatus writes status with patch, pinned to obj (statusPin). A
 // write through the status subresource pinned to a resourceVersion that
 // has moved on (someone else wrote the object meanwhile: 409) reads the
-// object again and, while it is still obj, writes again pinned to what it
-// read; another object of its name ends it with ErrReplaced.
+// object again and, while it is still obj, writes again at once, pinned to
+// what it read; another object of its name ends it with ErrReplaced.
+// After statusPinTries pinned tries the last is made unpinned, right after
+// a read found obj: where others write the object as often as the gateway
+// (another operator of the kind writes its status and state from the same
+// change), a pin could lose every race, and the handler would be called
+// again for an answer it gave.
 func pinnedStatus[T any](ctx context.Context, obj *unstructured.Unstructured, status map[string]any, subresource bool,
 	res dynamic.ResourceInterface, patch func(body []byte) (T, error)) (T, error) {
-	var out T
-	pin := statusPin(obj, subresource)
-	err := retry.OnError(retry.DefaultRetry, func(err error) bool { return pin.rv != "" && apierrors.IsConflict(err) }, func() error {
-		body, err := statusPatch(status, pin)
+	p := statusPin(obj, subresource)
+	for try := 1; ; try++ {
+		body, err := statusPatch(status, p)
 		if err != nil {
-			return err
+			var none T
+			return none, err
 		}
-		out, err = patch(body)
-		if err == nil || pin.rv == "" || !apierrors.IsConflict(err) {
-			return err
+		out, err := patch(body)
+		if err == nil || p.rv == "" || !apierrors.IsConflict(err) || ctx.Err() != nil {
+			return out, err
 		}
 		cur, gerr := res.Get(ctx, obj.GetName(), metav1.GetOptions{})
 		switch {
 		case gerr != nil:
-			return gerr
+			return out, gerr
 		case otherObject(obj, cur.GetUID()):
-			return ErrReplaced
+			return out, ErrReplaced
+		case try < statusPinTries:
+			p.rv = cur.GetResourceVersion()
+		default:
+			p.rv = ""
 		}
-		pin.rv = cur.GetResourceVersion()
-		return err
-	})
-	return out, err
+	}
 }
+
+// statusPinTries is how often a status write is tried pinned before its
+// last, unpinned, try.
+const statusPinTries = 4
 
 // pin is what a status patch names of its object's metadata, so that it
 // never lands on another object of the same name.
@@ -266,12 +276,16 @@ type pin struct {
 // statusPin: through the object itself, obj's uid, which is immutable.
 // Through the status subresource the server takes the metadata from the
 // stored object, uid included, so only a resourceVersion, which it checks
-// first, keeps the write off a namesake; obj's own.
+// first, keeps the write off a namesake: obj's own, when obj has a uid to
+// tell a namesake by after a lost race.
 func statusPin(obj *unstructured.Unstructured, subresource bool) pin {
-	if subresource {
+	switch {
+	case !subresource:
+		return pin{uid: obj.GetUID()}
+	case obj.GetUID() != "":
 		return pin{rv: obj.GetResourceVersion()}
 	}
-	return pin{uid: obj.GetUID()}
+	return pin{}
 }
 
 // statusPatch is the merge patch {"status": status}, with the metadata p

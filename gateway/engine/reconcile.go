@@ -290,9 +290,8 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 // stillTheObject is ErrReplaced if the informer already holds another
 // object of the pass's name: the pass's was deleted and the name used
 // again while a handler ran. Checked before an answer is written, it
-// keeps the old object's status off the new one, which the status
-// subresource's writes cannot (the server keeps no uid precondition
-// there); the writes' own checks cover what the cache has yet to see.
+// spares the writes that the writes' own pins (uid, resourceVersion)
+// would refuse; those cover what the cache has yet to see.
 func (c *Controller) stillTheObject(p *pass) error {
 	if cur, ok := c.parent.get(p.key); ok && cur.GetUID() != p.obj.GetUID() {
 		return fmt.Errorf("%s (uid %s): %w", p.key, p.obj.GetUID(), apply.ErrReplaced)
