@@ -77,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Gateway, "gateway-bin", "", "gateway binary to measure (default: go build ./cmd/gateway into -out)")
 	fs.BoolVar(&o.Profile, "profile", false, "record each system's CPU profile (in 5 s chunks), its heap and (gateway) metrics at the end of each phase under -out/logs/profiles/")
 	fs.IntVar(&o.Single, "single", 20, "single-object latency: after the first workload's first create phase converged, create this many objects one at a time on each system and measure create → status (0: skip)")
-	fs.IntVar(&o.WarmUp, "warm-up", 200, "objects the raw program creates, updates and deletes in a namespace of its own before anything is measured, so that no system's first phase runs on a cold control plane (0: none)")
+	fs.IntVar(&o.WarmUp, "warm-up", 100, "objects the raw program creates, updates and deletes in a namespace of its own before anything is measured, so that no system's first phase runs on a cold control plane (0: none)")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {
 		return o, err
