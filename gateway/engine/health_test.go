@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -89,8 +90,29 @@ func TestWatchFailingAgainWithAnotherTimeoutIsNoChange(t *testing.T) {
 	}
 }
 
+// TestConnectionResetFromAnotherLocalPortIsNoChange: each try dials from
+// another local port, which is in the message.
+func TestConnectionResetFromAnotherLocalPortIsNoChange(t *testing.T) {
+	reset := func(port int) error {
+		return lostWatch("watch=true", &net.OpError{Op: "read", Net: "tcp",
+			Source: &net.TCPAddr{IP: net.IPv4(10, 244, 0, 5), Port: port},
+			Addr:   &net.TCPAddr{IP: net.IPv4(10, 96, 0, 1), Port: 443},
+			Err:    errors.New("read: connection reset by peer")})
+	}
+	changes := 0
+	h := &watchHealth{onChange: func() { changes++ }}
+	h.observeCall("widgets", reset(43210))
+	h.observeCall("widgets", reset(43218))
+	if changes != 1 {
+		t.Errorf("%d changes, want 1", changes)
+	}
+	if _, err, _ := h.failing(); !strings.Contains(err.Error(), "10.96.0.1:443") || strings.Contains(err.Error(), "43218") {
+		t.Errorf("message %q: want the API server's address and not the local port", err)
+	}
+}
+
 func TestFailureIsReadWithoutTheQueryOfItsRequest(t *testing.T) {
-	err := withoutQuery(lostWatch("timeoutSeconds=331&watch=true", io.EOF))
+	err := steady(lostWatch("timeoutSeconds=331&watch=true", io.EOF))
 	if want := `watch not opened: Get "https://10.0.0.1/apis/test.opgate.dev/v1/widgets": EOF`; err.Error() != want {
 		t.Errorf("message %q, want %q", err, want)
 	}

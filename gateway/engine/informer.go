@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"sort"
 	"strings"
@@ -41,7 +42,7 @@ func (h *watchHealth) observeCall(what string, err error) {
 	if rereads(err) {
 		return
 	}
-	h.record(what, withoutQuery(err))
+	h.record(what, steady(err))
 }
 
 // observeFailure records a failure the reflector reports, unless a list
@@ -56,35 +57,45 @@ func (h *watchHealth) observeFailure(what string, err error) {
 	_, had := h.errs[what]
 	h.mu.Unlock()
 	if !had {
-		h.record(what, withoutQuery(err))
+		h.record(what, steady(err))
 	}
 }
 
-// withoutQuery is err with the query of the URL it names cut from its
-// message: the reflector asks each watch for another random
-// timeoutSeconds, and one failure must read the same on every try
-// (record counts a new message as a new failure).
-func withoutQuery(err error) error {
+// steady is err with what changes from try to try cut from its message,
+// so that one failure reads the same on every try (record counts a new
+// message as a new failure): the query of the URL it names (the reflector
+// asks each watch for another random timeoutSeconds) and the local
+// address of a connection (each try dials from another port).
+func steady(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
 	var ue *url.Error
-	if !errors.As(err, &ue) {
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil && u.RawQuery != "" {
+			u.RawQuery = ""
+			msg = strings.Replace(msg, ue.URL, u.String(), 1)
+		}
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Source != nil && op.Addr != nil {
+		msg = strings.Replace(msg, op.Source.String()+"->", "", 1)
+	}
+	if msg == err.Error() {
 		return err
 	}
-	u, perr := url.Parse(ue.URL)
-	if perr != nil || u.RawQuery == "" {
-		return err
-	}
-	u.RawQuery = ""
-	return queryless{msg: strings.Replace(err.Error(), ue.URL, u.String(), 1), err: err}
+	return steadyError{msg: msg, err: err}
 }
 
-// queryless is an error with its message shortened by withoutQuery.
-type queryless struct {
+// steadyError is an error with its message made steady.
+type steadyError struct {
 	msg string
 	err error
 }
 
-func (q queryless) Error() string { return q.msg }
-func (q queryless) Unwrap() error { return q.err }
+func (q steadyError) Error() string { return q.msg }
+func (q steadyError) Unwrap() error { return q.err }
 
 func (h *watchHealth) record(what string, err error) {
 	h.mu.Lock()

@@ -77,7 +77,13 @@ func unreachable(err error) bool {
 }
 
 // connectionFailed: no connection could be made, or it broke or timed out.
+// An API server's answer is none, whatever its message says (an
+// aggregated API it could not reach).
 func connectionFailed(err error) bool {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return false
+	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		return true // refused, no route, no such host, no answer in time

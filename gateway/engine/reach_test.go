@@ -62,6 +62,19 @@ func statusError(code int32, cause metav1.CauseType) error {
 	return &apierrors.StatusError{ErrStatus: st}
 }
 
+// TestAnAnswerIsNoLostConnection: an API server's answer carrying a
+// lost connection's words (an aggregated API it could not reach) is an
+// answer: it says nothing of the gateway's own connection.
+func TestAnAnswerIsNoLostConnection(t *testing.T) {
+	err := apierrors.NewServiceUnavailable("error trying to reach service: read tcp 10.0.0.1:443: connection reset by peer")
+	if connectionFailed(err) {
+		t.Errorf("connectionFailed(%v) = true, want false", err)
+	}
+	if !unreachable(err) {
+		t.Errorf("unreachable(%v) = false: a 503 is still a server that cannot serve now", err)
+	}
+}
+
 func TestUnreachableTellsOutagesFromRefusals(t *testing.T) {
 	gr := schema.GroupResource{Group: "apps", Resource: "deployments"}
 	tests := []struct {

@@ -13,14 +13,16 @@ import (
 // pass failing all along would next run about as long after the API
 // server was back. The keys whose pass could not connect to the API
 // server are noted and run again at once, their backoff reset, when every
-// informer of the queue's owner lists and watches again. (The retry the
+// informer of the queue's owner reaches the API server again (one it
+// answers with a refusal counts as reaching it). (The retry the
 // backoff had scheduled still comes: one pass more per such key.) A
 // server that answers 429 or 5xx is overloaded or failing rather than
 // away: those keys keep backing off.
 type stalledKeys struct {
 	mu        sync.Mutex
 	keys      map[string]bool
-	recovered uint64 // times every informer came back after a failure
+	away      bool   // an informer could not reach the API server, at the last health change
+	recovered uint64 // times every informer reached it again after that
 }
 
 // epoch is read before a pass, for failed.
@@ -80,10 +82,16 @@ func stalledBy(err error) bool {
 // this: it may fail for good, and must not keep every stalled pass
 // waiting out its backoff.
 func (s *stalledKeys) retryWhenHealthy(health *watchHealth, queue workqueue.TypedRateLimitingInterface[string]) {
-	if health.anyUnreachable() {
+	away := health.anyUnreachable()
+	s.mu.Lock()
+	back := s.away && !away
+	s.away = away
+	if !back {
+		// Still away, or a change (a refusal, a failure cured) with the
+		// API server in reach all along: no recovery.
+		s.mu.Unlock()
 		return
 	}
-	s.mu.Lock()
 	keys := s.keys
 	s.keys = nil
 	s.recovered++

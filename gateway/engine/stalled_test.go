@@ -114,3 +114,18 @@ func TestRegistrySyncsStalledByAnOutageRunAgainWhenItsWatchIsBack(t *testing.T) 
 		t.Errorf("queued now: %d, want the stalled operator", r.queue.Len())
 	}
 }
+
+// TestARefusalIsNoRecovery: a health change while the API server was in
+// reach all along (an informer refused, then allowed) requeues nothing and
+// does not end the moment a pass began in.
+func TestARefusalIsNoRecovery(t *testing.T) {
+	c := &Controller{changed: make(chan struct{}, 1), queue: hourQueue()}
+	defer c.queue.ShutDown()
+	c.health.onChange = c.onHealthChange
+	began := c.stalled.epoch()
+	c.health.observeCall("widgets", apierrors.NewForbidden(deployments, "", fmt.Errorf("RBAC")))
+	c.health.observeCall("widgets", nil)
+	if c.stalled.epoch() != began {
+		t.Errorf("epoch %d after a refusal and its cure, want %d: the API server was never away", c.stalled.epoch(), began)
+	}
+}
