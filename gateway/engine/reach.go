@@ -118,9 +118,11 @@ func opened(ctx context.Context, w watch.Interface, err error) (watch.Interface,
 // throttled as well; API Priority and Fairness throttles most when
 // informers list) are retried, since the reflector answers any other
 // error by falling back to a list.
-func watchListUnreachable(err error) bool {
-	return (connectionFailed(err) || apierrors.IsTooManyRequests(err)) && unreachable(err)
-}
+func watchListUnreachable(err error) bool { return passing(err) && unreachable(err) }
+
+// passing: a lost connection or a throttled request, which a next try
+// often cures.
+func passing(err error) bool { return connectionFailed(err) || apierrors.IsTooManyRequests(err) }
 
 // nextWait is b's next wait after err, or at least the delay the server
 // asked for, up to reachMaxServerDelay; backoff.Stop when b gives up.
@@ -155,7 +157,7 @@ func untilAnswered[T any](ctx context.Context, b backoff.BackOff, retry func(err
 	for tries := 1; ; tries++ {
 		out, err := call()
 		again := err != nil && ctx.Err() == nil && retry(err)
-		quiet := again && tries == 1 && (connectionFailed(err) || apierrors.IsTooManyRequests(err))
+		quiet := again && tries == 1 && passing(err)
 		if !quiet {
 			observe(err)
 		}

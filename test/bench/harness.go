@@ -139,16 +139,26 @@ func (h *harness) sample(ctx context.Context, sys system, started bool) (sample,
 	return s, nil
 }
 
+// trackedWorkload is a workload of n objects in namespace ns, created,
+// with its tracker started; the caller stops the tracker.
+func (h *harness) trackedWorkload(ctx context.Context, ns string, n int) (*workload, error) {
+	if err := createNamespace(ctx, h.typed, ns); err != nil {
+		return nil, err
+	}
+	w := &workload{dyn: h.dyn, typed: h.typed, ns: ns, n: n}
+	var err error
+	if w.track, err = startTracker(ctx, w); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
 // runOne runs create (backlog or stream), update and delete against one
 // system in a namespace of its own.
 func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, idle bool, rep *report) error {
 	ns := r.namespace()
-	if err := createNamespace(ctx, h.typed, ns); err != nil {
-		return err
-	}
-	w := &workload{dyn: h.dyn, typed: h.typed, ns: ns, n: h.opts.N}
-	var err error
-	if w.track, err = startTracker(ctx, w); err != nil {
+	w, err := h.trackedWorkload(ctx, ns, h.opts.N)
+	if err != nil {
 		return err
 	}
 	defer w.track.stop()

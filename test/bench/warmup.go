@@ -20,12 +20,8 @@ func (h *harness) warmUp(ctx context.Context, e env, tune tuning) error {
 	if h.opts.WarmUp == 0 {
 		return nil
 	}
-	if err := createNamespace(ctx, h.typed, warmUpNamespace); err != nil {
-		return err
-	}
-	w := &workload{dyn: h.dyn, typed: h.typed, ns: warmUpNamespace, n: h.opts.WarmUp}
-	var err error
-	if w.track, err = startTracker(ctx, w); err != nil {
+	w, err := h.trackedWorkload(ctx, warmUpNamespace, h.opts.WarmUp)
+	if err != nil {
 		return err
 	}
 	defer w.track.stop()
