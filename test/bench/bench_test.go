@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,6 +55,12 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 	if got := len(rep.Phases); got != 2*2*3 {
 		t.Fatalf("%d phases measured, want 12 (2 systems × 2 modes × 3 phases)", got)
 	}
+	for _, ns := range []string{"raw-fast-backlog", "gateway-fast-backlog", "raw-fast-stream", "gateway-fast-stream"} {
+		// Each run had a control plane of its own.
+		if _, err := os.Stat(filepath.Join(opts.Out, "cluster", ns, "kubeconfig")); err != nil {
+			t.Errorf("run %s: %v", ns, err)
+		}
+	}
 	for _, p := range rep.Phases {
 		name := p.System + " " + p.Mode + " " + p.Phase
 		if p.ObjectsPerSecond <= 0 || p.Seconds <= 0 {
@@ -70,6 +77,12 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		}
 		if p.PlaneCPUMsPerObject <= 0 {
 			t.Errorf("%s: control plane CPU %.2f ms per object: every phase makes the API server work", name, p.PlaneCPUMsPerObject)
+		}
+		if (p.Phase != evDelete) != (p.StoredBytes[resource] > 0 && p.StoredBytes["deployments"] > 0) {
+			t.Errorf("%s: stored bytes %v: a parent and a child exist after create and update, none after delete", name, p.StoredBytes)
+		}
+		if p.PlaneCPUMsPerObjectBy["kube-apiserver"] <= 0 || p.PlaneCPUMsPerObjectBy["etcd"] <= 0 {
+			t.Errorf("%s: control plane CPU by process %v: the API server and etcd work in every phase", name, p.PlaneCPUMsPerObjectBy)
 		}
 		if p.System == systemRaw && p.Phase != evDelete {
 			// create: finalizer and state; update: state.
@@ -139,6 +152,7 @@ func TestSystemsFlagChoosesWhatIsMeasured(t *testing.T) {
 		{[]string{"-systems", ""}, nil, true},
 		{[]string{"-systems", "raw,raw"}, nil, true},
 		{[]string{"-warm-up", "-1"}, []string{systemRaw, systemGateway}, true},
+		{[]string{"-repeat", "0"}, []string{systemRaw, systemGateway}, true},
 	} {
 		opts, err := parseFlags(tt.args, io.Discard)
 		if (err != nil) != tt.wantErr {
@@ -148,5 +162,60 @@ func TestSystemsFlagChoosesWhatIsMeasured(t *testing.T) {
 		if err == nil && !slices.Equal(opts.Systems, tt.want) {
 			t.Errorf("%v: systems %v, want %v", tt.args, opts.Systems, tt.want)
 		}
+	}
+}
+
+func TestRatiosArePairedByRoundAndTheirMedianReported(t *testing.T) {
+	phase := func(sys string, round int, perSecond float64) phaseResult {
+		return phaseResult{System: sys, Workload: workloadFast, Mode: modeBacklog, Phase: evCreate, Round: round, ObjectsPerSecond: perSecond}
+	}
+	for _, tc := range []struct {
+		name   string
+		phases []phaseResult
+		ratios []float64
+		median float64
+	}{
+		{"one round", []phaseResult{phase(systemRaw, 1, 100), phase(systemGateway, 1, 90)}, []float64{0.9}, 0.9},
+		{"each round against its own raw run, the gateway first in round 2", []phaseResult{
+			phase(systemRaw, 1, 100), phase(systemGateway, 1, 50),
+			phase(systemGateway, 2, 90), phase(systemRaw, 2, 90),
+			phase(systemRaw, 3, 200), phase(systemGateway, 3, 190),
+		}, []float64{0.5, 1, 0.95}, 0.95},
+		{"an even count: the middle two's mean", []phaseResult{
+			phase(systemRaw, 1, 100), phase(systemGateway, 1, 80),
+			phase(systemRaw, 2, 100), phase(systemGateway, 2, 90),
+		}, []float64{0.8, 0.9}, 0.85},
+		{"a round without its raw run has no ratio", []phaseResult{
+			phase(systemRaw, 1, 100), phase(systemGateway, 1, 90), phase(systemGateway, 2, 10),
+		}, []float64{0.9}, 0.9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := &report{Phases: tc.phases}
+			rep.computeRatios()
+			if len(rep.Medians) != 1 {
+				t.Fatalf("medians %+v, want one phase", rep.Medians)
+			}
+			m := rep.Medians[0]
+			if len(m.Ratios) != len(tc.ratios) || math.Abs(m.Median-tc.median) > 1e-9 {
+				t.Fatalf("ratios %v median %.3f, want %v median %.3f", m.Ratios, m.Median, tc.ratios, tc.median)
+			}
+			for i := range tc.ratios {
+				if math.Abs(m.Ratios[i]-tc.ratios[i]) > 1e-9 {
+					t.Errorf("round %d: ratio %.3f, want %.3f", i+1, m.Ratios[i], tc.ratios[i])
+				}
+			}
+		})
+	}
+}
+
+func TestSystemsTakeTurnsGoingFirst(t *testing.T) {
+	systems := []string{systemRaw, systemGateway}
+	for round, want := range map[int][]string{1: systems, 2: {systemGateway, systemRaw}, 3: systems} {
+		if got := roundOrder(systems, round); !slices.Equal(got, want) {
+			t.Errorf("round %d: %v, want %v", round, got, want)
+		}
+	}
+	if !slices.Equal(systems, []string{systemRaw, systemGateway}) {
+		t.Errorf("the flag's order was changed: %v", systems)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"k8s.io/client-go/dynamic"
@@ -34,7 +35,7 @@ type harness struct {
 	// plane are the control plane's processes (API server, etcd, garbage
 	// collector): what a system costs them is throughput lost on a
 	// machine they share.
-	plane []int
+	plane map[string]int
 }
 
 func newHarness(ctx context.Context, admin *rest.Config, opts options, log *slog.Logger) (*harness, error) {
@@ -57,41 +58,36 @@ func newHarness(ctx context.Context, admin *rest.Config, opts options, log *slog
 	return h, nil
 }
 
-func (h *harness) runAll(ctx context.Context, e env) (*report, error) {
-	rep := &report{N: h.opts.N, Started: time.Now().UTC()}
+// runAll runs every mode, workload and system, each on a control plane of
+// its own, and reports as it goes.
+func runAll(ctx context.Context, opts options, e env, clusterDir string, log *slog.Logger) (*report, error) {
+	rep := &report{N: opts.N, Started: time.Now().UTC(), WarmUp: opts.WarmUp}
 	tunings := map[string]tuning{}
-	for _, wl := range h.opts.Workloads {
-		tune := tuning{Workers: h.opts.Workers, QPS: h.opts.QPS, Burst: h.opts.Burst}
+	for _, wl := range opts.Workloads {
+		tune := tuning{Workers: opts.Workers, QPS: opts.QPS, Burst: opts.Burst}
 		if wl == workloadHandler {
-			tune.Workers, tune.Sleep = h.opts.SlowWork, h.opts.Sleep
+			tune.Workers, tune.Sleep = opts.SlowWork, opts.Sleep
 		}
 		tunings[wl] = tune
 		rep.Tuning = append(rep.Tuning, namedTuning{Workload: wl, tuning: tune})
 	}
-	warm := time.Now()
-	if err := h.warmUp(ctx, e, tunings[h.opts.Workloads[0]]); err != nil {
-		return nil, err
-	}
-	rep.WarmUp, rep.WarmUpSeconds = h.opts.WarmUp, time.Since(warm).Seconds()
-	// Modes outside, so that a run cut short has measured every workload.
-	for _, mode := range h.opts.Modes {
-		for _, wl := range h.opts.Workloads {
-			tune := tunings[wl]
-			for _, sysName := range h.opts.Systems {
-				var sys system = &rawSystem{env: e}
-				if sysName == systemGateway {
-					sys = &gatewaySystem{env: e}
-				}
-				// Steady state once: the gateway, fast workload, first mode.
-				idle := sysName == systemGateway && wl == h.opts.Workloads[0] && mode == h.opts.Modes[0]
-				r := run{System: sysName, Workload: wl, Mode: mode}
-				if err := h.runOne(ctx, sys, &r, tune, idle, rep); err != nil {
-					return nil, fmt.Errorf("%s %s %s: %w", sysName, wl, mode, err)
-				}
-				// What is measured so far survives a run cut short.
-				rep.computeRatios()
-				if err := rep.write(h.opts.Out); err != nil {
-					return nil, err
+	// Rounds, then modes outside, so that a run cut short has measured
+	// every workload.
+	for round := 1; round <= opts.Repeat; round++ {
+		for _, mode := range opts.Modes {
+			for _, wl := range opts.Workloads {
+				for _, sysName := range roundOrder(opts.Systems, round) {
+					// Steady state once: the gateway, fast workload, first mode and round.
+					first := wl == opts.Workloads[0] && mode == opts.Modes[0] && round == 1
+					r := run{System: sysName, Workload: wl, Mode: mode, Round: round}
+					if err := runFresh(ctx, opts, e, filepath.Join(clusterDir, r.namespace()), &r, tunings[wl], first, rep, log); err != nil {
+						return nil, fmt.Errorf("%s %s %s round %d: %w", sysName, wl, mode, round, err)
+					}
+					// What is measured so far survives a run cut short.
+					rep.computeRatios()
+					if err := rep.write(opts.Out); err != nil {
+						return nil, err
+					}
 				}
 			}
 		}
@@ -101,9 +97,65 @@ func (h *harness) runAll(ctx context.Context, e env) (*report, error) {
 	return rep, nil
 }
 
-type run struct{ System, Workload, Mode string }
+// runFresh runs r on a control plane of its own, started in dir and warmed
+// up first. Sharing one across runs made the order count: a run after
+// another's N creates and deletes found kube-apiserver's heap grown and
+// spent up to a third more CPU per request (docs/performance.md).
+// first: the run that also measures the steady state and single objects.
+func runFresh(ctx context.Context, opts options, e env, dir string, r *run, tune tuning, first bool, rep *report, log *slog.Logger) error {
+	log.Info("starting the cluster", "dir", dir)
+	cluster, err := startCluster(ctx, dir, opts.Profile, log)
+	if err != nil {
+		return err
+	}
+	defer cluster.Stop()
+	h, err := newHarness(ctx, cluster.RESTConfig(), opts, log)
+	if err != nil {
+		return err
+	}
+	h.plane = cluster.PIDs()
+	e.kubeconfig = cluster.Kubeconfig()
+	warm := time.Now()
+	if err := h.warmUp(ctx, e, tune); err != nil {
+		return err
+	}
+	rep.WarmUpSeconds = max(rep.WarmUpSeconds, time.Since(warm).Seconds())
+	return h.runOne(ctx, newSystem(r.System, e), r, tune, first, rep)
+}
 
-func (r run) namespace() string { return r.System + "-" + r.Workload + "-" + r.Mode }
+// roundOrder is the systems' order in a round: as given in odd rounds,
+// reversed in even ones, so that a machine getting faster or slower over
+// the rounds favours neither system in the median.
+func roundOrder(systems []string, round int) []string {
+	if round%2 == 1 {
+		return systems
+	}
+	out := slices.Clone(systems)
+	slices.Reverse(out)
+	return out
+}
+
+func newSystem(name string, e env) system {
+	if name == systemGateway {
+		return &gatewaySystem{env: e}
+	}
+	return &rawSystem{env: e}
+}
+
+type run struct {
+	System, Workload, Mode string
+	Round                  int // from 1
+}
+
+// namespace names the run's namespace, cluster and logs: round 1 without
+// its number.
+func (r run) namespace() string {
+	ns := r.System + "-" + r.Workload + "-" + r.Mode
+	if r.Round > 1 {
+		ns += fmt.Sprintf("-r%d", r.Round)
+	}
+	return ns
+}
 
 // sample is what is read at a phase's start and end.
 type sample struct {
@@ -111,7 +163,7 @@ type sample struct {
 	api      requestCounts
 	own      requestCounts
 	usage    procUsage
-	plane    float64 // the control plane's CPU seconds so far
+	plane    map[string]float64 // each control-plane process's CPU seconds so far
 	received stats
 }
 
@@ -121,12 +173,13 @@ func (h *harness) sample(ctx context.Context, sys system, started bool) (sample,
 	if s.api, err = scrapeAPIServer(ctx, h.admin); err != nil {
 		return s, err
 	}
-	for _, pid := range h.plane {
+	s.plane = make(map[string]float64, len(h.plane))
+	for name, pid := range h.plane {
 		u, err := readUsage(pid)
 		if err != nil {
-			return s, fmt.Errorf("control plane: %w", err)
+			return s, fmt.Errorf("control plane: %s: %w", name, err)
 		}
-		s.plane += u.CPUSeconds
+		s.plane[name] = u.CPUSeconds
 	}
 	if started {
 		if s.usage, err = sys.usage(); err != nil {
@@ -155,7 +208,7 @@ func (h *harness) trackedWorkload(ctx context.Context, ns string, n int) (*workl
 
 // runOne runs create (backlog or stream), update and delete against one
 // system in a namespace of its own.
-func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, idle bool, rep *report) error {
+func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, first bool, rep *report) error {
 	ns := r.namespace()
 	w, err := h.trackedWorkload(ctx, ns, h.opts.N)
 	if err != nil {
@@ -194,7 +247,7 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, i
 			return err
 		}
 	}
-	if err := h.runPhases(ctx, sys, r, w, before, idle, rep); err != nil {
+	if err := h.runPhases(ctx, sys, r, w, before, first, rep); err != nil {
 		return err
 	}
 	sys.stop()
@@ -213,7 +266,7 @@ func (h *harness) childrenCollected(ctx context.Context, ns string, w *workload)
 }
 
 // runPhases measures create (already under way), update and delete.
-func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload, before sample, idle bool, rep *report) error {
+func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload, before sample, first bool, rep *report) error {
 	phases := []struct {
 		name  string
 		size  int64
@@ -256,15 +309,22 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 		if pd, ok := sys.(interface{ phaseDone(string) }); ok {
 			pd.phaseDone(p.name)
 		}
-		rep.Phases = append(rep.Phases, measure(*r, p.name, h.opts.N, before, after, w))
-		if idle && p.name == evCreate && h.opts.Idle > 0 {
+		res := measure(*r, p.name, h.opts.N, before, after, w)
+		if p.size != 0 {
+			// After the phase's figures: the harness's list is not in them.
+			if res.StoredBytes, err = storedBytes(ctx, h.dyn, r.namespace()); err != nil {
+				return err
+			}
+		}
+		rep.Phases = append(rep.Phases, res)
+		if first && r.System == systemGateway && p.name == evCreate && h.opts.Idle > 0 {
 			if err := h.steady(ctx, sys, r, rep); err != nil {
 				return err
 			}
 		}
 		// Single objects once per system, on the converged backlog, after
 		// the idle window and outside every phase's figures.
-		if p.name == evCreate && h.opts.Single > 0 && r.Workload == h.opts.Workloads[0] && r.Mode == h.opts.Modes[0] {
+		if first && p.name == evCreate && h.opts.Single > 0 {
 			if err := h.single(ctx, sys, r, w, rep); err != nil {
 				return err
 			}

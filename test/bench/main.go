@@ -38,6 +38,7 @@ type options struct {
 	Profile   bool
 	Single    int // objects created one at a time for the single-object latency (0: skip)
 	WarmUp    int // objects the raw program handles before anything is measured (0: none)
+	Repeat    int // rounds of every run; ratios are reported per round and as the median
 }
 
 func main() {
@@ -78,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.Profile, "profile", false, "record each system's CPU profile (in 5 s chunks), its heap and (gateway) metrics at the end of each phase under -out/logs/profiles/")
 	fs.IntVar(&o.Single, "single", 20, "single-object latency: after the first workload's first create phase converged, create this many objects one at a time on each system and measure create → status (0: skip)")
 	fs.IntVar(&o.WarmUp, "warm-up", 100, "objects the raw program creates, updates and deletes in a namespace of its own before anything is measured, so that no system's first phase runs on a cold control plane (0: none)")
+	fs.IntVar(&o.Repeat, "repeat", 1, "rounds of every workload, mode and system (each on a fresh control plane, the systems' order reversed every other round); the ratios' median over the rounds is reported too")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -111,6 +113,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.WarmUp < 0 {
 		return o, fmt.Errorf("-warm-up must not be negative, got %d", o.WarmUp)
+	}
+	if o.Repeat < 1 {
+		return o, fmt.Errorf("-repeat must be at least 1, got %d", o.Repeat)
 	}
 	if o.Single < 0 {
 		return o, fmt.Errorf("-single must not be negative, got %d", o.Single)
@@ -169,21 +174,8 @@ func runBench(ctx context.Context, opts options, log *slog.Logger) (*report, err
 	} else if gwBin, err = filepath.Abs(gwBin); err != nil {
 		return nil, err
 	}
-	log.Info("starting the cluster", "dir", clusterDir)
-	cluster, err := startCluster(ctx, clusterDir, opts.Profile, log)
-	if err != nil {
-		return nil, err
-	}
-	defer cluster.Stop()
-	h, err := newHarness(ctx, cluster.RESTConfig(), opts, log)
-	if err != nil {
-		return nil, err
-	}
-	for _, pid := range cluster.PIDs() {
-		h.plane = append(h.plane, pid)
-	}
-	e := env{kubeconfig: cluster.Kubeconfig(), outDir: filepath.Join(out, "logs"), gatewayBin: gwBin, self: self, profile: opts.Profile}
-	rep, err := h.runAll(ctx, e)
+	e := env{outDir: filepath.Join(out, "logs"), gatewayBin: gwBin, self: self, profile: opts.Profile}
+	rep, err := runAll(ctx, opts, e, clusterDir, log)
 	if err != nil {
 		return nil, err
 	}

@@ -16,13 +16,15 @@ type report struct {
 	Started  time.Time     `json:"started"`
 	Finished time.Time     `json:"finished"`
 	Tuning   []namedTuning `json:"tuning"`
-	// WarmUp: objects the raw program handled before anything was
-	// measured, and how long it took.
-	WarmUp        int            `json:"warmUp"`
-	WarmUpSeconds float64        `json:"warmUpSeconds"`
-	Phases        []phaseResult  `json:"phases"`
-	Steady        []steadyResult `json:"steady,omitempty"`
-	Single        []singleResult `json:"single,omitempty"`
+	// WarmUp: objects the raw program handled on each run's control plane
+	// before anything was measured, and the longest it took.
+	WarmUp        int           `json:"warmUp"`
+	WarmUpSeconds float64       `json:"warmUpSeconds"`
+	Phases        []phaseResult `json:"phases"`
+	// Medians: each phase's ratio to raw over the rounds (-repeat).
+	Medians []medianRatio  `json:"medians,omitempty"`
+	Steady  []steadyResult `json:"steady,omitempty"`
+	Single  []singleResult `json:"single,omitempty"`
 }
 
 type namedTuning struct {
@@ -38,6 +40,7 @@ type phaseResult struct {
 	System             string        `json:"system"`
 	Workload           string        `json:"workload"`
 	Mode               string        `json:"mode"`
+	Round              int           `json:"round"` // from 1 (-repeat)
 	Phase              string        `json:"phase"`
 	N                  int           `json:"n"`
 	Seconds            float64       `json:"seconds"`
@@ -53,7 +56,13 @@ type phaseResult struct {
 	// PlaneCPUMsPerObject is the control plane's CPU (API server, etcd,
 	// garbage collector) over the phase, per object.
 	PlaneCPUMsPerObject float64 `json:"planeCPUMsPerObject"`
-	PeakRSSMiB          float64 `json:"peakRSSMiB"`
+	// PlaneCPUMsPerObjectBy splits it by process (etcd, kube-apiserver,
+	// kube-controller-manager): which one a system's requests cost.
+	PlaneCPUMsPerObjectBy map[string]float64 `json:"planeCPUMsPerObjectBy"`
+	PeakRSSMiB            float64            `json:"peakRSSMiB"`
+	// StoredBytes is the mean size of a parent and a child at the end of
+	// the phase, by resource (none after delete).
+	StoredBytes map[string]float64 `json:"storedBytes,omitempty"`
 }
 
 type steadyResult struct {
@@ -100,15 +109,20 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 	}
 	w.mu.Unlock()
 	slices.Sort(lat)
+	planeBy, planeTotal := make(map[string]float64, len(after.plane)), 0.0
+	for name, secs := range after.plane {
+		planeBy[name] = (secs - before.plane[name]) * 1000 / float64(n)
+		planeTotal += secs - before.plane[name]
+	}
 	return phaseResult{
-		System: r.System, Workload: r.Workload, Mode: r.Mode, Phase: phase, N: n,
+		System: r.System, Workload: r.Workload, Mode: r.Mode, Round: r.Round, Phase: phase, N: n,
 		Seconds: secs, ObjectsPerSecond: float64(n) / secs,
 		CallbacksPerObject: float64(calls) / float64(n),
 		Requests:           perObject, WritesPerObject: writes(api) / float64(n),
 		LatencyP50Ms: percentile(lat, 0.50), LatencyP99Ms: percentile(lat, 0.99),
 		CPUSeconds: cpu, CPUMsPerObject: cpu * 1000 / float64(n),
-		PlaneCPUMsPerObject: (after.plane - before.plane) * 1000 / float64(n),
-		PeakRSSMiB:          after.usage.PeakRSSMiB,
+		PlaneCPUMsPerObject: planeTotal * 1000 / float64(n), PlaneCPUMsPerObjectBy: planeBy,
+		PeakRSSMiB: after.usage.PeakRSSMiB,
 	}
 }
 
@@ -122,20 +136,69 @@ func percentile(sorted []float64, q float64) float64 {
 }
 
 // computeRatios sets each phase's throughput as a ratio to the raw
-// program's in the same workload, mode and phase.
+// program's in the same workload, mode, phase and round, and the median
+// of each phase's ratios over the rounds.
 func (rep *report) computeRatios() {
 	raw := map[string]float64{}
-	key := func(p phaseResult) string { return p.Workload + "/" + p.Mode + "/" + p.Phase }
+	key := func(p phaseResult) string { return fmt.Sprintf("%s/%s/%s/%d", p.Workload, p.Mode, p.Phase, p.Round) }
 	for _, p := range rep.Phases {
 		if p.System == systemRaw {
 			raw[key(p)] = p.ObjectsPerSecond
 		}
 	}
+	rep.Medians = nil
 	for i, p := range rep.Phases {
-		if base := raw[key(p)]; base > 0 {
-			rep.Phases[i].RatioToRaw = p.ObjectsPerSecond / base
+		base := raw[key(p)]
+		if base <= 0 {
+			continue
 		}
+		rep.Phases[i].RatioToRaw = p.ObjectsPerSecond / base
+		if p.System == systemRaw {
+			continue
+		}
+		j := slices.IndexFunc(rep.Medians, func(m medianRatio) bool {
+			return m.Workload == p.Workload && m.Mode == p.Mode && m.Phase == p.Phase
+		})
+		if j < 0 {
+			rep.Medians = append(rep.Medians, medianRatio{Workload: p.Workload, Mode: p.Mode, Phase: p.Phase})
+			j = len(rep.Medians) - 1
+		}
+		rep.Medians[j].Ratios = append(rep.Medians[j].Ratios, rep.Phases[i].RatioToRaw)
 	}
+	for i := range rep.Medians {
+		rep.Medians[i].Median = median(rep.Medians[i].Ratios)
+	}
+}
+
+// rounds is the highest round measured.
+func (rep *report) rounds() int {
+	n := 0
+	for _, p := range rep.Phases {
+		n = max(n, p.Round)
+	}
+	return n
+}
+
+// medianRatio is a phase's throughput ratio to raw over the rounds.
+type medianRatio struct {
+	Workload string    `json:"workload"`
+	Mode     string    `json:"mode"`
+	Phase    string    `json:"phase"`
+	Ratios   []float64 `json:"ratios"` // by round
+	Median   float64   `json:"median"`
+}
+
+// median of values (the mean of the middle two for an even count).
+func median(values []float64) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(values))
+	mid := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[mid]
+	}
+	return (s[mid-1] + s[mid]) / 2
 }
 
 func (rep *report) write(dir string) error {
@@ -155,19 +218,39 @@ func (rep *report) markdown() string {
 	for _, t := range rep.Tuning {
 		fmt.Fprintf(&b, "- %s: %d workers, QPS %g, burst %d, handler work %s per call\n", t.Workload, t.Workers, t.QPS, t.Burst, t.Sleep)
 	}
+	b.WriteString("- each run on a control plane of its own")
 	if rep.WarmUp > 0 {
-		fmt.Fprintf(&b, "- warm-up: %d objects created, updated and deleted by the raw program before the runs (%.1f s)\n", rep.WarmUp, rep.WarmUpSeconds)
+		fmt.Fprintf(&b, ", warmed up: %d objects created, updated and deleted by the raw program first (at most %.1f s)", rep.WarmUp, rep.WarmUpSeconds)
 	}
-	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | control plane CPU ms/obj | peak RSS MiB |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("\n")
+	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | control plane CPU ms/obj | peak RSS MiB | stored bytes parent / child |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range rep.Phases {
 		ratio := "—"
 		if p.System != systemRaw && p.RatioToRaw > 0 {
 			ratio = fmt.Sprintf("%.2f", p.RatioToRaw)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.0f | %s | %.2f | %.2f | %s | %.0f / %.0f | %.2f | %.2f | %.0f |\n",
-			p.Workload, p.Mode, p.Phase, p.System, p.Seconds, p.ObjectsPerSecond, ratio, p.CallbacksPerObject,
-			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, p.PlaneCPUMsPerObject, p.PeakRSSMiB)
+		stored := "—"
+		if p.StoredBytes != nil {
+			stored = fmt.Sprintf("%.0f / %.0f", p.StoredBytes[resource], p.StoredBytes["deployments"])
+		}
+		system := p.System
+		if p.Round > 1 {
+			system += fmt.Sprintf(" (round %d)", p.Round)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.0f | %s | %.2f | %.2f | %s | %.0f / %.0f | %.2f | %.2f | %.0f | %s |\n",
+			p.Workload, p.Mode, p.Phase, system, p.Seconds, p.ObjectsPerSecond, ratio, p.CallbacksPerObject,
+			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, p.PlaneCPUMsPerObject, p.PeakRSSMiB, stored)
+	}
+	if rounds := rep.rounds(); rounds > 1 {
+		fmt.Fprintf(&b, "\nThroughput as a ratio to raw, median of %d rounds:\n\n| workload | mode | phase | × raw (median) | by round |\n|---|---|---|---|---|\n", rounds)
+		for _, m := range rep.Medians {
+			each := make([]string, len(m.Ratios))
+			for i, r := range m.Ratios {
+				each[i] = fmt.Sprintf("%.2f", r)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s |\n", m.Workload, m.Mode, m.Phase, m.Median, strings.Join(each, ", "))
+		}
 	}
 	if len(rep.Steady) > 0 {
 		b.WriteString("\nSteady state (converged, idle):\n\n| system | N | s | CPU s | RSS MiB | peak RSS MiB | writes | requests |\n|---|---|---|---|---|---|---|---|\n")
