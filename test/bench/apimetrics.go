@@ -23,43 +23,57 @@ type requestCounts map[string]float64
 // counted.
 var benchResources = map[string]bool{resource: true, "deployments": true, "events": true}
 
+// etcdTypes are the storage types of the bench resources, as
+// etcd_request_duration_seconds names them.
+var etcdTypes = map[string]string{resource + "." + group: resource, "deployments.apps": "deployments"}
+
 // scrapeAPIServer reads apiserver_request_total from kube-apiserver's
-// /metrics, keeping the bench resources.
-func scrapeAPIServer(ctx context.Context, cfg *rest.Config) (requestCounts, error) {
+// /metrics, keeping the bench resources, and the count of its requests
+// to etcd for them ("get memcacheds", "update deployments"): more etcd
+// requests than API requests call for are writes the API server tried
+// again on a stale cached copy or a lost race.
+func scrapeAPIServer(ctx context.Context, cfg *rest.Config) (api, etcd requestCounts, err error) {
 	client, err := rest.HTTPClientFor(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cfg.Host, "/")+"/metrics", nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("scrape kube-apiserver metrics: %w", err)
+		return nil, nil, fmt.Errorf("scrape kube-apiserver metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scrape kube-apiserver metrics: %s", resp.Status)
+		return nil, nil, fmt.Errorf("scrape kube-apiserver metrics: %s", resp.Status)
 	}
-	counts := requestCounts{}
+	api, etcd = requestCounts{}, requestCounts{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
-		if !bytes.HasPrefix(line, []byte("apiserver_request_total{")) {
-			continue
+		switch {
+		case bytes.HasPrefix(line, []byte("apiserver_request_total{")):
+			labels, value, err := parseSample(string(line))
+			if err != nil {
+				return nil, nil, err
+			}
+			if benchResources[labels["resource"]] {
+				api[requestKey(labels["verb"], labels["resource"], labels["subresource"])] += value
+			}
+		case bytes.HasPrefix(line, []byte("etcd_request_duration_seconds_count{")):
+			labels, value, err := parseSample(string(line))
+			if err != nil {
+				return nil, nil, err
+			}
+			if r, ok := etcdTypes[labels["type"]]; ok {
+				etcd[labels["operation"]+" "+r] += value
+			}
 		}
-		labels, value, err := parseSample(string(line))
-		if err != nil {
-			return nil, err
-		}
-		if !benchResources[labels["resource"]] {
-			continue
-		}
-		counts[requestKey(labels["verb"], labels["resource"], labels["subresource"])] += value
 	}
-	return counts, sc.Err()
+	return api, etcd, sc.Err()
 }
 
 func requestKey(verb, resource, subresource string) string {

@@ -49,16 +49,31 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.WarmUp != 10 || rep.WarmUpSeconds <= 0 {
-		t.Errorf("warm-up: %d objects in %.1f s, want 10", rep.WarmUp, rep.WarmUpSeconds)
+	if rep.WarmUp != 10 {
+		t.Errorf("warm-up: %d objects, want 10", rep.WarmUp)
 	}
 	if got := len(rep.Phases); got != 2*2*3 {
 		t.Fatalf("%d phases measured, want 12 (2 systems × 2 modes × 3 phases)", got)
 	}
+	// Each run had a control plane of its own, warmed up.
+	planes := map[string]string{}
+	for _, p := range rep.Phases {
+		run := p.System + " " + p.Mode
+		if p.WarmUpSeconds <= 0 || p.APIServer == "" {
+			t.Errorf("%s %s: warm-up %.1f s, API server %q", run, p.Phase, p.WarmUpSeconds, p.APIServer)
+		}
+		if other, ok := planes[p.APIServer]; ok && other != run {
+			t.Errorf("%s and %s ran on one control plane, %s", other, run, p.APIServer)
+		}
+		planes[p.APIServer] = run
+	}
 	for _, ns := range []string{"raw-fast-backlog", "gateway-fast-backlog", "raw-fast-stream", "gateway-fast-stream"} {
-		// Each run had a control plane of its own.
-		if _, err := os.Stat(filepath.Join(opts.Out, "cluster", ns, "kubeconfig")); err != nil {
+		// Its logs stay, its etcd data goes.
+		if _, err := os.Stat(filepath.Join(opts.Out, "cluster", ns, "logs", "kube-apiserver.log")); err != nil {
 			t.Errorf("run %s: %v", ns, err)
+		}
+		if _, err := os.Stat(filepath.Join(opts.Out, "cluster", ns, "etcd")); !os.IsNotExist(err) {
+			t.Errorf("run %s: etcd data left behind (%v)", ns, err)
 		}
 	}
 	for _, p := range rep.Phases {
@@ -78,8 +93,14 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		if p.PlaneCPUMsPerObject <= 0 {
 			t.Errorf("%s: control plane CPU %.2f ms per object: every phase makes the API server work", name, p.PlaneCPUMsPerObject)
 		}
-		if (p.Phase != evDelete) != (p.StoredBytes[resource] > 0 && p.StoredBytes["deployments"] > 0) {
-			t.Errorf("%s: stored bytes %v: a parent and a child exist after create and update, none after delete", name, p.StoredBytes)
+		if p.Phase != evDelete && (p.StoredBytes[resource] <= 0 || p.StoredBytes["deployments"] <= 0) {
+			t.Errorf("%s: stored bytes %v: a parent and a child exist after create and update", name, p.StoredBytes)
+		}
+		if p.Phase != evDelete {
+			// Each write to a parent is at least one etcd update.
+			if w, got := p.Requests["PATCH "+resource]+p.Requests["PATCH "+resource+"/status"], p.EtcdRequests["update "+resource]; got < w {
+				t.Errorf("%s: %.2f etcd updates of %s per object for %.2f patches (etcd requests %v)", name, got, resource, w, p.EtcdRequests)
+			}
 		}
 		if p.PlaneCPUMsPerObjectBy["kube-apiserver"] <= 0 || p.PlaneCPUMsPerObjectBy["etcd"] <= 0 {
 			t.Errorf("%s: control plane CPU by process %v: the API server and etcd work in every phase", name, p.PlaneCPUMsPerObjectBy)
@@ -94,8 +115,13 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 			}
 		}
 	}
-	if len(rep.Steady) != 1 || rep.Steady[0].Seconds < 1 || rep.Steady[0].RSSMiB <= 0 {
-		t.Errorf("steady state: %+v", rep.Steady)
+	if len(rep.Steady) != 2 {
+		t.Errorf("steady state measured for %d systems, want 2: %+v", len(rep.Steady), rep.Steady)
+	}
+	for _, s := range rep.Steady {
+		if s.Seconds < 1 || s.RSSMiB <= 0 {
+			t.Errorf("steady state, %s: %+v", s.System, s)
+		}
 	}
 	if len(rep.Single) != 2 {
 		t.Errorf("single-object latency measured for %d systems, want 2: %+v", len(rep.Single), rep.Single)
@@ -196,6 +222,9 @@ func TestRatiosArePairedByRoundAndTheirMedianReported(t *testing.T) {
 				t.Fatalf("medians %+v, want one phase", rep.Medians)
 			}
 			m := rep.Medians[0]
+			if len(m.Rounds) != len(m.Ratios) {
+				t.Errorf("rounds %v for ratios %v", m.Rounds, m.Ratios)
+			}
 			if len(m.Ratios) != len(tc.ratios) || math.Abs(m.Median-tc.median) > 1e-9 {
 				t.Fatalf("ratios %v median %.3f, want %v median %.3f", m.Ratios, m.Median, tc.ratios, tc.median)
 			}
@@ -217,5 +246,37 @@ func TestSystemsTakeTurnsGoingFirst(t *testing.T) {
 	}
 	if !slices.Equal(systems, []string{systemRaw, systemGateway}) {
 		t.Errorf("the flag's order was changed: %v", systems)
+	}
+}
+
+func TestMedianTableNamesTheRoundsItIsOver(t *testing.T) {
+	rep := &report{Phases: []phaseResult{
+		{System: systemRaw, Workload: workloadFast, Mode: modeBacklog, Phase: evCreate, Round: 1, ObjectsPerSecond: 100},
+		{System: systemGateway, Workload: workloadFast, Mode: modeBacklog, Phase: evCreate, Round: 1, ObjectsPerSecond: 90},
+		// Cut short: round 2's gateway run, first in that round, has no raw run to pair with.
+		{System: systemGateway, Workload: workloadFast, Mode: modeBacklog, Phase: evCreate, Round: 2, ObjectsPerSecond: 80},
+	}}
+	rep.computeRatios()
+	md := rep.markdown()
+	if want := "| fast | backlog | create | 0.90 | 1 | 1: 0.90 |"; !strings.Contains(md, want) {
+		t.Errorf("no row %q in:\n%s", want, md)
+	}
+	if !strings.Contains(md, "| gateway (round 2) |") {
+		t.Errorf("round 2's run not named in:\n%s", md)
+	}
+}
+
+func TestRunsOfLaterRoundsHaveNamespacesOfTheirOwn(t *testing.T) {
+	for _, tc := range []struct {
+		r    run
+		want string
+	}{
+		{run{System: systemGateway, Workload: workloadFast, Mode: modeBacklog, Round: 1}, "gateway-fast-backlog"},
+		{run{System: systemGateway, Workload: workloadFast, Mode: modeBacklog, Round: 2}, "gateway-fast-backlog-r2"},
+		{run{System: systemRaw, Workload: workloadHandler, Mode: modeStream, Round: 10}, "raw-handler-stream-r10"},
+	} {
+		if got := tc.r.namespace(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.r, got, tc.want)
+		}
 	}
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -62,7 +64,8 @@ func newHarness(ctx context.Context, admin *rest.Config, opts options, log *slog
 // its own, and reports as it goes.
 func runAll(ctx context.Context, opts options, e env, clusterDir string, log *slog.Logger) (*report, error) {
 	rep := &report{N: opts.N, Started: time.Now().UTC(), WarmUp: opts.WarmUp}
-	tunings := map[string]tuning{}
+	// The warm-up's tuning is the fast workload's, measured or not.
+	tunings := map[string]tuning{workloadFast: {Workers: opts.Workers, QPS: opts.QPS, Burst: opts.Burst}}
 	for _, wl := range opts.Workloads {
 		tune := tuning{Workers: opts.Workers, QPS: opts.QPS, Burst: opts.Burst}
 		if wl == workloadHandler {
@@ -77,10 +80,11 @@ func runAll(ctx context.Context, opts options, e env, clusterDir string, log *sl
 		for _, mode := range opts.Modes {
 			for _, wl := range opts.Workloads {
 				for _, sysName := range roundOrder(opts.Systems, round) {
-					// Steady state once: the gateway, fast workload, first mode and round.
+					// Steady state and single objects once per system: the
+					// first workload and mode of the first round.
 					first := wl == opts.Workloads[0] && mode == opts.Modes[0] && round == 1
 					r := run{System: sysName, Workload: wl, Mode: mode, Round: round}
-					if err := runFresh(ctx, opts, e, filepath.Join(clusterDir, r.namespace()), &r, tunings[wl], first, rep, log); err != nil {
+					if err := runFresh(ctx, opts, e, filepath.Join(clusterDir, r.namespace()), &r, tunings, first, rep, log); err != nil {
 						return nil, fmt.Errorf("%s %s %s round %d: %w", sysName, wl, mode, round, err)
 					}
 					// What is measured so far survives a run cut short.
@@ -98,17 +102,24 @@ func runAll(ctx context.Context, opts options, e env, clusterDir string, log *sl
 }
 
 // runFresh runs r on a control plane of its own, started in dir and warmed
-// up first. Sharing one across runs made the order count: a run after
-// another's N creates and deletes found kube-apiserver's heap grown and
-// spent up to a third more CPU per request (docs/performance.md).
+// up first: sharing one, a run started on the leftovers of the runs before
+// it (their etcd history, kube-apiserver's heap), which no two systems
+// shared alike (docs/performance.md). The etcd data goes after the run
+// (hundreds of MB at N=10 000); the control plane's logs stay.
 // first: the run that also measures the steady state and single objects.
-func runFresh(ctx context.Context, opts options, e env, dir string, r *run, tune tuning, first bool, rep *report, log *slog.Logger) error {
+func runFresh(ctx context.Context, opts options, e env, dir string, r *run, tunings map[string]tuning, first bool, rep *report, log *slog.Logger) (err error) {
 	log.Info("starting the cluster", "dir", dir)
 	cluster, err := startCluster(ctx, dir, opts.Profile, log)
 	if err != nil {
 		return err
 	}
-	defer cluster.Stop()
+	defer func() {
+		if stopErr := cluster.Stop(); stopErr != nil {
+			// A component left running would share the CPU with the next run.
+			err = errors.Join(err, fmt.Errorf("stop the control plane in %s: %w", dir, stopErr))
+		}
+		err = errors.Join(err, os.RemoveAll(filepath.Join(dir, "etcd")))
+	}()
 	h, err := newHarness(ctx, cluster.RESTConfig(), opts, log)
 	if err != nil {
 		return err
@@ -116,16 +127,21 @@ func runFresh(ctx context.Context, opts options, e env, dir string, r *run, tune
 	h.plane = cluster.PIDs()
 	e.kubeconfig = cluster.Kubeconfig()
 	warm := time.Now()
-	if err := h.warmUp(ctx, e, tune); err != nil {
+	// The same warm-up for every run, whatever its workload; its raw
+	// program's log with the control plane's.
+	warmEnv := e
+	warmEnv.outDir = filepath.Join(dir, "logs")
+	if err := h.warmUp(ctx, warmEnv, tunings[workloadFast]); err != nil {
 		return err
 	}
-	rep.WarmUpSeconds = max(rep.WarmUpSeconds, time.Since(warm).Seconds())
-	return h.runOne(ctx, newSystem(r.System, e), r, tune, first, rep)
+	r.WarmUpSeconds = time.Since(warm).Seconds()
+	r.APIServer = cluster.RESTConfig().Host
+	return h.runOne(ctx, newSystem(r.System, e), r, tunings[r.Workload], first, rep)
 }
 
 // roundOrder is the systems' order in a round: as given in odd rounds,
-// reversed in even ones, so that a machine getting faster or slower over
-// the rounds favours neither system in the median.
+// reversed in even ones, so that over an even number of rounds a machine
+// getting faster or slower favours neither system.
 func roundOrder(systems []string, round int) []string {
 	if round%2 == 1 {
 		return systems
@@ -145,6 +161,9 @@ func newSystem(name string, e env) system {
 type run struct {
 	System, Workload, Mode string
 	Round                  int // from 1
+	// Of its control plane: the API server's address and the warm-up's length.
+	APIServer     string
+	WarmUpSeconds float64
 }
 
 // namespace names the run's namespace, cluster and logs: round 1 without
@@ -161,6 +180,7 @@ func (r run) namespace() string {
 type sample struct {
 	at       time.Time
 	api      requestCounts
+	etcd     requestCounts // kube-apiserver's requests to etcd
 	own      requestCounts
 	usage    procUsage
 	plane    map[string]float64 // each control-plane process's CPU seconds so far
@@ -170,7 +190,7 @@ type sample struct {
 func (h *harness) sample(ctx context.Context, sys system, started bool) (sample, error) {
 	s := sample{at: time.Now(), own: h.counter.snapshot()}
 	var err error
-	if s.api, err = scrapeAPIServer(ctx, h.admin); err != nil {
+	if s.api, s.etcd, err = scrapeAPIServer(ctx, h.admin); err != nil {
 		return s, err
 	}
 	s.plane = make(map[string]float64, len(h.plane))
@@ -317,7 +337,9 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 			}
 		}
 		rep.Phases = append(rep.Phases, res)
-		if first && r.System == systemGateway && p.name == evCreate && h.opts.Idle > 0 {
+		// Both systems idle, so that the later phases of this pair of runs
+		// follow the same history.
+		if first && p.name == evCreate && h.opts.Idle > 0 {
 			if err := h.steady(ctx, sys, r, rep); err != nil {
 				return err
 			}

@@ -65,7 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.N, "n", 1000, "objects per run")
-	fs.StringVar(&o.Out, "out", "bench-out", "directory for results.json, results.md, logs and the cluster's data")
+	fs.StringVar(&o.Out, "out", "bench-out", "directory for results.json, results.md, logs and each run's control plane (its etcd data removed after the run)")
 	fs.IntVar(&o.Workers, "workers", 32, "workers of each system in the fast workload")
 	fs.Float64Var(&o.QPS, "qps", 500, "client QPS of each system")
 	fs.IntVar(&o.Burst, "burst", 1000, "client burst of each system")
@@ -79,7 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.Profile, "profile", false, "record each system's CPU profile (in 5 s chunks), its heap and (gateway) metrics at the end of each phase under -out/logs/profiles/")
 	fs.IntVar(&o.Single, "single", 20, "single-object latency: after the first workload's first create phase converged, create this many objects one at a time on each system and measure create → status (0: skip)")
 	fs.IntVar(&o.WarmUp, "warm-up", 100, "objects the raw program creates, updates and deletes in a namespace of its own before anything is measured, so that no system's first phase runs on a cold control plane (0: none)")
-	fs.IntVar(&o.Repeat, "repeat", 1, "rounds of every workload, mode and system (each on a fresh control plane, the systems' order reversed every other round); the ratios' median over the rounds is reported too")
+	fs.IntVar(&o.Repeat, "repeat", 1, "rounds of every workload, mode and system, each on a fresh control plane, the systems' order reversed every other round (an even number gives each system the first place as often); the ratios' median over the rounds is reported too; K times as long")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -127,7 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 // defaultIdle is the steady-state window: the issue's 60 s at scale, where
-// idle resyncs and caches show; 5 s below keeps `make bench` at N=1000 under 5 minutes.
+// idle resyncs and caches show; 5 s below keeps `make bench` at N=1000 short.
 func defaultIdle(n int) time.Duration {
 	if n >= 10000 {
 		return 60 * time.Second

@@ -37,10 +37,14 @@ type namedTuning struct {
 // the harness's own; they include the garbage collector's (it deletes the
 // children in the delete phase).
 type phaseResult struct {
-	System             string        `json:"system"`
-	Workload           string        `json:"workload"`
-	Mode               string        `json:"mode"`
-	Round              int           `json:"round"` // from 1 (-repeat)
+	System   string `json:"system"`
+	Workload string `json:"workload"`
+	Mode     string `json:"mode"`
+	Round    int    `json:"round"` // from 1 (-repeat)
+	// APIServer is the run's control plane (one per run), WarmUpSeconds
+	// how long its warm-up took.
+	APIServer          string        `json:"apiServer"`
+	WarmUpSeconds      float64       `json:"warmUpSeconds"`
 	Phase              string        `json:"phase"`
 	N                  int           `json:"n"`
 	Seconds            float64       `json:"seconds"`
@@ -60,6 +64,10 @@ type phaseResult struct {
 	// kube-controller-manager): which one a system's requests cost.
 	PlaneCPUMsPerObjectBy map[string]float64 `json:"planeCPUMsPerObjectBy"`
 	PeakRSSMiB            float64            `json:"peakRSSMiB"`
+	// EtcdRequests are kube-apiserver's requests to etcd per object for
+	// the bench resources, the workload's own writes' included: a write
+	// tried again on a stale cached copy shows as one more get or update.
+	EtcdRequests requestCounts `json:"etcdRequests"`
 	// StoredBytes is the mean size of a parent and a child at the end of
 	// the phase, by resource (none after delete).
 	StoredBytes map[string]float64 `json:"storedBytes,omitempty"`
@@ -109,6 +117,10 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 	}
 	w.mu.Unlock()
 	slices.Sort(lat)
+	etcd := requestCounts{}
+	for k, v := range after.etcd.minus(before.etcd) {
+		etcd[k] = v / float64(n)
+	}
 	planeBy, planeTotal := make(map[string]float64, len(after.plane)), 0.0
 	for name, secs := range after.plane {
 		planeBy[name] = (secs - before.plane[name]) * 1000 / float64(n)
@@ -116,9 +128,10 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 	}
 	return phaseResult{
 		System: r.System, Workload: r.Workload, Mode: r.Mode, Round: r.Round, Phase: phase, N: n,
+		APIServer: r.APIServer, WarmUpSeconds: r.WarmUpSeconds,
 		Seconds: secs, ObjectsPerSecond: float64(n) / secs,
 		CallbacksPerObject: float64(calls) / float64(n),
-		Requests:           perObject, WritesPerObject: writes(api) / float64(n),
+		Requests:           perObject, WritesPerObject: writes(api) / float64(n), EtcdRequests: etcd,
 		LatencyP50Ms: percentile(lat, 0.50), LatencyP99Ms: percentile(lat, 0.99),
 		CPUSeconds: cpu, CPUMsPerObject: cpu * 1000 / float64(n),
 		PlaneCPUMsPerObject: planeTotal * 1000 / float64(n), PlaneCPUMsPerObjectBy: planeBy,
@@ -163,6 +176,7 @@ func (rep *report) computeRatios() {
 			rep.Medians = append(rep.Medians, medianRatio{Workload: p.Workload, Mode: p.Mode, Phase: p.Phase})
 			j = len(rep.Medians) - 1
 		}
+		rep.Medians[j].Rounds = append(rep.Medians[j].Rounds, p.Round)
 		rep.Medians[j].Ratios = append(rep.Medians[j].Ratios, rep.Phases[i].RatioToRaw)
 	}
 	for i := range rep.Medians {
@@ -184,7 +198,8 @@ type medianRatio struct {
 	Workload string    `json:"workload"`
 	Mode     string    `json:"mode"`
 	Phase    string    `json:"phase"`
-	Ratios   []float64 `json:"ratios"` // by round
+	Rounds   []int     `json:"rounds"` // with both systems measured
+	Ratios   []float64 `json:"ratios"` // of those rounds
 	Median   float64   `json:"median"`
 }
 
@@ -220,7 +235,11 @@ func (rep *report) markdown() string {
 	}
 	b.WriteString("- each run on a control plane of its own")
 	if rep.WarmUp > 0 {
-		fmt.Fprintf(&b, ", warmed up: %d objects created, updated and deleted by the raw program first (at most %.1f s)", rep.WarmUp, rep.WarmUpSeconds)
+		longest := 0.0
+		for _, p := range rep.Phases {
+			longest = max(longest, p.WarmUpSeconds)
+		}
+		fmt.Fprintf(&b, ", warmed up: %d objects created, updated and deleted by the raw program first (at most %.1f s)", rep.WarmUp, longest)
 	}
 	b.WriteString("\n")
 	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | control plane CPU ms/obj | peak RSS MiB | stored bytes parent / child |\n")
@@ -242,14 +261,14 @@ func (rep *report) markdown() string {
 			p.Workload, p.Mode, p.Phase, system, p.Seconds, p.ObjectsPerSecond, ratio, p.CallbacksPerObject,
 			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, p.PlaneCPUMsPerObject, p.PeakRSSMiB, stored)
 	}
-	if rounds := rep.rounds(); rounds > 1 {
-		fmt.Fprintf(&b, "\nThroughput as a ratio to raw, median of %d rounds:\n\n| workload | mode | phase | × raw (median) | by round |\n|---|---|---|---|---|\n", rounds)
+	if rep.rounds() > 1 {
+		b.WriteString("\nThroughput as a ratio to raw, median over the rounds:\n\n| workload | mode | phase | × raw (median) | rounds | by round |\n|---|---|---|---|---|---|\n")
 		for _, m := range rep.Medians {
 			each := make([]string, len(m.Ratios))
 			for i, r := range m.Ratios {
-				each[i] = fmt.Sprintf("%.2f", r)
+				each[i] = fmt.Sprintf("%d: %.2f", m.Rounds[i], r)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s |\n", m.Workload, m.Mode, m.Phase, m.Median, strings.Join(each, ", "))
+			fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %d | %s |\n", m.Workload, m.Mode, m.Phase, m.Median, len(m.Ratios), strings.Join(each, ", "))
 		}
 	}
 	if len(rep.Steady) > 0 {

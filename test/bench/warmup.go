@@ -14,8 +14,8 @@ const warmUpNamespace = "warm-up"
 // first phase of a run was the slowest of the run for whichever system
 // went first (kube-apiserver's caches, heap and connections, the garbage
 // collector's informers): with the gateway first, its backlog create ran at
-// 0.50× the raw program's, against 0.91× second; the raw program, first by
-// default, carried that handicap into every ratio of the first mode.
+// 0.50× the raw program's, against 0.91× second. Every run now starts on a
+// fresh control plane, so every run would carry that handicap.
 func (h *harness) warmUp(ctx context.Context, e env, tune tuning) error {
 	if h.opts.WarmUp == 0 {
 		return nil
