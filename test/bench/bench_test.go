@@ -52,20 +52,26 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 	if rep.WarmUp != 10 {
 		t.Errorf("warm-up: %d objects, want 10", rep.WarmUp)
 	}
+	for _, ns := range []string{"raw-fast-backlog", "gateway-fast-stream"} {
+		// The warm-up's log beside its control plane's.
+		if _, err := os.Stat(filepath.Join(opts.Out, "cluster", ns, "logs", "raw-warm-up.log")); err != nil {
+			t.Errorf("run %s: warm-up log: %v", ns, err)
+		}
+	}
 	if got := len(rep.Phases); got != 2*2*3 {
 		t.Fatalf("%d phases measured, want 12 (2 systems × 2 modes × 3 phases)", got)
 	}
 	// Each run had a control plane of its own, warmed up.
-	planes := map[string]string{}
+	planes := map[int]string{}
 	for _, p := range rep.Phases {
 		run := p.System + " " + p.Mode
-		if p.WarmUpSeconds <= 0 || p.APIServer == "" {
-			t.Errorf("%s %s: warm-up %.1f s, API server %q", run, p.Phase, p.WarmUpSeconds, p.APIServer)
+		if p.WarmUpSeconds <= 0 || p.APIServerPID <= 0 {
+			t.Errorf("%s %s: warm-up %.1f s, kube-apiserver PID %d", run, p.Phase, p.WarmUpSeconds, p.APIServerPID)
 		}
-		if other, ok := planes[p.APIServer]; ok && other != run {
-			t.Errorf("%s and %s ran on one control plane, %s", other, run, p.APIServer)
+		if other, ok := planes[p.APIServerPID]; ok && other != run {
+			t.Errorf("%s and %s ran on one control plane, kube-apiserver PID %d", other, run, p.APIServerPID)
 		}
-		planes[p.APIServer] = run
+		planes[p.APIServerPID] = run
 	}
 	for _, ns := range []string{"raw-fast-backlog", "gateway-fast-backlog", "raw-fast-stream", "gateway-fast-stream"} {
 		// Its logs stay, its etcd data goes.
@@ -93,13 +99,21 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		if p.PlaneCPUMsPerObject <= 0 {
 			t.Errorf("%s: control plane CPU %.2f ms per object: every phase makes the API server work", name, p.PlaneCPUMsPerObject)
 		}
-		if p.Phase != evDelete && (p.StoredBytes[resource] <= 0 || p.StoredBytes["deployments"] <= 0) {
-			t.Errorf("%s: stored bytes %v: a parent and a child exist after create and update", name, p.StoredBytes)
+		if p.Phase != evDelete && (p.ServedBytes[resource] <= 0 || p.ServedBytes["deployments"] <= 0) {
+			t.Errorf("%s: served bytes %v: a parent and a child exist after create and update", name, p.ServedBytes)
 		}
 		if p.Phase != evDelete {
-			// Each write to a parent is at least one etcd update.
-			if w, got := p.Requests["PATCH "+resource]+p.Requests["PATCH "+resource+"/status"], p.EtcdRequests["update "+resource]; got < w {
-				t.Errorf("%s: %.2f etcd updates of %s per object for %.2f patches (etcd requests %v)", name, got, resource, w, p.EtcdRequests)
+			// Each write is at least one etcd update: the system's patches,
+			// the workload's resize in update, each child's apply.
+			w := p.Requests["PATCH "+resource] + p.Requests["PATCH "+resource+"/status"]
+			if p.Phase == evUpdate {
+				w++
+			}
+			if got := p.EtcdRequests["update "+resource]; got < w {
+				t.Errorf("%s: %.2f etcd updates of %s per object for %.2f writes (etcd requests %v)", name, got, resource, w, p.EtcdRequests)
+			}
+			if got, w := p.EtcdRequests["update deployments"], p.Requests["APPLY deployments"]; got < w || w == 0 {
+				t.Errorf("%s: %.2f etcd updates of deployments per object for %.2f applies (etcd requests %v)", name, got, w, p.EtcdRequests)
 			}
 		}
 		if p.PlaneCPUMsPerObjectBy["kube-apiserver"] <= 0 || p.PlaneCPUMsPerObjectBy["etcd"] <= 0 {

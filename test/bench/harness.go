@@ -111,12 +111,14 @@ func runFresh(ctx context.Context, opts options, e env, dir string, r *run, tuni
 	log.Info("starting the cluster", "dir", dir)
 	cluster, err := startCluster(ctx, dir, opts.Profile, log)
 	if err != nil {
-		return err
+		return errors.Join(err, os.RemoveAll(filepath.Join(dir, "etcd")))
 	}
 	defer func() {
 		if stopErr := cluster.Stop(); stopErr != nil {
-			// A component left running would share the CPU with the next run.
+			// A component left running would share the CPU with the next
+			// run; its data stays while it may still use it.
 			err = errors.Join(err, fmt.Errorf("stop the control plane in %s: %w", dir, stopErr))
+			return
 		}
 		err = errors.Join(err, os.RemoveAll(filepath.Join(dir, "etcd")))
 	}()
@@ -135,7 +137,7 @@ func runFresh(ctx context.Context, opts options, e env, dir string, r *run, tuni
 		return err
 	}
 	r.WarmUpSeconds = time.Since(warm).Seconds()
-	r.APIServer = cluster.RESTConfig().Host
+	r.APIServerPID = cluster.PIDs()["kube-apiserver"]
 	return h.runOne(ctx, newSystem(r.System, e), r, tunings[r.Workload], first, rep)
 }
 
@@ -161,8 +163,8 @@ func newSystem(name string, e env) system {
 type run struct {
 	System, Workload, Mode string
 	Round                  int // from 1
-	// Of its control plane: the API server's address and the warm-up's length.
-	APIServer     string
+	// Of its control plane: the API server's process and the warm-up's length.
+	APIServerPID  int
 	WarmUpSeconds float64
 }
 
@@ -332,7 +334,7 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 		res := measure(*r, p.name, h.opts.N, before, after, w)
 		if p.size != 0 {
 			// After the phase's figures: the harness's list is not in them.
-			if res.StoredBytes, err = storedBytes(ctx, h.dyn, r.namespace()); err != nil {
+			if res.ServedBytes, err = servedBytes(ctx, h.dyn, r.namespace()); err != nil {
 				return err
 			}
 		}

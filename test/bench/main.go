@@ -71,7 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Burst, "burst", 1000, "client burst of each system")
 	fs.DurationVar(&o.Sleep, "handler-sleep", 50*time.Millisecond, "work per call in the handler-bound workload")
 	fs.IntVar(&o.SlowWork, "handler-workers", 16, "workers of each system in the handler-bound workload")
-	fs.DurationVar(&o.Idle, "idle", 0, "steady state: how long to watch the converged gateway idle (default: 60s from -n 10000 on, 5s below)")
+	fs.DurationVar(&o.Idle, "idle", 0, "steady state: how long to watch each converged system idle (default: 60s from -n 10000 on, 5s below)")
 	modes := fs.String("modes", "backlog,stream", "arrival modes")
 	workloads := fs.String("workloads", "fast,handler", "workloads: fast (no work in the handler), handler (handler-sleep per call)")
 	systems := fs.String("systems", "raw,gateway", "systems to measure, in this order (ratios need both)")

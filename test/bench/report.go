@@ -17,10 +17,9 @@ type report struct {
 	Finished time.Time     `json:"finished"`
 	Tuning   []namedTuning `json:"tuning"`
 	// WarmUp: objects the raw program handled on each run's control plane
-	// before anything was measured, and the longest it took.
-	WarmUp        int           `json:"warmUp"`
-	WarmUpSeconds float64       `json:"warmUpSeconds"`
-	Phases        []phaseResult `json:"phases"`
+	// before anything was measured (each phase says how long it took).
+	WarmUp int           `json:"warmUp"`
+	Phases []phaseResult `json:"phases"`
 	// Medians: each phase's ratio to raw over the rounds (-repeat).
 	Medians []medianRatio  `json:"medians,omitempty"`
 	Steady  []steadyResult `json:"steady,omitempty"`
@@ -41,9 +40,9 @@ type phaseResult struct {
 	Workload string `json:"workload"`
 	Mode     string `json:"mode"`
 	Round    int    `json:"round"` // from 1 (-repeat)
-	// APIServer is the run's control plane (one per run), WarmUpSeconds
-	// how long its warm-up took.
-	APIServer          string        `json:"apiServer"`
+	// APIServerPID names the run's control plane (one per run),
+	// WarmUpSeconds is how long its warm-up took.
+	APIServerPID       int           `json:"apiServerPID"`
 	WarmUpSeconds      float64       `json:"warmUpSeconds"`
 	Phase              string        `json:"phase"`
 	N                  int           `json:"n"`
@@ -65,12 +64,15 @@ type phaseResult struct {
 	PlaneCPUMsPerObjectBy map[string]float64 `json:"planeCPUMsPerObjectBy"`
 	PeakRSSMiB            float64            `json:"peakRSSMiB"`
 	// EtcdRequests are kube-apiserver's requests to etcd per object for
-	// the bench resources, the workload's own writes' included: a write
+	// the bench resources over the phase, the workload's own writes'
+	// included (in backlog create they came before the phase): a write
 	// tried again on a stale cached copy shows as one more get or update.
 	EtcdRequests requestCounts `json:"etcdRequests"`
-	// StoredBytes is the mean size of a parent and a child at the end of
-	// the phase, by resource (none after delete).
-	StoredBytes map[string]float64 `json:"storedBytes,omitempty"`
+	// ServedBytes is the mean JSON size of a parent and a child as the API
+	// server serves them at the end of the phase, by resource (none after
+	// delete). Custom resources are stored as that JSON; Deployments as
+	// protobuf, somewhat smaller.
+	ServedBytes map[string]float64 `json:"servedJSONBytes,omitempty"`
 }
 
 type steadyResult struct {
@@ -128,7 +130,7 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 	}
 	return phaseResult{
 		System: r.System, Workload: r.Workload, Mode: r.Mode, Round: r.Round, Phase: phase, N: n,
-		APIServer: r.APIServer, WarmUpSeconds: r.WarmUpSeconds,
+		APIServerPID: r.APIServerPID, WarmUpSeconds: r.WarmUpSeconds,
 		Seconds: secs, ObjectsPerSecond: float64(n) / secs,
 		CallbacksPerObject: float64(calls) / float64(n),
 		Requests:           perObject, WritesPerObject: writes(api) / float64(n), EtcdRequests: etcd,
@@ -242,16 +244,16 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&b, ", warmed up: %d objects created, updated and deleted by the raw program first (at most %.1f s)", rep.WarmUp, longest)
 	}
 	b.WriteString("\n")
-	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | control plane CPU ms/obj | peak RSS MiB | stored bytes parent / child |\n")
+	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | control plane CPU ms/obj | peak RSS MiB | served JSON bytes parent / child |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range rep.Phases {
 		ratio := "—"
 		if p.System != systemRaw && p.RatioToRaw > 0 {
 			ratio = fmt.Sprintf("%.2f", p.RatioToRaw)
 		}
-		stored := "—"
-		if p.StoredBytes != nil {
-			stored = fmt.Sprintf("%.0f / %.0f", p.StoredBytes[resource], p.StoredBytes["deployments"])
+		served := "—"
+		if p.ServedBytes != nil {
+			served = fmt.Sprintf("%.0f / %.0f", p.ServedBytes[resource], p.ServedBytes["deployments"])
 		}
 		system := p.System
 		if p.Round > 1 {
@@ -259,9 +261,9 @@ func (rep *report) markdown() string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.0f | %s | %.2f | %.2f | %s | %.0f / %.0f | %.2f | %.2f | %.0f | %s |\n",
 			p.Workload, p.Mode, p.Phase, system, p.Seconds, p.ObjectsPerSecond, ratio, p.CallbacksPerObject,
-			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, p.PlaneCPUMsPerObject, p.PeakRSSMiB, stored)
+			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, p.PlaneCPUMsPerObject, p.PeakRSSMiB, served)
 	}
-	if rep.rounds() > 1 {
+	if rep.rounds() > 1 && len(rep.Medians) > 0 {
 		b.WriteString("\nThroughput as a ratio to raw, median over the rounds:\n\n| workload | mode | phase | × raw (median) | rounds | by round |\n|---|---|---|---|---|---|\n")
 		for _, m := range rep.Medians {
 			each := make([]string, len(m.Ratios))
