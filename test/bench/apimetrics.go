@@ -32,7 +32,7 @@ var etcdTypes = map[string]string{resource + "." + group: resource, "deployments
 // to etcd for them ("get memcacheds", "update deployments"): more etcd
 // requests than API requests call for are writes the API server tried
 // again on a stale cached copy or a lost race.
-func scrapeAPIServer(ctx context.Context, cfg *rest.Config) (api, etcd requestCounts, err error) {
+func scrapeAPIServer(ctx context.Context, cfg *rest.Config) (requestCounts, requestCounts, error) {
 	client, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -49,31 +49,28 @@ func scrapeAPIServer(ctx context.Context, cfg *rest.Config) (api, etcd requestCo
 	if resp.StatusCode != http.StatusOK {
 		return nil, nil, fmt.Errorf("scrape kube-apiserver metrics: %s", resp.Status)
 	}
-	api, etcd = requestCounts{}, requestCounts{}
+	apiCounts, etcd := requestCounts{}, requestCounts{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
+		api := bytes.HasPrefix(line, []byte("apiserver_request_total{"))
+		if !api && !bytes.HasPrefix(line, []byte("etcd_request_duration_seconds_count{")) {
+			continue
+		}
+		labels, value, err := parseSample(string(line))
+		if err != nil {
+			return nil, nil, err
+		}
+		storage, bench := etcdTypes[labels["type"]]
 		switch {
-		case bytes.HasPrefix(line, []byte("apiserver_request_total{")):
-			labels, value, err := parseSample(string(line))
-			if err != nil {
-				return nil, nil, err
-			}
-			if benchResources[labels["resource"]] {
-				api[requestKey(labels["verb"], labels["resource"], labels["subresource"])] += value
-			}
-		case bytes.HasPrefix(line, []byte("etcd_request_duration_seconds_count{")):
-			labels, value, err := parseSample(string(line))
-			if err != nil {
-				return nil, nil, err
-			}
-			if r, ok := etcdTypes[labels["type"]]; ok {
-				etcd[labels["operation"]+" "+r] += value
-			}
+		case api && benchResources[labels["resource"]]:
+			apiCounts[requestKey(labels["verb"], labels["resource"], labels["subresource"])] += value
+		case !api && bench:
+			etcd[labels["operation"]+" "+storage] += value
 		}
 	}
-	return api, etcd, sc.Err()
+	return apiCounts, etcd, sc.Err()
 }
 
 func requestKey(verb, resource, subresource string) string {

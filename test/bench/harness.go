@@ -137,7 +137,7 @@ func runFresh(ctx context.Context, opts options, e env, dir string, r *run, tuni
 		return err
 	}
 	r.WarmUpSeconds = time.Since(warm).Seconds()
-	r.APIServerPID = cluster.PIDs()["kube-apiserver"]
+	r.APIServerPID = h.plane["kube-apiserver"]
 	return h.runOne(ctx, newSystem(r.System, e), r, tunings[r.Workload], first, rep)
 }
 
@@ -269,12 +269,7 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, f
 			return err
 		}
 	}
-	if err := h.runPhases(ctx, sys, r, w, before, first, rep); err != nil {
-		return err
-	}
-	sys.stop()
-	// The next run starts on a quiet cluster.
-	return h.childrenCollected(ctx, ns, w)
+	return h.runPhases(ctx, sys, r, w, before, first, rep)
 }
 
 // childrenCollected waits until the garbage collector has deleted every
