@@ -116,6 +116,14 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 				t.Errorf("%s: %.2f etcd updates of deployments per object for %.2f applies (etcd requests %v)", name, got, w, p.EtcdRequests)
 			}
 		}
+		// The machine's CPU holds the control plane's, give or take a
+		// clock tick of each process read a moment apart.
+		if slack := 4 * 1000.0 / clockTicks / float64(p.N); p.MachineCPUMsPerObject < p.PlaneCPUMsPerObject+p.CPUMsPerObject-slack {
+			t.Errorf("%s: machine CPU %.2f ms per object, below the control plane's %.2f and the system's %.2f", name, p.MachineCPUMsPerObject, p.PlaneCPUMsPerObject, p.CPUMsPerObject)
+		}
+		if p.ContextSwitchesPerObject <= 0 || p.MachineContextSwitchesPerObject < p.ContextSwitchesPerObject {
+			t.Errorf("%s: context switches per object %.1f of the system, %.1f of the machine", name, p.ContextSwitchesPerObject, p.MachineContextSwitchesPerObject)
+		}
 		if p.PlaneCPUMsPerObjectBy["kube-apiserver"] <= 0 || p.PlaneCPUMsPerObjectBy["etcd"] <= 0 {
 			t.Errorf("%s: control plane CPU by process %v: the API server and etcd work in every phase", name, p.PlaneCPUMsPerObjectBy)
 		}

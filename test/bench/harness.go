@@ -65,9 +65,10 @@ func newHarness(ctx context.Context, admin *rest.Config, opts options, log *slog
 func runAll(ctx context.Context, opts options, e env, clusterDir string, log *slog.Logger) (*report, error) {
 	rep := &report{N: opts.N, Started: time.Now().UTC(), WarmUp: opts.WarmUp}
 	// The warm-up's tuning is the fast workload's, measured or not.
-	tunings := map[string]tuning{workloadFast: {Workers: opts.Workers, QPS: opts.QPS, Burst: opts.Burst}}
+	fast := tuning{Workers: opts.Workers, QPS: opts.QPS, Burst: opts.Burst, GOMAXPROCS: opts.MaxProcs}
+	tunings := map[string]tuning{workloadFast: fast}
 	for _, wl := range opts.Workloads {
-		tune := tuning{Workers: opts.Workers, QPS: opts.QPS, Burst: opts.Burst}
+		tune := fast
 		if wl == workloadHandler {
 			tune.Workers, tune.Sleep = opts.SlowWork, opts.Sleep
 		}
@@ -186,6 +187,7 @@ type sample struct {
 	own      requestCounts
 	usage    procUsage
 	plane    map[string]float64 // each control-plane process's CPU seconds so far
+	machine  machineUsage
 	received stats
 }
 
@@ -193,6 +195,9 @@ func (h *harness) sample(ctx context.Context, sys system, started bool) (sample,
 	s := sample{at: time.Now(), own: h.counter.snapshot()}
 	var err error
 	if s.api, s.etcd, err = scrapeAPIServer(ctx, h.admin); err != nil {
+		return s, err
+	}
+	if s.machine, err = readMachineUsage(); err != nil {
 		return s, err
 	}
 	s.plane = make(map[string]float64, len(h.plane))

@@ -39,6 +39,7 @@ type options struct {
 	Single    int // objects created one at a time for the single-object latency (0: skip)
 	WarmUp    int // objects the raw program handles before anything is measured (0: none)
 	Repeat    int // rounds of every run; ratios are reported per round and as the median
+	MaxProcs  int // GOMAXPROCS of both systems (0: Go's default)
 }
 
 func main() {
@@ -80,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Single, "single", 20, "single-object latency: after the first workload's first create phase converged, create this many objects one at a time on each system and measure create → status (0: skip)")
 	fs.IntVar(&o.WarmUp, "warm-up", 100, "objects the raw program creates, updates and deletes in a namespace of its own before anything is measured, so that no system's first phase runs on a cold control plane (0: none)")
 	fs.IntVar(&o.Repeat, "repeat", 1, "rounds of every workload, mode and system, each on a fresh control plane, the systems' order reversed every other round (an even number gives each system the first place as often); the ratios' median over the rounds is reported too; K times as long")
+	fs.IntVar(&o.MaxProcs, "gomaxprocs", 0, "GOMAXPROCS of both systems' processes, as a CPU limit sets it in a pod (0: Go's default, one per core)")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -113,6 +115,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.WarmUp < 0 {
 		return o, fmt.Errorf("-warm-up must not be negative, got %d", o.WarmUp)
+	}
+	if o.MaxProcs < 0 {
+		return o, fmt.Errorf("-gomaxprocs must not be negative, got %d", o.MaxProcs)
 	}
 	if o.Repeat < 1 {
 		return o, fmt.Errorf("-repeat must be at least 1, got %d", o.Repeat)

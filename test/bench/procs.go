@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +26,9 @@ type procUsage struct {
 	CPUSeconds float64 `json:"cpuSeconds"`
 	PeakRSSMiB float64 `json:"peakRSSMiB"`
 	RSSMiB     float64 `json:"rssMiB"`
+	// ContextSwitches counts every thread's, voluntary or not: each is a
+	// wake-up the machine's other processes pay for in cache and time.
+	ContextSwitches float64 `json:"contextSwitches"`
 }
 
 // readUsage reads utime+stime from /proc/PID/stat and VmHWM, VmRSS from
@@ -47,28 +51,104 @@ func readUsage(pid int) (procUsage, error) {
 		return u, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
 	u.CPUSeconds = (utime + stime) / clockTicks
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	status, err := readStatus(fmt.Sprintf("/proc/%d/status", pid), "VmHWM", "VmRSS")
 	if err != nil {
 		return u, err
 	}
+	u.PeakRSSMiB, u.RSSMiB = status["VmHWM"]/1024, status["VmRSS"]/1024
+	// The process's own status counts its main thread's switches only.
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil {
+		return u, err
+	}
+	for _, t := range tasks {
+		switches, err := readStatus(t, "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
+		if errors.Is(err, os.ErrNotExist) {
+			continue // the thread ended meanwhile
+		}
+		if err != nil {
+			return u, err
+		}
+		u.ContextSwitches += switches["voluntary_ctxt_switches"] + switches["nonvoluntary_ctxt_switches"]
+	}
+	return u, nil
+}
+
+// readStatus reads the named numeric fields of a /proc status file (kB
+// for sizes), each required.
+func readStatus(path string, keys ...string) (map[string]float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
 	defer f.Close()
+	vals := make(map[string]float64, len(keys))
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (key != "VmHWM" && key != "VmRSS") {
+		if !ok || !slices.Contains(keys, key) {
 			continue
 		}
-		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 64)
+		v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 64)
 		if err != nil {
-			return u, fmt.Errorf("/proc/%d/status %s: %w", pid, key, err)
+			return nil, fmt.Errorf("%s %s: %w", path, key, err)
 		}
-		if key == "VmHWM" {
-			u.PeakRSSMiB = kb / 1024
-		} else {
-			u.RSSMiB = kb / 1024
+		vals[key] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, k := range keys {
+		if _, ok := vals[k]; !ok {
+			return nil, fmt.Errorf("%s: no %s", path, k)
 		}
 	}
-	return u, sc.Err()
+	return vals, nil
+}
+
+// machineUsage is the whole machine's busy CPU time and context switches
+// so far, from /proc/stat: what every process on it costs, the handler's
+// and the harness's included.
+type machineUsage struct {
+	BusySeconds     float64
+	ContextSwitches float64
+}
+
+func readMachineUsage() (machineUsage, error) {
+	var m machineUsage
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return m, err
+	}
+	cpuSeen, ctxtSeen := false, false
+	for line := range strings.Lines(string(data)) {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) >= 9 && fields[0] == "cpu":
+			// user nice system idle iowait irq softirq steal: all but idle
+			// and iowait are busy.
+			for i, f := range fields[1:9] {
+				if i == 3 || i == 4 {
+					continue
+				}
+				v, err := strconv.ParseFloat(f, 64)
+				if err != nil {
+					return m, fmt.Errorf("/proc/stat cpu: %w", err)
+				}
+				m.BusySeconds += v / clockTicks
+			}
+			cpuSeen = true
+		case len(fields) == 2 && fields[0] == "ctxt":
+			if m.ContextSwitches, err = strconv.ParseFloat(fields[1], 64); err != nil {
+				return m, fmt.Errorf("/proc/stat ctxt: %w", err)
+			}
+			ctxtSeen = true
+		}
+	}
+	if !cpuSeen || !ctxtSeen {
+		return m, fmt.Errorf("/proc/stat: no cpu or ctxt line")
+	}
+	return m, nil
 }
 
 // child is a process the harness started: the gateway or the raw program.
@@ -79,7 +159,8 @@ type child struct {
 	err  error
 }
 
-func startChild(name, logPath string, bin string, args ...string) (*child, error) {
+// startChild starts bin with the harness's environment and extra (NAME=value).
+func startChild(name, logPath string, extra []string, bin string, args ...string) (*child, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -87,6 +168,7 @@ func startChild(name, logPath string, bin string, args ...string) (*child, error
 	defer logFile.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), extra...)
 	// Dies with the harness, so a killed run leaves nothing behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

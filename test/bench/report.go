@@ -63,6 +63,13 @@ type phaseResult struct {
 	// kube-controller-manager): which one a system's requests cost.
 	PlaneCPUMsPerObjectBy map[string]float64 `json:"planeCPUMsPerObjectBy"`
 	PeakRSSMiB            float64            `json:"peakRSSMiB"`
+	// MachineCPUMsPerObject is every process's CPU over the phase, per
+	// object: the system's, its handler's, the control plane's and the
+	// harness's. ContextSwitchesPerObject are the system's threads',
+	// MachineContextSwitchesPerObject every process's.
+	MachineCPUMsPerObject           float64 `json:"machineCPUMsPerObject"`
+	ContextSwitchesPerObject        float64 `json:"contextSwitchesPerObject"`
+	MachineContextSwitchesPerObject float64 `json:"machineContextSwitchesPerObject"`
 	// EtcdRequests are kube-apiserver's requests to etcd per object for
 	// the bench resources over the phase, the workload's own writes'
 	// included (in backlog create they came before the phase): a write
@@ -137,7 +144,10 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 		LatencyP50Ms: percentile(lat, 0.50), LatencyP99Ms: percentile(lat, 0.99),
 		CPUSeconds: cpu, CPUMsPerObject: cpu * 1000 / float64(n),
 		PlaneCPUMsPerObject: planeTotal * 1000 / float64(n), PlaneCPUMsPerObjectBy: planeBy,
-		PeakRSSMiB: after.usage.PeakRSSMiB,
+		PeakRSSMiB:                      after.usage.PeakRSSMiB,
+		MachineCPUMsPerObject:           (after.machine.BusySeconds - before.machine.BusySeconds) * 1000 / float64(n),
+		ContextSwitchesPerObject:        (after.usage.ContextSwitches - before.usage.ContextSwitches) / float64(n),
+		MachineContextSwitchesPerObject: (after.machine.ContextSwitches - before.machine.ContextSwitches) / float64(n),
 	}
 }
 
@@ -233,7 +243,11 @@ func (rep *report) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "N=%d, %s\n\n", rep.N, rep.Started.Format(time.RFC3339))
 	for _, t := range rep.Tuning {
-		fmt.Fprintf(&b, "- %s: %d workers, QPS %g, burst %d, handler work %s per call\n", t.Workload, t.Workers, t.QPS, t.Burst, t.Sleep)
+		fmt.Fprintf(&b, "- %s: %d workers, QPS %g, burst %d, handler work %s per call", t.Workload, t.Workers, t.QPS, t.Burst, t.Sleep)
+		if t.GOMAXPROCS > 0 {
+			fmt.Fprintf(&b, ", GOMAXPROCS=%d", t.GOMAXPROCS)
+		}
+		b.WriteString("\n")
 	}
 	b.WriteString("- each run on a control plane of its own")
 	if rep.WarmUp > 0 {
@@ -244,8 +258,8 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&b, ", warmed up: %d objects created, updated and deleted by the raw program first (at most %.1f s)", rep.WarmUp, longest)
 	}
 	b.WriteString("\n")
-	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | control plane CPU ms/obj | peak RSS MiB | served JSON bytes parent / child |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | control plane CPU ms/obj | machine CPU ms/obj | context switches/obj system / machine | peak RSS MiB | served JSON bytes parent / child |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range rep.Phases {
 		ratio := "—"
 		if p.System != systemRaw && p.RatioToRaw > 0 {
@@ -259,9 +273,10 @@ func (rep *report) markdown() string {
 		if p.Round > 1 {
 			system += fmt.Sprintf(" (round %d)", p.Round)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.0f | %s | %.2f | %.2f | %s | %.0f / %.0f | %.2f | %.2f | %.0f | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.0f | %s | %.2f | %.2f | %s | %.0f / %.0f | %.2f | %.2f | %.2f | %.0f / %.0f | %.0f | %s |\n",
 			p.Workload, p.Mode, p.Phase, system, p.Seconds, p.ObjectsPerSecond, ratio, p.CallbacksPerObject,
-			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, p.PlaneCPUMsPerObject, p.PeakRSSMiB, served)
+			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, p.PlaneCPUMsPerObject,
+			p.MachineCPUMsPerObject, p.ContextSwitchesPerObject, p.MachineContextSwitchesPerObject, p.PeakRSSMiB, served)
 	}
 	if rep.rounds() > 1 && len(rep.Medians) > 0 {
 		b.WriteString("\nThroughput as a ratio to raw, median over the rounds:\n\n| workload | mode | phase | × raw (median) | rounds | by round |\n|---|---|---|---|---|---|\n")

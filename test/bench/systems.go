@@ -27,6 +27,18 @@ type tuning struct {
 	QPS     float64       `json:"qps"`
 	Burst   int           `json:"burst"`
 	Sleep   time.Duration `json:"sleepPerCall"`
+	// GOMAXPROCS of both systems' processes (0: Go's default, one per
+	// core), as a CPU limit sets it in a pod.
+	GOMAXPROCS int `json:"gomaxprocs,omitempty"`
+}
+
+// environ is what a system's process gets besides the harness's
+// environment.
+func (t tuning) environ() []string {
+	if t.GOMAXPROCS > 0 {
+		return []string{"GOMAXPROCS=" + strconv.Itoa(t.GOMAXPROCS)}
+	}
+	return nil
 }
 
 type env struct {
@@ -73,7 +85,7 @@ func (g *gatewaySystem) start(ctx context.Context, ns string, tune tuning) error
 	if g.env.profile {
 		args = append(args, "--profiling")
 	}
-	if g.gw, err = startChild("gateway", logPath, g.env.gatewayBin, args...); err != nil {
+	if g.gw, err = startChild("gateway", logPath, tune.environ(), g.env.gatewayBin, args...); err != nil {
 		return err
 	}
 	if err := g.gw.waitHTTP(ctx, "http://"+addr+"/healthz", logPath); err != nil {
@@ -153,7 +165,7 @@ func (r *rawSystem) start(ctx context.Context, ns string, tune tuning) error {
 		return err
 	}
 	logPath := filepath.Join(r.env.outDir, "raw-"+ns+".log")
-	r.proc, err = startChild("raw", logPath, r.env.self, "raw", "-kubeconfig", r.env.kubeconfig,
+	r.proc, err = startChild("raw", logPath, tune.environ(), r.env.self, "raw", "-kubeconfig", r.env.kubeconfig,
 		"-namespace", ns, "-workers", strconv.Itoa(tune.Workers),
 		"-qps", strconv.FormatFloat(tune.QPS, 'f', -1, 64), "-burst", strconv.Itoa(tune.Burst),
 		"-sleep", tune.Sleep.String(), "-addr", r.addr)
