@@ -275,3 +275,38 @@ func TestChartLeavesClientLimitsToTheBinaryAndTheWebViewOff(t *testing.T) {
 		})
 	}
 }
+
+// Go's threads follow the CPU request unless a CPU limit sets them, and
+// a user's own GOMAXPROCS comes last, so it wins.
+func TestChartSetsGOMAXPROCSFromTheCPURequestWithoutALimit(t *testing.T) {
+	cases := []struct {
+		name string
+		set  []string
+		want []string // the container's GOMAXPROCS definitions, in order
+	}{
+		{"defaults: the request", nil, []string{"requests.cpu"}},
+		{"a CPU limit: Go follows it", []string{"--set", "resources.limits.cpu=2"}, nil},
+		{"no CPU request", []string{"--set", "resources.requests.cpu=null"}, nil},
+		{"the user's own after the chart's", []string{"--set", "gateway.extraEnv[0].name=GOMAXPROCS", "--set-string", "gateway.extraEnv[0].value=4"},
+			[]string{"requests.cpu", "4"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var d appsv1.Deployment
+			find(t, render(t, tc.set...), "Deployment", "rel-opgate", &d)
+			var got []string
+			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+				switch {
+				case e.Name != "GOMAXPROCS":
+				case e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil:
+					got = append(got, e.ValueFrom.ResourceFieldRef.Resource)
+				default:
+					got = append(got, e.Value)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("GOMAXPROCS defined as %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -27,50 +27,82 @@ var benchResources = map[string]bool{resource: true, "deployments": true, "event
 // etcd_request_duration_seconds names them.
 var etcdTypes = map[string]string{resource + "." + group: resource, "deployments.apps": "deployments"}
 
-// scrapeAPIServer reads apiserver_request_total from kube-apiserver's
-// /metrics, keeping the bench resources, and the count of its requests
-// to etcd for them ("get memcacheds", "update deployments"): more etcd
-// requests than API requests call for are writes the API server tried
-// again on a stale cached copy or a lost race.
-func scrapeAPIServer(ctx context.Context, cfg *rest.Config) (requestCounts, requestCounts, error) {
+// benchKinds are the bench resources' kinds, as the watch metrics name
+// them.
+var benchKinds = map[string]bool{kind: true, "Deployment": true}
+
+// apiServerCounts are kube-apiserver's counters for the bench resources.
+type apiServerCounts struct {
+	// api: apiserver_request_total by "VERB resource[/subresource]".
+	api requestCounts
+	// etcd: its requests to etcd ("get memcacheds", "update deployments"):
+	// more than API requests call for are writes the API server tried
+	// again on a stale cached copy or a lost race.
+	etcd requestCounts
+	// watch: the events it sent to watchers ("events Deployment") and
+	// their bytes ("bytes Deployment"), every watcher's: the systems', the
+	// garbage collector's and the harness's tracker's.
+	watch requestCounts
+}
+
+// scrapeAPIServer reads kube-apiserver's /metrics.
+func scrapeAPIServer(ctx context.Context, cfg *rest.Config) (apiServerCounts, error) {
+	c := apiServerCounts{api: requestCounts{}, etcd: requestCounts{}, watch: requestCounts{}}
 	client, err := rest.HTTPClientFor(cfg)
 	if err != nil {
-		return nil, nil, err
+		return c, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cfg.Host, "/")+"/metrics", nil)
 	if err != nil {
-		return nil, nil, err
+		return c, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("scrape kube-apiserver metrics: %w", err)
+		return c, fmt.Errorf("scrape kube-apiserver metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("scrape kube-apiserver metrics: %s", resp.Status)
+		return c, fmt.Errorf("scrape kube-apiserver metrics: %s", resp.Status)
 	}
-	apiCounts, etcd := requestCounts{}, requestCounts{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
-		api := bytes.HasPrefix(line, []byte("apiserver_request_total{"))
-		if !api && !bytes.HasPrefix(line, []byte("etcd_request_duration_seconds_count{")) {
+		name, _, ok := bytes.Cut(line, []byte("{"))
+		if !ok {
+			continue
+		}
+		metric := string(name)
+		switch metric {
+		case "apiserver_request_total", "etcd_request_duration_seconds_count",
+			"apiserver_watch_events_total", "apiserver_watch_events_sizes_sum":
+		default:
 			continue
 		}
 		labels, value, err := parseSample(string(line))
 		if err != nil {
-			return nil, nil, err
+			return c, err
 		}
-		storage, bench := etcdTypes[labels["type"]]
-		switch {
-		case api && benchResources[labels["resource"]]:
-			apiCounts[requestKey(labels["verb"], labels["resource"], labels["subresource"])] += value
-		case !api && bench:
-			etcd[labels["operation"]+" "+storage] += value
+		switch metric {
+		case "apiserver_request_total":
+			if benchResources[labels["resource"]] {
+				c.api[requestKey(labels["verb"], labels["resource"], labels["subresource"])] += value
+			}
+		case "etcd_request_duration_seconds_count":
+			if storage, ok := etcdTypes[labels["type"]]; ok {
+				c.etcd[labels["operation"]+" "+storage] += value
+			}
+		case "apiserver_watch_events_total":
+			if benchKinds[labels["kind"]] {
+				c.watch["events "+labels["kind"]] += value
+			}
+		case "apiserver_watch_events_sizes_sum":
+			if benchKinds[labels["kind"]] {
+				c.watch["bytes "+labels["kind"]] += value
+			}
 		}
 	}
-	return apiCounts, etcd, sc.Err()
+	return c, sc.Err()
 }
 
 func requestKey(verb, resource, subresource string) string {

@@ -103,6 +103,21 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 			t.Errorf("%s: served bytes %v: a parent and a child exist after create and update", name, p.ServedBytes)
 		}
 		if p.Phase != evDelete {
+			ns := p.System + "-" + p.Workload + "-" + p.Mode
+			for _, res := range []string{resource, "deployments"} {
+				var kept struct {
+					Metadata struct{ Namespace, Name string }
+				}
+				data, err := os.ReadFile(filepath.Join(opts.Out, "logs", "objects", ns+"-"+p.Phase+"-"+res+".json"))
+				if err == nil {
+					err = json.Unmarshal(data, &kept)
+				}
+				if err != nil || kept.Metadata.Namespace != ns || !strings.HasPrefix(kept.Metadata.Name, "mc-") {
+					t.Errorf("%s: kept %s: %v, %+v", name, res, err, kept.Metadata)
+				}
+			}
+		}
+		if p.Phase != evDelete {
 			// Each write is at least one etcd update: the system's patches,
 			// the workload's resize in update, each child's apply.
 			w := p.Requests["PATCH "+resource] + p.Requests["PATCH "+resource+"/status"]
@@ -123,6 +138,11 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		}
 		if p.ContextSwitchesPerObject <= 0 || p.MachineContextSwitchesPerObject < p.ContextSwitchesPerObject {
 			t.Errorf("%s: context switches per object %.1f of the system, %.1f of the machine", name, p.ContextSwitchesPerObject, p.MachineContextSwitchesPerObject)
+		}
+		// Every phase changes each parent, which the system and the tracker
+		// watch, and each child, which the tracker watches.
+		if p.WatchEvents["events "+kind] < 2 || p.WatchEvents["bytes "+kind] <= 0 || p.WatchEvents["events Deployment"] < 1 {
+			t.Errorf("%s: watch events per object %v", name, p.WatchEvents)
 		}
 		if p.PlaneCPUMsPerObjectBy["kube-apiserver"] <= 0 || p.PlaneCPUMsPerObjectBy["etcd"] <= 0 {
 			t.Errorf("%s: control plane CPU by process %v: the API server and etcd work in every phase", name, p.PlaneCPUMsPerObjectBy)

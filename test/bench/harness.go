@@ -184,6 +184,7 @@ type sample struct {
 	at       time.Time
 	api      requestCounts
 	etcd     requestCounts // kube-apiserver's requests to etcd
+	watch    requestCounts // kube-apiserver's watch events and their bytes
 	own      requestCounts
 	usage    procUsage
 	plane    map[string]float64 // each control-plane process's CPU seconds so far
@@ -194,9 +195,11 @@ type sample struct {
 func (h *harness) sample(ctx context.Context, sys system, started bool) (sample, error) {
 	s := sample{at: time.Now(), own: h.counter.snapshot()}
 	var err error
-	if s.api, s.etcd, err = scrapeAPIServer(ctx, h.admin); err != nil {
+	counts, err := scrapeAPIServer(ctx, h.admin)
+	if err != nil {
 		return s, err
 	}
+	s.api, s.etcd, s.watch = counts.api, counts.etcd, counts.watch
 	if s.machine, err = readMachineUsage(); err != nil {
 		return s, err
 	}
@@ -281,7 +284,7 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, f
 // child in namespace ns.
 func (h *harness) childrenCollected(ctx context.Context, ns string, w *workload) error {
 	_, err := await(ctx, h.opts.Timeout, ns+" children collected", func() (bool, string) {
-		left := w.track.childrenLeft("")
+		left := w.track.childrenLeft()
 		return left == 0, fmt.Sprintf("%d children left", left)
 	})
 	return err
@@ -334,7 +337,8 @@ func (h *harness) runPhases(ctx context.Context, sys system, r *run, w *workload
 		res := measure(*r, p.name, h.opts.N, before, after, w)
 		if p.size != 0 {
 			// After the phase's figures: the harness's list is not in them.
-			if res.ServedBytes, err = servedBytes(ctx, h.dyn, r.namespace()); err != nil {
+			keep := filepath.Join(h.opts.Out, "logs", "objects", r.namespace()+"-"+p.name)
+			if res.ServedBytes, err = servedBytes(ctx, h.dyn, r.namespace(), keep); err != nil {
 				return err
 			}
 		}

@@ -75,6 +75,11 @@ type phaseResult struct {
 	// included (in backlog create they came before the phase): a write
 	// tried again on a stale cached copy shows as one more get or update.
 	EtcdRequests requestCounts `json:"etcdRequests"`
+	// WatchEvents are the watch events kube-apiserver sent per object over
+	// the phase ("events Deployment") and their bytes ("bytes
+	// Deployment"), to every watcher: the system's, the garbage
+	// collector's and the harness's tracker's.
+	WatchEvents requestCounts `json:"watchEventsPerObject"`
 	// ServedBytes is the mean JSON size of a parent and a child as the API
 	// server serves them at the end of the phase, by resource (none after
 	// delete). Custom resources are stored as that JSON; Deployments as
@@ -130,6 +135,10 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 	for k, v := range after.etcd.minus(before.etcd) {
 		etcd[k] = v / float64(n)
 	}
+	watched := requestCounts{}
+	for k, v := range after.watch.minus(before.watch) {
+		watched[k] = v / float64(n)
+	}
 	planeBy, planeTotal := make(map[string]float64, len(after.plane)), 0.0
 	for name, secs := range after.plane {
 		planeBy[name] = (secs - before.plane[name]) * 1000 / float64(n)
@@ -140,7 +149,7 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 		APIServerPID: r.APIServerPID, WarmUpSeconds: r.WarmUpSeconds,
 		Seconds: secs, ObjectsPerSecond: float64(n) / secs,
 		CallbacksPerObject: float64(calls) / float64(n),
-		Requests:           perObject, WritesPerObject: writes(api) / float64(n), EtcdRequests: etcd,
+		Requests:           perObject, WritesPerObject: writes(api) / float64(n), EtcdRequests: etcd, WatchEvents: watched,
 		LatencyP50Ms: percentile(lat, 0.50), LatencyP99Ms: percentile(lat, 0.99),
 		CPUSeconds: cpu, CPUMsPerObject: cpu * 1000 / float64(n),
 		PlaneCPUMsPerObject: planeTotal * 1000 / float64(n), PlaneCPUMsPerObjectBy: planeBy,

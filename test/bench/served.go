@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -19,8 +20,9 @@ const servedSample = 50
 // serves them, by resource: about what each write makes it decode, patch
 // and encode, and each watch event carry. Systems writing the same
 // requests can still cost the control plane differently by the size of
-// what they write.
-func servedBytes(ctx context.Context, dyn dynamic.Interface, ns string) (map[string]float64, error) {
+// what they write. The first of each is kept, indented, in
+// keep+"-"+resource+".json", to compare the systems' objects field by field.
+func servedBytes(ctx context.Context, dyn dynamic.Interface, ns, keep string) (map[string]float64, error) {
 	out := map[string]float64{}
 	for _, gvr := range []schema.GroupVersionResource{parentGVR, deployGVR} {
 		list, err := dyn.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{Limit: servedSample})
@@ -39,6 +41,13 @@ func servedBytes(ctx context.Context, dyn dynamic.Interface, ns string) (map[str
 			total += len(b)
 		}
 		out[gvr.Resource] = float64(total) / float64(len(list.Items))
+		first, err := json.MarshalIndent(list.Items[0].Object, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(keep+"-"+gvr.Resource+".json", append(first, '\n'), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

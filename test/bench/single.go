@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/watch"
@@ -15,7 +14,10 @@ import (
 
 // singleResult is the latency of single objects on an idle, converged
 // system: each created alone, measured from the create request's return
-// to the status showing in a watch, then deleted before the next.
+// to the status showing in a watch. They stay, converged and idle, until
+// the run's control plane goes: deleting them would leave the garbage
+// collector's work on their children in the next phase, or a wait of
+// seconds for it.
 type singleResult struct {
 	System   string `json:"system"`
 	Workload string `json:"workload"`
@@ -43,7 +45,7 @@ type singleResult struct {
 // singlePrefix names the single objects, apart from the workload's.
 const singlePrefix = "single-"
 
-// singleTimeout bounds one object's create, status and deletion.
+// singleTimeout bounds one object's create and status.
 const singleTimeout = 60 * time.Second
 
 // single creates opts.Single objects one at a time next to the converged
@@ -61,18 +63,6 @@ func (h *harness) single(ctx context.Context, sys system, r *run, w *workload, r
 		returned[name] = t.created
 		lat = append(lat, ms(t.status.Sub(t.created)))
 		fin = append(fin, ms(t.finalizer.Sub(t.created)))
-		if err := w.deleteAndWait(ctx, name); err != nil {
-			return err
-		}
-	}
-	h.log.Info("single objects measured; waiting for the garbage collector to take their children", "system", r.System)
-	// The garbage collector's work on their children stays out of the
-	// next phase's request counts.
-	if _, err := await(ctx, h.opts.Timeout, r.namespace()+" single objects' children collected", func() (bool, string) {
-		left := w.track.childrenLeft(singlePrefix)
-		return left == 0, fmt.Sprintf("%d children of single objects left", left)
-	}); err != nil {
-		return err
 	}
 	st, err := sys.stats(ctx)
 	if err != nil {
@@ -141,33 +131,6 @@ func (w *workload) createAndWatch(ctx context.Context, name string) (t singleTim
 				t.finalizer = t.status
 			}
 			return t, nil
-		}
-	}
-}
-
-// deleteAndWait deletes the object and returns once a watch shows it gone
-// (the system's delete work done, its finalizer released).
-func (w *workload) deleteAndWait(ctx context.Context, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, singleTimeout)
-	defer cancel()
-	nw := &nameWatch{r: w.parents(), name: name}
-	defer nw.stop()
-	if _, err := nw.open(ctx); err != nil {
-		return err
-	}
-	if err := w.parents().Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("delete %s: %w", name, err)
-	}
-	for {
-		ev, err := nw.next(ctx)
-		if err != nil {
-			return err
-		}
-		if ev.Type == watch.Deleted {
-			return nil
 		}
 	}
 }

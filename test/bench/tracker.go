@@ -54,10 +54,12 @@ func startTracker(ctx context.Context, w *workload) (*tracker, error) {
 
 func (t *tracker) stop() { t.cancel() }
 
-// handler keeps into[name] = value(obj) for every object of an informer.
+// handler keeps into[name] = value(obj) for every object of an informer
+// but the single objects (and their children), which stay converged
+// beside the workload once measured.
 func (t *tracker) handler(into map[string]int64, value func(any) (string, int64, bool)) cache.ResourceEventHandler {
 	set := func(obj any) {
-		if name, v, ok := value(obj); ok {
+		if name, v, ok := value(obj); ok && !strings.HasPrefix(name, singlePrefix) {
 			t.mu.Lock()
 			into[name] = v
 			t.mu.Unlock()
@@ -116,17 +118,11 @@ func (t *tracker) converged(n int, size int64) (bool, string) {
 	return ready >= n && children >= n, fmt.Sprintf("%d/%d statuses, %d/%d children", ready, n, children, n)
 }
 
-// childrenLeft counts the children whose name has prefix.
-func (t *tracker) childrenLeft(prefix string) int {
+// childrenLeft counts the workload's children.
+func (t *tracker) childrenLeft() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	left := 0
-	for name := range t.children {
-		if strings.HasPrefix(name, prefix) {
-			left++
-		}
-	}
-	return left
+	return len(t.children)
 }
 
 func count(m map[string]int64, want int64) int {
