@@ -276,36 +276,42 @@ func TestChartLeavesClientLimitsToTheBinaryAndTheWebViewOff(t *testing.T) {
 	}
 }
 
-// Go's threads follow the CPU request unless a CPU limit sets them, and
-// a user's own GOMAXPROCS comes last, so it wins.
-func TestChartSetsGOMAXPROCSFromTheCPURequestWithoutALimit(t *testing.T) {
+// Go's threads follow the CPU request unless a CPU limit sets them; a
+// variable the user names in gateway.extraEnv takes the chart's place
+// (a duplicate name would hide one definition, and server-side apply
+// mishandles it).
+func TestChartSetsGoRuntimeLimitsUnlessTheUserDoes(t *testing.T) {
 	cases := []struct {
-		name string
-		set  []string
-		want []string // the container's GOMAXPROCS definitions, in order
+		name      string
+		set       []string
+		maxProcs  []string // the container's GOMAXPROCS definitions, in order
+		memLimits []string // and GOMEMLIMIT's
 	}{
-		{"defaults: the request", nil, []string{"requests.cpu"}},
-		{"a CPU limit: Go follows it", []string{"--set", "resources.limits.cpu=2"}, nil},
-		{"no CPU request", []string{"--set", "resources.requests.cpu=null"}, nil},
-		{"the user's own after the chart's", []string{"--set", "gateway.extraEnv[0].name=GOMAXPROCS", "--set-string", "gateway.extraEnv[0].value=4"},
-			[]string{"requests.cpu", "4"}},
+		{"defaults: the CPU request and the memory limit", nil, []string{"requests.cpu"}, []string{"limits.memory"}},
+		{"a CPU limit: Go follows it", []string{"--set", "resources.limits.cpu=2"}, nil, []string{"limits.memory"}},
+		{"no CPU request", []string{"--set", "resources.requests.cpu=null"}, nil, []string{"limits.memory"}},
+		{"no resources at all", []string{"--set", "resources=null"}, nil, []string{"limits.memory"}},
+		{"the user's own", []string{"--set", "gateway.extraEnv[0].name=GOMAXPROCS", "--set-string", "gateway.extraEnv[0].value=4",
+			"--set", "gateway.extraEnv[1].name=GOMEMLIMIT", "--set-string", "gateway.extraEnv[1].value=450MiB"},
+			[]string{"4"}, []string{"450MiB"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var d appsv1.Deployment
 			find(t, render(t, tc.set...), "Deployment", "rel-opgate", &d)
-			var got []string
+			defined := map[string][]string{}
 			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
-				switch {
-				case e.Name != "GOMAXPROCS":
-				case e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil:
-					got = append(got, e.ValueFrom.ResourceFieldRef.Resource)
-				default:
-					got = append(got, e.Value)
+				v := e.Value
+				if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
+					v = e.ValueFrom.ResourceFieldRef.Resource
 				}
+				defined[e.Name] = append(defined[e.Name], v)
 			}
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("GOMAXPROCS defined as %q, want %q", got, tc.want)
+			if got := defined["GOMAXPROCS"]; !slices.Equal(got, tc.maxProcs) {
+				t.Errorf("GOMAXPROCS defined as %q, want %q", got, tc.maxProcs)
+			}
+			if got := defined["GOMEMLIMIT"]; !slices.Equal(got, tc.memLimits) {
+				t.Errorf("GOMEMLIMIT defined as %q, want %q", got, tc.memLimits)
 			}
 		})
 	}

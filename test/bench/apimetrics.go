@@ -27,9 +27,9 @@ var benchResources = map[string]bool{resource: true, "deployments": true, "event
 // etcd_request_duration_seconds names them.
 var etcdTypes = map[string]string{resource + "." + group: resource, "deployments.apps": "deployments"}
 
-// benchKinds are the bench resources' kinds, as the watch metrics name
-// them.
-var benchKinds = map[string]bool{kind: true, "Deployment": true}
+// watchResources are the bench resources by the watch metrics' label:
+// kube-apiserver 1.32 names the kind, later ones the resource.
+var watchResources = map[string]string{kind: resource, "Deployment": "deployments", resource: resource, "deployments": "deployments"}
 
 // apiServerCounts are kube-apiserver's counters for the bench resources.
 type apiServerCounts struct {
@@ -39,9 +39,12 @@ type apiServerCounts struct {
 	// more than API requests call for are writes the API server tried
 	// again on a stale cached copy or a lost race.
 	etcd requestCounts
-	// watch: the events it sent to watchers ("events Deployment") and
-	// their bytes ("bytes Deployment"), every watcher's: the systems', the
-	// garbage collector's and the harness's tracker's.
+	// watch: the events it sent to watchers ("events deployments"), every
+	// watcher's (the system's, the garbage collector's, the harness's
+	// tracker's), and the bytes it encoded for them ("bytes deployments"):
+	// once per event and encoding, so watchers sharing an encoding add
+	// none, and one taking JSON where the others take protobuf adds a
+	// whole event.
 	watch requestCounts
 }
 
@@ -92,13 +95,15 @@ func scrapeAPIServer(ctx context.Context, cfg *rest.Config) (apiServerCounts, er
 			if storage, ok := etcdTypes[labels["type"]]; ok {
 				c.etcd[labels["operation"]+" "+storage] += value
 			}
-		case "apiserver_watch_events_total":
-			if benchKinds[labels["kind"]] {
-				c.watch["events "+labels["kind"]] += value
+		case "apiserver_watch_events_total", "apiserver_watch_events_sizes_sum":
+			res, ok := watchResources[labels["kind"]]
+			if !ok {
+				res, ok = watchResources[labels["resource"]]
 			}
-		case "apiserver_watch_events_sizes_sum":
-			if benchKinds[labels["kind"]] {
-				c.watch["bytes "+labels["kind"]] += value
+			if ok && metric == "apiserver_watch_events_total" {
+				c.watch["events "+res] += value
+			} else if ok {
+				c.watch["bytes "+res] += value
 			}
 		}
 	}

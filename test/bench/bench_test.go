@@ -141,7 +141,7 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		}
 		// Every phase changes each parent, which the system and the tracker
 		// watch, and each child, which the tracker watches.
-		if p.WatchEvents["events "+kind] < 2 || p.WatchEvents["bytes "+kind] <= 0 || p.WatchEvents["events Deployment"] < 1 {
+		if p.WatchEvents["events "+resource] < 2 || p.WatchEvents["bytes "+resource] <= 0 || p.WatchEvents["events deployments"] < 1 {
 			t.Errorf("%s: watch events per object %v", name, p.WatchEvents)
 		}
 		if p.PlaneCPUMsPerObjectBy["kube-apiserver"] <= 0 || p.PlaneCPUMsPerObjectBy["etcd"] <= 0 {

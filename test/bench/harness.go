@@ -194,7 +194,6 @@ type sample struct {
 
 func (h *harness) sample(ctx context.Context, sys system, started bool) (sample, error) {
 	s := sample{at: time.Now(), own: h.counter.snapshot()}
-	var err error
 	counts, err := scrapeAPIServer(ctx, h.admin)
 	if err != nil {
 		return s, err
@@ -415,6 +414,7 @@ func (h *harness) steady(ctx context.Context, sys system, r *run, rep *report) e
 		CPUSeconds: after.usage.CPUSeconds - before.usage.CPUSeconds,
 		RSSMiB:     after.usage.RSSMiB, PeakRSSMiB: after.usage.PeakRSSMiB,
 		Requests: api, Writes: writes(api),
+		ContextSwitches: after.usage.ContextSwitches - before.usage.ContextSwitches,
 	})
 	return nil
 }

@@ -75,11 +75,10 @@ type phaseResult struct {
 	// included (in backlog create they came before the phase): a write
 	// tried again on a stale cached copy shows as one more get or update.
 	EtcdRequests requestCounts `json:"etcdRequests"`
-	// WatchEvents are the watch events kube-apiserver sent per object over
-	// the phase ("events Deployment") and their bytes ("bytes
-	// Deployment"), to every watcher: the system's, the garbage
-	// collector's and the harness's tracker's.
-	WatchEvents requestCounts `json:"watchEventsPerObject"`
+	// WatchEvents are kube-apiserver's watch events per object over the
+	// phase, sent to every watcher ("events deployments"), and the bytes it
+	// encoded for them ("bytes deployments"; see apiServerCounts.watch).
+	WatchEvents requestCounts `json:"watchEvents"`
 	// ServedBytes is the mean JSON size of a parent and a child as the API
 	// server serves them at the end of the phase, by resource (none after
 	// delete). Custom resources are stored as that JSON; Deployments as
@@ -98,6 +97,9 @@ type steadyResult struct {
 	PeakRSSMiB float64       `json:"peakRSSMiB"`
 	Requests   requestCounts `json:"requests"`
 	Writes     float64       `json:"writes"`
+	// ContextSwitches of the system's threads over the window: its
+	// wake-ups while there is nothing to do.
+	ContextSwitches float64 `json:"contextSwitches"`
 }
 
 // writes sums the writing verbs.
@@ -282,7 +284,7 @@ func (rep *report) markdown() string {
 		if p.Round > 1 {
 			system += fmt.Sprintf(" (round %d)", p.Round)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.0f | %s | %.2f | %.2f | %s | %.0f / %.0f | %.2f | %.2f | %.2f | %.0f / %.0f | %.0f | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.0f | %s | %.2f | %.2f | %s | %.0f / %.0f | %.2f | %.2f | %.2f | %.1f / %.1f | %.0f | %s |\n",
 			p.Workload, p.Mode, p.Phase, system, p.Seconds, p.ObjectsPerSecond, ratio, p.CallbacksPerObject,
 			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, p.PlaneCPUMsPerObject,
 			p.MachineCPUMsPerObject, p.ContextSwitchesPerObject, p.MachineContextSwitchesPerObject, p.PeakRSSMiB, served)
@@ -298,10 +300,10 @@ func (rep *report) markdown() string {
 		}
 	}
 	if len(rep.Steady) > 0 {
-		b.WriteString("\nSteady state (converged, idle):\n\n| system | N | s | CPU s | RSS MiB | peak RSS MiB | writes | requests |\n|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("\nSteady state (converged, idle):\n\n| system | N | s | CPU s | context switches | RSS MiB | peak RSS MiB | writes | requests |\n|---|---|---|---|---|---|---|---|---|\n")
 		for _, s := range rep.Steady {
-			fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.0f | %.0f | %.0f | %s |\n",
-				s.System, s.N, s.Seconds, s.CPUSeconds, s.RSSMiB, s.PeakRSSMiB, s.Writes, formatCounts(s.Requests))
+			fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.0f | %.0f | %.0f | %.0f | %s |\n",
+				s.System, s.N, s.Seconds, s.CPUSeconds, s.ContextSwitches, s.RSSMiB, s.PeakRSSMiB, s.Writes, formatCounts(s.Requests))
 		}
 	}
 	if len(rep.Single) > 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -29,18 +30,22 @@ func servedBytes(ctx context.Context, dyn dynamic.Interface, ns, keep string) (m
 		if err != nil {
 			return nil, fmt.Errorf("served size of %s in %s: %w", gvr.Resource, ns, err)
 		}
-		if len(list.Items) == 0 {
-			continue
+		if len(list.Items) == 0 || strings.HasPrefix(list.Items[0].GetName(), singlePrefix) {
+			continue // none of the workload's
 		}
-		total := 0
+		total, counted := 0, 0
 		for i := range list.Items {
+			if strings.HasPrefix(list.Items[i].GetName(), singlePrefix) {
+				continue // not the workload's
+			}
+			counted++
 			b, err := json.Marshal(list.Items[i].Object)
 			if err != nil {
 				return nil, fmt.Errorf("served size of %s %s/%s: %w", gvr.Resource, ns, list.Items[i].GetName(), err)
 			}
 			total += len(b)
 		}
-		out[gvr.Resource] = float64(total) / float64(len(list.Items))
+		out[gvr.Resource] = float64(total) / float64(counted)
 		first, err := json.MarshalIndent(list.Items[0].Object, "", "  ")
 		if err != nil {
 			return nil, err

@@ -14,7 +14,8 @@ import (
 
 // singleResult is the latency of single objects on an idle, converged
 // system: each created alone, measured from the create request's return
-// to the status showing in a watch. They stay, converged and idle, until
+// to the status showing in a watch, the next created once the system's
+// writes for it are in. They stay, converged and idle, until
 // the run's control plane goes: deleting them would leave the garbage
 // collector's work on their children in the next phase, or a wait of
 // seconds for it.
@@ -63,6 +64,11 @@ func (h *harness) single(ctx context.Context, sys system, r *run, w *workload, r
 		returned[name] = t.created
 		lat = append(lat, ms(t.status.Sub(t.created)))
 		fin = append(fin, ms(t.finalizer.Sub(t.created)))
+		// Each system writes its state after the status: the next object,
+		// and after the last the next phase, start once that is in.
+		if _, err := h.settled(ctx, sys); err != nil {
+			return err
+		}
 	}
 	st, err := sys.stats(ctx)
 	if err != nil {

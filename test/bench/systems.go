@@ -27,8 +27,8 @@ type tuning struct {
 	QPS     float64       `json:"qps"`
 	Burst   int           `json:"burst"`
 	Sleep   time.Duration `json:"sleepPerCall"`
-	// GOMAXPROCS of both systems' processes (0: Go's default, one per
-	// core), as a CPU limit sets it in a pod.
+	// GOMAXPROCS of both systems' processes (0: as in the harness's
+	// environment), as the chart sets it from the CPU request.
 	GOMAXPROCS int `json:"gomaxprocs,omitempty"`
 }
 
