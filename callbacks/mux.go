@@ -233,14 +233,19 @@ func (m *Mux) readRequest(w http.ResponseWriter, r *http.Request) (*Request, int
 	}
 	// Validating first turns a missing object or a wrong type into a
 	// message with its JSON path instead of a nil dereference later.
-	if err := ValidateRequest(body); err != nil {
+	schemas, err := LoadSchemas()
+	if err != nil {
+		return nil, http.StatusInternalServerError, err
+	}
+	doc, err := validateDocument(schemas.Request, "request", body)
+	if err != nil {
 		return nil, http.StatusBadRequest, err
 	}
-	var req Request
-	if err := json.Unmarshal(body, &req); err != nil {
+	req, err := requestOf(doc)
+	if err != nil {
 		return nil, http.StatusBadRequest, fmt.Errorf("decode request: %w", err)
 	}
-	return &req, 0, nil
+	return req, 0, nil
 }
 
 // call runs fn within the request's deadline, when it has one: past it the

@@ -189,6 +189,7 @@ type sample struct {
 	usage    procUsage
 	plane    map[string]float64 // each control-plane process's CPU seconds so far
 	machine  machineUsage
+	harness  procUsage // this process: the tracker, the workload's client and the gateway's handler
 	received stats
 }
 
@@ -201,6 +202,9 @@ func (h *harness) sample(ctx context.Context, sys system, started bool) (sample,
 	s.api, s.etcd, s.watch = counts.api, counts.etcd, counts.watch
 	if s.machine, err = readMachineUsage(); err != nil {
 		return s, err
+	}
+	if s.harness, err = readUsage(os.Getpid()); err != nil {
+		return s, fmt.Errorf("harness usage: %w", err)
 	}
 	s.plane = make(map[string]float64, len(h.plane))
 	for name, pid := range h.plane {

@@ -67,7 +67,12 @@ type phaseResult struct {
 	// object: the system's, its handler's, the control plane's and the
 	// harness's. ContextSwitchesPerObject are the system's threads',
 	// MachineContextSwitchesPerObject every process's.
-	MachineCPUMsPerObject           float64 `json:"machineCPUMsPerObject"`
+	MachineCPUMsPerObject float64 `json:"machineCPUMsPerObject"`
+	// HarnessCPUMsPerObject is the harness process's: its watches of the
+	// namespace and the workload's requests for both systems, and for the
+	// gateway also the handler it calls (the raw program does that work
+	// in its own process).
+	HarnessCPUMsPerObject           float64 `json:"harnessCPUMsPerObject"`
 	ContextSwitchesPerObject        float64 `json:"contextSwitchesPerObject"`
 	MachineContextSwitchesPerObject float64 `json:"machineContextSwitchesPerObject"`
 	// EtcdRequests are kube-apiserver's requests to etcd per object for
@@ -157,6 +162,7 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 		PlaneCPUMsPerObject: planeTotal * 1000 / float64(n), PlaneCPUMsPerObjectBy: planeBy,
 		PeakRSSMiB:                      after.usage.PeakRSSMiB,
 		MachineCPUMsPerObject:           (after.machine.BusySeconds - before.machine.BusySeconds) * 1000 / float64(n),
+		HarnessCPUMsPerObject:           (after.harness.CPUSeconds - before.harness.CPUSeconds) * 1000 / float64(n),
 		ContextSwitchesPerObject:        (after.usage.ContextSwitches - before.usage.ContextSwitches) / float64(n),
 		MachineContextSwitchesPerObject: (after.machine.ContextSwitches - before.machine.ContextSwitches) / float64(n),
 	}
