@@ -44,7 +44,8 @@ const HealthPath = "/healthz"
 //   - 401 when a verifier is set and the signature is missing, wrong or out
 //     of the replay window;
 //   - 404 when no handler matches;
-//   - 500 when the handler panics or the response cannot be encoded.
+//   - 500 when the handler panics, the response cannot be encoded or the
+//     embedded schemas do not load (a broken build).
 //
 // Every non-200 answer carries {"error": {...}}. Only a malformed request
 // (400) is marked permanent: a 401, 404, 405 or 413 is cured by

@@ -251,6 +251,12 @@ func TestMuxRefusesMalformedRequests(t *testing.T) {
 		{"an unknown event is a bad request", http.MethodPost,
 			`{"apiVersion":"opgate.dev/v1alpha1","kind":"CallbackRequest","uid":"u","event":"explode","operator":"o","callback":"c","attempt":1,"deadline":"2030-01-01T00:00:00Z","object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}}`,
 			http.StatusBadRequest, "/event"},
+		{"an object whose apiVersion does not parse is a bad request", http.MethodPost,
+			`{"apiVersion":"opgate.dev/v1alpha1","kind":"CallbackRequest","uid":"u","event":"create","operator":"o","callback":"c","attempt":1,"deadline":"2030-01-01T00:00:00Z","object":{"apiVersion":"a/b/c","kind":"ConfigMap","metadata":{"name":"x"}}}`,
+			http.StatusBadRequest, `decode request: object: object has no kind, or an apiVersion "a/b/c" that does not parse`},
+		{"a number no float holds names where it is", http.MethodPost,
+			`{"apiVersion":"opgate.dev/v1alpha1","kind":"CallbackRequest","uid":"u","event":"create","operator":"o","callback":"c","attempt":1,"deadline":"2030-01-01T00:00:00Z","object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"n":1e400}}}`,
+			http.StatusBadRequest, "decode request: object: at /data/n: number 1e400 does not fit a 64-bit float"},
 		{"a body over the limit is too large", http.MethodPost, `{"pad":"` + strings.Repeat("x", 2048) + `"}`, http.StatusRequestEntityTooLarge, "over 1024 bytes"},
 		{"a GET of a callback is not allowed", http.MethodGet, "", http.StatusMethodNotAllowed, "POST"},
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -13,18 +15,28 @@ import (
 // requestOf turns a request document the schema admitted, as parseJSON
 // decoded it, into a Request without parsing the body again (a Mux's
 // second pass over every body, a third of its cost). It gives what
-// json.Unmarshal into a Request gives: the objects' numbers as the API
+// json.Unmarshal into a Request gives, the objects' numbers as the API
 // machinery decodes an Unstructured (int64 for integers, float64 for the
-// rest), a diff operation's old and new values as JSON. It reuses the
-// document's maps. Keys are matched exactly, as the gateway writes them;
-// unknown ones are ignored, as the schema allows.
+// rest), with three differences, all on bodies the gateway never writes:
+// keys are matched exactly, not regardless of case; a key given twice
+// counts once, by its last occurrence, the one the schema validated
+// (json.Unmarshal also decodes the earlier ones); and escapes in the
+// deadline are decoded before it is parsed. A diff operation's old and new
+// values are the same JSON values as in the body, re-encoded (escapes and
+// spacing may differ). It reuses the document's maps, and reads the fields
+// in a fixed order, so that a body with two faults names the same one each
+// time. Unknown keys are ignored, as the schema allows.
 func requestOf(doc any) (*Request, error) {
 	top, ok := doc.(map[string]any)
 	if !ok {
 		return nil, errors.New("expected object")
 	}
 	var req Request
-	for key, v := range top {
+	for _, key := range requestFields {
+		v, ok := top[key]
+		if !ok {
+			continue
+		}
 		var err error
 		switch key {
 		case "apiVersion":
@@ -64,8 +76,6 @@ func requestOf(doc any) (*Request, error) {
 			req.Children, err = objectsByKindOf(v)
 		case "related":
 			req.Related, err = objectsByKindOf(v)
-		default:
-			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
@@ -73,6 +83,11 @@ func requestOf(doc any) (*Request, error) {
 	}
 	return &req, nil
 }
+
+// requestFields are the Request's JSON keys, in the order requestOf reads
+// them.
+var requestFields = []string{"apiVersion", "kind", "uid", "event", "operator", "callback", "attempt", "deadline",
+	"object", "old", "diff", "oldUnavailable", "children", "related"}
 
 func textOf(v any) (string, error) {
 	s, ok := v.(string)
@@ -97,8 +112,8 @@ func intOf(v any) (int, error) {
 	return int(i), nil
 }
 
-// objectOf is an object as an Unstructured decodes it: a JSON object with
-// a kind.
+// objectOf is an object as an Unstructured decodes it: a JSON object whose
+// apiVersion parses and that has a kind.
 func objectOf(v any) (*unstructured.Unstructured, error) {
 	if v == nil {
 		return nil, nil
@@ -108,12 +123,16 @@ func objectOf(v any) (*unstructured.Unstructured, error) {
 		return nil, errors.New("expected object")
 	}
 	if b := numbersIn(m, true); b != nil {
-		return nil, errors.New(b.violation("").Message)
+		bad := b.violation("")
+		return nil, fmt.Errorf("at %s: %s", bad.Path, bad.Message)
 	}
-	if k, _ := m["kind"].(string); k == "" {
-		return nil, errors.New("object has no kind")
+	u := &unstructured.Unstructured{Object: m}
+	// GroupVersionKind has no kind when the apiVersion does not parse
+	// ("a/b/c"), as Unstructured's decoder finds it.
+	if u.GroupVersionKind().Kind == "" {
+		return nil, fmt.Errorf("object has no kind, or an apiVersion %q that does not parse", u.GetAPIVersion())
 	}
-	return &unstructured.Unstructured{Object: m}, nil
+	return u, nil
 }
 
 func objectsByKindOf(v any) (map[string]map[string]*unstructured.Unstructured, error) {
@@ -125,17 +144,18 @@ func objectsByKindOf(v any) (map[string]map[string]*unstructured.Unstructured, e
 		return nil, errors.New("expected object")
 	}
 	out := make(map[string]map[string]*unstructured.Unstructured, len(kinds))
-	for kind, byName := range kinds {
-		names, ok := byName.(map[string]any)
-		if !ok && byName != nil {
+	// Sorted, so that two faults name the same one each time.
+	for _, kind := range slices.Sorted(maps.Keys(kinds)) {
+		names, ok := kinds[kind].(map[string]any)
+		if !ok && kinds[kind] != nil {
 			return nil, fmt.Errorf("%s: expected object", kind)
 		}
 		var objs map[string]*unstructured.Unstructured
 		if names != nil {
 			objs = make(map[string]*unstructured.Unstructured, len(names))
 		}
-		for name, o := range names {
-			obj, err := objectOf(o)
+		for _, name := range slices.Sorted(maps.Keys(names)) {
+			obj, err := objectOf(names[name])
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", kind, name, err)
 			}
@@ -179,8 +199,9 @@ func diffOf(v any) ([]DiffOp, error) {
 	return ops, nil
 }
 
-// rawOf encodes a parsed value back to JSON: numbers as they were written
-// (json.Number), HTML characters unescaped, as they came.
+// rawOf encodes a parsed value back to JSON: the same value, numbers as
+// they were written (json.Number), strings with only the escapes JSON
+// needs (no HTML escaping).
 func rawOf(v any) (json.RawMessage, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
