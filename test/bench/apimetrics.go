@@ -138,6 +138,15 @@ func parseSample(line string) (map[string]string, float64, error) {
 	return labels, value, nil
 }
 
+// per is c divided by n: counts per object.
+func (c requestCounts) per(n int) requestCounts {
+	d := make(requestCounts, len(c))
+	for k, v := range c {
+		d[k] = v / float64(n)
+	}
+	return d
+}
+
 // minus is c - o, dropping zeroes.
 func (c requestCounts) minus(o requestCounts) requestCounts {
 	d := requestCounts{}

@@ -181,10 +181,8 @@ func (r run) namespace() string {
 
 // sample is what is read at a phase's start and end.
 type sample struct {
-	at       time.Time
-	api      requestCounts
-	etcd     requestCounts // kube-apiserver's requests to etcd
-	watch    requestCounts // kube-apiserver's watch events and their bytes
+	at time.Time
+	apiServerCounts
 	own      requestCounts
 	usage    procUsage
 	plane    map[string]float64 // each control-plane process's CPU seconds so far
@@ -195,11 +193,10 @@ type sample struct {
 
 func (h *harness) sample(ctx context.Context, sys system, started bool) (sample, error) {
 	s := sample{at: time.Now(), own: h.counter.snapshot()}
-	counts, err := scrapeAPIServer(ctx, h.admin)
-	if err != nil {
+	var err error
+	if s.apiServerCounts, err = scrapeAPIServer(ctx, h.admin); err != nil {
 		return s, err
 	}
-	s.api, s.etcd, s.watch = counts.api, counts.etcd, counts.watch
 	if s.machine, err = readMachineUsage(); err != nil {
 		return s, err
 	}

@@ -123,10 +123,6 @@ func writes(c requestCounts) float64 {
 func measure(r run, phase string, n int, before, after sample, w *workload) phaseResult {
 	secs := after.at.Sub(before.at).Seconds()
 	api := after.api.minus(before.api).minus(after.own.minus(before.own))
-	perObject := requestCounts{}
-	for k, v := range api {
-		perObject[k] = v / float64(n)
-	}
 	cpu := after.usage.CPUSeconds - before.usage.CPUSeconds
 	calls := after.received.Calls[phase] - before.received.Calls[phase]
 	var lat []float64
@@ -138,14 +134,6 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 	}
 	w.mu.Unlock()
 	slices.Sort(lat)
-	etcd := requestCounts{}
-	for k, v := range after.etcd.minus(before.etcd) {
-		etcd[k] = v / float64(n)
-	}
-	watched := requestCounts{}
-	for k, v := range after.watch.minus(before.watch) {
-		watched[k] = v / float64(n)
-	}
 	planeBy, planeTotal := make(map[string]float64, len(after.plane)), 0.0
 	for name, secs := range after.plane {
 		planeBy[name] = (secs - before.plane[name]) * 1000 / float64(n)
@@ -156,7 +144,8 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 		APIServerPID: r.APIServerPID, WarmUpSeconds: r.WarmUpSeconds,
 		Seconds: secs, ObjectsPerSecond: float64(n) / secs,
 		CallbacksPerObject: float64(calls) / float64(n),
-		Requests:           perObject, WritesPerObject: writes(api) / float64(n), EtcdRequests: etcd, WatchEvents: watched,
+		Requests:           api.per(n), WritesPerObject: writes(api) / float64(n),
+		EtcdRequests: after.etcd.minus(before.etcd).per(n), WatchEvents: after.watch.minus(before.watch).per(n),
 		LatencyP50Ms: percentile(lat, 0.50), LatencyP99Ms: percentile(lat, 0.99),
 		CPUSeconds: cpu, CPUMsPerObject: cpu * 1000 / float64(n),
 		PlaneCPUMsPerObject: planeTotal * 1000 / float64(n), PlaneCPUMsPerObjectBy: planeBy,
