@@ -78,7 +78,7 @@ func scrapeAPIServer(ctx context.Context, cfg *rest.Config) (apiServerCounts, er
 		metric := string(name)
 		switch metric {
 		case "apiserver_request_total", "etcd_request_duration_seconds_count",
-			"apiserver_watch_events_total", "apiserver_watch_events_sizes_sum":
+			"apiserver_watch_events_total", "apiserver_watch_events_sizes_sum", "apiserver_watch_events_sizes_count":
 		default:
 			continue
 		}
@@ -95,14 +95,18 @@ func scrapeAPIServer(ctx context.Context, cfg *rest.Config) (apiServerCounts, er
 			if storage, ok := etcdTypes[labels["type"]]; ok {
 				c.etcd[labels["operation"]+" "+storage] += value
 			}
-		case "apiserver_watch_events_total", "apiserver_watch_events_sizes_sum":
+		case "apiserver_watch_events_total", "apiserver_watch_events_sizes_sum", "apiserver_watch_events_sizes_count":
 			res, ok := watchResources[labels["kind"]]
 			if !ok {
 				res, ok = watchResources[labels["resource"]]
 			}
-			if ok && metric == "apiserver_watch_events_total" {
+			switch {
+			case !ok:
+			case metric == "apiserver_watch_events_total":
 				c.watch["events "+res] += value
-			} else if ok {
+			case metric == "apiserver_watch_events_sizes_count":
+				c.watch["encodings "+res] += value
+			default:
 				c.watch["bytes "+res] += value
 			}
 		}

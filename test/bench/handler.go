@@ -2,6 +2,11 @@ package main
 
 import (
 	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -17,6 +22,30 @@ const (
 	kind     = "Memcached"
 	resource = "memcacheds"
 )
+
+// handlerMain serves the bench handler in a process of its own, as a
+// user's handler runs beside the gateway: its CPU is measured apart from
+// the harness's (whose watches and workload serve both systems alike), and
+// it runs with the systems' GOMAXPROCS.
+func handlerMain(args []string) int {
+	fs := flag.NewFlagSet("handler", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "address of the callbacks, /stats and /healthz")
+	sleep := fs.Duration("sleep", 0, "simulated work per call")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	h := &benchHandler{rec: newRecorder(), sleep: *sleep}
+	srv, err := serveStats(*addr, h.rec, h.mux())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "handler:", err)
+		return 1
+	}
+	<-ctx.Done()
+	_ = srv.Close()
+	return 0
+}
 
 // benchHandler is the minimal Go handler the gateway calls.
 type benchHandler struct {

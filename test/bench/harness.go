@@ -185,9 +185,10 @@ type sample struct {
 	apiServerCounts
 	own      requestCounts
 	usage    procUsage
+	handler  procUsage          // the gateway's handler process (zero for raw)
 	plane    map[string]float64 // each control-plane process's CPU seconds so far
 	machine  machineUsage
-	harness  procUsage // this process: the tracker, the workload's client and the gateway's handler
+	harness  procUsage // this process: the tracker and the workload's client
 	received stats
 }
 
@@ -213,6 +214,9 @@ func (h *harness) sample(ctx context.Context, sys system, started bool) (sample,
 	}
 	if started {
 		if s.usage, err = sys.usage(); err != nil {
+			return s, err
+		}
+		if s.handler, err = sys.handlerUsage(); err != nil {
 			return s, err
 		}
 		if s.received, err = sys.stats(ctx); err != nil {

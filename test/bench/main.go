@@ -42,9 +42,24 @@ type options struct {
 	MaxProcs  int // GOMAXPROCS of both systems (0: Go's default)
 }
 
+// runSubcommand runs this program as one of the processes a run measures
+// besides the gateway: the raw program or the gateway's handler.
+func runSubcommand(args []string) (code int, ok bool) {
+	if len(args) < 2 {
+		return 0, false
+	}
+	switch args[1] {
+	case "raw":
+		return rawMain(args[2:]), true
+	case "handler":
+		return handlerMain(args[2:]), true
+	}
+	return 0, false
+}
+
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "raw" {
-		os.Exit(rawMain(os.Args[2:]))
+	if code, ok := runSubcommand(os.Args); ok {
+		os.Exit(code)
 	}
 	opts, err := parseFlags(os.Args[1:], os.Stderr)
 	if err != nil {
@@ -81,7 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Single, "single", 20, "single-object latency: after the first workload's first create phase converged, create this many objects one at a time on each system and measure create → status (0: skip)")
 	fs.IntVar(&o.WarmUp, "warm-up", 100, "objects the raw program creates, updates and deletes in a namespace of its own before anything is measured, so that no system's first phase runs on a cold control plane (0: none)")
 	fs.IntVar(&o.Repeat, "repeat", 1, "rounds of every workload, mode and system, each on a fresh control plane, the systems' order reversed every other round (an even number gives each system the first place as often); the ratios' median over the rounds is reported too; K times as long")
-	fs.IntVar(&o.MaxProcs, "gomaxprocs", 1, "GOMAXPROCS of both systems' processes, as the chart's default CPU request (100m) sets it for the gateway (0: as in the harness's environment, else Go's default of one per core)")
+	fs.IntVar(&o.MaxProcs, "gomaxprocs", 1, "GOMAXPROCS of both systems' processes (the gateway's handler's too), as the chart's default CPU request (100m) sets it for the gateway (0: as in the harness's environment, else Go's default of one per core)")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {
 		return o, err

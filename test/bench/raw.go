@@ -102,7 +102,7 @@ func runRaw(ctx context.Context, kubeconfig, ns string, workers int, qps float32
 	}); err != nil {
 		return err
 	}
-	srv, err := serveStats(addr, c.rec)
+	srv, err := serveStats(addr, c.rec, nil)
 	if err != nil {
 		return err
 	}
@@ -122,8 +122,9 @@ func runRaw(ctx context.Context, kubeconfig, ns string, workers int, qps float32
 	return nil
 }
 
-// serveStats serves the recorder and prints the address it listens on.
-func serveStats(addr string, rec *recorder) (*http.Server, error) {
+// serveStats serves the recorder, /healthz and the profiles on addr, and
+// every other path with other (the handler's callbacks) if not nil.
+func serveStats(addr string, rec *recorder, other http.Handler) (*http.Server, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -135,6 +136,9 @@ func serveStats(addr string, rec *recorder) (*http.Server, error) {
 	// gateway, so the two profiles can be compared.
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.Handle("/debug/pprof/heap", pprof.Handler("heap"))
+	if other != nil {
+		mux.Handle("/", other)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	return srv, nil

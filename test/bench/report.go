@@ -68,10 +68,11 @@ type phaseResult struct {
 	// harness's. ContextSwitchesPerObject are the system's threads',
 	// MachineContextSwitchesPerObject every process's.
 	MachineCPUMsPerObject float64 `json:"machineCPUMsPerObject"`
+	// HandlerCPUMsPerObject is the gateway's handler process's (0 for
+	// raw, which does that work in its own process).
+	HandlerCPUMsPerObject float64 `json:"handlerCPUMsPerObject"`
 	// HarnessCPUMsPerObject is the harness process's: its watches of the
-	// namespace and the workload's requests for both systems, and for the
-	// gateway also the handler it calls (the raw program does that work
-	// in its own process).
+	// namespace and the workload's requests, alike for both systems.
 	HarnessCPUMsPerObject           float64 `json:"harnessCPUMsPerObject"`
 	ContextSwitchesPerObject        float64 `json:"contextSwitchesPerObject"`
 	MachineContextSwitchesPerObject float64 `json:"machineContextSwitchesPerObject"`
@@ -151,6 +152,7 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 		PlaneCPUMsPerObject: planeTotal * 1000 / float64(n), PlaneCPUMsPerObjectBy: planeBy,
 		PeakRSSMiB:                      after.usage.PeakRSSMiB,
 		MachineCPUMsPerObject:           (after.machine.BusySeconds - before.machine.BusySeconds) * 1000 / float64(n),
+		HandlerCPUMsPerObject:           (after.handler.CPUSeconds - before.handler.CPUSeconds) * 1000 / float64(n),
 		HarnessCPUMsPerObject:           (after.harness.CPUSeconds - before.harness.CPUSeconds) * 1000 / float64(n),
 		ContextSwitchesPerObject:        (after.usage.ContextSwitches - before.usage.ContextSwitches) / float64(n),
 		MachineContextSwitchesPerObject: (after.machine.ContextSwitches - before.machine.ContextSwitches) / float64(n),
@@ -264,12 +266,16 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&b, ", warmed up: %d objects created, updated and deleted by the raw program first (at most %.1f s)", rep.WarmUp, longest)
 	}
 	b.WriteString("\n")
-	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | control plane CPU ms/obj | machine CPU ms/obj | context switches/obj system / machine | peak RSS MiB | served JSON bytes parent / child |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | handler CPU ms/obj | control plane CPU ms/obj | machine CPU ms/obj | context switches/obj system / machine | peak RSS MiB | served JSON bytes parent / child |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range rep.Phases {
 		ratio := "—"
 		if p.System != systemRaw && p.RatioToRaw > 0 {
 			ratio = fmt.Sprintf("%.2f", p.RatioToRaw)
+		}
+		handler := "—"
+		if p.System != systemRaw {
+			handler = fmt.Sprintf("%.2f", p.HandlerCPUMsPerObject)
 		}
 		served := "—"
 		if p.ServedBytes != nil {
@@ -279,9 +285,9 @@ func (rep *report) markdown() string {
 		if p.Round > 1 {
 			system += fmt.Sprintf(" (round %d)", p.Round)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.0f | %s | %.2f | %.2f | %s | %.0f / %.0f | %.2f | %.2f | %.2f | %.1f / %.1f | %.0f | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.0f | %s | %.2f | %.2f | %s | %.0f / %.0f | %.2f | %s | %.2f | %.2f | %.1f / %.1f | %.0f | %s |\n",
 			p.Workload, p.Mode, p.Phase, system, p.Seconds, p.ObjectsPerSecond, ratio, p.CallbacksPerObject,
-			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, p.PlaneCPUMsPerObject,
+			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, handler, p.PlaneCPUMsPerObject,
 			p.MachineCPUMsPerObject, p.ContextSwitchesPerObject, p.MachineContextSwitchesPerObject, p.PeakRSSMiB, served)
 	}
 	if rep.rounds() > 1 && len(rep.Medians) > 0 {

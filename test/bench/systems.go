@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +17,9 @@ type system interface {
 	start(ctx context.Context, ns string, tune tuning) error
 	stats(ctx context.Context) (stats, error)
 	usage() (procUsage, error)
+	// handlerUsage is the gateway's handler process's (zero for raw,
+	// which does that work in its own process).
+	handlerUsage() (procUsage, error)
 	stop()
 }
 
@@ -27,8 +29,9 @@ type tuning struct {
 	QPS     float64       `json:"qps"`
 	Burst   int           `json:"burst"`
 	Sleep   time.Duration `json:"sleepPerCall"`
-	// GOMAXPROCS of both systems' processes (0: as in the harness's
-	// environment), as the chart sets it from the CPU request.
+	// GOMAXPROCS of both systems' processes, the gateway's handler's
+	// included (0: as in the harness's environment), as the chart sets it
+	// from the CPU request.
 	GOMAXPROCS int `json:"gomaxprocs,omitempty"`
 }
 
@@ -48,29 +51,36 @@ type env struct {
 	// profile: record both systems' CPU and heap profiles under
 	// outDir/profiles/<namespace>.
 	profile bool
-	self    string // this program, re-run as `raw`
+	self    string // this program, re-run as `raw` or `handler`
 }
 
-// gatewaySystem is the gateway as a separate process and the Go handler
-// in the harness's process.
+// gatewaySystem is the gateway and its Go handler, each a process of its
+// own.
 type gatewaySystem struct {
-	env     env
-	handler *benchHandler
-	srv     *http.Server
-	gw      *child
-	prof    *profiler
+	env         env
+	handler     *child
+	handlerAddr string
+	gw          *child
+	prof        *profiler
+	handlerProf *profiler
 }
 
 func (g *gatewaySystem) start(ctx context.Context, ns string, tune tuning) error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var err error
+	if g.handlerAddr, err = freeAddr(); err != nil {
+		return err
+	}
+	handlerLog := filepath.Join(g.env.outDir, "handler-"+ns+".log")
+	g.handler, err = startChild("handler", handlerLog, tune.environ(), g.env.self, "handler",
+		"-addr", g.handlerAddr, "-sleep", tune.Sleep.String())
 	if err != nil {
 		return err
 	}
-	g.handler = &benchHandler{rec: newRecorder(), sleep: tune.Sleep}
-	g.srv = &http.Server{Handler: g.handler.mux(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = g.srv.Serve(l) }()
+	if err := g.handler.waitHTTP(ctx, "http://"+g.handlerAddr+"/healthz", handlerLog); err != nil {
+		return err
+	}
 	opFile := filepath.Join(g.env.outDir, "operator-"+ns+".yaml")
-	if err := os.WriteFile(opFile, []byte(operatorYAML(ns, "http://"+l.Addr().String())), 0o644); err != nil {
+	if err := os.WriteFile(opFile, []byte(operatorYAML(ns, "http://"+g.handlerAddr)), 0o644); err != nil {
 		return err
 	}
 	addr, err := freeAddr()
@@ -92,31 +102,43 @@ func (g *gatewaySystem) start(ctx context.Context, ns string, tune tuning) error
 		return err
 	}
 	if g.env.profile {
-		g.prof, err = startProfiler(httpFetcher("http://"+addr), filepath.Join(g.env.outDir, "profiles", ns))
+		dir := filepath.Join(g.env.outDir, "profiles", ns)
+		if g.prof, err = startProfiler(httpFetcher("http://"+addr), dir); err != nil {
+			return err
+		}
+		g.handlerProf, err = startProfiler(httpFetcher("http://"+g.handlerAddr), dir+"-handler")
 	}
 	return err
 }
 
-func (g *gatewaySystem) stats(context.Context) (stats, error) { return g.handler.rec.snapshot(), nil }
-func (g *gatewaySystem) usage() (procUsage, error)            { return g.gw.usage() }
+func (g *gatewaySystem) stats(ctx context.Context) (stats, error) {
+	return fetchStats(ctx, "handler", g.handlerAddr)
+}
+func (g *gatewaySystem) usage() (procUsage, error)        { return g.gw.usage() }
+func (g *gatewaySystem) handlerUsage() (procUsage, error) { return g.handler.usage() }
 
-// phaseDone keeps the heap profile at the end of a phase.
+// phaseDone keeps the heap profiles at the end of a phase.
 func (g *gatewaySystem) phaseDone(phase string) {
-	if g.prof != nil {
-		g.prof.heap(phase)
+	for _, p := range []*profiler{g.prof, g.handlerProf} {
+		if p != nil {
+			p.heap(phase)
+		}
 	}
 }
 
 func (g *gatewaySystem) stop() {
-	if g.prof != nil {
-		g.prof.stop()
-		g.prof = nil
+	for _, p := range []*profiler{g.prof, g.handlerProf} {
+		if p != nil {
+			p.stop()
+		}
 	}
-	if g.gw != nil {
-		g.gw.stop()
-	}
-	if g.srv != nil {
-		_ = g.srv.Close()
+	g.prof, g.handlerProf = nil, nil
+	// The gateway first: stopped before its handler, it makes no call
+	// that fails on the way out.
+	for _, c := range []*child{g.gw, g.handler} {
+		if c != nil {
+			c.stop()
+		}
 	}
 }
 
@@ -188,21 +210,30 @@ func (r *rawSystem) phaseDone(phase string) {
 	}
 }
 
-func (r *rawSystem) stats(ctx context.Context) (stats, error) {
+func (r *rawSystem) stats(ctx context.Context) (stats, error) { return fetchStats(ctx, "raw", r.addr) }
+func (r *rawSystem) usage() (procUsage, error)                { return r.proc.usage() }
+func (r *rawSystem) handlerUsage() (procUsage, error)         { return procUsage{}, nil }
+
+// fetchStats reads the recorder a child process serves at addr.
+func fetchStats(ctx context.Context, name, addr string) (stats, error) {
 	var s stats
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.addr+"/stats", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/stats", nil)
 	if err != nil {
 		return s, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return s, fmt.Errorf("raw stats: %w", err)
+		return s, fmt.Errorf("%s stats: %w", name, err)
 	}
 	defer resp.Body.Close()
-	return s, json.NewDecoder(resp.Body).Decode(&s)
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("%s stats: %s", name, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		return s, fmt.Errorf("%s stats: %w", name, err)
+	}
+	return s, nil
 }
-
-func (r *rawSystem) usage() (procUsage, error) { return r.proc.usage() }
 
 func (r *rawSystem) stop() {
 	if r.prof != nil {
