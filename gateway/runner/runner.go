@@ -85,6 +85,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	// that read only metadata back share its rate limiter and connection.
 	dcfg := dynamic.ConfigFor(cfg)
 	dcfg.GroupVersion, dcfg.APIPath = nil, "/if-you-see-this-search-for-the-break" // as dynamic.NewForConfig
+	limitInTransport(dcfg, opts.Logger)
 	rc, err := rest.UnversionedRESTClientFor(dcfg)
 	if err != nil {
 		return nil, fmt.Errorf("dynamic client: %w", err)

@@ -1,0 +1,83 @@
+package runner
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
+)
+
+// The dynamic client carries nearly all of the gateway's requests. When a
+// REST client has a rate limiter, client-go builds each request's URL
+// template for its throttling metric (which the gateway does not export)
+// whether or not the request waits: 2–4 % of the gateway's CPU under load
+// (docs/performance.md). limitInTransport keeps the same limit, a token
+// bucket of the config's QPS and burst per client, in the client's
+// transport instead.
+
+// slowWait is a wait for the limit worth a warning: client-go logs one
+// above a second too.
+const slowWait = time.Second
+
+// limitInTransport moves cfg's client-side rate limit into its transport.
+// A config with a limiter of its own, or a negative QPS (no limit), is
+// left as it is.
+func limitInTransport(cfg *rest.Config, log *slog.Logger) {
+	if cfg.RateLimiter != nil {
+		return
+	}
+	qps, burst := cfg.QPS, cfg.Burst
+	if qps == 0 {
+		qps = rest.DefaultQPS
+	}
+	if burst == 0 {
+		burst = rest.DefaultBurst
+	}
+	if qps < 0 {
+		return
+	}
+	limiter := flowcontrol.NewTokenBucketRateLimiter(qps, burst)
+	cfg.QPS = -1
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return &limitedTransport{next: rt, limiter: limiter, log: log, qps: qps}
+	})
+}
+
+// limitedTransport waits for the limiter before every request, as
+// client-go's REST client does before each try.
+type limitedTransport struct {
+	next    http.RoundTripper
+	limiter flowcontrol.RateLimiter
+	log     *slog.Logger
+	qps     float32
+	warned  atomic.Int64 // unix nanoseconds of the last warning
+}
+
+func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	if err := t.limiter.Wait(req.Context()); err != nil {
+		return nil, fmt.Errorf("client-side rate limit (--kube-api-qps %g): %w", t.qps, err)
+	}
+	if waited := time.Since(start); waited > slowWait {
+		t.warn(req, waited)
+	}
+	return t.next.RoundTrip(req)
+}
+
+// warn logs a long wait, at most once a minute: a limit that binds binds
+// for every request.
+func (t *limitedTransport) warn(req *http.Request, waited time.Duration) {
+	now := time.Now().UnixNano()
+	last := t.warned.Load()
+	if now-last < int64(time.Minute) || !t.warned.CompareAndSwap(last, now) {
+		return
+	}
+	t.log.Warn("a request to the API server waited for the client-side rate limit; raise --kube-api-qps and --kube-api-burst if the API server has room",
+		"waited", waited.Round(time.Millisecond), "qps", t.qps, "method", req.Method, "path", req.URL.Path)
+}
+
+func (t *limitedTransport) WrappedRoundTripper() http.RoundTripper { return t.next }
