@@ -130,8 +130,19 @@ type skipped struct{}
 func (*skipped) UnmarshalJSON([]byte) error { return nil }
 
 // decodeMeta reads the metadata of an answer, taking a failed Status in a
-// successful answer as its error, as client-go's Result.Into does.
+// successful answer as its error, as client-go's Result.Into does. It runs
+// for every write, so the common shape of an answer is read by hand
+// (metadecode.go); anything else goes through the reflective decoder,
+// which gives the same metadata, slower.
 func decodeMeta(raw []byte) (*metav1.ObjectMeta, error) {
+	if m, ok := decodeMetaFast(raw); ok {
+		return m, nil
+	}
+	return decodeMetaReflect(raw)
+}
+
+// decodeMetaReflect is decodeMeta for any answer.
+func decodeMetaReflect(raw []byte) (*metav1.ObjectMeta, error) {
 	if len(raw) == 0 {
 		return nil, errors.New("the API server answered a write with an empty body")
 	}
