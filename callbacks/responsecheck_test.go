@@ -11,9 +11,10 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v5"
 )
 
-// schemaVerdict runs the published schema itself on body: the violations it
-// reports and the keyword locations in the schema file that refused.
-func schemaVerdict(t testing.TB, body string) ([]Violation, []string) {
+// schemaVerdict runs the published schema of document ("request" or
+// "response") itself on body: the violations it reports and the keyword
+// locations in the schema file that refused.
+func schemaVerdict(t testing.TB, document, body string) ([]Violation, []string) {
 	t.Helper()
 	schemas, err := LoadSchemas()
 	if err != nil {
@@ -23,7 +24,11 @@ func schemaVerdict(t testing.TB, body string) ([]Violation, []string) {
 	if err != nil {
 		t.Fatalf("test document %s: %v", body, err)
 	}
-	err = schemas.Response.Validate(doc)
+	schema := schemas.Response
+	if document == "request" {
+		schema = schemas.Request
+	}
+	err = schema.Validate(doc)
 	if err == nil {
 		return nil, nil
 	}
@@ -86,7 +91,7 @@ var responseRuleCases = []string{
 // same violations, for a case breaking each of its rules.
 func TestCheckResponseEqualsTheSchema(t *testing.T) {
 	for _, body := range responseRuleCases {
-		want, _ := schemaVerdict(t, body)
+		want, _ := schemaVerdict(t, "response", body)
 		doc, err := parseJSON([]byte(body))
 		if err != nil {
 			t.Fatal(err)
@@ -101,7 +106,11 @@ func TestCheckResponseEqualsTheSchema(t *testing.T) {
 // so the comparison above covers the whole schema: each validation keyword
 // in the file must appear among the keywords that refused.
 func TestResponseRuleCasesCoverTheSchema(t *testing.T) {
-	raw, err := SchemaFS.ReadFile("schema/response.json")
+	testRuleCasesCoverTheSchema(t, "response", responseRuleCases)
+}
+
+func testRuleCasesCoverTheSchema(t *testing.T, document string, cases []string) {
+	raw, err := SchemaFS.ReadFile("schema/" + document + ".json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +127,11 @@ func TestResponseRuleCasesCoverTheSchema(t *testing.T) {
 		}
 		for k, sub := range m {
 			switch k {
-			case "type", "required", "additionalProperties", "minLength", "maxLength", "pattern", "enum", "const",
+			case "additionalProperties":
+				if sub == false { // a schema refuses by its own keywords, walked below
+					rules[at+"/"+k] = false
+				}
+			case "type", "required", "minLength", "maxLength", "pattern", "enum", "const",
 				"minimum", "maximum", "minItems", "maxItems", "format", "not", "oneOf", "anyOf", "allOf", "if", "uniqueItems":
 				rules[at+"/"+k] = false
 			}
@@ -127,14 +140,14 @@ func TestResponseRuleCasesCoverTheSchema(t *testing.T) {
 				for name, p := range sub.(map[string]any) {
 					walk(p, at+"/"+k+"/"+escapePointer(name))
 				}
-			case "items":
-				walk(sub, at+"/items")
+			case "items", "additionalProperties":
+				walk(sub, at+"/"+k) // a schema, unless a boolean
 			}
 		}
 	}
 	walk(schema, "#")
-	for _, body := range responseRuleCases {
-		_, keywords := schemaVerdict(t, body)
+	for _, body := range cases {
+		_, keywords := schemaVerdict(t, document, body)
 		for _, k := range keywords {
 			if _, ok := rules[k]; !ok {
 				t.Errorf("%s refused by %s, which the walk of the schema missed", body, k)
@@ -150,7 +163,7 @@ func TestResponseRuleCasesCoverTheSchema(t *testing.T) {
 	}
 	sort.Strings(untested)
 	if len(untested) > 0 {
-		t.Errorf("no case breaks these rules of schema/response.json: %v", untested)
+		t.Errorf("no case breaks these rules of schema/%s.json: %v", document, untested)
 	}
 }
 
@@ -203,7 +216,7 @@ func FuzzCheckResponse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		want, _ := schemaVerdict(t, string(body))
+		want, _ := schemaVerdict(t, "response", string(body))
 		got := checkResponse(doc)
 		if unparsedNames(want) {
 			// The library quotes a name ending in a backslash ambiguously
