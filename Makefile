@@ -86,6 +86,9 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzRenderMatchesTextTemplate -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/jsontemplate
 	go test -run '^$$' -fuzz FuzzDecodeResponse -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./callbacks
 	go test -run '^$$' -fuzz FuzzRequestFromTheValidatedDocumentIsWhatUnmarshalGives -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./callbacks
+	go test -run '^$$' -fuzz FuzzCheckRequestMatchesSchema -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./callbacks
+	go test -run '^$$' -fuzz FuzzCheckResponse -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./callbacks
+	go test -run '^$$' -fuzz FuzzDecodeMetaMatchesReflectiveDecoding -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/apply
 	go test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/state
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/spec
 	go test -run '^$$' -fuzz FuzzDiff -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./callbacks/essence
