@@ -50,6 +50,10 @@ var requestRuleCases = []string{
 	req(`"object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"n"},"data":{"k":1}}`),
 	req(`"object":{"apiVersion":"","kind":"","metadata":{"name":""}}`),
 	req(`"object":{"apiVersion":1,"kind":null,"metadata":{"name":2,"namespace":3}}`),
+	// An empty namespace is a cluster-scoped object's: allowed, whatever
+	// response.json's children (whose checks these share) may require.
+	req(`"object":{"apiVersion":"v1","kind":"K","metadata":{"name":"a","namespace":""}},"old":{"apiVersion":"v1","kind":"K","metadata":{"name":"a","namespace":""}}`),
+	req(`"children":{"v1/K":{"a":{"apiVersion":"v1","kind":"K","metadata":{"name":"a","namespace":""}}}},"related":{"v1/K":{"a":{"apiVersion":"v1","kind":"K","metadata":{"name":"a","namespace":""}}}}`),
 	req(`"object":{"apiVersion":"v1","kind":"K","metadata":[]},"old":{"apiVersion":"v1","kind":"K","metadata":null}`),
 	req(`"object":{"apiVersion":"v1","kind":"K","metadata":{}},"old":{"apiVersion":"v1","metadata":{"namespace":null}}`),
 	// diff

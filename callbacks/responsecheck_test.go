@@ -132,7 +132,7 @@ func testRuleCasesCoverTheSchema(t *testing.T, document string, cases []string) 
 					rules[at+"/"+k] = false
 				}
 			case "type", "required", "minLength", "maxLength", "pattern", "enum", "const",
-				"minimum", "maximum", "minItems", "maxItems", "format", "not", "oneOf", "anyOf", "allOf", "if", "uniqueItems":
+				"minimum", "maximum", "minItems", "maxItems", "format", "uniqueItems":
 				rules[at+"/"+k] = false
 			}
 			switch k {
@@ -142,6 +142,15 @@ func testRuleCasesCoverTheSchema(t *testing.T, document string, cases []string) 
 				}
 			case "items", "additionalProperties":
 				walk(sub, at+"/"+k) // a schema, unless a boolean
+			case "type", "required", "minLength", "maxLength", "pattern", "enum", "const",
+				"minimum", "maximum", "minItems", "maxItems", "format", "uniqueItems",
+				"$schema", "$id", "$ref", "title", "description", "$comment", "default", "examples":
+			default:
+				// A keyword this walk does not know (patternProperties,
+				// prefixItems, the branches of allOf, ...) may hold rules
+				// it would not list, and the Go checks would not be held
+				// to them: teach the walk first.
+				t.Fatalf("%s/%s: a schema keyword the completeness walk does not know", at, k)
 			}
 		}
 	}
