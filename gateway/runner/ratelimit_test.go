@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/flowcontrol"
@@ -124,5 +127,62 @@ func TestDefaultQPSIsClientGosWhenUnset(t *testing.T) {
 	}
 	if elapsed := time.Since(start); elapsed < 150*time.Millisecond {
 		t.Errorf("%d requests took %v: the default limit did not hold", rest.DefaultBurst+1, elapsed)
+	}
+}
+
+func TestWatchesDoNotWaitForTheLimit(t *testing.T) {
+	srv, hits := countingServer(t)
+	rc := restClientFor(t, &rest.Config{Host: srv.URL, QPS: 0.1, Burst: 1})
+	if err := rc.Get().AbsPath("/api").Do(context.Background()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	// The bucket is empty for 10 s; a watch opens at once, as client-go's
+	// Watch opens one without asking its limiter.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := rc.Get().AbsPath("/api").Param("watch", "true").DoRaw(ctx); err != nil {
+		t.Fatalf("a watch waited for the limit: %v", err)
+	}
+	if hits.Load() != 2 {
+		t.Errorf("%d requests reached the server, want 2", hits.Load())
+	}
+}
+
+func TestCancelWhileWaitingIsTheCallersErrorNotTheLimits(t *testing.T) {
+	srv, hits := countingServer(t)
+	rc := restClientFor(t, &rest.Config{Host: srv.URL, QPS: 0.1, Burst: 1})
+	if err := rc.Get().AbsPath("/api").Do(context.Background()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	err := rc.Get().AbsPath("/api").Do(ctx).Error()
+	if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "--kube-api-qps") {
+		t.Errorf("error %v, want context.Canceled, unwrapped by the limit", err)
+	}
+	if hits.Load() != 1 {
+		t.Errorf("%d requests reached the server, want 1", hits.Load())
+	}
+}
+
+// The child informers build REST clients of their own on the dynamic
+// client's HTTP client (engine.newChildInformer): they draw on its bucket.
+func TestAClientOnTheSameHTTPClientSharesTheBucket(t *testing.T) {
+	srv, _ := countingServer(t)
+	rc := restClientFor(t, &rest.Config{Host: srv.URL, QPS: 0.1, Burst: 1})
+	other, err := rest.NewRESTClient(rc.Get().AbsPath("/").URL(), "", rest.ClientContentConfig{
+		AcceptContentTypes: "application/json", ContentType: "application/json",
+		Negotiator: runtime.NewClientNegotiator(scheme.Codecs.WithoutConversion(), schema.GroupVersion{}),
+	}, rc.GetRateLimiter(), rc.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Get().AbsPath("/api").Do(context.Background()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := other.Get().AbsPath("/api").Do(ctx).Error(); err == nil {
+		t.Error("the second client got a token the first had taken")
 	}
 }
