@@ -41,10 +41,11 @@ type apiServerCounts struct {
 	etcd requestCounts
 	// watch: the events it sent to watchers ("events deployments"), every
 	// watcher's (the system's, the garbage collector's, the harness's
-	// tracker's), and the bytes it encoded for them ("bytes deployments"):
+	// tracker's), the bytes it encoded for them ("bytes deployments"):
 	// once per event and encoding, so watchers sharing an encoding add
 	// none, and one taking JSON where the others take protobuf adds a
-	// whole event.
+	// whole event; and how many encodings that was ("encodings
+	// deployments").
 	watch requestCounts
 }
 

@@ -83,6 +83,7 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 			t.Errorf("run %s: etcd data left behind (%v)", ns, err)
 		}
 	}
+	var handlerCPU, handlerSwitches float64 // the gateway's handler's, over every phase
 	for _, p := range rep.Phases {
 		name := p.System + " " + p.Mode + " " + p.Phase
 		if p.ObjectsPerSecond <= 0 || p.Seconds <= 0 {
@@ -139,9 +140,14 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		}
 		// The gateway's handler is a process of its own (whose recorder
 		// counted the callbacks above), measured apart; the raw program
-		// has none. A few objects' calls may not reach a clock tick.
+		// has none. A few objects' calls may not reach a clock tick: the
+		// whole run's must (below).
 		if p.HandlerCPUMsPerObject < 0 || (p.System == systemRaw && p.HandlerCPUMsPerObject != 0) {
 			t.Errorf("%s: handler CPU %.2f ms per object", name, p.HandlerCPUMsPerObject)
+		}
+		if p.System == systemGateway {
+			handlerCPU += p.HandlerCPUMsPerObject * float64(p.N)
+			handlerSwitches += p.HandlerContextSwitchesPerObject * float64(p.N)
 		}
 		if _, err := os.Stat(filepath.Join(opts.Out, "logs", "handler-"+p.System+"-"+p.Workload+"-"+p.Mode+".log")); (p.System == systemGateway) != (err == nil) {
 			t.Errorf("%s: handler log: %v", name, err)
@@ -154,7 +160,8 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		}
 		// Every phase changes each parent, which the system and the tracker
 		// watch, and each child, which the tracker watches.
-		if p.WatchEvents["events "+resource] < 2 || p.WatchEvents["bytes "+resource] <= 0 || p.WatchEvents["events deployments"] < 1 {
+		if p.WatchEvents["events "+resource] < 2 || p.WatchEvents["bytes "+resource] <= 0 || p.WatchEvents["events deployments"] < 1 ||
+			p.WatchEvents["encodings "+resource] <= 0 || p.WatchEvents["encodings "+resource] > p.WatchEvents["events "+resource] {
 			t.Errorf("%s: watch events per object %v", name, p.WatchEvents)
 		}
 		if p.PlaneCPUMsPerObjectBy["kube-apiserver"] <= 0 || p.PlaneCPUMsPerObjectBy["etcd"] <= 0 {
@@ -169,6 +176,12 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 				}
 			}
 		}
+	}
+	// The handler process served every callback of the gateway's runs: its
+	// CPU and wake-ups are read from it, not from another process that
+	// does nothing per callback.
+	if handlerCPU <= 0 || handlerSwitches < float64(opts.N) {
+		t.Errorf("the gateway's handler: %.1f ms of CPU and %.0f context switches over every phase", handlerCPU, handlerSwitches)
 	}
 	if len(rep.Steady) != 2 {
 		t.Errorf("steady state measured for %d systems, want 2: %+v", len(rep.Steady), rep.Steady)
@@ -333,5 +346,25 @@ func TestRunsOfLaterRoundsHaveNamespacesOfTheirOwn(t *testing.T) {
 		if got := tc.r.namespace(); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.r, got, tc.want)
 		}
+	}
+}
+
+func TestPhasesWithCPUSpentOutsideTheRunAreFlagged(t *testing.T) {
+	rep := &report{Phases: []phaseResult{
+		// 0.5 ms per object at 100 objects/s: 5 % of a core, the kernel's own.
+		{System: systemRaw, Workload: workloadFast, Mode: modeBacklog, Phase: evCreate, Round: 1, ObjectsPerSecond: 100, OtherCPUMsPerObject: 0.5},
+		// 2 ms per object at 100 objects/s: 20 % of a core.
+		{System: systemGateway, Workload: workloadFast, Mode: modeBacklog, Phase: evUpdate, Round: 2, ObjectsPerSecond: 100, OtherCPUMsPerObject: 2},
+	}}
+	got := rep.interfered()
+	if len(got) != 1 || !strings.HasPrefix(got[0], "gateway fast backlog update round 2 (20 %)") {
+		t.Errorf("interfered phases %q, want the gateway's update alone", got)
+	}
+	if md := rep.markdown(); !strings.Contains(md, "**Interference**: in gateway fast backlog update round 2 (20 %)") {
+		t.Errorf("no interference note in:\n%s", md)
+	}
+	rep.Phases = rep.Phases[:1]
+	if md := rep.markdown(); strings.Contains(md, "Interference") {
+		t.Errorf("an interference note for a quiet run:\n%s", md)
 	}
 }

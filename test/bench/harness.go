@@ -204,6 +204,10 @@ func (h *harness) sample(ctx context.Context, sys system, started bool) (sample,
 	if s.harness, err = readUsage(os.Getpid()); err != nil {
 		return s, fmt.Errorf("harness usage: %w", err)
 	}
+	// The gateway's handler runs before the system starts (prepare).
+	if s.handler, err = sys.handlerUsage(); err != nil {
+		return s, err
+	}
 	s.plane = make(map[string]float64, len(h.plane))
 	for name, pid := range h.plane {
 		u, err := readUsage(pid)
@@ -214,9 +218,6 @@ func (h *harness) sample(ctx context.Context, sys system, started bool) (sample,
 	}
 	if started {
 		if s.usage, err = sys.usage(); err != nil {
-			return s, err
-		}
-		if s.handler, err = sys.handlerUsage(); err != nil {
 			return s, err
 		}
 		if s.received, err = sys.stats(ctx); err != nil {
@@ -255,11 +256,14 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, f
 			return err
 		}
 	}
+	defer sys.stop()
+	if err := sys.prepare(ctx, ns, tune); err != nil {
+		return err
+	}
 	before, err := h.sample(ctx, sys, false)
 	if err != nil {
 		return err
 	}
-	defer sys.stop()
 	if err := sys.start(ctx, ns, tune); err != nil {
 		return err
 	}

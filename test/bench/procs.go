@@ -28,7 +28,7 @@ type procUsage struct {
 	RSSMiB     float64 `json:"rssMiB"`
 	// ContextSwitches counts every thread's, voluntary or not: each is a
 	// wake-up the machine's other processes pay for in cache and time.
-	// Only for the measured systems (child.usage).
+	// Only for the harness's children (child.usage).
 	ContextSwitches float64 `json:"contextSwitches"`
 }
 
@@ -161,7 +161,8 @@ func readMachineUsage() (machineUsage, error) {
 	return m, nil
 }
 
-// child is a process the harness started: the gateway or the raw program.
+// child is a process the harness started: the gateway, its handler or
+// the raw program.
 type child struct {
 	name string
 	cmd  *exec.Cmd
@@ -230,7 +231,7 @@ func (c *child) waitHTTP(ctx context.Context, url string, logPath string) error 
 			return fmt.Errorf("%s exited (%v) before %s answered; see %s", c.name, c.err, url, logPath)
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %s did not answer 200: %w; see %s", c.name, url, ctx.Err(), logPath)
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond): // in backlog create, on the clock
 		}
 	}
 }

@@ -78,7 +78,7 @@ func (p *profiler) stop() error {
 }
 
 // httpFetcher GETs from a plain HTTP debug server (the gateway's, the raw
-// program's).
+// program's, the handler's).
 func httpFetcher(base string) fetcher {
 	return func(ctx context.Context, path string) ([]byte, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)

@@ -43,7 +43,8 @@ func (r *recorder) record(event, name string) {
 	}
 }
 
-// stats is what a recorder holds, as sent over HTTP by the raw program.
+// stats is what a recorder holds, as sent over HTTP by the raw program
+// and the gateway's handler.
 type stats struct {
 	Calls map[string]int                  `json:"calls"`
 	First map[string]map[string]time.Time `json:"first"`

@@ -68,11 +68,19 @@ type phaseResult struct {
 	// harness's. ContextSwitchesPerObject are the system's threads',
 	// MachineContextSwitchesPerObject every process's.
 	MachineCPUMsPerObject float64 `json:"machineCPUMsPerObject"`
-	// HandlerCPUMsPerObject is the gateway's handler process's (0 for
-	// raw, which does that work in its own process).
-	HandlerCPUMsPerObject float64 `json:"handlerCPUMsPerObject"`
+	// HandlerCPUMsPerObject and HandlerContextSwitchesPerObject are the
+	// gateway's handler process's (0 for raw, which does that work in its
+	// own process).
+	HandlerCPUMsPerObject           float64 `json:"handlerCPUMsPerObject"`
+	HandlerContextSwitchesPerObject float64 `json:"handlerContextSwitchesPerObject"`
+	// OtherCPUMsPerObject is the machine's CPU that none of the above
+	// spent: the kernel's own threads, and whatever else ran on the
+	// machine. Usually 4–6 % of a core here; much more means something
+	// else competed with the phase (see interfered).
+	OtherCPUMsPerObject float64 `json:"otherCPUMsPerObject"`
 	// HarnessCPUMsPerObject is the harness process's: its watches of the
-	// namespace and the workload's requests, alike for both systems.
+	// namespace, the workload's requests and its own sampling (metrics,
+	// /proc, the recorder's stats), about alike for both systems.
 	HarnessCPUMsPerObject           float64 `json:"harnessCPUMsPerObject"`
 	ContextSwitchesPerObject        float64 `json:"contextSwitchesPerObject"`
 	MachineContextSwitchesPerObject float64 `json:"machineContextSwitchesPerObject"`
@@ -82,8 +90,9 @@ type phaseResult struct {
 	// tried again on a stale cached copy shows as one more get or update.
 	EtcdRequests requestCounts `json:"etcdRequests"`
 	// WatchEvents are kube-apiserver's watch events per object over the
-	// phase, sent to every watcher ("events deployments"), and the bytes it
-	// encoded for them ("bytes deployments"; see apiServerCounts.watch).
+	// phase, sent to every watcher ("events deployments"), the bytes it
+	// encoded for them and in how many encodings ("bytes deployments",
+	// "encodings deployments"; see apiServerCounts.watch).
 	WatchEvents requestCounts `json:"watchEvents"`
 	// ServedBytes is the mean JSON size of a parent and a child as the API
 	// server serves them at the end of the phase, by resource (none after
@@ -140,6 +149,9 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 		planeBy[name] = (secs - before.plane[name]) * 1000 / float64(n)
 		planeTotal += secs - before.plane[name]
 	}
+	handlerCPU := after.handler.CPUSeconds - before.handler.CPUSeconds
+	harnessCPU := after.harness.CPUSeconds - before.harness.CPUSeconds
+	machineCPU := after.machine.BusySeconds - before.machine.BusySeconds
 	return phaseResult{
 		System: r.System, Workload: r.Workload, Mode: r.Mode, Round: r.Round, Phase: phase, N: n,
 		APIServerPID: r.APIServerPID, WarmUpSeconds: r.WarmUpSeconds,
@@ -151,9 +163,11 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 		CPUSeconds: cpu, CPUMsPerObject: cpu * 1000 / float64(n),
 		PlaneCPUMsPerObject: planeTotal * 1000 / float64(n), PlaneCPUMsPerObjectBy: planeBy,
 		PeakRSSMiB:                      after.usage.PeakRSSMiB,
-		MachineCPUMsPerObject:           (after.machine.BusySeconds - before.machine.BusySeconds) * 1000 / float64(n),
-		HandlerCPUMsPerObject:           (after.handler.CPUSeconds - before.handler.CPUSeconds) * 1000 / float64(n),
-		HarnessCPUMsPerObject:           (after.harness.CPUSeconds - before.harness.CPUSeconds) * 1000 / float64(n),
+		MachineCPUMsPerObject:           machineCPU * 1000 / float64(n),
+		HandlerCPUMsPerObject:           handlerCPU * 1000 / float64(n),
+		HandlerContextSwitchesPerObject: (after.handler.ContextSwitches - before.handler.ContextSwitches) / float64(n),
+		HarnessCPUMsPerObject:           harnessCPU * 1000 / float64(n),
+		OtherCPUMsPerObject:             (machineCPU - planeTotal - cpu - handlerCPU - harnessCPU) * 1000 / float64(n),
 		ContextSwitchesPerObject:        (after.usage.ContextSwitches - before.usage.ContextSwitches) / float64(n),
 		MachineContextSwitchesPerObject: (after.machine.ContextSwitches - before.machine.ContextSwitches) / float64(n),
 	}
@@ -290,6 +304,10 @@ func (rep *report) markdown() string {
 			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, handler, p.PlaneCPUMsPerObject,
 			p.MachineCPUMsPerObject, p.ContextSwitchesPerObject, p.MachineContextSwitchesPerObject, p.PeakRSSMiB, served)
 	}
+	if bad := rep.interfered(); len(bad) > 0 {
+		fmt.Fprintf(&b, "\n**Interference**: in %s the machine spent more than %.0f %% of a core on processes outside the run (otherCPUMsPerObject in results.json; 4–6 %% is the kernel's own): their figures are suspect.\n",
+			strings.Join(bad, ", "), interferenceShare*100)
+	}
 	if rep.rounds() > 1 && len(rep.Medians) > 0 {
 		b.WriteString("\nThroughput as a ratio to raw, median over the rounds:\n\n| workload | mode | phase | × raw (median) | rounds | by round |\n|---|---|---|---|---|---|\n")
 		for _, m := range rep.Medians {
@@ -335,4 +353,23 @@ func formatCounts(c requestCounts) string {
 		return "0"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// interferenceShare of a core, spent by none of the run's processes over a
+// phase, marks the phase as disturbed: a build, a test or another program
+// on the machine takes CPU from whichever system runs then, and the
+// ratio moves by as much.
+const interferenceShare = 0.10
+
+// interfered names the phases the machine spent more than
+// interferenceShare of a core on outside the run.
+func (rep *report) interfered() []string {
+	var bad []string
+	for _, p := range rep.Phases {
+		if p.OtherCPUMsPerObject*p.ObjectsPerSecond/1000 > interferenceShare {
+			bad = append(bad, fmt.Sprintf("%s %s %s %s round %d (%.0f %%)", p.System, p.Workload, p.Mode, p.Phase, p.Round,
+				p.OtherCPUMsPerObject*p.ObjectsPerSecond/10))
+		}
+	}
+	return bad
 }

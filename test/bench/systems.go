@@ -14,6 +14,9 @@ import (
 // system is what is measured: the gateway with its handler, or the raw
 // program.
 type system interface {
+	// prepare starts what the system needs before its clock starts (the
+	// gateway's handler: a user's handler is up before the gateway is).
+	prepare(ctx context.Context, ns string, tune tuning) error
 	start(ctx context.Context, ns string, tune tuning) error
 	stats(ctx context.Context) (stats, error)
 	usage() (procUsage, error)
@@ -65,7 +68,7 @@ type gatewaySystem struct {
 	handlerProf *profiler
 }
 
-func (g *gatewaySystem) start(ctx context.Context, ns string, tune tuning) error {
+func (g *gatewaySystem) prepare(ctx context.Context, ns string, tune tuning) error {
 	var err error
 	if g.handlerAddr, err = freeAddr(); err != nil {
 		return err
@@ -76,9 +79,10 @@ func (g *gatewaySystem) start(ctx context.Context, ns string, tune tuning) error
 	if err != nil {
 		return err
 	}
-	if err := g.handler.waitHTTP(ctx, "http://"+g.handlerAddr+"/healthz", handlerLog); err != nil {
-		return err
-	}
+	return g.handler.waitHTTP(ctx, "http://"+g.handlerAddr+"/healthz", handlerLog)
+}
+
+func (g *gatewaySystem) start(ctx context.Context, ns string, tune tuning) error {
 	opFile := filepath.Join(g.env.outDir, "operator-"+ns+".yaml")
 	if err := os.WriteFile(opFile, []byte(operatorYAML(ns, "http://"+g.handlerAddr)), 0o644); err != nil {
 		return err
@@ -102,6 +106,7 @@ func (g *gatewaySystem) start(ctx context.Context, ns string, tune tuning) error
 		return err
 	}
 	if g.env.profile {
+		// The handler's profiles beside the gateway's, in <ns>-handler.
 		dir := filepath.Join(g.env.outDir, "profiles", ns)
 		if g.prof, err = startProfiler(httpFetcher("http://"+addr), dir); err != nil {
 			return err
@@ -114,8 +119,13 @@ func (g *gatewaySystem) start(ctx context.Context, ns string, tune tuning) error
 func (g *gatewaySystem) stats(ctx context.Context) (stats, error) {
 	return fetchStats(ctx, "handler", g.handlerAddr)
 }
-func (g *gatewaySystem) usage() (procUsage, error)        { return g.gw.usage() }
-func (g *gatewaySystem) handlerUsage() (procUsage, error) { return g.handler.usage() }
+func (g *gatewaySystem) usage() (procUsage, error) { return g.gw.usage() }
+func (g *gatewaySystem) handlerUsage() (procUsage, error) {
+	if g.handler == nil {
+		return procUsage{}, nil
+	}
+	return g.handler.usage()
+}
 
 // phaseDone keeps the heap profiles at the end of a phase.
 func (g *gatewaySystem) phaseDone(phase string) {
@@ -180,6 +190,8 @@ type rawSystem struct {
 	proc *child
 	prof *profiler
 }
+
+func (r *rawSystem) prepare(context.Context, string, tuning) error { return nil }
 
 func (r *rawSystem) start(ctx context.Context, ns string, tune tuning) error {
 	var err error
