@@ -28,15 +28,19 @@ type childObject interface {
 type children = map[string]map[string]childObject
 
 // informerFor builds the informer of w in namespace ns: a child kind's
-// keeps rawChild objects when Deps.REST is the dynamic client's REST
-// client (always, in `gateway run`); every other kind, and a child kind
+// keeps rawChild objects when Deps.REST (or WatchREST) is a REST client
+// (always, in `gateway run`); every other kind, and a child kind
 // without it (unit tests with fake clients), decodes into maps.
 func (c *Controller) informerFor(w *watched, ns string, indexers cache.Indexers) cache.SharedIndexInformer {
 	for _, ch := range c.children {
 		if ch.watched != w {
 			continue
 		}
-		rc, ok := c.REST.(*rest.RESTClient)
+		src := c.REST
+		if c.WatchREST != nil {
+			src = c.WatchREST
+		}
+		rc, ok := src.(*rest.RESTClient)
 		if !ok {
 			break
 		}

@@ -42,8 +42,11 @@ type Deps struct {
 	// (dynamic.New(REST)): writes whose answer the engine needs only in
 	// part ask it for the metadata alone (apply.Applier.WithREST).
 	REST rest.Interface
-	// Watcher, when set, opens the informers' watches (made from REST);
-	// nil: the dynamic client's.
+	// WatchREST, when set, is a REST client like REST on a connection of
+	// its own, for the child informers' lists and watches; nil: REST.
+	WatchREST rest.Interface
+	// Watcher, when set, opens the other informers' watches (made from
+	// WatchREST or REST); nil: the dynamic client's.
 	Watcher    *watchjson.Watcher
 	Metadata   metadata.Interface // lists where only finalizers and annotations matter
 	Kube       kubernetes.Interface

@@ -82,11 +82,9 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 		return nil, errors.New("runner: a prometheus Registerer is required")
 	}
 	// The dynamic client's own REST client, so that the gateway's writes
-	// that read only metadata back share its rate limiter and connection.
-	dcfg := dynamic.ConfigFor(cfg)
-	dcfg.GroupVersion, dcfg.APIPath = nil, "/if-you-see-this-search-for-the-break" // as dynamic.NewForConfig
-	limitInTransport(dcfg, opts.Logger)
-	rc, err := rest.UnversionedRESTClientFor(dcfg)
+	// that read only metadata back share its rate limiter and connection;
+	// the informers' on a connection of their own (clients.go).
+	rc, wrc, err := dynamicREST(cfg, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("dynamic client: %w", err)
 	}
@@ -117,13 +115,14 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 		opts:        opts,
 		broadcaster: broadcaster,
 		deps: engine.Deps{
-			Dynamic: dyn,
-			REST:    rc,
+			Dynamic:   dyn,
+			REST:      rc,
+			WatchREST: wrc,
 			// The informers drop managedFields before caching (engine's
 			// transform): cut it before decoding. One try: the informers
 			// retry a lost connection themselves, and report it
 			// (gateway/engine/reach.go).
-			Watcher:  watchjson.New(rc, watchjson.DropManagedFields(), watchjson.Attempts(1)),
+			Watcher:  watchjson.New(wrc, watchjson.DropManagedFields(), watchjson.Attempts(1)),
 			Metadata: meta,
 			Kube:     kube,
 			Mapper:   restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco)),

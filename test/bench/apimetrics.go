@@ -79,7 +79,8 @@ func scrapeAPIServer(ctx context.Context, cfg *rest.Config) (apiServerCounts, er
 		metric := string(name)
 		switch metric {
 		case "apiserver_request_total", "etcd_request_duration_seconds_count",
-			"apiserver_watch_events_total", "apiserver_watch_events_sizes_sum", "apiserver_watch_events_sizes_count":
+			"apiserver_watch_events_total", "apiserver_watch_events_sizes_sum", "apiserver_watch_events_sizes_count",
+			"apiserver_terminated_watchers_total":
 		default:
 			continue
 		}
@@ -95,6 +96,13 @@ func scrapeAPIServer(ctx context.Context, cfg *rest.Config) (apiServerCounts, er
 		case "etcd_request_duration_seconds_count":
 			if storage, ok := etcdTypes[labels["type"]]; ok {
 				c.etcd[labels["operation"]+" "+storage] += value
+			}
+		case "apiserver_terminated_watchers_total":
+			// Watchers kube-apiserver closed for not keeping up: labelled
+			// "memcacheds.bench.opgate.dev" (1.32) or by group and resource.
+			res, _, _ := strings.Cut(labels["resource"], ".")
+			if res, ok := watchResources[res]; ok {
+				c.watch["terminated "+res] += value
 			}
 		case "apiserver_watch_events_total", "apiserver_watch_events_sizes_sum", "apiserver_watch_events_sizes_count":
 			res, ok := watchResources[labels["kind"]]
