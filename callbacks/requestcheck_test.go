@@ -77,16 +77,7 @@ var requestRuleCases = []string{
 // same violations, for a case breaking each of its rules and for every
 // request the decoding tests use.
 func TestCheckRequestEqualsTheSchema(t *testing.T) {
-	for _, body := range append(requestRuleCases, requestSeeds...) {
-		want, _ := schemaVerdict(t, "request", body)
-		doc, err := parseJSON([]byte(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := checkRequest(doc); !reflect.DeepEqual(got, want) {
-			t.Errorf("%s:\n Go checks: %v\n   schema: %v", body, got, want)
-		}
-	}
+	checkEqualsTheSchema(t, "request", append(requestRuleCases, requestSeeds...), checkRequest)
 }
 
 // Every rule of schema/request.json refuses at least one of the cases, so

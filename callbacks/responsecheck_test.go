@@ -90,13 +90,20 @@ var responseRuleCases = []string{
 // The Go checks refuse exactly what schema/response.json refuses, with the
 // same violations, for a case breaking each of its rules.
 func TestCheckResponseEqualsTheSchema(t *testing.T) {
-	for _, body := range responseRuleCases {
-		want, _ := schemaVerdict(t, "response", body)
+	checkEqualsTheSchema(t, "response", responseRuleCases, checkResponse)
+}
+
+// checkEqualsTheSchema holds check to schema/<document>.json on bodies:
+// the same violations, or none where it finds none.
+func checkEqualsTheSchema(t *testing.T, document string, bodies []string, check func(any) []Violation) {
+	t.Helper()
+	for _, body := range bodies {
+		want, _ := schemaVerdict(t, document, body)
 		doc, err := parseJSON([]byte(body))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := checkResponse(doc); !reflect.DeepEqual(got, want) {
+		if got := check(doc); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s:\n Go checks: %v\n   schema: %v", body, got, want)
 		}
 	}
