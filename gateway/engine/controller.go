@@ -45,8 +45,8 @@ type Deps struct {
 	// WatchREST, when set, is a REST client like REST on a connection of
 	// its own, for the child informers' lists and watches; nil: REST.
 	WatchREST rest.Interface
-	// Watcher, when set, opens the other informers' watches (made from
-	// WatchREST or REST); nil: the dynamic client's.
+	// Watcher, when set, makes the other informers' lists and watches
+	// (made from WatchREST or REST); nil: the dynamic client's.
 	Watcher    *watchjson.Watcher
 	Metadata   metadata.Interface // lists where only finalizers and annotations matter
 	Kube       kubernetes.Interface

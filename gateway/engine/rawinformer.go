@@ -17,7 +17,8 @@ import (
 // rawChild objects, not maps (see rawChild). It lists and watches through a
 // REST client of its own (rawCodec decodes the answers) on the connection
 // (whose transport may carry the rate limit), rate limiter if any and
-// client metrics of rc, the REST client the dynamic client was made from.
+// client metrics of rc: Deps.WatchREST, the informers' own connection, or
+// else the REST client the dynamic client was made from.
 func newChildInformer(rc *rest.RESTClient, m *meta.RESTMapping, namespace string,
 	sel selection, what string, indexers cache.Indexers, health *watchHealth) (cache.SharedIndexInformer, error) {
 	codec := newRawCodec(m.GroupVersionKind, what)

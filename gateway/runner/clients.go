@@ -38,7 +38,11 @@ func dynamicREST(cfg *rest.Config, log *slog.Logger) (writes, watches *rest.REST
 	}
 	wcfg := rest.CopyConfig(dcfg)
 	// client-go gives configs alike one shared transport, hence one
-	// connection; a dialer of its own gets a config a transport of its own.
+	// connection. A config with a Dial gets a transport of its own: its
+	// cache key holds a DialHolder made anew for each transport asked for,
+	// so wcfg must be made into a client once only (each time would open
+	// another connection). A caller's own Transport overrides Dial: then
+	// both clients share it.
 	dial := wcfg.Dial
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: dialTimeout, KeepAlive: dialKeepAlive}).DialContext

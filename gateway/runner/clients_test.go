@@ -7,10 +7,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 )
 
@@ -63,7 +68,7 @@ func TestInformersTalkOnAConnectionOfTheirOwn(t *testing.T) {
 }
 
 func TestInformersListsWaitOnTheWritesRateLimit(t *testing.T) {
-	srv, _ := countingServer(t)
+	srv, hits := countingServer(t)
 	writes, watches, err := dynamicREST(&rest.Config{Host: srv.URL, QPS: 0.1, Burst: 1}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +78,58 @@ func TestInformersListsWaitOnTheWritesRateLimit(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if err := watches.Get().AbsPath("/api").Do(ctx).Error(); err == nil {
-		t.Error("an informer's list got a token the writes had taken: two limits where the flag sets one")
+	if err := watches.Get().AbsPath("/api").Do(ctx).Error(); err == nil || !strings.Contains(err.Error(), "--kube-api-qps") {
+		t.Errorf("error %v: an informer's list got a token the writes had taken (two limits where the flag sets one), or failed otherwise", err)
+	}
+	if hits.Load() != 1 {
+		t.Errorf("%d requests reached the server, want 1", hits.Load())
+	}
+}
+
+// The gateway's informers (parents, related kinds, CRDs and operators
+// through Watcher, children through WatchREST) reach the API server on
+// another connection than its writes (REST).
+func TestNewWiresTheInformersToTheirOwnConnection(t *testing.T) {
+	var mu sync.Mutex
+	connOf := map[string]int64{} // request path → connection
+	var next atomic.Int64
+	type connKey struct{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		connOf[r.URL.Path] = r.Context().Value(connKey{}).(int64)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"apiVersion":"v1","kind":"List","items":[]}`)
+	}))
+	srv.EnableHTTP2 = true
+	srv.Config.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, next.Add(1))
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	g, err := New(&rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{Insecure: true}},
+		Options{Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := g.deps.REST.Get().AbsPath("/writes").Do(ctx).Error(); err != nil {
+		t.Fatal(err)
+	}
+	gvr := schema.GroupVersionResource{Group: "g", Version: "v1", Resource: "parents"}
+	if _, err := g.deps.Watcher.List(ctx, gvr, "ns", metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if g.deps.WatchREST == nil {
+		t.Fatal("no WatchREST: the child informers would share the writes' connection")
+	}
+	if err := g.deps.WatchREST.Get().AbsPath("/children").Do(ctx).Error(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	writes, parents, children := connOf["/writes"], connOf["/apis/g/v1/namespaces/ns/parents"], connOf["/children"]
+	if parents == 0 || writes == parents || children != parents {
+		t.Errorf("connections: writes %d, parents' list %d, children's %d (requests %v); want the informers on one of their own", writes, parents, children, connOf)
 	}
 }

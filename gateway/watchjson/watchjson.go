@@ -40,9 +40,9 @@ func parameterCodec() runtime.ParameterCodec {
 	return runtime.NewParameterCodec(scheme)
 }
 
-// Watcher opens watches through a REST client made like the dynamic
-// client's (dynamic.ConfigFor): same connection, rate limiter and error
-// decoding.
+// Watcher lists and opens watches through a REST client made like the
+// dynamic client's (dynamic.ConfigFor): its rate limiter and error
+// decoding, on whichever connection that client has.
 type Watcher struct {
 	rc     rest.Interface
 	params runtime.ParameterCodec
