@@ -1,10 +1,8 @@
 package callbacks
 
 import (
-	"cmp"
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -50,13 +48,7 @@ func checkResponse(doc any) []Violation {
 			}
 		}
 	}
-	if len(r.bad) == 0 {
-		return nil
-	}
-	slices.SortFunc(r.bad, func(a, b Violation) int {
-		return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Message, b.Message))
-	})
-	return slices.Compact(r.bad)
+	return sortedViolations(r.bad)
 }
 
 type responseChecker struct{ bad []Violation }

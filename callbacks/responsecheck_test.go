@@ -232,19 +232,25 @@ func FuzzCheckResponse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		want, _ := schemaVerdict(t, "response", string(body))
-		got := checkResponse(doc)
-		if unparsedNames(want) {
-			// The library quotes a name ending in a backslash ambiguously
-			// ('\'), so violationsOf kept its raw message at the parent;
-			// the Go checks name the property itself. Both refuse.
-			if len(got) == 0 {
-				t.Fatalf("%s: the schema refuses (%v), the Go checks do not", body, want)
-			}
-			return
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s:\n Go checks: %v\n   schema: %v", body, got, want)
-		}
+		fuzzedAgreesWithSchema(t, "response", body, checkResponse(doc))
 	})
+}
+
+// fuzzedAgreesWithSchema fails unless got, the Go checks' violations of a
+// fuzzed body, are schema/<document>.json's.
+func fuzzedAgreesWithSchema(t *testing.T, document string, body []byte, got []Violation) {
+	t.Helper()
+	want, _ := schemaVerdict(t, document, string(body))
+	if unparsedNames(want) {
+		// The library quotes a name ending in a backslash ambiguously
+		// ('\'), so violationsOf kept its raw message at the parent;
+		// the Go checks name the property itself. Both refuse.
+		if len(got) == 0 {
+			t.Fatalf("%s: the schema refuses (%v), the Go checks do not", body, want)
+		}
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s:\n Go checks: %v\n   schema: %v", body, got, want)
+	}
 }

@@ -67,8 +67,9 @@ type limitedTransport struct {
 }
 
 func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Query().Get("watch") == "true" {
-		// Long-lived and few; throttling them only delays events.
+	if req.Method == http.MethodGet && req.URL.Query().Get("watch") == "true" {
+		// Long-lived and few; throttling them only delays events. (Only a
+		// GET opens one: the writes skip parsing the query.)
 		return t.next.RoundTrip(req)
 	}
 	start := time.Now()

@@ -366,9 +366,8 @@ const interferenceShare = 0.10
 func (rep *report) interfered() []string {
 	var bad []string
 	for _, p := range rep.Phases {
-		if p.OtherCPUMsPerObject*p.ObjectsPerSecond/1000 > interferenceShare {
-			bad = append(bad, fmt.Sprintf("%s %s %s %s round %d (%.0f %%)", p.System, p.Workload, p.Mode, p.Phase, p.Round,
-				p.OtherCPUMsPerObject*p.ObjectsPerSecond/10))
+		if share := p.OtherCPUMsPerObject * p.ObjectsPerSecond / 1000; share > interferenceShare {
+			bad = append(bad, fmt.Sprintf("%s %s %s %s round %d (%.0f %%)", p.System, p.Workload, p.Mode, p.Phase, p.Round, share*100))
 		}
 	}
 	return bad
