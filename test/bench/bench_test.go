@@ -84,6 +84,7 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		}
 	}
 	var handlerCPU, handlerSwitches float64 // the gateway's handler's, over every phase
+	probed := 0                             // phases the speed probe measured
 	for _, p := range rep.Phases {
 		name := p.System + " " + p.Mode + " " + p.Phase
 		if p.ObjectsPerSecond <= 0 || p.Seconds <= 0 {
@@ -152,6 +153,12 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(opts.Out, "logs", "handler-"+p.System+"-"+p.Workload+"-"+p.Mode+".log")); (p.System == systemGateway) != (err == nil) {
 			t.Errorf("%s: handler log: %v", name, err)
 		}
+		// A phase shorter than the probe's period may see no unit.
+		if p.ProbeMicrosPerUnit > 0 {
+			probed++
+		} else if p.ProbeMicrosPerUnit < 0 {
+			t.Errorf("%s: speed probe %.1f µs per unit", name, p.ProbeMicrosPerUnit)
+		}
 		if p.HarnessCPUMsPerObject < 0 {
 			t.Errorf("%s: harness CPU %.2f ms per object", name, p.HarnessCPUMsPerObject)
 		}
@@ -182,6 +189,9 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 	// does nothing per callback.
 	if handlerCPU <= 0 || handlerSwitches < float64(opts.N) {
 		t.Errorf("the gateway's handler: %.1f ms of CPU and %.0f context switches over every phase", handlerCPU, handlerSwitches)
+	}
+	if probed == 0 {
+		t.Error("the speed probe measured no phase")
 	}
 	if len(rep.Steady) != 2 {
 		t.Errorf("steady state measured for %d systems, want 2: %+v", len(rep.Steady), rep.Steady)
@@ -366,5 +376,62 @@ func TestPhasesWithCPUSpentOutsideTheRunAreFlagged(t *testing.T) {
 	rep.Phases = rep.Phases[:1]
 	if md := rep.markdown(); strings.Contains(md, "Interference") {
 		t.Errorf("an interference note for a quiet run:\n%s", md)
+	}
+}
+
+func TestPhasesOnASlowerMachineThanRawsAreFlagged(t *testing.T) {
+	phase := func(sys, ph string, round int, probe float64) phaseResult {
+		return phaseResult{System: sys, Workload: workloadFast, Mode: modeBacklog, Phase: ph, Round: round, ProbeMicrosPerUnit: probe}
+	}
+	rep := &report{Phases: []phaseResult{
+		phase(systemRaw, evCreate, 1, 400), phase(systemGateway, evCreate, 1, 430), // 7.5 %: within
+		phase(systemRaw, evUpdate, 1, 400), phase(systemGateway, evUpdate, 1, 480), // 20 % slower
+		phase(systemRaw, evDelete, 1, 400), phase(systemGateway, evDelete, 1, 320), // 20 % faster
+		phase(systemRaw, evCreate, 2, 400), phase(systemGateway, evCreate, 2, 0), // not measured
+		phase(systemGateway, evUpdate, 2, 900), // no raw to compare with
+	}}
+	got := rep.slowerHost()
+	want := []string{"gateway fast backlog update round 1 (+20 % against raw)", "gateway fast backlog delete round 1 (-20 % against raw)"}
+	if !slices.Equal(got, want) {
+		t.Errorf("slower-host phases %q, want %q", got, want)
+	}
+	if md := rep.markdown(); !strings.Contains(md, "**Machine speed**") || !strings.Contains(md, want[0]) {
+		t.Errorf("no machine-speed note in:\n%s", md)
+	}
+	rep.Phases = rep.Phases[:2]
+	if md := rep.markdown(); strings.Contains(md, "Machine speed") {
+		t.Errorf("a machine-speed note for phases within the tolerance:\n%s", md)
+	}
+}
+
+func TestSpeedProbeCountsItsUnitsAndTheirThreadCPU(t *testing.T) {
+	p := newSpeedProbe()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.snapshot().Units < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling for the condition, with a deadline
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := p.snapshot()
+	if got.Units < 3 {
+		t.Fatalf("%d units in 10 s, want 3 or more (one per %s)", got.Units, probeEvery)
+	}
+	// A unit hashes 256 KiB and walks 4 MiB: far more than a microsecond,
+	// far less than the probe's period.
+	if us := got.microsPerUnit(); us < 1 || us > float64(probeEvery.Microseconds()) {
+		t.Errorf("%.1f µs of thread CPU per unit, want between 1 µs and %s", us, probeEvery)
+	}
+	t.Logf("%.0f µs of thread CPU per unit over %d units", got.microsPerUnit(), got.Units)
+	if (probeTotals{}).microsPerUnit() != 0 {
+		t.Error("no units must read as 0, not NaN")
+	}
+	var nilProbe *speedProbe
+	if nilProbe.snapshot() != (probeTotals{}) {
+		t.Error("a harness without a probe must read zero")
 	}
 }

@@ -38,6 +38,7 @@ type harness struct {
 	// collector): what a system costs them is throughput lost on a
 	// machine they share.
 	plane map[string]int
+	probe *speedProbe
 }
 
 func newHarness(ctx context.Context, admin *rest.Config, opts options, log *slog.Logger) (*harness, error) {
@@ -128,6 +129,7 @@ func runFresh(ctx context.Context, opts options, e env, dir string, r *run, tuni
 		return err
 	}
 	h.plane = cluster.PIDs()
+	h.probe = e.probe
 	e.kubeconfig = cluster.Kubeconfig()
 	warm := time.Now()
 	// The same warm-up for every run, whatever its workload; its raw
@@ -190,10 +192,11 @@ type sample struct {
 	machine  machineUsage
 	harness  procUsage // this process: the tracker and the workload's client
 	received stats
+	probe    probeTotals
 }
 
 func (h *harness) sample(ctx context.Context, sys system, started bool) (sample, error) {
-	s := sample{at: time.Now(), own: h.counter.snapshot()}
+	s := sample{at: time.Now(), own: h.counter.snapshot(), probe: h.probe.snapshot()}
 	var err error
 	if s.apiServerCounts, err = scrapeAPIServer(ctx, h.admin); err != nil {
 		return s, err

@@ -194,8 +194,15 @@ func runBench(ctx context.Context, opts options, log *slog.Logger) (*report, err
 	} else if gwBin, err = filepath.Abs(gwBin); err != nil {
 		return nil, err
 	}
-	e := env{outDir: filepath.Join(out, "logs"), gatewayBin: gwBin, self: self, profile: opts.Profile}
+	e := env{outDir: filepath.Join(out, "logs"), gatewayBin: gwBin, self: self, profile: opts.Profile, probe: newSpeedProbe()}
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	probeDone := make(chan error, 1)
+	go func() { probeDone <- e.probe.run(probeCtx) }()
 	rep, err := runAll(ctx, opts, e, clusterDir, log)
+	stopProbe()
+	if probeErr := <-probeDone; probeErr != nil && err == nil {
+		err = probeErr
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -55,6 +55,8 @@ type env struct {
 	// outDir/profiles/<namespace>.
 	profile bool
 	self    string // this program, re-run as `raw` or `handler`
+	// probe measures the machine's speed for every phase's figures.
+	probe *speedProbe
 }
 
 // gatewaySystem is the gateway and its Go handler, each a process of its
