@@ -11,57 +11,65 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// speedProbe measures how fast the machine runs a fixed piece of work,
-// over and over while the runs go on: the CPU time one unit takes on a
-// thread of its own. The same unit taking longer in one phase than in
-// another means the host ran slower then (another guest on it, a lower
-// clock, caches shared with busier neighbours), not the system measured.
-// The hypervisor here reports no steal time (/proc/stat's steal stays 0),
-// so time taken from the guest is charged to whatever thread ran: it shows
-// in the probe's CPU time as in everyone's.
+// speedProbe measures how fast the machine runs two fixed pieces of work,
+// over and over while the runs go on, as the CPU time each takes on a
+// thread of its own:
+//
+//   - compute: hashing a buffer that stays in the core's own cache. Only
+//     the host changes its cost: a lower clock, a busy hyperthread
+//     sibling, or time taken by the hypervisor, which reports no steal
+//     time here (/proc/stat's steal stays 0) and so charges it to
+//     whatever thread ran.
+//   - memory: reading one byte per page of a buffer larger than the
+//     core's cache, out of order. Its cost also rises with what the run's
+//     own processes do to the shared caches and the memory bus.
+//
+// The same compute unit taking longer in one phase than in another means
+// the host ran slower then, not the system measured.
 type speedProbe struct {
 	mu     sync.Mutex
 	totals probeTotals
-	// work is what one unit touches: hashed in full and walked by a
-	// stride that defeats the prefetcher, so the unit costs both compute
-	// and memory.
-	work []byte
-	sink byte // what the units computed, kept so the compiler keeps them
+	hot    []byte // compute: hashed, fits the L1 cache
+	cold   []byte // memory: walked, far larger than L2
+	sink   byte   // what the units computed, kept so the compiler keeps them
 }
 
-// probeTotals are the probe's units so far and the thread CPU they took.
+// probeTotals are the probe's units so far and the thread CPU their two
+// parts took.
 type probeTotals struct {
-	Units      int64
-	CPUSeconds float64
+	Units          int64
+	ComputeSeconds float64
+	MemorySeconds  float64
 }
 
 func (t probeTotals) minus(o probeTotals) probeTotals {
-	return probeTotals{Units: t.Units - o.Units, CPUSeconds: t.CPUSeconds - o.CPUSeconds}
+	return probeTotals{Units: t.Units - o.Units, ComputeSeconds: t.ComputeSeconds - o.ComputeSeconds, MemorySeconds: t.MemorySeconds - o.MemorySeconds}
 }
 
-// microsPerUnit is the mean thread CPU one unit took; 0 when none ran.
-func (t probeTotals) microsPerUnit() float64 {
+// micros is the mean thread CPU of one unit's compute and memory parts; 0
+// when none ran.
+func (t probeTotals) micros() (compute, memory float64) {
 	if t.Units <= 0 {
-		return 0
+		return 0, 0
 	}
-	return t.CPUSeconds * 1e6 / float64(t.Units)
+	return t.ComputeSeconds * 1e6 / float64(t.Units), t.MemorySeconds * 1e6 / float64(t.Units)
 }
 
 const (
-	// probeBytes is larger than the L2 cache of the machines this runs
-	// on and well inside L3: a unit reads it from a cache the control
-	// plane shares.
-	probeBytes = 4 << 20
-	// probeEvery: 10 units a second, well under 1 % of a core.
+	probeHotBytes  = 16 << 10
+	probeColdBytes = 4 << 20
+	probeHashes    = 16
+	// probeEvery: 10 units a second, a few tenths of a per cent of a core.
 	probeEvery = 100 * time.Millisecond
 )
 
 func newSpeedProbe() *speedProbe {
-	work := make([]byte, probeBytes)
-	for i := range work {
-		work[i] = byte(i * 131)
+	p := &speedProbe{hot: make([]byte, probeHotBytes), cold: make([]byte, probeColdBytes)}
+	for i := range p.cold {
+		p.cold[i] = byte(i * 131)
 	}
-	return &speedProbe{work: work}
+	copy(p.hot, p.cold)
+	return p
 }
 
 // run measures a unit every probeEvery until ctx ends. It allocates
@@ -79,32 +87,47 @@ func (p *speedProbe) run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		start, err := threadCPU()
+		t0, err := threadCPU()
 		if err != nil {
 			return err
 		}
-		got := p.unit()
-		end, err := threadCPU()
+		got := p.compute()
+		t1, err := threadCPU()
+		if err != nil {
+			return err
+		}
+		got ^= p.memory()
+		t2, err := threadCPU()
 		if err != nil {
 			return err
 		}
 		p.mu.Lock()
 		p.sink ^= got
 		p.totals.Units++
-		p.totals.CPUSeconds += (end - start).Seconds()
+		p.totals.ComputeSeconds += (t1 - t0).Seconds()
+		p.totals.MemorySeconds += (t2 - t1).Seconds()
 		p.mu.Unlock()
 	}
 }
 
-// unit is the fixed work, about half a millisecond here: a SHA-256 of the
-// buffer's first 256 KiB and a walk over all of it, one byte per page and
-// cache line, out of order.
-func (p *speedProbe) unit() byte {
-	sum := sha256.Sum256(p.work[:256<<10])
-	acc := sum[0]
+// compute hashes the hot buffer probeHashes times.
+func (p *speedProbe) compute() byte {
+	var acc byte
+	for range probeHashes {
+		sum := sha256.Sum256(p.hot)
+		acc ^= sum[0]
+		p.hot[0] = acc // each hash depends on the one before
+	}
+	return acc
+}
+
+// memory reads one byte per page and cache line of the cold buffer, in an
+// order the prefetcher cannot follow.
+func (p *speedProbe) memory() byte {
+	var acc byte
 	const stride = 4096 + 64
-	for i := 0; i < len(p.work); i += stride {
-		acc ^= p.work[(i*7919)%len(p.work)]
+	for i := 0; i < len(p.cold); i += stride {
+		acc ^= p.cold[(i*7919)%len(p.cold)]
 	}
 	return acc
 }
