@@ -84,13 +84,10 @@ type phaseResult struct {
 	HarnessCPUMsPerObject           float64 `json:"harnessCPUMsPerObject"`
 	ContextSwitchesPerObject        float64 `json:"contextSwitchesPerObject"`
 	MachineContextSwitchesPerObject float64 `json:"machineContextSwitchesPerObject"`
-	// ProbeComputeMicros and ProbeMemoryMicros are the CPU the harness's
-	// speed probe took for its fixed units of work over the phase
-	// (speedProbe): a higher compute figure means the host itself ran
-	// slower (see slowerHost); the memory figure also rises with the
-	// run's own load on the shared caches.
-	ProbeComputeMicros float64 `json:"probeComputeMicros"`
-	ProbeMemoryMicros  float64 `json:"probeMemoryMicros"`
+	// ProbeMicros is the CPU the harness's speed probe took for its fixed
+	// computation over the phase (speedProbe): higher means the host
+	// itself ran slower (see slowerHost).
+	ProbeMicros float64 `json:"probeMicros"`
 	// EtcdRequests are kube-apiserver's requests to etcd per object for
 	// the bench resources over the phase, the workload's own writes'
 	// included (in backlog create they came before the phase): a write
@@ -159,7 +156,7 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 	handlerCPU := after.handler.CPUSeconds - before.handler.CPUSeconds
 	harnessCPU := after.harness.CPUSeconds - before.harness.CPUSeconds
 	machineCPU := after.machine.BusySeconds - before.machine.BusySeconds
-	res := phaseResult{
+	return phaseResult{
 		System: r.System, Workload: r.Workload, Mode: r.Mode, Round: r.Round, Phase: phase, N: n,
 		APIServerPID: r.APIServerPID, WarmUpSeconds: r.WarmUpSeconds,
 		Seconds: secs, ObjectsPerSecond: float64(n) / secs,
@@ -177,9 +174,8 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 		OtherCPUMsPerObject:             (machineCPU - planeTotal - cpu - handlerCPU - harnessCPU) * 1000 / float64(n),
 		ContextSwitchesPerObject:        (after.usage.ContextSwitches - before.usage.ContextSwitches) / float64(n),
 		MachineContextSwitchesPerObject: (after.machine.ContextSwitches - before.machine.ContextSwitches) / float64(n),
+		ProbeMicros:                     after.probe.minus(before.probe).microsPerUnit(),
 	}
-	res.ProbeComputeMicros, res.ProbeMemoryMicros = after.probe.minus(before.probe).micros()
-	return res
 }
 
 // percentile of sorted values, nearest rank; NaN-free: 0 when empty.
@@ -289,7 +285,7 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&b, ", warmed up: %d objects created, updated and deleted by the raw program first (at most %.1f s)", rep.WarmUp, longest)
 	}
 	b.WriteString("\n")
-	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | handler CPU ms/obj | control plane CPU ms/obj | machine CPU ms/obj | probe µs compute / memory | context switches/obj system / machine | peak RSS MiB | served JSON bytes parent / child |\n")
+	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | handler CPU ms/obj | control plane CPU ms/obj | machine CPU ms/obj | probe µs | context switches/obj system / machine | peak RSS MiB | served JSON bytes parent / child |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range rep.Phases {
 		ratio := "—"
@@ -308,17 +304,17 @@ func (rep *report) markdown() string {
 		if p.Round > 1 {
 			system += fmt.Sprintf(" (round %d)", p.Round)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.0f | %s | %.2f | %.2f | %s | %.0f / %.0f | %.2f | %s | %.2f | %.2f | %.0f / %.0f | %.1f / %.1f | %.0f | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.0f | %s | %.2f | %.2f | %s | %.0f / %.0f | %.2f | %s | %.2f | %.2f | %.0f | %.1f / %.1f | %.0f | %s |\n",
 			p.Workload, p.Mode, p.Phase, system, p.Seconds, p.ObjectsPerSecond, ratio, p.CallbacksPerObject,
 			p.WritesPerObject, formatCounts(p.Requests), p.LatencyP50Ms, p.LatencyP99Ms, p.CPUMsPerObject, handler, p.PlaneCPUMsPerObject,
-			p.MachineCPUMsPerObject, p.ProbeComputeMicros, p.ProbeMemoryMicros, p.ContextSwitchesPerObject, p.MachineContextSwitchesPerObject, p.PeakRSSMiB, served)
+			p.MachineCPUMsPerObject, p.ProbeMicros, p.ContextSwitchesPerObject, p.MachineContextSwitchesPerObject, p.PeakRSSMiB, served)
 	}
 	if bad := rep.interfered(); len(bad) > 0 {
 		fmt.Fprintf(&b, "\n**Interference**: in %s the machine spent more than %.0f %% of a core on processes outside the run (otherCPUMsPerObject in results.json; 4–6 %% is the kernel's own): their figures are suspect.\n",
 			strings.Join(bad, ", "), interferenceShare*100)
 	}
 	if slow := rep.slowerHost(); len(slow) > 0 {
-		fmt.Fprintf(&b, "\n**Machine speed**: the speed probe's fixed computation (probe µs, compute) took more than %.0f %% longer or shorter than in the other system's same phase in %s: the machine itself ran at another speed, and the ratio moves with it.\n",
+		fmt.Fprintf(&b, "\n**Machine speed**: the speed probe's fixed computation (probe µs) took more than %.0f %% longer or shorter than in the other system's same phase in %s: the machine itself ran at another speed, and the ratio moves with it.\n",
 			(hostSpeedTolerance-1)*100, strings.Join(slow, ", "))
 	}
 	if rep.rounds() > 1 && len(rep.Medians) > 0 {
@@ -398,16 +394,16 @@ func (rep *report) slowerHost() []string {
 	key := func(p phaseResult) string { return fmt.Sprintf("%s/%s/%s/%d", p.Workload, p.Mode, p.Phase, p.Round) }
 	for _, p := range rep.Phases {
 		if p.System == systemRaw {
-			raw[key(p)] = p.ProbeComputeMicros
+			raw[key(p)] = p.ProbeMicros
 		}
 	}
 	var out []string
 	for _, p := range rep.Phases {
 		base := raw[key(p)]
-		if p.System == systemRaw || base <= 0 || p.ProbeComputeMicros <= 0 {
+		if p.System == systemRaw || base <= 0 || p.ProbeMicros <= 0 {
 			continue
 		}
-		if r := p.ProbeComputeMicros / base; r > hostSpeedTolerance || r < 1/hostSpeedTolerance {
+		if r := p.ProbeMicros / base; r > hostSpeedTolerance || r < 1/hostSpeedTolerance {
 			out = append(out, fmt.Sprintf("%s %s %s %s round %d (%+.0f %% against raw)", p.System, p.Workload, p.Mode, p.Phase, p.Round, (r-1)*100))
 		}
 	}
