@@ -184,22 +184,72 @@ func WithMeta(obj *unstructured.Unstructured, m *metav1.ObjectMeta) *unstructure
 	for k, v := range obj.Object {
 		top[k] = v
 	}
-	top["metadata"] = map[string]any{}
-	out := &unstructured.Unstructured{Object: top}
-	out.SetName(m.Name)
-	out.SetGenerateName(m.GenerateName)
-	out.SetNamespace(m.Namespace)
-	out.SetUID(m.UID)
-	out.SetResourceVersion(m.ResourceVersion)
-	if m.Generation != 0 {
-		out.SetGeneration(m.Generation)
+	top["metadata"] = metaMap(m)
+	return &unstructured.Unstructured{Object: top}
+}
+
+// metaMap is m as Unstructured's setters write it (empty strings, a zero
+// generation or time and nil collections left out; times in RFC 3339,
+// UTC), built directly: each setter walks the path from the top and
+// deep-copies what it was given, 35 allocations for an object's metadata
+// of a few. The pass adopts one after every metadata-only write.
+func metaMap(m *metav1.ObjectMeta) map[string]any {
+	md := make(map[string]any, 13)
+	for _, f := range [...]struct{ key, value string }{
+		{"name", m.Name}, {"generateName", m.GenerateName}, {"namespace", m.Namespace},
+		{"uid", string(m.UID)}, {"resourceVersion", m.ResourceVersion},
+	} {
+		if f.value != "" {
+			md[f.key] = f.value
+		}
 	}
-	out.SetCreationTimestamp(m.CreationTimestamp)
-	out.SetDeletionTimestamp(m.DeletionTimestamp)
-	out.SetDeletionGracePeriodSeconds(m.DeletionGracePeriodSeconds)
-	out.SetLabels(m.Labels)
-	out.SetAnnotations(m.Annotations)
-	out.SetOwnerReferences(m.OwnerReferences)
-	out.SetFinalizers(m.Finalizers)
+	if m.Generation != 0 {
+		md["generation"] = m.Generation
+	}
+	if ts, _ := m.CreationTimestamp.MarshalQueryParameter(); ts != "" {
+		md["creationTimestamp"] = ts
+	}
+	if m.DeletionTimestamp != nil {
+		ts, _ := m.DeletionTimestamp.MarshalQueryParameter()
+		md["deletionTimestamp"] = ts
+	}
+	if m.DeletionGracePeriodSeconds != nil {
+		md["deletionGracePeriodSeconds"] = *m.DeletionGracePeriodSeconds
+	}
+	if m.Labels != nil {
+		md["labels"] = stringMap(m.Labels)
+	}
+	if m.Annotations != nil {
+		md["annotations"] = stringMap(m.Annotations)
+	}
+	if m.OwnerReferences != nil {
+		refs := make([]any, len(m.OwnerReferences))
+		for i, r := range m.OwnerReferences {
+			ref := map[string]any{"apiVersion": r.APIVersion, "kind": r.Kind, "name": r.Name, "uid": string(r.UID)}
+			if r.Controller != nil {
+				ref["controller"] = *r.Controller
+			}
+			if r.BlockOwnerDeletion != nil {
+				ref["blockOwnerDeletion"] = *r.BlockOwnerDeletion
+			}
+			refs[i] = ref
+		}
+		md["ownerReferences"] = refs
+	}
+	if m.Finalizers != nil {
+		finalizers := make([]any, len(m.Finalizers))
+		for i, f := range m.Finalizers {
+			finalizers[i] = f
+		}
+		md["finalizers"] = finalizers
+	}
+	return md
+}
+
+func stringMap(in map[string]string) map[string]any {
+	out := make(map[string]any, len(in))
+	for k, v := range in {
+		out[k] = v
+	}
 	return out
 }
