@@ -100,8 +100,7 @@ func (c *Controller) failHeld(p *pass, err error) {
 		if r := p.st.Round; r != nil {
 			r.Done = slices.DeleteFunc(r.Done, func(id string) bool { return id == h.w.Callback.ID })
 		}
-		c.recordFailure(p, h.w, h.attempt, h.first, err,
-			c.log.With("callback", h.w.Callback.ID, "event", h.w.Event, "object", p.key, "attempt", h.attempt))
+		c.recordFailure(p, h.w, h.attempt, h.first, err, c.callLog(p, h.w, h.attempt))
 	}
 	p.status.calls = nil
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -154,10 +155,13 @@ func TestSmallRunMeasuresBothSystems(t *testing.T) {
 			t.Errorf("%s: handler log: %v", name, err)
 		}
 		// A phase shorter than the probe's period may see no unit.
-		if p.ProbeMicros > 0 {
+		if p.ProbeMicrosPerUnit > 0 {
 			probed++
-		} else if p.ProbeMicros < 0 {
-			t.Errorf("%s: speed probe %.1f µs per unit", name, p.ProbeMicros)
+		} else if p.ProbeMicrosPerUnit < 0 {
+			t.Errorf("%s: speed probe %.1f µs per unit", name, p.ProbeMicrosPerUnit)
+		}
+		if p.StealCPUMsPerObject < 0 {
+			t.Errorf("%s: steal %.2f ms per object", name, p.StealCPUMsPerObject)
 		}
 		if p.HarnessCPUMsPerObject < 0 {
 			t.Errorf("%s: harness CPU %.2f ms per object", name, p.HarnessCPUMsPerObject)
@@ -379,59 +383,67 @@ func TestPhasesWithCPUSpentOutsideTheRunAreFlagged(t *testing.T) {
 	}
 }
 
-func TestPhasesOnASlowerMachineThanRawsAreFlagged(t *testing.T) {
-	phase := func(sys, ph string, round int, probe float64) phaseResult {
-		return phaseResult{System: sys, Workload: workloadFast, Mode: modeBacklog, Phase: ph, Round: round, ProbeMicros: probe}
-	}
-	rep := &report{Phases: []phaseResult{
-		phase(systemRaw, evCreate, 1, 400), phase(systemGateway, evCreate, 1, 430), // 7.5 %: within
-		phase(systemRaw, evUpdate, 1, 400), phase(systemGateway, evUpdate, 1, 480), // 20 % slower
-		phase(systemRaw, evDelete, 1, 400), phase(systemGateway, evDelete, 1, 320), // 20 % faster
-		phase(systemRaw, evCreate, 2, 400), phase(systemGateway, evCreate, 2, 0), // not measured
-		phase(systemGateway, evUpdate, 2, 900), // no raw to compare with
-	}}
-	got := rep.slowerHost()
-	want := []string{"gateway fast backlog update round 1 (+20 % against raw)", "gateway fast backlog delete round 1 (-20 % against raw)"}
-	if !slices.Equal(got, want) {
-		t.Errorf("slower-host phases %q, want %q", got, want)
-	}
-	if md := rep.markdown(); !strings.Contains(md, "**Machine speed**") || !strings.Contains(md, want[0]) {
-		t.Errorf("no machine-speed note in:\n%s", md)
-	}
-	rep.Phases = rep.Phases[:2]
-	if md := rep.markdown(); strings.Contains(md, "Machine speed") {
-		t.Errorf("a machine-speed note for phases within the tolerance:\n%s", md)
-	}
-}
-
-func TestSpeedProbeCountsItsUnitsAndTheirThreadCPU(t *testing.T) {
-	p := newSpeedProbe()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- p.run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for p.snapshot().Units < 3 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond) // polling for the condition, with a deadline
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	got := p.snapshot()
-	if got.Units < 3 {
-		t.Fatalf("%d units in 10 s, want 3 or more (one per %s)", got.Units, probeEvery)
-	}
-	// A unit hashes 256 KiB: far more than a microsecond, far less than
-	// the probe's period.
-	if us := got.microsPerUnit(); us < 1 || us > float64(probeEvery.Microseconds()) {
-		t.Errorf("%.1f µs of thread CPU per unit, want between 1 µs and %s", us, probeEvery)
-	}
-	t.Logf("%.0f µs per unit over %d units", got.microsPerUnit(), got.Units)
-	if (probeTotals{}).microsPerUnit() != 0 {
-		t.Error("no units must read as 0, not NaN")
-	}
-	var nilProbe *speedProbe
-	if nilProbe.snapshot() != (probeTotals{}) {
-		t.Error("a harness without a probe must read zero")
-	}
+func TestSpeedProbe(t *testing.T) {
+	t.Run("its clock is the thread's: not the wall's, not the process's", func(t *testing.T) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		before, err := threadCPU()
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // asleep: the wall clock moves, this thread's does not
+		spun := make(chan struct{})
+		go func() { // another thread busy: the process's clock moves, this thread's does not
+			defer close(spun)
+			for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+			}
+		}()
+		<-spun
+		after, err := threadCPU()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := after - before; d < 0 || d > 20*time.Millisecond {
+			t.Errorf("the thread's CPU clock moved %s over 50 ms asleep and 50 ms of another thread's spinning", d)
+		}
+	})
+	t.Run("it counts its units and their thread CPU", func(t *testing.T) {
+		p := newSpeedProbe()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- p.run(ctx) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for p.snapshot().Units < 3 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond) // polling for the condition, with a deadline
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the probe did not stop within 10 s of its context's end")
+		}
+		got := p.snapshot()
+		if got.Units < 3 {
+			t.Fatalf("%d units in 10 s, want 3 or more (one per %s)", got.Units, probeEvery)
+		}
+		// A unit hashes 256 KiB: far more than a microsecond, far less
+		// than the probe's period.
+		if us := got.microsPerUnit(); us < 1 || us > float64(probeEvery.Microseconds()) {
+			t.Errorf("%.1f µs of thread CPU per unit, want between 1 µs and %s", us, probeEvery)
+		}
+	})
+	t.Run("no units read as 0, not NaN", func(t *testing.T) {
+		if got := (probeTotals{}).microsPerUnit(); got != 0 {
+			t.Errorf("%v µs per unit", got)
+		}
+	})
+	t.Run("a harness without a probe reads zero", func(t *testing.T) {
+		var nilProbe *speedProbe
+		if got := nilProbe.snapshot(); got != (probeTotals{}) {
+			t.Errorf("%+v", got)
+		}
+	})
 }

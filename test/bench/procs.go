@@ -120,6 +120,7 @@ func readStatus(path string, keys ...string) (map[string]float64, error) {
 // and the harness's included.
 type machineUsage struct {
 	BusySeconds     float64
+	StealSeconds    float64
 	ContextSwitches float64
 }
 
@@ -138,12 +139,16 @@ func readMachineUsage() (machineUsage, error) {
 			// first three and irq, softirq; steal is CPU a hypervisor gave
 			// to other machines.
 			for i, f := range fields[1:9] {
-				if i == 3 || i == 4 || i == 7 {
+				if i == 3 || i == 4 {
 					continue
 				}
 				v, err := strconv.ParseFloat(f, 64)
 				if err != nil {
 					return m, fmt.Errorf("/proc/stat cpu: %w", err)
+				}
+				if i == 7 {
+					m.StealSeconds = v / clockTicks
+					continue
 				}
 				m.BusySeconds += v / clockTicks
 			}

@@ -11,24 +11,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// speedProbe measures how fast the host runs a fixed computation, over
-// and over while the runs go on: the CPU time that hashing a buffer small
-// enough to stay in the core's own cache takes on a thread of its own.
-// Only the host changes that cost: a lower clock, a busy hyperthread
-// sibling, or time taken by the hypervisor, which reports no steal time
-// here (/proc/stat's steal stays 0) and so charges it to whatever thread
-// ran. The same unit taking longer in one phase than in another means the
-// host ran slower then, not the system measured.
-//
-// A second part that read a page each of 4 MiB was tried and dropped: it
-// rose six-fold over an N=1000 invocation, in every run alike, while the
-// control plane's CPU per object did not follow; what it measured (the
-// buffer's pages, the TLB) was the probe's own.
+// speedProbe times a fixed computation on a thread of its own, over and
+// over while the runs go on: the CPU time that hashing a buffer small
+// enough to stay in the core's cache takes, by that thread's CPU clock. A
+// host that ran its guest slower (a lower clock, a busy hyperthread
+// sibling, time the hypervisor takes without accounting it as steal) would
+// show as a higher figure. So would the run's own load: the thread shares
+// the machine's two cores, and after each 100 ms asleep its caches hold
+// other processes' data (one untimed hash reloads the buffer first). On
+// this machine it moved ±13 % between phases without tracking throughput
+// (docs/performance.md): a check for gross slowdowns of the host, not a
+// correction of the ratios. Steal time the kernel does account is left
+// out of a thread's CPU clock; machineUsage records it apart.
 type speedProbe struct {
 	mu     sync.Mutex
 	totals probeTotals
 	hot    []byte // hashed; fits the L1 cache
-	sink   byte   // what the units computed, kept so the compiler keeps them
 }
 
 // probeTotals are the probe's units so far and the thread CPU they took.
@@ -79,33 +77,30 @@ func (p *speedProbe) run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
+		p.hash() // untimed: the buffer back into the cache
 		start, err := threadCPU()
 		if err != nil {
 			return err
 		}
-		got := p.unit()
+		for range probeHashes {
+			p.hash()
+		}
 		end, err := threadCPU()
 		if err != nil {
 			return err
 		}
 		p.mu.Lock()
-		p.sink ^= got
 		p.totals.Units++
 		p.totals.CPUSeconds += (end - start).Seconds()
 		p.mu.Unlock()
 	}
 }
 
-// unit hashes the buffer probeHashes times, each hash depending on the
-// one before.
-func (p *speedProbe) unit() byte {
-	var acc byte
-	for range probeHashes {
-		sum := sha256.Sum256(p.hot)
-		acc ^= sum[0]
-		p.hot[0] = acc
-	}
-	return acc
+// hash hashes the buffer into its own first bytes, so that each hash
+// depends on the one before and none can be left out.
+func (p *speedProbe) hash() {
+	sum := sha256.Sum256(p.hot)
+	copy(p.hot, sum[:])
 }
 
 func (p *speedProbe) snapshot() probeTotals {
