@@ -8,10 +8,11 @@ package essence
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/internal/jsonenc"
 )
 
 // OwnPrefix marks annotations and labels that belong to opgate; they are
@@ -84,13 +85,21 @@ outer:
 }
 
 // Digest is a stable hash of any JSON-marshalable value (encoding/json sorts
-// map keys, so equal maps digest equally).
+// map keys, so equal maps digest equally). jsonenc writes the same bytes
+// as encoding/json without its reflection: digests kept in state
+// annotations stay valid.
 func Digest(v any) string {
-	b, err := json.Marshal(v)
+	b, err := jsonenc.Marshal(v)
 	if err != nil {
 		// Values come from decoded JSON; they always marshal.
 		panic("essence: digest of unmarshalable value: " + err.Error())
 	}
+	return DigestJSON(b)
+}
+
+// DigestJSON is the Digest of the value b is the encoding of, for a b
+// written by encoding/json (or jsonenc) from it.
+func DigestJSON(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
 }

@@ -1,6 +1,9 @@
 package essence
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"reflect"
 	"testing"
 
@@ -76,5 +79,29 @@ func TestOfReadsLabelsAndAnnotationsAsTheirGetters(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDigestsKeptInStateAnnotationsStayTheSame: a gateway reads the digest
+// an earlier one wrote; were it to differ, every object would look changed
+// and get an update call. The first is from an object a gateway from
+// before jsonenc handled (make bench, 2026-12-01); the others are held to
+// encoding/json, as it was computed then.
+func TestDigestsKeptInStateAnnotationsStayTheSame(t *testing.T) {
+	if got := Digest(map[string]any{"spec": map[string]any{"size": int64(3)}}); got != "f1ee10fb4db5b4c045954e5f" {
+		t.Errorf("digest of the memcached essence %s, an earlier gateway wrote f1ee10fb4db5b4c045954e5f", got)
+	}
+	for _, e := range []map[string]any{
+		{"spec": map[string]any{"image": "nginx:<1.27>&", "ratio": 0.1, "big": 1e21, "tiny": 1e-7, "list": []any{"a", int64(2), nil, true}}},
+		{"metadata": map[string]any{"labels": map[string]any{"app": "mc", "é": "\u2028"}}, "spec": map[string]any{}},
+	} {
+		raw, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(raw)
+		if want := hex.EncodeToString(sum[:12]); Digest(e) != want || DigestJSON(raw) != want {
+			t.Errorf("%v: digest %s (of its JSON %s), encoding/json's %s", e, Digest(e), DigestJSON(raw), want)
+		}
 	}
 }

@@ -2,11 +2,12 @@ package engine
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/internal/jsonenc"
 )
 
 // appliedChildren is what the gateway last applied per child of one
@@ -51,7 +52,7 @@ func (a *appliedChildren) forget(key string) {
 // is the child's JSON, which the apply sends; sum its digest, to remember
 // after applying.
 func (m *objectMemory) unchangedChild(key string, child *unstructured.Unstructured, existing childObject) (body []byte, sum *[sha256.Size]byte, fresh bool) {
-	body, err := json.Marshal(child.Object)
+	body, err := jsonenc.Marshal(child.Object)
 	if err != nil {
 		return nil, nil, false
 	}

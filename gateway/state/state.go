@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/opgate/opgate/callbacks/essence"
+	"github.com/opgate/opgate/internal/jsonenc"
 )
 
 // DefaultEssenceCap bounds the compressed essence kept in the annotation;
@@ -134,11 +135,11 @@ const plainEssenceMax = 512
 // SetHandled records the essence e as handled, compressed when it is large,
 // unless it is larger than capBytes as kept.
 func (s *State) SetHandled(e map[string]any, capBytes int) error {
-	raw, err := json.Marshal(e)
+	raw, err := jsonenc.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("marshal essence: %w", err)
 	}
-	s.Handled = essence.Digest(e)
+	s.Handled = essence.DigestJSON(raw)
 	kept := raw
 	if len(raw) > plainEssenceMax {
 		var buf bytes.Buffer
