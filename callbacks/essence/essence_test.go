@@ -100,8 +100,8 @@ func TestDigestsKeptInStateAnnotationsStayTheSame(t *testing.T) {
 			t.Fatal(err)
 		}
 		sum := sha256.Sum256(raw)
-		if want := hex.EncodeToString(sum[:12]); Digest(e) != want || DigestJSON(raw) != want {
-			t.Errorf("%v: digest %s (of its JSON %s), encoding/json's %s", e, Digest(e), DigestJSON(raw), want)
+		if want := hex.EncodeToString(sum[:12]); Digest(e) != want {
+			t.Errorf("%v: digest %s, of encoding/json's bytes %s", e, Digest(e), want)
 		}
 	}
 }

@@ -189,8 +189,9 @@ func WithMeta(obj *unstructured.Unstructured, m *metav1.ObjectMeta) *unstructure
 }
 
 // metaMap is m as Unstructured's setters write it (empty strings, a zero
-// generation or time and nil collections left out; times in RFC 3339,
-// UTC), built directly: each setter walks the path from the top and
+// generation or creation time and nil collections left out; a zero
+// deletion time behind its pointer kept, as ""; times in RFC 3339, UTC,
+// to the second), built directly: each setter walks the path from the top and
 // deep-copies what it was given, 35 allocations for an object's metadata
 // of a few. The pass adopts one after every metadata-only write.
 func metaMap(m *metav1.ObjectMeta) map[string]any {

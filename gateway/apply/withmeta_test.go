@@ -95,6 +95,7 @@ func TestWithMetaBuildsWhatTheSettersBuilt(t *testing.T) {
 			{},
 		}}},
 		{"a negative generation", metav1.ObjectMeta{Generation: -1}},
+		{"a zero deletion timestamp, which the setters keep as an empty string", metav1.ObjectMeta{DeletionTimestamp: &metav1.Time{}}},
 		{"a generate name only", metav1.ObjectMeta{GenerateName: "mc-"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) { matchesSetters(t, &tt.m) })

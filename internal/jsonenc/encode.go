@@ -10,20 +10,37 @@ package jsonenc
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"unicode/utf8"
 )
 
-// Marshal is json.Marshal for decoded JSON values.
+// Marshal is json.Marshal for decoded JSON values: the same bytes, or nil
+// and an error where json.Marshal errs (NaN and infinities as a
+// *json.UnsupportedValueError, as there).
 func Marshal(v any) ([]byte, error) {
-	return Append(make([]byte, 0, 256), v)
+	b, err := appendValue(make([]byte, 0, 256), v, 0)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
-// Append appends v's encoding to dst.
-func Append(dst []byte, v any) ([]byte, error) {
+// maxDepth is the nesting past which a value is handed to encoding/json,
+// which writes a deep value as this package would and refuses a map or
+// slice that contains itself, where plain recursion would only end in a
+// fatal stack overflow. Decoded JSON is never cyclic, but may nest up to
+// its decoder's limit (10 000): such values take this route, with the
+// same bytes.
+const maxDepth = 1000
+
+func appendValue(dst []byte, v any, depth int) ([]byte, error) {
+	if depth >= maxDepth {
+		b, err := json.Marshal(v)
+		return append(dst, b...), err
+	}
 	switch v := v.(type) {
 	case nil:
 		return append(dst, "null"...), nil
@@ -38,16 +55,16 @@ func Append(dst []byte, v any) ([]byte, error) {
 	case float64:
 		return appendFloat(dst, v)
 	case map[string]any:
-		return appendObject(dst, v)
+		return appendObject(dst, v, depth)
 	case []any:
-		return appendArray(dst, v)
+		return appendArray(dst, v, depth)
 	default:
 		b, err := json.Marshal(v)
 		return append(dst, b...), err
 	}
 }
 
-func appendObject(dst []byte, m map[string]any) ([]byte, error) {
+func appendObject(dst []byte, m map[string]any, depth int) ([]byte, error) {
 	if m == nil {
 		return append(dst, "null"...), nil
 	}
@@ -64,14 +81,14 @@ func appendObject(dst []byte, m map[string]any) ([]byte, error) {
 		}
 		dst = appendString(dst, k)
 		dst = append(dst, ':')
-		if dst, err = Append(dst, m[k]); err != nil {
+		if dst, err = appendValue(dst, m[k], depth+1); err != nil {
 			return dst, err
 		}
 	}
 	return append(dst, '}'), nil
 }
 
-func appendArray(dst []byte, a []any) ([]byte, error) {
+func appendArray(dst []byte, a []any, depth int) ([]byte, error) {
 	if a == nil {
 		return append(dst, "null"...), nil
 	}
@@ -81,7 +98,7 @@ func appendArray(dst []byte, a []any) ([]byte, error) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		if dst, err = Append(dst, v); err != nil {
+		if dst, err = appendValue(dst, v, depth+1); err != nil {
 			return dst, err
 		}
 	}
@@ -93,7 +110,7 @@ func appendArray(dst []byte, a []any) ([]byte, error) {
 // that exponent's leading zero dropped ("1e-07" is "1e-7").
 func appendFloat(dst []byte, f float64) ([]byte, error) {
 	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return dst, fmt.Errorf("json: unsupported value: %s", strconv.FormatFloat(f, 'g', -1, 64))
+		return dst, &json.UnsupportedValueError{Value: reflect.ValueOf(f), Str: strconv.FormatFloat(f, 'g', -1, 64)}
 	}
 	format := byte('f')
 	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {

@@ -44,7 +44,7 @@ var documents = []string{
 	`0.000001`, `0.0000001`, `1.7976931348623157e308`, `5e-324`, `3.0`, `100`, `1E+2`,
 	`""`, `"plain"`, `"<b>&amp;</b>"`, `"quote \" backslash \\ slash \/"`, `"\b\f\n\r\t\u0000\u001f\u007f"`,
 	`"\u2028\u2029 line seps"`, `"\ud83d\ude00 é 日本"`, `"\ud800 lone surrogate"`,
-	`{}`, `[]`, `{"b":1,"a":2,"A":3,"":4,"é":5,"<":6}`, `[1,"two",null,{"x":[]},[[]]]`,
+	`{}`, `[]`, `{"b":1,"a":2,"A":3,"":4,"é":5,"<":6}`, `{"\uff00":1,"\ud83d\ude00":2,"\ufffd":3,"z":4}`, `[1,"two",null,{"x":[]},[[]]]`,
 	`{"spec":{"size":3},"metadata":{"labels":{"app":"mc"},"annotations":{"a/b":"c"}}}`,
 	`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"mc-1","ownerReferences":[{"controller":true,"uid":"u"}]},"spec":{"replicas":3,"template":{"spec":{"containers":[{"name":"m","image":"memcached:1.6","resources":{"limits":{"cpu":"100m"}}}]}}}}`,
 }
@@ -71,6 +71,46 @@ func TestMarshalWritesWhatEncodingJSONWrites(t *testing.T) {
 	} {
 		matchesEncodingJSON(t, v)
 	}
+	// Deeper than maxDepth, and a map that contains itself: encoding/json
+	// writes the first and refuses the second; plain recursion would not
+	// end on it.
+	deep := any("bottom")
+	for i := range 3 * maxDepth {
+		if i%2 == 0 {
+			deep = map[string]any{"d": deep}
+		} else {
+			deep = []any{deep}
+		}
+	}
+	matchesEncodingJSON(t, deep)
+	cyclic := map[string]any{}
+	cyclic["self"] = []any{cyclic}
+	matchesEncodingJSON(t, cyclic)
+}
+
+// TestMarshalWritesTheBytesDigestsWereTakenOf pins the bytes themselves,
+// not only their agreement with the encoding/json of the day: digests of
+// them are kept in objects, so a toolchain whose encoding/json writes
+// otherwise must not move them.
+func TestMarshalWritesTheBytesDigestsWereTakenOf(t *testing.T) {
+	for _, tt := range []struct {
+		v    any
+		want string
+	}{
+		{map[string]any{"z": "<a&b>", "a": "\b\f\x00\x7f\u2028\u2029", "é": "\xff", "\uff00": 1, "😀": 2}, `{"a":"\b\f\u0000` + "\x7f" + `\u2028\u2029","z":"\u003ca\u0026b\u003e","é":"\ufffd","＀":1,"😀":2}`},
+		{[]any{math.Copysign(0, -1), 1e21, 999999999999999999999.0, 1e-7, 5e-324, 0.000001, 1e20, int64(-9223372036854775808), 1.5}, `[-0,1e+21,1e+21,1e-7,5e-324,0.000001,100000000000000000000,-9223372036854775808,1.5]`},
+		{map[string]any{"n": nil, "m": map[string]any(nil), "a": []any(nil), "e": map[string]any{}, "l": []any{}, "t": true}, `{"a":null,"e":{},"l":[],"m":null,"n":null,"t":true}`},
+	} {
+		got, err := Marshal(tt.v)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("%#v:\n%s (%v)\nwant\n%s", tt.v, got, err, tt.want)
+		}
+	}
+	if got, err := Marshal([]any{"a", math.Inf(1)}); got != nil || err == nil {
+		t.Errorf("an infinity: %q, %v; want nil and an error", got, err)
+	} else if _, ok := err.(*json.UnsupportedValueError); !ok {
+		t.Errorf("an infinity: %T, want *json.UnsupportedValueError as encoding/json returns", err)
+	}
 }
 
 func FuzzMarshalWritesWhatEncodingJSONWrites(f *testing.F) {
@@ -81,9 +121,10 @@ func FuzzMarshalWritesWhatEncodingJSONWrites(f *testing.F) {
 		for _, v := range decodedBothWays(raw) {
 			matchesEncodingJSON(t, v)
 		}
-		// Strings as they are, invalid UTF-8 included.
-		matchesEncodingJSON(t, string(raw))
-		matchesEncodingJSON(t, map[string]any{string(raw): string(raw)})
+		// Strings as they are, invalid UTF-8 included, and keys to sort.
+		s := string(raw)
+		matchesEncodingJSON(t, s)
+		matchesEncodingJSON(t, map[string]any{s: s, s[:len(s)/2]: 1.5, "\uff00": nil, "😀": true, "\ufffd": []any{s}})
 	})
 }
 
