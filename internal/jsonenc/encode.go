@@ -38,8 +38,7 @@ const maxDepth = 1000
 
 func appendValue(dst []byte, v any, depth int) ([]byte, error) {
 	if depth >= maxDepth {
-		b, err := json.Marshal(v)
-		return append(dst, b...), err
+		return viaEncodingJSON(dst, v)
 	}
 	switch v := v.(type) {
 	case nil:
@@ -59,9 +58,15 @@ func appendValue(dst []byte, v any, depth int) ([]byte, error) {
 	case []any:
 		return appendArray(dst, v, depth)
 	default:
-		b, err := json.Marshal(v)
-		return append(dst, b...), err
+		return viaEncodingJSON(dst, v)
 	}
+}
+
+// viaEncodingJSON appends what encoding/json writes for v: the types this
+// package does not write itself, and values past maxDepth.
+func viaEncodingJSON(dst []byte, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append(dst, b...), err
 }
 
 func appendObject(dst []byte, m map[string]any, depth int) ([]byte, error) {

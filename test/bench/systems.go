@@ -55,7 +55,8 @@ type env struct {
 	// outDir/profiles/<namespace>.
 	profile bool
 	self    string // this program, re-run as `raw` or `handler`
-	// probe measures the machine's speed for every phase's figures.
+	// probe times a fixed computation for every phase's figures
+	// (speedProbe); the harness reads it, the systems do not.
 	probe *speedProbe
 }
 
