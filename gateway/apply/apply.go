@@ -21,6 +21,7 @@ import (
 
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/internal/jsonenc"
 )
 
 // FieldManager is the server-side apply field manager of every gateway write.
@@ -291,29 +292,22 @@ func statusPin(obj *unstructured.Unstructured, subresource bool) pin {
 // statusPatch is the merge patch {"status": status}, with the metadata p
 // names.
 func statusPatch(status map[string]any, p pin) ([]byte, error) {
-	inner, err := json.Marshal(status)
-	if err != nil {
-		return nil, failure.Permanentf("InvalidStatus", "marshal status patch: %w", err)
-	}
-	var meta []byte
+	body := make([]byte, 0, 256)
 	switch {
 	case p.uid != "":
-		meta, err = json.Marshal(map[string]string{"uid": string(p.uid)})
+		body = append(body, `{"metadata":{"uid":`...)
+		body = append(jsonenc.AppendString(body, string(p.uid)), "},"...)
 	case p.rv != "":
-		meta, err = json.Marshal(map[string]string{"resourceVersion": p.rv})
+		body = append(body, `{"metadata":{"resourceVersion":`...)
+		body = append(jsonenc.AppendString(body, p.rv), "},"...)
+	default:
+		body = append(body, '{')
 	}
+	body = append(body, `"status":`...)
+	body, err := jsonenc.Append(body, status)
 	if err != nil {
 		return nil, failure.Permanentf("InvalidStatus", "marshal status patch: %w", err)
 	}
-	body := make([]byte, 0, len(inner)+len(meta)+len(`{"metadata":,"status":}`))
-	body = append(body, '{')
-	if meta != nil {
-		body = append(body, `"metadata":`...)
-		body = append(body, meta...)
-		body = append(body, ',')
-	}
-	body = append(body, `"status":`...)
-	body = append(body, inner...)
 	return append(body, '}'), nil
 }
 
@@ -323,10 +317,7 @@ func (a *Applier) SetAnnotation(ctx context.Context, obj *unstructured.Unstructu
 	if err != nil {
 		return nil, err
 	}
-	body, err := annotationPatch(key, value, obj.GetUID())
-	if err != nil {
-		return nil, err
-	}
+	body := annotationPatch(key, value, obj.GetUID())
 	out, err := res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
 	if err != nil {
 		return nil, writeError(obj, "write annotation "+key+" of "+describe(obj), err)
@@ -340,10 +331,7 @@ func (a *Applier) SetAnnotationMeta(ctx context.Context, obj *unstructured.Unstr
 	if err != nil {
 		return nil, err
 	}
-	body, err := annotationPatch(key, value, obj.GetUID())
-	if err != nil {
-		return nil, err
-	}
+	body := annotationPatch(key, value, obj.GetUID())
 	out, err := a.patchMeta(ctx, t, types.MergePatchType, body, false, "")
 	if err != nil {
 		return nil, writeError(obj, "write annotation "+key+" of "+t.what, err)
@@ -355,35 +343,21 @@ func (a *Applier) SetAnnotationMeta(ctx context.Context, obj *unstructured.Unstr
 // with {"uid": uid} in metadata when uid is known: the uid is immutable, so
 // the API server refuses the patch if the object of that name is another
 // one (see replaced).
-func annotationPatch(key string, value *string, uid types.UID) ([]byte, error) {
-	k, err := json.Marshal(key)
-	if err != nil {
-		return nil, fmt.Errorf("marshal annotation patch: %w", err)
-	}
-	v := []byte("null")
-	if value != nil {
-		if v, err = json.Marshal(*value); err != nil {
-			return nil, fmt.Errorf("marshal annotation patch: %w", err)
-		}
-	}
-	var u []byte
-	if uid != "" {
-		if u, err = json.Marshal(string(uid)); err != nil {
-			return nil, fmt.Errorf("marshal annotation patch: %w", err)
-		}
-	}
-	body := make([]byte, 0, len(k)+len(v)+len(u)+len(`{"metadata":{"uid":,"annotations":{:}}}`))
+func annotationPatch(key string, value *string, uid types.UID) []byte {
+	body := make([]byte, 0, len(key)+len(uid)+64)
 	body = append(body, `{"metadata":{`...)
-	if u != nil {
+	if uid != "" {
 		body = append(body, `"uid":`...)
-		body = append(body, u...)
-		body = append(body, ',')
+		body = append(jsonenc.AppendString(body, string(uid)), ',')
 	}
 	body = append(body, `"annotations":{`...)
-	body = append(body, k...)
-	body = append(body, ':')
-	body = append(body, v...)
-	return append(body, "}}}"...), nil
+	body = append(jsonenc.AppendString(body, key), ':')
+	if value == nil {
+		body = append(body, "null"...)
+	} else {
+		body = jsonenc.AppendString(body, *value)
+	}
+	return append(body, "}}}"...)
 }
 
 // replaced says whether the API server refused a write for its uid: the

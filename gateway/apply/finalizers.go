@@ -2,7 +2,6 @@ package apply
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/opgate/opgate/internal/jsonenc"
 )
 
 // AddFinalizer adds name to obj's finalizers; RemoveFinalizer takes it away.
@@ -170,9 +171,9 @@ func finalizerPatch(obj *unstructured.Unstructured, next []string, pin bool) ([]
 	if current == nil {
 		op = "add"
 	}
-	var ops []jsonPatchOp
+	ops := make([]jsonPatchOp, 0, 4)
 	if uid := obj.GetUID(); uid != "" {
-		ops = append(ops, jsonPatchOp{"test", "/metadata/uid", uid})
+		ops = append(ops, jsonPatchOp{"test", "/metadata/uid", string(uid)})
 	}
 	ops = append(ops,
 		jsonPatchOp{"test", "/metadata/finalizers", current},
@@ -180,17 +181,38 @@ func finalizerPatch(obj *unstructured.Unstructured, next []string, pin bool) ([]
 	if rv := obj.GetResourceVersion(); pin && rv != "" {
 		ops = append(ops, jsonPatchOp{"replace", "/metadata/resourceVersion", rv})
 	}
-	body, err := json.Marshal(ops)
+	body, err := encodePatch(ops)
 	if err != nil {
 		return nil, fmt.Errorf("marshal finalizer patch: %w", err)
 	}
 	return body, nil
 }
 
-// jsonPatchOp is one operation of a JSON patch (RFC 6902); a struct
-// encodes without the sorting and copying a map's encoding costs.
+// jsonPatchOp is one operation of a JSON patch (RFC 6902).
 type jsonPatchOp struct {
 	Op    string `json:"op"`
 	Path  string `json:"path"`
 	Value any    `json:"value"`
+}
+
+// encodePatch writes ops as json.Marshal does, without its reflection.
+func encodePatch(ops []jsonPatchOp) ([]byte, error) {
+	body := make([]byte, 0, 64*len(ops)+2)
+	body = append(body, '[')
+	for i, op := range ops {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, `{"op":`...)
+		body = jsonenc.AppendString(body, op.Op)
+		body = append(body, `,"path":`...)
+		body = jsonenc.AppendString(body, op.Path)
+		body = append(body, `,"value":`...)
+		var err error
+		if body, err = jsonenc.Append(body, op.Value); err != nil {
+			return nil, err
+		}
+		body = append(body, '}')
+	}
+	return append(body, ']'), nil
 }

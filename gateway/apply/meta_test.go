@@ -326,10 +326,7 @@ func TestAnnotationPatchIsTheMergePatchOfTheAnnotationPinnedToTheUID(t *testing.
 	v := "x\"<y>\u2028"
 	for _, value := range []*string{&v, nil} {
 		for _, uid := range []types.UID{"1b2c3d4e-0000-4000-8000-000000000042", ""} {
-			got, err := annotationPatch("opgate.dev/state.op", value, uid)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := annotationPatch("opgate.dev/state.op", value, uid)
 			meta := map[string]any{"annotations": map[string]any{"opgate.dev/state.op": value}}
 			if uid != "" {
 				meta["uid"] = uid

@@ -2,35 +2,15 @@ package call
 
 import (
 	"encoding/json"
-	"time"
+	"fmt"
+	"slices"
+	"strconv"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/internal/jsonenc"
 )
-
-// wireRequest is callbacks.Request as it is sent, with the objects as
-// their maps. Encoding an *unstructured.Unstructured goes through its
-// MarshalJSON, which encodes the object into a buffer of its own that
-// encoding/json then scans and copies again; the maps encode to the same
-// bytes once. Its fields and tags are callbacks.Request's, in the same
-// order (a test holds them together).
-type wireRequest struct {
-	APIVersion     string             `json:"apiVersion"`
-	Kind           string             `json:"kind"`
-	UID            string             `json:"uid"`
-	Event          callbacks.Event    `json:"event"`
-	Operator       string             `json:"operator"`
-	Callback       string             `json:"callback"`
-	Attempt        int                `json:"attempt"`
-	Deadline       time.Time          `json:"deadline"`
-	Object         any                `json:"object"`
-	Old            any                `json:"old,omitempty"`
-	Diff           []callbacks.DiffOp `json:"diff,omitempty"`
-	OldUnavailable bool               `json:"oldUnavailable,omitempty"`
-	Children       Children           `json:"children,omitempty"`
-	Related        Children           `json:"related,omitempty"`
-}
 
 // Children is a request's children as the caller holds them, by kind key
 // and name as in callbacks.Request: each an object's map or, cached as the
@@ -38,19 +18,94 @@ type wireRequest struct {
 // is rather than decoded and encoded again; nil encodes as null.
 type Children map[string]map[string]any
 
-// encodeRequest encodes req as json.Marshal(req) does, with children in
-// place of req.Children when it is not nil.
+// encodeRequest encodes req as json.Marshal(req) does, byte for byte, with
+// children in place of req.Children when it is not nil. It is written out
+// field by field: encoding/json would reach the objects' maps through
+// reflection, and each *unstructured.Unstructured through its MarshalJSON,
+// which encodes into a buffer of its own that encoding/json then scans and
+// copies again. A test fills every field of callbacks.Request, so that one
+// added to the contract cannot go missing here.
 func encodeRequest(req *callbacks.Request, children Children) ([]byte, error) {
 	if children == nil {
 		children = childrenOf(req.Children)
 	}
-	return json.Marshal(&wireRequest{
-		APIVersion: req.APIVersion, Kind: req.Kind, UID: req.UID, Event: req.Event,
-		Operator: req.Operator, Callback: req.Callback, Attempt: req.Attempt, Deadline: req.Deadline,
-		Object: objectMap(req.Object), Old: objectMap(req.Old),
-		Diff: req.Diff, OldUnavailable: req.OldUnavailable,
-		Children: children, Related: childrenOf(req.Related),
-	})
+	deadline, err := req.Deadline.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encode request: deadline: %w", err)
+	}
+	b := make([]byte, 0, 2048)
+	b = append(b, `{"apiVersion":`...)
+	b = jsonenc.AppendString(b, req.APIVersion)
+	b = append(b, `,"kind":`...)
+	b = jsonenc.AppendString(b, req.Kind)
+	b = append(b, `,"uid":`...)
+	b = jsonenc.AppendString(b, req.UID)
+	b = append(b, `,"event":`...)
+	b = jsonenc.AppendString(b, string(req.Event))
+	b = append(b, `,"operator":`...)
+	b = jsonenc.AppendString(b, req.Operator)
+	b = append(b, `,"callback":`...)
+	b = jsonenc.AppendString(b, req.Callback)
+	b = append(b, `,"attempt":`...)
+	b = strconv.AppendInt(b, int64(req.Attempt), 10)
+	b = append(b, `,"deadline":`...)
+	b = append(b, deadline...)
+	b = append(b, `,"object":`...)
+	if b, err = jsonenc.Append(b, objectMap(req.Object)); err != nil {
+		return nil, fmt.Errorf("encode request: object: %w", err)
+	}
+	if old := objectMap(req.Old); old != nil {
+		b = append(b, `,"old":`...)
+		if b, err = jsonenc.Append(b, old); err != nil {
+			return nil, fmt.Errorf("encode request: old: %w", err)
+		}
+	}
+	if len(req.Diff) > 0 {
+		diff, err := json.Marshal(req.Diff)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: diff: %w", err)
+		}
+		b = append(b, `,"diff":`...)
+		b = append(b, diff...)
+	}
+	if req.OldUnavailable {
+		b = append(b, `,"oldUnavailable":true`...)
+	}
+	if len(children) > 0 {
+		b = append(b, `,"children":`...)
+		if b, err = appendChildren(b, children); err != nil {
+			return nil, fmt.Errorf("encode request: children: %w", err)
+		}
+	}
+	if related := childrenOf(req.Related); len(related) > 0 {
+		b = append(b, `,"related":`...)
+		if b, err = appendChildren(b, related); err != nil {
+			return nil, fmt.Errorf("encode request: related: %w", err)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// appendChildren writes c as encoding/json does: keys sorted, a nil inner
+// map as null.
+func appendChildren(b []byte, c Children) ([]byte, error) {
+	kinds := make([]string, 0, len(c))
+	for k := range c {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	b = append(b, '{')
+	var err error
+	for i, kind := range kinds {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(jsonenc.AppendString(b, kind), ':')
+		if b, err = jsonenc.Append(b, c[kind]); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
 }
 
 // childrenOf is in (children or related objects) as Children, nil and

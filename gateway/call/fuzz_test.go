@@ -44,6 +44,9 @@ func FuzzBuildRequest(f *testing.F) {
 		c := newTestClient(t, Config{Transport: tr})
 		req := &callbacks.Request{UID: uid, Event: callbacks.EventUpdate, Operator: "op", Callback: "cb", Attempt: 1,
 			Object: &unstructured.Unstructured{Object: obj}}
+		if got, want := mustEncode(encodeRequest(req, nil)), mustEncode(json.Marshal(req)); !bytes.Equal(got, want) {
+			t.Errorf("encodeRequest:\n got %s\nwant %s", got, want)
+		}
 		if _, err := c.Call(context.Background(), Endpoint{URL: "http://handler.test/hook", HMACSecret: secret}, req); err != nil {
 			return // refused before sending (e.g. a value JSON cannot encode)
 		}
@@ -70,4 +73,13 @@ func FuzzBuildRequest(f *testing.F) {
 			t.Errorf("the handler's verifier refuses the signature: %v", err)
 		}
 	})
+}
+
+// mustEncode is an encoding's bytes, or "error" for its error: two
+// encodings must agree on both.
+func mustEncode(b []byte, err error) []byte {
+	if err != nil {
+		return []byte("error")
+	}
+	return b
 }

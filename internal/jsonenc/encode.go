@@ -1,6 +1,6 @@
 // Package jsonenc encodes what JSON decodes into (map[string]any, []any,
 // string, float64, int64, bool and nil, as encoding/json and Unstructured
-// leave them) exactly as encoding/json.Marshal does, byte for byte, but
+// leave them, and []string and map[string]string) exactly as encoding/json.Marshal does, byte for byte, but
 // without reflection: Marshal of a map sorts its keys through reflect
 // values and boxes each key and value again. Digests of such values are
 // kept in objects' state annotations, so the bytes must not change; a
@@ -27,6 +27,13 @@ func Marshal(v any) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Append appends to dst what Marshal returns for v. On error the bytes
+// appended so far are left in the result, for the caller to drop.
+func Append(dst []byte, v any) ([]byte, error) { return appendValue(dst, v, 0) }
+
+// AppendString appends s quoted as encoding/json.Marshal quotes a string.
+func AppendString(dst []byte, s string) []byte { return appendString(dst, s) }
 
 // maxDepth is the nesting past which a value is handed to encoding/json,
 // which writes a deep value as this package would and refuses a map or
@@ -57,6 +64,10 @@ func appendValue(dst []byte, v any, depth int) ([]byte, error) {
 		return appendObject(dst, v, depth)
 	case []any:
 		return appendArray(dst, v, depth)
+	case []string:
+		return appendStrings(dst, v), nil
+	case map[string]string:
+		return appendStringMap(dst, v), nil
 	default:
 		return viaEncodingJSON(dst, v)
 	}
@@ -108,6 +119,43 @@ func appendArray(dst []byte, a []any, depth int) ([]byte, error) {
 		}
 	}
 	return append(dst, ']'), nil
+}
+
+// appendStrings and appendStringMap write the typed forms that metadata
+// (finalizers, labels, annotations) takes when built rather than decoded.
+func appendStrings(dst []byte, a []string) []byte {
+	if a == nil {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '[')
+	for i, s := range a {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, s)
+	}
+	return append(dst, ']')
+}
+
+func appendStringMap(dst []byte, m map[string]string) []byte {
+	if m == nil {
+		return append(dst, "null"...)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		dst = appendString(dst, m[k])
+	}
+	return append(dst, '}')
 }
 
 // appendFloat writes f as encoding/json does: the shortest decimal that

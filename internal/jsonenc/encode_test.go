@@ -66,6 +66,8 @@ func TestMarshalWritesWhatEncodingJSONWrites(t *testing.T) {
 		map[string]any{"n": nil, "m": map[string]any(nil), "a": []any(nil)},
 		int(-7), int32(5), float32(0.1), uint64(math.MaxUint64), json.Number("12.5"),
 		map[string]string{"typed": "map"}, []string{"typed", "slice"}, struct{ A int }{1},
+		map[string]string(nil), []string(nil), map[string]string{}, []string{},
+		map[string]any{"labels": map[string]string{"b": "<&>", "a": "\xff", "": "\u2028"}, "finalizers": []string{"x/y", "\n"}},
 		math.Copysign(0, -1), math.Inf(1), math.NaN(), map[string]any{"x": math.Inf(-1)}, []any{math.NaN()},
 		map[string]any{"ch": make(chan int)},
 	} {
@@ -125,6 +127,7 @@ func FuzzMarshalWritesWhatEncodingJSONWrites(f *testing.F) {
 		s := string(raw)
 		matchesEncodingJSON(t, s)
 		matchesEncodingJSON(t, map[string]any{s: s, s[:len(s)/2]: 1.5, "\uff00": nil, "😀": true, "\ufffd": []any{s}})
+		matchesEncodingJSON(t, map[string]any{"m": map[string]string{s: s, s[len(s)/2:]: "<"}, "l": []string{s, s[:len(s)/2]}})
 	})
 }
 
@@ -145,5 +148,17 @@ func BenchmarkMarshalDeployment(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestAppendWritesAfterWhatDstHolds(t *testing.T) {
+	v := map[string]any{"b": []any{1.5, "<"}, "a": map[string]string{"k": "v"}}
+	want, _ := json.Marshal(v)
+	got, err := Append([]byte("prefix:"), v)
+	if err != nil || string(got) != "prefix:"+string(want) {
+		t.Errorf("Append: %q, %v; want %q", got, err, "prefix:"+string(want))
+	}
+	if got := AppendString([]byte("k="), "a\"<\u2028"); string(got) != `k="a\"\u003c\u2028"` {
+		t.Errorf("AppendString: %s", got)
 	}
 }
