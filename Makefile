@@ -96,6 +96,7 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzDiff -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./callbacks/essence
 	go test -run '^$$' -fuzz FuzzBuildRequest -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/call
 	go test -run '^$$' -fuzz FuzzDecodeEventMatchesClientGo -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/watchjson
+	go test -run '^$$' -fuzz FuzzFramesAreTheObjectsJSONDecoderReads -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/watchjson
 	go test -run '^$$' -fuzz FuzzRawScanAgreesWithDecoding -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/jsonscan
 	go test -run '^$$' -fuzz FuzzCheckMatchesAPIServerCode -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/check
 

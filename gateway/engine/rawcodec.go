@@ -7,10 +7,10 @@ import (
 	"strings"
 
 	"github.com/opgate/opgate/gateway/jsonscan"
+	"github.com/opgate/opgate/gateway/watchjson"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	sjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	kjson "sigs.k8s.io/json"
 )
 
@@ -144,8 +144,11 @@ type watchFrame struct {
 // embedded decoder decodes (and checks) next.
 func (c rawCodec) decodeEvent(data []byte, into *metav1.WatchEvent) error {
 	var f watchFrame
-	if typ, obj, ok := jsonscan.EventSpans(data); ok {
-		f.Type, f.Object = typ, obj
+	// The frame reader (watchjson.Framer) leaves the syntax check to this
+	// decoding: the object is checked by the embedded decoder, the event
+	// around it here.
+	if typ, start, end, ok := jsonscan.EventObjectAt(data); ok && jsonscan.ValidAround(data, start, end) {
+		f.Type, f.Object = typ, data[start:end]
 	} else if err := kjson.UnmarshalCaseSensitivePreserveInts(data, &f); err != nil {
 		return c.malformed("watch event", err)
 	}
@@ -167,7 +170,7 @@ func (c rawCodec) SupportedMediaTypes() []runtime.SerializerInfo {
 	return []runtime.SerializerInfo{{
 		MediaType: "application/json", MediaTypeType: "application", MediaTypeSubType: "json",
 		EncodesAsText: true, Serializer: c,
-		StreamSerializer: &runtime.StreamSerializerInfo{EncodesAsText: true, Serializer: c, Framer: sjson.Framer},
+		StreamSerializer: &runtime.StreamSerializerInfo{EncodesAsText: true, Serializer: c, Framer: watchjson.Framer},
 	}}
 }
 

@@ -166,6 +166,10 @@ func TestChildAnswersThatAreNoObjectDecodeToStatusOrAClearError(t *testing.T) {
 		"event empty": `{"type":"ADDED"}`,
 		"event null":  `{"type":"ADDED","object":null}`,
 		"event cut":   `{"type":"ADDED","obj`,
+		// The frame reader does not check the syntax: the decoding does,
+		// around the object too.
+		"event with a trailing comma": `{"type":"ADDED","object":` + deploymentJSON + `,}`,
+		"event without a comma":       `{"type":"ADDED" "object":` + deploymentJSON + `}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			var err error

@@ -1,5 +1,5 @@
 // Package jsonscan is a minimal scanner over JSON already known to be
-// valid: it finds where metadata.managedFields sits in an object's JSON so
+// valid (or to be checked by its decoding; see ValidAround): it finds where metadata.managedFields sits in an object's JSON so
 // it can be cut out of the bytes (cheaper than decoding the object and
 // encoding it again), and the type and object of a watch event.
 package jsonscan
@@ -137,10 +137,16 @@ func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\
 // escapes or bytes outside ASCII, a key given twice (a decoder takes the
 // last), an object that is not one.
 func EventSpans(data []byte) (typ string, object []byte, ok bool) {
+	typ, start, end, ok := EventObjectAt(data)
+	return typ, data[start:end], ok
+}
+
+// EventObjectAt is EventSpans with the object as its byte range in data.
+func EventObjectAt(data []byte) (typ string, start, end int, ok bool) {
 	s := scanner{data: data}
 	s.space()
 	if s.pos >= len(data) || data[s.pos] != '{' {
-		return "", nil, false
+		return "", 0, 0, false
 	}
 	types, objects, plain := 0, 0, true
 	s.members(func(key []byte, _, valueAt int) bool {
@@ -157,13 +163,22 @@ func EventSpans(data []byte) (typ string, object []byte, ok bool) {
 			objects++
 			s.pos = valueAt
 			s.value()
-			object = data[valueAt:s.pos]
+			start, end = valueAt, s.pos
 		}
 		// pos is past the value read, if any: members' skip of the
 		// value then finds the ',' or '}' after it and stays.
 		return false
 	})
-	return typ, object, plain && types == 1 && objects == 1 && len(object) > 0 && object[0] == '{'
+	return typ, start, end, plain && types == 1 && objects == 1 && end > start && data[start] == '{'
+}
+
+// ValidAround says whether data is valid JSON with {} in place of
+// data[start:end]: for a frame whose object is checked by its own
+// decoding, a check of the rest.
+func ValidAround(data []byte, start, end int) bool {
+	around := make([]byte, 0, len(data)-(end-start)+2)
+	around = append(append(append(around, data[:start]...), "{}"...), data[end:]...)
+	return json.Valid(around)
 }
 
 // plainASCII says whether b has neither escapes nor bytes outside ASCII,

@@ -12,7 +12,6 @@ package watchjson
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -187,13 +186,13 @@ func segments(gvr schema.GroupVersionResource, namespace string) []string {
 // one after the other). It implements watch.Decoder.
 type Decoder struct {
 	body              io.ReadCloser
-	dec               *json.Decoder
+	frames            *frameReader
 	dropManagedFields bool
 }
 
 // NewDecoder decodes the events of body; Close closes it.
 func NewDecoder(body io.ReadCloser) *Decoder {
-	return &Decoder{body: body, dec: json.NewDecoder(body)}
+	return &Decoder{body: body, frames: newFrames(body)}
 }
 
 type event struct {
@@ -205,8 +204,8 @@ type event struct {
 // (a *metav1.Status for a Status).
 // The stream's own errors (io.EOF at its end) are returned as they are.
 func (d *Decoder) Decode() (watch.EventType, runtime.Object, error) {
-	var frame json.RawMessage
-	if err := d.dec.Decode(&frame); err != nil {
+	frame, err := d.frames.next()
+	if err != nil {
 		return "", nil, err
 	}
 	return decodeEvent(frame, d.dropManagedFields)
@@ -244,17 +243,24 @@ func decodeEvent(frame []byte, dropManagedFields bool) (watch.EventType, runtime
 	return ev.Type, u, nil
 }
 
-// readEvent decodes frame (valid JSON: the stream's decoder checked it).
-// Numbers come as int64 where they fit, float64 otherwise, keys
-// case-sensitively: what unstructured's own JSON decoding gives.
+// readEvent decodes frame, refusing it unless it is valid JSON (frameReader
+// does not check). Numbers come as int64 where they fit, float64
+// otherwise, keys case-sensitively: what unstructured's own JSON decoding
+// gives.
 func readEvent(frame []byte, dropManagedFields bool) (event, error) {
 	var ev event
 	if dropManagedFields {
 		// Cut managedFields from the bytes rather than decode and drop it;
 		// where the scanner cannot tell (escaped keys, keys given twice),
-		// decode all and drop it from the map.
-		if typ, obj, ok := jsonscan.EventSpans(frame); ok {
+		// decode all and drop it from the map. What is kept is checked:
+		// the object by its decoding, the event around it here. The bytes
+		// cut are not: nothing reads them.
+		if typ, objStart, objEnd, ok := jsonscan.EventObjectAt(frame); ok {
+			obj := frame[objStart:objEnd]
 			if start, end, ok := jsonscan.ManagedFieldsSpan(obj); ok {
+				if !jsonscan.ValidAround(frame, objStart, objEnd) {
+					return ev, kjson.UnmarshalCaseSensitivePreserveInts(frame, &ev) // for its error
+				}
 				if start != end {
 					obj = append(append(make([]byte, 0, len(obj)-(end-start)), obj[:start]...), obj[end:]...)
 				}
