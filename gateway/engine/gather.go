@@ -119,8 +119,10 @@ func syncDigest(parent *unstructured.Unstructured, observed children, related ma
 		m["metadata"] = mc
 		return m
 	}
-	cleanAll := func(in map[string]map[string]*unstructured.Unstructured) map[string]map[string]any {
-		out := make(map[string]map[string]any, len(in))
+	// Maps of any all the way down, which jsonenc writes without
+	// handing them to encoding/json (the same bytes either way).
+	cleanAll := func(in map[string]map[string]*unstructured.Unstructured) map[string]any {
+		out := make(map[string]any, len(in))
 		for k, objs := range in {
 			byName := make(map[string]any, len(objs))
 			for n, o := range objs {
@@ -130,7 +132,7 @@ func syncDigest(parent *unstructured.Unstructured, observed children, related ma
 		}
 		return out
 	}
-	kids := make(map[string]map[string]any, len(observed))
+	kids := make(map[string]any, len(observed))
 	for k, objs := range observed {
 		byName := make(map[string]any, len(objs))
 		for n, o := range objs {
