@@ -132,8 +132,8 @@ func (s *scanner) skip() {
 func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
 // EventSpans finds the type and the object of a watch event's JSON
-// without decoding it: the frame was checked by the framer's JSON decoder
-// already. ok is false when they are not plainly there: a type with
+// without decoding it; the caller checks the frame (ValidAround, and the
+// object's decoding). ok is false when they are not plainly there: a type with
 // escapes or bytes outside ASCII, a key given twice (a decoder takes the
 // last), an object that is not one.
 func EventSpans(data []byte) (typ string, object []byte, ok bool) {

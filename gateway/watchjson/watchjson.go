@@ -6,7 +6,8 @@
 // find its kind and again to decode it into a metav1.WatchEvent (copying
 // the object's bytes), and then scans and decodes the object itself. About
 // two thirds of the gateway's watch decoding went to the first three; here
-// the frame is found once and decoded once, straight into maps.
+// the frame's end is found by counting brackets (frames.go) and the frame
+// decoded once, straight into maps.
 package watchjson
 
 import (
