@@ -344,7 +344,11 @@ func (a *Applier) SetAnnotationMeta(ctx context.Context, obj *unstructured.Unstr
 // the API server refuses the patch if the object of that name is another
 // one (see replaced).
 func annotationPatch(key string, value *string, uid types.UID) []byte {
-	body := make([]byte, 0, len(key)+len(uid)+64)
+	size := len(key) + len(uid) + 64
+	if value != nil {
+		size += len(*value) + len(*value)/8 // room for some escapes
+	}
+	body := make([]byte, 0, size)
 	body = append(body, `{"metadata":{`...)
 	if uid != "" {
 		body = append(body, `"uid":`...)

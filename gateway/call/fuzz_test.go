@@ -44,8 +44,18 @@ func FuzzBuildRequest(f *testing.F) {
 		c := newTestClient(t, Config{Transport: tr})
 		req := &callbacks.Request{UID: uid, Event: callbacks.EventUpdate, Operator: "op", Callback: "cb", Attempt: 1,
 			Object: &unstructured.Unstructured{Object: obj}}
-		if got, want := mustEncode(encodeRequest(req, nil)), mustEncode(json.Marshal(req)); !bytes.Equal(got, want) {
-			t.Errorf("encodeRequest:\n got %s\nwant %s", got, want)
+		// Every field set, from the fuzzed object and uid.
+		obj2 := &unstructured.Unstructured{Object: obj}
+		full := *req
+		full.APIVersion, full.Kind, full.Deadline = uid, uid, time.Unix(int64(len(object))*7919, int64(len(uid))).In(time.FixedZone(uid, len(secret)*60))
+		full.Old, full.OldUnavailable = obj2, len(uid)%2 == 0
+		full.Diff = []callbacks.DiffOp{{Op: callbacks.OpChange, Path: uid, Old: json.RawMessage(object), New: json.RawMessage(" null ")}}
+		full.Children = map[string]map[string]*unstructured.Unstructured{uid: {uid: obj2, "gone": nil}, "empty": {}, "nil": nil}
+		full.Related = map[string]map[string]*unstructured.Unstructured{uid + "<&>": {"n/" + uid: obj2}}
+		for _, r := range []*callbacks.Request{req, &full} {
+			if got, want := mustEncode(encodeRequest(r, nil)), mustEncode(json.Marshal(r)); !bytes.Equal(got, want) {
+				t.Errorf("encodeRequest:\n got %s\nwant %s", got, want)
+			}
 		}
 		if _, err := c.Call(context.Background(), Endpoint{URL: "http://handler.test/hook", HMACSecret: secret}, req); err != nil {
 			return // refused before sending (e.g. a value JSON cannot encode)

@@ -135,7 +135,8 @@ func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\
 // without decoding it; the caller checks the frame (ValidAround, and the
 // object's decoding). ok is false when they are not plainly there: a type with
 // escapes or bytes outside ASCII, a key given twice (a decoder takes the
-// last), an object that is not one.
+// last; a key spelt with escapes may be either), an object that is not
+// one.
 func EventSpans(data []byte) (typ string, object []byte, ok bool) {
 	typ, start, end, ok := EventObjectAt(data)
 	return typ, data[start:end], ok
@@ -150,6 +151,9 @@ func EventObjectAt(data []byte) (typ string, start, end int, ok bool) {
 	}
 	types, objects, plain := 0, 0, true
 	s.members(func(key []byte, _, valueAt int) bool {
+		if bytes.IndexByte(key, '\\') >= 0 {
+			plain = false // a key spelt with escapes may be "type" or "object"
+		}
 		switch string(key) {
 		case "type":
 			types++

@@ -1,6 +1,8 @@
 package watchjson
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 
@@ -9,11 +11,16 @@ import (
 )
 
 // frameReader splits a watch stream, JSON objects one after the other, into
-// the objects' bytes. It finds where each ends by counting brackets
-// outside strings, which is all a frame needs: the decoder that reads the
-// frame checks it is valid JSON. json.Decoder, which client-go's framer
-// uses too, runs the full syntax check's state machine over every byte to
-// find the same end, and copies the frame out.
+// the objects' bytes. The API server writes each event compact, on a line
+// of its own; for such frames it finds the end by counting brackets
+// outside strings, and leaves the syntax check to the decoder that reads
+// the frame. json.Decoder, which client-go's framer uses too, runs the
+// syntax checker's state machine over every byte to find the same end,
+// and copies the frame out. Anything else (whitespace between the tokens
+// of an object, a control character in a string, a stream that ends
+// inside an object) hands the rest of the stream to json.Decoder, so that
+// a broken or pretty-printed stream is split, and refused, as json.Decoder
+// does: a broken event never swallows the ones after it.
 type frameReader struct {
 	r io.Reader
 	// buf[start:end] is read and not yet returned; a frame being scanned
@@ -25,6 +32,10 @@ type frameReader struct {
 	inString, escape bool
 	// read counts the bytes consumed before buf[0], for error offsets.
 	read int64
+	// dec reads the rest of the stream once the scan has handed it over,
+	// at offset decAt of the stream.
+	dec   *json.Decoder
+	decAt int64
 }
 
 func newFrames(r io.Reader) *frameReader {
@@ -32,11 +43,14 @@ func newFrames(r io.Reader) *frameReader {
 }
 
 // next returns the next object's bytes, valid until the following call.
-// It returns io.EOF when the stream ends between objects and
-// io.ErrUnexpectedEOF when it ends inside one, as json.Decoder does, the
-// reader's own error otherwise, and an error for a value that is not an
-// object.
+// Where the stream ends, or cannot be read, it returns what json.Decoder
+// returns: io.EOF between objects, io.ErrUnexpectedEOF inside one, a
+// *json.SyntaxError, the reader's own error; and an error for a value
+// that is not an object.
 func (f *frameReader) next() ([]byte, error) {
+	if f.dec != nil {
+		return f.decode()
+	}
 	for {
 		if f.depth == 0 {
 			// Between frames: skip whitespace to the next object.
@@ -50,25 +64,61 @@ func (f *frameReader) next() ([]byte, error) {
 				}
 			}
 		}
-		if frame, ok := f.scan(); ok {
+		frame, ok, plain := f.scan()
+		if ok {
 			return frame, nil
+		}
+		if !plain {
+			return f.handOver(f.r)
 		}
 		if err := f.fill(); err != nil {
 			if err == io.EOF && f.depth > 0 {
-				return nil, io.ErrUnexpectedEOF
+				// json.Decoder tells a cut object from a broken one.
+				return f.handOver(eofReader{})
 			}
 			return nil, err
 		}
 	}
 }
 
-// scan goes on from scanned to the end of the object begun at start.
-func (f *frameReader) scan() ([]byte, bool) {
+// handOver gives json.Decoder the unreturned bytes and then rest.
+func (f *frameReader) handOver(rest io.Reader) ([]byte, error) {
+	pending := f.buf[f.start:f.end]
+	f.decAt = f.read + int64(f.start)
+	f.buf = nil
+	f.dec = json.NewDecoder(io.MultiReader(bytes.NewReader(pending), rest))
+	return f.decode()
+}
+
+func (f *frameReader) decode() ([]byte, error) {
+	var frame json.RawMessage
+	if err := f.dec.Decode(&frame); err != nil {
+		return nil, err
+	}
+	if frame[0] != '{' {
+		return nil, &notAnObjectError{c: frame[0], offset: f.decAt + f.dec.InputOffset() - int64(len(frame))}
+	}
+	return frame, nil
+}
+
+// eofReader is a stream that has ended.
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// scan goes on from scanned to the end of the object begun at start. ok:
+// the object ends there. plain is false at a byte the scan leaves to
+// json.Decoder: whitespace outside strings inside the object, or a
+// control character in a string (which JSON refuses there, and the API
+// server's newline after a cut string would be).
+func (f *frameReader) scan() (frame []byte, ok, plain bool) {
 	b := f.buf[:f.end]
 	for i := f.scanned; i < len(b); i++ {
 		c := b[i]
 		if f.inString {
 			switch {
+			case c < 0x20:
+				return nil, false, false
 			case f.escape:
 				f.escape = false
 			case c == '\\':
@@ -91,12 +141,14 @@ func (f *frameReader) scan() ([]byte, bool) {
 				f.depth = 0
 				frame := b[f.start : i+1]
 				f.start, f.scanned = i+1, i+1
-				return frame, true
+				return frame, true, true
 			}
+		case ' ', '\t', '\n', '\r':
+			return nil, false, false
 		}
 	}
 	f.scanned = len(b)
-	return nil, false
+	return nil, false, true
 }
 
 // fill reads more of the stream, first moving what is unreturned to the

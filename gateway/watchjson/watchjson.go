@@ -13,6 +13,7 @@ package watchjson
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -253,13 +254,15 @@ func readEvent(frame []byte, dropManagedFields bool) (event, error) {
 	if dropManagedFields {
 		// Cut managedFields from the bytes rather than decode and drop it;
 		// where the scanner cannot tell (escaped keys, keys given twice),
-		// decode all and drop it from the map. What is kept is checked:
-		// the object by its decoding, the event around it here. The bytes
-		// cut are not: nothing reads them.
+		// decode all and drop it from the map. The frame is checked as
+		// json.Decoder checked it: the bytes cut (and the commas around
+		// them) with the whole frame, else the event around the object
+		// here and the object by its decoding.
 		if typ, objStart, objEnd, ok := jsonscan.EventObjectAt(frame); ok {
 			obj := frame[objStart:objEnd]
 			if start, end, ok := jsonscan.ManagedFieldsSpan(obj); ok {
-				if !jsonscan.ValidAround(frame, objStart, objEnd) {
+				valid := start == end && jsonscan.ValidAround(frame, objStart, objEnd) || start != end && json.Valid(frame)
+				if !valid {
 					return ev, kjson.UnmarshalCaseSensitivePreserveInts(frame, &ev) // for its error
 				}
 				if start != end {
