@@ -3,7 +3,6 @@ package call
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -89,23 +88,7 @@ func encodeRequest(req *callbacks.Request, children Children) ([]byte, error) {
 // appendChildren writes c as encoding/json does: keys sorted, a nil inner
 // map as null.
 func appendChildren(b []byte, c Children) ([]byte, error) {
-	kinds := make([]string, 0, len(c))
-	for k := range c {
-		kinds = append(kinds, k)
-	}
-	slices.Sort(kinds)
-	b = append(b, '{')
-	var err error
-	for i, kind := range kinds {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(jsonenc.AppendString(b, kind), ':')
-		if b, err = jsonenc.Append(b, c[kind]); err != nil {
-			return nil, err
-		}
-	}
-	return append(b, '}'), nil
+	return jsonenc.AppendMap(b, c, func(b []byte, byName map[string]any) ([]byte, error) { return jsonenc.Append(b, byName) })
 }
 
 // childrenOf is in (children or related objects) as Children, nil and
