@@ -103,7 +103,7 @@ func (s *scanner) memberSpan(name string) (start, end int, ok bool) {
 		s.value()
 		start, end, ok = memberAt, s.pos, true
 		prev := memberAt - 1
-		for prev > 0 && isSpace(s.data[prev]) {
+		for prev > 0 && IsSpace(s.data[prev]) {
 			prev--
 		}
 		if s.data[prev] == ',' {
@@ -129,20 +129,15 @@ func (s *scanner) skip() {
 	}
 }
 
-func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
+// IsSpace says whether b is JSON whitespace.
+func IsSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
-// EventSpans finds the type and the object of a watch event's JSON
-// without decoding it; the caller checks the frame (ValidAround, and the
-// object's decoding). ok is false when they are not plainly there: a type with
-// escapes or bytes outside ASCII, a key given twice (a decoder takes the
-// last; a key spelt with escapes may be either), an object that is not
-// one.
-func EventSpans(data []byte) (typ string, object []byte, ok bool) {
-	typ, start, end, ok := EventObjectAt(data)
-	return typ, data[start:end], ok
-}
-
-// EventObjectAt is EventSpans with the object as its byte range in data.
+// EventObjectAt finds the type of a watch event's JSON and its object, as
+// the object's byte range in data, without decoding it; the caller checks
+// the frame (ValidAround, and the object's decoding). ok is false when
+// they are not plainly there: a type with escapes or bytes outside ASCII,
+// a key given twice (a decoder takes the last; a key spelt with escapes
+// may be either), an object that is not one.
 func EventObjectAt(data []byte) (typ string, start, end int, ok bool) {
 	s := scanner{data: data}
 	s.space()

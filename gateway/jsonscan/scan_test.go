@@ -32,7 +32,8 @@ func FuzzRawScanAgreesWithDecoding(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		typ, obj, ok := EventSpans(data)
+		typ, objStart, objEnd, ok := EventObjectAt(data)
+		obj := data[objStart:objEnd]
 		start, end, cut := ManagedFieldsSpan(data)
 		if cut && (start < 0 || end > len(data) || start > end) {
 			t.Fatalf("span [%d,%d) outside %d bytes", start, end, len(data))

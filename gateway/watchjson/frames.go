@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/opgate/opgate/gateway/jsonscan"
 	"k8s.io/apimachinery/pkg/runtime"
 	sjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 )
@@ -54,7 +55,7 @@ func (f *frameReader) next() ([]byte, error) {
 	for {
 		if f.depth == 0 {
 			// Between frames: skip whitespace to the next object.
-			for f.start < f.end && isSpace(f.buf[f.start]) {
+			for f.start < f.end && jsonscan.IsSpace(f.buf[f.start]) {
 				f.start++
 			}
 			f.scanned = f.start
@@ -187,8 +188,6 @@ type notAnObjectError struct {
 func (e *notAnObjectError) Error() string {
 	return fmt.Sprintf("invalid character %q looking for the beginning of a watch event at byte %d", e.c, e.offset)
 }
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // Framer is client-go's JSON framer (runtime.Framer) with frameReader in
 // place of its json.Decoder: the watch frames of a REST client whose

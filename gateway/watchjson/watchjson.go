@@ -261,7 +261,12 @@ func readEvent(frame []byte, dropManagedFields bool) (event, error) {
 		if typ, objStart, objEnd, ok := jsonscan.EventObjectAt(frame); ok {
 			obj := frame[objStart:objEnd]
 			if start, end, ok := jsonscan.ManagedFieldsSpan(obj); ok {
-				valid := start == end && jsonscan.ValidAround(frame, objStart, objEnd) || start != end && json.Valid(frame)
+				var valid bool
+				if start == end {
+					valid = jsonscan.ValidAround(frame, objStart, objEnd) // the object is checked by its decoding
+				} else {
+					valid = json.Valid(frame) // the bytes cut are checked by nothing else
+				}
 				if !valid {
 					return ev, kjson.UnmarshalCaseSensitivePreserveInts(frame, &ev) // for its error
 				}
