@@ -91,6 +91,7 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzDecodeMetaMatchesReflectiveDecoding -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/apply
 	go test -run '^$$' -fuzz FuzzWithMetaBuildsWhatTheSettersBuilt -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/apply
 	go test -run '^$$' -fuzz FuzzMarshalWritesWhatEncodingJSONWrites -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/jsonenc
+	go test -run '^$$' -fuzz FuzzDecodeMatchesEncodingJSON -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./internal/jsondec
 	go test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/state
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/spec
 	go test -run '^$$' -fuzz FuzzDiff -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./callbacks/essence

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
+
+	"github.com/opgate/opgate/internal/jsondec"
 )
 
 // SchemaFS holds the published contract: schema/request.json and
@@ -136,6 +138,11 @@ func ValidateRequest(body []byte) error {
 // (numbers as json.Number, so large integers keep their precision) and
 // refuses anything after it, which json.Decoder alone would ignore.
 func parseJSON(body []byte) (any, error) {
+	if doc, ok := jsondec.Decode(body, jsondec.UseNumber); ok {
+		return doc, nil
+	}
+	// Declined: broken, or past the fast decoder's reach; encoding/json
+	// decodes it or says what is wrong where.
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var doc any

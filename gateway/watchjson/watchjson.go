@@ -30,6 +30,7 @@ import (
 	kjson "sigs.k8s.io/json"
 
 	"github.com/opgate/opgate/gateway/jsonscan"
+	"github.com/opgate/opgate/internal/jsondec"
 )
 
 // versionV1 and parameters encode ListOptions as the dynamic client does.
@@ -274,6 +275,11 @@ func readEvent(frame []byte, dropManagedFields bool) (event, error) {
 					obj = append(append(make([]byte, 0, len(obj)-(end-start)), obj[:start]...), obj[end:]...)
 				}
 				ev.Type = watch.EventType(typ)
+				if m, ok := jsondec.Object(obj, jsondec.PreserveInts); ok {
+					ev.Object = m
+					return ev, nil
+				}
+				// null, not an object, or broken: as the API machinery takes it.
 				return ev, kjson.UnmarshalCaseSensitivePreserveInts(obj, &ev.Object)
 			}
 		}
