@@ -35,6 +35,9 @@ func FuzzDecodeResponse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoded response does not re-encode: %v", err)
 		}
+		if ours, err := encodeResponse(resp); err != nil || !bytes.Equal(ours, again) {
+			t.Fatalf("a Mux encodes %#v as\n%s (%v)\njson.Marshal as\n%s", resp, ours, err, again)
+		}
 		if _, err := DecodeResponse(again); err != nil {
 			t.Fatalf("re-encoded response %s is refused: %v", again, err)
 		}

@@ -191,28 +191,38 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, status, err.Error())
 		return
 	}
-	log := m.log.With("operator", req.Operator, "callback", req.Callback, "event", req.Event,
-		"object", objectKey(req), "attempt", req.Attempt, "delivery", req.UID)
 	fn := m.lookup(r.URL.Path, req)
 	if fn == nil {
-		log.WarnContext(r.Context(), "no handler for callback", "path", r.URL.Path)
+		m.logCall(r.Context(), slog.LevelWarn, req, "no handler for callback", "path", r.URL.Path)
 		refuse(w, http.StatusNotFound, fmt.Sprintf("no handler for path %q, callback %q or event %q", r.URL.Path, req.Callback, req.Event))
 		return
 	}
 	resp, err := m.call(r.Context(), fn, req)
 	var panicked *panicError
 	if errors.As(err, &panicked) {
-		log.ErrorContext(r.Context(), "handler panicked", "panic", panicked.value)
+		m.logCall(r.Context(), slog.LevelError, req, "handler panicked", "panic", panicked.value)
 		writeJSON(w, http.StatusInternalServerError, &Response{Error: ErrorFor(err)})
 		return
 	}
 	if err != nil {
-		log.InfoContext(r.Context(), "handler reported an error", "error", err)
+		m.logCall(r.Context(), slog.LevelInfo, req, "handler reported an error", "error", err)
 		resp = orNew(resp)
 		resp.Error = ErrorFor(err)
 	}
-	log.DebugContext(r.Context(), "handled callback")
+	m.logCall(r.Context(), slog.LevelDebug, req, "handled callback")
 	writeJSON(w, http.StatusOK, orNew(resp))
+}
+
+// logCall logs a record about req's call with the call's attributes. The
+// logger holding them is made only for a record that is kept: made for
+// every callback, it cost each one allocations for a debug record that the
+// usual level drops.
+func (m *Mux) logCall(ctx context.Context, level slog.Level, req *Request, msg string, args ...any) {
+	if !m.log.Enabled(ctx, level) {
+		return
+	}
+	m.log.With("operator", req.Operator, "callback", req.Callback, "event", req.Event,
+		"object", objectKey(req), "attempt", req.Attempt, "delivery", req.UID).Log(ctx, level, msg, args...)
 }
 
 // readRequest reads, verifies and decodes the body; on failure it returns
@@ -285,7 +295,7 @@ func refuse(w http.ResponseWriter, status int, msg string) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, resp *Response) {
-	body, err := json.Marshal(resp)
+	body, err := encodeResponse(resp)
 	if err != nil {
 		status = http.StatusInternalServerError
 		body, _ = json.Marshal(&Response{Error: &Error{Message: fmt.Sprintf("encode response: %v", err)}})
