@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
+	"time"
 )
 
 // HandlerFunc handles one callback. A non-nil error becomes the response's
@@ -191,38 +193,70 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, status, err.Error())
 		return
 	}
+	call := callOf(req) // before the handler, which may change its request
 	fn := m.lookup(r.URL.Path, req)
 	if fn == nil {
-		m.logCall(r.Context(), slog.LevelWarn, req, "no handler for callback", "path", r.URL.Path)
+		m.logCall(r.Context(), slog.LevelWarn, call, "no handler for callback", "path", r.URL.Path)
 		refuse(w, http.StatusNotFound, fmt.Sprintf("no handler for path %q, callback %q or event %q", r.URL.Path, req.Callback, req.Event))
 		return
 	}
 	resp, err := m.call(r.Context(), fn, req)
 	var panicked *panicError
 	if errors.As(err, &panicked) {
-		m.logCall(r.Context(), slog.LevelError, req, "handler panicked", "panic", panicked.value)
+		m.logCall(r.Context(), slog.LevelError, call, "handler panicked", "panic", panicked.value)
 		writeJSON(w, http.StatusInternalServerError, &Response{Error: ErrorFor(err)})
 		return
 	}
 	if err != nil {
-		m.logCall(r.Context(), slog.LevelInfo, req, "handler reported an error", "error", err)
+		m.logCall(r.Context(), slog.LevelInfo, call, "handler reported an error", "error", err)
 		resp = orNew(resp)
 		resp.Error = ErrorFor(err)
 	}
-	m.logCall(r.Context(), slog.LevelDebug, req, "handled callback")
+	m.logCall(r.Context(), slog.LevelDebug, call, "handled callback")
 	writeJSON(w, http.StatusOK, orNew(resp))
 }
 
-// logCall logs a record about req's call with the call's attributes. The
-// logger holding them is made only for a record that is kept: made for
-// every callback, it cost each one allocations for a debug record that the
-// usual level drops.
-func (m *Mux) logCall(ctx context.Context, level slog.Level, req *Request, msg string, args ...any) {
-	if !m.log.Enabled(ctx, level) {
+// callAttrs are a call's attributes on its log records, as its request
+// arrived.
+type callAttrs struct {
+	operator, callback, delivery string
+	event                        Event
+	namespace, name              string
+	attempt                      int
+}
+
+func callOf(req *Request) callAttrs {
+	c := callAttrs{operator: req.Operator, callback: req.Callback, delivery: req.UID, event: req.Event, attempt: req.Attempt}
+	if req.Object != nil {
+		c.namespace, c.name = req.Object.GetNamespace(), req.Object.GetName()
+	}
+	return c
+}
+
+func (c callAttrs) object() string {
+	if c.namespace != "" {
+		return c.namespace + "/" + c.name
+	}
+	return c.name
+}
+
+// logCall logs a record about a call with the call's attributes. The
+// record is made only when the logger's handler keeps it (through
+// Logger.With, every callback formatted six attributes for a debug record
+// the usual level drops), and names its caller's line as its source, as
+// slog's own methods would.
+func (m *Mux) logCall(ctx context.Context, level slog.Level, call callAttrs, msg string, args ...any) {
+	h := m.log.Handler()
+	if !h.Enabled(ctx, level) {
 		return
 	}
-	m.log.With("operator", req.Operator, "callback", req.Callback, "event", req.Event,
-		"object", objectKey(req), "attempt", req.Attempt, "delivery", req.UID).Log(ctx, level, msg, args...)
+	var pcs [1]uintptr
+	runtime.Callers(2, pcs[:]) // past Callers and logCall
+	r := slog.NewRecord(time.Now(), level, msg, pcs[0])
+	r.Add("operator", call.operator, "callback", call.callback, "event", call.event,
+		"object", call.object(), "attempt", call.attempt, "delivery", call.delivery)
+	r.Add(args...)
+	_ = h.Handle(ctx, r)
 }
 
 // readRequest reads, verifies and decodes the body; on failure it returns
@@ -275,16 +309,6 @@ func (m *Mux) call(ctx context.Context, fn HandlerFunc, req *Request) (resp *Res
 type panicError struct{ value any }
 
 func (e *panicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.value) }
-
-func objectKey(req *Request) string {
-	if req.Object == nil {
-		return ""
-	}
-	if ns := req.Object.GetNamespace(); ns != "" {
-		return ns + "/" + req.Object.GetName()
-	}
-	return req.Object.GetName()
-}
 
 // refuse answers a request the Mux could not hand to a handler. Only a
 // malformed request is permanent: resending it cannot change the answer,

@@ -6,36 +6,61 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/callbacks/callbackstest"
 )
 
-// A call's records carry the call's attributes; a record the level drops
-// is not written (and its logger not built).
+// A call's records carry the call's attributes as the request arrived
+// (whatever the handler does to its request), name ServeHTTP as their
+// source, and a record the level drops is not written.
 func TestMuxLogsACallWithItsAttributes(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		level   slog.Level
-		fail    bool
-		wantMsg string // "" for no record
+		name     string
+		level    slog.Level
+		path     string
+		handler  func() error
+		status   int    // 0: any 2xx
+		wantMsg  string // "" for no record
+		wantAttr map[string]any
 	}{
-		{"a handled call at info level writes nothing", slog.LevelInfo, false, ""},
-		{"a handled call at debug level", slog.LevelDebug, false, "handled callback"},
-		{"a handler's error at info level", slog.LevelInfo, true, "handler reported an error"},
+		{name: "a handled call at info level writes nothing", level: slog.LevelInfo, path: "/update",
+			handler: func() error { return nil }},
+		{name: "a handled call at debug level", level: slog.LevelDebug, path: "/update",
+			handler: func() error { return nil }, wantMsg: "handled callback"},
+		{name: "a handler's error at info level", level: slog.LevelInfo, path: "/update",
+			handler: func() error { return errors.New("boom") }, wantMsg: "handler reported an error",
+			wantAttr: map[string]any{"error": "boom"}},
+		{name: "a handler's panic", level: slog.LevelInfo, path: "/update",
+			handler: func() error { panic("kaboom") }, status: 500, wantMsg: "handler panicked",
+			wantAttr: map[string]any{"panic": "kaboom"}},
+		{name: "no handler for the call", level: slog.LevelInfo, path: "/nowhere", status: 404,
+			wantMsg: "no handler for callback", wantAttr: map[string]any{"path": "/nowhere"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			mux := callbacks.NewMux(callbacks.WithLogger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: tc.level}))))
-			mux.HandleEvent(callbacks.EventUpdate, func(context.Context, *callbacks.Request) (*callbacks.Response, error) {
-				if tc.fail {
-					return nil, errors.New("boom")
-				}
-				return callbacks.Status(map[string]any{"ok": true}), nil
-			})
+			log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: tc.level, AddSource: true}))
+			mux := callbacks.NewMux(callbacks.WithLogger(log))
+			if tc.handler != nil {
+				mux.Handle("/update", func(_ context.Context, req *callbacks.Request) (*callbacks.Response, error) {
+					// What a handler does to its request is no part of the call's record.
+					req.Object.SetName("renamed-by-the-handler")
+					req.Attempt, req.Operator = 99, "changed"
+					if err := tc.handler(); err != nil {
+						return nil, err
+					}
+					return callbacks.Status(map[string]any{"ok": true}), nil
+				})
+			}
 			req := callbackstest.NewRequest(t, callbacks.EventUpdate, widget, callbackstest.WithCallback("resize"))
-			callbackstest.Call(t, mux, req)
+			operator, delivery := req.Operator, req.UID
+			opts := []callbackstest.CallOption{callbackstest.AtPath(tc.path)}
+			if tc.status != 0 {
+				opts = append(opts, callbackstest.ExpectStatus(tc.status))
+			}
+			callbackstest.Call(t, mux, req, opts...)
 			if tc.wantMsg == "" {
 				if buf.Len() > 0 {
 					t.Fatalf("logged %s, want nothing", buf.String())
@@ -46,12 +71,19 @@ func TestMuxLogsACallWithItsAttributes(t *testing.T) {
 			if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
 				t.Fatalf("want one JSON record, got %q: %v", buf.String(), err)
 			}
-			want := map[string]any{"msg": tc.wantMsg, "operator": req.Operator, "callback": "resize", "event": "update",
-				"object": "demo/w1", "attempt": float64(1), "delivery": req.UID}
+			want := map[string]any{"msg": tc.wantMsg, "operator": operator, "callback": "resize", "event": "update",
+				"object": "demo/w1", "attempt": float64(1), "delivery": delivery}
+			for k, v := range tc.wantAttr {
+				want[k] = v
+			}
 			for k, v := range want {
 				if rec[k] != v {
 					t.Errorf("record's %s = %v, want %v (record %v)", k, rec[k], v, rec)
 				}
+			}
+			source, _ := rec["source"].(map[string]any)
+			if fn, _ := source["function"].(string); !strings.HasSuffix(fn, ".(*Mux).ServeHTTP") {
+				t.Errorf("record's source = %v, want the line in (*Mux).ServeHTTP that logged it", rec["source"])
 			}
 		})
 	}

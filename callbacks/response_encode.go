@@ -14,6 +14,9 @@ import (
 // one added to the contract cannot go missing here. Where encoding fails
 // (a value JSON cannot hold), json.Marshal is asked, for its error.
 func encodeResponse(resp *Response) ([]byte, error) {
+	if resp == nil {
+		return []byte("null"), nil
+	}
 	b, err := appendResponse(make([]byte, 0, 512), resp)
 	if err != nil {
 		return json.Marshal(resp)
@@ -30,7 +33,13 @@ func appendResponse(b []byte, resp *Response) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if resp.Children != nil {
+	switch {
+	case resp.Children == nil:
+	case *resp.Children == nil:
+		// null, as json.Marshal writes it: the gateway refuses it, where []
+		// would prune every child.
+		b = append(member(b), `"children":null`...)
+	default:
 		b = append(member(b), `"children":[`...)
 		for i, child := range *resp.Children {
 			if i > 0 {

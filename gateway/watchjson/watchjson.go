@@ -279,7 +279,8 @@ func readEvent(frame []byte, dropManagedFields bool) (event, error) {
 					ev.Object = m
 					return ev, nil
 				}
-				// null, not an object, or broken: as the API machinery takes it.
+				// null, not an object, broken or nested past jsondec's
+				// limit: as the API machinery takes it.
 				return ev, kjson.UnmarshalCaseSensitivePreserveInts(obj, &ev.Object)
 			}
 		}

@@ -2,14 +2,15 @@
 // any (map[string]any, []any, string, bool, nil), with numbers either as
 // the API machinery's Unstructured takes them (int64 where the literal has
 // no '.' and fits, float64 otherwise: sigs.k8s.io/json's PreserveInts) or
-// as json.Number (a json.Decoder with UseNumber). It reads each byte once
-// by recursive descent, where encoding/json runs its syntax state machine
-// over the input and then decodes it again.
+// as json.Number (a json.Decoder with UseNumber). It decodes by recursive
+// descent as it checks the syntax, where encoding/json runs its syntax
+// state machine over the whole input first and then decodes it again.
 //
 // It only decodes what it decodes exactly as those do; anything else (a
-// syntax error, a number out of float64's range, nesting past maxDepth)
-// makes it decline, and the caller decodes with encoding/json for the
-// value or its error. A differential fuzz test holds it to them.
+// syntax error, nesting past maxDepth, with PreserveInts a number out of
+// float64's range) makes it decline, and the caller decodes with
+// encoding/json for the value or its error. A differential fuzz test holds
+// it to them.
 package jsondec
 
 import (

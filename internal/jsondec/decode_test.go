@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -51,7 +52,8 @@ func sameAsReference(t *testing.T, data []byte, numbers Numbers, mustDecode bool
 	switch {
 	case ok && wantErr != nil:
 		t.Fatalf("decoded %q to %#v; encoding/json refuses it: %v", data, got, wantErr)
-	case ok && !reflect.DeepEqual(got, want):
+	case ok && (!reflect.DeepEqual(got, want) || fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", want)):
+		// %#v tells -0.0 from 0, which DeepEqual does not.
 		t.Fatalf("decoded %q to\n%#v\nencoding/json gives\n%#v", data, got, want)
 	case !ok && wantErr == nil && mustDecode:
 		t.Fatalf("declined %q, which encoding/json decodes to %#v", data, want)
