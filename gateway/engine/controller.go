@@ -164,17 +164,21 @@ func (w *watched) get(key string) (*unstructured.Unstructured, bool) {
 // Controller runs one WebhookOperator.
 type Controller struct {
 	Deps
-	op        *spec.WebhookOperator
-	log       *slog.Logger
-	applier   *apply.Applier
-	parent    *watched
-	children  []childKind
-	related   []relatedKind
-	status    *statusSchema // nil when the parent is not a custom resource
-	endpoints *credentials  // kept current as their Secrets change
-	problems  problems
-	queue     workqueue.TypedRateLimitingInterface[string]
-	inflight  chan struct{}
+	// parentEvents counts the parent informers' events; Stats walks the
+	// cache again only when it moved (statsCache).
+	parentEvents atomic.Uint64
+	statsCache   statsCache
+	op           *spec.WebhookOperator
+	log          *slog.Logger
+	applier      *apply.Applier
+	parent       *watched
+	children     []childKind
+	related      []relatedKind
+	status       *statusSchema // nil when the parent is not a custom resource
+	endpoints    *credentials  // kept current as their Secrets change
+	problems     problems
+	queue        workqueue.TypedRateLimitingInterface[string]
+	inflight     chan struct{}
 
 	// What Health reads: see health.go.
 	crdInformer cache.SharedIndexInformer // the parent's CRD; nil when status is nil
@@ -343,11 +347,7 @@ func (c *Controller) buildInformers() {
 			w.informers[ns] = inf
 		}
 	}
-	start(c.parent, parentSel, cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueObject,
-		UpdateFunc: func(_, n any) { c.enqueueObject(n) },
-		DeleteFunc: c.onParentDeleted,
-	}, c.namespaces(), cache.Indexers{uidIndex: indexByUID, relatedIndex: c.indexByRelated})
+	start(c.parent, parentSel, c.parentHandler(), c.namespaces(), cache.Indexers{uidIndex: indexByUID, relatedIndex: c.indexByRelated})
 	for _, ch := range c.children {
 		ns := c.namespaces()
 		// Children outside the watched namespaces (cross-namespace ones,
@@ -367,6 +367,25 @@ func (c *Controller) buildInformers() {
 			UpdateFunc: c.enqueueRelatedChange,
 			DeleteFunc: c.enqueueRelatedParents,
 		}, c.namespaces(), nil)
+	}
+}
+
+// parentHandler handles the parent informers' events: each one queues its
+// object and tells Stats that the cache changed.
+func (c *Controller) parentHandler() cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			c.parentEvents.Add(1)
+			c.enqueueObject(obj)
+		},
+		UpdateFunc: func(_, obj any) {
+			c.parentEvents.Add(1)
+			c.enqueueObject(obj)
+		},
+		DeleteFunc: func(obj any) {
+			c.parentEvents.Add(1)
+			c.onParentDeleted(obj)
+		},
 	}
 }
 
