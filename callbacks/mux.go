@@ -240,21 +240,35 @@ func (c callAttrs) object() string {
 	return c.name
 }
 
-// logCall logs a record about a call with the call's attributes. The
-// record is made only when the logger's handler keeps it (through
-// Logger.With, every callback formatted six attributes for a debug record
-// the usual level drops), and names its caller's line as its source, as
-// slog's own methods would.
+// logCall logs a record about a call with the call's attributes, naming
+// its caller's line as its source, as slog's own methods would. slog's
+// handlers keep or drop a record by its level alone, and Logger.With
+// formats its attributes at once: for them the record is made only when
+// it is kept, with the attributes in it (the same output), where every
+// callback used to format six attributes for a debug record the usual
+// level drops. Any other handler is given the attributes as a logger's
+// (WithAttrs), since it may decide on them.
 func (m *Mux) logCall(ctx context.Context, level slog.Level, call callAttrs, msg string, args ...any) {
 	h := m.log.Handler()
-	if !h.Enabled(ctx, level) {
+	own := false
+	switch h.(type) {
+	case *slog.JSONHandler, *slog.TextHandler:
+		own = true
+	}
+	if (own || h == slog.DiscardHandler) && !h.Enabled(ctx, level) {
 		return
 	}
+	attrs := []slog.Attr{slog.String("operator", call.operator), slog.String("callback", call.callback),
+		slog.Any("event", call.event), slog.String("object", call.object()), slog.Int("attempt", call.attempt),
+		slog.String("delivery", call.delivery)}
 	var pcs [1]uintptr
 	runtime.Callers(2, pcs[:]) // past Callers and logCall
 	r := slog.NewRecord(time.Now(), level, msg, pcs[0])
-	r.Add("operator", call.operator, "callback", call.callback, "event", call.event,
-		"object", call.object(), "attempt", call.attempt, "delivery", call.delivery)
+	if own {
+		r.AddAttrs(attrs...)
+	} else if h = h.WithAttrs(attrs); !h.Enabled(ctx, level) {
+		return
+	}
 	r.Add(args...)
 	_ = h.Handle(ctx, r)
 }

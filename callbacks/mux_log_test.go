@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
@@ -86,5 +87,50 @@ func TestMuxLogsACallWithItsAttributes(t *testing.T) {
 				t.Errorf("record's source = %v, want the line in (*Mux).ServeHTTP that logged it", rec["source"])
 			}
 		})
+	}
+}
+
+// debugFor is a handler that logs debug records for one operator only,
+// which it learns from the attributes a logger is given (WithAttrs).
+type debugFor struct {
+	operator string
+	debug    bool
+	msgs     *[]string
+}
+
+func (h debugFor) Enabled(_ context.Context, l slog.Level) bool {
+	return h.debug || l >= slog.LevelInfo
+}
+func (h debugFor) Handle(_ context.Context, r slog.Record) error {
+	*h.msgs = append(*h.msgs, r.Message)
+	return nil
+}
+func (h debugFor) WithAttrs(as []slog.Attr) slog.Handler {
+	for _, a := range as {
+		if a.Key == "operator" && a.Value.String() == h.operator {
+			h.debug = true
+		}
+	}
+	return h
+}
+func (h debugFor) WithGroup(string) slog.Handler { return h }
+
+// A handler of the user's own gets the call's attributes as a logger's
+// (WithAttrs), and decides on them whether a record is kept.
+func TestMuxGivesAHandlerOfItsOwnTheCallsAttributes(t *testing.T) {
+	for _, tc := range []struct {
+		operator string
+		want     []string
+	}{
+		{callbackstest.DefaultOperator, []string{"handled callback"}},
+		{"another", nil},
+	} {
+		var msgs []string
+		mux := callbacks.NewMux(callbacks.WithLogger(slog.New(debugFor{operator: tc.operator, msgs: &msgs})))
+		mux.Handle("/update", func(context.Context, *callbacks.Request) (*callbacks.Response, error) { return nil, nil })
+		callbackstest.Call(t, mux, callbackstest.NewRequest(t, callbacks.EventUpdate, widget), callbackstest.AtPath("/update"))
+		if !slices.Equal(msgs, tc.want) {
+			t.Errorf("debug for operator %q: logged %q, want %q", tc.operator, msgs, tc.want)
+		}
 	}
 }
