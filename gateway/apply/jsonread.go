@@ -1,5 +1,7 @@
 package apply
 
+import "github.com/opgate/opgate/internal/jsondec"
+
 // metaDecoder reads JSON for decodeMetaFast, checking it as strictly as
 // encoding/json does: where a method returns true, the bytes it passed
 // over are valid JSON. Unlike gateway/jsonscan, which trusts its input,
@@ -93,101 +95,27 @@ func (d *metaDecoder) skip(depth int) bool {
 // quotes; plain says they have neither escapes nor bytes outside ASCII,
 // so that they are the string.
 func (d *metaDecoder) rawString() (raw []byte, plain, ok bool) {
-	data := d.data
-	if d.pos >= len(data) || data[d.pos] != '"' {
+	end, plain := jsondec.StringEnd(d.data, d.pos)
+	if end < 0 {
 		return nil, false, false
 	}
-	start := d.pos + 1
-	plain = true
-	for i := start; i < len(data); i++ {
-		switch c := data[i]; {
-		case c == '"':
-			d.pos = i + 1
-			return data[start:i], plain, true
-		case c == '\\':
-			n := escapeLen(data[i+1:])
-			if n == 0 {
-				return nil, false, false
-			}
-			i += n
-			plain = false
-		case c < 0x20:
-			return nil, false, false
-		case c >= 0x80:
-			plain = false
-		}
-	}
-	return nil, false, false
-}
-
-// escapeLen is the length of the valid escape at the start of b (after
-// its backslash), 0 if there is none.
-func escapeLen(b []byte) int {
-	if len(b) == 0 {
-		return 0
-	}
-	switch b[0] {
-	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-		return 1
-	case 'u':
-		if len(b) < 5 {
-			return 0
-		}
-		for _, c := range b[1:5] {
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return 0
-			}
-		}
-		return 5
-	}
-	return 0
+	raw, d.pos = d.data[d.pos+1:end-1], end
+	return raw, plain, true
 }
 
 // number reads the number at pos: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
 func (d *metaDecoder) number() bool {
-	data, p := d.data, d.pos
-	if p < len(data) && data[p] == '-' {
-		p++
-	}
-	switch {
-	case p < len(data) && data[p] == '0':
-		p++
-	case p < len(data) && '1' <= data[p] && data[p] <= '9':
-		p = digits(data, p)
-	default:
+	end, _, _ := jsondec.NumberEnd(d.data, d.pos)
+	if end < 0 {
 		return false
 	}
-	if p < len(data) && data[p] == '.' {
-		from := p + 1
-		if p = digits(data, from); p == from {
-			return false
-		}
-	}
-	if p < len(data) && (data[p] == 'e' || data[p] == 'E') {
-		p++
-		if p < len(data) && (data[p] == '+' || data[p] == '-') {
-			p++
-		}
-		from := p
-		if p = digits(data, p); p == from {
-			return false
-		}
-	}
-	d.pos = p
+	d.pos = end
 	return true
 }
 
-// digits is where the digits from p end.
-func digits(data []byte, p int) int {
-	for p < len(data) && '0' <= data[p] && data[p] <= '9' {
-		p++
-	}
-	return p
-}
-
 func (d *metaDecoder) literal(word string) bool {
-	end := d.pos + len(word)
-	if end > len(d.data) || string(d.data[d.pos:end]) != word {
+	end := jsondec.LiteralEnd(d.data, d.pos, word)
+	if end < 0 {
 		return false
 	}
 	d.pos = end
@@ -204,13 +132,4 @@ func (d *metaDecoder) next(c byte) bool {
 	return false
 }
 
-func (d *metaDecoder) space() {
-	for d.pos < len(d.data) {
-		switch d.data[d.pos] {
-		case ' ', '\t', '\n', '\r':
-			d.pos++
-		default:
-			return
-		}
-	}
-}
+func (d *metaDecoder) space() { d.pos = jsondec.SkipSpace(d.data, d.pos) }

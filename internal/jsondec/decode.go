@@ -62,16 +62,7 @@ type decoder struct {
 	useNumber bool
 }
 
-func (d *decoder) space() {
-	for d.pos < len(d.data) {
-		switch d.data[d.pos] {
-		case ' ', '\t', '\n', '\r':
-			d.pos++
-		default:
-			return
-		}
-	}
-}
+func (d *decoder) space() { d.pos = SkipSpace(d.data, d.pos) }
 
 func (d *decoder) value() (any, bool) {
 	d.space()
@@ -101,8 +92,8 @@ func (d *decoder) value() (any, bool) {
 }
 
 func (d *decoder) literal(word string) bool {
-	end := d.pos + len(word)
-	if end > len(d.data) || string(d.data[d.pos:end]) != word {
+	end := LiteralEnd(d.data, d.pos, word)
+	if end < 0 {
 		return false
 	}
 	d.pos = end
@@ -224,50 +215,15 @@ func (d *decoder) str() (string, bool) {
 	return unquote(d.data[start : end-1]), true
 }
 
-// scanString checks the string at d.pos (its opening quote) and moves past
-// its closing quote, returning the position after it (-1 if it is not a
-// valid JSON string) and whether its bytes are its value: printable ASCII
-// without escapes.
+// scanString moves past the string at d.pos (its opening quote), returning
+// the position after it (-1 if it is not a valid JSON string) and whether
+// its bytes are its value (StringEnd).
 func (d *decoder) scanString() (end int, plain bool) {
-	plain = true
-	i := d.pos + 1
-	for i < len(d.data) {
-		c := d.data[i]
-		switch {
-		case c == '"':
-			d.pos = i + 1
-			return d.pos, plain
-		case c < 0x20:
-			return -1, false
-		case c == '\\':
-			plain = false
-			if i+1 >= len(d.data) {
-				return -1, false
-			}
-			switch d.data[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(d.data) {
-					return -1, false
-				}
-				for _, h := range d.data[i+2 : i+6] {
-					if hexValue(h) < 0 {
-						return -1, false
-					}
-				}
-				i += 6
-			default:
-				return -1, false
-			}
-		case c >= utf8.RuneSelf:
-			plain = false
-			i++
-		default:
-			i++
-		}
+	end, plain = StringEnd(d.data, d.pos)
+	if end >= 0 {
+		d.pos = end
 	}
-	return -1, false
+	return end, plain
 }
 
 func hexValue(c byte) rune {
@@ -349,44 +305,9 @@ func unquote(s []byte) string {
 
 func (d *decoder) number() (any, bool) {
 	start := d.pos
-	i := d.pos
-	if d.data[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(d.data) && d.data[i] == '0':
-		i++
-	case i < len(d.data) && '1' <= d.data[i] && d.data[i] <= '9':
-		for i < len(d.data) && '0' <= d.data[i] && d.data[i] <= '9' {
-			i++
-		}
-	default:
+	i, hasDot, integer := NumberEnd(d.data, start)
+	if i < 0 {
 		return nil, false
-	}
-	hasDot := false
-	integer := true
-	if i < len(d.data) && d.data[i] == '.' {
-		hasDot, integer = true, false
-		i++
-		if i >= len(d.data) || d.data[i] < '0' || d.data[i] > '9' {
-			return nil, false
-		}
-		for i < len(d.data) && '0' <= d.data[i] && d.data[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(d.data) && (d.data[i] == 'e' || d.data[i] == 'E') {
-		integer = false
-		i++
-		if i < len(d.data) && (d.data[i] == '+' || d.data[i] == '-') {
-			i++
-		}
-		if i >= len(d.data) || d.data[i] < '0' || d.data[i] > '9' {
-			return nil, false
-		}
-		for i < len(d.data) && '0' <= d.data[i] && d.data[i] <= '9' {
-			i++
-		}
 	}
 	d.pos = i
 	lit := d.data[start:i]
