@@ -64,7 +64,7 @@ func newHarness(ctx context.Context, admin *rest.Config, opts options, log *slog
 // runAll runs every mode, workload and system, each on a control plane of
 // its own, and reports as it goes.
 func runAll(ctx context.Context, opts options, e env, clusterDir string, log *slog.Logger) (*report, error) {
-	rep := &report{N: opts.N, Started: time.Now().UTC(), WarmUp: opts.WarmUp}
+	rep := &report{N: opts.N, Started: time.Now().UTC(), WarmUp: opts.WarmUp, QuietLimit: opts.QuietLimit}
 	// The warm-up's tuning is the fast workload's, measured or not.
 	fast := tuning{Workers: opts.Workers, QPS: opts.QPS, Burst: opts.Burst, GOMAXPROCS: opts.MaxProcs}
 	tunings := map[string]tuning{workloadFast: fast}
@@ -169,6 +169,8 @@ type run struct {
 	// Of its control plane: the API server's process and the warm-up's length.
 	APIServerPID  int
 	WarmUpSeconds float64
+	// Quiet: the wait for a quiet machine before the system started.
+	Quiet quietWait
 }
 
 // namespace names the run's namespace, cluster and logs: round 1 without
@@ -262,6 +264,14 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, f
 	defer sys.stop()
 	if err := sys.prepare(ctx, ns, tune); err != nil {
 		return err
+	}
+	if h.opts.QuietLimit > 0 {
+		if r.Quiet, err = waitQuiet(ctx, readMachineUsage, quietWindow, h.opts.QuietLimit); err != nil {
+			return fmt.Errorf("wait for a quiet machine: %w", err)
+		}
+		if !r.Quiet.Quiet {
+			h.log.Warn("the machine stayed busy; starting anyway", "waited", r.Quiet.Seconds, "cores", r.Quiet.Cores)
+		}
 	}
 	before, err := h.sample(ctx, sys, false)
 	if err != nil {

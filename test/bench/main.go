@@ -38,8 +38,10 @@ type options struct {
 	Profile   bool
 	Single    int // objects created one at a time for the single-object latency (0: skip)
 	WarmUp    int // objects the raw program handles before anything is measured (0: none)
-	Repeat    int // rounds of every run; ratios are reported per round and as the median
-	MaxProcs  int // GOMAXPROCS of both systems (0: Go's default)
+	// QuietLimit: longest wait for a quiet machine before a system starts (0: none).
+	QuietLimit time.Duration
+	Repeat     int // rounds of every run; ratios are reported per round and as the median
+	MaxProcs   int // GOMAXPROCS of both systems (0: Go's default)
 }
 
 // runSubcommand runs this program as one of the processes a run measures
@@ -97,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.WarmUp, "warm-up", 100, "objects the raw program creates, updates and deletes in a namespace of its own before anything is measured, so that no system's first phase runs on a cold control plane (0: none)")
 	fs.IntVar(&o.Repeat, "repeat", 1, "rounds of every workload, mode and system, each on a fresh control plane, the systems' order reversed every other round (an even number gives each system the first place as often); the ratios' median over the rounds is reported too; K times as long")
 	fs.IntVar(&o.MaxProcs, "gomaxprocs", 1, "GOMAXPROCS of both systems' processes (the gateway's handler's too), as the chart's default CPU request (100m) sets it for the gateway (0: as in the harness's environment, else Go's default of one per core)")
+	fs.DurationVar(&o.QuietLimit, "quiet-limit", 60*time.Second, "before each system starts: write dirty pages back and wait until the machine is quiet (under 15 % of a core busy over 1 s), at most this long (0: start at once)")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {
 		return o, err

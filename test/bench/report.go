@@ -18,8 +18,10 @@ type report struct {
 	Tuning   []namedTuning `json:"tuning"`
 	// WarmUp: objects the raw program handled on each run's control plane
 	// before anything was measured (each phase says how long it took).
-	WarmUp int           `json:"warmUp"`
-	Phases []phaseResult `json:"phases"`
+	WarmUp int `json:"warmUp"`
+	// QuietLimit: the longest wait for a quiet machine before a run (0: none).
+	QuietLimit time.Duration `json:"quietLimitNs"`
+	Phases     []phaseResult `json:"phases"`
 	// Medians: each phase's ratio to raw over the rounds (-repeat).
 	Medians []medianRatio  `json:"medians,omitempty"`
 	Steady  []steadyResult `json:"steady,omitempty"`
@@ -42,8 +44,11 @@ type phaseResult struct {
 	Round    int    `json:"round"` // from 1 (-repeat)
 	// APIServerPID names the run's control plane (one per run),
 	// WarmUpSeconds is how long its warm-up took.
-	APIServerPID       int           `json:"apiServerPID"`
-	WarmUpSeconds      float64       `json:"warmUpSeconds"`
+	APIServerPID  int     `json:"apiServerPID"`
+	WarmUpSeconds float64 `json:"warmUpSeconds"`
+	// QuietWait: how long the machine took to be quiet before the system
+	// started, and how busy it was then (harness.go, waitQuiet).
+	QuietWait          quietWait     `json:"quietWait"`
 	Phase              string        `json:"phase"`
 	N                  int           `json:"n"`
 	Seconds            float64       `json:"seconds"`
@@ -163,7 +168,7 @@ func measure(r run, phase string, n int, before, after sample, w *workload) phas
 	machineCPU := after.machine.BusySeconds - before.machine.BusySeconds
 	return phaseResult{
 		System: r.System, Workload: r.Workload, Mode: r.Mode, Round: r.Round, Phase: phase, N: n,
-		APIServerPID: r.APIServerPID, WarmUpSeconds: r.WarmUpSeconds,
+		APIServerPID: r.APIServerPID, WarmUpSeconds: r.WarmUpSeconds, QuietWait: r.Quiet,
 		Seconds: secs, ObjectsPerSecond: float64(n) / secs,
 		CallbacksPerObject: float64(calls) / float64(n),
 		Requests:           api.per(n), WritesPerObject: writes(api) / float64(n),
@@ -291,6 +296,7 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&b, ", warmed up: %d objects created, updated and deleted by the raw program first (at most %.1f s)", rep.WarmUp, longest)
 	}
 	b.WriteString("\n")
+	b.WriteString(quietLine(rep.QuietLimit, rep.Phases))
 	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | handler CPU ms/obj | control plane CPU ms/obj | machine CPU ms/obj | context switches/obj system / machine | peak RSS MiB | served JSON bytes parent / child |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range rep.Phases {

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Before a run's measured part starts, the machine must be quiet: the runs
+// before it leave work behind (dirty pages of their etcd data and logs,
+// removed or not; processes winding down), and in earlier rounds the system
+// that ran first did worse, in every process's CPU per object
+// (docs/performance.md).
+const (
+	// quietShare: at most this share of a core busy over a window. An idle
+	// control plane with its system's handler takes 2–6 %.
+	quietShare  = 0.15
+	quietWindow = time.Second
+)
+
+// quietWait is what waiting for a quiet machine found.
+type quietWait struct {
+	Seconds float64 `json:"seconds"` // waited
+	Cores   float64 `json:"cores"`   // busy over the last window
+	Quiet   bool    `json:"quiet"`   // false: the limit passed first
+}
+
+// waitQuiet writes dirty pages back, then waits until a window of the
+// machine's busy time read by read is below quietShare of a core, or limit
+// passes: then the run starts anyway, with the wait and the last window's
+// load in its results.
+func waitQuiet(ctx context.Context, read func() (machineUsage, error), window, limit time.Duration) (quietWait, error) {
+	start := time.Now()
+	unix.Sync()
+	prev, err := read()
+	if err != nil {
+		return quietWait{}, err
+	}
+	var w quietWait
+	for {
+		t := time.Now()
+		select {
+		case <-ctx.Done():
+			return w, ctx.Err()
+		case <-time.After(window):
+		}
+		cur, err := read()
+		if err != nil {
+			return w, err
+		}
+		w.Cores = (cur.BusySeconds - prev.BusySeconds) / time.Since(t).Seconds()
+		w.Seconds = time.Since(start).Seconds()
+		if w.Cores < quietShare {
+			w.Quiet = true
+			return w, nil
+		}
+		if time.Since(start) >= limit {
+			return w, nil
+		}
+		prev = cur
+	}
+}
+
+// quietLine says in the report how long the runs waited for a quiet
+// machine, and which started on a busy one.
+func quietLine(limit time.Duration, phases []phaseResult) string {
+	if limit <= 0 {
+		return "- no wait for a quiet machine before each system started (-quiet-limit 0)\n"
+	}
+	longest, busy, seen := 0.0, []string{}, map[string]bool{}
+	for _, p := range phases {
+		r := run{System: p.System, Workload: p.Workload, Mode: p.Mode, Round: p.Round}
+		if seen[r.namespace()] {
+			continue
+		}
+		seen[r.namespace()] = true
+		longest = max(longest, p.QuietWait.Seconds)
+		if !p.QuietWait.Quiet {
+			busy = append(busy, fmt.Sprintf("%s (%.2f cores)", r.namespace(), p.QuietWait.Cores))
+		}
+	}
+	line := fmt.Sprintf("- each system started on a quiet machine (dirty pages written back, under %.0f %% of a core busy over %s), waited for at most %.1f s", quietShare*100, quietWindow, longest)
+	if len(busy) > 0 {
+		line += fmt.Sprintf("; started busy after %s: %s", limit, strings.Join(busy, ", "))
+	}
+	return line + "\n"
+}
