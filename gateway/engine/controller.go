@@ -347,7 +347,7 @@ func (c *Controller) buildInformers() {
 			w.informers[ns] = inf
 		}
 	}
-	start(c.parent, parentSel, c.parentHandler(), c.namespaces(), cache.Indexers{uidIndex: indexByUID, relatedIndex: c.indexByRelated})
+	start(c.parent, parentSel, c.parentHandler(), c.namespaces(), cache.Indexers{uidIndex: indexByUID, relatedIndex: c.indexByRelated, statsIndex: c.indexForStats})
 	for _, ch := range c.children {
 		ns := c.namespaces()
 		// Children outside the watched namespaces (cross-namespace ones,
