@@ -452,3 +452,20 @@ func TestSpeedProbe(t *testing.T) {
 		}
 	})
 }
+
+func TestReportSaysWhenTheBaselineWatchedTheChildren(t *testing.T) {
+	for _, watches := range []bool{false, true} {
+		args := []string{"-n", "20"}
+		if watches {
+			args = append(args, "-raw-watches-children")
+		}
+		opts, err := parseFlags(args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := &report{RawWatchesChildren: opts.RawWatchesChildren}
+		if got := strings.Contains(rep.markdown(), "-raw-watches-children"); got != watches {
+			t.Errorf("flag given %v: report says so %v", watches, got)
+		}
+	}
+}

@@ -64,7 +64,8 @@ func newHarness(ctx context.Context, admin *rest.Config, opts options, log *slog
 // runAll runs every mode, workload and system, each on a control plane of
 // its own, and reports as it goes.
 func runAll(ctx context.Context, opts options, e env, clusterDir string, log *slog.Logger) (*report, error) {
-	rep := &report{N: opts.N, Started: time.Now().UTC(), WarmUp: opts.WarmUp, QuietLimit: opts.QuietLimit}
+	rep := &report{N: opts.N, Started: time.Now().UTC(), WarmUp: opts.WarmUp, QuietLimit: opts.QuietLimit,
+		RawWatchesChildren: opts.RawWatchesChildren}
 	// The warm-up's tuning is the fast workload's, measured or not.
 	fast := tuning{Workers: opts.Workers, QPS: opts.QPS, Burst: opts.Burst, GOMAXPROCS: opts.MaxProcs}
 	tunings := map[string]tuning{workloadFast: fast}

@@ -40,8 +40,11 @@ type options struct {
 	WarmUp    int // objects the raw program handles before anything is measured (0: none)
 	// QuietLimit: longest wait for a quiet machine before a system starts (0: none).
 	QuietLimit time.Duration
-	Repeat     int // rounds of every run; ratios are reported per round and as the median
-	MaxProcs   int // GOMAXPROCS of both systems (0: Go's default)
+	// RawWatchesChildren: an experiment, the raw program also keeps a JSON
+	// watch and cache of the children, as the gateway does.
+	RawWatchesChildren bool
+	Repeat             int // rounds of every run; ratios are reported per round and as the median
+	MaxProcs           int // GOMAXPROCS of both systems (0: Go's default)
 }
 
 // runSubcommand runs this program as one of the processes a run measures
@@ -100,6 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Repeat, "repeat", 1, "rounds of every workload, mode and system, each on a fresh control plane, the systems' order reversed every other round (an even number gives each system the first place as often); the ratios' median over the rounds is reported too; K times as long")
 	fs.IntVar(&o.MaxProcs, "gomaxprocs", 1, "GOMAXPROCS of both systems' processes (the gateway's handler's too), as the chart's default CPU request (100m) sets it for the gateway (0: as in the harness's environment, else Go's default of one per core)")
 	fs.DurationVar(&o.QuietLimit, "quiet-limit", 60*time.Second, "before each system starts: write dirty pages back and wait until the machine is quiet (under 15 % of a core busy over 1 s), at most this long (0: start at once)")
+	fs.BoolVar(&o.RawWatchesChildren, "raw-watches-children", false, "experiment: the raw program also keeps a JSON watch and cache of the Deployments, as the gateway does for the children its requests carry (the figures then measure the gateway against a baseline paying for that watch)")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -197,7 +201,8 @@ func runBench(ctx context.Context, opts options, log *slog.Logger) (*report, err
 	} else if gwBin, err = filepath.Abs(gwBin); err != nil {
 		return nil, err
 	}
-	e := env{outDir: filepath.Join(out, "logs"), gatewayBin: gwBin, self: self, profile: opts.Profile, probe: newSpeedProbe()}
+	e := env{outDir: filepath.Join(out, "logs"), gatewayBin: gwBin, self: self, profile: opts.Profile, probe: newSpeedProbe(),
+		rawWatchesChildren: opts.RawWatchesChildren}
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	defer stopProbe()
 	go func() {

@@ -52,12 +52,13 @@ func rawMain(args []string) int {
 	burst := fs.Int("burst", 1000, "client burst")
 	sleep := fs.Duration("sleep", 0, "simulated work per object")
 	addr := fs.String("addr", "127.0.0.1:0", "address of /stats and /healthz")
+	watchChildren := fs.Bool("watch-children", false, "also keep a JSON watch and cache of the Deployments in the namespace, as the gateway does")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := runRaw(ctx, *kubeconfig, *ns, *workers, float32(*qps), *burst, *sleep, *addr); err != nil {
+	if err := runRaw(ctx, *kubeconfig, *ns, *workers, float32(*qps), *burst, *sleep, *addr, *watchChildren); err != nil {
 		fmt.Fprintln(os.Stderr, "raw:", err)
 		return 1
 	}
@@ -76,7 +77,7 @@ type rawController struct {
 	done sync.Map
 }
 
-func runRaw(ctx context.Context, kubeconfig, ns string, workers int, qps float32, burst int, sleep time.Duration, addr string) error {
+func runRaw(ctx context.Context, kubeconfig, ns string, workers int, qps float32, burst int, sleep time.Duration, addr string, watchChildren bool) error {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return err
@@ -101,6 +102,13 @@ func runRaw(ctx context.Context, kubeconfig, ns string, workers int, qps float32
 		AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue,
 	}); err != nil {
 		return err
+	}
+	if watchChildren {
+		// What the gateway's child informer costs the API server and
+		// itself, without what it does with the children.
+		if _, err := factory.ForResource(deployGVR).Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{}); err != nil {
+			return err
+		}
 	}
 	srv, err := serveStats(addr, c.rec, nil)
 	if err != nil {

@@ -21,7 +21,10 @@ type report struct {
 	WarmUp int `json:"warmUp"`
 	// QuietLimit: the longest wait for a quiet machine before a run (0: none).
 	QuietLimit time.Duration `json:"quietLimitNs"`
-	Phases     []phaseResult `json:"phases"`
+	// RawWatchesChildren: the raw baseline kept a watch of the children
+	// too (-raw-watches-children, an experiment).
+	RawWatchesChildren bool          `json:"rawWatchesChildren,omitempty"`
+	Phases             []phaseResult `json:"phases"`
 	// Medians: each phase's ratio to raw over the rounds (-repeat).
 	Medians []medianRatio  `json:"medians,omitempty"`
 	Steady  []steadyResult `json:"steady,omitempty"`
@@ -297,6 +300,9 @@ func (rep *report) markdown() string {
 	}
 	b.WriteString("\n")
 	b.WriteString(quietLine(rep.QuietLimit, rep.Phases))
+	if rep.RawWatchesChildren {
+		b.WriteString("- experiment: the raw program also kept a JSON watch and cache of the Deployments, as the gateway does (-raw-watches-children)\n")
+	}
 	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | handler CPU ms/obj | control plane CPU ms/obj | machine CPU ms/obj | context switches/obj system / machine | peak RSS MiB | served JSON bytes parent / child |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range rep.Phases {
