@@ -21,10 +21,10 @@ type Stats struct {
 
 // statsCache is the last summary, and the count of parent events it saw.
 type statsCache struct {
-	mu     sync.Mutex
+	mu      sync.Mutex
 	counted bool
-	events uint64
-	stats  Stats
+	events  uint64
+	stats   Stats
 }
 
 // statsIndex indexes the parents a summary counts apart: those waiting for
