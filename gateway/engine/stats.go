@@ -114,10 +114,18 @@ func (c *Controller) countParents() Stats {
 		s.WatchedObjects += len(inf.GetStore().ListKeys())
 	}
 	s.FinalizersPending = len(c.parent.byIndex(statsIndex, statsPending))
-	failing := c.parent.byIndex(statsIndex, statsFailing)
+	type keyed struct {
+		key string
+		obj *unstructured.Unstructured
+	}
+	var failing []keyed
+	for _, obj := range c.parent.byIndex(statsIndex, statsFailing) {
+		failing = append(failing, keyed{keyOf(obj), obj})
+	}
 	// The same message on every summary, whichever order the index gives.
-	slices.SortFunc(failing, func(a, b *unstructured.Unstructured) int { return strings.Compare(keyOf(a), keyOf(b)) })
-	for _, obj := range failing {
+	slices.SortFunc(failing, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	for _, f := range failing {
+		obj := f.obj
 		// A state copied from another object says nothing about this one.
 		st, _, err := state.DecodeFor(stateOf(obj, c.stateAnnotation()), string(obj.GetUID()))
 		if err != nil {
@@ -126,7 +134,7 @@ func (c *Controller) countParents() Stats {
 		for _, id := range slices.Sorted(maps.Keys(st.Progress)) {
 			s.CallbacksFailing++
 			if p := st.Progress[id]; p.Message != "" && s.LastError == "" {
-				s.LastError = id + " on " + keyOf(obj) + ": " + p.Message
+				s.LastError = id + " on " + f.key + ": " + p.Message
 			}
 		}
 	}

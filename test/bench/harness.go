@@ -257,21 +257,24 @@ func (h *harness) runOne(ctx context.Context, sys system, r *run, tune tuning, f
 	}
 	defer w.track.stop()
 	h.log.Info("run", "system", r.System, "workload", r.Workload, "mode", r.Mode, "n", h.opts.N)
-	if r.Mode == modeBacklog {
-		if err := w.createAll(ctx); err != nil {
-			return err
-		}
-	}
 	defer sys.stop()
 	if err := sys.prepare(ctx, ns, tune); err != nil {
 		return err
 	}
+	// Before the backlog is created: its objects' latency runs from their
+	// creation, and the wait is not the system's.
 	if h.opts.QuietLimit > 0 {
+		syncDisks()
 		if r.Quiet, err = waitQuiet(ctx, readMachineUsage, quietWindow, h.opts.QuietLimit); err != nil {
 			return fmt.Errorf("wait for a quiet machine: %w", err)
 		}
 		if !r.Quiet.Quiet {
 			h.log.Warn("the machine stayed busy; starting anyway", "waited", r.Quiet.Seconds, "cores", r.Quiet.Cores)
+		}
+	}
+	if r.Mode == modeBacklog {
+		if err := w.createAll(ctx); err != nil {
+			return err
 		}
 	}
 	before, err := h.sample(ctx, sys, false)

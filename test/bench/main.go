@@ -102,7 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.WarmUp, "warm-up", 100, "objects the raw program creates, updates and deletes in a namespace of its own before anything is measured, so that no system's first phase runs on a cold control plane (0: none)")
 	fs.IntVar(&o.Repeat, "repeat", 1, "rounds of every workload, mode and system, each on a fresh control plane, the systems' order reversed every other round (an even number gives each system the first place as often); the ratios' median over the rounds is reported too; K times as long")
 	fs.IntVar(&o.MaxProcs, "gomaxprocs", 1, "GOMAXPROCS of both systems' processes (the gateway's handler's too), as the chart's default CPU request (100m) sets it for the gateway (0: as in the harness's environment, else Go's default of one per core)")
-	fs.DurationVar(&o.QuietLimit, "quiet-limit", 60*time.Second, "before each system starts: write dirty pages back and wait until the machine is quiet (under 15 % of a core busy over 1 s), at most this long (0: start at once)")
+	fs.DurationVar(&o.QuietLimit, "quiet-limit", 60*time.Second, "before each system starts and its backlog is created: write dirty pages back and wait until the machine is quiet (under 15 % of a core busy over 1 s), at most this long, checked after each second (0: start at once)")
 	fs.BoolVar(&o.RawWatchesChildren, "raw-watches-children", false, "experiment: the raw program also keeps a JSON watch and cache of the Deployments, as the gateway does for the children its requests carry (the figures then measure the gateway against a baseline paying for that watch)")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {

@@ -28,13 +28,17 @@ type quietWait struct {
 	Quiet   bool    `json:"quiet"`   // false: the limit passed first
 }
 
-// waitQuiet writes dirty pages back, then waits until a window of the
-// machine's busy time read by read is below quietShare of a core, or limit
-// passes: then the run starts anyway, with the wait and the last window's
-// load in its results.
+// syncDisks writes dirty pages back, the runs before's included, so that
+// their writeback does not land in the next run. It takes as long as the
+// machine's writeback takes, outside waitQuiet's limit.
+func syncDisks() { unix.Sync() }
+
+// waitQuiet waits until a window of the machine's busy time read by read
+// is below quietShare of a core, or limit passes (checked after each
+// window, so the wait may run one window past it): then the run starts
+// anyway, with the wait and the last window's load in its results.
 func waitQuiet(ctx context.Context, read func() (machineUsage, error), window, limit time.Duration) (quietWait, error) {
 	start := time.Now()
-	unix.Sync()
 	prev, err := read()
 	if err != nil {
 		return quietWait{}, err
@@ -82,7 +86,7 @@ func quietLine(limit time.Duration, phases []phaseResult) string {
 			busy = append(busy, fmt.Sprintf("%s (%.2f cores)", r.namespace(), p.QuietWait.Cores))
 		}
 	}
-	line := fmt.Sprintf("- each system started on a quiet machine (dirty pages written back, under %.0f %% of a core busy over %s), waited for at most %.1f s", quietShare*100, quietWindow, longest)
+	line := fmt.Sprintf("- before each system started (and its backlog was created): dirty pages written back, then a wait for a quiet machine (under %.0f %% of a core busy over %s), %.1f s at most", quietShare*100, quietWindow, longest)
 	if len(busy) > 0 {
 		line += fmt.Sprintf("; started busy after %s: %s", limit, strings.Join(busy, ", "))
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -66,6 +67,12 @@ spec:
 	// A summary every 10 s: two of them, and the calls' retries, fit.
 	eventually(t, 45*time.Second, want(3, 2, 1, "not now"))
 	healed.Store(true)
-	waitWidgetGone(t, ns, "stuck")
+	// The cleanup's next retry may be up to 8 s (and jitter) away.
+	eventually(t, 40*time.Second, func() error {
+		if _, err := getWidget(t, ns, "stuck"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("widget stuck still there (%v)", err)
+		}
+		return nil
+	})
 	eventually(t, 60*time.Second, want(2, 0, 0, ""))
 }
