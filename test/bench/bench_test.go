@@ -454,18 +454,22 @@ func TestSpeedProbe(t *testing.T) {
 }
 
 func TestReportSaysWhenTheBaselineWatchedTheChildren(t *testing.T) {
-	for _, watches := range []bool{false, true} {
+	for _, encoding := range []string{"", rawWatchJSON, rawWatchProtobuf} {
 		args := []string{"-n", "20"}
-		if watches {
-			args = append(args, "-raw-watches-children")
+		if encoding != "" {
+			args = append(args, "-raw-watches-children", encoding)
 		}
 		opts, err := parseFlags(args, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
 		rep := &report{RawWatchesChildren: opts.RawWatchesChildren}
-		if got := strings.Contains(rep.markdown(), "-raw-watches-children"); got != watches {
-			t.Errorf("flag given %v: report says so %v", watches, got)
+		md := rep.markdown()
+		if got := strings.Contains(md, "-raw-watches-children"); got != (encoding != "") || (got && !strings.Contains(md, "in "+encoding+" ")) {
+			t.Errorf("%q given: report says %v", encoding, got)
 		}
+	}
+	if _, err := parseFlags([]string{"-raw-watches-children", "yaml"}, io.Discard); err == nil {
+		t.Error("-raw-watches-children yaml accepted")
 	}
 }

@@ -40,9 +40,10 @@ type options struct {
 	WarmUp    int // objects the raw program handles before anything is measured (0: none)
 	// QuietLimit: longest wait for a quiet machine before a system starts (0: none).
 	QuietLimit time.Duration
-	// RawWatchesChildren: an experiment, the raw program also keeps a JSON
-	// watch and cache of the children, as the gateway does.
-	RawWatchesChildren bool
+	// RawWatchesChildren: an experiment, the raw program also keeps a watch
+	// and cache of the children, as the gateway does: "json" (as the
+	// gateway's), "protobuf", or "" (none).
+	RawWatchesChildren string
 	Repeat             int // rounds of every run; ratios are reported per round and as the median
 	MaxProcs           int // GOMAXPROCS of both systems (0: Go's default)
 }
@@ -103,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Repeat, "repeat", 1, "rounds of every workload, mode and system, each on a fresh control plane, the systems' order reversed every other round (an even number gives each system the first place as often); the ratios' median over the rounds is reported too; K times as long")
 	fs.IntVar(&o.MaxProcs, "gomaxprocs", 1, "GOMAXPROCS of both systems' processes (the gateway's handler's too), as the chart's default CPU request (100m) sets it for the gateway (0: as in the harness's environment, else Go's default of one per core)")
 	fs.DurationVar(&o.QuietLimit, "quiet-limit", 60*time.Second, "before each system starts and its backlog is created: write dirty pages back and wait until the machine is quiet (under 15 % of a core busy over 1 s), at most this long, checked after each second (0: start at once)")
-	fs.BoolVar(&o.RawWatchesChildren, "raw-watches-children", false, "experiment: the raw program also keeps a JSON watch and cache of the Deployments, as the gateway does for the children its requests carry (the figures then measure the gateway against a baseline paying for that watch)")
+	fs.StringVar(&o.RawWatchesChildren, "raw-watches-children", "", "experiment: the raw program also keeps a watch and cache of the Deployments, as the gateway does for the children its requests carry: json (the gateway's encoding) or protobuf (the figures then measure the gateway against a baseline paying for that watch)")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -134,6 +135,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if w != workloadFast && w != workloadHandler {
 			return o, fmt.Errorf("-workloads: %q is neither fast nor handler", w)
 		}
+	}
+	if w := o.RawWatchesChildren; w != "" && w != rawWatchJSON && w != rawWatchProtobuf {
+		fmt.Fprintf(stderr, "-raw-watches-children %q: want %s or %s\n", w, rawWatchJSON, rawWatchProtobuf)
+		return o, fmt.Errorf("-raw-watches-children %q", w)
 	}
 	if o.WarmUp < 0 {
 		return o, fmt.Errorf("-warm-up must not be negative, got %d", o.WarmUp)

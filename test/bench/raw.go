@@ -23,6 +23,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/workqueue"
@@ -52,7 +55,7 @@ func rawMain(args []string) int {
 	burst := fs.Int("burst", 1000, "client burst")
 	sleep := fs.Duration("sleep", 0, "simulated work per object")
 	addr := fs.String("addr", "127.0.0.1:0", "address of /stats and /healthz")
-	watchChildren := fs.Bool("watch-children", false, "also keep a JSON watch and cache of the Deployments in the namespace, as the gateway does")
+	watchChildren := fs.String("watch-children", "", "also keep a watch and cache of the Deployments in the namespace, as the gateway does: json or protobuf")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -77,7 +80,7 @@ type rawController struct {
 	done sync.Map
 }
 
-func runRaw(ctx context.Context, kubeconfig, ns string, workers int, qps float32, burst int, sleep time.Duration, addr string, watchChildren bool) error {
+func runRaw(ctx context.Context, kubeconfig, ns string, workers int, qps float32, burst int, sleep time.Duration, addr string, watchChildren string) error {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return err
@@ -103,12 +106,14 @@ func runRaw(ctx context.Context, kubeconfig, ns string, workers int, qps float32
 	}); err != nil {
 		return err
 	}
-	if watchChildren {
+	if watchChildren != "" {
 		// What the gateway's child informer costs the API server and
 		// itself, without what it does with the children.
-		if _, err := factory.ForResource(deployGVR).Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{}); err != nil {
+		stopChildren, err := watchDeployments(cfg, ns, watchChildren, factory)
+		if err != nil {
 			return err
 		}
+		defer stopChildren()
 	}
 	srv, err := serveStats(addr, c.rec, nil)
 	if err != nil {
@@ -267,4 +272,37 @@ func patchJSON(ctx context.Context, r dynamic.ResourceInterface, name string, pa
 		return fmt.Errorf("patch %s: %w", name, err)
 	}
 	return nil
+}
+
+// The encodings the raw program may watch its children in.
+const (
+	rawWatchJSON     = "json"
+	rawWatchProtobuf = "protobuf"
+)
+
+// watchDeployments starts an informer caching the namespace's Deployments:
+// in JSON through the dynamic client (factory, started with the parents'),
+// as the gateway's child informer receives them, or in protobuf through the
+// typed client, as the kind's own controllers do.
+func watchDeployments(cfg *rest.Config, ns, encoding string, factory dynamicinformer.DynamicSharedInformerFactory) (stop func(), err error) {
+	switch encoding {
+	case rawWatchJSON:
+		_, err := factory.ForResource(deployGVR).Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{})
+		return func() {}, err
+	case rawWatchProtobuf:
+		proto := rest.CopyConfig(cfg)
+		proto.ContentType = "application/vnd.kubernetes.protobuf"
+		typed, err := kubernetes.NewForConfig(proto)
+		if err != nil {
+			return nil, err
+		}
+		f := informers.NewSharedInformerFactoryWithOptions(typed, 0, informers.WithNamespace(ns))
+		if _, err := f.Apps().V1().Deployments().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{}); err != nil {
+			return nil, err
+		}
+		done := make(chan struct{})
+		f.Start(done)
+		return func() { close(done); f.Shutdown() }, nil
+	}
+	return nil, fmt.Errorf("watch children in %q: want %s or %s", encoding, rawWatchJSON, rawWatchProtobuf)
 }

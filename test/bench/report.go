@@ -23,7 +23,7 @@ type report struct {
 	QuietLimit time.Duration `json:"quietLimitNs"`
 	// RawWatchesChildren: the raw baseline kept a watch of the children
 	// too (-raw-watches-children, an experiment).
-	RawWatchesChildren bool          `json:"rawWatchesChildren,omitempty"`
+	RawWatchesChildren string        `json:"rawWatchesChildren,omitempty"`
 	Phases             []phaseResult `json:"phases"`
 	// Medians: each phase's ratio to raw over the rounds (-repeat).
 	Medians []medianRatio  `json:"medians,omitempty"`
@@ -300,8 +300,8 @@ func (rep *report) markdown() string {
 	}
 	b.WriteString("\n")
 	b.WriteString(quietLine(rep.QuietLimit, rep.Phases))
-	if rep.RawWatchesChildren {
-		b.WriteString("- experiment: the raw program also kept a JSON watch and cache of the Deployments, as the gateway does (-raw-watches-children)\n")
+	if rep.RawWatchesChildren != "" {
+		fmt.Fprintf(&b, "- experiment: the raw program also kept a watch and cache of the Deployments, as the gateway does, in %s (-raw-watches-children)\n", rep.RawWatchesChildren)
 	}
 	b.WriteString("\n| workload | mode | phase | system | s | objects/s | × raw | callbacks/obj | writes/obj | requests/obj | latency p50/p99 ms | CPU ms/obj | handler CPU ms/obj | control plane CPU ms/obj | machine CPU ms/obj | context switches/obj system / machine | peak RSS MiB | served JSON bytes parent / child |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")

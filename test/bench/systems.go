@@ -55,9 +55,9 @@ type env struct {
 	// outDir/profiles/<namespace>.
 	profile bool
 	self    string // this program, re-run as `raw` or `handler`
-	// rawWatchesChildren: the raw program also watches the children
-	// (-raw-watches-children).
-	rawWatchesChildren bool
+	// rawWatchesChildren: how the raw program also watches the children
+	// (-raw-watches-children; "": it does not).
+	rawWatchesChildren string
 	// probe times a fixed computation for every phase's figures
 	// (speedProbe); the harness reads it, the systems do not.
 	probe *speedProbe
@@ -209,8 +209,8 @@ func (r *rawSystem) start(ctx context.Context, ns string, tune tuning) error {
 		"-namespace", ns, "-workers", strconv.Itoa(tune.Workers),
 		"-qps", strconv.FormatFloat(tune.QPS, 'f', -1, 64), "-burst", strconv.Itoa(tune.Burst),
 		"-sleep", tune.Sleep.String(), "-addr", r.addr}
-	if r.env.rawWatchesChildren {
-		args = append(args, "-watch-children")
+	if r.env.rawWatchesChildren != "" {
+		args = append(args, "-watch-children", r.env.rawWatchesChildren)
 	}
 	r.proc, err = startChild("raw", logPath, tune.environ(), r.env.self, args...)
 	if err != nil {
