@@ -164,8 +164,8 @@ func (w *watched) get(key string) (*unstructured.Unstructured, bool) {
 // Controller runs one WebhookOperator.
 type Controller struct {
 	Deps
-	// parentEvents counts the parent informers' events; Stats walks the
-	// cache again only when it moved (statsCache).
+	// parentEvents counts the parent informers' events; Stats counts
+	// again only when it moved (statsCache).
 	parentEvents atomic.Uint64
 	statsCache   statsCache
 	op           *spec.WebhookOperator

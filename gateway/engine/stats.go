@@ -58,26 +58,17 @@ func (c *Controller) indexForStats(obj any) ([]string, error) {
 }
 
 // pendingFinalizer: u is being deleted and still holds this operator's
-// finalizer.
+// finalizer. The deletion is read without copying: most events are of
+// objects not being deleted.
 func (c *Controller) pendingFinalizer(u *unstructured.Unstructured) bool {
-	meta, _ := u.Object["metadata"].(map[string]any)
-	if meta["deletionTimestamp"] == nil {
-		return false
-	}
-	finalizers, _ := meta["finalizers"].([]any)
-	fin := c.finalizer()
-	for _, f := range finalizers {
-		if f == fin {
-			return true
-		}
-	}
-	return false
+	deleted, _, _ := unstructured.NestedFieldNoCopy(u.Object, "metadata", "deletionTimestamp")
+	return deleted != nil && c.holdsFinalizer(u)
 }
 
 // progressRecorded: u's state records a callback's progress, without
 // decoding it. The state's encoding writes a progress as "p":.
-func progressRecorded(u *unstructured.Unstructured, annotation string) bool {
-	return strings.Contains(stateOf(u, annotation), `"p":`)
+func progressRecorded(u *unstructured.Unstructured, key string) bool {
+	return strings.Contains(annotation(u, key), `"p":`)
 }
 
 // Stats counts from the informer cache; safe to call while running. It
@@ -127,7 +118,7 @@ func (c *Controller) countParents() Stats {
 	for _, f := range failing {
 		obj := f.obj
 		// A state copied from another object says nothing about this one.
-		st, _, err := state.DecodeFor(stateOf(obj, c.stateAnnotation()), string(obj.GetUID()))
+		st, _, err := state.DecodeFor(annotation(obj, c.stateAnnotation()), string(obj.GetUID()))
 		if err != nil {
 			continue
 		}
@@ -139,10 +130,4 @@ func (c *Controller) countParents() Stats {
 		}
 	}
 	return s
-}
-
-func stateOf(u *unstructured.Unstructured, annotation string) string {
-	raw, _, _ := unstructured.NestedFieldNoCopy(u.Object, "metadata", "annotations", annotation)
-	value, _ := raw.(string)
-	return value
 }

@@ -10,10 +10,10 @@ import (
 )
 
 // Before a run's measured part starts, the machine must be quiet: the runs
-// before it leave work behind (dirty pages of their etcd data and logs,
-// removed or not; processes winding down), and in earlier rounds the system
-// that ran first did worse, in every process's CPU per object
-// (docs/performance.md).
+// before it may leave work behind (dirty pages of their etcd data and logs,
+// removed or not; processes winding down). It was suspected of making the
+// system that ran first in a round do worse; since the wait, every run has
+// found the machine quiet at once (docs/performance.md).
 const (
 	// quietShare: at most this share of a core busy over a window. An idle
 	// control plane with its system's handler takes 2–6 %.
