@@ -176,7 +176,7 @@ func decideRound(in Input, round *state.Round, plan *Plan) {
 		if round.IsDone(cb.ID) {
 			continue
 		}
-		p := in.State.Progress[cb.ID]
+		p := in.State.ProgressFor(cb.ID, string(ev))
 		switch {
 		case failedPermanently(p, plan.EssenceDigest):
 			// Only a create callback gets here (update and resume rounds
@@ -211,7 +211,7 @@ func decideDelete(in Input, plan *Plan) {
 			continue
 		}
 		pending = true
-		p := in.State.Progress[cb.ID]
+		p := in.State.ProgressFor(cb.ID, string(spec.EventDelete))
 		switch {
 		case p != nil && p.Failed && p.Digest == plan.EssenceDigest:
 			// Permanently failed: the finalizer stays until the essence
@@ -245,7 +245,7 @@ func decideRequeues(in Input, plan *Plan) {
 		}
 		// The entry stays until the requeued call succeeds: a failed one is
 		// retried, after its backoff, like any failure.
-		p := in.State.Progress[cb.ID]
+		p := in.State.ProgressFor(cb.ID, string(rq.Event))
 		if failedPermanently(p, plan.EssenceDigest) {
 			continue
 		}
@@ -270,7 +270,7 @@ func decideSync(in Input, plan *Plan) {
 		if !matches(cb, in.Object, spec.EventSync, false, nil) {
 			continue
 		}
-		p := in.State.Progress[cb.ID]
+		p := in.State.ProgressFor(cb.ID, string(spec.EventSync))
 		switch {
 		case p != nil && p.Failed && p.Digest == plan.EssenceDigest:
 			continue
@@ -306,7 +306,7 @@ func decideTimers(in Input, plan *Plan) {
 			next = in.Now.Add(cb.InitialDelay.Or(0))
 			mem.TimerNext[cb.ID] = next
 		}
-		if p := in.State.Progress[cb.ID]; backingOff(p, plan.EssenceDigest, in.Now) && p.Next.After(next) {
+		if p := in.State.ProgressFor(cb.ID, string(spec.EventTimer)); backingOff(p, plan.EssenceDigest, in.Now) && p.Next.After(next) {
 			next = p.Next
 		}
 		if idle := cb.Idle.Or(0); idle > 0 && mem.ChangedAt.Add(idle).After(next) {

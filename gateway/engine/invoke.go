@@ -33,7 +33,7 @@ const DefaultFinalizeRequeue = 10 * time.Second
 func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w decide.Work) {
 	id := w.Callback.ID
 	attempt, first := 1, p.now
-	if pr := p.st.Progress[id]; decide.Retrying(pr, p.plan.EssenceDigest) {
+	if pr := p.st.ProgressFor(id, string(w.Event)); decide.Retrying(pr, p.plan.EssenceDigest) {
 		attempt, first = pr.Attempts+1, pr.First
 	}
 	if w.Event == spec.EventSync && p.relatedErr != nil {
@@ -115,7 +115,9 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 	if w.Event == spec.EventCreate || w.Event == spec.EventUpdate {
 		c.Metrics.EventLatency.WithLabelValues(c.op.Name, string(w.Event)).Observe(c.Clock().Sub(p.mem.ChangedAt).Seconds())
 	}
-	p.st.Clear(id)
+	if p.st.ProgressFor(id, string(w.Event)) != nil {
+		p.st.Clear(id) // another event's retries (a timer's success amid an update's) go on
+	}
 	switch w.Event {
 	case spec.EventTimer:
 		// requeueAfter replaces the interval for this one time.
@@ -217,7 +219,7 @@ func (c *Controller) recordEvents(obj *unstructured.Unstructured, events []callb
 // again at once as the same delivery, since the handler may have seen it.
 func (c *Controller) recordInterrupted(p *pass, w decide.Work, attempt int, first time.Time) {
 	pr := p.st.ProgressOf(w.Callback.ID)
-	pr.Attempts, pr.First, pr.Next = attempt, first, time.Time{}
+	pr.Event, pr.Attempts, pr.First, pr.Next = string(w.Event), attempt, first, time.Time{}
 	pr.Failed, pr.Digest, pr.Message, pr.Reason = false, p.plan.EssenceDigest, "interrupted by shutdown", "Interrupted"
 }
 
@@ -228,7 +230,7 @@ func (c *Controller) recordInterrupted(p *pass, w decide.Work, attempt int, firs
 // second Warning (noteRelatedError reported the selector once).
 func (c *Controller) deferSync(p *pass, w decide.Work, attempt int, first time.Time, err error) {
 	pr := p.st.ProgressOf(w.Callback.ID)
-	pr.Attempts, pr.First, pr.Message, pr.Reason = attempt, first, truncate(err.Error(), 512), failure.As(err).Reason
+	pr.Event, pr.Attempts, pr.First, pr.Message, pr.Reason = string(w.Event), attempt, first, truncate(err.Error(), 512), failure.As(err).Reason
 	pr.Failed, pr.Digest, pr.Next = false, p.plan.EssenceDigest, c.Clock().Add(retryDelay(c.retryOf(w.Callback), attempt, 0))
 	c.Metrics.Retries.WithLabelValues(c.op.Name, w.Callback.ID, failure.Temporary.String()).Inc()
 }
@@ -267,7 +269,7 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first ti
 		maxAttempts = *retry.MaxAttempts
 	}
 	pr := p.st.ProgressOf(id)
-	pr.Attempts, pr.First, pr.Message, pr.Reason = attempt, first, truncate(err.Error(), 512), f.Reason
+	pr.Event, pr.Attempts, pr.First, pr.Message, pr.Reason = string(w.Event), attempt, first, truncate(err.Error(), 512), f.Reason
 	class := f.Class
 	if class == failure.Temporary && maxAttempts > 0 && attempt >= maxAttempts {
 		class = failure.Permanent

@@ -87,6 +87,11 @@ type Progress struct {
 	// Reason is the failure's reason (HandlerError, InvalidResponse, ...),
 	// as in its Warning Event and the parent's Reconciled condition.
 	Reason string `json:"c,omitempty"`
+	// Event is the event whose call failed. A callback may handle several:
+	// a delete must not wait out (or count its attempts on from) the
+	// backoff of an update that failed at the same essence. Empty in
+	// records written before it was kept: they count for every event.
+	Event string `json:"v,omitempty"`
 }
 
 // Decode reads an annotation value; an empty value is a zero State.
@@ -233,6 +238,16 @@ func (s *State) ProgressOf(id string) *Progress {
 	if !ok {
 		p = &Progress{}
 		s.Progress[id] = p
+	}
+	return p
+}
+
+// ProgressFor returns the progress of callback id's calls for event, nil
+// when there is none or it records another event's call.
+func (s *State) ProgressFor(id, event string) *Progress {
+	p := s.Progress[id]
+	if p == nil || p.Event != "" && p.Event != event {
+		return nil
 	}
 	return p
 }

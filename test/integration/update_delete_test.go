@@ -157,3 +157,50 @@ func hasFinalizer(obj *unstructured.Unstructured, name string) bool {
 	}
 	return false
 }
+
+// One callback handles update and delete. Its update fails (maxAttempts 3)
+// twice, then the object is deleted: the delete is a delivery of its own,
+// called at once as attempt 1, so that one failure of it is not its third
+// and last (which would keep the object Terminating until someone edits or
+// annotates it).
+func TestDeleteStartsItsOwnRetriesAfterAFailingUpdateOfTheSameCallback(t *testing.T) {
+	ns := newNamespace(t)
+	var deletes atomic.Int32
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		switch req.Event {
+		case callbacks.EventUpdate:
+			return 503, nil
+		case callbacks.EventDelete:
+			if deletes.Add(1) == 1 {
+				return 200, map[string]any{"error": map[string]any{"message": "blip", "retryAfter": "200ms"}}
+			}
+		}
+		return 200, nil
+	})
+	three := 3
+	startGateway(t, operatorFor(t, "shared", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Retry = fastRetry(time.Hour) // the update's backoff outlasts the test
+		s.Retry.MaxDelay = &spec.Duration{Duration: time.Hour}
+		s.Retry.MaxAttempts = &three
+		s.Callbacks = []spec.Callback{{ID: "main", Events: []spec.Event{spec.EventCreate, spec.EventUpdate, spec.EventDelete}}}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 10*time.Second, func() error { return called(h, "main", 1) })
+	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
+		_ = unstructured.SetNestedField(w.Object, int64(2), "spec", "size")
+	})
+	eventually(t, 10*time.Second, func() error { return called(h, "main", 2) }) // create, the update's first try
+	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "example", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitWidgetGone(t, ns, "example")
+	var attempts []int
+	for _, r := range h.calls("main") {
+		if r.Event == callbacks.EventDelete {
+			attempts = append(attempts, r.Attempt)
+		}
+	}
+	if len(attempts) != 2 || attempts[0] != 1 || attempts[1] != 2 {
+		t.Errorf("delete calls' attempts = %v, want [1 2]: a delivery of its own", attempts)
+	}
+}

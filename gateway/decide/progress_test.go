@@ -1,0 +1,80 @@
+package decide
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
+)
+
+// A callback's retry record belongs to the event whose call failed: a
+// callback that handles several events starts each one's delivery afresh,
+// not in the backoff (or at the attempt count) of another event's.
+func TestRetryRecordsCountOnlyForTheirOwnEvent(t *testing.T) {
+	op := &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
+			{ID: "main", Events: []spec.Event{spec.EventCreate, spec.EventUpdate, spec.EventDelete}},
+		}},
+	}
+	deleting := object(3, nil)
+	deleting.SetDeletionTimestamp(&metav1.Time{Time: now})
+	backingOffFor := func(event string) *state.Progress {
+		return &state.Progress{Event: event, Attempts: 2, First: now.Add(-time.Minute), Next: now.Add(time.Hour), Digest: digestOf(object(3, nil))}
+	}
+	tests := []struct {
+		name         string
+		round        *state.Round
+		progress     *state.Progress
+		wantWork     []string
+		wantRetrying bool
+	}{
+		{
+			name:     "a delete after the same callback's failing update is called at once",
+			progress: backingOffFor("update"),
+			wantWork: []string{"delete:main"},
+		},
+		{
+			name:     "a delete after its failing create is called at once",
+			round:    &state.Round{Event: "create"},
+			progress: backingOffFor("create"),
+			wantWork: []string{"delete:main"},
+		},
+		{
+			name:         "a failing delete waits out its own backoff",
+			round:        &state.Round{Event: "delete"},
+			progress:     backingOffFor("delete"),
+			wantRetrying: true,
+		},
+		{
+			name:         "a record written before events were kept counts for every event",
+			round:        &state.Round{Event: "delete"},
+			progress:     backingOffFor(""),
+			wantRetrying: true,
+		},
+		{
+			name:     "another event's permanent failure does not hold the delete back",
+			progress: &state.Progress{Event: "update", Failed: true, Attempts: 3, First: now, Digest: digestOf(object(3, nil))},
+			wantWork: []string{"delete:main"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := handled(t, object(3, nil))
+			st.Round = tt.round
+			st.Progress = map[string]*state.Progress{"main": tt.progress}
+			mem := Memory{Seen: true}
+			plan := Decide(Input{Operator: op, Object: deleting, State: st, Memory: &mem, HoldsFinalizer: true, Now: now})
+			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
+				t.Errorf("work = %v, want %v", got, tt.wantWork)
+			}
+			if got := Retrying(st.ProgressFor("main", string(spec.EventDelete)), plan.EssenceDigest); got != tt.wantRetrying {
+				t.Errorf("a delete call continues the record's attempts: %v, want %v", got, tt.wantRetrying)
+			}
+		})
+	}
+}
