@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -423,6 +424,11 @@ func classify(what string, err error) error {
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsMethodNotSupported(err),
 		apierrors.IsNotAcceptable(err), apierrors.IsUnsupportedMediaType(err), apierrors.IsRequestEntityTooLargeError(err):
 		return failure.Permanentf("ApplyRejected", "%s: %w", what, err)
+	case NamespaceTerminating(err):
+		// Temporary for a parent that stays: the namespace may be re-created
+		// once gone (NamespaceNotFound then). A deleting parent's delete
+		// round skips such a child instead (engine's applyChildren).
+		return failure.Temporaryf("NamespaceTerminating", "%s: %w", what, err)
 	case apierrors.IsForbidden(err):
 		// Usually RBAC: fixable without changing the object, so retry.
 		return failure.Temporaryf("ApplyForbidden", "%s: %w", what, err)
@@ -431,6 +437,22 @@ func classify(what string, err error) error {
 		return failure.Temporaryf("NamespaceNotFound", "%s: %w", what, err)
 	}
 	return failure.Temporaryf("ApplyFailed", "%s: %w", what, err)
+}
+
+// NamespaceTerminating says whether the API server refused to create an
+// object because its namespace is being deleted: nothing can be created
+// there again.
+func NamespaceTerminating(err error) bool {
+	var st apierrors.APIStatus
+	if !apierrors.IsForbidden(err) || !errors.As(err, &st) || st.Status().Details == nil {
+		return false
+	}
+	for _, c := range st.Status().Details.Causes {
+		if c.Type == corev1.NamespaceTerminatingCause {
+			return true
+		}
+	}
+	return false
 }
 
 // namespaceMissing says whether the API server refused a write because the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
@@ -71,4 +72,45 @@ func noDeleteConfigMapsConfig(t *testing.T) (*rest.Config, func()) {
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
 		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list", "watch"}},
 	}, 2)
+}
+
+// The parent's namespace is being deleted: the namespace controller deletes
+// the child and marks the parent deleted (done by hand here: envtest runs
+// no controllers). The delete callback answers the children it wants, as on
+// every event. The API server refuses to create anything in a terminating
+// namespace, for good: a child it refuses so during the delete round must
+// not hold the finalizer, or the parent, and with it the namespace, stays
+// Terminating for ever.
+func TestDeleteAnswerInATerminatingNamespaceLetsTheParentGo(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		return 200, map[string]any{"children": []any{configMap(ns, "kid")}}
+	})
+	startGateway(t, operatorFor(t, "nsgone", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Retry = fastRetry(200 * time.Millisecond)
+		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap"}}
+		s.Callbacks = []spec.Callback{
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
+		}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 20*time.Second, func() error { _, err := getConfigMap(t, ns, "kid"); return err })
+	ctx := context.Background()
+	if err := kube(t).CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := kube(t).CoreV1().ConfigMaps(ns).Delete(ctx, "kid", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(ctx, "example", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitWidgetGone(t, ns, "example")
+	if n := len(h.calls("cleanup")); n != 1 {
+		t.Errorf("cleanup called %d times, want once: the refused child is no failure of it", n)
+	}
+	if _, err := getConfigMap(t, ns, "kid"); !apierrors.IsNotFound(err) {
+		t.Errorf("child read: %v, want not found", err)
+	}
 }
