@@ -64,6 +64,7 @@ func (c *Controller) writeAnswer(ctx context.Context, p *pass, w decide.Work, de
 		childErr = children(&cp)
 	}()
 	p.children = cp.children
+	p.foreign = p.foreign || cp.foreign
 	switch {
 	case childErr != nil && statusErr != nil:
 		return fmt.Errorf("%w (the status was not written either: %w)", childErr, statusErr)

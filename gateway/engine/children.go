@@ -41,6 +41,9 @@ func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unst
 			p.mem.applied.forget(applied)
 			return err
 		}
+		if existing != nil && c.op.HasEvent(spec.EventSync) && !p.foreign {
+			p.foreign = c.childChangedBeyond(existing, out, child)
+		}
 		p.mem.rememberApplied(applied, sum, out.GetResourceVersion())
 		if p.children == nil {
 			p.children = children{}
@@ -51,6 +54,21 @@ func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unst
 		p.children[key][nameIn(out, p.obj)] = out
 	}
 	return nil
+}
+
+// childChangedBeyond says whether out, what applying child answered,
+// shows a change of existing, the child as the pass's handler saw it, that
+// the apply did not make (foreign.go).
+func (c *Controller) childChangedBeyond(existing, out childObject, child *unstructured.Unstructured) bool {
+	after, ok := out.(*unstructured.Unstructured)
+	if !ok || out == existing {
+		return false // kept as it was (OnDelete)
+	}
+	before, err := wholeChild(existing)
+	if err != nil {
+		return true // unreadable: call sync again rather than miss a change
+	}
+	return changedBeyond(before, after, child.Object, false)
 }
 
 // applyChild applies one child and returns what the pass keeps of it: the
@@ -166,6 +184,9 @@ func (c *Controller) patchStatus(ctx context.Context, p *pass, patch map[string]
 	}
 	if out == nil {
 		return failure.Temporaryf("ApplyFailed", "status patch returned no object")
+	}
+	if c.op.HasEvent(spec.EventSync) && !p.foreign {
+		p.foreign = changedBeyond(p.obj, out, map[string]any{"status": patch}, true)
 	}
 	c.adopt(p, out)
 	return nil

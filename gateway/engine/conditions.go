@@ -159,7 +159,7 @@ func (c *Controller) flushStatus(ctx context.Context, p *pass) error {
 	if err := c.patchStatus(ctx, p, patch, true); err != nil {
 		return err
 	}
-	if p.mem.SyncDigest == before {
+	if p.mem.SyncDigest == before && !p.foreign {
 		p.mem.SyncDigest = syncDigest(p.obj, p.children, p.related)
 	}
 	return nil

@@ -94,31 +94,6 @@ func nameIn(o metav1.Object, parent *unstructured.Unstructured) string {
 // decoded counts with its JSON.
 func syncDigest(parent *unstructured.Unstructured, observed children, related map[string]map[string]*unstructured.Unstructured) string {
 	_ = decodeChildren(observed)
-	clean := func(o *unstructured.Unstructured, own bool) map[string]any {
-		m := make(map[string]any, len(o.Object))
-		for k, v := range o.Object {
-			m[k] = v
-		}
-		meta, _ := o.Object["metadata"].(map[string]any)
-		mc := make(map[string]any, len(meta))
-		for k, v := range meta {
-			switch k {
-			case "resourceVersion", "managedFields":
-				continue
-			case "finalizers":
-				if own {
-					continue
-				}
-			case "annotations":
-				if own {
-					v = ownless(o.GetAnnotations())
-				}
-			}
-			mc[k] = v
-		}
-		m["metadata"] = mc
-		return m
-	}
 	// Maps of any all the way down, which jsonenc writes without
 	// handing them to encoding/json (the same bytes either way).
 	cleanAll := func(in map[string]map[string]*unstructured.Unstructured) map[string]any {
@@ -126,7 +101,7 @@ func syncDigest(parent *unstructured.Unstructured, observed children, related ma
 		for k, objs := range in {
 			byName := make(map[string]any, len(objs))
 			for n, o := range objs {
-				byName[n] = clean(o, false)
+				byName[n] = digestView(o, false)
 			}
 			out[k] = byName
 		}
@@ -138,7 +113,7 @@ func syncDigest(parent *unstructured.Unstructured, observed children, related ma
 		for n, o := range objs {
 			switch t := o.(type) {
 			case *unstructured.Unstructured:
-				byName[n] = clean(t, false)
+				byName[n] = digestView(t, false)
 			case *rawChild:
 				byName[n] = string(t.raw)
 			}
@@ -146,10 +121,39 @@ func syncDigest(parent *unstructured.Unstructured, observed children, related ma
 		kids[k] = byName
 	}
 	return essence.Digest(map[string]any{
-		"parent":   clean(parent, true),
+		"parent":   digestView(parent, true),
 		"children": kids,
 		"related":  cleanAll(related),
 	})
+}
+
+// digestView is o as the sync digest sees it: without what changes on
+// every write (resourceVersion, managedFields) and, for the parent (own),
+// without the gateway's own finalizers and annotations. A shallow copy.
+func digestView(o *unstructured.Unstructured, own bool) map[string]any {
+	m := make(map[string]any, len(o.Object))
+	for k, v := range o.Object {
+		m[k] = v
+	}
+	meta, _ := o.Object["metadata"].(map[string]any)
+	mc := make(map[string]any, len(meta))
+	for k, v := range meta {
+		switch k {
+		case "resourceVersion", "managedFields":
+			continue
+		case "finalizers":
+			if own {
+				continue
+			}
+		case "annotations":
+			if own {
+				v = ownless(o.GetAnnotations())
+			}
+		}
+		mc[k] = v
+	}
+	m["metadata"] = mc
+	return m
 }
 
 func ownless(in map[string]string) map[string]string {

@@ -386,7 +386,11 @@ func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, 
 	if w.Event == spec.EventSync {
 		// What we just wrote is ours: the sync digest is taken after it, so
 		// our own writes never trigger the next sync.
-		p.mem.SyncDigest, p.mem.SyncedAt = syncDigest(p.obj, p.children, p.related), p.now
+		digest := syncDigest(p.obj, p.children, p.related)
+		if p.foreign {
+			digest = p.seenDigest // what someone else changed meanwhile calls sync again
+		}
+		p.mem.SyncDigest, p.mem.SyncedAt = digest, p.now
 	}
 	return nil
 }

@@ -140,6 +140,10 @@ type pass struct {
 	plainStatus bool
 	// lastWork: the work item running is the pass's last (written.go).
 	lastWork bool
+	// seenDigest is the sync digest of what the pass read, as handlers see
+	// it; foreign: a write answered a change none of them saw (foreign.go).
+	seenDigest string
+	foreign    bool
 }
 
 func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, error) {
@@ -196,6 +200,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	if c.op.HasEvent(spec.EventSync) {
 		// Only sync reads it, and it marshals every observed object.
 		digest = syncDigest(p.obj, p.children, p.related)
+		p.seenDigest = digest
 	}
 	p.plan = decide.Decide(decide.Input{
 		Operator: c.op, Object: p.obj, State: p.st, Memory: &mem.Memory,

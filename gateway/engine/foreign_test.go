@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func TestChangedBeyondTellsOthersChangesFromTheWritesOwn(t *testing.T) {
+	obj := func(edit func(m map[string]any)) *unstructured.Unstructured {
+		m := map[string]any{
+			"apiVersion": "v1", "kind": "Thing",
+			"metadata": map[string]any{"name": "a", "resourceVersion": "1", "generation": int64(1),
+				"annotations": map[string]any{"team": "x"}},
+			"spec":   map[string]any{"size": int64(1), "ports": []any{map[string]any{"port": int64(80)}}, "mode": "fast"},
+			"status": map[string]any{"message": "old", "phase": "Ready"},
+		}
+		if edit != nil {
+			edit(m)
+		}
+		return &unstructured.Unstructured{Object: m}
+	}
+	meta := func(m map[string]any) map[string]any { return m["metadata"].(map[string]any) }
+	spec := func(m map[string]any) map[string]any { return m["spec"].(map[string]any) }
+	status := func(m map[string]any) map[string]any { return m["status"].(map[string]any) }
+	applied := map[string]any{"metadata": map[string]any{"name": "a"}, "spec": map[string]any{"size": int64(3), "ports": []any{}}}
+	for _, tt := range []struct {
+		name  string
+		after func(m map[string]any)
+		wrote map[string]any
+		own   bool
+		want  bool
+	}{
+		{"the status the write set", func(m map[string]any) {
+			status(m)["message"] = "new"
+			meta(m)["resourceVersion"] = "2"
+		}, map[string]any{"status": map[string]any{"message": "new"}}, true, false},
+		{"the spec edited by someone else", func(m map[string]any) {
+			spec(m)["size"] = int64(3)
+			meta(m)["generation"] = int64(2)
+		}, map[string]any{"status": map[string]any{"message": "new"}}, true, true},
+		{"a status field the write did not set", func(m map[string]any) { status(m)["phase"] = "Failed" },
+			map[string]any{"status": map[string]any{"message": "new"}}, true, true},
+		{"the gateway's own annotation on the parent", func(m map[string]any) {
+			meta(m)["annotations"] = map[string]any{"team": "x", "opgate.dev/state.op": "{}"}
+		}, map[string]any{"status": map[string]any{}}, true, false},
+		{"a child's applied fields, its list whole, and the generation they move", func(m map[string]any) {
+			spec(m)["size"] = int64(3)
+			spec(m)["ports"] = []any{map[string]any{"port": int64(80), "protocol": "TCP"}}
+			meta(m)["generation"] = int64(2)
+		}, applied, false, false},
+		{"a child annotated by someone else", func(m map[string]any) {
+			meta(m)["annotations"] = map[string]any{"team": "x", "touched": "yes"}
+		}, applied, false, true},
+		{"a child's field the apply does not set", func(m map[string]any) { spec(m)["mode"] = "slow" }, applied, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := changedBeyond(obj(nil), obj(tt.after), tt.wrote, tt.own); got != tt.want {
+				t.Errorf("changedBeyond = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
