@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opgate/opgate/gateway/call"
+	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/metrics"
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -49,22 +50,7 @@ func secret(name string, data map[string]string) *corev1.Secret {
 // until the test ends.
 func credentialsFor(t *testing.T, kube *fake.Clientset, auth *spec.AuthSpec) (*credentials, *Controller) {
 	t.Helper()
-	caller, err := call.New(call.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &Controller{
-		Deps: Deps{Kube: kube, Caller: caller, Clock: time.Now, Recorder: record.NewFakeRecorder(100),
-			SecretPollInterval: 20 * time.Millisecond},
-		op: &spec.WebhookOperator{
-			ObjectMeta: metav1.ObjectMeta{Name: "op", UID: "op-uid"},
-			Spec: spec.OperatorSpec{
-				Handler:   spec.HandlerSpec{URL: "https://handler.example", Auth: auth},
-				Callbacks: []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}, {ID: "cleanup", Events: []spec.Event{spec.EventDelete}}},
-			},
-		},
-		log: slog.New(slog.DiscardHandler),
-	}
+	c := credentialsController(t, kube, auth)
 	cr, err := newCredentials(context.Background(), c)
 	if err != nil {
 		t.Fatalf("newCredentials: %v", err)
@@ -81,6 +67,28 @@ func credentialsFor(t *testing.T, kube *fake.Clientset, auth *spec.AuthSpec) (*c
 		<-done
 	})
 	return cr, c
+}
+
+// credentialsController is the controller of an operator whose handler has
+// auth, its credentials not yet built.
+func credentialsController(t *testing.T, kube *fake.Clientset, auth *spec.AuthSpec) *Controller {
+	t.Helper()
+	caller, err := call.New(call.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Controller{
+		Deps: Deps{Kube: kube, Caller: caller, Clock: time.Now, Recorder: record.NewFakeRecorder(100),
+			SecretPollInterval: 20 * time.Millisecond},
+		op: &spec.WebhookOperator{
+			ObjectMeta: metav1.ObjectMeta{Name: "op", UID: "op-uid"},
+			Spec: spec.OperatorSpec{
+				Handler:   spec.HandlerSpec{URL: "https://handler.example", Auth: auth},
+				Callbacks: []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}, {ID: "cleanup", Events: []spec.Event{spec.EventDelete}}},
+			},
+		},
+		log: slog.New(slog.DiscardHandler),
+	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -273,5 +281,113 @@ func TestCredentialsRefuseAWhsecSecretThatIsNotBase64(t *testing.T) {
 	}
 	if got := string(cr.get("create").HMACSecret); got != good {
 		t.Errorf("HMAC secret after the bad rotation = %q, want the last good one", got)
+	}
+}
+
+// allAuth references every Secret-held credential kind: an HMAC key, a
+// bearer token and a client certificate.
+var allAuth = &spec.AuthSpec{
+	HMACSecretRef:        &spec.SecretKeyRef{Namespace: testNS, Name: "hmac", Key: "key"},
+	BearerTokenSecretRef: &spec.SecretKeyRef{Namespace: testNS, Name: "token", Key: "token"},
+	ClientCertSecretRef:  &spec.SecretRef{Namespace: testNS, Name: "client"},
+}
+
+// goodSecrets returns the Secrets of allAuth, each holding its material.
+func goodSecrets(cert, key []byte) map[string]*corev1.Secret {
+	return map[string]*corev1.Secret{
+		"hmac":   secret("hmac", map[string]string{"key": "good-key"}),
+		"token":  secret("token", map[string]string{"token": "good-token"}),
+		"client": secret("client", map[string]string{corev1.TLSCertKey: string(cert), corev1.TLSPrivateKeyKey: string(key)}),
+	}
+}
+
+// secretsWithoutMaterial are Secrets of allAuth that lost their material:
+// each would otherwise send calls without the credential, or with a blank
+// one. want is the problem, naming the Secret and its key.
+func secretsWithoutMaterial(cert, key []byte) []struct {
+	name string
+	bad  *corev1.Secret
+	want string
+} {
+	return []struct {
+		name string
+		bad  *corev1.Secret
+		want string
+	}{
+		{"client certificate and key under other keys",
+			secret("client", map[string]string{"cert.pem": string(cert), "key.pem": string(key)}),
+			`Secret handlers/client has no key "tls.crt"`},
+		{"client certificate without its key",
+			secret("client", map[string]string{corev1.TLSCertKey: string(cert)}),
+			`Secret handlers/client has no key "tls.key"`},
+		{"client key without its certificate",
+			secret("client", map[string]string{corev1.TLSPrivateKeyKey: string(key)}),
+			`Secret handlers/client has no key "tls.crt"`},
+		{"empty client certificate",
+			secret("client", map[string]string{corev1.TLSCertKey: "", corev1.TLSPrivateKeyKey: string(key)}),
+			`Secret handlers/client key "tls.crt" is empty`},
+		{"empty bearer token",
+			secret("token", map[string]string{"token": ""}),
+			`Secret handlers/token key "token" is empty`},
+		{"bearer token of whitespace",
+			secret("token", map[string]string{"token": " \n"}),
+			`Secret handlers/token key "token" is empty`},
+		{"empty HMAC key",
+			secret("hmac", map[string]string{"key": ""}),
+			`Secret handlers/hmac key "key" is empty`},
+		{"HMAC key of whitespace",
+			secret("hmac", map[string]string{"key": "\n"}),
+			`Secret handlers/hmac key "key" is empty`},
+	}
+}
+
+func TestCredentialsKeepLastGoodMaterialWhenARotationLeavesItMissingOrEmpty(t *testing.T) {
+	cert, key := testClientCert(t)
+	for _, tt := range secretsWithoutMaterial(cert, key) {
+		t.Run(tt.name, func(t *testing.T) {
+			kube := fake.NewClientset()
+			for _, s := range goodSecrets(cert, key) {
+				if _, err := kube.CoreV1().Secrets(testNS).Create(context.Background(), s, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cr, c := credentialsFor(t, kube, allAuth)
+			before := cr.get("create")
+
+			writeSecret(t, kube, tt.bad)
+			waitFor(t, "the rotation is reported or changes the endpoint", func() bool {
+				return c.lastProblem() != "" || !sameEndpoint(cr.get("create"), before)
+			})
+			if ep := cr.get("create"); !sameEndpoint(ep, before) {
+				t.Errorf("endpoint changed: HMAC key %q, bearer token %q, %d client certificates; want the last good material kept",
+					ep.HMACSecret, ep.BearerToken, len(ep.TLS.Certificates))
+			}
+			if p := c.lastProblem(); !strings.Contains(p, tt.want) {
+				t.Errorf("problem = %q, want %q", p, tt.want)
+			}
+		})
+	}
+}
+
+func TestCredentialsRefuseAtStartASecretWithoutItsMaterial(t *testing.T) {
+	cert, key := testClientCert(t)
+	for _, tt := range secretsWithoutMaterial(cert, key) {
+		t.Run(tt.name, func(t *testing.T) {
+			secrets := goodSecrets(cert, key)
+			secrets[tt.bad.Name] = tt.bad
+			kube := fake.NewClientset(secrets["hmac"], secrets["token"], secrets["client"])
+			cr, err := newCredentials(context.Background(), credentialsController(t, kube, allAuth))
+			if err == nil {
+				ep := cr.get("create")
+				t.Fatalf("started with HMAC key %q, bearer token %q, %d client certificates; want %s",
+					ep.HMACSecret, ep.BearerToken, len(ep.TLS.Certificates), tt.want)
+			}
+			if f := failure.As(err); f.Reason != reasonSecretUnreadable || f.Class != failure.Temporary {
+				t.Errorf("failure %s %s, want temporary %s (the operator waits for a fixed Secret)", f.Class, f.Reason, reasonSecretUnreadable)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %q, want %q", err, tt.want)
+			}
+		})
 	}
 }

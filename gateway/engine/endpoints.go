@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -21,7 +22,7 @@ type endpoint = call.Endpoint
 
 // reasonSecretUnreadable is the failure reason, the operator's Ready reason
 // at start and the problem reason later, of a referenced Secret that cannot
-// be read or lacks its key.
+// be read, lacks its key or holds an empty one.
 const reasonSecretUnreadable = "SecretUnreadable"
 
 // secretGetter returns a referenced Secret: from the API server at start,
@@ -97,11 +98,19 @@ func tlsFor(ctx context.Context, a *spec.AuthSpec, get secretGetter, tlsConfigs 
 		}
 	}
 	if ref := a.ClientCertSecretRef; ref != nil {
-		s, err := get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name})
+		nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+		s, err := get(ctx, nn)
 		if err != nil {
 			return nil, err
 		}
-		cert, key = s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
+		// Both are required: without them TLSConfig would build a
+		// configuration that presents no client certificate at all.
+		if cert, err = secretValue(s, nn, corev1.TLSCertKey); err != nil {
+			return nil, err
+		}
+		if key, err = secretValue(s, nn, corev1.TLSPrivateKeyKey); err != nil {
+			return nil, err
+		}
 	}
 	digest := tlsDigest(ca, cert, key)
 	if cfg, ok := tlsConfigs[digest]; ok {
@@ -114,7 +123,8 @@ func tlsFor(ctx context.Context, a *spec.AuthSpec, get secretGetter, tlsConfigs 
 		}
 		// The Secret may be mid-rotation: a fixed Secret cures it.
 		ref := a.ClientCertSecretRef
-		return nil, failure.Temporaryf(reasonSecretUnreadable, "Secret %s/%s: %w", ref.Namespace, ref.Name, err)
+		return nil, failure.Temporaryf(reasonSecretUnreadable, "Secret %s/%s keys %q and %q: %w",
+			ref.Namespace, ref.Name, corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
 	}
 	tlsConfigs[digest] = cfg
 	return cfg, nil
@@ -131,13 +141,25 @@ func tlsDigest(parts ...[]byte) string {
 }
 
 func secretKey(ctx context.Context, get secretGetter, ref *spec.SecretKeyRef) ([]byte, error) {
-	s, err := get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name})
+	nn := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+	s, err := get(ctx, nn)
 	if err != nil {
 		return nil, err
 	}
-	v, ok := s.Data[ref.Key]
+	return secretValue(s, nn, ref.Key)
+}
+
+// secretValue returns the value of key in the Secret s, named ref. An empty
+// or whitespace-only value (an unset $TOKEN in --from-literal=token=$TOKEN)
+// is refused like a missing key: used, calls would go without the
+// credential; refused, the last good material stays in use and is reported.
+func secretValue(s *corev1.Secret, ref types.NamespacedName, key string) ([]byte, error) {
+	v, ok := s.Data[key]
 	if !ok {
-		return nil, failure.Temporaryf(reasonSecretUnreadable, "Secret %s/%s has no key %q", ref.Namespace, ref.Name, ref.Key)
+		return nil, failure.Temporaryf(reasonSecretUnreadable, "Secret %s has no key %q", ref, key)
+	}
+	if len(bytes.TrimSpace(v)) == 0 {
+		return nil, failure.Temporaryf(reasonSecretUnreadable, "Secret %s key %q is empty", ref, key)
 	}
 	return v, nil
 }
