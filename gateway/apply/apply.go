@@ -116,8 +116,8 @@ func (a *Applier) ApplyChild(ctx context.Context, child *unstructured.Unstructur
 		return existing.DeepCopy(), nil
 	}
 	out, err := res.Apply(ctx, child.GetName(), child, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
-	if err != nil && strategy == spec.UpdateRecreate && apierrors.IsInvalid(err) && existing != nil {
-		// An immutable field changed: Recreate replaces the object.
+	if err != nil && strategy == spec.UpdateRecreate && existing != nil && immutableChange(err) {
+		// Only a change no update may make: Recreate replaces the object.
 		if derr := deleteForRecreate(ctx, res, child, existing); derr != nil {
 			return nil, derr
 		}
@@ -150,8 +150,8 @@ func (a *Applier) ApplyChildMeta(ctx context.Context, child *unstructured.Unstru
 		}
 	}
 	out, err := a.patchMeta(ctx, t, types.ApplyPatchType, body, true, "")
-	if err != nil && strategy == spec.UpdateRecreate && apierrors.IsInvalid(err) && existing != nil {
-		// An immutable field changed: Recreate replaces the object.
+	if err != nil && strategy == spec.UpdateRecreate && existing != nil && immutableChange(err) {
+		// Only a change no update may make: Recreate replaces the object.
 		if derr := deleteForRecreate(ctx, a.resourceFor(t.mapping, t.namespace), child, existing); derr != nil {
 			return nil, derr
 		}

@@ -2,12 +2,15 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 
@@ -53,4 +56,49 @@ func deleteForRecreate(ctx context.Context, res dynamic.ResourceInterface, child
 		return failure.Temporaryf("ChildRecreating", "%s is being deleted to be re-created and is not gone after %s (finalizers %v): %w", describe(child), recreateWait, finalizers, err)
 	}
 	return nil
+}
+
+// immutableChange says whether the API server refused a write as invalid
+// only for changing what no update may change, so that deleting the object
+// and creating it anew can succeed. Any other cause (a value invalid in
+// itself, which a create would refuse as well), a cause of no field error
+// type (an admission policy's denial) or no cause at all keeps the object.
+func immutableChange(err error) bool {
+	var st apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &st) {
+		return false
+	}
+	d := st.Status().Details
+	if d == nil || len(d.Causes) == 0 {
+		return false
+	}
+	for _, c := range d.Causes {
+		if !refusesChange(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// refusesChange says whether one cause refuses a change rather than a value:
+//   - field.Invalid whose detail ends "is immutable": "field is immutable"
+//     (validation.FieldImmutableErrorMsg) from ValidateImmutableField (a
+//     Job's template, a Deployment's selector), or "Value is immutable", the
+//     documented message of a CRD's transition rule self == oldSelf. Its
+//     message leads with the new value, which may read anything, so only
+//     its end counts.
+//   - field.Forbidden saying the field is immutable (a ConfigMap or Secret
+//     with immutable set, a PersistentVolumeClaim's spec) or that updates
+//     may not change it (a Pod's spec but its images, a StatefulSet's spec
+//     but its updatable fields). Its message carries no value, but a Pod's
+//     carries a diff after its first line.
+func refusesChange(c metav1.StatusCause) bool {
+	switch string(c.Type) {
+	case string(field.ErrorTypeInvalid):
+		return strings.HasSuffix(c.Message, " is immutable")
+	case string(field.ErrorTypeForbidden):
+		detail, _, _ := strings.Cut(c.Message, "\n")
+		return strings.Contains(detail, "immutable") || strings.Contains(detail, "updates")
+	}
+	return false
 }

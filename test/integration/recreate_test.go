@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,4 +99,67 @@ func TestRecreateReplacesJobWithBackgroundPropagation(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRecreateKeepsTheChildWhenTheAnswerIsInvalidInItself: Recreate replaces
+// a child only for a change no update may make. An answer the API server
+// would refuse on create as well (a negative backoffLimit) is refused with
+// the running Job left in place, also when the answer changes the Job's
+// immutable template too: deleting it could only leave no Job at all.
+func TestRecreateKeepsTheChildWhenTheAnswerIsInvalidInItself(t *testing.T) {
+	for _, tt := range []struct {
+		name, operator, image string
+	}{
+		{"only an invalid value", "recreate-invalid", "busybox:1"},
+		{"an invalid value and a changed template", "recreate-invalid-template", "busybox:2"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			h := newHandler(t, func(req callbacks.Request) (int, any) {
+				size, _, _ := unstructured.NestedInt64(req.Object.Object, "spec", "size")
+				if size < 2 {
+					return 200, map[string]any{"children": []any{job("work", "busybox:1")}}
+				}
+				j := job("work", tt.image)
+				_ = unstructured.SetNestedField(j, int64(-1), "spec", "backoffLimit")
+				return 200, map[string]any{"children": []any{j}}
+			})
+			startGateway(t, operatorFor(t, tt.operator, ns, h.URL, func(s *spec.OperatorSpec) {
+				s.Children = []spec.ChildSpec{{APIVersion: "batch/v1", Kind: "Job", UpdateStrategy: spec.UpdateRecreate}}
+				s.Callbacks = []spec.Callback{
+					{ID: "create", Events: []spec.Event{spec.EventCreate}},
+					{ID: "update", Events: []spec.Event{spec.EventUpdate}},
+				}
+			}))
+			createWidget(t, ns, "example", 1)
+			var uid types.UID
+			eventually(t, 20*time.Second, func() error {
+				j, err := kube(t).BatchV1().Jobs(ns).Get(context.Background(), "work", metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				uid = j.UID
+				return nil
+			})
+			updateWidget(t, ns, "example", setSize(2))
+			// The refusal is reported once the pass is over, after any
+			// delete it made.
+			eventually(t, 20*time.Second, func() error {
+				for _, e := range events(t, ns, "example") {
+					if e.Type == "Warning" && e.Reason == "ApplyRejected" && strings.Contains(e.Message, "spec.backoffLimit") {
+						return nil
+					}
+				}
+				return fmt.Errorf("no Warning ApplyRejected event naming spec.backoffLimit on %s/example", ns)
+			})
+			eventually(t, 10*time.Second, func() error { return stateSettled(t, ns, "example", tt.operator) })
+			j, err := kube(t).BatchV1().Jobs(ns).Get(context.Background(), "work", metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("the running Job is gone for an answer the API server refused: %v", err)
+			}
+			if j.UID != uid || j.DeletionTimestamp != nil {
+				t.Fatalf("the running Job was replaced or is being deleted (uid %s, was %s; deletionTimestamp %v)", j.UID, uid, j.DeletionTimestamp)
+			}
+		})
+	}
 }
