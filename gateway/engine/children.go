@@ -85,6 +85,15 @@ func (c *Controller) applyChild(ctx context.Context, p *pass, child *unstructure
 	var prev *unstructured.Unstructured // what Recreate reads: the UID
 	if existing != nil {
 		prev = metaOnly(existing)
+	} else if strategy == spec.UpdateRecreate {
+		// Not this parent's yet: a predecessor's or nobody's, which the
+		// answer adopts (refuseForeignChildren let it through), and which
+		// Recreate replaces as it would one of its own.
+		if ch, ok := c.childSpec(child); ok {
+			if cached, ok := ch.getChild(objectKey(child)); ok {
+				prev = metaOnly(cached)
+			}
+		}
 	}
 	if c.childrenReadLater(p) {
 		out, err := c.applier.ApplyChild(ctx, child, strategy, prev)

@@ -163,3 +163,51 @@ func TestRecreateKeepsTheChildWhenTheAnswerIsInvalidInItself(t *testing.T) {
 		})
 	}
 }
+
+// A parent deleted with --cascade=orphan (its Job's ownerReference removed,
+// as the garbage collector does then) and created again with a changed
+// spec adopts its predecessor's Job by answering it (docs/contract.md).
+// With updateStrategy Recreate and an immutable field changed, adopting
+// means replacing it, as for a child the parent already owns.
+func TestRecreateReplacesAnOrphanedChildTheAnswerAdopts(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		size, _, _ := unstructured.NestedInt64(req.Object.Object, "spec", "size")
+		return 200, map[string]any{"children": []any{job("work", fmt.Sprintf("busybox:%d", size))}}
+	})
+	startGateway(t, operatorFor(t, "recreate-adopt", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Children = []spec.ChildSpec{{APIVersion: "batch/v1", Kind: "Job", UpdateStrategy: spec.UpdateRecreate}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+	}))
+	createWidget(t, ns, "example", 1)
+	ctx := context.Background()
+	eventually(t, 20*time.Second, func() error {
+		_, err := kube(t).BatchV1().Jobs(ns).Get(ctx, "work", metav1.GetOptions{})
+		return err
+	})
+	if _, err := kube(t).BatchV1().Jobs(ns).Patch(ctx, "work", types.MergePatchType, []byte(`{"metadata":{"ownerReferences":null}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(ctx, "example", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitWidgetGone(t, ns, "example")
+	createWidget(t, ns, "example", 2)
+	eventually(t, 30*time.Second, func() error {
+		j, err := kube(t).BatchV1().Jobs(ns).Get(ctx, "work", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if got := j.Spec.Template.Spec.Containers[0].Image; got != "busybox:2" {
+			var reasons []string
+			for _, e := range events(t, ns, "example") {
+				reasons = append(reasons, e.Reason+": "+e.Message)
+			}
+			return fmt.Errorf("Job runs %s, want busybox:2; events: %v", got, reasons)
+		}
+		if len(j.OwnerReferences) != 1 || j.OwnerReferences[0].Name != "example" {
+			return fmt.Errorf("Job owned by %v, want the new parent", j.OwnerReferences)
+		}
+		return nil
+	})
+}
