@@ -149,10 +149,11 @@ func (c *Controller) pruneChildren(ctx context.Context, p *pass, desired []*unst
 func (c *Controller) checkStatus(p *pass, patch map[string]any) (map[string]any, error) {
 	// Read in place: Check copies what it merges.
 	current, _ := p.obj.Object["status"].(map[string]any)
-	if c.status == nil {
+	checker := c.status.current()
+	if checker == nil {
 		return patch, nil
 	}
-	merged, pruned, err := c.status.Check(current, patch)
+	merged, pruned, err := checker.Check(current, patch)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +177,8 @@ func (c *Controller) writeStatus(ctx context.Context, p *pass, w decide.Work, pa
 // patchStatus merge-patches the status and adopts the result: only its
 // metadata unless readLater (a later step of the pass reads the status).
 func (c *Controller) patchStatus(ctx context.Context, p *pass, patch map[string]any, readLater bool) error {
-	subresource := c.status == nil || c.status.HasStatusSubresource()
+	checker := c.status.current()
+	subresource := checker == nil || checker.HasStatusSubresource()
 	if !readLater {
 		m, err := c.applier.PatchStatusMeta(ctx, p.obj, patch, subresource)
 		c.countApply("status", err)

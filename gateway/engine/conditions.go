@@ -282,7 +282,7 @@ const ReasonStatusSubresourceMissing = "StatusSubresourceMissing"
 // observedGeneration would make it stale again: a write loop. Such an
 // operator touches no object until the CRD gains the subresource.
 func (c *Controller) conditionsRefused() string {
-	if !c.ownsConditions() || c.status == nil || c.status.HasStatusSubresource() {
+	if checker := c.status.current(); !c.ownsConditions() || checker == nil || checker.HasStatusSubresource() {
 		return ""
 	}
 	return fmt.Sprintf("status.conditions: true needs the status subresource, which version %s of the CRD %s lacks "+

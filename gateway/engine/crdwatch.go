@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/tools/cache"
 
@@ -18,24 +19,37 @@ import (
 // the CRD's spec changes, so that status checks follow a CRD upgrade
 // without a restart. Safe for concurrent use.
 type statusSchema struct {
-	version    string // the watched version of the CRD
-	checker    atomic.Pointer[check.StatusChecker]
-	generation atomic.Int64 // of the CRD the checker was built from
+	version string                      // the watched version of the CRD
+	built   atomic.Pointer[builtSchema] // nil while the CRD is unknown
 }
 
-// Check is check.StatusChecker.Check with the current schema.
-func (s *statusSchema) Check(current, patch map[string]any) (map[string]any, []string, error) {
-	return s.checker.Load().Check(current, patch)
+// builtSchema is a checker and the CRD it was built from. A CRD deleted
+// and created again starts at generation 1 again: only its UID tells it
+// from the old one.
+type builtSchema struct {
+	checker    *check.StatusChecker
+	uid        types.UID
+	generation int64
 }
 
-// HasStatusSubresource is check.StatusChecker.HasStatusSubresource with the
-// current CRD.
-func (s *statusSchema) HasStatusSubresource() bool { return s.checker.Load().HasStatusSubresource() }
+// current is the checker of the CRD as last seen; nil for a kind without
+// CRD (s nil) or while the CRD is unknown (deleted, or not seen yet).
+// Without one, statuses are written unchecked, to the status subresource.
+func (s *statusSchema) current() *check.StatusChecker {
+	if s == nil {
+		return nil
+	}
+	if b := s.built.Load(); b != nil {
+		return b.checker
+	}
+	return nil
+}
 
-// update rebuilds the checker from u, a CRD, unless it was built from u's
-// generation already. It keeps the previous checker when u cannot be used.
+// update rebuilds the checker from u, a CRD, unless it was built from u
+// (same UID and generation) already. It keeps the previous checker when u
+// cannot be used.
 func (s *statusSchema) update(u *unstructured.Unstructured) (changed bool, err error) {
-	if s.checker.Load() != nil && s.generation.Load() == u.GetGeneration() {
+	if b := s.built.Load(); b != nil && b.uid == u.GetUID() && b.generation == u.GetGeneration() {
 		return false, nil
 	}
 	var crd apiextensionsv1.CustomResourceDefinition
@@ -46,10 +60,13 @@ func (s *statusSchema) update(u *unstructured.Unstructured) (changed bool, err e
 	if err != nil {
 		return false, err
 	}
-	s.checker.Store(checker)
-	s.generation.Store(u.GetGeneration())
+	s.built.Store(&builtSchema{checker: checker, uid: u.GetUID(), generation: u.GetGeneration()})
 	return true, nil
 }
+
+// forget makes the CRD unknown (it was deleted) until the next one is seen,
+// and says whether it was known.
+func (s *statusSchema) forget() bool { return s.built.Swap(nil) != nil }
 
 // crdName is the name of the parent's CRD: plural.group.
 func (c *Controller) crdName() string {
@@ -97,9 +114,21 @@ func (c *Controller) watchCRD() {
 			}
 		}
 	}
+	// Its objects went with it; a CRD created again under its name is
+	// another one, perhaps of other versions, scope or subresources.
+	forget := func(any) {
+		if !c.status.forget() {
+			return
+		}
+		c.Mapper.Reset()
+		c.applier.Unpin()
+		c.log.Warn("the CRD of the watched kind was deleted: its objects with it; waiting for it to be created again", "crd", name)
+		c.notifyChanged()
+	}
 	if _, err := c.crdInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    refresh,
 		UpdateFunc: func(_, n any) { refresh(n) },
+		DeleteFunc: forget,
 	}); err != nil {
 		utilruntime.HandleError(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,4 +124,124 @@ func TestWatchedCRDDeletedAndRecreatedLosesNoChange(t *testing.T) {
 	createAll("after")
 	_, took := run.chk.AssertEventually(t, 60*time.Second)
 	t.Logf("CRD re-created: invariants hold %s after it (%s after the last change)", since(recreated), took.Round(100*time.Millisecond))
+}
+
+// boltCRD is the Bolt CRD of group, with or without the status
+// subresource; its status keeps whatever it is given.
+func boltCRD(t *testing.T, group string, subresource bool) *unstructured.Unstructured {
+	t.Helper()
+	sub := ""
+	if subresource {
+		sub = "      subresources: {status: {}}\n"
+	}
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(`
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: bolts.`+group+`}
+spec:
+  group: `+group+`
+  names: {kind: Bolt, plural: bolts, singular: bolt, listKind: BoltList}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+`+sub+`      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: {type: object, properties: {size: {type: integer}}}
+            status: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`), &u.Object); err != nil {
+		t.Fatalf("test CRD: %v", err)
+	}
+	return u
+}
+
+// A CRD deleted and created again starts at generation 1 again, as the old
+// one may have been: the gateway must still take it for the new CRD it is.
+// Here the new one has the status subresource the old one lacked, so the
+// status is written there (merge-patched into the object, the API server
+// would drop it), and status.conditions, refused on the old one, runs.
+func TestRecreatedCRDIsTakenForANewOne(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		conditions  bool
+		readyBefore string // on the CRD without the status subresource
+	}{
+		{"handler status", false, "True/Running"},
+		{"conditions", true, "False/StatusSubresourceMissing"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			group := strings.ToLower(strings.ReplaceAll(tt.name, " ", "")) + ".recreate.opgate.dev"
+			crdName := "bolts." + group
+			bolts := dyn(t).Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "bolts"})
+			crds := dyn(t).Resource(crdGVR)
+			if _, err := crds.Create(ctx, boltCRD(t, group, false), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = crds.Delete(ctx, crdName, metav1.DeleteOptions{}) })
+			ns := newNamespace(t)
+			h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "ready"}}))
+			startGateway(t)
+			name := "bolts-" + strings.ReplaceAll(tt.name, " ", "-")
+			createOperatorObject(t, fmt.Sprintf(`
+apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata: {name: %s}
+spec:
+  watch: {apiVersion: %s/v1, kind: Bolt, namespaces: [%s]}
+  handler: {url: %q}
+  status: {conditions: %v}
+  callbacks: [{id: create, events: [create]}]
+`, name, group, ns, h.URL, tt.conditions))
+			waitReady(t, name, tt.readyBefore)
+			create := func(obj string) {
+				t.Helper()
+				eventually(t, 30*time.Second, func() error { // the new CRD may not be served yet
+					b := &unstructured.Unstructured{Object: map[string]any{"apiVersion": group + "/v1", "kind": "Bolt",
+						"metadata": map[string]any{"name": obj, "namespace": ns}, "spec": map[string]any{"size": int64(1)}}}
+					_, err := bolts.Namespace(ns).Create(ctx, b, metav1.CreateOptions{})
+					if apierrors.IsAlreadyExists(err) {
+						return nil
+					}
+					return err
+				})
+			}
+			handled := func(obj string) func() error {
+				return func() error {
+					o, err := bolts.Namespace(ns).Get(ctx, obj, metav1.GetOptions{})
+					if err != nil {
+						return err
+					}
+					if msg, _, _ := unstructured.NestedString(o.Object, "status", "message"); msg != "ready" {
+						return fmt.Errorf("%s: status %v, want the handler's message; operator Ready = %s", obj, o.Object["status"], readyCondition(t, name))
+					}
+					return nil
+				}
+			}
+			if !tt.conditions {
+				create("before")
+				eventually(t, 30*time.Second, handled("before"))
+			}
+
+			if err := crds.Delete(ctx, crdName, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 60*time.Second, func() error {
+				if _, err := crds.Get(ctx, crdName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+					return fmt.Errorf("CRD still there (err %v)", err)
+				}
+				return nil
+			})
+			if _, err := crds.Create(ctx, boltCRD(t, group, true), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			create("after")
+			eventually(t, 60*time.Second, handled("after"))
+			waitReady(t, name, "True/Running")
+		})
+	}
 }
