@@ -12,8 +12,8 @@ import (
 // Health says whether the controller handles objects, for the Ready
 // condition and /readyz: ready means its caches synced and its workers
 // run, and no list or watch of its kinds fails now. Otherwise reason is
-// CacheNotSynced, or Forbidden or WatchFailed with the API server's
-// message. Safe to call from any goroutine.
+// CacheNotSynced, or Forbidden, KindNotFound or WatchFailed with the API
+// server's message (see watchFailure). Safe to call from any goroutine.
 func (c *Controller) Health() (ready bool, reason, message string) {
 	if what, err, failing := c.health.failing(); failing {
 		reason, message = watchFailure(what, err)
@@ -37,11 +37,10 @@ func (c *Controller) Health() (ready bool, reason, message string) {
 // lastError, once per distinct failure — and clears it when the watch
 // works again: the Ready condition alone is easy to miss.
 func (c *Controller) noteWatchHealth(reason, msg string) {
-	if reason == spec.ReasonForbidden || reason == spec.ReasonWatchFailed {
+	switch reason {
+	case spec.ReasonForbidden, spec.ReasonKindNotFound, spec.ReasonWatchFailed:
 		c.reportProblem(watchProblemKey, reason, msg)
-		return
-	}
-	if reason == spec.ReasonRunning {
+	case spec.ReasonRunning:
 		c.reportProblem(watchProblemKey, "", "")
 	}
 }

@@ -129,7 +129,10 @@ func TestWatchFailureCarriesTheAPIServersWords(t *testing.T) {
 		wantText   string
 	}{
 		{"RBAC", apierrors.NewForbidden(deployments, "", errors.New(`User "gw" cannot list resource "deployments"`)), spec.ReasonForbidden, `cannot list resource "deployments"`},
-		{"resource missing", apierrors.NewNotFound(deployments, ""), spec.ReasonWatchFailed, "not found"},
+		// Its CRD deleted: the registration's own fault, as when it
+		// starts so (docs/operations.md).
+		{"resource missing", apierrors.NewNotFound(deployments, ""), spec.ReasonKindNotFound, "not found"},
+		{"server failing", apierrors.NewInternalError(errors.New("etcd cluster is unavailable")), spec.ReasonWatchFailed, "etcd cluster is unavailable"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			reason, msg := watchFailure("deployments.apps in namespace shop", tt.err)

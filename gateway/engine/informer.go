@@ -159,11 +159,17 @@ func rereads(err error) bool {
 }
 
 // watchFailure turns a failing informer into a Ready reason and message
-// that carries the API server's own words.
+// that carries the API server's own words. A resource the API server does
+// not serve (its CRD deleted) is KindNotFound, as when the operator starts
+// so: the registration's fault, not the gateway's (gatewaySide).
 func watchFailure(what string, err error) (reason, message string) {
-	reason = spec.ReasonWatchFailed
-	if apierrors.IsForbidden(err) {
+	switch {
+	case apierrors.IsForbidden(err):
 		reason = spec.ReasonForbidden
+	case apierrors.IsNotFound(err):
+		reason = spec.ReasonKindNotFound
+	default:
+		reason = spec.ReasonWatchFailed
 	}
 	return reason, fmt.Sprintf("cannot list and watch %s (retrying with backoff): %v", what, err)
 }

@@ -240,3 +240,76 @@ spec:
 		return nil
 	})
 }
+
+// An operator whose CRD is deleted at runtime is KindNotFound, as one
+// started without it is: its registration's own fault, which leaves the
+// gateway in service (docs/operations.md), and it runs again by itself
+// once the CRD is back.
+func TestDeletedCRDOfOneOperatorLeavesTheGatewayReady(t *testing.T) {
+	ctx := context.Background()
+	const crdName = "nuts.gone.opgate.dev"
+	crd := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(`
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: `+crdName+`}
+spec:
+  group: gone.opgate.dev
+  names: {kind: Nut, plural: nuts, singular: nut, listKind: NutList}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`), &crd.Object); err != nil {
+		t.Fatal(err)
+	}
+	crds := dyn(t).Resource(crdGVR)
+	if _, err := crds.Create(ctx, crd.DeepCopy(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = crds.Delete(ctx, crdName, metav1.DeleteOptions{}) })
+	ns := newNamespace(t)
+	h := newHandler(t, ok(nil))
+	gw := runGateway(t, cfg, runner.Options{})
+	createOperatorObject(t, fmt.Sprintf(`
+apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata: {name: nuts}
+spec:
+  watch: {apiVersion: gone.opgate.dev/v1, kind: Nut, namespaces: [%s]}
+  handler: {url: %q}
+  callbacks: [{id: create, events: [create]}]
+`, ns, h.URL))
+	waitReady(t, "nuts", "True/Running")
+	eventually(t, 20*time.Second, gw.Ready)
+
+	if err := crds.Delete(ctx, crdName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if c := readyCondition(t, "nuts"); !strings.HasPrefix(c, "False/") {
+			return fmt.Errorf("Ready = %s, want False once the CRD is gone", c)
+		}
+		return nil
+	})
+	const apiServerSays = "the server could not find the requested resource"
+	if c := readyCondition(t, "nuts"); !strings.HasPrefix(c, "False/KindNotFound") || !strings.Contains(c, apiServerSays) {
+		t.Errorf("Ready = %s, want False/KindNotFound with the API server's %q", c, apiServerSays)
+	}
+	if err := gw.Ready(); err != nil {
+		t.Errorf("the gateway is out of service because one operator's CRD was deleted: %v", err)
+	}
+
+	if _, err := crds.Create(ctx, crd.DeepCopy(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if c := readyCondition(t, "nuts"); !strings.HasPrefix(c, "True/Running") {
+			return fmt.Errorf("Ready = %s, want True/Running once the CRD is back", c)
+		}
+		return nil
+	})
+}
