@@ -174,7 +174,7 @@ type Controller struct {
 	parent       *watched
 	children     []childKind
 	related      []relatedKind
-	status       *statusSchema // nil when the parent is not a custom resource
+	status       *statusSchema // nil for a built-in parent kind
 	endpoints    *credentials  // kept current as their Secrets change
 	problems     problems
 	queue        workqueue.TypedRateLimitingInterface[string]

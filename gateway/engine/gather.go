@@ -11,7 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/opgate/opgate/gateway/apply"
 	"github.com/opgate/opgate/gateway/failure"
 )
 
@@ -24,7 +26,7 @@ func (c *Controller) loadStatusChecker(ctx context.Context) (*statusSchema, erro
 	gvr := c.parent.mapping.Resource
 	u, err := c.Dynamic.Resource(crdResource).Get(ctx, c.crdName(), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil, nil
+		return c.schemaWithoutCRD()
 	}
 	if err != nil {
 		return nil, failure.Temporaryf("CRDUnreadable", "read the CRD of %s: %w", gvr, err)
@@ -34,6 +36,25 @@ func (c *Controller) loadStatusChecker(ctx context.Context) (*statusSchema, erro
 		return nil, err
 	}
 	return s, nil
+}
+
+// schemaWithoutCRD is the status schema of a parent kind whose CRD is not
+// found: none for a built-in kind. Another kind may be a custom one whose
+// CRD was deleted since the REST mapper cached it; run without a schema,
+// it would never be checked, even once the CRD is back. So it is
+// KindNotFound, and retried, once discovery asked afresh no longer serves
+// it. One still served (an aggregated API, or discovery a moment behind a
+// deletion) gets a schema unknown until its CRD appears (watchCRD).
+func (c *Controller) schemaWithoutCRD() (*statusSchema, error) {
+	m := c.parent.mapping
+	if scheme.Scheme.Recognizes(m.GroupVersionKind) {
+		return nil, nil
+	}
+	c.Mapper.Reset()
+	if _, err := apply.Mapping(c.Mapper, m.GroupVersionKind.GroupVersion().String(), m.GroupVersionKind.Kind); err != nil {
+		return nil, fmt.Errorf("no CRD %s: %w", c.crdName(), err)
+	}
+	return &statusSchema{version: m.Resource.Version}, nil
 }
 
 // kindKey names a kind in request maps: "apps/v1/Deployment", "v1/Pod".
