@@ -69,6 +69,10 @@ type Deps struct {
 	// (see secretguard.go). Empty allows every namespace: `gateway run`
 	// always sets it.
 	SecretNamespace string
+	// ChildOwners finds children of the gateway's other operators; the
+	// Manager (the Registry's too) sets it to its running controllers
+	// when nil. nil: only the operator's own children are seen.
+	ChildOwners ChildOwners
 }
 
 // DefaultReconcileTimeout is Deps.ReconcileTimeout when it is not set.

@@ -33,6 +33,7 @@ type Manager struct {
 	onStatus func(name string, st OperatorState)
 	record   KindRecord // nil: nothing is remembered across restarts
 	sweeper  sweeper
+	peers    peers // the running controllers, for Deps.ChildOwners
 
 	mu        sync.Mutex
 	running   map[string]*runningOperator
@@ -74,6 +75,9 @@ func NewManager(deps Deps, onStatus func(name string, st OperatorState), record 
 	m := &Manager{deps: deps, log: deps.Logger, onStatus: onStatus, record: record,
 		running: map[string]*runningOperator{}, releasing: map[string][]schema.GroupKind{}}
 	m.sweeper = sweeper{deps: &m.deps, applier: deps.applier()}
+	if m.deps.ChildOwners == nil {
+		m.deps.ChildOwners = &m.peers
+	}
 	return m, nil
 }
 
@@ -169,6 +173,8 @@ func (m *Manager) runOperator(ctx context.Context, op *spec.WebhookOperator, pre
 	r.mu.Lock()
 	r.controller = c
 	r.mu.Unlock()
+	m.peers.add(c)
+	defer m.peers.remove(c)
 
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()

@@ -24,7 +24,7 @@ const (
 )
 
 // ReasonChildOwnedElsewhere: an answer names a child another existing
-// parent of the same operator owns.
+// parent owns, of the same operator or of another one of the gateway.
 const ReasonChildOwnedElsewhere = "ChildOwnedElsewhere"
 
 // ownerUID is the UID of the parent a child belongs to: its controller's,
@@ -188,9 +188,10 @@ func (c *Controller) deleteChildrenByLabel(ctx context.Context, p *pass) error {
 }
 
 // refuseForeignChildren refuses an answer naming a child that belongs to
-// another parent of this operator that still exists: applying it would
-// silently move it (one field manager applies for every parent), and the
-// two parents would take it from each other on every sync. It is a
+// another parent that still exists, of this operator or (ChildOwners) of
+// another one of the gateway: applying it would silently move it (one field
+// manager applies for every parent and operator), and the two parents
+// would take it from each other on every sync. It is a
 // temporary failure: the other parent may be on its way out (deleted, and
 // re-created with the same name), and its children with it. A child of a
 // parent that is gone is adopted.
@@ -203,6 +204,13 @@ func (c *Controller) refuseForeignChildren(p *pass, desired []*unstructured.Unst
 		}
 		existing, ok := ch.getChild(objectKey(child))
 		if !ok {
+			// Not ours: another operator's cache may hold it.
+			if c.ChildOwners == nil {
+				continue
+			}
+			if op, other, ok := c.ChildOwners.ChildOwner(c.op.Name, ch.mapping.GroupVersionKind.GroupKind(), objectKey(child)); ok {
+				problems = append(problems, fmt.Sprintf("children[%d] %s %s belongs to %s %s of operator %s", i, child.GetKind(), objectKey(child), other.GetKind(), keyOf(other), op))
+			}
 			continue
 		}
 		owner := ownerUID(existing)

@@ -1,0 +1,81 @@
+package engine
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// ChildOwners tells a controller which other operator of the gateway owns
+// a child: each operator's child cache holds only its own (its
+// opgate.dev/operator label), and every operator applies as the same field
+// manager, so without asking, one operator's apply would silently take
+// another's child.
+type ChildOwners interface {
+	// ChildOwner returns the operator other than self whose cache holds
+	// the child of kind gk under informer key key, and the parent of that
+	// operator that owns it, when that parent still exists.
+	ChildOwner(self string, gk schema.GroupKind, key string) (operator string, parent *unstructured.Unstructured, ok bool)
+}
+
+// peers are the gateway's running controllers, an immutable snapshot
+// replaced whole when one starts or stops. Workers read it without a lock:
+// the manager holds its own while it stops a controller and waits for its
+// workers, which may be in ChildOwner.
+type peers struct {
+	mu  sync.Mutex // orders the writers only
+	cur atomic.Pointer[[]*Controller]
+}
+
+func (ps *peers) add(c *Controller) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	var next []*Controller
+	if cur := ps.cur.Load(); cur != nil {
+		next = slices.Clone(*cur)
+	}
+	next = append(next, c)
+	ps.cur.Store(&next)
+}
+
+func (ps *peers) remove(c *Controller) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if cur := ps.cur.Load(); cur != nil {
+		next := slices.DeleteFunc(slices.Clone(*cur), func(o *Controller) bool { return o == c })
+		ps.cur.Store(&next)
+	}
+}
+
+// ChildOwner reads the other controllers' informer caches, which are safe
+// to read concurrently; a controller whose caches are still filling may
+// miss a child.
+func (ps *peers) ChildOwner(self string, gk schema.GroupKind, key string) (string, *unstructured.Unstructured, bool) {
+	cur := ps.cur.Load()
+	if cur == nil {
+		return "", nil, false
+	}
+	for _, c := range *cur {
+		if c.op.Name == self {
+			continue
+		}
+		for _, ch := range c.children {
+			if ch.mapping.GroupVersionKind.GroupKind() != gk {
+				continue
+			}
+			existing, ok := ch.getChild(key)
+			if !ok {
+				continue
+			}
+			if owner := ownerUID(existing); owner != "" {
+				if parent, ok := c.parentByUID(owner); ok {
+					return c.op.Name, parent, true
+				}
+			}
+		}
+	}
+	return "", nil, false
+}

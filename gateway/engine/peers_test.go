@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// peerController is a controller of operator name with ConfigMap children
+// whose caches hold parents and children (never started).
+func peerController(t *testing.T, name string, parents, children []*unstructured.Unstructured) *Controller {
+	t.Helper()
+	inf := func(indexers cache.Indexers, objs []*unstructured.Unstructured) map[string]cache.SharedIndexInformer {
+		i := cache.NewSharedIndexInformer(&cache.ListWatch{}, &unstructured.Unstructured{}, 0, indexers)
+		for _, o := range objs {
+			if err := i.GetIndexer().Add(o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return map[string]cache.SharedIndexInformer{"": i}
+	}
+	cm := &meta.RESTMapping{GroupVersionKind: schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}}
+	return &Controller{
+		op:       &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: name}},
+		parent:   &watched{informers: inf(cache.Indexers{uidIndex: indexByUID}, parents)},
+		children: []childKind{{watched: &watched{mapping: cm, informers: inf(cache.Indexers{}, children)}}},
+	}
+}
+
+func testObject(kind, ns, name, uid string, owner *unstructured.Unstructured) *unstructured.Unstructured {
+	o := &unstructured.Unstructured{}
+	o.SetAPIVersion("v1")
+	o.SetKind(kind)
+	o.SetNamespace(ns)
+	o.SetName(name)
+	o.SetUID(types.UID(uid))
+	if owner != nil {
+		yes := true
+		o.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: owner.GetAPIVersion(), Kind: owner.GetKind(), Name: owner.GetName(), UID: owner.GetUID(), Controller: &yes}})
+	}
+	return o
+}
+
+// TestChildOwnerFindsAnotherOperatorsChildOfAnExistingParent: the lookup
+// names the other operator and its parent only while that parent exists,
+// never the asking operator itself, never another kind, and no longer once
+// the other operator stopped.
+func TestChildOwnerFindsAnotherOperatorsChildOfAnExistingParent(t *testing.T) {
+	a := testObject("Widget", "ns", "a", "uid-a", nil)
+	gone := testObject("Widget", "ns", "gone", "uid-gone", nil)
+	x := peerController(t, "x", []*unstructured.Unstructured{a}, []*unstructured.Unstructured{
+		testObject("ConfigMap", "ns", "shared", "cm-1", a),
+		testObject("ConfigMap", "ns", "orphan", "cm-2", gone),
+	})
+	y := peerController(t, "y", nil, nil)
+	var ps peers
+	ps.add(x)
+	ps.add(y)
+	cm := schema.GroupKind{Kind: "ConfigMap"}
+
+	op, parent, ok := ps.ChildOwner("y", cm, "ns/shared")
+	if !ok || op != "x" || parent.GetUID() != a.GetUID() {
+		t.Errorf("ChildOwner(y, ns/shared) = %q, %v, %v; want operator x, parent ns/a", op, parent, ok)
+	}
+	if op, _, ok := ps.ChildOwner("y", cm, "ns/orphan"); ok {
+		t.Errorf("a child whose parent is gone is owned by operator %q, want nobody's (adoptable)", op)
+	}
+	if op, _, ok := ps.ChildOwner("x", cm, "ns/shared"); ok {
+		t.Errorf("operator x asking found its own child as operator %q's", op)
+	}
+	if op, _, ok := ps.ChildOwner("y", schema.GroupKind{Group: "apps", Kind: "ConfigMap"}, "ns/shared"); ok {
+		t.Errorf("a child of another kind found as operator %q's", op)
+	}
+	ps.remove(x)
+	if op, _, ok := ps.ChildOwner("y", cm, "ns/shared"); ok {
+		t.Errorf("a stopped operator's child found as operator %q's", op)
+	}
+}
