@@ -227,15 +227,7 @@ spec:
 				eventually(t, 30*time.Second, handled("before"))
 			}
 
-			if err := crds.Delete(ctx, crdName, metav1.DeleteOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, 60*time.Second, func() error {
-				if _, err := crds.Get(ctx, crdName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-					return fmt.Errorf("CRD still there (err %v)", err)
-				}
-				return nil
-			})
+			deleteCRD(t, crdName)
 			if _, err := crds.Create(ctx, boltCRD(t, group, true), metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -244,4 +236,55 @@ spec:
 			waitReady(t, name, "True/Running")
 		})
 	}
+}
+
+// plainCRD is a namespaced CRD of group/kind (plural: kind in lower case
+// plus "s") whose one version, v1, keeps any field; no subresources.
+func plainCRD(t *testing.T, group, kind string) *unstructured.Unstructured {
+	t.Helper()
+	plural := strings.ToLower(kind) + "s"
+	crd := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(fmt.Sprintf(`
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: %[1]s.%[2]s}
+spec:
+  group: %[2]s
+  names: {kind: %[3]s, plural: %[1]s, singular: %[4]s, listKind: %[3]sList}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`, plural, group, kind, strings.ToLower(kind))), &crd.Object); err != nil {
+		t.Fatal(err)
+	}
+	return crd
+}
+
+// createCRD creates crd and deletes it when the test ends.
+func createCRD(t *testing.T, crd *unstructured.Unstructured) {
+	t.Helper()
+	crds := dyn(t).Resource(crdGVR)
+	if _, err := crds.Create(context.Background(), crd.DeepCopy(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = crds.Delete(context.Background(), crd.GetName(), metav1.DeleteOptions{}) })
+}
+
+// deleteCRD deletes the CRD name and waits until it is gone.
+func deleteCRD(t *testing.T, name string) {
+	t.Helper()
+	crds := dyn(t).Resource(crdGVR)
+	if err := crds.Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if _, err := crds.Get(context.Background(), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("CRD %s still there (err %v)", name, err)
+		}
+		return nil
+	})
 }

@@ -246,31 +246,8 @@ spec:
 // gateway in service (docs/operations.md), and it runs again by itself
 // once the CRD is back.
 func TestDeletedCRDOfOneOperatorLeavesTheGatewayReady(t *testing.T) {
-	ctx := context.Background()
-	const crdName = "nuts.gone.opgate.dev"
-	crd := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal([]byte(`
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: `+crdName+`}
-spec:
-  group: gone.opgate.dev
-  names: {kind: Nut, plural: nuts, singular: nut, listKind: NutList}
-  scope: Namespaced
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-`), &crd.Object); err != nil {
-		t.Fatal(err)
-	}
-	crds := dyn(t).Resource(crdGVR)
-	if _, err := crds.Create(ctx, crd.DeepCopy(), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = crds.Delete(ctx, crdName, metav1.DeleteOptions{}) })
+	crd := plainCRD(t, "gone.opgate.dev", "Nut")
+	createCRD(t, crd)
 	ns := newNamespace(t)
 	h := newHandler(t, ok(nil))
 	gw := runGateway(t, cfg, runner.Options{})
@@ -286,9 +263,7 @@ spec:
 	waitReady(t, "nuts", "True/Running")
 	eventually(t, 20*time.Second, gw.Ready)
 
-	if err := crds.Delete(ctx, crdName, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	deleteCRD(t, crd.GetName())
 	eventually(t, 60*time.Second, func() error {
 		if c := readyCondition(t, "nuts"); !strings.HasPrefix(c, "False/") {
 			return fmt.Errorf("Ready = %s, want False once the CRD is gone", c)
@@ -303,9 +278,7 @@ spec:
 		t.Errorf("the gateway is out of service because one operator's CRD was deleted: %v", err)
 	}
 
-	if _, err := crds.Create(ctx, crd.DeepCopy(), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createCRD(t, crd)
 	eventually(t, 60*time.Second, func() error {
 		if c := readyCondition(t, "nuts"); !strings.HasPrefix(c, "True/Running") {
 			return fmt.Errorf("Ready = %s, want True/Running once the CRD is back", c)

@@ -261,31 +261,8 @@ func TestManyObjectsInParallelStayWithinMaxInFlight(t *testing.T) {
 // good. Once the CRD is back, without the status subresource, the
 // operator's status.conditions is refused, as on any such CRD.
 func TestOperatorStartedWhileItsCRDIsGoneWaitsForIt(t *testing.T) {
-	ctx := context.Background()
-	const crdName = "washers.stale.opgate.dev"
-	crd := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal([]byte(`
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: `+crdName+`}
-spec:
-  group: stale.opgate.dev
-  names: {kind: Washer, plural: washers, singular: washer, listKind: WasherList}
-  scope: Namespaced
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-`), &crd.Object); err != nil {
-		t.Fatal(err)
-	}
-	crds := dyn(t).Resource(crdGVR)
-	if _, err := crds.Create(ctx, crd.DeepCopy(), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = crds.Delete(ctx, crdName, metav1.DeleteOptions{}) })
+	crd := plainCRD(t, "stale.opgate.dev", "Washer")
+	createCRD(t, crd)
 	ns := newNamespace(t)
 	h := newHandler(t, ok(nil))
 	startGateway(t)
@@ -301,15 +278,7 @@ spec:
 `, ns, h.URL))
 	waitReady(t, "washer-reader", "True/Running")
 
-	if err := crds.Delete(ctx, crdName, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 60*time.Second, func() error {
-		if _, err := crds.Get(ctx, crdName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("CRD still there (err %v)", err)
-		}
-		return nil
-	})
+	deleteCRD(t, crd.GetName())
 	createOperatorObject(t, fmt.Sprintf(`
 apiVersion: opgate.dev/v1alpha1
 kind: WebhookOperator
@@ -322,9 +291,7 @@ spec:
 `, ns, h.URL))
 	waitReady(t, "washers", "False/KindNotFound")
 
-	if _, err := crds.Create(ctx, crd.DeepCopy(), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createCRD(t, crd)
 	eventually(t, 60*time.Second, func() error {
 		if c := readyCondition(t, "washers"); !strings.HasPrefix(c, "False/StatusSubresourceMissing") {
 			return fmt.Errorf("Ready = %s, want False/StatusSubresourceMissing: the CRD back lacks the status subresource", c)
