@@ -11,10 +11,10 @@ import (
 	"github.com/opgate/opgate/gateway/state"
 )
 
-// A callback's retry record belongs to the event whose call failed: a
-// callback that handles several events starts each one's delivery afresh,
-// not in the backoff (or at the attempt count) of another event's.
-func TestRetryRecordsCountOnlyForTheirOwnEvent(t *testing.T) {
+// A callback's delete keeps its own retry record: it starts afresh, not in
+// the backoff (or at the attempt count) of the same callback's failing
+// update or create, and a failing delete waits out its own.
+func TestADeleteKeepsItsOwnRetryRecord(t *testing.T) {
 	op := &spec.WebhookOperator{
 		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
 		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
@@ -74,6 +74,30 @@ func TestRetryRecordsCountOnlyForTheirOwnEvent(t *testing.T) {
 			}
 			if got := Retrying(st.ProgressFor("main", string(spec.EventDelete)), plan.EssenceDigest); got != tt.wantRetrying {
 				t.Errorf("a delete call continues the record's attempts: %v, want %v", got, tt.wantRetrying)
+			}
+		})
+	}
+}
+
+// Events other than delete share a callback's retry record, as they always
+// did: a callback handling update and timer (or sync) whose handler is down
+// waits out one backoff for both, rather than each failure of one event
+// letting the other run at once, as attempt 1 (a hot loop of calls).
+func TestEventsBeforeDeletionShareTheirCallbacksBackoff(t *testing.T) {
+	op := &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
+			{ID: "main", Events: []spec.Event{spec.EventUpdate, spec.EventTimer, spec.EventSync}, Interval: dur(time.Minute)},
+		}},
+	}
+	for _, event := range []string{"update", "timer", "sync"} {
+		t.Run("after a failing "+event, func(t *testing.T) {
+			st := handled(t, object(3, nil))
+			st.Progress = map[string]*state.Progress{"main": {Event: event, Attempts: 1, First: now, Next: now.Add(time.Hour), Digest: digestOf(object(3, nil))}}
+			mem := Memory{Seen: true, SyncDigest: "old", TimerNext: map[string]time.Time{"main": now.Add(-time.Second)}}
+			plan := Decide(Input{Operator: op, Object: object(3, nil), State: st, Memory: &mem, SyncDigest: "new", HoldsFinalizer: true, Now: now})
+			if got := workIDs(plan); len(got) != 0 {
+				t.Errorf("work = %v, want none before the backoff ends", got)
 			}
 		})
 	}

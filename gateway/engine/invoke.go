@@ -116,7 +116,7 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 		c.Metrics.EventLatency.WithLabelValues(c.op.Name, string(w.Event)).Observe(c.Clock().Sub(p.mem.ChangedAt).Seconds())
 	}
 	if p.st.ProgressFor(id, string(w.Event)) != nil {
-		p.st.Clear(id) // another event's retries (a timer's success amid an update's) go on
+		p.st.Clear(id) // not a record the delete event keeps apart (state.Progress.Event)
 	}
 	switch w.Event {
 	case spec.EventTimer:

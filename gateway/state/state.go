@@ -87,10 +87,14 @@ type Progress struct {
 	// Reason is the failure's reason (HandlerError, InvalidResponse, ...),
 	// as in its Warning Event and the parent's Reconciled condition.
 	Reason string `json:"c,omitempty"`
-	// Event is the event whose call failed. A callback may handle several:
-	// a delete must not wait out (or count its attempts on from) the
-	// backoff of an update that failed at the same essence. Empty in
-	// records written before it was kept: they count for every event.
+	// Event is the event whose call failed. The delete event starts its
+	// own retries: a callback handling update and delete must not begin its
+	// delete in the update's backoff, at its attempt count (one failed
+	// delete could be the last of maxAttempts and hold the finalizer). The
+	// other events share one record, so that a handler that is down makes
+	// them wait out one backoff together rather than each failure of one
+	// letting the other run at once. Empty in records written before it was
+	// kept: they count for every event.
 	Event string `json:"v,omitempty"`
 }
 
@@ -242,15 +246,19 @@ func (s *State) ProgressOf(id string) *Progress {
 	return p
 }
 
-// ProgressFor returns the progress of callback id's calls for event, nil
-// when there is none or it records another event's call.
+// ProgressFor returns the progress of callback id's calls for event: nil
+// when there is none, or when one of the delete event and the recorded
+// event is the other's (see Progress.Event).
 func (s *State) ProgressFor(id, event string) *Progress {
 	p := s.Progress[id]
-	if p == nil || p.Event != "" && p.Event != event {
+	if p == nil || p.Event != "" && p.Event != event && (p.Event == deleteEvent || event == deleteEvent) {
 		return nil
 	}
 	return p
 }
+
+// deleteEvent is spec.EventDelete, which this package does not import.
+const deleteEvent = "delete"
 
 // Clear forgets the progress of callback id.
 func (s *State) Clear(id string) {
