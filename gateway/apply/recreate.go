@@ -80,25 +80,42 @@ func immutableChange(err error) bool {
 	return true
 }
 
-// refusesChange says whether one cause refuses a change rather than a value:
-//   - field.Invalid whose detail ends "is immutable": "field is immutable"
-//     (validation.FieldImmutableErrorMsg) from ValidateImmutableField (a
-//     Job's template, a Deployment's selector), or "Value is immutable", the
-//     documented message of a CRD's transition rule self == oldSelf. Its
-//     message leads with the new value, which may read anything, so only
-//     its end counts.
-//   - field.Forbidden saying the field is immutable (a ConfigMap or Secret
-//     with immutable set, a PersistentVolumeClaim's spec) or that updates
-//     may not change it (a Pod's spec but its images, a StatefulSet's spec
-//     but its updatable fields). Its message carries no value, but a Pod's
-//     carries a diff after its first line.
+// refusesChange says whether one cause refuses a change rather than a value,
+// as kube-apiserver v1.32 words it:
+//   - field.Invalid whose message ends with a detail that refuses a change:
+//     "field is immutable" (validation.FieldImmutableErrorMsg, from
+//     ValidateImmutableField: a Job's template, a Deployment's selector),
+//     "Value is immutable" (the documented message of a CRD's rule
+//     self == oldSelf), "may not change once set" (a Service's clusterIPs,
+//     ipFamilies), "cannot change roleRef" (a RoleBinding's); or a CRD
+//     transition rule's default message, "failed rule: <rule>" with a rule
+//     that reads oldSelf (only an update can break one). The message leads
+//     with the new value, which may read anything, so only its end counts.
+//   - field.Forbidden whose first line says immutable, update, change or
+//     modify (an immutable ConfigMap's data, a Pod's spec but its images, a
+//     StatefulSet's spec but its updatable fields, a PriorityClass's value).
+//     Its message carries no value, but a Pod's carries a diff after its
+//     first line.
 func refusesChange(c metav1.StatusCause) bool {
 	switch string(c.Type) {
 	case string(field.ErrorTypeInvalid):
-		return strings.HasSuffix(c.Message, " is immutable")
+		for _, end := range changeRefused {
+			if strings.HasSuffix(c.Message, end) {
+				return true
+			}
+		}
+		i := strings.LastIndex(c.Message, ": failed rule: ")
+		return i >= 0 && strings.Contains(c.Message[i:], "oldSelf")
 	case string(field.ErrorTypeForbidden):
 		detail, _, _ := strings.Cut(c.Message, "\n")
-		return strings.Contains(detail, "immutable") || strings.Contains(detail, "updates")
+		for _, word := range []string{"immutable", "update", "change", "modif"} {
+			if strings.Contains(detail, word) {
+				return true
+			}
+		}
 	}
 	return false
 }
+
+// changeRefused are the ends of field.Invalid messages that refuse a change.
+var changeRefused = []string{" is immutable", ": may not change once set", ": cannot change roleRef"}

@@ -40,6 +40,20 @@ var (
 		Message: `Invalid value: "busybox:2": Value is immutable`}
 	crdRuleImmutableObject = metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: "spec",
 		Message: "Invalid value: Value is immutable"}
+	// Wordings of kube-apiserver v1.32's source: a RoleBinding's roleRef, a
+	// Service's clusterIPs, a PriorityClass's value, and a CRD transition
+	// rule without a message of its own.
+	roleRefChanged = metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: "roleRef",
+		Message: `Invalid value: rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"Role", Name:"b"}: cannot change roleRef`}
+	clusterIPsChanged = metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: "spec.clusterIPs[0]",
+		Message: `Invalid value: []string{"10.0.0.2"}: may not change once set`}
+	priorityValueChanged = metav1.StatusCause{Type: causeForbidden, Field: "value",
+		Message: "Forbidden: may not be changed in an update."}
+	crdTransitionRule = metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: "spec.image",
+		Message: `Invalid value: "string": failed rule: self == oldSelf`}
+	// A CRD rule that is no transition rule: the value is at fault.
+	crdValueRule = metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: "spec.size",
+		Message: `Invalid value: "integer": failed rule: self < 10`}
 	// A ValidatingAdmissionPolicy's denial: 422 with one cause of no type,
 	// whatever its message says.
 	policyDenied = metav1.StatusCause{
@@ -73,6 +87,10 @@ func TestRecreateOnlyForAChangeNoUpdateMayMake(t *testing.T) {
 		{"a StatefulSet's change other than its updatable fields", invalid(statefulSetUpdateForbidden), true},
 		{"an immutable ConfigMap's changed data", invalid(configMapImmutable), true},
 		{"a custom resource's field its CRD's rule keeps", invalid(crdRuleImmutable, crdRuleImmutableObject), true},
+		{"a RoleBinding's changed roleRef", invalid(roleRefChanged), true},
+		{"a Service's changed clusterIPs", invalid(clusterIPsChanged), true},
+		{"a PriorityClass's changed value", invalid(priorityValueChanged), true},
+		{"a custom resource's field a transition rule keeps, without a message", invalid(crdTransitionRule), true},
 		{"the refusal wrapped", fmt.Errorf("apply: %w", invalid(jobTemplateImmutable)), true},
 
 		{"a Job's negative backoffLimit, invalid on create too", invalid(jobBackoffLimitNegative, jobBackoffLimitNegative), false},
@@ -83,6 +101,7 @@ func TestRecreateOnlyForAChangeNoUpdateMayMake(t *testing.T) {
 		{"a missing required value", invalid(requiredMissing), false},
 		{"a field forbidden on create as on update", invalid(forbiddenOnCreate), false},
 		{"a value that reads immutable", invalid(invalidValueNamedImmutable), false},
+		{"a custom resource's value its CRD's rule refuses", invalid(crdValueRule), false},
 		{"an admission policy's denial", invalid(policyDenied), false},
 		{"a 422 without causes", apierrors.NewInvalid(schema.GroupKind{Group: "batch", Kind: "Job"}, "work", nil), false},
 		{"not a refusal as invalid", apierrors.NewConflict(schema.GroupResource{Group: "batch", Resource: "jobs"}, "work", errors.New("field is immutable")), false},
