@@ -427,12 +427,13 @@ func classify(what string, err error) error {
 	case NamespaceTerminating(err):
 		// Temporary for a parent that stays: the namespace may be re-created
 		// once gone (NamespaceNotFound then). A deleting parent's delete
-		// round skips such a child instead (engine's applyChildren).
+		// round skips such a child instead, as one whose namespace is
+		// missing (engine's applyChildren).
 		return failure.Temporaryf("NamespaceTerminating", "%s: %w", what, err)
 	case apierrors.IsForbidden(err):
 		// Usually RBAC: fixable without changing the object, so retry.
 		return failure.Temporaryf("ApplyForbidden", "%s: %w", what, err)
-	case namespaceMissing(err):
+	case NamespaceMissing(err):
 		// A child's namespace may be created later (by someone else): retry.
 		return failure.Temporaryf("NamespaceNotFound", "%s: %w", what, err)
 	}
@@ -455,9 +456,9 @@ func NamespaceTerminating(err error) bool {
 	return false
 }
 
-// namespaceMissing says whether the API server refused a write because the
+// NamespaceMissing says whether the API server refused a write because the
 // object's namespace does not exist.
-func namespaceMissing(err error) bool {
+func NamespaceMissing(err error) bool {
 	var st apierrors.APIStatus
 	if !apierrors.IsNotFound(err) || !errors.As(err, &st) {
 		return false

@@ -29,12 +29,13 @@ func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unst
 		}
 		out, err := c.applyChild(ctx, p, child, body, decl.spec.UpdateStrategy, existing)
 		c.countApply("child", err)
-		if err != nil && p.obj.GetDeletionTimestamp() != nil && apply.NamespaceTerminating(err) {
-			// Its namespace is being deleted: the child can never be made,
-			// and failing the delete callback for it would hold the parent
-			// (and its namespace, when the parent is in it) for ever.
+		if err != nil && p.obj.GetDeletionTimestamp() != nil && (apply.NamespaceTerminating(err) || apply.NamespaceMissing(err)) {
+			// Its namespace is being deleted, or is gone: failing the
+			// delete callback for a child that cannot be made would hold
+			// the parent (and a namespace being deleted around it) until
+			// someone creates the namespace again.
 			p.mem.applied.forget(applied)
-			c.log.Info("child not created: its namespace is being deleted", "object", p.key, "child", applied, "error", err)
+			c.log.Info("child not created: its namespace is being deleted or does not exist", "object", p.key, "child", applied, "error", err)
 			continue
 		}
 		if err != nil {

@@ -114,3 +114,34 @@ func TestDeleteAnswerInATerminatingNamespaceLetsTheParentGo(t *testing.T) {
 		t.Errorf("child read: %v, want not found", err)
 	}
 }
+
+// The same when the namespace is gone already: a delete answer naming a
+// child in a namespace that does not exist (here never did) must not hold
+// the parent; which of the two a namespace being deleted gives depends only
+// on timing.
+func TestDeleteAnswerNamingAMissingNamespaceLetsTheParentGo(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		if req.Event == callbacks.EventDelete {
+			return 200, map[string]any{"children": []any{configMap(ns+"-gone", "kid")}}
+		}
+		return 200, nil
+	})
+	startGateway(t, operatorFor(t, "nsmissing", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Retry = fastRetry(200 * time.Millisecond)
+		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap", AllowCrossNamespace: true}}
+		s.Callbacks = []spec.Callback{
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
+		}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 20*time.Second, func() error { return called(h, "create", 1) })
+	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "example", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitWidgetGone(t, ns, "example")
+	if n := len(h.calls("cleanup")); n != 1 {
+		t.Errorf("cleanup called %d times, want once: the child it cannot have is no failure of it", n)
+	}
+}
