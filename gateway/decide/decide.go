@@ -306,7 +306,11 @@ func decideTimers(in Input, plan *Plan) {
 			next = in.Now.Add(cb.InitialDelay.Or(0))
 			mem.TimerNext[cb.ID] = next
 		}
-		if p := in.State.ProgressFor(cb.ID, string(spec.EventTimer)); backingOff(p, plan.EssenceDigest, in.Now) && p.Next.After(next) {
+		p := in.State.ProgressFor(cb.ID, string(spec.EventTimer))
+		if failedPermanently(p, plan.EssenceDigest) {
+			continue // until the essence changes, as every callback
+		}
+		if backingOff(p, plan.EssenceDigest, in.Now) && p.Next.After(next) {
 			next = p.Next
 		}
 		if idle := cb.Idle.Or(0); idle > 0 && mem.ChangedAt.Add(idle).After(next) {

@@ -102,3 +102,37 @@ func TestEventsBeforeDeletionShareTheirCallbacksBackoff(t *testing.T) {
 		})
 	}
 }
+
+// A timer (or a sync) that failed permanently is not called again until the
+// essence changes (docs/contract.md): before, a timer kept its due time and
+// was called on every pass, 1 ms apart.
+func TestAPermanentlyFailedTimerOrSyncWaitsForTheEssenceToChange(t *testing.T) {
+	op := &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
+			{ID: "tick", Events: []spec.Event{spec.EventTimer}, Interval: dur(time.Minute)},
+			{ID: "sync", Events: []spec.Event{spec.EventSync}},
+		}},
+	}
+	failedAt := func(size int64, event string) *state.Progress {
+		return &state.Progress{Event: event, Attempts: 1, First: now, Failed: true, Digest: digestOf(object(size, nil))}
+	}
+	for _, tt := range []struct {
+		name     string
+		size     int64
+		wantWork []string
+	}{
+		{"at the same essence", 3, nil},
+		{"once the essence changed", 4, []string{"sync:sync", "timer:tick"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := handled(t, object(3, nil))
+			st.Progress = map[string]*state.Progress{"tick": failedAt(3, "timer"), "sync": failedAt(3, "sync")}
+			mem := Memory{Seen: true, SyncDigest: "old", TimerNext: map[string]time.Time{"tick": now.Add(-time.Second)}}
+			plan := Decide(Input{Operator: op, Object: object(tt.size, nil), State: st, Memory: &mem, SyncDigest: "new", HoldsFinalizer: true, Now: now})
+			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
+				t.Errorf("work = %v, want %v", got, tt.wantWork)
+			}
+		})
+	}
+}
