@@ -279,7 +279,7 @@ func decideSync(in Input, plan *Plan) {
 			continue
 		}
 		rq, requeued := in.Memory.Requeue[cb.ID]
-		due := changed || p != nil || !in.Now.Before(in.Memory.SyncedAt.Add(resync)) ||
+		due := changed || p.For(string(spec.EventSync)) || !in.Now.Before(in.Memory.SyncedAt.Add(resync)) ||
 			(requeued && !rq.At.After(in.Now))
 		if !due {
 			plan.wakeAt(in.Memory.SyncedAt.Add(resync))

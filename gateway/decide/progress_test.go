@@ -136,3 +136,32 @@ func TestAPermanentlyFailedTimerOrSyncWaitsForTheEssenceToChange(t *testing.T) {
 		})
 	}
 }
+
+// An update's failing record does not make the same callback's sync due as
+// a retry of its own: the sync ran with every update retry before.
+func TestAnUpdatesFailureDoesNotMakeTheSyncDue(t *testing.T) {
+	op := &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
+			{ID: "main", Events: []spec.Event{spec.EventUpdate, spec.EventSync}},
+		}},
+	}
+	for _, tt := range []struct {
+		event    string
+		wantWork []string
+	}{
+		{"update", nil},
+		{"sync", []string{"sync:main"}},
+		{"", []string{"sync:main"}}, // written before events were kept
+	} {
+		t.Run("a record of "+tt.event, func(t *testing.T) {
+			st := handled(t, object(3, nil))
+			st.Progress = map[string]*state.Progress{"main": {Event: tt.event, Attempts: 2, First: now, Next: now.Add(-time.Second), Digest: digestOf(object(3, nil))}}
+			mem := Memory{Seen: true, SyncDigest: "s", SyncedAt: now}
+			plan := Decide(Input{Operator: op, Object: object(3, nil), State: st, Memory: &mem, SyncDigest: "s", HoldsFinalizer: true, Now: now})
+			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
+				t.Errorf("work = %v, want %v", got, tt.wantWork)
+			}
+		})
+	}
+}

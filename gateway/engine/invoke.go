@@ -115,8 +115,8 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 	if w.Event == spec.EventCreate || w.Event == spec.EventUpdate {
 		c.Metrics.EventLatency.WithLabelValues(c.op.Name, string(w.Event)).Observe(c.Clock().Sub(p.mem.ChangedAt).Seconds())
 	}
-	if p.st.ProgressFor(id, string(w.Event)) != nil {
-		p.st.Clear(id) // not a record the delete event keeps apart (state.Progress.Event)
+	if p.st.Progress[id].For(string(w.Event)) {
+		p.st.Clear(id) // another event's failure stays, with its backoff and attempts
 	}
 	switch w.Event {
 	case spec.EventTimer:

@@ -257,6 +257,14 @@ func (s *State) ProgressFor(id, event string) *Progress {
 	return p
 }
 
+// For reports whether p records a call of event (or is a record written
+// before events were kept): only such a record is ended by event's success,
+// or makes a sync due as a retry. Another event's failure shares its
+// backoff (ProgressFor), not its end.
+func (p *Progress) For(event string) bool {
+	return p != nil && (p.Event == "" || p.Event == event)
+}
+
 // deleteEvent is spec.EventDelete, which this package does not import.
 const deleteEvent = "delete"
 

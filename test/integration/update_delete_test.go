@@ -204,3 +204,48 @@ func TestDeleteStartsItsOwnRetriesAfterAFailingUpdateOfTheSameCallback(t *testin
 		t.Errorf("delete calls' attempts = %v, want [1 2]: a delivery of its own", attempts)
 	}
 }
+
+// One callback on update and sync; its update keeps failing while its sync
+// succeeds. The sync's success does not end the update's retries: they go
+// on with growing delays up to maxAttempts (before, each success reset the
+// update to attempt 1, which never reached maxAttempts).
+func TestASyncsSuccessDoesNotResetTheSameCallbacksFailingUpdate(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		if req.Event == callbacks.EventUpdate {
+			return 503, nil
+		}
+		return 200, nil
+	})
+	five := 5
+	startGateway(t, operatorFor(t, "shared-sync", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Retry = fastRetry(100 * time.Millisecond)
+		s.Retry.MaxAttempts = &five
+		s.Callbacks = []spec.Callback{
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "main", Events: []spec.Event{spec.EventUpdate, spec.EventSync}},
+		}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 10*time.Second, func() error { return called(h, "create", 1) })
+	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
+		_ = unstructured.SetNestedField(w.Object, int64(2), "spec", "size")
+	})
+	updates := func() (n, last int) {
+		for _, r := range h.calls("main") {
+			if r.Event == callbacks.EventUpdate {
+				n, last = n+1, r.Attempt
+			}
+		}
+		return n, last
+	}
+	eventually(t, 30*time.Second, func() error {
+		if n, last := updates(); last != five {
+			return fmt.Errorf("%d update calls, the last attempt %d, want attempt %d", n, last, five)
+		}
+		return nil
+	})
+	if n, _ := updates(); n != five {
+		t.Errorf("%d update calls up to attempt %d, want one per attempt", n, five)
+	}
+}
