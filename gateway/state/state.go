@@ -17,6 +17,7 @@ import (
 
 	"github.com/opgate/opgate/callbacks/essence"
 	"github.com/opgate/opgate/internal/jsonenc"
+	kjson "sigs.k8s.io/json"
 )
 
 // DefaultEssenceCap bounds the compressed essence kept in the annotation;
@@ -200,8 +201,11 @@ func (s *State) HandledEssence() (map[string]any, error) {
 			return nil, fmt.Errorf("decompress essence: %w", err)
 		}
 	}
+	// Integers as the object's own decoding keeps them (int64): as float64,
+	// one past 2^53 (an id, a byte count) would come back as another number,
+	// in every update's old and diff and to every when.fields filter.
 	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &out); err != nil {
 		return nil, fmt.Errorf("decode essence: %w", err)
 	}
 	return out, nil

@@ -185,3 +185,23 @@ func TestEssenceIsCompressedOnlyWhenLarge(t *testing.T) {
 		t.Errorf("a gzipped essence does not read back: %v", err)
 	}
 }
+
+// An integer past float64's 2^53 (an id, a byte count) kept in the handled
+// essence comes back as itself: as a float64 it came back as another
+// number, which every later update showed as changed in its diff.
+func TestAnIntegerPastFloatPrecisionSurvivesTheHandledEssence(t *testing.T) {
+	for _, size := range []int{1, plainEssenceMax} { // kept plain, and gzipped
+		e := map[string]any{"spec": map[string]any{"seed": int64(9007199254740993), "pad": strings.Repeat("x", size)}}
+		st := &State{}
+		if err := st.SetHandled(e, DefaultEssenceCap); err != nil {
+			t.Fatal(err)
+		}
+		old, err := st.HandledEssence()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ops := essence.Diff(old, e); len(ops) != 0 {
+			t.Errorf("essence of %d bytes: diff against itself = %+v, want none", size, ops)
+		}
+	}
+}
