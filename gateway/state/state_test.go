@@ -125,7 +125,7 @@ func TestHandledEssenceReadsEachStateItsOwn(t *testing.T) {
 	states := make([]*State, 3)
 	for i := range states {
 		states[i] = &State{}
-		if err := states[i].SetHandled(map[string]any{"spec": map[string]any{"size": float64(i)}}, DefaultEssenceCap); err != nil {
+		if err := states[i].SetHandled(map[string]any{"spec": map[string]any{"size": int64(i)}}, DefaultEssenceCap); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,7 +136,7 @@ func TestHandledEssenceReadsEachStateItsOwn(t *testing.T) {
 			if err != nil {
 				t.Fatalf("round %d, state %d: %v", round, i, err)
 			}
-			if got := e["spec"].(map[string]any)["size"]; got != float64(i) {
+			if got := e["spec"].(map[string]any)["size"]; got != int64(i) {
 				t.Errorf("round %d, state %d: read size %v", round, i, got)
 			}
 		}
