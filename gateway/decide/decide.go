@@ -125,6 +125,13 @@ func Decide(in Input) Plan {
 		// the new one as handled without them. Start over with it.
 		round = nil
 	}
+	if round != nil && round.Event == string(spec.EventUpdate) && !mem.Seen && op.HasEvent(spec.EventResume) {
+		// First seen by this process with an update round open (its
+		// callback failing when the last one stopped): resume comes first,
+		// as for any handled object, and the update round is taken up
+		// afresh after it (the essence is still not handled).
+		round = nil
+	}
 	if round == nil {
 		round = nextRound(op, st, mem, plan.EssenceDigest)
 		plan.StartRound = round

@@ -165,3 +165,46 @@ func TestAnUpdatesFailureDoesNotMakeTheSyncDue(t *testing.T) {
 		})
 	}
 }
+
+// A process that first sees a handled object with an update round open
+// (its callback was failing when the last process stopped) calls resume
+// first, as for any handled object; the update round is taken up again
+// after it. Before, the open round went on and resume was never called.
+func TestResumeComesFirstWhenAnUpdateRoundWasOpen(t *testing.T) {
+	op := &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
+			{ID: "resume", Events: []spec.Event{spec.EventResume}},
+			{ID: "resize", Events: []spec.Event{spec.EventUpdate}},
+		}},
+	}
+	open := func() *state.State {
+		st := handled(t, object(3, nil))
+		st.Round = &state.Round{Event: "update", Digest: digestOf(object(4, nil))}
+		return st
+	}
+	for _, tt := range []struct {
+		name      string
+		seen      bool
+		wantWork  []string
+		wantRound string
+	}{
+		{"first seen by this process", false, []string{"resume:resume"}, "resume"},
+		{"seen before", true, []string{"update:resize"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mem := Memory{Seen: tt.seen, SyncDigest: "s", SyncedAt: now}
+			plan := Decide(Input{Operator: op, Object: object(4, nil), State: open(), Memory: &mem, SyncDigest: "s", HoldsFinalizer: true, Now: now})
+			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
+				t.Errorf("work = %v, want %v", got, tt.wantWork)
+			}
+			gotRound := ""
+			if plan.StartRound != nil {
+				gotRound = plan.StartRound.Event
+			}
+			if gotRound != tt.wantRound {
+				t.Errorf("StartRound = %q, want %q", gotRound, tt.wantRound)
+			}
+		})
+	}
+}

@@ -143,3 +143,46 @@ func stateHandled(t *testing.T, ns, name, operator string) error {
 	}
 	return nil
 }
+
+// A gateway restarted while an update callback is retrying calls resume for
+// the handled object, then takes the update up again.
+func TestResumeIsCalledAfterARestartDuringAnOpenUpdateRound(t *testing.T) {
+	ns := newNamespace(t)
+	var healthy atomic.Bool
+	healthy.Store(true)
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		if req.Callback == "resize" && !healthy.Load() {
+			return 503, nil
+		}
+		return 200, nil
+	})
+	op := operatorFor(t, "resumer", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Retry = fastRetry(100 * time.Millisecond)
+		s.Callbacks = []spec.Callback{
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "resume", Events: []spec.Event{spec.EventResume}},
+			{ID: "resize", Events: []spec.Event{spec.EventUpdate}},
+		}
+	})
+	stop := startGateway(t, op)
+	createWidget(t, ns, "example", 1)
+	eventually(t, 10*time.Second, func() error { return stateHandled(t, ns, "example", "resumer") })
+	healthy.Store(false)
+	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
+		_ = unstructured.SetNestedField(w.Object, int64(4), "spec", "size")
+	})
+	eventually(t, 10*time.Second, func() error { return called(h, "resize", 2) })
+	stop()
+	healthy.Store(true)
+	resizes := len(h.calls("resize"))
+	startGateway(t, op)
+	eventually(t, 20*time.Second, func() error {
+		if n := len(h.calls("resume")); n != 1 {
+			return fmt.Errorf("resume called %d times after the restart, want 1", n)
+		}
+		if n := len(h.calls("resize")); n <= resizes {
+			return fmt.Errorf("the update not taken up again after resume (%d resize calls)", n)
+		}
+		return stateHandled(t, ns, "example", "resumer")
+	})
+}
