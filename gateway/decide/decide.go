@@ -4,11 +4,13 @@
 package decide
 
 import (
+	"hash/fnv"
 	"time"
 
 	"github.com/opgate/opgate/callbacks/essence"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/spec"
@@ -271,7 +273,7 @@ func decideRequeues(in Input, plan *Plan) {
 }
 
 func decideSync(in Input, plan *Plan) {
-	resync := in.Operator.Spec.ResyncPeriod.Or(10 * time.Minute)
+	resync := resyncOf(in.Operator.Spec.ResyncPeriod.Or(10*time.Minute), in.Object.GetUID())
 	changed := in.SyncDigest != in.Memory.SyncDigest
 	for _, cb := range in.Operator.CallbacksFor(spec.EventSync) {
 		if !matches(cb, in.Object, spec.EventSync, false, nil) {
@@ -297,6 +299,17 @@ func decideSync(in Input, plan *Plan) {
 		}
 		plan.Work = append(plan.Work, Work{Callback: cb, Event: spec.EventSync})
 	}
+}
+
+// resyncOf is an object's resync period: period, plus up to a tenth of it
+// by the object's uid, so that objects synced together (every one at a
+// gateway's start) spread out over the periods after, rather than all
+// calling their handlers again in the same moment. The same object keeps
+// the same period.
+func resyncOf(period time.Duration, uid types.UID) time.Duration {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(uid))
+	return period + time.Duration(float64(period/10)*float64(h.Sum32())/(1<<32))
 }
 
 func decideTimers(in Input, plan *Plan) {

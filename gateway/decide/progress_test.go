@@ -1,11 +1,13 @@
 package decide
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/opgate/opgate/gateway/spec"
 	"github.com/opgate/opgate/gateway/state"
@@ -206,5 +208,41 @@ func TestResumeComesFirstWhenAnUpdateRoundWasOpen(t *testing.T) {
 				t.Errorf("StartRound = %q, want %q", gotRound, tt.wantRound)
 			}
 		})
+	}
+}
+
+// Objects synced together (all of them at a gateway's start) are synced
+// again spread over a tenth of the resync period, each at its own steady
+// period, rather than all at once.
+func TestResyncIsSpreadByObject(t *testing.T) {
+	const period = 10 * time.Minute
+	lowest, highest := 2*period, time.Duration(0)
+	for i := range 1000 {
+		uid := types.UID(fmt.Sprintf("uid-%d", i))
+		p := resyncOf(period, uid)
+		if p < period || p >= period+period/10 {
+			t.Fatalf("resync of %s = %v, want within [%v, %v)", uid, p, period, period+period/10)
+		}
+		if again := resyncOf(period, uid); again != p {
+			t.Fatalf("resync of %s = %v, then %v: want the same", uid, p, again)
+		}
+		lowest, highest = min(lowest, p), max(highest, p)
+	}
+	if highest-lowest < period/20 {
+		t.Errorf("1000 objects' resyncs span %v, want most of %v", highest-lowest, period/10)
+	}
+}
+
+func TestSyncWakesAtTheObjectsOwnResync(t *testing.T) {
+	op := &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec:       spec.OperatorSpec{Callbacks: []spec.Callback{{ID: "sync", Events: []spec.Event{spec.EventSync}}}},
+	}
+	obj := object(3, nil)
+	obj.SetUID("uid-7")
+	mem := Memory{Seen: true, SyncDigest: "s", SyncedAt: now.Add(-10 * time.Minute)}
+	plan := Decide(Input{Operator: op, Object: obj, State: handled(t, object(3, nil)), Memory: &mem, SyncDigest: "s", HoldsFinalizer: true, Now: now})
+	if want := mem.SyncedAt.Add(resyncOf(10*time.Minute, "uid-7")); len(plan.Work) != 0 || !plan.Wake.Equal(want) {
+		t.Errorf("work %v, wake %v; want none before %v", workIDs(plan), plan.Wake, want)
 	}
 }
