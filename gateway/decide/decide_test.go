@@ -50,6 +50,14 @@ func handled(t *testing.T, obj *unstructured.Unstructured) *state.State {
 	return st
 }
 
+// startedRound is the event of the round plan starts, "" for none.
+func startedRound(plan Plan) string {
+	if plan.StartRound == nil {
+		return ""
+	}
+	return plan.StartRound.Event
+}
+
 func workIDs(p Plan) []string {
 	var ids []string
 	for _, w := range p.Work {
@@ -175,12 +183,8 @@ func TestDecide(t *testing.T) {
 			if plan.ReleaseFinalizer != tt.wantRelease {
 				t.Errorf("ReleaseFinalizer = %v, want %v", plan.ReleaseFinalizer, tt.wantRelease)
 			}
-			gotRound := ""
-			if plan.StartRound != nil {
-				gotRound = plan.StartRound.Event
-			}
-			if gotRound != tt.wantRound {
-				t.Errorf("StartRound = %q, want %q", gotRound, tt.wantRound)
+			if got := startedRound(plan); got != tt.wantRound {
+				t.Errorf("StartRound = %q, want %q", got, tt.wantRound)
 			}
 		})
 	}

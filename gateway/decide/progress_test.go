@@ -200,12 +200,8 @@ func TestResumeComesFirstWhenAnUpdateRoundWasOpen(t *testing.T) {
 			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
 				t.Errorf("work = %v, want %v", got, tt.wantWork)
 			}
-			gotRound := ""
-			if plan.StartRound != nil {
-				gotRound = plan.StartRound.Event
-			}
-			if gotRound != tt.wantRound {
-				t.Errorf("StartRound = %q, want %q", gotRound, tt.wantRound)
+			if got := startedRound(plan); got != tt.wantRound {
+				t.Errorf("StartRound = %q, want %q", got, tt.wantRound)
 			}
 		})
 	}

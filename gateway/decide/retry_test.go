@@ -83,12 +83,8 @@ func TestDecideCreateThatFailedPermanently(t *testing.T) {
 			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
 				t.Errorf("work = %v, want %v", got, tt.wantWork)
 			}
-			gotRound := ""
-			if plan.StartRound != nil {
-				gotRound = plan.StartRound.Event
-			}
-			if gotRound != tt.wantRound {
-				t.Errorf("StartRound = %q, want %q", gotRound, tt.wantRound)
+			if got := startedRound(plan); got != tt.wantRound {
+				t.Errorf("StartRound = %q, want %q", got, tt.wantRound)
 			}
 			if !slices.Equal(plan.RoundCallbacks, tt.wantWaitOn) {
 				t.Errorf("RoundCallbacks = %v, want %v", plan.RoundCallbacks, tt.wantWaitOn)
