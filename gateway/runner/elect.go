@@ -9,7 +9,10 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	typedcoordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
@@ -89,7 +92,8 @@ func leaseNamespace(getenv func(string) string, saFile string) string {
 // done. While it waits, the replica is ready (a healthy standby, so that a
 // rolling update can finish) and opgate_leader{identity} is 0; while it
 // leads, 1. Losing the Lease stops the operators and returns
-// ErrLeadershipLost.
+// ErrLeadershipLost, leaving the Lease alone. When ctx is done the operators
+// stop first, and then the Lease is released if it still names this replica.
 func (g *Gateway) RunElected(ctx context.Context, e Election) error {
 	if err := e.defaults(); err != nil {
 		return err
@@ -116,8 +120,14 @@ func (g *Gateway) RunElected(ctx context.Context, e Election) error {
 		}
 	})
 	defer stopWaiting()
+	// Not ReleaseOnCancel: client-go releases as soon as renewing stops,
+	// before the operators are told to stop, and judges whether it holds
+	// the Lease by the record it saw last: after failed renewals that is its
+	// own, though another replica may hold the Lease by then, and it would
+	// free that replica's Lease for a third. releaseLease runs instead, once
+	// the operators stopped, on a clean shutdown only.
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock: lock, ReleaseOnCancel: true, Name: e.Name,
+		Lock: lock, Name: e.Name,
 		LeaseDuration: e.LeaseDuration, RenewDeadline: e.RenewDeadline, RetryPeriod: e.RetryPeriod,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leaderCtx context.Context) {
@@ -143,15 +153,53 @@ func (g *Gateway) RunElected(ctx context.Context, e Election) error {
 	}
 	log.Info("waiting for leadership")
 	le.Run(electCtx) // returns once leadership is lost, or ctx is done and the operators stopped
-	if run.giveUp() {
-		return nil // never led: ctx is done
+	var runErr error
+	if !run.giveUp() {
+		runErr = <-run.done // the operators stopped
 	}
-	runErr := <-run.done
 	leading.Set(0)
 	if ctx.Err() == nil {
 		return errors.Join(ErrLeadershipLost, runErr)
 	}
+	// IsLeader (the record last seen names this replica) only spares a
+	// standby the request; releaseLease itself reads the Lease afresh.
+	if le.IsLeader() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.RenewDeadline)
+		defer cancel()
+		if err := releaseLease(rctx, g.deps.Kube.CoordinationV1().Leases(e.Namespace), e.Name, e.Identity); err != nil {
+			log.Warn("cannot release the Lease; a standby takes over once it runs out", "error", err)
+		}
+	}
 	return runErr
+}
+
+// releaseLease frees the Lease if it names identity, so that a standby
+// takes over at once. The update carries the resourceVersion of the read
+// that named identity: should another replica write the Lease in between,
+// it is refused, and the Lease read again.
+func releaseLease(ctx context.Context, leases typedcoordinationv1.LeaseInterface, name, identity string) error {
+	for {
+		l, err := leases.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != identity {
+			return nil
+		}
+		// Written as client-go writes a released Lease.
+		now := metav1.NewMicroTime(time.Now())
+		one := int32(1)
+		l.Spec.HolderIdentity = nil
+		l.Spec.LeaseDurationSeconds = &one
+		l.Spec.AcquireTime, l.Spec.RenewTime = &now, &now
+		_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+	}
 }
 
 // electedRun hands the result of the run under leadership from the
