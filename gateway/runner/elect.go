@@ -89,9 +89,9 @@ func leaseNamespace(getenv func(string) string, saFile string) string {
 }
 
 // RunElected runs the gateway only while it holds the Lease, until ctx is
-// done. While it waits, the replica is ready (a healthy standby, so that a
-// rolling update can finish) and opgate_leader{identity} is 0; while it
-// leads, 1. Losing the Lease stops the operators and returns
+// done. While it waits, the replica is ready as long as another replica
+// renews the Lease (a healthy standby, so that a rolling update can finish)
+// and opgate_leader{identity} is 0; while it leads, 1. Losing the Lease stops the operators and returns
 // ErrLeadershipLost, leaving the Lease alone. When ctx is done the operators
 // stop first, and then the Lease is released if it still names this replica.
 func (g *Gateway) RunElected(ctx context.Context, e Election) error {
@@ -103,11 +103,13 @@ func (g *Gateway) RunElected(ctx context.Context, e Election) error {
 	if err != nil {
 		return fmt.Errorf("leader election lock: %w", err)
 	}
+	watch := newLeaseWatch(e, time.Now)
+	lock = watchedLock{Interface: lock, w: watch}
 	log := g.opts.Logger.With("identity", e.Identity, "lease", e.Namespace+"/"+e.Name)
 	leading := g.deps.Metrics.Leader.WithLabelValues(e.Identity)
 	leading.Set(0)
-	g.electing.Store(true)
-	defer g.electing.Store(false)
+	g.standby.Store(watch)
+	defer g.standby.Store(nil)
 
 	// The election outlives ctx while the operators run, so that the Lease
 	// is released only once nothing acts under it any more.

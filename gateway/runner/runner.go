@@ -65,7 +65,7 @@ type Gateway struct {
 	opts        Options
 	broadcaster record.EventBroadcaster
 	running     atomic.Bool
-	electing    atomic.Bool // RunElected runs: a replica that does not lead is a healthy standby
+	standby     atomic.Pointer[leaseWatch] // while RunElected runs: a replica that does not lead is a standby
 
 	mu       sync.Mutex
 	notReady map[string]string // file mode: operator → why it is not running
@@ -233,11 +233,12 @@ func (g *Gateway) releaseDropped(ctx context.Context, mgr *engine.Manager, recor
 // mode the WebhookOperator CRD must be installed and every operator see its
 // objects; a registration's own faults stay on its status, so that one
 // broken registration does not take the gateway out of service. A replica
-// waiting for leadership is ready: a healthy standby.
+// waiting for leadership is ready while another replica renews the Lease: a
+// healthy standby.
 func (g *Gateway) Ready() error {
 	if !g.running.Load() {
-		if g.electing.Load() {
-			return nil
+		if w := g.standby.Load(); w != nil {
+			return w.ready()
 		}
 		return errors.New("gateway not running")
 	}

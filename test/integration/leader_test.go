@@ -319,3 +319,31 @@ func (h *leaseHistory) upToNow(t *testing.T) []string {
 	defer h.mu.Unlock()
 	return append([]string(nil), h.holders...)
 }
+
+// A replica that can never take the Lease (here its namespace does not
+// exist; RBAC or an unreachable API server do the same) is not a healthy
+// standby: no replica leads, and a rolling update must not count it ready.
+func TestLeaderElectionAStandbyThatCannotCreateTheLeaseIsNotReady(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(nil))
+	op := operatorFor(t, "nolease", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+	})
+	e := runner.Election{Namespace: ns + "-missing", Name: "opgate-test",
+		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}
+	r := startReplica(t, e, op)
+	eventually(t, 20*time.Second, func() error {
+		err := r.gw.Ready()
+		if err == nil {
+			return fmt.Errorf("ready, though it cannot create its Lease and no replica leads")
+		}
+		if msg := err.Error(); !strings.Contains(msg, e.Namespace+"/"+e.Name) || !strings.Contains(msg, "not found") {
+			return fmt.Errorf("not ready, but the reason names neither the Lease %s/%s nor the API's error: %v", e.Namespace, e.Name, err)
+		}
+		t.Logf("/readyz: %v", err)
+		return nil
+	})
+	if r.leading(t) {
+		t.Errorf("leads without a Lease")
+	}
+}
