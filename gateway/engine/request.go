@@ -10,7 +10,7 @@ import (
 // honourRequest acts on a new value of the reconcile-requested-at
 // annotation (docs/operations.md, "Debugging an object"): every backoff
 // wait ends, a callback that failed permanently but is still owed (one of
-// the open round's, or a sync) gets one more attempt, and sync and resume
+// the open round's, a sync or a timer) gets one more attempt, and sync and resume
 // callbacks, where registered, run once as if the gateway had just
 // started. The value's digest is recorded in the state, so it fires once,
 // also across restarts.
@@ -37,12 +37,14 @@ func (c *Controller) honourRequest(p *pass, value string) {
 }
 
 // owed reports whether the state still waits for cb: a callback of the open
-// round not done yet (create, or delete while deleting), or a sync.
+// round not done yet (create, or delete while deleting), a sync or a timer
+// (a timer that failed permanently is not called again until the essence
+// changes: a handler outage past maxAttempts would stop it for good).
 func owed(cb spec.Callback, p *pass, deleting bool) bool {
 	if r := p.st.Round; r != nil && cb.Handles(spec.Event(r.Event)) && !r.IsDone(cb.ID) {
 		return !deleting || r.Event == string(spec.EventDelete)
 	}
-	return !deleting && cb.Handles(spec.EventSync)
+	return !deleting && (cb.Handles(spec.EventSync) || cb.Handles(spec.EventTimer))
 }
 
 func (c *Controller) callback(id string) (spec.Callback, bool) {
