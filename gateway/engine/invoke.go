@@ -104,6 +104,33 @@ func (c *Controller) callInSlot(ctx context.Context, release func(), p *pass, w 
 	return resp, err
 }
 
+// stillOwed reports whether a call of callback id for event is still to
+// come: one of the open round not done yet, or a requeued one (create,
+// update, resume); a sync, timer or delete comes again by itself. A failure
+// record of an event no longer owed (the spec went back to what was
+// handled; a requeue a restart forgot) would count the object failing for
+// good, since only a success of that event ends it.
+func stillOwed(p *pass, id, event string) bool {
+	switch spec.Event(event) {
+	case spec.EventCreate, spec.EventUpdate, spec.EventResume:
+		if r := p.st.Round; r != nil && r.Event == event && !r.IsDone(id) {
+			return true
+		}
+		rq, ok := p.mem.Requeue[id]
+		return ok && string(rq.Event) == event
+	}
+	return true
+}
+
+// endRecord ends callback id's retry record on a success of event: a
+// record of event, or of another event no longer owed. Another event's
+// failure still owed stays, with its backoff and attempts.
+func endRecord(p *pass, id, event string) {
+	if pr := p.st.Progress[id]; pr.For(event) || pr != nil && !stillOwed(p, id, pr.Event) {
+		p.st.Clear(id)
+	}
+}
+
 // recordSuccess records a callback that succeeded and its answer was
 // applied: its retry state goes, a timer is scheduled, a round notes it.
 func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Response) {
@@ -115,9 +142,7 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 	if w.Event == spec.EventCreate || w.Event == spec.EventUpdate {
 		c.Metrics.EventLatency.WithLabelValues(c.op.Name, string(w.Event)).Observe(c.Clock().Sub(p.mem.ChangedAt).Seconds())
 	}
-	if p.st.Progress[id].For(string(w.Event)) {
-		p.st.Clear(id) // another event's failure stays, with its backoff and attempts
-	}
+	endRecord(p, id, string(w.Event))
 	switch w.Event {
 	case spec.EventTimer:
 		// requeueAfter replaces the interval for this one time.

@@ -3,6 +3,7 @@ package engine
 import (
 	"testing"
 
+	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/spec"
 	"github.com/opgate/opgate/gateway/state"
 )
@@ -34,6 +35,43 @@ func TestOwedSaysWhichPermanentlyFailedCallbacksARequestCallsAgain(t *testing.T)
 			p := &pass{st: &state.State{Round: tt.round}}
 			if got := owed(tt.cb, p, tt.deleting); got != tt.want {
 				t.Errorf("owed = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// A sync's success ends the same callback's retry record of another event
+// only once nothing owes that event's call any more: an update retried in
+// its open round, or a requeued one, goes on with its backoff and attempts;
+// one whose round ended without it (the spec reverted to what was handled)
+// or whose requeue a restart forgot no longer counts the object failing.
+func TestASuccessEndsAnotherEventsRecordOnceItsCallIsNoLongerOwed(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		event    spec.Event
+		round    *state.Round
+		requeue  spec.Event
+		wantKept bool
+	}{
+		{"the sync's own", spec.EventSync, nil, "", false},
+		{"written before events were kept", "", &state.Round{Event: "update"}, "", false},
+		{"an update retried in its open round", spec.EventUpdate, &state.Round{Event: "update"}, "", true},
+		{"an update done in its round", spec.EventUpdate, &state.Round{Event: "update", Done: []string{"main"}}, "", false},
+		{"an update whose round ended", spec.EventUpdate, nil, "", false},
+		{"a requeued update", spec.EventUpdate, nil, spec.EventUpdate, true},
+		{"a create retried in its open round", spec.EventCreate, &state.Round{Event: "create"}, "", true},
+		{"a resume whose round ended", spec.EventResume, nil, "", false},
+		{"a timer's, which comes again by itself", spec.EventTimer, nil, "", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &state.State{Round: tt.round, Progress: map[string]*state.Progress{"main": {Event: string(tt.event), Attempts: 2}}}
+			p := &pass{st: st, mem: &objectMemory{}}
+			if tt.requeue != "" {
+				p.mem.Requeue = map[string]decide.Requeue{"main": {Event: tt.requeue}}
+			}
+			endRecord(p, "main", string(spec.EventSync))
+			if kept := st.Progress["main"] != nil; kept != tt.wantKept {
+				t.Errorf("record kept = %v, want %v", kept, tt.wantKept)
 			}
 		})
 	}
