@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -108,14 +109,14 @@ func refusesChange(c metav1.StatusCause) bool {
 		return i >= 0 && strings.Contains(c.Message[i:], "oldSelf")
 	case string(field.ErrorTypeForbidden):
 		detail, _, _ := strings.Cut(c.Message, "\n")
-		for _, word := range []string{"immutable", "update", "change", "modif"} {
-			if strings.Contains(detail, word) {
-				return true
-			}
-		}
+		return changeWords.MatchString(detail)
 	}
 	return false
 }
+
+// changeWords are the words of a Forbidden cause that refuses a change, as
+// words: "updateStrategy", "lastUpdated" or "exchange" say nothing of one.
+var changeWords = regexp.MustCompile(`\b(immutable|updates?|updated|updating|changes?|changed|changing|modify|modified|modification)\b`)
 
 // changeRefused are the ends of field.Invalid messages that refuse a change.
 var changeRefused = []string{" is immutable", ": may not change once set", ": cannot change roleRef"}

@@ -51,6 +51,11 @@ var (
 		Message: "Forbidden: may not be changed in an update."}
 	crdTransitionRule = metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: "spec.image",
 		Message: `Invalid value: "string": failed rule: self == oldSelf`}
+	// Forbidden causes whose words only contain those of a change.
+	forbiddenStrategy = metav1.StatusCause{Type: causeForbidden, Field: "spec.updateStrategy",
+		Message: "Forbidden: updateStrategy must be RollingUpdate for this kind"}
+	forbiddenLastUpdated = metav1.StatusCause{Type: causeForbidden, Field: "status.lastUpdated",
+		Message: "Forbidden: lastUpdated must not be set by clients"}
 	// A CRD rule that is no transition rule: the value is at fault.
 	crdValueRule = metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: "spec.size",
 		Message: `Invalid value: "integer": failed rule: self < 10`}
@@ -102,6 +107,8 @@ func TestRecreateOnlyForAChangeNoUpdateMayMake(t *testing.T) {
 		{"a field forbidden on create as on update", invalid(forbiddenOnCreate), false},
 		{"a value that reads immutable", invalid(invalidValueNamedImmutable), false},
 		{"a custom resource's value its CRD's rule refuses", invalid(crdValueRule), false},
+		{"a Forbidden field named like an update", invalid(forbiddenStrategy), false},
+		{"a Forbidden field named like a change's time", invalid(forbiddenLastUpdated), false},
 		{"an admission policy's denial", invalid(policyDenied), false},
 		{"a 422 without causes", apierrors.NewInvalid(schema.GroupKind{Group: "batch", Kind: "Job"}, "work", nil), false},
 		{"not a refusal as invalid", apierrors.NewConflict(schema.GroupResource{Group: "batch", Resource: "jobs"}, "work", errors.New("field is immutable")), false},
