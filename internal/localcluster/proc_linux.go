@@ -24,7 +24,16 @@ func runsBinary(pid int, name string) bool {
 		return false
 	}
 	argv0, _, _ := bytes.Cut(cmdline, []byte{0})
-	return filepath.Base(string(argv0)) == name
+	if len(argv0) > 0 {
+		return filepath.Base(string(argv0)) == name
+	}
+	// No arguments yet: a process in the middle of exec. The kernel closes
+	// the descriptor its parent waits on (so cmd.Start returns) before it
+	// sets up the new arguments, so a PID file read right after a start
+	// can see it so; its executable is already the new one. (A kernel
+	// thread has no arguments and no executable.)
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && filepath.Base(exe) == name
 }
 
 func isZombie(pid int) bool {
