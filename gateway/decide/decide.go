@@ -281,7 +281,7 @@ func decideSync(in Input, plan *Plan) {
 		}
 		p := in.State.ProgressFor(cb.ID, string(spec.EventSync))
 		switch {
-		case p != nil && p.Failed && p.Digest == plan.EssenceDigest:
+		case failedPermanently(p, plan.EssenceDigest):
 			continue
 		case backingOff(p, plan.EssenceDigest, in.Now):
 			plan.wakeAt(p.Next)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/opgate/opgate/gateway/apply"
 	"github.com/opgate/opgate/gateway/check"
@@ -29,18 +30,17 @@ func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unst
 		}
 		out, err := c.applyChild(ctx, p, child, body, decl.spec.UpdateStrategy, existing)
 		c.countApply("child", err)
-		if err != nil && p.obj.GetDeletionTimestamp() != nil && (apply.NamespaceTerminating(err) || apply.NamespaceMissing(err)) {
+		if err != nil {
+			p.mem.applied.forget(applied)
+			if p.obj.GetDeletionTimestamp() == nil || !apply.NamespaceTerminating(err) && !apply.NamespaceMissing(err) {
+				return err
+			}
 			// Its namespace is being deleted, or is gone: failing the
 			// delete callback for a child that cannot be made would hold
 			// the parent (and a namespace being deleted around it) until
 			// someone creates the namespace again.
-			p.mem.applied.forget(applied)
 			c.log.Info("child not created: its namespace is being deleted or does not exist", "object", p.key, "child", applied, "error", err)
 			continue
-		}
-		if err != nil {
-			p.mem.applied.forget(applied)
-			return err
 		}
 		if existing != nil && c.op.HasEvent(spec.EventSync) && !p.foreign {
 			p.foreign = c.childChangedBeyond(existing, out, child)
@@ -112,7 +112,11 @@ func (c *Controller) applyChild(ctx context.Context, p *pass, child *unstructure
 }
 
 func (c *Controller) childSpec(child *unstructured.Unstructured) (childKind, bool) {
-	gk := child.GroupVersionKind().GroupKind()
+	return c.childKindOf(child.GroupVersionKind().GroupKind())
+}
+
+// childKindOf is the declared child kind of group and kind gk.
+func (c *Controller) childKindOf(gk schema.GroupKind) (childKind, bool) {
 	for _, ch := range c.children {
 		if ch.mapping.GroupVersionKind.GroupKind() == gk {
 			return ch, true

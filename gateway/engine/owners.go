@@ -87,6 +87,16 @@ func (c *Controller) parentByUID(uid string) (*unstructured.Unstructured, bool) 
 	return nil, false
 }
 
+// owningParent is the parent of this operator that owns child, a cached
+// child, while that parent still exists.
+func (c *Controller) owningParent(child childObject) (*unstructured.Unstructured, bool) {
+	owner := ownerUID(child)
+	if owner == "" {
+		return nil, false
+	}
+	return c.parentByUID(owner)
+}
+
 // enqueueOwner maps a child to the parent it belongs to, by UID: a stale
 // reference to a deleted parent of the same name enqueues nobody.
 func (c *Controller) enqueueOwner(obj any) {
@@ -213,11 +223,7 @@ func (c *Controller) refuseForeignChildren(p *pass, desired []*unstructured.Unst
 			}
 			continue
 		}
-		owner := ownerUID(existing)
-		if owner == "" || owner == string(p.obj.GetUID()) {
-			continue
-		}
-		if other, ok := c.parentByUID(owner); ok {
+		if other, ok := c.owningParent(existing); ok && other.GetUID() != p.obj.GetUID() {
 			problems = append(problems, fmt.Sprintf("children[%d] %s %s belongs to %s %s", i, child.GetKind(), objectKey(child), other.GetKind(), keyOf(other)))
 		}
 	}

@@ -62,18 +62,13 @@ func (ps *peers) ChildOwner(self string, gk schema.GroupKind, key string) (strin
 		if c.op.Name == self {
 			continue
 		}
-		for _, ch := range c.children {
-			if ch.mapping.GroupVersionKind.GroupKind() != gk {
-				continue
-			}
-			existing, ok := ch.getChild(key)
-			if !ok {
-				continue
-			}
-			if owner := ownerUID(existing); owner != "" {
-				if parent, ok := c.parentByUID(owner); ok {
-					return c.op.Name, parent, true
-				}
+		ch, ok := c.childKindOf(gk)
+		if !ok {
+			continue
+		}
+		if existing, ok := ch.getChild(key); ok {
+			if parent, ok := c.owningParent(existing); ok {
+				return c.op.Name, parent, true
 			}
 		}
 	}
