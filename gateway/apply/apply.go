@@ -444,16 +444,7 @@ func classify(what string, err error) error {
 // object because its namespace is being deleted: nothing can be created
 // there again.
 func NamespaceTerminating(err error) bool {
-	var st apierrors.APIStatus
-	if !apierrors.IsForbidden(err) || !errors.As(err, &st) || st.Status().Details == nil {
-		return false
-	}
-	for _, c := range st.Status().Details.Causes {
-		if c.Type == corev1.NamespaceTerminatingCause {
-			return true
-		}
-	}
-	return false
+	return apierrors.IsForbidden(err) && apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause)
 }
 
 // NamespaceMissing says whether the API server refused a write because the

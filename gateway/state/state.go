@@ -255,7 +255,7 @@ func (s *State) ProgressOf(id string) *Progress {
 // event is the other's (see Progress.Event).
 func (s *State) ProgressFor(id, event string) *Progress {
 	p := s.Progress[id]
-	if p == nil || p.Event != "" && p.Event != event && (p.Event == deleteEvent || event == deleteEvent) {
+	if p == nil || !p.For(event) && (p.Event == deleteEvent || event == deleteEvent) {
 		return nil
 	}
 	return p

@@ -159,7 +159,8 @@ func hasFinalizer(obj *unstructured.Unstructured, name string) bool {
 }
 
 // One callback handles update and delete. Its update fails (maxAttempts 3)
-// twice, then the object is deleted: the delete is a delivery of its own,
+// and waits out a backoff longer than the test; then the object is
+// deleted: the delete is a delivery of its own,
 // called at once as attempt 1, so that one failure of it is not its third
 // and last (which would keep the object Terminating until someone edits or
 // annotates it).
