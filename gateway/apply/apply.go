@@ -312,59 +312,6 @@ func statusPatch(status map[string]any, p pin) ([]byte, error) {
 	return append(body, '}'), nil
 }
 
-// SetAnnotation merge-patches one annotation (nil value removes it).
-func (a *Applier) SetAnnotation(ctx context.Context, obj *unstructured.Unstructured, key string, value *string) (*unstructured.Unstructured, error) {
-	res, err := a.Resource(obj)
-	if err != nil {
-		return nil, err
-	}
-	body := annotationPatch(key, value, obj.GetUID())
-	out, err := res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
-	if err != nil {
-		return nil, writeError(obj, "write annotation "+key+" of "+describe(obj), err)
-	}
-	return out, nil
-}
-
-// SetAnnotationMeta is SetAnnotation returning only the updated metadata.
-func (a *Applier) SetAnnotationMeta(ctx context.Context, obj *unstructured.Unstructured, key string, value *string) (*metav1.ObjectMeta, error) {
-	t, err := a.targetOf(obj)
-	if err != nil {
-		return nil, err
-	}
-	body := annotationPatch(key, value, obj.GetUID())
-	out, err := a.patchMeta(ctx, t, types.MergePatchType, body, false, "")
-	if err != nil {
-		return nil, writeError(obj, "write annotation "+key+" of "+t.what, err)
-	}
-	return out, nil
-}
-
-// annotationPatch is the merge patch {"metadata":{"annotations":{key:value}}},
-// with {"uid": uid} in metadata when uid is known: the uid is immutable, so
-// the API server refuses the patch if the object of that name is another
-// one (see replaced).
-func annotationPatch(key string, value *string, uid types.UID) []byte {
-	size := len(key) + len(uid) + 64
-	if value != nil {
-		size += len(*value) + len(*value)/8 // room for some escapes
-	}
-	body := make([]byte, 0, size)
-	body = append(body, `{"metadata":{`...)
-	if uid != "" {
-		body = append(body, `"uid":`...)
-		body = append(jsonenc.AppendString(body, string(uid)), ',')
-	}
-	body = append(body, `"annotations":{`...)
-	body = append(jsonenc.AppendString(body, key), ':')
-	if value == nil {
-		body = append(body, "null"...)
-	} else {
-		body = jsonenc.AppendString(body, *value)
-	}
-	return append(body, "}}}"...)
-}
-
 // replaced says whether the API server refused a write for its uid: the
 // object the write was meant for was deleted, and another of the same name
 // created since (metadata.uid is immutable).

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -146,20 +145,12 @@ func metaWrites(t testing.TB) []struct {
 	meta  func(context.Context, *Applier) (*metav1.ObjectMeta, error)
 } {
 	obj, child := canned(t, "testdata/widget.json"), childOf(t)
-	value := `{"v":1}`
 	status := map[string]any{"message": "size 1"}
 	return []struct {
 		name  string
 		whole func(context.Context, *Applier) (*unstructured.Unstructured, error)
 		meta  func(context.Context, *Applier) (*metav1.ObjectMeta, error)
 	}{
-		{"state annotation",
-			func(ctx context.Context, a *Applier) (*unstructured.Unstructured, error) {
-				return a.SetAnnotation(ctx, obj, "opgate.dev/state.perf", &value)
-			},
-			func(ctx context.Context, a *Applier) (*metav1.ObjectMeta, error) {
-				return a.SetAnnotationMeta(ctx, obj, "opgate.dev/state.perf", &value)
-			}},
 		{"status",
 			func(ctx context.Context, a *Applier) (*unstructured.Unstructured, error) {
 				return a.PatchStatus(ctx, obj, status, true)
@@ -322,28 +313,6 @@ func TestWithMetaReplacesMetadataAndKeepsTheRest(t *testing.T) {
 	}
 }
 
-func TestAnnotationPatchIsTheMergePatchOfTheAnnotationPinnedToTheUID(t *testing.T) {
-	v := "x\"<y>\u2028"
-	for _, value := range []*string{&v, nil} {
-		for _, uid := range []types.UID{"1b2c3d4e-0000-4000-8000-000000000042", ""} {
-			got := annotationPatch("opgate.dev/state.op", value, uid)
-			meta := map[string]any{"annotations": map[string]any{"opgate.dev/state.op": value}}
-			if uid != "" {
-				meta["uid"] = uid
-			}
-			want, _ := json.Marshal(map[string]any{"metadata": meta})
-			var g, w any
-			if err := json.Unmarshal(got, &g); err != nil {
-				t.Fatalf("patch %s: %v", got, err)
-			}
-			_ = json.Unmarshal(want, &w)
-			if !reflect.DeepEqual(g, w) {
-				t.Errorf("patch %s, want %s", got, want)
-			}
-		}
-	}
-}
-
 // BenchmarkWriteAnswer makes each write whose answer the engine may read in
 // part, reading the whole answer (the dynamic client) or its metadata.
 func BenchmarkWriteAnswer(b *testing.B) {
@@ -396,7 +365,7 @@ func TestPinnedKindsAreNotAskedOfTheMapperUntilUnpinned(t *testing.T) {
 	value := "x"
 	write := func() {
 		t.Helper()
-		if _, err := a.SetAnnotationMeta(context.Background(), obj, "k", &value); err != nil {
+		if _, err := a.SwapAnnotationMeta(context.Background(), obj, "k", nil, value); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := a.ApplyChildMeta(context.Background(), child, nil, spec.UpdateApply, nil); err != nil {

@@ -285,6 +285,8 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	if err := c.writeState(ctx, p); errors.Is(err, apply.ErrReplaced) {
 		return c.passOverReplaced(p), nil
+	} else if errors.Is(err, apply.ErrAnnotationMoved) {
+		return 0, nil // the other write's watch event brings the key back
 	} else if err != nil {
 		return 0, err
 	}
@@ -468,8 +470,17 @@ func (c *Controller) writeState(ctx context.Context, p *pass) error {
 		p.mem.unwritten, p.mem.unwrittenBase = "", ""
 		return nil
 	}
-	// The pass's last write (written.go): its metadata is all it reads after.
-	out, err := c.applier.SetAnnotationMeta(ctx, p.obj, key, &value)
+	// Only over the state the pass began from: another writer's since
+	// (a replica that took over while this one's pass ran) is newer than
+	// what the pass knows. The pass's last write (written.go): its
+	// metadata is all it reads after.
+	// The pass began without the annotation if stateRaw is empty and the
+	// object's metadata, as the pass's last write answered it, has none.
+	var base *string
+	if _, ok, _ := unstructured.NestedFieldNoCopy(p.obj.Object, "metadata", "annotations", key); ok || p.stateRaw != "" {
+		base = &p.stateRaw
+	}
+	out, err := c.applier.SwapAnnotationMeta(ctx, p.obj, key, base, value)
 	if err != nil && (apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err)) {
 		// Refused, most likely for size: another writer (another operator's
 		// state, the user) grew the annotations since our copy. Failing
@@ -478,10 +489,18 @@ func (c *Controller) writeState(ctx context.Context, p *pass) error {
 			c.log.Debug("state write refused; writing the smallest state", "object", p.key, "error", err)
 			c.countApply("state", err)
 			value = smallest
-			out, err = c.applier.SetAnnotationMeta(ctx, p.obj, key, &value)
+			out, err = c.applier.SwapAnnotationMeta(ctx, p.obj, key, base, value)
 		}
 	}
 	c.countApply("state", err)
+	if errors.Is(err, apply.ErrAnnotationMoved) {
+		// What this pass did is recorded in neither: its calls are made
+		// again where the other writer's state does not cover them (at
+		// least once). The other write's watch event brings the key back.
+		c.log.Info("state annotation written by another writer during the pass; the next pass goes on from it", "object", p.key)
+		p.mem.unwritten, p.mem.unwrittenBase = "", ""
+		return err
+	}
 	if err != nil {
 		p.mem.unwritten, p.mem.unwrittenBase = value, p.stateRaw
 		return err

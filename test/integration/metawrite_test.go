@@ -82,7 +82,7 @@ func TestMetadataOnlyWritesGetOnlyMetadataFromTheAPIServer(t *testing.T) {
 	t.Cleanup(func() { updateWidget(t, ns, "meta", func(w *unstructured.Unstructured) { w.SetFinalizers(nil) }) })
 
 	value := "v1"
-	m, err := a.SetAnnotationMeta(ctx, obj, "opgate.dev/state.meta", &value)
+	m, err := a.SwapAnnotationMeta(ctx, obj, "opgate.dev/state.meta", nil, value)
 	if err != nil {
 		t.Fatal(err)
 	}

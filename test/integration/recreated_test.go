@@ -47,11 +47,7 @@ func TestParentWritesForARecreatedObjectDoNotLandOnIt(t *testing.T) {
 		write func(a *apply.Applier, old *unstructured.Unstructured) error
 	}{
 		{"state annotation", func(a *apply.Applier, old *unstructured.Unstructured) error {
-			_, err := a.SetAnnotation(ctx, old, "opgate.dev/state.recreated", &value)
-			return err
-		}},
-		{"state annotation, metadata answer", func(a *apply.Applier, old *unstructured.Unstructured) error {
-			_, err := a.SetAnnotationMeta(ctx, old, "opgate.dev/state.recreated", &value)
+			_, err := a.SwapAnnotationMeta(ctx, old, "opgate.dev/state.recreated", nil, value)
 			return err
 		}},
 		{"status", func(a *apply.Applier, old *unstructured.Unstructured) error {
