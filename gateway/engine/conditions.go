@@ -28,7 +28,7 @@ const ConditionReconciled = "Reconciled"
 // Then the statuses handlers answer in a pass are applied to the pass's
 // copy and written once, at its end, together with the gateway's fields.
 func (c *Controller) ownsConditions() bool {
-	return c.op.Spec.Status != nil && c.op.Spec.Status.Conditions
+	return asksConditions(c.op)
 }
 
 // keepsConditions: this pass holds statuses for one write at its end. A
@@ -276,12 +276,35 @@ func orEmpty(m map[string]any) map[string]any {
 // status.conditions: true whose kind lacks the status subresource.
 const ReasonStatusSubresourceMissing = "StatusSubresourceMissing"
 
+// ReasonConditionsConflict is the Ready reason of an operator with
+// status.conditions: true on a kind on which another operator of the
+// gateway, whose name sorts first, keeps them (see conditionsHolders).
+const ReasonConditionsConflict = "ConditionsConflict"
+
 // conditionsRefused says why the operator cannot keep conditions on its
-// kind, "" when it can. Without the status subresource the API server
-// counts every status change in metadata.generation, so each write of
-// observedGeneration would make it stale again: a write loop. Such an
-// operator touches no object until the CRD gains the subresource.
-func (c *Controller) conditionsRefused() string {
+// kind now, reason "" when it can: the kind lacks the status subresource,
+// or another operator keeps them (conditionsConflict). Such an operator
+// touches no object until that changes.
+func (c *Controller) conditionsRefused() (reason, message string) {
+	if msg := c.subresourceMissing(); msg != "" {
+		return ReasonStatusSubresourceMissing, msg
+	}
+	if msg := c.conditionsConflict(); msg != "" {
+		return ReasonConditionsConflict, msg
+	}
+	return "", ""
+}
+
+func (c *Controller) refusesConditions() bool {
+	reason, _ := c.conditionsRefused()
+	return reason != ""
+}
+
+// subresourceMissing says why the operator cannot keep conditions on a
+// kind without the status subresource, "" when it can. Without it the API
+// server counts every status change in metadata.generation, so each write
+// of observedGeneration would make it stale again: a write loop.
+func (c *Controller) subresourceMissing() string {
 	if checker := c.status.current(); !c.ownsConditions() || checker == nil || checker.HasStatusSubresource() {
 		return ""
 	}

@@ -73,6 +73,10 @@ type Deps struct {
 	// Manager (the Registry's too) sets it to its running controllers
 	// when nil. nil: only the operator's own children are seen.
 	ChildOwners ChildOwners
+	// ConditionsClaims says which other operator keeps the status
+	// conditions of an operator's kind; the Manager sets it to its
+	// operators' when nil. nil: no other operator is considered.
+	ConditionsClaims ConditionsClaims
 }
 
 // DefaultReconcileTimeout is Deps.ReconcileTimeout when it is not set.

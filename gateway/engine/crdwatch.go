@@ -98,7 +98,7 @@ func (c *Controller) watchCRD() {
 		if !ok {
 			return
 		}
-		refused := c.conditionsRefused() != ""
+		refused := c.refusesConditions()
 		changed, err := c.status.update(u)
 		if err != nil {
 			c.log.Warn("the CRD of the watched kind changed but its status schema cannot be used; status checks keep the previous one", "crd", name, "error", err)
@@ -109,7 +109,7 @@ func (c *Controller) watchCRD() {
 			c.applier.Unpin()
 			c.log.Info("the CRD of the watched kind changed: status checks follow its new schema", "crd", name, "generation", u.GetGeneration())
 			c.notifyChanged() // Health may say otherwise now
-			if refused && c.conditionsRefused() == "" {
+			if refused && !c.refusesConditions() {
 				c.enqueueAll() // the objects left alone while refused
 			}
 		}

@@ -19,8 +19,8 @@ func (c *Controller) Health() (ready bool, reason, message string) {
 		reason, message = watchFailure(what, err)
 		return false, reason, message
 	}
-	if msg := c.conditionsRefused(); msg != "" {
-		return false, ReasonStatusSubresourceMissing, msg
+	if reason, msg := c.conditionsRefused(); reason != "" {
+		return false, reason, msg
 	}
 	if !c.running.Load() {
 		waiting := c.unsyncedNames()

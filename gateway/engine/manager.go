@@ -33,7 +33,8 @@ type Manager struct {
 	onStatus func(name string, st OperatorState)
 	record   KindRecord // nil: nothing is remembered across restarts
 	sweeper  sweeper
-	peers    peers // the running controllers, for Deps.ChildOwners
+	peers    peers            // the running controllers, for Deps.ChildOwners
+	claims   conditionsClaims // of the operators in running, for Deps.ConditionsClaims
 
 	mu        sync.Mutex
 	running   map[string]*runningOperator
@@ -78,6 +79,9 @@ func NewManager(deps Deps, onStatus func(name string, st OperatorState), record 
 	if m.deps.ChildOwners == nil {
 		m.deps.ChildOwners = &m.peers
 	}
+	if m.deps.ConditionsClaims == nil {
+		m.deps.ConditionsClaims = &m.claims
+	}
 	return m, nil
 }
 
@@ -109,6 +113,7 @@ func (m *Manager) Apply(ctx context.Context, op *spec.WebhookOperator) {
 	r := &runningOperator{op: op, digest: digest, cancel: cancel, done: make(chan struct{}), poke: make(chan struct{}, 1)}
 	r.generation.Store(op.Generation)
 	m.running[op.Name] = r
+	m.reclaimLocked() // before op runs: an operator it now refuses stops writing first
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -126,6 +131,36 @@ func (m *Manager) Remove(name string) {
 	if ok {
 		r.cancel()
 		<-r.done
+		// Only now, its writes done, may another operator take over its
+		// conditions.
+		m.mu.Lock()
+		m.reclaimLocked()
+		m.mu.Unlock()
+	}
+}
+
+// reclaimLocked decides again which operator keeps the status conditions
+// of each kind, and tells each running controller whose keeper changed.
+// While an operator restarts with a new spec, the old one stays in running
+// until the new replaces it: another operator does not take over for the
+// moment between. m.mu is held.
+func (m *Manager) reclaimLocked() {
+	ops := make([]*spec.WebhookOperator, 0, len(m.running))
+	for _, r := range m.running {
+		ops = append(ops, r.op)
+	}
+	holders := conditionsHolders(ops)
+	prev := m.claims.set(holders)
+	for name, r := range m.running {
+		if prev[name] == holders[name] {
+			continue
+		}
+		r.mu.Lock()
+		c := r.controller
+		r.mu.Unlock()
+		if c != nil { // else it has not run yet: it reads the claims when it does
+			c.conditionsClaimChanged()
+		}
 	}
 }
 

@@ -155,9 +155,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 		return 0, c.releaseIfUnwatched(ctx, key)
 	}
-	refused := c.conditionsRefused() != ""
+	refused := c.refusesConditions()
 	if refused && cached.GetDeletionTimestamp() == nil {
-		return 0, nil // Health says why; the CRD's change requeues every object
+		return 0, nil // Health says why; what lifts it requeues every object
 	}
 	mem := c.memoryOf(key, cached.GetUID())
 	if mem.replaced {
