@@ -167,15 +167,23 @@ func nextRound(op *spec.WebhookOperator, st *state.State, mem *Memory, digest st
 	return nil
 }
 
+// updateOld is what an update call carries: the last handled essence and
+// the diff from it to the essence now; nil, nil when that essence was not
+// kept (the call then says oldUnavailable).
+func updateOld(in Input, plan *Plan) (map[string]any, []callbacks.DiffOp) {
+	old, _ := in.State.HandledEssence()
+	if old == nil {
+		return nil, nil
+	}
+	return old, essence.Diff(old, plan.Essence)
+}
+
 func decideRound(in Input, round *state.Round, plan *Plan) {
 	ev := spec.Event(round.Event)
 	var old map[string]any
 	var diff []callbacks.DiffOp
 	if ev == spec.EventUpdate {
-		old, _ = in.State.HandledEssence()
-		if old != nil {
-			diff = essence.Diff(old, plan.Essence)
-		}
+		old, diff = updateOld(in, plan)
 	}
 	for _, cb := range in.Operator.CallbacksFor(ev) {
 		if !matches(cb, in.Object, ev, old != nil, diff) {
@@ -212,7 +220,7 @@ func decideDelete(in Input, plan *Plan) {
 	}
 	pending := false
 	for _, cb := range in.Operator.CallbacksFor(spec.EventDelete) {
-		if !matches(cb, in.Object, spec.EventDelete, false, nil) {
+		if !matchesObject(cb, in.Object) {
 			continue
 		}
 		plan.RoundCallbacks = append(plan.RoundCallbacks, cb.ID)
@@ -252,6 +260,11 @@ func decideRequeues(in Input, plan *Plan) {
 		if !ok || rq.Event == spec.EventSync || rq.Event == spec.EventTimer || rq.Event == spec.EventDelete {
 			continue // sync and timers reschedule themselves below
 		}
+		if !matchesObject(cb, in.Object) {
+			// when.labels and when.annotations filter every call: the
+			// requeue waits, as a sync's does, until they match again.
+			continue
+		}
 		// The entry stays until the requeued call succeeds: a failed one is
 		// retried, after its backoff, like any failure.
 		p := in.State.ProgressFor(cb.ID, string(rq.Event))
@@ -266,9 +279,18 @@ func decideRequeues(in Input, plan *Plan) {
 			plan.wakeAt(rq.At)
 			continue
 		}
-		if !planned(plan, cb.ID) {
-			plan.Work = append(plan.Work, Work{Callback: cb, Event: rq.Event})
+		if planned(plan, cb.ID) {
+			continue
 		}
+		w := Work{Callback: cb, Event: rq.Event}
+		if rq.Event == spec.EventUpdate {
+			// An update call, as its round's: against the last handled
+			// essence, which is the one it was called for once the round
+			// ended (an empty diff then).
+			w.Old, w.Diff = updateOld(in, plan)
+			w.OldUnavailable = w.Old == nil
+		}
+		plan.Work = append(plan.Work, w)
 	}
 }
 
@@ -276,7 +298,7 @@ func decideSync(in Input, plan *Plan) {
 	resync := resyncOf(in.Operator.Spec.ResyncPeriod.Or(10*time.Minute), in.Object.GetUID())
 	changed := in.SyncDigest != in.Memory.SyncDigest
 	for _, cb := range in.Operator.CallbacksFor(spec.EventSync) {
-		if !matches(cb, in.Object, spec.EventSync, false, nil) {
+		if !matchesObject(cb, in.Object) {
 			continue
 		}
 		p := in.State.ProgressFor(cb.ID, string(spec.EventSync))
@@ -315,7 +337,7 @@ func resyncOf(period time.Duration, uid types.UID) time.Duration {
 func decideTimers(in Input, plan *Plan) {
 	mem := in.Memory
 	for _, cb := range in.Operator.CallbacksFor(spec.EventTimer) {
-		if !matches(cb, in.Object, spec.EventTimer, false, nil) {
+		if !matchesObject(cb, in.Object) {
 			continue
 		}
 		if mem.TimerNext == nil {

@@ -12,16 +12,23 @@ import (
 // every event; fields filter updates only, and only when the old essence is
 // known (without it, calling is the safe side).
 func matches(cb spec.Callback, obj *unstructured.Unstructured, ev spec.Event, haveOld bool, diff []callbacks.DiffOp) bool {
-	if cb.When == nil {
-		return true
-	}
-	if !matchMap(cb.When.Labels, obj.GetLabels()) || !matchMap(cb.When.Annotations, obj.GetAnnotations()) {
+	if !matchesObject(cb, obj) {
 		return false
 	}
-	if ev == spec.EventUpdate && len(cb.When.Fields) > 0 && haveOld {
+	if ev == spec.EventUpdate && cb.When != nil && len(cb.When.Fields) > 0 && haveOld {
 		return essence.Changed(diff, cb.When.Fields)
 	}
 	return true
+}
+
+// matchesObject applies when.labels and when.annotations alone: what the
+// object must be like for any call, also a requeued one, which is no change
+// for when.fields to filter.
+func matchesObject(cb spec.Callback, obj *unstructured.Unstructured) bool {
+	if cb.When == nil {
+		return true
+	}
+	return matchMap(cb.When.Labels, obj.GetLabels()) && matchMap(cb.When.Annotations, obj.GetAnnotations())
 }
 
 func matchMap(want, have map[string]string) bool {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/opgate/opgate/gateway/spec"
 	"github.com/opgate/opgate/gateway/state"
 )
@@ -144,6 +146,134 @@ func TestDecideRequeuedCall(t *testing.T) {
 			}
 			if !plan.Wake.Equal(tt.wantWake) {
 				t.Errorf("wake = %v, want %v", plan.Wake, tt.wantWake)
+			}
+		})
+	}
+}
+
+// A requeued call is a call of its event like any other: an update carries
+// old and diff against the last handled essence (or says oldUnavailable),
+// and every call is held to when.labels and when.annotations, which filter
+// every event (docs/contract.md). when.fields is not: a requeue is no change
+// of the object, and the handler asked to be called again.
+func TestARequeuedCallIsACallOfItsEvent(t *testing.T) {
+	cached := map[string]string{"tier": "cache"}
+	onlyCached := &spec.When{Labels: map[string]string{"tier": "cache"}}
+	tests := []struct {
+		name      string
+		callback  spec.Callback
+		requeued  spec.Event
+		obj       *unstructured.Unstructured
+		state     func(t *testing.T) *state.State
+		wantWork  []string
+		wantOld   any // the old essence's spec.size; nil: no old
+		wantDiff  []string
+		wantNoOld bool // oldUnavailable
+	}{
+		{
+			name:     "an update once its round ended carries old, the handled essence, and no change",
+			callback: spec.Callback{ID: "resize", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}},
+			requeued: spec.EventUpdate,
+			obj:      object(5, nil),
+			state:    func(t *testing.T) *state.State { return handled(t, object(5, nil)) },
+			wantWork: []string{"update:resize"},
+			wantOld:  int64(5),
+		},
+		{
+			name:     "an update while its round is open carries the round's old and diff",
+			callback: spec.Callback{ID: "resize", Events: []spec.Event{spec.EventUpdate}},
+			requeued: spec.EventUpdate,
+			obj:      object(5, nil),
+			state: func(t *testing.T) *state.State {
+				st := handled(t, object(3, nil))
+				// resize succeeded (and asked to be called again); a sibling still fails.
+				st.Round = &state.Round{Event: string(spec.EventUpdate), Done: []string{"resize"}, Digest: digestOf(object(5, nil))}
+				return st
+			},
+			wantWork: []string{"update:resize"},
+			wantOld:  int64(3),
+			wantDiff: []string{"spec.size"},
+		},
+		{
+			name:     "an update whose handled essence was not kept says oldUnavailable",
+			callback: spec.Callback{ID: "resize", Events: []spec.Event{spec.EventUpdate}},
+			requeued: spec.EventUpdate,
+			obj:      object(5, nil),
+			state: func(t *testing.T) *state.State {
+				st := handled(t, object(5, nil))
+				st.Essence = nil
+				return st
+			},
+			wantWork:  []string{"update:resize"},
+			wantNoOld: true,
+		},
+		{
+			name:     "an update of an object when.labels still matches is called",
+			callback: spec.Callback{ID: "resize", Events: []spec.Event{spec.EventUpdate}, When: onlyCached},
+			requeued: spec.EventUpdate,
+			obj:      object(5, cached),
+			state:    func(t *testing.T) *state.State { return handled(t, object(5, cached)) },
+			wantWork: []string{"update:resize"},
+			wantOld:  int64(5),
+		},
+		{
+			name:     "an update of an object when.labels no longer matches is not called",
+			callback: spec.Callback{ID: "resize", Events: []spec.Event{spec.EventUpdate}, When: onlyCached},
+			requeued: spec.EventUpdate,
+			obj:      object(5, nil),
+			state:    func(t *testing.T) *state.State { return handled(t, object(5, nil)) },
+		},
+		{
+			name:     "an update of an object when.annotations no longer matches is not called",
+			callback: spec.Callback{ID: "resize", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Annotations: map[string]string{"example.com/managed": spec.FilterPresent}}},
+			requeued: spec.EventUpdate,
+			obj:      object(5, nil),
+			state:    func(t *testing.T) *state.State { return handled(t, object(5, nil)) },
+		},
+		{
+			name:     "a create of an object when.labels no longer matches is not called",
+			callback: spec.Callback{ID: "register", Events: []spec.Event{spec.EventCreate}, When: onlyCached},
+			requeued: spec.EventCreate,
+			obj:      object(5, nil),
+			state:    func(t *testing.T) *state.State { return handled(t, object(5, nil)) },
+		},
+		{
+			name:     "a resume of an object when.labels no longer matches is not called",
+			callback: spec.Callback{ID: "check", Events: []spec.Event{spec.EventResume}, When: onlyCached},
+			requeued: spec.EventResume,
+			obj:      object(5, nil),
+			state:    func(t *testing.T) *state.State { return handled(t, object(5, nil)) },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op := testOperator()
+			op.Spec.Callbacks = []spec.Callback{tt.callback}
+			mem := Memory{Seen: true, Requeue: map[string]Requeue{tt.callback.ID: {At: now.Add(-time.Second), Event: tt.requeued}}}
+			plan := Decide(Input{Operator: op, Object: tt.obj, State: tt.state(t), Memory: &mem, Now: now})
+			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
+				t.Fatalf("work = %v, want %v", got, tt.wantWork)
+			}
+			if len(plan.Work) == 0 {
+				return
+			}
+			w := plan.Work[0]
+			var old any
+			if w.Old != nil {
+				old = w.Old["spec"].(map[string]any)["size"]
+			}
+			if old != tt.wantOld {
+				t.Errorf("old spec.size = %v (%T), want %v (%T)", old, old, tt.wantOld, tt.wantOld)
+			}
+			var paths []string
+			for _, op := range w.Diff {
+				paths = append(paths, op.Path)
+			}
+			if !slices.Equal(paths, tt.wantDiff) {
+				t.Errorf("diff paths = %v, want %v", paths, tt.wantDiff)
+			}
+			if w.OldUnavailable != tt.wantNoOld {
+				t.Errorf("oldUnavailable = %v, want %v", w.OldUnavailable, tt.wantNoOld)
 			}
 		})
 	}

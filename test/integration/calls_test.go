@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -111,6 +112,97 @@ func TestRequeuedCallThatFailsIsRetried(t *testing.T) {
 					calls[2].UID, calls[2].Attempt, calls[1].UID)
 			}
 		})
+	}
+}
+
+// A requeued update is an update call: it carries old, the last handled
+// object (the one it was called for, once its round ended), and the diff
+// from it, as every update does; its when.fields filter does not hold it
+// back (a requeue is no change).
+func TestARequeuedUpdateCarriesOldAndDiff(t *testing.T) {
+	ns := newNamespace(t)
+	var n atomic.Int32
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		if req.Callback == "resize" && n.Add(1) == 1 {
+			return 200, map[string]any{"requeueAfter": "200ms"}
+		}
+		return 200, nil
+	})
+	startGateway(t, operatorFor(t, "requeue", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "resize", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}},
+		}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 20*time.Second, func() error { return stateHandled(t, ns, "example", "requeue") })
+	updateWidget(t, ns, "example", setSize(2))
+	eventually(t, 20*time.Second, func() error { return called(h, "resize", 2) })
+
+	first, requeued := h.calls("resize")[0], h.calls("resize")[1]
+	if len(first.Diff) != 1 || first.Diff[0].Path != "spec.size" {
+		t.Fatalf("first call's diff = %+v, want the change of spec.size", first.Diff)
+	}
+	if requeued.Event != callbacks.EventUpdate || requeued.OldUnavailable {
+		t.Fatalf("requeued call: event %q, oldUnavailable %v; want update, false", requeued.Event, requeued.OldUnavailable)
+	}
+	if requeued.Old == nil {
+		t.Fatal("requeued update carries no old object")
+	}
+	if size, _, _ := unstructured.NestedInt64(requeued.Old.Object, "spec", "size"); size != 2 {
+		t.Errorf("requeued update's old spec.size = %d, want 2 (handled by the first call)", size)
+	}
+	if len(requeued.Diff) != 0 {
+		t.Errorf("requeued update's diff = %+v, want none: nothing changed since the first call", requeued.Diff)
+	}
+}
+
+// when.labels filters every call, a requeued one too: a requeued update of
+// an object that left the callback's labels is not made. A second callback,
+// requeued for later, shows the first one's moment has passed.
+func TestARequeuedCallIsHeldToWhenLabels(t *testing.T) {
+	ns := newNamespace(t)
+	arrived, proceed := make(chan struct{}, 1), make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(proceed) }) }
+	t.Cleanup(release) // before the gateway stops: its pass waits for it
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		switch {
+		case req.Callback == "tiered" && req.Event == callbacks.EventUpdate:
+			select {
+			case arrived <- struct{}{}:
+			default:
+			}
+			<-proceed // the test takes the label away meanwhile
+			return 200, map[string]any{"requeueAfter": "1s"}
+		case req.Callback == "witness" && req.Object.GetLabels()["tier"] == "" && len(req.Diff) > 0:
+			return 200, map[string]any{"requeueAfter": "2s"}
+		}
+		return 200, nil
+	})
+	startGateway(t, operatorFor(t, "tiered", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "tiered", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Labels: map[string]string{"tier": "cache"}}},
+			{ID: "witness", Events: []spec.Event{spec.EventUpdate}},
+		}
+	}))
+	createLabelledWidget(t, ns, "example", map[string]string{"tier": "cache"})
+	eventually(t, 20*time.Second, func() error { return stateHandled(t, ns, "example", "tiered") })
+	updateWidget(t, ns, "example", setSize(2))
+	select {
+	case <-arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("tiered not called for the change of spec.size")
+	}
+	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) { w.SetLabels(nil) })
+	release() // tiered asks to be called again in 1s, the label already gone
+
+	// witness: the size change, the label's removal (requeueAfter 2s), then
+	// the requeued call, after tiered's requeue was due.
+	eventually(t, 30*time.Second, func() error { return called(h, "witness", 3) })
+	if n := len(h.calls("tiered")); n != 1 {
+		t.Errorf("tiered called %d times, want once: its requeued call came when the object no longer had tier=cache", n)
 	}
 }
 
