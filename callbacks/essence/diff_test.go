@@ -156,3 +156,66 @@ func TestChanged(t *testing.T) {
 		})
 	}
 }
+
+func TestFieldsChanged(t *testing.T) {
+	labels := func(kv ...string) map[string]any {
+		m := map[string]any{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return map[string]any{"spec": map[string]any{"size": int64(1)}, "metadata": map[string]any{"labels": m}}
+	}
+	spec := func(v any) map[string]any { return map[string]any{"spec": v} }
+	noMetadata := map[string]any{"spec": map[string]any{"size": int64(1)}}
+	tests := []struct {
+		name          string
+		before, after map[string]any
+		fields        []string
+		want          bool
+	}{
+		{"exact path matches", spec(map[string]any{"size": int64(1)}), spec(map[string]any{"size": int64(3)}), []string{"spec.size"}, true},
+		{"parent field matches a change under it", spec(map[string]any{"size": int64(1)}), spec(map[string]any{"size": int64(3)}), []string{"spec"}, true},
+		{"unrelated field does not match", spec(map[string]any{"size": int64(1)}), spec(map[string]any{"size": int64(3)}), []string{"spec.image", "metadata.labels"}, false},
+		{"segment prefix that is not a whole segment does not match", spec(map[string]any{"size": int64(1)}), spec(map[string]any{"size": int64(3)}), []string{"spec.si", "spec.sizeLimit"}, false},
+		{"int64 and float64 of one number are no change", spec(map[string]any{"size": int64(3)}), spec(map[string]any{"size": float64(3)}), []string{"spec.size"}, false},
+		{"null counts as absent", spec(map[string]any{"size": nil}), spec(map[string]any{}), []string{"spec.size"}, false},
+		{"no fields means any change counts", spec(map[string]any{"size": int64(1)}), spec(map[string]any{"size": int64(3)}), nil, true},
+		{"no fields and no change is no change", spec(map[string]any{"size": int64(1)}), spec(map[string]any{"size": int64(1)}), nil, false},
+
+		{"a label names its key whole", labels("app.kubernetes.io/name", "a"), labels("app.kubernetes.io/name", "b"), []string{"metadata.labels.app.kubernetes.io/name"}, true},
+		{"a label key is no prefix of a longer dotted key", labels("app.kubernetes.io/name", "a"), labels("app.kubernetes.io/name", "b"), []string{"metadata.labels.app"}, false},
+		{"a dotted label key does not match a shorter key's change", labels("app", "a", "app.kubernetes.io/name", "x"), labels("app", "b", "app.kubernetes.io/name", "x"), []string{"metadata.labels.app.kubernetes.io/name"}, false},
+		{"a shorter key matches its own change next to a dotted one", labels("app", "a", "app.kubernetes.io/name", "x"), labels("app", "b", "app.kubernetes.io/name", "x"), []string{"metadata.labels.app"}, true},
+		{"an added dotted label matches", labels(), labels("app.kubernetes.io/name", "b"), []string{"metadata.labels.app.kubernetes.io/name"}, true},
+		{"a dotted annotation names its key whole", map[string]any{"metadata": map[string]any{"annotations": map[string]any{"example.com/tier": "a"}}},
+			map[string]any{"metadata": map[string]any{"annotations": map[string]any{"example.com/tier": "b"}}}, []string{"metadata.annotations.example"}, false},
+		{"the labels field matches any label's change", labels("app.kubernetes.io/name", "a"), labels("app.kubernetes.io/name", "b"), []string{"metadata.labels"}, true},
+
+		{"metadata appearing fires a field under it that changed", noMetadata, labels("tier", "cache"), []string{"metadata.labels.tier"}, true},
+		{"metadata appearing does not fire a field under it that did not", noMetadata, labels("tier", "cache"), []string{"metadata.labels.owner", "metadata.annotations"}, false},
+		{"metadata going does not fire a field under it that was absent", labels("tier", "cache"), noMetadata, []string{"metadata.labels.owner"}, false},
+		{"metadata going fires a dotted label that went with it", labels("app.kubernetes.io/name", "a"), noMetadata, []string{"metadata.labels.app.kubernetes.io/name"}, true},
+		{"a spec replaced whole fires a field that changed", spec(map[string]any{"size": int64(1)}), spec("none"), []string{"spec.size"}, true},
+		{"a spec appearing does not fire a field it lacks", map[string]any{}, spec(map[string]any{"size": int64(1)}), []string{"spec.image"}, false},
+
+		{"a dotted key in a spec map names its key whole", spec(map[string]any{"nodeSelector": map[string]any{"kubernetes.io/os": "linux"}}),
+			spec(map[string]any{"nodeSelector": map[string]any{"kubernetes.io/os": "windows"}}), []string{"spec.nodeSelector.kubernetes"}, false},
+		{"a dotted key in a spec map matches its whole path", spec(map[string]any{"nodeSelector": map[string]any{"kubernetes.io/os": "linux"}}),
+			spec(map[string]any{"nodeSelector": map[string]any{"kubernetes.io/os": "windows"}}), []string{"spec.nodeSelector.kubernetes.io/os"}, true},
+		{"a path that is both nested keys and a dotted key fires for either", spec(map[string]any{"a": map[string]any{"b": int64(1)}, "a.b": int64(1)}),
+			spec(map[string]any{"a": map[string]any{"b": int64(2)}, "a.b": int64(1)}), []string{"spec.a.b"}, true},
+		{"a path into a list compares the list, as the diff does", spec(map[string]any{"ports": []any{map[string]any{"port": int64(1)}}}),
+			spec(map[string]any{"ports": []any{map[string]any{"port": int64(2)}}}), []string{"spec.ports.port"}, true},
+		{"a path under a scalar names nothing there", spec(map[string]any{"size": int64(1)}), spec(map[string]any{"size": int64(2)}), []string{"spec.size.max"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FieldsChanged(tt.before, tt.after, tt.fields); got != tt.want {
+				t.Errorf("FieldsChanged(%v, %v, %q) = %v, want %v", tt.before, tt.after, tt.fields, got, tt.want)
+			}
+			if got := FieldsChanged(tt.after, tt.before, tt.fields); got != tt.want {
+				t.Errorf("FieldsChanged backwards = %v, want %v: a change is one whichever way it goes", got, tt.want)
+			}
+		})
+	}
+}

@@ -186,7 +186,7 @@ func decideRound(in Input, round *state.Round, plan *Plan) {
 		old, diff = updateOld(in, plan)
 	}
 	for _, cb := range in.Operator.CallbacksFor(ev) {
-		if !matches(cb, in.Object, ev, old != nil, diff) {
+		if !matches(cb, in.Object, ev, old, plan.Essence) {
 			continue
 		}
 		plan.RoundCallbacks = append(plan.RoundCallbacks, cb.ID)

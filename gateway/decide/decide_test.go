@@ -309,3 +309,45 @@ func TestUpdateRoundStartsOverWhenTheEssenceChanges(t *testing.T) {
 		t.Errorf("round without digest: work %v, want it to go on as before", got)
 	}
 }
+
+// when.fields names a label or annotation key whole, dots and all, and a
+// change that brings or takes all of metadata fires only the fields whose
+// value it changed (docs/registration.md).
+func TestWhenFieldsMatchTheChangedKeyExactly(t *testing.T) {
+	const name = "app.kubernetes.io/name"
+	tests := []struct {
+		name        string
+		field       string
+		before, now map[string]string // the object's labels
+		wantCalled  bool
+	}{
+		{"a label key is no prefix of a dotted one", "metadata.labels.app", map[string]string{name: "a"}, map[string]string{name: "b"}, false},
+		{"a dotted label key is named whole", "metadata.labels." + name, map[string]string{name: "a"}, map[string]string{name: "b"}, true},
+		{"a dotted label key does not match its first part's change", "metadata.labels." + name,
+			map[string]string{"app": "a", name: "x"}, map[string]string{"app": "b", name: "x"}, false},
+		{"a label key matches its own change next to a dotted one", "metadata.labels.app",
+			map[string]string{"app": "a", name: "x"}, map[string]string{"app": "b", name: "x"}, true},
+		{"the first label does not fire another label's field", "metadata.labels.owner", nil, map[string]string{"tier": "cache"}, false},
+		{"the first label fires its own field", "metadata.labels.tier", nil, map[string]string{"tier": "cache"}, true},
+		{"the last label going fires its own field", "metadata.labels." + name, map[string]string{name: "a"}, nil, true},
+		{"the last label going does not fire another label's field", "metadata.labels.owner", map[string]string{name: "a"}, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op := testOperator()
+			op.Spec.Callbacks = []spec.Callback{{ID: "watch", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{tt.field}}}}
+			mem := Memory{Seen: true}
+			plan := Decide(Input{Operator: op, Object: object(3, tt.now), State: handled(t, object(3, tt.before)), Memory: &mem, Now: now})
+			if startedRound(plan) != string(spec.EventUpdate) {
+				t.Fatalf("StartRound = %q, want an update round: the labels changed", startedRound(plan))
+			}
+			var want []string
+			if tt.wantCalled {
+				want = []string{"update:watch"}
+			}
+			if got := workIDs(plan); !slices.Equal(got, want) {
+				t.Errorf("work = %v, want %v (labels %v → %v, when.fields %s)", got, want, tt.before, tt.now, tt.field)
+			}
+		})
+	}
+}

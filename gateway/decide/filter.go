@@ -3,20 +3,21 @@ package decide
 import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/callbacks/essence"
 	"github.com/opgate/opgate/gateway/spec"
 )
 
 // matches applies a callback's `when` filters. Labels and annotations filter
 // every event; fields filter updates only, and only when the old essence is
-// known (without it, calling is the safe side).
-func matches(cb spec.Callback, obj *unstructured.Unstructured, ev spec.Event, haveOld bool, diff []callbacks.DiffOp) bool {
+// known (without it, calling is the safe side). The fields compare the old
+// and the new essence's values, not the diff's paths, which cannot tell a
+// label key with dots from nested keys.
+func matches(cb spec.Callback, obj *unstructured.Unstructured, ev spec.Event, old, current map[string]any) bool {
 	if !matchesObject(cb, obj) {
 		return false
 	}
-	if ev == spec.EventUpdate && cb.When != nil && len(cb.When.Fields) > 0 && haveOld {
-		return essence.Changed(diff, cb.When.Fields)
+	if ev == spec.EventUpdate && cb.When != nil && len(cb.When.Fields) > 0 && old != nil {
+		return essence.FieldsChanged(old, current, cb.When.Fields)
 	}
 	return true
 }
