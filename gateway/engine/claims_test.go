@@ -20,48 +20,68 @@ func claimant(name, apiVersion, kind string, conditions bool, namespaces ...stri
 }
 
 // TestConditionsAreKeptByTheOperatorWhoseNameSortsFirst: of the operators
-// asking for status conditions on one group and kind, whatever the
-// version, namespaces or the order they come in, the one whose name sorts
+// asking for status conditions on the objects of one group and kind,
+// whatever the version or the order they come in, the one whose name sorts
 // first keeps them and every other is refused, naming it; operators not
-// asking for them, or of another kind, refuse no one.
+// asking for them, of another kind, or (for a namespaced kind) watching
+// other namespaces, refuse no one.
 func TestConditionsAreKeptByTheOperatorWhoseNameSortsFirst(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		ops  []*spec.WebhookOperator
 		want map[string]string
+		// cluster is what a cluster-scoped kind makes of ops, where it
+		// differs from want: namespaces tell nothing apart there.
+		cluster map[string]string
 	}{
-		{"one asks", []*spec.WebhookOperator{claimant("a", "x.dev/v1", "W", true)}, map[string]string{}},
+		{"one asks", []*spec.WebhookOperator{claimant("a", "x.dev/v1", "W", true)}, map[string]string{}, nil},
 		{"two of one kind", []*spec.WebhookOperator{
 			claimant("a", "x.dev/v1", "W", true), claimant("b", "x.dev/v1", "W", true),
-		}, map[string]string{"b": "a"}},
+		}, map[string]string{"b": "a"}, nil},
 		{"the later name first in the list", []*spec.WebhookOperator{
 			claimant("b", "x.dev/v1", "W", true), claimant("a", "x.dev/v1", "W", true),
-		}, map[string]string{"b": "a"}},
+		}, map[string]string{"b": "a"}, nil},
 		{"three of one kind name the first", []*spec.WebhookOperator{
 			claimant("c", "x.dev/v1", "W", true), claimant("a", "x.dev/v1", "W", true), claimant("b", "x.dev/v1", "W", true),
-		}, map[string]string{"b": "a", "c": "a"}},
+		}, map[string]string{"b": "a", "c": "a"}, nil},
 		{"another version of the kind", []*spec.WebhookOperator{
 			claimant("a", "x.dev/v2", "W", true), claimant("b", "x.dev/v1", "W", true),
-		}, map[string]string{"b": "a"}},
+		}, map[string]string{"b": "a"}, nil},
 		{"other namespaces of the kind", []*spec.WebhookOperator{
 			claimant("a", "x.dev/v1", "W", true, "one"), claimant("b", "x.dev/v1", "W", true, "two"),
-		}, map[string]string{"b": "a"}},
+		}, map[string]string{}, map[string]string{"b": "a"}},
+		{"a namespace in common", []*spec.WebhookOperator{
+			claimant("a", "x.dev/v1", "W", true, "one", "two"), claimant("b", "x.dev/v1", "W", true, "three", "two"),
+		}, map[string]string{"b": "a"}, nil},
+		{"every namespace against some", []*spec.WebhookOperator{
+			claimant("b", "x.dev/v1", "W", true, "one"), claimant("a", "x.dev/v1", "W", true),
+		}, map[string]string{"b": "a"}, nil},
+		{"a refused operator keeps nothing from a later one", []*spec.WebhookOperator{
+			claimant("a", "x.dev/v1", "W", true, "one"), claimant("b", "x.dev/v1", "W", true), claimant("c", "x.dev/v1", "W", true, "two"),
+		}, map[string]string{"b": "a"}, map[string]string{"b": "a", "c": "a"}},
 		{"the first name does not ask", []*spec.WebhookOperator{
 			claimant("a", "x.dev/v1", "W", false), claimant("b", "x.dev/v1", "W", true),
-		}, map[string]string{}},
+		}, map[string]string{}, nil},
 		{"another group", []*spec.WebhookOperator{
 			claimant("a", "x.dev/v1", "W", true), claimant("b", "y.dev/v1", "W", true),
-		}, map[string]string{}},
+		}, map[string]string{}, nil},
 		{"another kind of the group", []*spec.WebhookOperator{
 			claimant("a", "x.dev/v1", "W", true), claimant("b", "x.dev/v1", "V", true),
-		}, map[string]string{}},
+		}, map[string]string{}, nil},
 		{"a core kind", []*spec.WebhookOperator{
 			claimant("b", "v1", "ConfigMap", true), claimant("a", "v1", "ConfigMap", true),
-		}, map[string]string{"b": "a"}},
+		}, map[string]string{"b": "a"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := conditionsHolders(tc.ops); !maps.Equal(got, tc.want) {
-				t.Errorf("holders = %v, want %v", got, tc.want)
+			if got := conditionsHolders(tc.ops, true); !maps.Equal(got, tc.want) {
+				t.Errorf("holders on a namespaced kind = %v, want %v", got, tc.want)
+			}
+			cluster := tc.cluster
+			if cluster == nil {
+				cluster = tc.want
+			}
+			if got := conditionsHolders(tc.ops, false); !maps.Equal(got, cluster) {
+				t.Errorf("holders on a cluster-scoped kind = %v, want %v", got, cluster)
 			}
 		})
 	}
@@ -73,9 +93,9 @@ func TestConditionsAreKeptByTheOperatorWhoseNameSortsFirst(t *testing.T) {
 // an operator that does not ask for conditions are not refused.
 func TestAnOperatorRefusedConditionsIsNotReadyNamingTheirKeeper(t *testing.T) {
 	claims := &conditionsClaims{}
-	claims.set(conditionsHolders([]*spec.WebhookOperator{
+	claims.set([]*spec.WebhookOperator{
 		claimant("a", "x.dev/v1", "W", true), claimant("b", "x.dev/v1", "W", true), claimant("c", "x.dev/v1", "W", false),
-	}))
+	})
 	for _, tc := range []struct {
 		op      *spec.WebhookOperator
 		refused bool

@@ -149,10 +149,9 @@ func (m *Manager) reclaimLocked() {
 	for _, r := range m.running {
 		ops = append(ops, r.op)
 	}
-	holders := conditionsHolders(ops)
-	prev := m.claims.set(holders)
+	changed := m.claims.set(ops)
 	for name, r := range m.running {
-		if prev[name] == holders[name] {
+		if !changed(name) {
 			continue
 		}
 		r.mu.Lock()

@@ -107,3 +107,20 @@ spec:
   callbacks: [{id: create, events: [create]}]
 `, name, ns, url)
 }
+
+// Operators of one namespaced kind watching other namespaces keep the
+// conditions of their own objects: nothing is shared to fight over, so
+// neither is refused.
+func TestOperatorsOfOtherNamespacesEachKeepTheirConditions(t *testing.T) {
+	nsA, nsB := newNamespace(t), newNamespace(t)
+	h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "handled"}}))
+	startGateway(t)
+	for _, tc := range []struct{ name, ns string }{{"split-a", nsA}, {"split-b", nsB}} {
+		createOperatorObject(t, conditionsOperator(tc.name, tc.ns, h.URL))
+		createWidget(t, tc.ns, "example", 1)
+	}
+	for _, tc := range []struct{ name, ns string }{{"split-a", nsA}, {"split-b", nsB}} {
+		waitReady(t, tc.name, "True/Running")
+		eventually(t, 30*time.Second, reconciled(t, tc.ns, "example", "True", ""))
+	}
+}
