@@ -122,18 +122,27 @@ func (o *statusOptions) run(ctx context.Context, c *cluster, w io.Writer, args [
 		if err != nil {
 			return err
 		}
-		var out []inspect.Operator
+		out := make([]report, 0, len(ops))
+		var errs []error
 		for _, op := range ops {
-			out = append(out, c.summarize(ctx, op, now))
+			r, err := c.report(ctx, op, now)
+			out = append(out, r)
+			errs = append(errs, err)
 		}
-		return o.print(w, out, func() error { return printOperators(w, out) })
+		if err := o.print(w, out, func() error { return printOperators(w, out) }); err != nil {
+			return err
+		}
+		return errors.Join(errs...)
 	case 1:
 		op, err := c.operator(ctx, args[0])
 		if err != nil {
 			return err
 		}
-		out := c.summarize(ctx, op, now)
-		return o.print(w, out, func() error { return printUnsettled(w, out) })
+		out, listErr := c.report(ctx, op, now)
+		if err := o.print(w, out, func() error { return printUnsettled(w, out) }); err != nil {
+			return err
+		}
+		return listErr
 	}
 	op, err := c.operator(ctx, args[0])
 	if err != nil {
@@ -201,7 +210,7 @@ func (c *cluster) operators(ctx context.Context) ([]registered, error) {
 	}
 	list, err := c.dyn.Resource(engine.OperatorResource).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, explain(err, "list WebhookOperators")
+		return nil, explainOperators(err, "list WebhookOperators")
 	}
 	var out []registered
 	for i := range list.Items {
@@ -225,20 +234,29 @@ func (c *cluster) operator(ctx context.Context, name string) (registered, error)
 		return registered{}, fmt.Errorf("WebhookOperator %q not found (gateway status lists them)", name)
 	}
 	if err != nil {
-		return registered{}, explain(err, "get WebhookOperator "+name)
+		return registered{}, explainOperators(err, "get WebhookOperator "+name)
 	}
 	return toRegistered(obj), nil
 }
 
-// explain turns the API server's refusals into what to do about them.
+// explain turns the API server's refusals into what to do about them;
+// what is the request, e.g. "list Memcached cache.example.com/v1alpha1".
 func explain(err error, what string) error {
 	switch {
 	case crdMissing(err):
-		return fmt.Errorf("%s: the WebhookOperator CRD is not installed in this cluster (kubectl apply -f crds/opgate.dev_webhookoperators.yaml): %w", what, err)
+		return fmt.Errorf("%s: not served by this cluster (is its CRD installed?): %w", what, err)
 	case apierrors.IsForbidden(err):
-		return fmt.Errorf("%s: forbidden; your kubeconfig's user needs get and list on it: %w", what, err)
+		return fmt.Errorf("%s: forbidden; your kubeconfig's user needs that permission: %w", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// explainOperators is explain for the WebhookOperators, whose CRD is ours.
+func explainOperators(err error, what string) error {
+	if crdMissing(err) {
+		return fmt.Errorf("%s: the WebhookOperator CRD is not installed in this cluster (kubectl apply -f crds/opgate.dev_webhookoperators.yaml): %w", what, err)
+	}
+	return explain(err, what)
 }
 
 // crdMissing: a 404 without details is the API server not serving the
@@ -252,17 +270,27 @@ func crdMissing(err error) bool {
 	return d == nil || d.Name == ""
 }
 
-// watchedResource resolves the operator's watched kind.
+// watchedResource resolves the operator's watched kind. Only a kind
+// discovery does not list is "not served": discovery itself can fail (the
+// API server unreachable).
 func (c *cluster) watchedResource(op *spec.WebhookOperator) (*meta.RESTMapping, error) {
 	gv, err := schema.ParseGroupVersion(op.Spec.Watch.APIVersion)
 	if err != nil {
 		return nil, err
 	}
 	m, err := c.mapper.RESTMapping(gv.WithKind(op.Spec.Watch.Kind).GroupKind(), gv.Version)
-	if err != nil {
-		return nil, fmt.Errorf("kind %s %s is not served by this cluster: %w", op.Spec.Watch.APIVersion, op.Spec.Watch.Kind, err)
+	switch {
+	case meta.IsNoMatchError(err):
+		return nil, fmt.Errorf("kind %s is not served by this cluster (is its CRD installed?): %w", watchedKind(op), err)
+	case err != nil:
+		return nil, fmt.Errorf("look up kind %s in the API server's discovery: %w", watchedKind(op), err)
 	}
 	return m, nil
+}
+
+// watchedKind names the operator's kind in messages: "Memcached cache.example.com/v1alpha1".
+func watchedKind(op *spec.WebhookOperator) string {
+	return op.Spec.Watch.Kind + " " + op.Spec.Watch.APIVersion
 }
 
 // watchedObjects lists the objects of the operator's kind in its namespaces.
@@ -279,7 +307,11 @@ func (c *cluster) watchedObjects(ctx context.Context, op *spec.WebhookOperator) 
 	for _, ns := range namespaces {
 		list, err := c.dyn.Resource(m.Resource).Namespace(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return nil, explain(err, "list "+m.Resource.GroupResource().String())
+			what := "list " + watchedKind(op)
+			if ns != metav1.NamespaceAll {
+				what += " in namespace " + ns
+			}
+			return nil, explain(err, what)
 		}
 		for i := range list.Items {
 			out = append(out, &list.Items[i])
@@ -288,18 +320,28 @@ func (c *cluster) watchedObjects(ctx context.Context, op *spec.WebhookOperator) 
 	return out, nil
 }
 
-// summarize reports on one operator; what cannot be read is its Ready
-// reason, so that one broken operator does not hide the others.
-func (c *cluster) summarize(ctx context.Context, r registered, now time.Time) inspect.Operator {
+// report is what status prints of one operator. Error is why its objects
+// could not be listed: its counts are then unknown, not zero.
+type report struct {
+	inspect.Operator
+	Error string `json:"error,omitempty"`
+}
+
+// report summarizes one operator. An invalid spec is its Ready reason and
+// a failed listing its Error (also returned, for the exit status), so that
+// one broken operator does not hide the others.
+func (c *cluster) report(ctx context.Context, r registered, now time.Time) (report, error) {
 	if r.err != nil {
-		return inspect.Operator{Name: r.Name, Ready: inspect.Readiness{Reason: "InvalidSpec", Message: r.err.Error()}}
+		return report{Operator: inspect.Operator{Name: r.Name, Ready: inspect.Readiness{Reason: "InvalidSpec", Message: r.err.Error()}}}, nil
 	}
 	objs, err := c.watchedObjects(ctx, r.op)
-	out := inspect.Summarize(r.op, r.ready, objs, now)
 	if err != nil {
-		out.Ready.Message = strings.TrimSpace(out.Ready.Message + " (status could not list its objects: " + err.Error() + ")")
+		err = fmt.Errorf("operator %s: %w", r.Name, err)
+		out := inspect.Summarize(r.op, r.ready, nil, now)
+		out.States = nil // unknown, not zero
+		return report{Operator: out, Error: err.Error()}, err
 	}
-	return out
+	return report{Operator: inspect.Summarize(r.op, r.ready, objs, now)}, nil
 }
 
 func (c *cluster) describe(ctx context.Context, r registered, key string, now time.Time) (inspect.Detail, error) {

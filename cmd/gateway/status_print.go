@@ -10,7 +10,7 @@ import (
 	"github.com/opgate/opgate/gateway/inspect"
 )
 
-func printOperators(w io.Writer, ops []inspect.Operator) error {
+func printOperators(w io.Writer, ops []report) error {
 	if len(ops) == 0 {
 		_, err := fmt.Fprintln(w, "No WebhookOperators.")
 		return err
@@ -18,9 +18,19 @@ func printOperators(w io.Writer, ops []inspect.Operator) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "OPERATOR\tWATCH\tREADY\tOBJECTS\tFAILING\tWAITING ON FINALIZER")
 	for _, o := range ops {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\n", o.Name, orDash(o.Watch), ready(o.Ready), o.Objects, o.Failing, o.WaitingOnFinalizer)
+		objects, failing, waiting := o.counts()
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", o.Name, orDash(o.Watch), ready(o.Ready), objects, failing, waiting)
 	}
 	return tw.Flush()
+}
+
+// counts are the operator's counts, "?" when its objects could not be
+// listed: zero would say there is nothing to look at.
+func (r report) counts() (objects, failing, waiting string) {
+	if r.Error != "" {
+		return "?", "?", "?"
+	}
+	return fmt.Sprint(r.Objects), fmt.Sprint(r.Failing), fmt.Sprint(r.WaitingOnFinalizer)
 }
 
 func ready(r inspect.Readiness) string {
@@ -33,11 +43,15 @@ func ready(r inspect.Readiness) string {
 	return "False (" + r.Reason + ")"
 }
 
-func printUnsettled(w io.Writer, o inspect.Operator) error {
-	fmt.Fprintf(w, "%s: %s, Ready %s, %d objects, %d failing, %d waiting on a finalizer\n",
-		o.Name, orDash(o.Watch), ready(o.Ready), o.Objects, o.Failing, o.WaitingOnFinalizer)
+func printUnsettled(w io.Writer, o report) error {
+	objects, failing, waiting := o.counts()
+	fmt.Fprintf(w, "%s: %s, Ready %s, %s objects, %s failing, %s waiting on a finalizer\n",
+		o.Name, orDash(o.Watch), ready(o.Ready), objects, failing, waiting)
 	if !o.Ready.Ready && o.Ready.Message != "" {
 		fmt.Fprintf(w, "  %s\n", o.Ready.Message)
+	}
+	if o.Error != "" {
+		return nil // the command's error says why
 	}
 	if len(o.Unsettled) == 0 {
 		_, err := fmt.Fprintln(w, "Every object is settled or pending.")

@@ -59,7 +59,7 @@ func TestStatusTextNamesTheFailingObjectItsErrorAndNextRetry(t *testing.T) {
 		Unsettled: []inspect.Object{{Namespace: "shop", Name: "broken", State: inspect.BackingOff,
 			Failure: &inspect.Failure{Callback: "create", Class: "temporary", Reason: "HandlerError", Message: "database down", Attempts: 4, NextRetry: &next}}}}
 	var buf bytes.Buffer
-	if err := printUnsettled(&buf, op); err != nil {
+	if err := printUnsettled(&buf, report{Operator: op}); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"shop/broken", "backing_off", "create", "4", "2026-11-30T14:21:07Z", "temporary HandlerError: database down", "2 objects, 1 failing"} {
