@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/opgate/opgate/gateway/decide"
 )
@@ -18,7 +18,7 @@ import (
 func newReconcileCommand() *cobra.Command {
 	var k kubeFlags
 	cmd := &cobra.Command{
-		Use:   "reconcile OPERATOR NAMESPACE/NAME",
+		Use:   "reconcile OPERATOR [NAMESPACE/]NAME",
 		Short: "Ask the gateway to end an object's backoff wait and run its due callbacks now",
 		Long: `reconcile sets the annotation ` + decide.ReconcileRequestAnnotation + ` to the current
 time (RFC3339), as kubectl annotate would. The gateway then ends any backoff
@@ -30,11 +30,11 @@ callbacks where the operator has them, once; each value fires once.`,
 			if err != nil {
 				return err
 			}
-			value, err := c.requestReconcile(cmd.Context(), args[0], args[1], time.Now())
+			id, value, err := c.requestReconcile(cmd.Context(), args[0], args[1], time.Now())
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s=%s\n", args[0], args[1], decide.ReconcileRequestAnnotation, value)
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s=%s\n", args[0], id, decide.ReconcileRequestAnnotation, value)
 			return err
 		},
 	}
@@ -44,38 +44,35 @@ callbacks where the operator has them, once; each value fires once.`,
 
 // requestReconcile annotates the object; the value is the time to the
 // second, a finer one when the annotation holds that already, so that a second request
-// within the same second still fires.
-func (c *cluster) requestReconcile(ctx context.Context, operator, key string, now time.Time) (string, error) {
+// within the same second still fires. It returns the object's name, its
+// namespace resolved, with the value.
+func (c *cluster) requestReconcile(ctx context.Context, operator, key string, now time.Time) (cache.ObjectName, string, error) {
 	r, err := c.operator(ctx, operator)
 	if err != nil {
-		return "", err
+		return cache.ObjectName{}, "", err
 	}
 	if r.err != nil {
-		return "", fmt.Errorf("WebhookOperator %s: %w", operator, r.err)
+		return cache.ObjectName{}, "", fmt.Errorf("WebhookOperator %s: %w", operator, r.err)
 	}
-	ns, name, ok := strings.Cut(key, "/")
-	if !ok {
-		ns, name = "", key
-	}
-	m, err := c.watchedResource(r.op)
+	m, id, err := c.object(r.op, key)
 	if err != nil {
-		return "", err
+		return cache.ObjectName{}, "", err
 	}
-	res := c.dyn.Resource(m.Resource).Namespace(ns)
-	obj, err := res.Get(ctx, name, metav1.GetOptions{})
+	res := c.dyn.Resource(m.Resource).Namespace(id.Namespace)
+	obj, err := res.Get(ctx, id.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return "", fmt.Errorf("%s %s not found", r.op.Spec.Watch.Kind, key)
+		return id, "", fmt.Errorf("%s %s not found", r.op.Spec.Watch.Kind, id)
 	}
 	if err != nil {
-		return "", explain(err, "get "+r.op.Spec.Watch.Kind+" "+key)
+		return id, "", explain(err, "get "+r.op.Spec.Watch.Kind+" "+id.String())
 	}
 	value := now.UTC().Format(time.RFC3339)
 	if obj.GetAnnotations()[decide.ReconcileRequestAnnotation] == value {
 		value = now.UTC().Format(time.RFC3339Nano)
 	}
 	body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{decide.ReconcileRequestAnnotation: value}}})
-	if _, err := res.Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: "gateway-reconcile"}); err != nil {
-		return "", explain(err, "annotate "+r.op.Spec.Watch.Kind+" "+key)
+	if _, err := res.Patch(ctx, id.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: "gateway-reconcile"}); err != nil {
+		return id, "", explain(err, "annotate "+r.op.Spec.Watch.Kind+" "+id.String())
 	}
-	return value, nil
+	return id, value, nil
 }

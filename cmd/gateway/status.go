@@ -1,13 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
@@ -34,20 +33,15 @@ import (
 // With files, the operators come from them (a gateway run -f), not from
 // the WebhookOperator objects.
 type kubeFlags struct {
-	kubeconfig, context string
-	files               []string
+	kubeconfig, context, namespace string
+	files                          []string
 }
 
 func (k *kubeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the files in $KUBECONFIG, else ~/.kube/config)")
 	cmd.Flags().StringVar(&k.context, "context", "", "kubeconfig context to use (default: its current-context)")
+	cmd.Flags().StringVarP(&k.namespace, "namespace", "n", "", "namespace of an object given as a bare NAME (default: the kubeconfig context's, else default)")
 	cmd.Flags().StringArrayVarP(&k.files, "file", "f", nil, "operator file or directory, as given to gateway run -f (default: the WebhookOperator objects)")
-}
-
-func (k *kubeFlags) restConfig() (*rest.Config, error) {
-	o := runOptions{kubeconfig: k.kubeconfig, context: k.context, qps: 20, burst: 40}
-	cfg, _, err := o.restConfig()
-	return cfg, err
 }
 
 // cluster is what status and reconcile read and write through.
@@ -56,10 +50,14 @@ type cluster struct {
 	kube   kubernetes.Interface
 	mapper meta.RESTMapper
 	files  []*spec.WebhookOperator // operators of -f, when given
+	// namespace is where a bare NAME of a namespaced kind is: -n, else
+	// the kubeconfig context's; namespaceFlag is -n alone.
+	namespace, namespaceFlag string
 }
 
 func connect(k *kubeFlags) (*cluster, error) {
-	cfg, err := k.restConfig()
+	o := runOptions{kubeconfig: k.kubeconfig, context: k.context, qps: 20, burst: 40}
+	cfg, contextNamespace, err := o.restConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +70,7 @@ func connect(k *kubeFlags) (*cluster, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Discovery()))
-	c := &cluster{dyn: dyn, kube: kube, mapper: mapper}
+	c := &cluster{dyn: dyn, kube: kube, mapper: mapper, namespace: cmp.Or(k.namespace, contextNamespace), namespaceFlag: k.namespace}
 	if len(k.files) > 0 {
 		if c.files, err = spec.LoadFiles(k.files...); err != nil {
 			return nil, err
@@ -89,18 +87,24 @@ type statusOptions struct {
 func newStatusCommand() *cobra.Command {
 	o := &statusOptions{}
 	cmd := &cobra.Command{
-		Use:   "status [OPERATOR [NAMESPACE/NAME]]",
+		Use:   "status [OPERATOR [[NAMESPACE/]NAME]]",
 		Short: "Show what the gateway did with each operator and object, and why an object is not reconciled",
 		Long: `status reads the cluster (no gateway process needed) and decodes each
 object's state annotation with the gateway's own code:
 
   gateway status                            every WebhookOperator: Ready, objects, failing, waiting on a finalizer
   gateway status OPERATOR                   its objects that are not settled, with callback, attempts, last error, next retry
-  gateway status OPERATOR NAMESPACE/NAME    one object's whole state and its last Events`,
+  gateway status OPERATOR [NAMESPACE/]NAME  one object's whole state and its last Events
+
+A bare NAME is in the namespace of -n, else the kubeconfig context's, as
+kubectl reads it.`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.output != "" && o.output != "json" && o.output != "yaml" {
 				return fmt.Errorf("-o %q: want json or yaml (or nothing, for text)", o.output)
+			}
+			if o.kube.namespace != "" && len(args) < 2 {
+				return errors.New("-n applies to an object: give OPERATOR NAME")
 			}
 			c, err := connect(&o.kube)
 			if err != nil {
@@ -345,29 +349,22 @@ func (c *cluster) report(ctx context.Context, r registered, now time.Time) (repo
 }
 
 func (c *cluster) describe(ctx context.Context, r registered, key string, now time.Time) (inspect.Detail, error) {
-	ns, name, ok := strings.Cut(key, "/")
-	if !ok {
-		ns, name = "", key
-	}
-	if name == "" || strings.Contains(name, "/") {
-		return inspect.Detail{}, fmt.Errorf("%q: want NAMESPACE/NAME (or NAME for a cluster-scoped kind)", key)
-	}
-	m, err := c.watchedResource(r.op)
+	m, id, err := c.object(r.op, key)
 	if err != nil {
 		return inspect.Detail{}, err
 	}
-	obj, err := c.dyn.Resource(m.Resource).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	obj, err := c.dyn.Resource(m.Resource).Namespace(id.Namespace).Get(ctx, id.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return inspect.Detail{}, fmt.Errorf("%s %s not found", r.op.Spec.Watch.Kind, key)
+		return inspect.Detail{}, fmt.Errorf("%s %s not found", r.op.Spec.Watch.Kind, id)
 	}
 	if err != nil {
-		return inspect.Detail{}, explain(err, "get "+r.op.Spec.Watch.Kind+" "+key)
+		return inspect.Detail{}, explain(err, "get "+r.op.Spec.Watch.Kind+" "+id.String())
 	}
 	if !inspect.Selects(r.op, obj) {
-		return inspect.Detail{}, fmt.Errorf("%s %s is not watched by %s (spec.watch.namespaces or labelSelector)", r.op.Spec.Watch.Kind, key, r.Name)
+		return inspect.Detail{}, fmt.Errorf("%s %s is not watched by %s (spec.watch.namespaces or labelSelector)", r.op.Spec.Watch.Kind, id, r.Name)
 	}
 	d := inspect.Describe(r.op, obj, nil, now)
-	evs, err := c.kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(obj.GetUID())})
+	evs, err := c.kube.CoreV1().Events(id.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(obj.GetUID())})
 	if err == nil {
 		d.Events = inspect.EventsOf(evs.Items, 10)
 	} else if !apierrors.IsForbidden(err) {
