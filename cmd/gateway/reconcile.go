@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
@@ -54,18 +53,11 @@ func (c *cluster) requestReconcile(ctx context.Context, operator, key string, no
 	if r.err != nil {
 		return cache.ObjectName{}, "", fmt.Errorf("WebhookOperator %s: %w", operator, r.err)
 	}
-	m, id, err := c.object(r.op, key)
+	res, obj, err := c.watchedObject(ctx, r, key)
 	if err != nil {
 		return cache.ObjectName{}, "", err
 	}
-	res := c.dyn.Resource(m.Resource).Namespace(id.Namespace)
-	obj, err := res.Get(ctx, id.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return id, "", fmt.Errorf("%s %s not found", r.op.Spec.Watch.Kind, id)
-	}
-	if err != nil {
-		return id, "", explain(err, "get "+r.op.Spec.Watch.Kind+" "+id.String())
-	}
+	id := cache.MetaObjectToName(obj)
 	value := now.UTC().Format(time.RFC3339)
 	if obj.GetAnnotations()[decide.ReconcileRequestAnnotation] == value {
 		value = now.UTC().Format(time.RFC3339Nano)

@@ -349,22 +349,12 @@ func (c *cluster) report(ctx context.Context, r registered, now time.Time) (repo
 }
 
 func (c *cluster) describe(ctx context.Context, r registered, key string, now time.Time) (inspect.Detail, error) {
-	m, id, err := c.object(r.op, key)
+	_, obj, err := c.watchedObject(ctx, r, key)
 	if err != nil {
 		return inspect.Detail{}, err
 	}
-	obj, err := c.dyn.Resource(m.Resource).Namespace(id.Namespace).Get(ctx, id.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return inspect.Detail{}, fmt.Errorf("%s %s not found", r.op.Spec.Watch.Kind, id)
-	}
-	if err != nil {
-		return inspect.Detail{}, explain(err, "get "+r.op.Spec.Watch.Kind+" "+id.String())
-	}
-	if !inspect.Selects(r.op, obj) {
-		return inspect.Detail{}, fmt.Errorf("%s %s is not watched by %s (spec.watch.namespaces or labelSelector)", r.op.Spec.Watch.Kind, id, r.Name)
-	}
 	d := inspect.Describe(r.op, obj, nil, now)
-	evs, err := c.kube.CoreV1().Events(id.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(obj.GetUID())})
+	evs, err := c.kube.CoreV1().Events(obj.GetNamespace()).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(obj.GetUID())})
 	if err == nil {
 		d.Events = inspect.EventsOf(evs.Items, 10)
 	} else if !apierrors.IsForbidden(err) {
