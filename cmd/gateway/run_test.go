@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,5 +53,37 @@ func TestUIFlagTurnsTheWebViewOnAndOff(t *testing.T) {
 		if rec.Code != tt.want {
 			t.Errorf("--ui=%v: GET /ui/ answered %d, want %d", tt.ui, rec.Code, tt.want)
 		}
+	}
+}
+
+// --workers and --max-response-bytes of zero or less are refused as the
+// flags are parsed, not replaced by the defaults.
+func TestRunRefusesNonPositiveWorkersAndResponseLimit(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--workers", "0"}, `invalid argument "0" for "--workers" flag: want a positive integer`},
+		{[]string{"--workers", "-3"}, `invalid argument "-3" for "--workers" flag: want a positive integer`},
+		{[]string{"--workers", "many"}, `invalid argument "many" for "--workers" flag: want a positive integer`},
+		{[]string{"--max-response-bytes", "0"}, `invalid argument "0" for "--max-response-bytes" flag: want a positive integer`},
+		{[]string{"--workers", "8", "--max-response-bytes", "1048576"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cmd := newRunCommand()
+			err := cmd.ParseFlags(tt.args)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("error = %v, want none", err)
+			case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr):
+				t.Fatalf("error = %v, want %q", err, tt.wantErr)
+			case tt.wantErr == "":
+				got := []string{cmd.Flag("workers").Value.String(), cmd.Flag("max-response-bytes").Value.String()}
+				if want := []string{tt.args[1], tt.args[3]}; !slices.Equal(got, want) {
+					t.Errorf("parsed %v, want %v", got, want)
+				}
+			}
+		})
 	}
 }
