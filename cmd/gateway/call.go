@@ -64,7 +64,8 @@ type callTarget struct {
 	event             spec.Event
 	declared          []spec.ChildSpec // nil with kindsKnown false: children kinds are not checked
 	kindsKnown        bool
-	relatedKinds      []string // kind keys the gateway sends even when empty
+	relatedKinds      []string        // kind keys the gateway sends even when empty
+	watch             *spec.WatchSpec // the operator's, with -f: the object must be of its kind
 	notes             []string
 	statusChecker     *check.StatusChecker
 	parent, old       *unstructured.Unstructured
@@ -228,7 +229,10 @@ func (o *callOptions) fromRegistration(t *callTarget) error {
 			op = candidate
 		}
 	}
-	if op == nil {
+	switch {
+	case op == nil && o.operator != "":
+		return usageErrorf("-f %s has no operator %q; it defines %s", o.file, o.operator, strings.Join(names, ", "))
+	case op == nil:
 		return usageErrorf("-f %s defines operators %s: choose one with --operator", o.file, strings.Join(names, ", "))
 	}
 	i := slices.IndexFunc(op.Spec.Callbacks, func(c spec.Callback) bool { return c.ID == o.callbackID })
@@ -243,13 +247,20 @@ func (o *callOptions) fromRegistration(t *callTarget) error {
 		return usageErrorf("callback %q does not exist in operator %s, which has %s", o.callbackID, op.Name, strings.Join(ids, ", "))
 	}
 	cb := op.Spec.Callbacks[i]
+	events := make([]string, len(cb.Events))
+	for j, e := range cb.Events {
+		events[j] = string(e)
+	}
 	switch {
 	case t.event == "" && len(cb.Events) == 1:
 		t.event = cb.Events[0]
-	case t.event == "" || !cb.Handles(t.event):
-		return usageErrorf("callback %s handles %v: choose one with --event", cb.ID, cb.Events)
+	case t.event == "":
+		return usageErrorf("callback %s handles %s: choose one with --event", cb.ID, strings.Join(events, ", "))
+	case !cb.Handles(t.event):
+		return usageErrorf("callback %s does not handle %s, only %s", cb.ID, t.event, strings.Join(events, ", "))
 	}
 	t.operator, t.callback = op.Name, cb.ID
+	t.watch = &op.Spec.Watch
 	t.declared, t.kindsKnown = op.Spec.Children, true
 	for _, r := range op.Spec.Related {
 		t.relatedKinds = append(t.relatedKinds, r.APIVersion+"/"+r.Kind)

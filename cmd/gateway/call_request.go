@@ -32,6 +32,10 @@ func (o *callOptions) loadObjects(t *callTarget) error {
 		return usageErrorf("--object: want exactly one object, got %d", len(parents))
 	}
 	t.parent = parents[0]
+	if w := t.watch; w != nil && (t.parent.GetAPIVersion() != w.APIVersion || t.parent.GetKind() != w.Kind) {
+		// The gateway reads the objects of the watched kind at its version only.
+		return usageErrorf("--object is a %s %s, but operator %s watches %s %s", t.parent.GetKind(), t.parent.GetAPIVersion(), t.operator, w.Kind, w.APIVersion)
+	}
 	if o.oldFile != "" {
 		if t.event != spec.EventUpdate {
 			return usageErrorf("--old: the gateway sends old with update only, not %s", t.event)
