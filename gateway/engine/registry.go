@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -77,10 +76,11 @@ func (r *Registry) Run(ctx context.Context) error {
 		return err
 	}
 	go inf.Run(ctx.Done())
-	// Ready says why while this waits (the CRD missing, RBAC); the
-	// reflector retries with backoff until the CRD is installed.
+	// Ready says why while this waits (the CRD missing, RBAC, the API
+	// server unreachable); the reflector retries with backoff until the
+	// list works. Only ctx ends the wait: a shutdown, as in file mode.
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		return fmt.Errorf("watch WebhookOperators: cache did not sync (is the CRD in crds/ installed?): %w", ctx.Err())
+		return nil
 	}
 	r.synced.Store(true)
 	go func() {
