@@ -45,8 +45,8 @@ func ready(r inspect.Readiness) string {
 
 func printUnsettled(w io.Writer, o report) error {
 	objects, failing, waiting := o.counts()
-	fmt.Fprintf(w, "%s: %s, Ready %s, %s objects, %s failing, %s waiting on a finalizer\n",
-		o.Name, orDash(o.Watch), ready(o.Ready), objects, failing, waiting)
+	fmt.Fprintf(w, "%s: %s, Ready %s, %s %s, %s failing, %s waiting on a finalizer\n",
+		o.Name, orDash(o.Watch), ready(o.Ready), objects, plural(o.Objects, "object", "objects"), failing, waiting)
 	if !o.Ready.Ready && o.Ready.Message != "" {
 		fmt.Fprintf(w, "  %s\n", o.Ready.Message)
 	}
@@ -88,7 +88,7 @@ func printDetail(w io.Writer, d inspect.Detail, now time.Time) error {
 	p("%s (operator %s)\n", d.Key(), d.Operator)
 	p("  state:       %s\n", d.State)
 	if d.Failure != nil {
-		p("  failing:     %s after %d attempts: %s\n", d.Failure.Callback, d.Failure.Attempts, lastError(d.Failure))
+		p("  failing:     %s after %d %s: %s\n", d.Failure.Callback, d.Failure.Attempts, plural(d.Failure.Attempts, "attempt", "attempts"), lastError(d.Failure))
 		if d.Failure.NextRetry != nil {
 			p("  next retry:  %s (in %s)\n", d.Failure.NextRetry.UTC().Format(time.RFC3339), d.Failure.NextRetry.Sub(now).Round(time.Second))
 		}

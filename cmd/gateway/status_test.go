@@ -68,3 +68,37 @@ func TestStatusTextNamesTheFailingObjectItsErrorAndNextRetry(t *testing.T) {
 		}
 	}
 }
+
+func TestStatusTextCountsInTheSingularAndPlural(t *testing.T) {
+	detail := func(attempts int) func(*bytes.Buffer) error {
+		d := inspect.Detail{Object: inspect.Object{Namespace: "shop", Name: "broken", State: inspect.BackingOff,
+			Failure: &inspect.Failure{Callback: "create", Class: "temporary", Attempts: attempts}}}
+		return func(b *bytes.Buffer) error { return printDetail(b, d, time.Now()) }
+	}
+	unsettled := func(r report) func(*bytes.Buffer) error {
+		return func(b *bytes.Buffer) error { return printUnsettled(b, r) }
+	}
+	tests := []struct {
+		name  string
+		print func(*bytes.Buffer) error
+		want  string
+	}{
+		{"one object", unsettled(report{Operator: inspect.Operator{Name: "m", Objects: 1}}), ", 1 object, 0 failing"},
+		{"two objects", unsettled(report{Operator: inspect.Operator{Name: "m", Objects: 2}}), ", 2 objects, 0 failing"},
+		{"no objects", unsettled(report{Operator: inspect.Operator{Name: "m"}}), ", 0 objects, 0 failing"},
+		{"unknown", unsettled(report{Operator: inspect.Operator{Name: "m"}, Error: "forbidden"}), ", ? objects, ? failing"},
+		{"one attempt", detail(1), "create after 1 attempt: temporary"},
+		{"four attempts", detail(4), "create after 4 attempts: temporary"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := tt.print(&buf); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(buf.String(), tt.want) {
+				t.Errorf("output lacks %q:\n%s", tt.want, buf.String())
+			}
+		})
+	}
+}
