@@ -95,6 +95,7 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/state
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/spec
 	go test -run '^$$' -fuzz FuzzDiff -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./callbacks/essence
+	go test -run '^$$' -fuzz FuzzFieldsChanged -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./callbacks/essence
 	go test -run '^$$' -fuzz FuzzBuildRequest -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/call
 	go test -run '^$$' -fuzz FuzzDecodeEventMatchesClientGo -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/watchjson
 	go test -run '^$$' -fuzz FuzzFramesAreTheObjectsJSONDecoderReads -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./gateway/watchjson
