@@ -45,18 +45,32 @@ const secretPrefix = "whsec_"
 // "whsec_" followed by something that is not base64.
 var ErrInvalidSecret = errors.New("invalid webhook secret")
 
+// secretSpace is the whitespace trimmed from around a secret: ASCII's, as
+// Python's bytes.strip() trims it, so that every side agrees byte for byte.
+const secretSpace = " \t\n\v\f\r"
+
 // SigningKey returns the HMAC key a secret stands for: the base64-decoded
-// rest of a "whsec_" secret, or the raw bytes otherwise. A "whsec_" secret
-// whose rest is not base64 is an error rather than a raw key: the other
-// side, following Standard Webhooks, would decode it and never agree. The
-// error never quotes the secret.
+// rest of a "whsec_" secret, or the raw bytes otherwise, in both cases
+// without surrounding ASCII whitespace. A Secret created from a file
+// (kubectl create secret --from-file) or a file written by hand usually
+// ends in a newline that is not part of the key; the gateway, gateway call,
+// the Verifier and the example handlers all read a secret through this one
+// rule, so none signs with the newline while another verifies without it.
+// A "whsec_" secret whose rest is not strict standard base64 (no line
+// breaks inside, which Go's decoder would skip and others refuse) is an
+// error rather than a raw key: the other side, following Standard Webhooks,
+// would decode it and never agree. The error never quotes the secret.
 func SigningKey(secret []byte) ([]byte, error) {
+	secret = bytes.Trim(secret, secretSpace)
 	if len(secret) == 0 {
 		return nil, fmt.Errorf("%w: it is empty", ErrInvalidSecret)
 	}
 	rest, ok := bytes.CutPrefix(secret, []byte(secretPrefix))
 	if !ok {
 		return secret, nil
+	}
+	if i := bytes.IndexAny(rest, "\r\n"); i >= 0 {
+		return nil, fmt.Errorf("%w: the part after %q has a line break at byte %d", ErrInvalidSecret, secretPrefix, i)
 	}
 	key := make([]byte, base64.StdEncoding.DecodedLen(len(rest)))
 	n, err := base64.StdEncoding.Decode(key, rest)
@@ -100,7 +114,8 @@ func signatureMAC(key []byte, id, ts string, body []byte) []byte {
 
 // VerifierConfig configures a Verifier.
 type VerifierConfig struct {
-	// Secret is the shared secret: raw bytes, or "whsec_" and base64.
+	// Secret is the shared secret: raw bytes, or "whsec_" and base64;
+	// surrounding ASCII whitespace is not part of it (see SigningKey).
 	Secret []byte
 	// Secrets are more secrets accepted alongside Secret, as while one is
 	// rotated: a delivery signed with any of them passes. Either Secret or

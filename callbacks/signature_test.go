@@ -232,3 +232,59 @@ func TestWhsecSecretThatIsNotBase64IsAnError(t *testing.T) {
 		t.Errorf("NewVerifier = %v, want an error naming secret 2 of 2", err)
 	}
 }
+
+// A Secret made from a file (kubectl create secret --from-file) ends in the
+// file's newline; the gateway signs with the Secret's bytes and handlers
+// read the same Secret mounted as a file, so every side drops surrounding
+// ASCII whitespace before taking the key.
+func TestSigningKeyIgnoresSurroundingWhitespace(t *testing.T) {
+	whsec := "whsec_" + base64.StdEncoding.EncodeToString([]byte("decoded-key"))
+	tests := []struct {
+		name, secret, want string
+	}{
+		{"a raw secret as written", "raw-key", "raw-key"},
+		{"a raw secret with a final newline", "raw-key\n", "raw-key"},
+		{"a raw secret with a final CRLF", "raw-key\r\n", "raw-key"},
+		{"a raw secret between spaces and tabs", " \t raw-key \v\f", "raw-key"},
+		{"a raw secret keeps its inner whitespace", "raw key\n", "raw key"},
+		{"a whsec secret with a final newline", whsec + "\n", "decoded-key"},
+		{"a hex secret from openssl rand -hex", "6f70656e73736c2072616e64\n", "6f70656e73736c2072616e64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key, err := SigningKey([]byte(tt.secret))
+			if err != nil || string(key) != tt.want {
+				t.Fatalf("SigningKey = %q, %v; want %q", key, err, tt.want)
+			}
+			// Sign and the Verifier take the key the same way.
+			now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+			body := []byte(`{"uid":"d1"}`)
+			v, err := NewVerifier(VerifierConfig{Secret: []byte(tt.secret), Clock: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := rawHeaders("d1", FormatTimestamp(now), []byte(tt.want), body)
+			if err := v.Verify(h, body); err != nil {
+				t.Errorf("a verifier of %q refuses a signature made with %q: %v", tt.secret, tt.want, err)
+			}
+			if got, want := mustSign(t, []byte(tt.secret), "d1", now, body), h.Get(HeaderWebhookSignature); got != want {
+				t.Errorf("Sign with %q = %s, want the signature of %q, %s", tt.secret, got, tt.want, want)
+			}
+		})
+	}
+}
+
+func TestSigningKeyRefusesSecretsOtherSidesWouldRefuse(t *testing.T) {
+	for name, secret := range map[string]string{
+		"only whitespace":                    " \n\t",
+		"a whsec secret broken by a newline": "whsec_c2Vj\ncmV0",
+		"a whsec secret broken by a CR":      "whsec_c2Vj\rcmV0",
+		"whsec_ and a newline":               "whsec_\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if key, err := SigningKey([]byte(secret)); !errors.Is(err, ErrInvalidSecret) {
+				t.Errorf("SigningKey = %q, %v; want ErrInvalidSecret", key, err)
+			}
+		})
+	}
+}

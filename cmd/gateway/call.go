@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/base64"
@@ -200,12 +199,9 @@ func (o *callOptions) resolve() (*callTarget, error) {
 		if err != nil {
 			return nil, usageErrorf("--hmac-secret-file: %w", err)
 		}
-		// As the example handlers read it: a file written by hand or
-		// mounted from a Secret often ends in a newline.
-		secret = bytes.TrimSpace(secret)
-		if len(secret) == 0 {
-			return nil, usageErrorf("--hmac-secret-file %s is empty", o.hmacSecretFile)
-		}
+		// The file's bytes are used as the gateway uses a Secret's: the
+		// key is what SigningKey makes of them (a final newline dropped),
+		// the one rule the gateway and the handlers share.
 		if _, err := callbacks.SigningKey(secret); err != nil {
 			return nil, usageErrorf("--hmac-secret-file %s: %w", o.hmacSecretFile, err)
 		}

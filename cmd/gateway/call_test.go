@@ -323,3 +323,44 @@ func TestCallCommandUsageErrorsSendNothing(t *testing.T) {
 		})
 	}
 }
+
+// `gateway call --hmac-secret-file F` signs as the gateway signs with a
+// Secret holding F's bytes (kubectl create secret --from-file=key=F), and
+// a handler that reads F by the documented rule (surrounding ASCII
+// whitespace dropped) accepts it.
+func TestCallCommandSignsAsTheGatewayDoesWithASecretOfTheSameBytes(t *testing.T) {
+	tests := []struct {
+		name, file, handlerKey string
+	}{
+		{"a hex key from openssl rand -hex, with its newline", "9f86d081884c7d65aa3e1b2c\n", "9f86d081884c7d65aa3e1b2c"},
+		{"a raw key without newline", "raw-key", "raw-key"},
+		{"a raw key between ASCII blanks", " \traw-key\r\n", "raw-key"},
+		{"a raw key ending in a no-break space, which is not ASCII whitespace", "raw-key\u00a0\n", "raw-key\u00a0"},
+		{"a whsec key with its newline", "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM=\n", "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM="},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "secret")
+			if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			h := &recordingHandler{answer: answerJSON(200, `{}`)}
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			r := runCall(t, "--url", srv.URL, "--event", "create", "--object", callTestdata+"memcached.yaml", "--hmac-secret-file", path)
+			got := h.received()
+			if r.code != 0 || len(got) != 1 {
+				t.Fatalf("exit %d (%v) after %d requests, want 0 after 1\nstderr:\n%s", r.code, r.err, len(got), r.stderr)
+			}
+			for who, secret := range map[string]string{"the gateway, given a Secret of the file's bytes,": tt.file, "a handler reading the file": tt.handlerKey} {
+				v, err := callbacks.NewVerifier(callbacks.VerifierConfig{Secret: []byte(secret)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := v.Verify(got[0].header, got[0].body); err != nil {
+					t.Errorf("%s signs otherwise than gateway call: %v", who, err)
+				}
+			}
+		})
+	}
+}

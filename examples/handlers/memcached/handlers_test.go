@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -229,18 +230,23 @@ func TestRouterServesHealthzAndRoutesByPathWhateverTheID(t *testing.T) {
 }
 
 func TestSignedRequestsOnlyWhenASecretIsGiven(t *testing.T) {
-	secretFile := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(secretFile, []byte("s3cret\n"), 0o600); err != nil {
-		t.Fatal(err)
+	// The gateway signs with the bytes of the Secret the file is mounted
+	// from; the handler takes the key from the file by the same rule.
+	for _, file := range []string{"s3cret\n", "s3cret", " s3cret\r\n", "s3cret\u00a0\n", "whsec_czNjcmV0\n"} {
+		t.Run(strconv.Quote(file), func(t *testing.T) {
+			secretFile := filepath.Join(t.TempDir(), "secret")
+			if err := os.WriteFile(secretFile, []byte(file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			mux, err := newMux(slog.New(slog.DiscardHandler), secretFile, time.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := callbackstest.NewRequest(t, callbacks.EventDelete, memcached("3"), callbackstest.WithCallback("cleanup"))
+			callbackstest.Call(t, newRouter(mux), req, callbackstest.AtPath(pathDelete), callbackstest.Signed([]byte(file)))
+			callbackstest.Call(t, newRouter(mux), req, callbackstest.AtPath(pathDelete), callbackstest.ExpectStatus(http.StatusUnauthorized))
+		})
 	}
-	mux, err := newMux(slog.New(slog.DiscardHandler), secretFile, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := callbackstest.NewRequest(t, callbacks.EventDelete, memcached("3"), callbackstest.WithCallback("cleanup"))
-	callbackstest.Call(t, newRouter(mux), req, callbackstest.AtPath(pathDelete), callbackstest.Signed([]byte("s3cret")))
-	callbackstest.Call(t, newRouter(mux), req, callbackstest.AtPath(pathDelete), callbackstest.ExpectStatus(http.StatusUnauthorized))
-
 	if _, err := newMux(slog.New(slog.DiscardHandler), filepath.Join(t.TempDir(), "missing"), time.Now); err == nil {
 		t.Error("a missing secret file was accepted")
 	}

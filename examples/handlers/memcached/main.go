@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -85,9 +84,9 @@ func newMux(log *slog.Logger, secretFile string, now func() time.Time) (*callbac
 		if err != nil {
 			return nil, fmt.Errorf("read the HMAC secret: %w", err)
 		}
-		// Files written by hand or mounted from a Secret often end in a
-		// newline that is not part of the secret.
-		v, err := callbacks.NewVerifier(callbacks.VerifierConfig{Secret: []byte(strings.TrimSpace(string(secret)))})
+		// As the gateway takes the Secret's bytes: the verifier drops
+		// surrounding whitespace, such as the file's final newline.
+		v, err := callbacks.NewVerifier(callbacks.VerifierConfig{Secret: secret})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", secretFile, err)
 		}

@@ -3,6 +3,8 @@ package main
 import (
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -181,5 +183,25 @@ func TestCRDIsValid(t *testing.T) {
 	crd := crdtest.LoadCRD(t, crdFile)
 	if got := crd.Spec.Names.ShortNames; !reflect.DeepEqual(got, []string{"nginx"}) {
 		t.Errorf("shortNames = %v, want [nginx]", got)
+	}
+}
+
+// The gateway signs with the bytes of the Secret the file is mounted from;
+// the handler takes the key from the file by the same rule.
+func TestSignedRequestsWithTheKeyOfTheSecretFile(t *testing.T) {
+	for _, file := range []string{"s3cret\n", " s3cret\r\n", "s3cret\u00a0\n"} {
+		t.Run(strconv.Quote(file), func(t *testing.T) {
+			secretFile := filepath.Join(t.TempDir(), "secret")
+			if err := os.WriteFile(secretFile, []byte(file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			mux, err := newMux(slog.New(slog.DiscardHandler), secretFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := callbackstest.NewRequest(t, callbacks.EventDelete, nginxServer("nginx:1.27", "1"), callbackstest.WithCallback("delete"))
+			callbackstest.Call(t, newRouter(mux), req, callbackstest.AtPath(pathDelete), callbackstest.Signed([]byte(file)))
+			callbackstest.Call(t, newRouter(mux), req, callbackstest.AtPath(pathDelete), callbackstest.ExpectStatus(http.StatusUnauthorized))
+		})
 	}
 }

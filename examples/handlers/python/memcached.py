@@ -5,6 +5,7 @@ a request without a Standard Webhooks signature made with the secret in the last
 
 import argparse
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -18,11 +19,22 @@ TOLERANCE = 5 * 60  # seconds between a signature's timestamp and now, either wa
 
 
 def signing_key(secret):
-    """The HMAC key: the base64-decoded rest of a "whsec_" secret, else the secret itself."""
-    try:
-        return base64.b64decode(secret[6:], validate=True) if secret.startswith(b"whsec_") else secret
-    except ValueError:  # not base64
+    """The HMAC key of a secret, by the gateway's rule: surrounding ASCII whitespace (a file's final
+    newline) is not part of it; then the base64-decoded rest of a "whsec_" secret, else the secret
+    itself. A "whsec_" secret whose rest is not strict base64 is a ValueError, never a raw key: the
+    gateway refuses it too. The message never quotes the secret."""
+    secret = secret.strip()  # bytes.strip() drops ASCII whitespace only, as the gateway does
+    if not secret:
+        raise ValueError("the secret is empty")
+    if not secret.startswith(b"whsec_"):
         return secret
+    try:
+        key = base64.b64decode(secret[6:], validate=True)
+    except binascii.Error as err:
+        raise ValueError(f'the part after "whsec_" is not standard base64 ({err})') from None
+    if not key:
+        raise ValueError('"whsec_" is followed by no key')
+    return key
 
 
 def verify(key, headers, body, now):
@@ -114,7 +126,9 @@ if __name__ == "__main__":
     args = parser.parse_args()
     host, _, port = args.addr.rpartition(":")
     server = ThreadingHTTPServer((host, int(port)), Handler)
-    secret = args.hmac_secret_file and args.hmac_secret_file.read_bytes().strip()  # without a final newline
-    server.key = signing_key(secret) if secret else None
+    try:
+        server.key = signing_key(args.hmac_secret_file.read_bytes()) if args.hmac_secret_file else None
+    except (OSError, ValueError) as err:
+        parser.error(f"--hmac-secret-file {args.hmac_secret_file}: {err}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit())  # a clean exit, status 0
     server.serve_forever()

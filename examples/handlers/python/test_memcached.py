@@ -59,6 +59,30 @@ class VerifyTest(unittest.TestCase):
                 self.assertFalse(self.verify(headers))
 
 
+class SigningKeyTest(unittest.TestCase):
+    """The key is taken from a secret as the gateway takes it from a Secret of the same bytes."""
+
+    def test_surrounding_ascii_whitespace_is_not_part_of_the_key(self):
+        cases = {
+            b"raw-key": b"raw-key",
+            b"raw-key\n": b"raw-key",
+            b" \traw-key\r\n": b"raw-key",
+            b"raw key\n": b"raw key",
+            "raw-key\u00a0\n".encode(): "raw-key\u00a0".encode(),  # a no-break space is not ASCII whitespace
+            SECRET + b"\n": b"secret-key",
+        }
+        for secret, key in cases.items():
+            with self.subTest(secret=secret):
+                self.assertEqual(memcached.signing_key(secret), key)
+
+    def test_refuses_a_secret_no_key_comes_from(self):
+        for secret in (b"", b" \n", b"whsec_", b"whsec_not*base64!", b"whsec_c2VjcmV0YQ", b"whsec_c2Vj\ncmV0"):
+            with self.subTest(secret=secret), self.assertRaises(ValueError) as caught:
+                memcached.signing_key(secret)
+            if secret[6:]:
+                self.assertNotIn(secret[6:].decode(), str(caught.exception))
+
+
 def memcached_object(size=3, name="mc"):
     return {"apiVersion": "cache.example.com/v1alpha1", "kind": "Memcached",
             "metadata": {"name": name, "namespace": "demo"}, "spec": {"size": size}}
