@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +58,7 @@ type Mux struct {
 	verifier *Verifier
 	maxBytes int64
 	log      *slog.Logger
+	now      func() time.Time
 
 	mu      sync.RWMutex
 	byPath  map[string]HandlerFunc
@@ -91,11 +93,23 @@ func WithLogger(l *slog.Logger) MuxOption {
 	}
 }
 
+// WithClock sets the clock that times a request's arrival, from which the
+// handler's deadline is measured; time.Now when nil. For tests of a
+// handler whose clock is not the gateway's.
+func WithClock(now func() time.Time) MuxOption {
+	return func(m *Mux) {
+		if now != nil {
+			m.now = now
+		}
+	}
+}
+
 // NewMux returns a Mux without handlers.
 func NewMux(opts ...MuxOption) *Mux {
 	m := &Mux{
 		maxBytes: DefaultMaxRequestBytes,
 		log:      slog.New(slog.DiscardHandler),
+		now:      time.Now,
 		byPath:   map[string]HandlerFunc{},
 		byID:     map[string]HandlerFunc{},
 		byEvent:  map[Event]HandlerFunc{},
@@ -187,6 +201,7 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed; callbacks are POSTed", r.Method))
 		return
 	}
+	arrived := m.now()
 	req, status, err := m.readRequest(w, r)
 	if err != nil {
 		m.log.WarnContext(r.Context(), "refused callback request", "status", status, "error", err)
@@ -200,7 +215,7 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusNotFound, fmt.Sprintf("no handler for path %q, callback %q or event %q", r.URL.Path, req.Callback, req.Event))
 		return
 	}
-	resp, err := m.call(r.Context(), fn, req)
+	resp, err := m.call(r.Context(), fn, req, handlerDeadline(r.Header, req, arrived))
 	var panicked *panicError
 	if errors.As(err, &panicked) {
 		m.logCall(r.Context(), slog.LevelError, call, "handler panicked", "panic", panicked.value)
@@ -304,12 +319,40 @@ func (m *Mux) readRequest(w http.ResponseWriter, r *http.Request) (*Request, int
 	return req, 0, nil
 }
 
-// call runs fn within the request's deadline, when it has one: past it the
-// gateway no longer waits for the answer. A panic becomes a *panicError.
-func (m *Mux) call(ctx context.Context, fn HandlerFunc, req *Request) (resp *Response, err error) {
-	if !req.Deadline.IsZero() {
+// canonicalTimestampHeader is HeaderWebhookTimestamp as http.Header keys
+// it: Get canonicalizes a key into a new string unless it already is.
+const canonicalTimestampHeader = "Webhook-Timestamp"
+
+// handlerDeadline is when the handler's context ends, on this process's
+// clock: the time the gateway gave the call, deadline − webhook-timestamp
+// (both read on the gateway's clock as it sent the call), from the
+// request's arrival. The deadline taken as it is would be read on another
+// clock: one 15 s ahead of the gateway's ended every call of a 10 s
+// timeout at once, and the gateway retried it for ever. The timestamp is
+// in whole seconds, so the context may end up to a second (and the
+// network's delay) after the gateway stops waiting, never before. Without
+// a timestamp the deadline is all there is; zero means none.
+func handlerDeadline(h http.Header, req *Request, arrived time.Time) time.Time {
+	if req.Deadline.IsZero() {
+		return time.Time{}
+	}
+	ts := h.Get(canonicalTimestampHeader)
+	if ts == "" { // checked first: a failed ParseInt allocates its error
+		return req.Deadline
+	}
+	sent, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return req.Deadline
+	}
+	return arrived.Add(req.Deadline.Sub(time.Unix(sent, 0)))
+}
+
+// call runs fn until deadline, when there is one: past it the gateway no
+// longer waits for the answer. A panic becomes a *panicError.
+func (m *Mux) call(ctx context.Context, fn HandlerFunc, req *Request, deadline time.Time) (resp *Response, err error) {
+	if !deadline.IsZero() {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
 	defer func() {

@@ -212,7 +212,48 @@ func TestMuxTurnsAPanicIntoATemporary500(t *testing.T) {
 	}
 }
 
-func TestMuxGivesTheHandlerTheRequestDeadline(t *testing.T) {
+// The gateway sends deadline = its clock + timeout; the handler's clock may
+// be minutes off (the verifier allows 5 minutes of skew). The handler's
+// context ends when the time the gateway gave the call has passed since the
+// request arrived, whichever clock is ahead.
+func TestMuxMeasuresTheHandlersDeadlineFromTheRequestsArrival(t *testing.T) {
+	secret := []byte("s3cret")
+	sent := time.Now().Truncate(time.Second).Add(400 * time.Millisecond) // the gateway's clock as it sends
+	deadline := sent.Add(10 * time.Second)
+	given := deadline.Sub(sent.Truncate(time.Second)) // deadline − webhook-timestamp: 10.4 s
+	tests := []struct {
+		name string
+		skew time.Duration // the handler's clock minus the gateway's, the network's delay included
+	}{
+		{"clocks that agree", 5 * time.Millisecond},
+		{"a handler clock 15 s ahead", 15 * time.Second},
+		{"a handler clock 15 s behind", -15 * time.Second},
+		{"a handler clock 4 minutes ahead, inside the replay window", 4 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			arrived := sent.Add(tt.skew)
+			clock := func() time.Time { return arrived }
+			verifier, err := callbacks.NewVerifier(callbacks.VerifierConfig{Secret: secret, Clock: clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got time.Time
+			mux := callbacks.NewMux(callbacks.WithVerifier(verifier), callbacks.WithClock(clock))
+			mux.HandleEvent(callbacks.EventCreate, func(ctx context.Context, _ *callbacks.Request) (*callbacks.Response, error) {
+				got, _ = ctx.Deadline()
+				return nil, nil
+			})
+			req := callbackstest.NewRequest(t, callbacks.EventCreate, widget, callbackstest.WithDeadline(deadline))
+			callbackstest.Call(t, mux, req, callbackstest.SignedAt(secret, sent))
+			if want := arrived.Add(given); !got.Equal(want) {
+				t.Errorf("context deadline = %v, want %v: %v after the request arrived", got, want, given)
+			}
+		})
+	}
+}
+
+func TestMuxTakesTheDeadlineAsSentWithoutATimestamp(t *testing.T) {
 	deadline := time.Now().Add(time.Minute).Truncate(time.Second)
 	var got time.Time
 	mux := callbacks.NewMux()
@@ -220,8 +261,11 @@ func TestMuxGivesTheHandlerTheRequestDeadline(t *testing.T) {
 		got, _ = ctx.Deadline()
 		return nil, nil
 	})
-	req := callbackstest.NewRequest(t, callbacks.EventCreate, widget, callbackstest.WithDeadline(deadline))
-	callbackstest.Call(t, mux, req)
+	body := `{"apiVersion":"opgate.dev/v1alpha1","kind":"CallbackRequest","uid":"u","event":"create","operator":"o","callback":"c","attempt":1,` +
+		`"deadline":"` + deadline.UTC().Format(time.RFC3339) + `","object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}}`
+	if rec := post(t, mux, http.MethodPost, "/", body); rec.Code != http.StatusOK {
+		t.Fatalf("code = %d, body %s", rec.Code, rec.Body)
+	}
 	if !got.Equal(deadline) {
 		t.Errorf("context deadline = %v, want the request's %v", got, deadline)
 	}

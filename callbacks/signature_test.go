@@ -288,3 +288,9 @@ func TestSigningKeyRefusesSecretsOtherSidesWouldRefuse(t *testing.T) {
 		})
 	}
 }
+
+func TestCanonicalTimestampHeaderIsTheHeadersKey(t *testing.T) {
+	if got := http.CanonicalHeaderKey(HeaderWebhookTimestamp); got != canonicalTimestampHeader {
+		t.Errorf("http.CanonicalHeaderKey(%q) = %q, want %q", HeaderWebhookTimestamp, got, canonicalTimestampHeader)
+	}
+}

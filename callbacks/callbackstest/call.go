@@ -31,7 +31,9 @@ func Signed(secret []byte) CallOption {
 }
 
 // SignedAt is Signed with a given webhook-timestamp, to test a verifier's
-// replay window against its injected clock.
+// replay window against its injected clock. A Mux gives the handler
+// deadline − at from the request's arrival: for a handler that looks at its
+// context's deadline, build the request WithDeadline(at.Add(timeout)).
 func SignedAt(secret []byte, at time.Time) CallOption {
 	return func(c *callConfig) { c.secret, c.signedAt = secret, at }
 }
