@@ -10,7 +10,7 @@ import (
 // FuzzDecodeResponse: no answer a handler can send makes decoding panic,
 // whatever decodes is what a typed decoding of the body gives, and it
 // re-encodes to a body that decodes again (so the gateway never applies
-// something the contract would refuse).
+// something the contract would refuse), which a Mux would send as it is.
 func FuzzDecodeResponse(f *testing.F) {
 	for _, seed := range []string{
 		``, `{}`, `{"status":{"nodes":["a"]}}`, `{"children":[]}`,
@@ -40,6 +40,9 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		if _, err := DecodeResponse(again); err != nil {
 			t.Fatalf("re-encoded response %s is refused: %v", again, err)
+		}
+		if bad := checkAnswer(resp); bad != nil {
+			t.Fatalf("a Mux would refuse %s, which the gateway takes: %v", again, bad)
 		}
 	})
 }

@@ -47,7 +47,10 @@ const HealthPath = "/healthz"
 //   - 401 when a verifier is set and the signature is missing, wrong or out
 //     of the replay window;
 //   - 404 when no handler matches;
-//   - 500 when the handler panics or the response cannot be encoded.
+//   - 500 when the handler panics, or answers what the gateway would
+//     refuse (an Event reason that is not CamelCase, a nil child, an error
+//     without a message: the rules of schema/response.json) or what
+//     cannot be encoded.
 //
 // Every non-200 answer carries {"error": {...}}. Only a malformed request
 // (400) is marked permanent: a 401, 404, 405 or 413 is cured by
@@ -227,8 +230,27 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp = orNew(resp)
 		resp.Error = ErrorFor(err)
 	}
+	resp = orNew(resp)
+	if bad := checkAnswer(resp); len(bad) > 0 {
+		cerr := &ContractError{Document: "response", Violations: bad}
+		m.logCall(r.Context(), slog.LevelError, call, "handler answered what the gateway refuses", "error", cerr)
+		writeJSON(w, http.StatusInternalServerError, refusedAnswer(resp, cerr))
+		return
+	}
 	m.logCall(r.Context(), slog.LevelDebug, call, "handled callback")
-	writeJSON(w, http.StatusOK, orNew(resp))
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// refusedAnswer is the 500 sent in place of a handler's answer the gateway
+// would refuse whole: sent with 200, it was an InvalidResponse retried for
+// ever, with nothing in the handler's log above debug. A 500 is retried
+// too, but the gateway's Event names the violations.
+func refusedAnswer(resp *Response, cerr *ContractError) *Response {
+	msg := "the handler's answer was not sent: its " + cerr.Error()
+	if resp.Error != nil && resp.Error.Message != "" {
+		msg += "; the handler reported: " + resp.Error.Message
+	}
+	return &Response{Error: &Error{Message: msg}}
 }
 
 // callAttrs are a call's attributes on its log records, as its request

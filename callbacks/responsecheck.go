@@ -119,15 +119,16 @@ func (r *responseChecker) duration(v any, path string) {
 	}
 }
 
-// child is $defs/child.
+// child is $defs/child. It builds the paths below path only for a
+// violation: the Mux checks every child a handler answers.
 func (r *responseChecker) child(v any, path string) {
 	m, ok := r.object(v, path)
 	if !ok {
 		return
 	}
 	r.required(m, path, "apiVersion", "kind", "metadata")
-	for _, k := range []string{"apiVersion", "kind"} {
-		if f, ok := m[k]; ok {
+	for _, k := range [...]string{"apiVersion", "kind"} {
+		if f, ok := m[k]; ok && !isNonEmptyString(f) {
 			r.nonEmpty(f, path+"/"+k)
 		}
 	}
@@ -135,17 +136,27 @@ func (r *responseChecker) child(v any, path string) {
 	if !ok {
 		return
 	}
-	meta, ok := r.object(f, path+"/metadata")
+	meta, ok := f.(map[string]any)
 	if !ok {
+		r.wrongType(f, path+"/metadata", "object")
 		return
 	}
-	r.required(meta, path+"/metadata", "name")
-	if name, ok := meta["name"]; ok {
+	switch name, ok := meta["name"]; {
+	case !ok:
+		r.add(path+"/metadata/name", "missing property")
+	case !isNonEmptyString(name):
 		r.nonEmpty(name, path+"/metadata/name")
 	}
 	if ns, ok := meta["namespace"]; ok {
-		r.str(ns, path+"/metadata/namespace")
+		if _, isString := ns.(string); !isString {
+			r.wrongType(ns, path+"/metadata/namespace", "string")
+		}
 	}
+}
+
+func isNonEmptyString(v any) bool {
+	s, ok := v.(string)
+	return ok && s != ""
 }
 
 // event is $defs/event.

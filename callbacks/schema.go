@@ -109,15 +109,7 @@ func DecodeResponse(body []byte) (*Response, error) {
 		return nil, &ContractError{Document: "response", Violations: bad}
 	}
 	// The pattern admits "99999999999h", which overflows time.Duration.
-	if _, err := resp.RequeueAfterDuration(); err != nil {
-		bad = append(bad, Violation{Path: "/requeueAfter", Message: err.Error()})
-	}
-	if resp.Error != nil {
-		if _, err := resp.Error.RetryAfterDuration(); err != nil {
-			bad = append(bad, Violation{Path: "/error/retryAfter", Message: err.Error()})
-		}
-	}
-	if len(bad) > 0 {
+	if bad := durationViolations(resp); len(bad) > 0 {
 		return nil, &ContractError{Document: "response", Violations: bad}
 	}
 	return resp, nil
