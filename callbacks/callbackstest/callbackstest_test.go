@@ -205,8 +205,8 @@ func TestResultAssertions(t *testing.T) {
 	if !res.IsTemporaryError() || res.IsPermanentError() || res.ReportedError().RetryAfter != "10s" {
 		t.Errorf("error %+v, want temporary with retryAfter 10s", res.Response.Error)
 	}
-	if !res.Finalized() {
-		t.Error("an answer without finalized must release the finalizer")
+	if res.Finalized() {
+		t.Error("an answer reporting an error keeps the finalizer: the gateway ignores its finalized")
 	}
 
 	failing := []struct {
@@ -226,6 +226,49 @@ func TestResultAssertions(t *testing.T) {
 			})
 			if !strings.Contains(got, tt.want) {
 				t.Errorf("failed with %q, want a failure containing %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// The helpers say what the gateway does with an answer: a non-2xx answer
+// is a failed call classified by its code and its body's error object
+// (permanent for 400 and 422 unless the body says otherwise, never for a
+// redirect), which keeps the finalizer.
+func TestResultClassifiesAnswersAsTheGatewayDoes(t *testing.T) {
+	tests := []struct {
+		name                 string
+		code                 int
+		body                 string
+		temporary, permanent bool
+		finalized            bool
+	}{
+		{"an empty success releases the finalizer", 200, `{}`, false, false, true},
+		{"an empty 204 releases the finalizer", 204, ``, false, false, true},
+		{"finalized false keeps it", 200, `{"finalized":false}`, false, false, false},
+		{"a reported error is temporary and keeps it, finalized or not", 200, `{"error":{"message":"x"},"finalized":true}`, true, false, false},
+		{"a reported permanent error", 200, `{"error":{"message":"x","permanent":true}}`, false, true, false},
+		{"a 422 with an error object is permanent", 422, `{"error":{"message":"bad"}}`, false, true, false},
+		{"a 400 whose body is not JSON is permanent", 400, `Bad Request`, false, true, false},
+		{"a 422 whose body says temporary is temporary", 422, `{"error":{"message":"x","permanent":false}}`, true, false, false},
+		{"a 503 with an empty object is temporary and keeps the finalizer", 503, `{}`, true, false, false},
+		{"a 503 with an HTML page is temporary", 503, `<html>busy</html>`, true, false, false},
+		{"a 500 whose body says permanent is permanent", 500, `{"error":{"message":"x","permanent":true}}`, false, true, false},
+		{"a 401 is temporary: a rotated secret cures it", 401, `{"error":{"message":"signature"}}`, true, false, false},
+		{"a redirect is never permanent", 302, `{"error":{"message":"x","permanent":true}}`, true, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := callbackstest.Call(t, echo(tt.code, tt.body), callbackstest.NewRequest(t, callbacks.EventDelete, widget),
+				callbackstest.ExpectStatus(tt.code))
+			if got := res.IsTemporaryError(); got != tt.temporary {
+				t.Errorf("IsTemporaryError() = %v, want %v", got, tt.temporary)
+			}
+			if got := res.IsPermanentError(); got != tt.permanent {
+				t.Errorf("IsPermanentError() = %v, want %v", got, tt.permanent)
+			}
+			if got := res.Finalized(); got != tt.finalized {
+				t.Errorf("Finalized() = %v, want %v", got, tt.finalized)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/internal/refusal"
 )
 
 // Result is a handler's answer to one Call.
@@ -97,21 +98,36 @@ func (r *Result) StatusStrings(path ...string) []string {
 	return out
 }
 
-// IsTemporaryError says whether the answer reports an error the gateway
-// retries.
+// IsTemporaryError says whether the gateway takes the answer for a
+// failure it retries: a 2xx reporting an error that is not permanent, or a
+// non-2xx answer the gateway does not take for permanent (a redirect, a
+// 401, a 5xx, a body saying "permanent": false), whatever its body.
 func (r *Result) IsTemporaryError() bool {
 	r.t.Helper()
+	if r.refused() {
+		return !refusal.Permanent(r.StatusCode, refusal.Decode(r.Body))
+	}
 	e := r.response().Error
 	return e != nil && !e.Permanent
 }
 
-// IsPermanentError says whether the answer reports an error the gateway
-// does not retry until the object's essence changes.
+// IsPermanentError says whether the gateway takes the answer for a failure
+// it does not retry until the object's essence changes: a 2xx reporting a
+// permanent error, or a non-2xx answer the gateway takes for permanent (a
+// body saying "permanent": true, else a 400 or a 422).
 func (r *Result) IsPermanentError() bool {
 	r.t.Helper()
+	if r.refused() {
+		return refusal.Permanent(r.StatusCode, refusal.Decode(r.Body))
+	}
 	e := r.response().Error
 	return e != nil && e.Permanent
 }
+
+// refused says whether the status code is not a 2xx: the gateway then
+// applies nothing of the body and classifies the failure by the code and
+// the body's error object, as package refusal reads them.
+func (r *Result) refused() bool { return r.StatusCode < 200 || r.StatusCode > 299 }
 
 // ReportedError returns the answer's error field, failing the test when
 // there is none.
@@ -149,10 +165,15 @@ func describeEvents(events []callbacks.KubeEvent) string {
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
-// Finalized says whether a delete answer releases the finalizer: true when
-// "finalized" is absent or true, as the gateway reads it.
+// Finalized says whether a delete answer releases the finalizer, as the
+// gateway reads it: a 2xx without an error whose "finalized" is absent or
+// true. A non-2xx answer or a reported error is a failed call, which keeps
+// the finalizer whatever "finalized" says.
 func (r *Result) Finalized() bool {
 	r.t.Helper()
-	f := r.response().Finalized
-	return f == nil || *f
+	if r.refused() {
+		return false
+	}
+	resp := r.response()
+	return resp.Error == nil && (resp.Finalized == nil || *resp.Finalized)
 }

@@ -2,7 +2,6 @@ package call
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/failure"
+	"github.com/opgate/opgate/internal/refusal"
 )
 
 // Reasons of the failures Call returns, fit for Kubernetes Event reasons.
@@ -94,11 +94,9 @@ func (c *Client) readAnswer(ctx context.Context, log *slog.Logger, where string,
 }
 
 // statusFailure classifies a non-2xx answer (docs/contract.md, "Errors and
-// retries"). Permanent means the handler said so: error.permanent in a JSON
-// body, or 400/422, the codes that say this request can never succeed. Any
-// other refusal may be cured by configuration rather than by a new object
-// (a 401 while a Secret rotates, a 404 while a handler rolls out, a 405 from
-// a misrouted path), so it is retried with backoff like a 5xx.
+// retries"): permanent as refusal.Permanent says (error.permanent in a JSON
+// body, else 400 and 422), callbackstest's rule too; any other refusal is
+// retried with backoff like a 5xx.
 func statusFailure(where string, resp *http.Response, body []byte, now time.Time) *failure.Error {
 	code := resp.StatusCode
 	if code >= 300 && code <= 399 {
@@ -111,17 +109,13 @@ func statusFailure(where string, resp *http.Response, body []byte, now time.Time
 			where, code, redirectTarget(resp))
 	}
 	reason := statusReason(code)
-	said := decodeErrorBody(body)
-	permanent := code == http.StatusBadRequest || code == http.StatusUnprocessableEntity
-	if said.Permanent != nil {
-		permanent = *said.Permanent
-	}
-	if permanent {
+	said := refusal.Decode(body)
+	if refusal.Permanent(code, said) {
 		return failure.Permanentf(reason, "call %s: HTTP %d%s", where, code, quoteSnippet(truncate(body)))
 	}
 	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	if retryAfter == 0 {
-		retryAfter = said.retryAfter()
+		retryAfter = said.RetryAfterDuration()
 	}
 	return failure.Temporaryf(reason, "call %s: HTTP %d%s", where, code, quoteSnippet(truncate(body))).
 		WithRetryAfter(retryAfter)
@@ -143,32 +137,6 @@ func statusReason(code int) string {
 	default:
 		return ReasonHandlerRejected
 	}
-}
-
-// errorBody is the part of a refusal's body the classification reads: the
-// contract's error object, decoded leniently since a refusal is often
-// written by a framework or a proxy rather than by the handler.
-type errorBody struct {
-	Permanent  *bool  `json:"permanent"`
-	RetryAfter string `json:"retryAfter"`
-}
-
-func decodeErrorBody(body []byte) errorBody {
-	var doc struct {
-		Error *errorBody `json:"error"`
-	}
-	if json.Unmarshal(body, &doc) != nil || doc.Error == nil {
-		return errorBody{}
-	}
-	return *doc.Error
-}
-
-func (e errorBody) retryAfter() time.Duration {
-	d, err := time.ParseDuration(e.RetryAfter)
-	if err != nil || d < 0 {
-		return 0
-	}
-	return d
 }
 
 // transportFailure classifies an error of sending the request or reading
