@@ -74,7 +74,11 @@ type MuxOption func(*Mux)
 
 // WithVerifier makes the Mux refuse, with 401, every request whose Standard
 // Webhooks signature the verifier does not accept. Use it when the
-// WebhookOperator sets handler.auth.hmacSecretRef.
+// WebhookOperator sets handler.auth.hmacSecretRef. The signature covers the
+// body, not the URL path: a captured request replayed within the window to
+// another registered path reaches that path's handler. Where that matters
+// and the transport is not https, register callback ids or events, which
+// the body carries signed, and no paths (docs/handlers.md).
 func WithVerifier(v *Verifier) MuxOption { return func(m *Mux) { m.verifier = v } }
 
 // WithMaxRequestBytes replaces DefaultMaxRequestBytes; n <= 0 keeps it.
