@@ -93,6 +93,32 @@ func TestCallCommandAgainstThePythonHandler(t *testing.T) {
 	}
 }
 
+// While a secret is rotated the handler is given both: a gateway signing
+// with either is accepted, one signing with neither is not.
+func TestThePythonHandlerAcceptsEachOfSeveralSecrets(t *testing.T) {
+	previous, next := writeSecret(t, "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM="), writeSecret(t, "raw-next-key")
+	url := startPythonHandler(t, requirePython(t), previous, next)
+	common := []string{"-f", registrationAt(t, url), "--object", callTestdata + "memcached.yaml", "-o", "json", "--callback", "cleanup"}
+	for name, tt := range map[string]struct {
+		secret   string
+		wantCode int
+	}{
+		"signed with the previous secret": {previous, 0},
+		"signed with the next secret":     {next, 0},
+		"signed with neither":             {writeSecret(t, "retired"), 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := runCall(t, append(slices.Clone(common), "--hmac-secret-file", tt.secret)...)
+			if r.code != tt.wantCode || r.rep == nil {
+				t.Fatalf("exit %d (%v), want %d\nstdout:\n%s\nstderr:\n%s", r.code, r.err, tt.wantCode, r.stdout, r.stderr)
+			}
+			if tt.wantCode != 0 {
+				assertRejected(t, r.rep)
+			}
+		})
+	}
+}
+
 func assertRejected(t *testing.T, rep *callReport) {
 	t.Helper()
 	if o := rep.Outcome; o.Result != resultTemporary || o.Reason != "HandlerUnauthorized" || !strings.Contains(o.Message, "HTTP 401") {
@@ -154,13 +180,13 @@ func pointRegistrationAt(t *testing.T, data []byte, url string) string {
 }
 
 // startPythonHandler runs memcached.py on a free port until the test ends,
-// verifying signatures with the secret in secretFile when it is not empty.
-func startPythonHandler(t *testing.T, python, secretFile string) string {
+// verifying signatures with the secrets in secretFiles, if any.
+func startPythonHandler(t *testing.T, python string, secretFiles ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
 	args := []string{"../../examples/handlers/python/memcached.py", "--addr", addr}
-	if secretFile != "" {
-		args = append(args, "--hmac-secret-file", secretFile)
+	for _, f := range secretFiles {
+		args = append(args, "--hmac-secret-file", f)
 	}
 	return startHandlerProcess(t, "the Python handler", addr, python, args...)
 }

@@ -89,7 +89,7 @@ func TestReadmeRegistrationWorksWithTheShippedMemcachedHandlers(t *testing.T) {
 		start func(t *testing.T) string
 	}{
 		{"go", startGoMemcachedHandler},
-		{"python", func(t *testing.T) string { return startPythonHandler(t, requirePython(t), "") }},
+		{"python", func(t *testing.T) string { return startPythonHandler(t, requirePython(t)) }},
 	}
 	callbacks := []struct {
 		id    string

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The guide's Memcached handler for opgate, in standard-library Python: it answers the callbacks
-of examples/operators/memcached.yaml by URL path and, given --hmac-secret-file, refuses with 401
-a request without a Standard Webhooks signature made with the secret in the last 5 minutes."""
+of examples/operators/memcached.yaml by URL path and, given --hmac-secret-file (once per secret
+while one is rotated), refuses with 401 a request without a Standard Webhooks signature made with
+one of the secrets in the last 5 minutes."""
 
 import argparse
 import base64
@@ -16,6 +17,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOLERANCE = 5 * 60  # seconds between a signature's timestamp and now, either way
+MAX_BODY = 16 << 20  # bytes of a request, as the Go toolkit's Mux: the gateway's fit well under it
 
 
 def signing_key(secret):
@@ -37,15 +39,19 @@ def signing_key(secret):
     return key
 
 
-def verify(key, headers, body, now):
-    """Whether a webhook-signature is "v1," and the base64 HMAC-SHA256 of "id.timestamp.body",
-    with a recent timestamp, so that it cannot be replayed later. There may be several."""
+def verify(keys, headers, body, now):
+    """Whether a webhook-signature is "v1," and the base64 HMAC-SHA256 of "id.timestamp.body" under
+    one of keys, with a recent timestamp, so that it cannot be replayed later. There may be several
+    signatures, and several keys while a secret is rotated. The timestamp is signed as sent."""
     msg_id, stamp = headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")
-    if not msg_id or not stamp.isdecimal() or abs(now - int(stamp)) > TOLERANCE:
+    if not msg_id or not (stamp.isascii() and stamp.isdigit()) or abs(now - int(stamp)) > TOLERANCE:
         return False
-    mac = hmac.new(key, f"{msg_id}.{int(stamp)}.".encode() + body, hashlib.sha256).digest()
-    want = b"v1," + base64.b64encode(mac)
-    return any(hmac.compare_digest(sig.encode(), want) for sig in headers.get("webhook-signature", "").split())
+    signatures = [sig.encode() for sig in headers.get("webhook-signature", "").split()]
+    for key in keys:
+        want = b"v1," + base64.b64encode(hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest())
+        if any(hmac.compare_digest(sig, want) for sig in signatures):
+            return True
+    return False
 
 
 class Refused(Exception):
@@ -94,8 +100,13 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, "ok") if self.path == "/healthz" else self.refuse(404, "GET /healthz only")
 
     def do_POST(self):
-        body, key = self.rfile.read(int(self.headers.get("Content-Length") or 0)), self.server.key
-        if key is not None and not verify(key, self.headers, body, time.time()):
+        length = self.headers.get("Content-Length", "")
+        if not (length.isascii() and length.isdigit()):  # absent, negative or not a number: never read
+            return self.refuse(400, "Content-Length must be given as a number of bytes")
+        if int(length) > MAX_BODY:  # refused unread, before the signature can be checked
+            return self.refuse(413, f"request body is over {MAX_BODY} bytes")
+        body, keys = self.rfile.read(int(length)), self.server.keys
+        if keys and not verify(keys, self.headers, body, time.time()):
             return self.refuse(401, "signature missing, wrong or older than 5 minutes")
         if self.path not in ROUTES:
             return self.refuse(404, f"no callback at {self.path}")
@@ -107,7 +118,8 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(500, {"error": {"message": "the handler failed"}})
             raise
 
-    def refuse(self, code, message):  # a 401/404 is cured by configuration: not permanent
+    def refuse(self, code, message):  # a 401/404/413 is cured by configuration: not permanent
+        self.close_connection = True  # the body may be left unread
         self.reply(code, {"error": {"message": message, "permanent": code in (200, 400)}})
 
     def reply(self, code, answer):
@@ -122,13 +134,16 @@ class Handler(BaseHTTPRequestHandler):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="The guide's Memcached handler for opgate.")
     parser.add_argument("--addr", default="127.0.0.1:8081", help="host:port to listen on (default %(default)s)")
-    parser.add_argument("--hmac-secret-file", type=pathlib.Path, help="verify signatures with the secret in it")
+    parser.add_argument("--hmac-secret-file", type=pathlib.Path, action="append", default=[],
+                        help="verify signatures with the secret in it; repeat it to accept several while one is rotated")
     args = parser.parse_args()
     host, _, port = args.addr.rpartition(":")
     server = ThreadingHTTPServer((host, int(port)), Handler)
-    try:
-        server.key = signing_key(args.hmac_secret_file.read_bytes()) if args.hmac_secret_file else None
-    except (OSError, ValueError) as err:
-        parser.error(f"--hmac-secret-file {args.hmac_secret_file}: {err}")
+    server.keys = []
+    for path in args.hmac_secret_file:
+        try:
+            server.keys.append(signing_key(path.read_bytes()))
+        except (OSError, ValueError) as err:
+            parser.error(f"--hmac-secret-file {path}: {err}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit())  # a clean exit, status 0
     server.serve_forever()

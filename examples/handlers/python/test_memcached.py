@@ -31,8 +31,8 @@ def signed(body, secret=b"secret-key", msg_id="delivery-1", at=None):
 class VerifyTest(unittest.TestCase):
     NOW = 1_700_000_000
 
-    def verify(self, headers, body=b"{}", secret=SECRET):
-        return memcached.verify(memcached.signing_key(secret), headers, body, self.NOW)
+    def verify(self, headers, body=b"{}", secret=SECRET, *more):
+        return memcached.verify([memcached.signing_key(s) for s in (secret, *more)], headers, body, self.NOW)
 
     def test_accepts_a_fresh_signature_with_the_secret(self):
         self.assertTrue(self.verify(signed(b"{}", at=self.NOW - 299)))
@@ -43,6 +43,21 @@ class VerifyTest(unittest.TestCase):
         headers["webhook-signature"] = "v1,b3RoZXI= " + headers["webhook-signature"]
         self.assertTrue(self.verify(headers))
 
+    def test_any_one_of_several_keys_is_enough_while_a_secret_is_rotated(self):
+        for name, (signer, want) in {"the new secret": (b"new-key", True), "the previous one": (b"secret-key", True),
+                                     "a retired one": (b"retired", False)}.items():
+            with self.subTest(name):
+                self.assertEqual(self.verify(signed(b"{}", secret=signer, at=self.NOW), b"{}", b"new-key", SECRET), want)
+
+    def test_the_timestamp_is_signed_as_sent(self):
+        sent = "0" + str(self.NOW)  # the same second, written otherwise
+        as_sent = signed(b"{}", at=self.NOW)
+        as_sent["webhook-timestamp"] = sent
+        as_sent["webhook-signature"] = signed(b"{}", at=sent)["webhook-signature"]
+        self.assertTrue(self.verify(as_sent))
+        canonical = dict(as_sent, **{"webhook-signature": signed(b"{}", at=self.NOW)["webhook-signature"]})
+        self.assertFalse(self.verify(canonical))
+
     def test_refuses(self):
         good = signed(b"{}", at=self.NOW)
         cases = {
@@ -52,6 +67,7 @@ class VerifyTest(unittest.TestCase):
             "a timestamp over 5 minutes ahead": signed(b"{}", at=self.NOW + 301),
             "no webhook-id": dict(good, **{"webhook-id": ""}),
             "a timestamp that is not a number": dict(good, **{"webhook-timestamp": "soon"}),
+            "a timestamp in other digits than ASCII": dict(good, **{"webhook-timestamp": "\u0661" * 10}),
             "no signature": {k: v for k, v in good.items() if k != "webhook-signature"},
         }
         for name, headers in cases.items():
@@ -101,7 +117,7 @@ class HandlerTest(unittest.TestCase):
     def setUp(self):
         quiet = type("QuietHandler", (memcached.Handler,), {"log_message": lambda *_: None})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), quiet)
-        self.server.key = memcached.signing_key(SECRET)
+        self.server.keys = [memcached.signing_key(SECRET)]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.addCleanup(self.server.server_close)
         self.addCleanup(self.server.shutdown)
@@ -154,6 +170,22 @@ class HandlerTest(unittest.TestCase):
                 status, got = self.post(path, request, sign=sign)
                 self.assertEqual(status, code)
                 self.assertFalse(got["error"]["permanent"], got)
+
+    def test_a_body_length_is_refused_before_anything_is_read(self):
+        """Nothing is sent after the headers: a handler that read the body first would wait for it."""
+        cases = {"too large": ("16777217", 413, False), "negative": ("-1", 400, True),
+                 "not a number": ("ten", 400, True), "absent": (None, 400, True)}
+        for name, (length, code, permanent) in cases.items():
+            with self.subTest(name):
+                conn = http.client.HTTPConnection(*self.server.server_address, timeout=5)
+                self.addCleanup(conn.close)
+                conn.putrequest("POST", "/create", skip_accept_encoding=True)
+                if length is not None:
+                    conn.putheader("Content-Length", length)
+                conn.endheaders()
+                resp = conn.getresponse()
+                got = json.loads(resp.read())
+                self.assertEqual((resp.status, got["error"]["permanent"]), (code, permanent), got)
 
     def test_healthz(self):
         conn = http.client.HTTPConnection(*self.server.server_address, timeout=10)
