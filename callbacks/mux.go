@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,8 +226,11 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := m.call(r.Context(), fn, req, handlerDeadline(r.Header, req, arrived))
 	var panicked *panicError
 	if errors.As(err, &panicked) {
-		m.logCall(r.Context(), slog.LevelError, call, "handler panicked", "panic", panicked.value)
-		writeJSON(w, http.StatusInternalServerError, &Response{Error: ErrorFor(err)})
+		// The value stays in the handler's log: the answer ends up in the
+		// gateway's Events, which anyone who may read the object reads,
+		// and a panic's value may hold anything the handler held.
+		m.logCall(r.Context(), slog.LevelError, call, "handler panicked", "panic", panicked.value, "stack", string(panicked.stack))
+		writeJSON(w, http.StatusInternalServerError, &Response{Error: &Error{Message: panicMessage}})
 		return
 	}
 	if err != nil {
@@ -383,15 +387,21 @@ func (m *Mux) call(ctx context.Context, fn HandlerFunc, req *Request, deadline t
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			resp, err = nil, &panicError{value: v}
+			resp, err = nil, &panicError{value: v, stack: debug.Stack()}
 		}
 	}()
 	return fn(ctx, req)
 }
 
-type panicError struct{ value any }
+type panicError struct {
+	value any
+	stack []byte
+}
 
 func (e *panicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.value) }
+
+// panicMessage is the whole answer to a panic: what it was is in the log.
+const panicMessage = "the handler panicked; its log has the panic and the stack"
 
 // refuse answers a request the Mux could not hand to a handler. Only a
 // malformed request is permanent: resending it cannot change the answer,

@@ -1,9 +1,11 @@
 package callbacks_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -200,15 +202,26 @@ func TestMuxAnswersNilWithAnEmptyResponse(t *testing.T) {
 	}
 }
 
-func TestMuxTurnsAPanicIntoATemporary500(t *testing.T) {
-	mux := callbacks.NewMux()
+// A panic is answered with a temporary 500 that keeps its value out: the
+// answer becomes a Warning Event on the object, readable by anyone who may
+// read the object, and a panic's value may be anything the handler held.
+// The value and the stack go to the handler's log.
+func TestMuxTurnsAPanicIntoATemporary500WithoutItsValue(t *testing.T) {
+	var logs bytes.Buffer
+	mux := callbacks.NewMux(callbacks.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	mux.HandleEvent(callbacks.EventCreate, func(context.Context, *callbacks.Request) (*callbacks.Response, error) {
-		panic("nil map")
+		panic("password=hunter2")
 	})
 	res := callbackstest.Call(t, mux, callbackstest.NewRequest(t, callbacks.EventCreate, widget),
 		callbackstest.ExpectStatus(http.StatusInternalServerError))
-	if !res.IsTemporaryError() || !strings.Contains(res.ReportedError().Message, "nil map") {
-		t.Errorf("body %s, want a temporary error naming the panic", res.Body)
+	if !res.IsTemporaryError() || !strings.Contains(res.ReportedError().Message, "panicked") {
+		t.Errorf("body %s, want a temporary error saying the handler panicked", res.Body)
+	}
+	if strings.Contains(string(res.Body), "hunter2") {
+		t.Errorf("body %s carries the panic's value", res.Body)
+	}
+	if l := logs.String(); !strings.Contains(l, `"panic":"password=hunter2"`) || !strings.Contains(l, "mux_test.go") {
+		t.Errorf("logged %s, want the panic's value and a stack naming the handler's file", l)
 	}
 }
 

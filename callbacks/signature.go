@@ -121,7 +121,9 @@ type VerifierConfig struct {
 	// rotated: a delivery signed with any of them passes. Either Secret or
 	// Secrets may be left empty, not both.
 	Secrets [][]byte
-	// Tolerance is the replay window; DefaultTolerance when zero.
+	// Tolerance is the replay window, either way; DefaultTolerance when
+	// zero. It is counted in whole seconds, rounded up, as webhook-timestamp
+	// is written.
 	Tolerance time.Duration
 	// Clock returns the current time; time.Now when nil.
 	Clock func() time.Time
@@ -181,9 +183,15 @@ func (v *Verifier) Verify(header http.Header, body []byte) error {
 		return fmt.Errorf("%w: webhook-timestamp %q is not Unix seconds", ErrMissingHeaders, ts)
 	}
 	// Compare in seconds: time.Unix of a forged huge value would overflow
-	// a Duration.
+	// a Duration. The window is rounded up to whole seconds, as the
+	// timestamp is written: a tolerance under a second must not become
+	// zero, which refused every request not stamped in the verifier's
+	// current second.
 	now := v.now().Unix()
 	window := int64(v.tolerance / time.Second)
+	if v.tolerance%time.Second != 0 { // not by adding first: that overflows near the largest Duration
+		window++
+	}
 	switch {
 	case unix < now-window:
 		return ErrTimestampTooOld

@@ -3,6 +3,7 @@ package callbacks
 import (
 	"encoding/base64"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -205,6 +206,40 @@ func TestVerifierToleranceIsConfigurable(t *testing.T) {
 		h := rawHeaders("d1", FormatTimestamp(at), secret, body)
 		if err := v.Verify(h, body); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
 			t.Errorf("signed %s from now: Verify = %v, want %v", tt.offset, err, tt.want)
+		}
+	}
+}
+
+// webhook-timestamp is whole seconds: a tolerance under a second is one
+// second, not zero, and a tolerance is never cut to fewer seconds than it
+// covers.
+func TestVerifierCountsToleranceInWholeSecondsRoundedUp(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 700_000_000, time.UTC) // stamped 10:00:00 by a sender in step
+	secret := []byte("s3cret")
+	body := []byte(`{}`)
+	tests := []struct {
+		tolerance time.Duration
+		offset    time.Duration // of the timestamp from now's second
+		want      error
+	}{
+		{500 * time.Millisecond, 0, nil},
+		{500 * time.Millisecond, -time.Second, nil},
+		{500 * time.Millisecond, time.Second, nil},
+		{500 * time.Millisecond, -2 * time.Second, ErrTimestampTooOld},
+		{1500 * time.Millisecond, -2 * time.Second, nil},
+		{1500 * time.Millisecond, -3 * time.Second, ErrTimestampTooOld},
+		{time.Second, -time.Second, nil},
+		{time.Second, 2 * time.Second, ErrTimestampTooNew},
+		{math.MaxInt64, -100 * 365 * 24 * time.Hour, nil}, // the largest tolerance does not wrap
+	}
+	for _, tt := range tests {
+		v, err := NewVerifier(VerifierConfig{Secret: secret, Tolerance: tt.tolerance, Clock: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := now.Truncate(time.Second).Add(tt.offset)
+		if err := v.Verify(rawHeaders("d1", FormatTimestamp(at), secret, body), body); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("tolerance %s, stamped %s from now's second: Verify = %v, want %v", tt.tolerance, tt.offset, err, tt.want)
 		}
 	}
 }
