@@ -92,13 +92,17 @@ func TestRotatedHandlerCredentialsAreUsedWithoutRestart(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		bearer bool
+		stored string // after the credential in the Secret
 	}{
-		{"hmac secret", false},
-		{"bearer token", true},
+		{"hmac secret", false, ""},
+		{"bearer token", true, ""},
+		// kubectl create secret --from-file keeps the file's newline; the
+		// handler reads the key without it (docs/registration.md).
+		{"hmac secret made from a file with its final newline", false, "\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := newNamespace(t)
-			writeSecret(t, ns, "handler-auth", "old-credential")
+			writeSecret(t, ns, "handler-auth", "old-credential"+tt.stored)
 			gate := &authGate{bearer: tt.bearer}
 			gate.accept("old-credential")
 			h := newHandler(t, sizeStatus)
@@ -122,7 +126,7 @@ func TestRotatedHandlerCredentialsAreUsedWithoutRestart(t *testing.T) {
 			// The handler takes the new credential first, then the Secret
 			// follows: calls in between are refused, as in a real rotation.
 			gate.accept("new-credential")
-			writeSecret(t, ns, "handler-auth", "new-credential")
+			writeSecret(t, ns, "handler-auth", "new-credential"+tt.stored)
 			updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
 				_ = unstructured.SetNestedField(w.Object, int64(2), "spec", "size")
 			})
