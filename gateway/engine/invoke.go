@@ -31,11 +31,7 @@ const DefaultFinalizeRequeue = 10 * time.Second
 // wait for a maxInFlight slot is outside the pass's budget; the call and the
 // applying of its answer are inside.
 func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w decide.Work) {
-	id := w.Callback.ID
-	attempt, first := 1, p.now
-	if pr := p.st.ProgressFor(id, string(w.Event)); decide.Retrying(pr, p.plan.EssenceDigest) {
-		attempt, first = pr.Attempts+1, pr.First
-	}
+	attempt, first := attemptOf(p, w)
 	if w.Event == spec.EventSync && p.relatedErr != nil {
 		c.deferSync(p, w, attempt, first, p.relatedErr) // a sync is owed every related kind
 		return
@@ -77,6 +73,16 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 	default:
 		c.recordFailure(p, w, attempt, first, err, c.callLog(p, w, attempt))
 	}
+}
+
+// attemptOf is the attempt a call of w is, and when its delivery's first
+// attempt was: the next of its event's retry record while that retries at
+// this essence, else a first attempt now.
+func attemptOf(p *pass, w decide.Work) (attempt int, first time.Time) {
+	if pr := p.st.ProgressFor(w.Callback.ID, string(w.Event)); decide.Retrying(pr, p.plan.EssenceDigest) {
+		return pr.Attempts + 1, pr.First
+	}
+	return 1, p.now
 }
 
 // callLog is the logger of one call, with its attributes. Logger.With
