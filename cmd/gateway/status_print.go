@@ -62,7 +62,7 @@ func printUnsettled(w io.Writer, o report) error {
 	for _, u := range o.Unsettled {
 		cb, attempts, next, last := "-", "-", "-", "-"
 		if f := u.Failure; f != nil {
-			cb, attempts, last = f.Callback, fmt.Sprint(f.Attempts), lastError(f)
+			cb, attempts, last = f.Name(), fmt.Sprint(f.Attempts), lastError(f)
 			if f.NextRetry != nil {
 				next = f.NextRetry.UTC().Format(time.RFC3339)
 			}
@@ -88,7 +88,7 @@ func printDetail(w io.Writer, d inspect.Detail, now time.Time) error {
 	p("%s (operator %s)\n", d.Key(), d.Operator)
 	p("  state:       %s\n", d.State)
 	if d.Failure != nil {
-		p("  failing:     %s after %d %s: %s\n", d.Failure.Callback, d.Failure.Attempts, plural(d.Failure.Attempts, "attempt", "attempts"), lastError(d.Failure))
+		p("  failing:     %s after %d %s: %s\n", d.Failure.Name(), d.Failure.Attempts, plural(d.Failure.Attempts, "attempt", "attempts"), lastError(d.Failure))
 		if d.Failure.NextRetry != nil {
 			p("  next retry:  %s (in %s)\n", d.Failure.NextRetry.UTC().Format(time.RFC3339), d.Failure.NextRetry.Sub(now).Round(time.Second))
 		}

@@ -193,15 +193,13 @@ func decideRound(in Input, round *state.Round, plan *Plan) {
 		if round.IsDone(cb.ID) {
 			continue
 		}
-		p := in.State.ProgressFor(cb.ID, string(ev))
 		switch {
-		case failedPermanently(p, plan.EssenceDigest):
+		case failedPermanently(in.State.ProgressFor(cb.ID, string(ev)), plan.EssenceDigest):
 			// Only a create callback gets here (update and resume rounds
 			// count a permanent failure as done): the round stays open and
 			// calls it again once the essence changed (docs/contract.md).
 			continue
-		case backingOff(p, plan.EssenceDigest, in.Now):
-			plan.wakeAt(p.Next)
+		case heldBack(in, cb.ID, ev, plan):
 			continue
 		}
 		plan.Work = append(plan.Work, Work{Callback: cb, Event: ev, Old: old, Diff: diff, OldUnavailable: ev == spec.EventUpdate && old == nil})
@@ -228,13 +226,11 @@ func decideDelete(in Input, plan *Plan) {
 			continue
 		}
 		pending = true
-		p := in.State.ProgressFor(cb.ID, string(spec.EventDelete))
 		switch {
-		case p != nil && p.Failed && p.Digest == plan.EssenceDigest:
+		case failedPermanently(in.State.ProgressFor(cb.ID, string(spec.EventDelete)), plan.EssenceDigest):
 			// Permanently failed: the finalizer stays until the essence
 			// changes or the user sets the release annotation.
-		case backingOff(p, plan.EssenceDigest, in.Now):
-			plan.wakeAt(p.Next)
+		case heldBack(in, cb.ID, spec.EventDelete, plan):
 		case dueRequeue(in, cb.ID, plan):
 			plan.Work = append(plan.Work, Work{Callback: cb, Event: spec.EventDelete})
 		}
@@ -267,12 +263,7 @@ func decideRequeues(in Input, plan *Plan) {
 		}
 		// The entry stays until the requeued call succeeds: a failed one is
 		// retried, after its backoff, like any failure.
-		p := in.State.ProgressFor(cb.ID, string(rq.Event))
-		if failedPermanently(p, plan.EssenceDigest) {
-			continue
-		}
-		if backingOff(p, plan.EssenceDigest, in.Now) {
-			plan.wakeAt(p.Next)
+		if failedPermanently(in.State.ProgressFor(cb.ID, string(rq.Event)), plan.EssenceDigest) || heldBack(in, cb.ID, rq.Event, plan) {
 			continue
 		}
 		if rq.At.After(in.Now) {
@@ -302,15 +293,12 @@ func decideSync(in Input, plan *Plan) {
 			continue
 		}
 		p := in.State.ProgressFor(cb.ID, string(spec.EventSync))
-		switch {
-		case failedPermanently(p, plan.EssenceDigest):
-			continue
-		case backingOff(p, plan.EssenceDigest, in.Now):
-			plan.wakeAt(p.Next)
+		if failedPermanently(p, plan.EssenceDigest) || heldBack(in, cb.ID, spec.EventSync, plan) {
 			continue
 		}
 		rq, requeued := in.Memory.Requeue[cb.ID]
-		due := changed || p.For(string(spec.EventSync)) || !in.Now.Before(in.Memory.SyncedAt.Add(resync)) ||
+		// A record of the sync's own makes it due: its retry.
+		due := changed || p != nil || !in.Now.Before(in.Memory.SyncedAt.Add(resync)) ||
 			(requeued && !rq.At.After(in.Now))
 		if !due {
 			plan.wakeAt(in.Memory.SyncedAt.Add(resync))
@@ -348,12 +336,11 @@ func decideTimers(in Input, plan *Plan) {
 			next = in.Now.Add(cb.InitialDelay.Or(0))
 			mem.TimerNext[cb.ID] = next
 		}
-		p := in.State.ProgressFor(cb.ID, string(spec.EventTimer))
-		if failedPermanently(p, plan.EssenceDigest) {
+		if failedPermanently(in.State.ProgressFor(cb.ID, string(spec.EventTimer)), plan.EssenceDigest) {
 			continue // until the essence changes, as every callback
 		}
-		if backingOff(p, plan.EssenceDigest, in.Now) && p.Next.After(next) {
-			next = p.Next
+		if until := BackoffUntil(in.State, cb.ID, spec.EventTimer, plan.EssenceDigest, in.Now); until.After(next) {
+			next = until
 		}
 		if idle := cb.Idle.Or(0); idle > 0 && mem.ChangedAt.Add(idle).After(next) {
 			next = mem.ChangedAt.Add(idle)
@@ -366,7 +353,29 @@ func decideTimers(in Input, plan *Plan) {
 	}
 }
 
-// backingOff reports whether a callback waits for its next retry. A change
+// heldBack reports whether callback id's call for ev waits out a backoff,
+// and wakes the plan when it ends (see BackoffUntil).
+func heldBack(in Input, id string, ev spec.Event, plan *Plan) bool {
+	until := BackoffUntil(in.State, id, ev, plan.EssenceDigest, in.Now)
+	plan.wakeAt(until)
+	return !until.IsZero()
+}
+
+// BackoffUntil is when the backoff that holds callback id's call for ev
+// back ends: the latest next retry among the callback's records that hold
+// it (its own and, but for delete, its other events': state.Progress.Holds)
+// and still wait at essenceDigest; zero when none does.
+func BackoffUntil(st *state.State, id string, ev spec.Event, essenceDigest string, now time.Time) time.Time {
+	var until time.Time
+	for _, p := range st.Progress[id].Records() {
+		if p.Holds(string(ev)) && backingOff(p, essenceDigest, now) && p.Next.After(until) {
+			until = p.Next
+		}
+	}
+	return until
+}
+
+// backingOff reports whether a record waits for its next retry. A change
 // of the essence since the failure ends the wait: the user may just have
 // fixed what failed, and should not wait out a long backoff to see it.
 func backingOff(p *state.Progress, essenceDigest string, now time.Time) bool {

@@ -242,3 +242,76 @@ func TestSyncWakesAtTheObjectsOwnResync(t *testing.T) {
 		t.Errorf("work %v, wake %v; want none before %v", workIDs(plan), plan.Wake, want)
 	}
 }
+
+// A callback's events other than delete share its backoff wait, not its
+// retry record: one event's permanent failure does not stop the other's
+// calls (before, a sync that failed permanently held the update round open
+// until the essence changed, and an update that failed permanently stopped
+// the sync), and a failure of one event holds the other back only until
+// its own next retry.
+func TestAnotherEventsFailureDoesNotStandForTheCallbacksOwn(t *testing.T) {
+	op := &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
+			{ID: "main", Events: []spec.Event{spec.EventUpdate, spec.EventSync}},
+		}},
+	}
+	at := digestOf(object(4, nil))
+	failed := func(event string) *state.Progress {
+		return &state.Progress{Event: event, Attempts: 3, First: now.Add(-time.Minute), Failed: true, Digest: at}
+	}
+	for _, tt := range []struct {
+		name     string
+		progress *state.Progress
+		wantWork []string
+	}{
+		{"the sync failed permanently", failed("sync"), []string{"update:main"}},
+		{"the update failed permanently", failed("update"), []string{"sync:main"}},
+		{"the sync's backoff is over", &state.Progress{Event: "sync", Attempts: 2, First: now, Next: now.Add(-time.Second), Digest: at}, []string{"update:main", "sync:main"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := handled(t, object(3, nil))
+			st.Round = &state.Round{Event: "update", Digest: at}
+			st.Progress = map[string]*state.Progress{"main": tt.progress}
+			mem := Memory{Seen: true, SyncDigest: "old"}
+			plan := Decide(Input{Operator: op, Object: object(4, nil), State: st, Memory: &mem, SyncDigest: "new", HoldsFinalizer: true, Now: now})
+			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
+				t.Errorf("work = %v, want %v", got, tt.wantWork)
+			}
+			if p := st.ProgressFor("main", "update"); tt.progress.Event != "update" && Retrying(p, plan.EssenceDigest) {
+				t.Errorf("the update continues the %s's record (attempt %d)", tt.progress.Event, p.Attempts+1)
+			}
+		})
+	}
+}
+
+// While the sync waits out its backoff, the same callback's update waits
+// too, until the sync's retry, and then goes on at its own attempt count.
+func TestAnotherEventsBackoffHoldsTheCallbackBackWithoutTakingItsCount(t *testing.T) {
+	op := &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
+			{ID: "main", Events: []spec.Event{spec.EventUpdate, spec.EventSync}},
+		}},
+	}
+	at := digestOf(object(4, nil))
+	st := handled(t, object(3, nil))
+	st.Round = &state.Round{Event: "update", Digest: at}
+	update := st.ProgressOf("main", "update")
+	update.Attempts, update.First, update.Next, update.Digest = 2, now.Add(-time.Minute), now.Add(-time.Second), at
+	sync := st.ProgressOf("main", "sync")
+	sync.Attempts, sync.First, sync.Next, sync.Digest = 1, now, now.Add(time.Hour), at
+	mem := Memory{Seen: true, SyncDigest: "old"}
+	plan := Decide(Input{Operator: op, Object: object(4, nil), State: st, Memory: &mem, SyncDigest: "new", HoldsFinalizer: true, Now: now})
+	if got := workIDs(plan); len(got) != 0 || !plan.Wake.Equal(sync.Next) {
+		t.Errorf("work = %v, wake %v; want none before the sync's retry at %v", got, plan.Wake, sync.Next)
+	}
+	later := now.Add(time.Hour)
+	plan = Decide(Input{Operator: op, Object: object(4, nil), State: st, Memory: &mem, SyncDigest: "new", HoldsFinalizer: true, Now: later})
+	if got := workIDs(plan); !slices.Equal(got, []string{"update:main", "sync:main"}) {
+		t.Errorf("work = %v at the sync's retry, want the update and the sync", got)
+	}
+	if p := st.ProgressFor("main", "update"); !Retrying(p, plan.EssenceDigest) || p.Attempts != 2 {
+		t.Errorf("the update's record = %+v, want its own 2 attempts to go on from", p)
+	}
+}

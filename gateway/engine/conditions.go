@@ -219,7 +219,7 @@ func reconciledCondition(o inspect.Object) metav1.Condition {
 		if reason == "" {
 			reason = "CallbackFailed"
 		}
-		msg := fmt.Sprintf("callback %s failed (%s, attempt %d): %s", f.Callback, f.Class, f.Attempts, f.Message)
+		msg := fmt.Sprintf("callback %s failed (%s, attempt %d): %s", f.Name(), f.Class, f.Attempts, f.Message)
 		if f.NextRetry != nil {
 			msg += "; next retry at " + f.NextRetry.UTC().Format(time.RFC3339)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
 )
 
 // DefaultFinalizeRequeue is how soon a delete callback that answered
@@ -128,13 +129,11 @@ func stillOwed(p *pass, id, event string) bool {
 	return true
 }
 
-// endRecord ends callback id's retry record on a success of event: a
-// record of event, or of another event no longer owed. Another event's
-// failure still owed stays, with its backoff and attempts.
+// endRecord ends callback id's retry records on a success of event: its
+// record of event, and those of other events no longer owed. Another
+// event's failure still owed stays, with its backoff and attempts.
 func endRecord(p *pass, id, event string) {
-	if pr := p.st.Progress[id]; pr.For(event) || pr != nil && !stillOwed(p, id, pr.Event) {
-		p.st.Clear(id)
-	}
+	p.st.ClearIf(id, func(pr *state.Progress) bool { return pr.For(event) || !stillOwed(p, id, pr.Event) })
 }
 
 // recordSuccess records a callback that succeeded and its answer was
@@ -249,8 +248,8 @@ func (c *Controller) recordEvents(obj *unstructured.Unstructured, events []callb
 // no failure of the handler: no Event, no backoff. The next gateway makes it
 // again at once as the same delivery, since the handler may have seen it.
 func (c *Controller) recordInterrupted(p *pass, w decide.Work, attempt int, first time.Time) {
-	pr := p.st.ProgressOf(w.Callback.ID)
-	pr.Event, pr.Attempts, pr.First, pr.Next = string(w.Event), attempt, first, time.Time{}
+	pr := p.st.ProgressOf(w.Callback.ID, string(w.Event))
+	pr.Attempts, pr.First, pr.Next = attempt, first, time.Time{}
 	pr.Failed, pr.Digest, pr.Message, pr.Reason = false, p.plan.EssenceDigest, "interrupted by shutdown", "Interrupted"
 }
 
@@ -260,8 +259,8 @@ func (c *Controller) recordInterrupted(p *pass, w decide.Work, attempt int, firs
 // may be a status change that never touches the essence — and without a
 // second Warning (noteRelatedError reported the selector once).
 func (c *Controller) deferSync(p *pass, w decide.Work, attempt int, first time.Time, err error) {
-	pr := p.st.ProgressOf(w.Callback.ID)
-	pr.Event, pr.Attempts, pr.First, pr.Message, pr.Reason = string(w.Event), attempt, first, truncate(err.Error(), 512), failure.As(err).Reason
+	pr := p.st.ProgressOf(w.Callback.ID, string(w.Event))
+	pr.Attempts, pr.First, pr.Message, pr.Reason = attempt, first, truncate(err.Error(), 512), failure.As(err).Reason
 	pr.Failed, pr.Digest, pr.Next = false, p.plan.EssenceDigest, c.Clock().Add(retryDelay(c.retryOf(w.Callback), attempt, 0))
 	c.Metrics.Retries.WithLabelValues(c.op.Name, w.Callback.ID, failure.Temporary.String()).Inc()
 }
@@ -299,8 +298,8 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first ti
 	if retry.MaxAttempts != nil {
 		maxAttempts = *retry.MaxAttempts
 	}
-	pr := p.st.ProgressOf(id)
-	pr.Event, pr.Attempts, pr.First, pr.Message, pr.Reason = string(w.Event), attempt, first, truncate(err.Error(), 512), f.Reason
+	pr := p.st.ProgressOf(id, string(w.Event))
+	pr.Attempts, pr.First, pr.Message, pr.Reason = attempt, first, truncate(err.Error(), 512), f.Reason
 	class := f.Class
 	if class == failure.Temporary && maxAttempts > 0 && attempt >= maxAttempts {
 		class = failure.Permanent

@@ -224,9 +224,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	if r := p.plan.StartRound; r != nil {
 		p.st.Round = r
 		for _, id := range p.plan.RoundCallbacks {
-			if pr := p.st.Progress[id]; pr != nil && pr.Failed {
-				p.st.Clear(id) // a new round is a fresh start for a failed callback
-			}
+			p.st.ClearFailed(id) // a new round is a fresh start for a failed callback
 		}
 	}
 	for i, w := range p.plan.Work {

@@ -9,7 +9,7 @@ import (
 
 // honourRequest acts on a new value of the reconcile-requested-at
 // annotation (docs/operations.md, "Debugging an object"): every backoff
-// wait ends, a callback that failed permanently but is still owed (one of
+// wait ends, a callback event that failed permanently but is still owed (one of
 // the open round's, a sync or a timer) gets one more attempt, and sync and resume
 // callbacks, where registered, run once as if the gateway had just
 // started. The value's digest is recorded in the state, so it fires once,
@@ -17,16 +17,20 @@ import (
 func (c *Controller) honourRequest(p *pass, value string) {
 	p.st.Requested = state.RequestDigest(value)
 	deleting := p.obj.GetDeletionTimestamp() != nil
-	for id, pr := range p.st.Progress {
+	for id, first := range p.st.Progress {
 		cb, ok := c.callback(id)
-		switch {
-		case !ok:
-		case pr.Failed && owed(cb, p, deleting):
-			// Continues the same delivery as one more attempt, so that
-			// maxAttempts still counts and one failure makes it permanent.
-			pr.Failed, pr.Next = false, time.Time{}
-		case !pr.Failed:
-			pr.Next = time.Time{}
+		if !ok {
+			continue
+		}
+		for _, pr := range first.Records() {
+			switch {
+			case pr.Failed && owed(cb, pr.Event, p, deleting):
+				// Continues the same delivery as one more attempt, so that
+				// maxAttempts still counts and one failure makes it permanent.
+				pr.Failed, pr.Next = false, time.Time{}
+			case !pr.Failed:
+				pr.Next = time.Time{}
+			}
 		}
 	}
 	if deleting {
@@ -36,11 +40,20 @@ func (c *Controller) honourRequest(p *pass, value string) {
 	p.mem.Seen = false    // resume runs on a handled object, as after a restart
 }
 
-// owed reports whether the state still waits for cb: a callback of the open
-// round not done yet (create, or delete while deleting), a sync or a timer
-// (a timer that failed permanently is not called again until the essence
-// changes: a handler outage past maxAttempts would stop it for good).
-func owed(cb spec.Callback, p *pass, deleting bool) bool {
+// owed reports whether the state still waits for cb's call for event: one
+// of the open round not done yet (create, or delete while deleting), a
+// requeued one, a sync or a timer (a timer that failed permanently is not
+// called again until the essence changes: a handler outage past maxAttempts
+// would stop it for good). For a record written before events were kept
+// (event empty), any of cb's events.
+func owed(cb spec.Callback, event string, p *pass, deleting bool) bool {
+	switch {
+	case event == "":
+	case deleting:
+		return event == string(spec.EventDelete)
+	default:
+		return stillOwed(p, cb.ID, event)
+	}
 	if r := p.st.Round; r != nil && cb.Handles(spec.Event(r.Event)) && !r.IsDone(cb.ID) {
 		return !deleting || r.Event == string(spec.EventDelete)
 	}

@@ -32,8 +32,8 @@ func TestOwedSaysWhichPermanentlyFailedCallbacksARequestCallsAgain(t *testing.T)
 		{"a delete while deleting", cb(spec.EventDelete), round("delete"), true, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			p := &pass{st: &state.State{Round: tt.round}}
-			if got := owed(tt.cb, p, tt.deleting); got != tt.want {
+			p := &pass{st: &state.State{Round: tt.round}, mem: &objectMemory{}}
+			if got := owed(tt.cb, string(tt.cb.Events[0]), p, tt.deleting); got != tt.want {
 				t.Errorf("owed = %v, want %v", got, tt.want)
 			}
 		})

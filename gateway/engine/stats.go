@@ -124,8 +124,10 @@ func (c *Controller) countParents() Stats {
 		}
 		for _, id := range slices.Sorted(maps.Keys(st.Progress)) {
 			s.CallbacksFailing++
-			if p := st.Progress[id]; p.Message != "" && s.LastError == "" {
-				s.LastError = id + " on " + f.key + ": " + p.Message
+			for _, p := range st.Progress[id].Records() {
+				if p.Message != "" && s.LastError == "" {
+					s.LastError = id + " on " + f.key + ": " + p.Message
+				}
 			}
 		}
 	}

@@ -34,7 +34,7 @@ func statsController(tb testing.TB, n int) *Controller {
 			tb.Fatal(err)
 		}
 		if u.GetName() == "w00000" {
-			st.ProgressOf("create").Message = "boom"
+			st.ProgressOf("create", "create").Message = "boom"
 		}
 		v, err := st.Encode()
 		if err != nil {
@@ -113,7 +113,7 @@ func TestStatsFollowParentEvents(t *testing.T) {
 		{"an update that sets a failing callback's progress", func() {
 			u := gone.DeepCopy()
 			st := &state.State{UID: string(u.GetUID())}
-			st.ProgressOf("update").Message = "bang"
+			st.ProgressOf("update", "update").Message = "bang"
 			v, err := st.Encode()
 			if err != nil {
 				t.Fatal(err)
@@ -150,7 +150,7 @@ func TestStatsFollowFinalizersAndProgressThroughUpdates(t *testing.T) {
 	withProgress := func(u *unstructured.Unstructured, msg string) {
 		st := &state.State{UID: string(u.GetUID())}
 		if msg != "" {
-			st.ProgressOf("update").Message = msg
+			st.ProgressOf("update", "update").Message = msg
 		}
 		v, err := st.Encode()
 		if err != nil {

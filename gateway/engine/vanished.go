@@ -182,9 +182,7 @@ func (c *Controller) deliverOne(ctx context.Context, key string, v *vanishedObje
 	if r := p.plan.StartRound; r != nil {
 		p.st.Round = r
 		for _, id := range p.plan.RoundCallbacks {
-			if pr := p.st.Progress[id]; pr != nil && pr.Failed {
-				p.st.Clear(id)
-			}
+			p.st.ClearFailed(id)
 		}
 	}
 	budget := &passBudget{left: c.ReconcileTimeout}

@@ -163,8 +163,8 @@ func describeCallback(cb spec.Callback, d decoded, mem *decide.Memory, now time.
 			c.State = "done"
 		}
 	}
-	if p := d.st.Progress[cb.ID]; p != nil {
-		s, f := progressState(cb.ID, p, d.digest, now)
+	if d.st.Progress[cb.ID] != nil {
+		s, f := callbackState(d.st, cb.ID, d.digest, now)
 		c.State, c.Failure = string(s), f
 	}
 	return c

@@ -65,6 +65,9 @@ func (s State) Unsettled() bool { return s != Settled && s != Pending }
 // Failure is a callback's last failure, as the state annotation keeps it.
 type Failure struct {
 	Callback string `json:"callback"`
+	// Event is the event whose call failed; empty in records written
+	// before the gateway kept it.
+	Event string `json:"event,omitempty"`
 	// Class is "temporary" or "permanent".
 	Class     string     `json:"class"`
 	Reason    string     `json:"reason,omitempty"`
@@ -72,6 +75,15 @@ type Failure struct {
 	Attempts  int        `json:"attempts"`
 	FirstAt   time.Time  `json:"firstAttemptAt"`
 	NextRetry *time.Time `json:"nextRetryAt,omitempty"`
+}
+
+// Name is the failing callback's id and, when known, the event whose call
+// failed: "resize (update)".
+func (f *Failure) Name() string {
+	if f.Event == "" {
+		return f.Callback
+	}
+	return f.Callback + " (" + f.Event + ")"
 }
 
 // Object is one object's line: its state and, when a callback failed, the
@@ -129,7 +141,7 @@ func classify(op *spec.WebhookOperator, obj *unstructured.Unstructured, d decode
 		o.StateError = d.err.Error()
 	}
 	for _, id := range sortedIDs(d.st.Progress) {
-		s, f := progressState(id, d.st.Progress[id], d.digest, now)
+		s, f := callbackState(d.st, id, d.digest, now)
 		if o.Failure == nil || s.rank() < o.State.rank() {
 			o.State, o.Failure = s, f
 		}
@@ -144,21 +156,34 @@ func classify(op *spec.WebhookOperator, obj *unstructured.Unstructured, d decode
 	return o
 }
 
-// progressState classifies one callback's retry progress the way decide
-// reads it: a permanent failure counts at the essence it happened at, a
-// backoff wait ends when its time comes or the essence changes.
-func progressState(id string, p *state.Progress, digest string, now time.Time) (State, *Failure) {
-	f := &Failure{Callback: id, Class: "temporary", Reason: p.Reason, Message: p.Message, Attempts: p.Attempts, FirstAt: p.First}
+// callbackState classifies callback id's retry records the way decide
+// reads them: the most serious of its events' states, and that event's
+// failure.
+func callbackState(st *state.State, id, digest string, now time.Time) (s State, f *Failure) {
+	for _, p := range st.Progress[id].Records() {
+		until := decide.BackoffUntil(st, id, spec.Event(p.Event), digest, now)
+		if ps, pf := progressState(id, p, until, digest); f == nil || ps.rank() < s.rank() {
+			s, f = ps, pf
+		}
+	}
+	return s, f
+}
+
+// progressState classifies one retry record: a permanent failure counts at
+// the essence it happened at; the call waits until the backoff that holds
+// it back ends (its own, or another event's of the callback: until), which
+// a change of the essence ends.
+func progressState(id string, p *state.Progress, until time.Time, digest string) (State, *Failure) {
+	f := &Failure{Callback: id, Event: p.Event, Class: "temporary", Reason: p.Reason, Message: p.Message, Attempts: p.Attempts, FirstAt: p.First}
 	switch {
 	case p.Failed && p.Digest == digest:
 		f.Class = "permanent"
 		return PermanentlyFailed, f
 	case p.Failed:
-		f.Class = "permanent" // at an older essence: called again now
-		return Failing, f
-	case p.Digest == digest && p.Next.After(now):
-		next := p.Next
-		f.NextRetry = &next
+		f.Class = "permanent" // at an older essence: called again
+	}
+	if !until.IsZero() {
+		f.NextRetry = &until
 		return BackingOff, f
 	}
 	return Failing, f

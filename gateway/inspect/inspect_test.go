@@ -50,9 +50,11 @@ func object(name string, st *state.State, handled bool, edit func(*unstructured.
 			panic(err)
 		}
 	}
-	for _, p := range st.Progress {
-		if p.Digest == "current" {
-			p.Digest = essence.Digest(essence.Of(obj))
+	for _, first := range st.Progress {
+		for _, p := range first.Records() {
+			if p.Digest == "current" {
+				p.Digest = essence.Digest(essence.Of(obj))
+			}
 		}
 	}
 	st.UID = string(obj.GetUID())
@@ -127,6 +129,44 @@ func TestClassifyObjectReadsTheStateAsTheEngineDoes(t *testing.T) {
 			}
 			if (got.Failure.NextRetry != nil) != tc.nextRetry {
 				t.Fatalf("next retry = %v, want set: %v", got.Failure.NextRetry, tc.nextRetry)
+			}
+		})
+	}
+}
+
+// A callback keeps a record per event whose call failed: the most serious
+// one is reported, with its event; a call that is due waits while another
+// event's backoff holds the callback back, as decide has it.
+func TestClassifyObjectReadsEachEventsRecord(t *testing.T) {
+	later, earlier := now.Add(5*time.Minute), now.Add(-time.Second)
+	waiting := func(event string, next time.Time) *state.Progress {
+		return &state.Progress{Event: event, Attempts: 2, First: now.Add(-time.Minute), Next: next, Digest: "current"}
+	}
+	failed := func(event string) *state.Progress {
+		return &state.Progress{Event: event, Attempts: 4, First: now.Add(-time.Minute), Failed: true, Digest: "current"}
+	}
+	with := func(first *state.Progress, others ...*state.Progress) *state.State {
+		first.Others = others
+		return &state.State{Progress: map[string]*state.Progress{"resize": first}}
+	}
+	for _, tc := range []struct {
+		name      string
+		st        *state.State
+		want      State
+		wantName  string
+		nextRetry *time.Time
+	}{
+		{"a due update held by the sync's backoff", with(waiting("update", earlier), waiting("sync", later)), BackingOff, "resize (update)", &later},
+		{"the update's permanent failure over the sync's backoff", with(waiting("sync", later), failed("update")), PermanentlyFailed, "resize (update)", nil},
+		{"the sync's permanent failure over the update's retry", with(waiting("update", earlier), failed("sync")), PermanentlyFailed, "resize (sync)", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ClassifyObject(testOperator(), object("a", tc.st, true, nil), now)
+			if got.State != tc.want || got.Failure == nil || got.Failure.Name() != tc.wantName {
+				t.Fatalf("state %s, failure %+v; want %s of %s", got.State, got.Failure, tc.want, tc.wantName)
+			}
+			if f := got.Failure; (f.NextRetry == nil) != (tc.nextRetry == nil) || tc.nextRetry != nil && !f.NextRetry.Equal(*tc.nextRetry) {
+				t.Errorf("next retry = %v, want %v", f.NextRetry, tc.nextRetry)
 			}
 		})
 	}

@@ -53,9 +53,11 @@ func (s *State) dropEssence() bool {
 
 func (s *State) dropMessages() bool {
 	had := false
-	for _, p := range s.Progress {
-		had = had || p.Message != ""
-		p.Message = ""
+	for _, first := range s.Progress {
+		for _, p := range first.Records() {
+			had = had || p.Message != ""
+			p.Message = ""
+		}
 	}
 	return had
 }

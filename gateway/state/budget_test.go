@@ -24,7 +24,7 @@ func handledState(t *testing.T, blob string, messages ...string) *State {
 		t.Fatal(err)
 	}
 	for i, m := range messages {
-		st.ProgressOf(fmt.Sprintf("cb-%d", i)).Message = m
+		st.ProgressOf(fmt.Sprintf("cb-%d", i), "sync").Message = m
 	}
 	return st
 }

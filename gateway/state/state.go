@@ -2,7 +2,7 @@
 // annotation per operator (docs/architecture.md): the uid of the object it
 // belongs to, the digest of the last handled essence, that essence itself
 // compressed under a size cap, the callbacks of the current round that are
-// done, and per-callback retry progress — so a restarted gateway resumes
+// done, and retry progress per callback and event — so a restarted gateway resumes
 // rounds and backoff where they were.
 package state
 
@@ -45,7 +45,8 @@ type State struct {
 	HandledAt *time.Time `json:"t,omitempty"`
 	// Round is the create/update/resume round in progress, if any.
 	Round *Round `json:"r,omitempty"`
-	// Progress holds retry state per callback id, only while it failed.
+	// Progress holds retry state per callback id, only while it failed:
+	// one record per event whose call failed (see Progress.Others).
 	Progress map[string]*Progress `json:"p,omitempty"`
 	// Requested is the digest (RequestDigest) of the last value of the
 	// reconcile-requested-at annotation the gateway acted on: the same
@@ -74,29 +75,34 @@ func (r *Round) IsDone(id string) bool {
 	return false
 }
 
-// Progress is the retry state of one callback on one object.
+// Progress is the retry state of one callback's calls for one event on one
+// object. The record kept under the callback's id is its first failing
+// event's; Others holds those of its other events failing at the same time.
 type Progress struct {
 	Attempts int       `json:"a"`
 	First    time.Time `json:"f"`
 	Next     time.Time `json:"n,omitempty"`
 	// Failed marks a permanent failure at essence digest Digest: no more
-	// calls until the essence changes. A temporary failure records Digest
-	// too: a change of the essence ends its backoff wait.
+	// calls for the event until the essence changes. A temporary failure
+	// records Digest too: a change of the essence ends its backoff wait.
 	Failed  bool   `json:"x,omitempty"`
 	Digest  string `json:"d,omitempty"`
 	Message string `json:"m,omitempty"`
 	// Reason is the failure's reason (HandlerError, InvalidResponse, ...),
 	// as in its Warning Event and the parent's Reconciled condition.
 	Reason string `json:"c,omitempty"`
-	// Event is the event whose call failed. The delete event starts its
-	// own retries: a callback handling update and delete must not begin its
-	// delete in the update's backoff, at its attempt count (one failed
-	// delete could be the last of maxAttempts and hold the finalizer). The
-	// other events share one record, so that a handler that is down makes
-	// them wait out one backoff together rather than each failure of one
-	// letting the other run at once. Empty in records written before it was
-	// kept: they count for every event.
+	// Event is the event whose call failed. Each event counts its own
+	// attempts and fails permanently on its own: a sync failing now and
+	// then must not take over (or start afresh) the count of an update
+	// failing for good, nor a delete begin at its update's. The backoff
+	// wait is shared, but for the delete event's (see Holds). Empty in
+	// records written before it was kept: they count for every event.
 	Event string `json:"v,omitempty"`
+	// Others are the records of the callback's other events, each with its
+	// Event and none of its own Others; only in the record kept under the
+	// callback's id. A gateway that kept one record per callback reads the
+	// first event's record only.
+	Others []*Progress `json:"o,omitempty"`
 }
 
 // Decode reads an annotation value; an empty value is a zero State.
@@ -237,45 +243,115 @@ func decompress(b []byte) ([]byte, error) {
 // isGzip reports whether b starts with gzip's magic bytes (RFC 1952).
 func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
 
-// ProgressOf returns the progress of callback id, creating it.
-func (s *State) ProgressOf(id string) *Progress {
-	if s.Progress == nil {
-		s.Progress = map[string]*Progress{}
-	}
-	p, ok := s.Progress[id]
-	if !ok {
-		p = &Progress{}
-		s.Progress[id] = p
-	}
-	return p
+// ProgressFor returns the record of callback id's calls for event, nil
+// when there is none (see Progress.Of).
+func (s *State) ProgressFor(id, event string) *Progress {
+	return s.Progress[id].Of(event)
 }
 
-// ProgressFor returns the progress of callback id's calls for event: nil
-// when there is none, or when one of the delete event and the recorded
-// event is the other's (see Progress.Event).
-func (s *State) ProgressFor(id, event string) *Progress {
-	p := s.Progress[id]
-	if p == nil || !p.For(event) && (p.Event == deleteEvent || event == deleteEvent) {
+// ProgressOf returns the record of callback id's calls for event, creating
+// it. A record written before events were kept becomes event's: the call
+// that fails now continued it (ProgressFor gave it for event).
+func (s *State) ProgressOf(id, event string) *Progress {
+	first := s.Progress[id]
+	if r := first.Of(event); r != nil {
+		r.Event = event
+		return r
+	}
+	r := &Progress{Event: event}
+	switch {
+	case first != nil:
+		first.Others = append(first.Others, r)
+	case s.Progress == nil:
+		s.Progress = map[string]*Progress{id: r}
+	default:
+		s.Progress[id] = r
+	}
+	return r
+}
+
+// Records returns the records of p's callback: p and its Others (but a
+// null one of a hand-edited annotation).
+func (p *Progress) Records() []*Progress {
+	if p == nil {
 		return nil
 	}
-	return p
+	out := make([]*Progress, 1, 1+len(p.Others))
+	out[0] = p
+	for _, r := range p.Others {
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Of returns the record of event among the records of p's callback: its
+// own, or one written before events were kept; nil when there is none.
+func (p *Progress) Of(event string) *Progress {
+	if p.For(event) {
+		return p
+	}
+	if p != nil {
+		for _, r := range p.Others {
+			if r.For(event) {
+				return r
+			}
+		}
+	}
+	return nil
 }
 
 // For reports whether p records a call of event (or is a record written
-// before events were kept): only such a record is ended by event's success,
-// or makes a sync due as a retry. Another event's failure shares its
-// backoff (ProgressFor), not its end.
+// before events were kept): only such a record counts the attempts of
+// event's calls, is ended by event's success, or makes a sync due as a
+// retry.
 func (p *Progress) For(event string) bool {
 	return p != nil && (p.Event == "" || p.Event == event)
+}
+
+// Holds reports whether p's backoff wait holds a call of event back: p is
+// event's record or another event's of the same callback, but for the
+// delete event, which neither waits for the others nor holds them. A
+// handler that is down then makes a callback's events wait out their
+// backoffs together, rather than each failure of one letting the other
+// run at once; each still counts its own attempts.
+func (p *Progress) Holds(event string) bool {
+	return p.For(event) || p != nil && p.Event != deleteEvent && event != deleteEvent
 }
 
 // deleteEvent is spec.EventDelete, which this package does not import.
 const deleteEvent = "delete"
 
-// Clear forgets the progress of callback id.
+// Clear forgets every record of callback id.
 func (s *State) Clear(id string) {
 	delete(s.Progress, id)
 	if len(s.Progress) == 0 {
 		s.Progress = nil
 	}
+}
+
+// ClearIf forgets the records of callback id that drop reports.
+func (s *State) ClearIf(id string, drop func(*Progress) bool) {
+	var kept []*Progress
+	for _, r := range s.Progress[id].Records() {
+		if !drop(r) {
+			kept = append(kept, r)
+		}
+	}
+	if len(kept) == 0 {
+		s.Clear(id)
+		return
+	}
+	first := kept[0]
+	first.Others = nil
+	if len(kept) > 1 {
+		first.Others = kept[1:]
+	}
+	s.Progress[id] = first
+}
+
+// ClearFailed forgets the records of callback id that failed permanently.
+func (s *State) ClearFailed(id string) {
+	s.ClearIf(id, func(r *Progress) bool { return r.Failed })
 }

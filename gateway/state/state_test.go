@@ -32,7 +32,7 @@ func TestStateRoundTripsThroughTheAnnotation(t *testing.T) {
 	if err := st.SetHandled(e, DefaultEssenceCap); err != nil {
 		t.Fatal(err)
 	}
-	st.ProgressOf("resize").Attempts = 3
+	st.ProgressOf("resize", "update").Attempts = 3
 	value, err := st.Encode()
 	if err != nil {
 		t.Fatal(err)

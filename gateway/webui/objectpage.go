@@ -10,7 +10,7 @@ func (p objectPage) write(w *htmlWriter, u *ui) {
 		w.f(`<p><a href="/ui/">All operators</a> › <a href="%s">%s</a></p>`+"\n<h1>%s</h1>\n"+`<dl class="facts">`+"\n", operatorPath(d.Operator), d.Operator, d.Key())
 		w.f(`<dt>state</dt><dd id="state" class="state-%s">%s</dd>`+"\n", d.State, d.State)
 		if f := d.Failure; f != nil {
-			w.f("<dt>failing callback</dt><dd>%s, attempt %s (first %s)</dd>\n", f.Callback, f.Attempts, stamp(&f.FirstAt))
+			w.f("<dt>failing callback</dt><dd>%s, attempt %s (first %s)</dd>\n", f.Name(), f.Attempts, stamp(&f.FirstAt))
 			w.f(`<dt>last error</dt><dd id="last-error" class="error">`)
 			writeFailure(w, f)
 			w.f("</dd>\n")

@@ -87,7 +87,7 @@ func (p operatorPage) write(w *htmlWriter, u *ui) {
 			w.f(`<tr class="object state-%s" data-object="%s" data-state="%s">`+"\n", o.State, o.Key(), o.State)
 			w.f(`<td><a href="%s">%s</a></td>`+"\n"+`<td class="state">%s</td>`+"\n", objectPath(op.Name, o.Namespace, o.Name), o.Key(), o.State)
 			if f := o.Failure; f != nil {
-				w.f("<td>%s</td><td>%s</td>\n", f.Callback, f.Attempts)
+				w.f("<td>%s</td><td>%s</td>\n", f.Name(), f.Attempts)
 				w.f(`<td class="error">`)
 				writeFailure(w, f)
 				w.f("</td>\n<td>")

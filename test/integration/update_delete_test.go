@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -250,3 +251,106 @@ func TestASyncsSuccessDoesNotResetTheSameCallbacksFailingUpdate(t *testing.T) {
 		t.Errorf("%d update calls up to attempt %d, want one per attempt", n, five)
 	}
 }
+
+// One callback on update and sync, maxAttempts 4. Its update keeps failing;
+// its sync fails every other call and asks to be called again soon after
+// each success. Each event counts its own attempts: the update makes
+// attempts 1 to 4, once each, and then fails permanently (its round ends);
+// every sync failure is the sync's attempt 1 and its retry attempt 2; and
+// the update's permanent failure does not stop the sync. Before, the two
+// shared one retry record: the sync went on from the update's attempt
+// count, its failures took the record over and its successes sent the
+// update back to attempt 1, so the update never made its own attempts.
+func TestAFlakySyncDoesNotTakeOverTheSameCallbacksFailingUpdate(t *testing.T) {
+	ns := newNamespace(t)
+	var syncs atomic.Int32
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		switch req.Event {
+		case callbacks.EventUpdate:
+			return 503, nil
+		case callbacks.EventSync:
+			if failsSync(syncs.Add(1)) {
+				return 503, nil
+			}
+			return 200, map[string]any{"requeueAfter": "50ms"}
+		}
+		return 200, nil
+	})
+	const four = 4
+	startGateway(t, operatorFor(t, "flaky-sync", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Retry = fastRetry(100 * time.Millisecond)
+		s.Retry.MaxAttempts = ptr(four)
+		s.Callbacks = []spec.Callback{
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "main", Events: []spec.Event{spec.EventUpdate, spec.EventSync}},
+		}
+	}))
+	createWidget(t, ns, "example", 1)
+	var created string
+	eventually(t, 10*time.Second, func() error {
+		if created = decodedState(t, ns, "example", "flaky-sync").Handled; created == "" {
+			return fmt.Errorf("not created yet")
+		}
+		return nil
+	})
+	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
+		_ = unstructured.SetNestedField(w.Object, int64(2), "spec", "size")
+	})
+	calls := func(event callbacks.Event) (out []callbacks.Request) {
+		for _, r := range h.calls("main") {
+			if r.Event == event {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	attempts := func(event callbacks.Event) (out []int) {
+		for _, r := range calls(event) {
+			out = append(out, r.Attempt)
+		}
+		return out
+	}
+	eventually(t, 30*time.Second, func() error {
+		if st := decodedState(t, ns, "example", "flaky-sync"); st.Handled == created || st.Round != nil {
+			return fmt.Errorf("the update round has not ended; update attempts so far %v", attempts(callbacks.EventUpdate))
+		}
+		return nil
+	})
+	if got := attempts(callbacks.EventUpdate); !slices.Equal(got, []int{1, 2, 3, 4}) {
+		t.Errorf("update calls' attempts = %v, want [1 2 3 4]: its own, up to maxAttempts", got)
+	}
+	if pr := decodedState(t, ns, "example", "flaky-sync").ProgressFor("main", "update"); pr == nil || !pr.Failed || pr.Attempts != four {
+		t.Errorf("the update's record = %+v, want failed permanently at attempt %d", pr, four)
+	}
+	syncsThen := len(calls(callbacks.EventSync))
+	eventually(t, 10*time.Second, func() error {
+		if n := len(calls(callbacks.EventSync)); n < syncsThen+4 {
+			return fmt.Errorf("%d sync calls since the update failed permanently, want it called on", n-syncsThen)
+		}
+		return nil
+	})
+	// The handler fails every other sync call: at one essence, a failed
+	// call's retry is the sync's attempt 2, and no sync call goes past it.
+	all := calls(callbacks.EventSync)
+	for i, r := range all {
+		size, _, _ := unstructured.NestedInt64(r.Object.Object, "spec", "size")
+		prev := int64(0)
+		if i > 0 {
+			prev, _, _ = unstructured.NestedInt64(all[i-1].Object.Object, "spec", "size")
+		}
+		want := 1
+		if i > 0 && failsSync(int32(i)) && prev == size {
+			want = 2
+		}
+		if r.Attempt != want {
+			t.Errorf("sync call %d is attempt %d, want %d (all: %v)", i+1, r.Attempt, want, attempts(callbacks.EventSync))
+			break
+		}
+	}
+	if got := attempts(callbacks.EventUpdate); len(got) != four {
+		t.Errorf("update calls' attempts = %v after it failed permanently, want no more", got)
+	}
+}
+
+// failsSync says whether the n-th sync call (from 1) fails: every other.
+func failsSync(n int32) bool { return n%2 == 1 }

@@ -1,0 +1,99 @@
+package engine
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/opgate/opgate/gateway/decide"
+	"github.com/opgate/opgate/gateway/failure"
+	"github.com/opgate/opgate/gateway/metrics"
+	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
+)
+
+// One callback on update and sync, maxAttempts 3: each event counts its own
+// attempts. A sync's failure neither continues the update's count nor
+// overwrites it, a sync's success does not reset it, and the update's third
+// failure is the one that makes it permanent and counts it done in its
+// round (before, they shared one record: the sync went on from the
+// update's attempts, and a flaky sync sent the update back to attempt 1).
+func TestEachEventOfACallbackCountsItsOwnAttempts(t *testing.T) {
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	three := 3
+	main := spec.Callback{ID: "main", Events: []spec.Event{spec.EventUpdate, spec.EventSync}}
+	c := &Controller{
+		Deps: Deps{Clock: func() time.Time { return now }, Recorder: record.NewFakeRecorder(100), Metrics: m},
+		op: &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: "widgets"}, Spec: spec.OperatorSpec{
+			Callbacks: []spec.Callback{main}, Retry: &spec.RetrySpec{MaxAttempts: &three},
+		}},
+		log: slog.New(slog.DiscardHandler),
+	}
+	obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "test.opgate.dev/v1", "kind": "Widget",
+		"metadata": map[string]any{"namespace": "ns", "name": "w"}}}
+	p := &pass{key: "ns/w", obj: obj, mem: &objectMemory{}, now: now,
+		st:   &state.State{Handled: "old", Round: &state.Round{Event: "update", Digest: "new"}},
+		plan: decide.Plan{EssenceDigest: "new"}}
+	for i, step := range []struct {
+		event       spec.Event
+		fails       bool
+		wantAttempt int
+	}{
+		{spec.EventUpdate, true, 1},
+		{spec.EventSync, true, 1},
+		{spec.EventSync, false, 2},
+		{spec.EventUpdate, true, 2},
+		{spec.EventSync, true, 1},
+		{spec.EventUpdate, true, 3},
+	} {
+		w := decide.Work{Callback: main, Event: step.event}
+		attempt, first := attemptOf(p, w)
+		if attempt != step.wantAttempt {
+			t.Fatalf("step %d: %s call is attempt %d, want %d", i+1, step.event, attempt, step.wantAttempt)
+		}
+		if step.fails {
+			c.recordFailure(p, w, attempt, first, failure.Temporaryf("HandlerError", "503"), c.log)
+		} else {
+			c.recordSuccess(p, w, nil)
+		}
+	}
+	if pr := p.st.ProgressFor("main", "update"); pr == nil || !pr.Failed || pr.Attempts != 3 || pr.Event != "update" {
+		t.Errorf("update record = %+v, want failed permanently at its attempt 3", pr)
+	}
+	if !p.st.Round.IsDone("main") {
+		t.Error("the update that failed permanently is not counted done: its round stays open")
+	}
+	if pr := p.st.ProgressFor("main", "sync"); pr == nil || pr.Failed || pr.Attempts != 1 || pr.Event != "sync" {
+		t.Errorf("sync record = %+v, want its attempt 1, retrying", pr)
+	}
+}
+
+// A reconcile request gives one more attempt to each event's permanent
+// failure that is still owed: the sync's, not the update's whose round
+// ended (it would only count the object failing, with no call to end it).
+func TestARequestRetriesOnlyTheEventsStillOwed(t *testing.T) {
+	main := spec.Callback{ID: "main", Events: []spec.Event{spec.EventUpdate, spec.EventSync}}
+	c := &Controller{op: &spec.WebhookOperator{Spec: spec.OperatorSpec{Callbacks: []spec.Callback{main}}}}
+	st := &state.State{Handled: "d"}
+	for _, event := range []string{"update", "sync"} {
+		pr := st.ProgressOf("main", event)
+		pr.Attempts, pr.Failed, pr.Digest = 3, true, "d"
+	}
+	obj := &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"namespace": "ns", "name": "w"}}}
+	c.honourRequest(&pass{obj: obj, st: st, mem: &objectMemory{}}, "2026-11-25T10:00:00Z")
+	if pr := st.ProgressFor("main", "sync"); pr == nil || pr.Failed || pr.Attempts != 3 {
+		t.Errorf("sync record = %+v, want one more attempt after its 3", pr)
+	}
+	if pr := st.ProgressFor("main", "update"); pr == nil || !pr.Failed {
+		t.Errorf("update record = %+v, want it still failed: its round is over", pr)
+	}
+}
