@@ -250,13 +250,7 @@ func TestSyncWakesAtTheObjectsOwnResync(t *testing.T) {
 // the sync), and a failure of one event holds the other back only until
 // its own next retry.
 func TestAnotherEventsFailureDoesNotStandForTheCallbacksOwn(t *testing.T) {
-	op := &spec.WebhookOperator{
-		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
-		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
-			{ID: "main", Events: []spec.Event{spec.EventUpdate, spec.EventSync}},
-		}},
-	}
-	at := digestOf(object(4, nil))
+	op, at := updateAndSync(), digestOf(object(4, nil))
 	failed := func(event string) *state.Progress {
 		return &state.Progress{Event: event, Attempts: 3, First: now.Add(-time.Minute), Failed: true, Digest: at}
 	}
@@ -288,13 +282,7 @@ func TestAnotherEventsFailureDoesNotStandForTheCallbacksOwn(t *testing.T) {
 // While the sync waits out its backoff, the same callback's update waits
 // too, until the sync's retry, and then goes on at its own attempt count.
 func TestAnotherEventsBackoffHoldsTheCallbackBackWithoutTakingItsCount(t *testing.T) {
-	op := &spec.WebhookOperator{
-		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
-		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
-			{ID: "main", Events: []spec.Event{spec.EventUpdate, spec.EventSync}},
-		}},
-	}
-	at := digestOf(object(4, nil))
+	op, at := updateAndSync(), digestOf(object(4, nil))
 	st := handled(t, object(3, nil))
 	st.Round = &state.Round{Event: "update", Digest: at}
 	update := st.ProgressOf("main", "update")
@@ -313,5 +301,15 @@ func TestAnotherEventsBackoffHoldsTheCallbackBackWithoutTakingItsCount(t *testin
 	}
 	if p := st.ProgressFor("main", "update"); !Retrying(p, plan.EssenceDigest) || p.Attempts != 2 {
 		t.Errorf("the update's record = %+v, want its own 2 attempts to go on from", p)
+	}
+}
+
+// updateAndSync is an operator of one callback, main, on update and sync.
+func updateAndSync() *spec.WebhookOperator {
+	return &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
+			{ID: "main", Events: []spec.Event{spec.EventUpdate, spec.EventSync}},
+		}},
 	}
 }

@@ -243,10 +243,10 @@ func decompress(b []byte) ([]byte, error) {
 // isGzip reports whether b starts with gzip's magic bytes (RFC 1952).
 func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
 
-// ProgressFor returns the record of callback id's calls for event, nil
-// when there is none (see Progress.Of).
+// ProgressFor returns the record of callback id's calls for event (its
+// own, or one written before events were kept), nil when there is none.
 func (s *State) ProgressFor(id, event string) *Progress {
-	return s.Progress[id].Of(event)
+	return s.Progress[id].of(event)
 }
 
 // ProgressOf returns the record of callback id's calls for event, creating
@@ -254,7 +254,7 @@ func (s *State) ProgressFor(id, event string) *Progress {
 // that fails now continued it (ProgressFor gave it for event).
 func (s *State) ProgressOf(id, event string) *Progress {
 	first := s.Progress[id]
-	if r := first.Of(event); r != nil {
+	if r := first.of(event); r != nil {
 		r.Event = event
 		return r
 	}
@@ -286,9 +286,9 @@ func (p *Progress) Records() []*Progress {
 	return out
 }
 
-// Of returns the record of event among the records of p's callback: its
+// of returns the record of event among the records of p's callback: its
 // own, or one written before events were kept; nil when there is none.
-func (p *Progress) Of(event string) *Progress {
+func (p *Progress) of(event string) *Progress {
 	if p.For(event) {
 		return p
 	}

@@ -286,13 +286,8 @@ func TestAFlakySyncDoesNotTakeOverTheSameCallbacksFailingUpdate(t *testing.T) {
 		}
 	}))
 	createWidget(t, ns, "example", 1)
-	var created string
-	eventually(t, 10*time.Second, func() error {
-		if created = decodedState(t, ns, "example", "flaky-sync").Handled; created == "" {
-			return fmt.Errorf("not created yet")
-		}
-		return nil
-	})
+	eventually(t, 10*time.Second, func() error { return stateHandled(t, ns, "example", "flaky-sync") })
+	created := decodedState(t, ns, "example", "flaky-sync").Handled
 	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
 		_ = unstructured.SetNestedField(w.Object, int64(2), "spec", "size")
 	})
