@@ -194,7 +194,7 @@ func decideRound(in Input, round *state.Round, plan *Plan) {
 			continue
 		}
 		switch {
-		case failedPermanently(in.State.ProgressFor(cb.ID, string(ev)), plan.EssenceDigest):
+		case FailedPermanently(in.State.ProgressFor(cb.ID, string(ev)), plan.EssenceDigest):
 			// Only a create callback gets here (update and resume rounds
 			// count a permanent failure as done): the round stays open and
 			// calls it again once the essence changed (docs/contract.md).
@@ -227,7 +227,7 @@ func decideDelete(in Input, plan *Plan) {
 		}
 		pending = true
 		switch {
-		case failedPermanently(in.State.ProgressFor(cb.ID, string(spec.EventDelete)), plan.EssenceDigest):
+		case FailedPermanently(in.State.ProgressFor(cb.ID, string(spec.EventDelete)), plan.EssenceDigest):
 			// Permanently failed: the finalizer stays until the essence
 			// changes or the user sets the release annotation.
 		case heldBack(in, cb.ID, spec.EventDelete, plan):
@@ -263,7 +263,7 @@ func decideRequeues(in Input, plan *Plan) {
 		}
 		// The entry stays until the requeued call succeeds: a failed one is
 		// retried, after its backoff, like any failure.
-		if failedPermanently(in.State.ProgressFor(cb.ID, string(rq.Event)), plan.EssenceDigest) || heldBack(in, cb.ID, rq.Event, plan) {
+		if FailedPermanently(in.State.ProgressFor(cb.ID, string(rq.Event)), plan.EssenceDigest) || heldBack(in, cb.ID, rq.Event, plan) {
 			continue
 		}
 		if rq.At.After(in.Now) {
@@ -293,7 +293,7 @@ func decideSync(in Input, plan *Plan) {
 			continue
 		}
 		p := in.State.ProgressFor(cb.ID, string(spec.EventSync))
-		if failedPermanently(p, plan.EssenceDigest) || heldBack(in, cb.ID, spec.EventSync, plan) {
+		if FailedPermanently(p, plan.EssenceDigest) || heldBack(in, cb.ID, spec.EventSync, plan) {
 			continue
 		}
 		rq, requeued := in.Memory.Requeue[cb.ID]
@@ -336,7 +336,7 @@ func decideTimers(in Input, plan *Plan) {
 			next = in.Now.Add(cb.InitialDelay.Or(0))
 			mem.TimerNext[cb.ID] = next
 		}
-		if failedPermanently(in.State.ProgressFor(cb.ID, string(spec.EventTimer)), plan.EssenceDigest) {
+		if FailedPermanently(in.State.ProgressFor(cb.ID, string(spec.EventTimer)), plan.EssenceDigest) {
 			continue // until the essence changes, as every callback
 		}
 		if until := BackoffUntil(in.State, cb.ID, spec.EventTimer, plan.EssenceDigest, in.Now); until.After(next) {
@@ -382,9 +382,9 @@ func backingOff(p *state.Progress, essenceDigest string, now time.Time) bool {
 	return p != nil && !p.Failed && p.Digest == essenceDigest && p.Next.After(now)
 }
 
-// failedPermanently reports whether a callback failed permanently at this
+// FailedPermanently reports whether a callback failed permanently at this
 // essence: it is not called again until the essence changes.
-func failedPermanently(p *state.Progress, essenceDigest string) bool {
+func FailedPermanently(p *state.Progress, essenceDigest string) bool {
 	return p != nil && p.Failed && p.Digest == essenceDigest
 }
 

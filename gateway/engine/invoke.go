@@ -131,9 +131,13 @@ func stillOwed(p *pass, id, event string) bool {
 
 // endRecord ends callback id's retry records on a success of event: its
 // record of event, and those of other events no longer owed. Another
-// event's failure still owed stays, with its backoff and attempts.
+// event's failure still owed stays, with its backoff and attempts; so does
+// its permanent failure at the essence now, which a new round ends (the
+// object is failing until its spec changes, whatever else succeeds).
 func endRecord(p *pass, id, event string) {
-	p.st.ClearIf(id, func(pr *state.Progress) bool { return pr.For(event) || !stillOwed(p, id, pr.Event) })
+	p.st.ClearIf(id, func(pr *state.Progress) bool {
+		return pr.For(event) || !stillOwed(p, id, pr.Event) && !decide.FailedPermanently(pr, p.plan.EssenceDigest)
+	})
 }
 
 // recordSuccess records a callback that succeeded and its answer was
