@@ -72,14 +72,15 @@ func holds(annotations map[string]string, key string, old *string) bool {
 // swapPatch is the JSON patch that sets key to value after testing the uid
 // and that key is at old. An absent key tests as null, as does an absent
 // annotations map, which the patch then adds whole (a path into a missing
-// map is an error, not an absent value).
+// map is an error, not an absent value). A key expected at old is tested
+// also where the copy has no annotations: the server may have it still.
 func swapPatch(key string, old *string, value string, uid types.UID, haveMap bool) []byte {
 	ops := make([]jsonPatchOp, 0, 3)
 	if uid != "" {
 		ops = append(ops, jsonPatchOp{"test", "/metadata/uid", string(uid)})
 	}
 	switch {
-	case !haveMap:
+	case !haveMap && old == nil:
 		ops = append(ops,
 			jsonPatchOp{"test", "/metadata/annotations", nil},
 			jsonPatchOp{"add", "/metadata/annotations", map[string]string{key: value}})

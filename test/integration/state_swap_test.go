@@ -144,6 +144,7 @@ func TestSwapAnnotationWritesOnlyOverTheValueItWasGiven(t *testing.T) {
 		{name: "others removed since the copy", server: map[string]string{}, copy: map[string]string{"a": "b"}, value: "v1", want: map[string]string{key: "v1"}},
 		{name: "set by another since", server: map[string]string{key: "theirs"}, copy: map[string]string{}, value: "v1", moved: true, want: map[string]string{key: "theirs"}},
 		{name: "changed by another since", server: map[string]string{key: "theirs"}, copy: map[string]string{key: "v1"}, old: str("v1"), value: "v2", moved: true, want: map[string]string{key: "theirs"}},
+		{name: "all annotations removed by another since", server: map[string]string{}, copy: map[string]string{}, old: str("v1"), value: "v2", moved: true, want: nil},
 		{name: "removed by another since", server: map[string]string{"a": "b"}, copy: map[string]string{key: "v1", "a": "b"}, old: str("v1"), value: "v2", moved: true, want: map[string]string{"a": "b"}},
 		{name: "too large", server: map[string]string{key: "v1"}, old: str("v1"), value: strings.Repeat("x", 300<<10), refused: true, want: map[string]string{key: "v1"}},
 		{name: "another object of the name", value: "v1", replaced: true},
