@@ -354,13 +354,16 @@ func (m *Mux) readRequest(w http.ResponseWriter, r *http.Request) (*Request, int
 const canonicalTimestampHeader = "Webhook-Timestamp"
 
 // handlerDeadline is when the handler's context ends, on this process's
-// clock: the time the gateway gave the call, deadline − webhook-timestamp
-// (both read on the gateway's clock as it sent the call), from the
-// request's arrival. The deadline taken as it is would be read on another
-// clock: one 15 s ahead of the gateway's ended every call of a 10 s
-// timeout at once, and the gateway retried it for ever. The timestamp is
-// in whole seconds, so the context may end up to a second (and the
-// network's delay) after the gateway stops waiting, never before. Without
+// clock. With the clocks in step (the request arrived within the second
+// webhook-timestamp names, or the next: the timestamp is in whole seconds)
+// it is the deadline as sent, when the gateway stops waiting. On a clock
+// out of step the deadline would be read wrong: one 15 s ahead of the
+// gateway's ended every call of a 10 s timeout at once, and the gateway
+// retried it for ever. There it is the time the gateway gave the call,
+// deadline − webhook-timestamp, less the second the timestamp may have
+// rounded away, from the request's arrival: up to a second early, never
+// after the gateway stops waiting (but for the network's delay), so a
+// retry of a call timed out does not meet the call still running. Without
 // a timestamp the deadline is all there is; zero means none.
 func handlerDeadline(h http.Header, req *Request, arrived time.Time) time.Time {
 	if req.Deadline.IsZero() {
@@ -370,11 +373,19 @@ func handlerDeadline(h http.Header, req *Request, arrived time.Time) time.Time {
 	if ts == "" { // checked first: a failed ParseInt allocates its error
 		return req.Deadline
 	}
-	sent, err := strconv.ParseInt(ts, 10, 64)
+	secs, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
 		return req.Deadline
 	}
-	return arrived.Add(req.Deadline.Sub(time.Unix(sent, 0)))
+	sent := time.Unix(secs, 0)
+	if skew := arrived.Sub(sent); skew >= 0 && skew < 2*time.Second {
+		return req.Deadline
+	}
+	given := req.Deadline.Sub(sent)
+	if given > time.Second {
+		given -= time.Second
+	}
+	return arrived.Add(given)
 }
 
 // call runs fn until deadline, when there is one: past it the gateway no

@@ -226,22 +226,29 @@ func TestMuxTurnsAPanicIntoATemporary500WithoutItsValue(t *testing.T) {
 }
 
 // The gateway sends deadline = its clock + timeout; the handler's clock may
-// be minutes off (the verifier allows 5 minutes of skew). The handler's
-// context ends when the time the gateway gave the call has passed since the
-// request arrived, whichever clock is ahead.
+// be minutes off (the verifier allows 5 minutes of skew). With the clocks in
+// step the handler's context ends at the deadline as sent, when the gateway
+// stops waiting. Out of step it ends when the time the gateway gave the
+// call, less the second webhook-timestamp may have rounded away, has passed
+// since the request arrived, whichever clock is ahead: never after the
+// gateway stops waiting, so a retry of a timed-out call does not meet it
+// still running.
 func TestMuxMeasuresTheHandlersDeadlineFromTheRequestsArrival(t *testing.T) {
 	secret := []byte("s3cret")
 	sent := time.Now().Truncate(time.Second).Add(400 * time.Millisecond) // the gateway's clock as it sends
 	deadline := sent.Add(10 * time.Second)
-	given := deadline.Sub(sent.Truncate(time.Second)) // deadline − webhook-timestamp: 10.4 s
+	given := deadline.Sub(sent.Truncate(time.Second)) - time.Second // deadline − webhook-timestamp − its rounding: 9.4 s
 	tests := []struct {
-		name string
-		skew time.Duration // the handler's clock minus the gateway's, the network's delay included
+		name   string
+		skew   time.Duration // the handler's clock minus the gateway's, the network's delay included
+		inSync bool
 	}{
-		{"clocks that agree", 5 * time.Millisecond},
-		{"a handler clock 15 s ahead", 15 * time.Second},
-		{"a handler clock 15 s behind", -15 * time.Second},
-		{"a handler clock 4 minutes ahead, inside the replay window", 4 * time.Minute},
+		{"clocks that agree", 5 * time.Millisecond, true},
+		{"clocks that agree, a slow network", 1200 * time.Millisecond, true},
+		{"a handler clock 15 s ahead", 15 * time.Second, false},
+		{"a handler clock 15 s behind", -15 * time.Second, false},
+		{"a handler clock a second behind", -time.Second, false},
+		{"a handler clock 4 minutes ahead, inside the replay window", 4 * time.Minute, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -259,8 +266,15 @@ func TestMuxMeasuresTheHandlersDeadlineFromTheRequestsArrival(t *testing.T) {
 			})
 			req := callbackstest.NewRequest(t, callbacks.EventCreate, widget, callbackstest.WithDeadline(deadline))
 			callbackstest.Call(t, mux, req, callbackstest.SignedAt(secret, sent))
-			if want := arrived.Add(given); !got.Equal(want) {
-				t.Errorf("context deadline = %v, want %v: %v after the request arrived", got, want, given)
+			want := arrived.Add(given)
+			if tt.inSync {
+				want = deadline
+			}
+			if !got.Equal(want) {
+				t.Errorf("context deadline = %v, want %v (%v after the request arrived)", got, want, want.Sub(arrived))
+			}
+			if gatewayStops := deadline.Add(tt.skew); got.After(gatewayStops) {
+				t.Errorf("context deadline = %v, after the gateway stops waiting (%v on the handler's clock)", got, gatewayStops)
 			}
 		})
 	}
