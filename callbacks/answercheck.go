@@ -32,8 +32,8 @@ func checkAnswer(resp *Response) []Violation {
 	}
 	for i, e := range resp.Events {
 		from := len(r.bad)
-		if e.Type != "" && e.Type != EventTypeNormal && e.Type != EventTypeWarning {
-			r.add("/type", `value must be one of "Normal", "Warning"`)
+		if e.Type != "" { // omitted when empty: the gateway reads Normal
+			r.eventType(e.Type, "/type")
 		}
 		r.reason(e.Reason, "/reason")
 		r.under("/events/"+strconv.Itoa(i), from)

@@ -169,9 +169,7 @@ func (r *responseChecker) event(v any, path string) {
 	for key, f := range m {
 		switch key {
 		case "type":
-			if f != EventTypeNormal && f != EventTypeWarning {
-				r.add(path+"/type", `value must be one of "Normal", "Warning"`)
-			}
+			r.eventType(f, path+"/type")
 		case "reason":
 			r.reason(f, path+"/reason")
 		case "message":
@@ -179,6 +177,13 @@ func (r *responseChecker) event(v any, path string) {
 		default:
 			r.add(pointer(path, key), "unknown property")
 		}
+	}
+}
+
+// eventType is an event's type: Normal or Warning.
+func (r *responseChecker) eventType(v any, path string) {
+	if v != EventTypeNormal && v != EventTypeWarning {
+		r.add(path, `value must be one of "Normal", "Warning"`)
 	}
 }
 
