@@ -93,3 +93,26 @@ func TestABackoffHoldsTheCallbacksOtherEventsButDelete(t *testing.T) {
 		}
 	}
 }
+
+// A permanent failure has no next attempt: its record carries no "n" (a
+// zero time written out was 25 bytes of every failing object's
+// annotation), and reads back with a zero Next as before.
+func TestAPermanentFailureWritesNoNextAttempt(t *testing.T) {
+	st := &State{}
+	p := st.ProgressOf("main", "update")
+	p.Attempts, p.Failed, p.Digest = 5, true, "abc"
+	value, err := st.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(value, `"n":`) {
+		t.Errorf("annotation %s carries a next attempt for a permanent failure", value)
+	}
+	back, err := Decode(value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.ProgressFor("main", "update"); got == nil || !got.Next.IsZero() || !got.Failed {
+		t.Errorf("record after a round trip = %+v, want failed with no next attempt", got)
+	}
+}

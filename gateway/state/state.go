@@ -81,7 +81,7 @@ func (r *Round) IsDone(id string) bool {
 type Progress struct {
 	Attempts int       `json:"a"`
 	First    time.Time `json:"f"`
-	Next     time.Time `json:"n,omitempty"`
+	Next     time.Time `json:"n,omitzero"`
 	// Failed marks a permanent failure at essence digest Digest: no more
 	// calls for the event until the essence changes. A temporary failure
 	// records Digest too: a change of the essence ends its backoff wait.
