@@ -21,6 +21,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newCallCommand())
 	root.AddCommand(newRBACCommand())
 	root.AddCommand(newStatusCommand(), newReconcileCommand())
+	root.AddCommand(newRemoveOperatorsCommand())
 	return root
 }
 

@@ -35,7 +35,7 @@ func TestChartInstallUpgradeUninstall(t *testing.T) {
 		}
 		v["operators"] = []any{map[string]any{"name": "chart-e2e-" + ns, "spec": op[0].Spec}}
 	})
-	objs := renderChart(t, release, ns, "-f", values)
+	objs := renderChart(t, release, ns, "-f", values, "--no-hooks") // the uninstall hook: TestChartUninstallHookReleasesTheOperatorsObjects
 	c := newChartClient(t)
 	ctx := context.Background()
 	for _, u := range objs {
