@@ -20,7 +20,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -53,6 +55,12 @@ func render(t *testing.T, args ...string) []*unstructured.Unstructured {
 	if err != nil {
 		t.Fatalf("helm template: %v", err)
 	}
+	return decode(t, out)
+}
+
+// decode decodes helm template's output into its objects.
+func decode(t *testing.T, out string) []*unstructured.Unstructured {
+	t.Helper()
 	var objs []*unstructured.Unstructured
 	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(out), 4096)
 	for {
@@ -314,5 +322,53 @@ func TestChartSetsGoRuntimeLimitsUnlessTheUserDoes(t *testing.T) {
 				t.Errorf("GOMEMLIMIT defined as %q, want %q", got, tc.memLimits)
 			}
 		})
+	}
+}
+
+// Helm accepts release names of up to 53 characters, dots and a leading
+// digit included; every name the chart derives from one must be valid for
+// its kind (a Service's a DNS-1035 label), or the install fails.
+func TestChartNamesAreValidForEveryReleaseNameHelmAccepts(t *testing.T) {
+	releases := []string{
+		"rel",
+		"2gw",
+		"gw.prod",
+		"platform-team-webhook-operator-gateway-production",     // 49: <fullname>-metrics was 64
+		"a2345678901234567890123456789012345678901234567890123", // 53, Helm's maximum
+		"9.opgate-" + strings.Repeat("x", 44),
+	}
+	for _, release := range releases {
+		t.Run(release, func(t *testing.T) {
+			out, err := helm(t, "template", release, chartDir, "--namespace", "ops", "--set", "serviceMonitor.enabled=true")
+			if err != nil {
+				t.Fatalf("helm template: %v", err)
+			}
+			objs := decode(t, out)
+			if len(objs) == 0 {
+				t.Fatal("the chart rendered nothing")
+			}
+			for _, u := range objs {
+				for _, msg := range nameErrors(u.GetKind(), u.GetName()) {
+					t.Errorf("%s name %q: %s", u.GetKind(), u.GetName(), msg)
+				}
+				for k, v := range u.GetLabels() {
+					for _, msg := range validation.IsValidLabelValue(v) {
+						t.Errorf("%s %s label %s=%q: %s", u.GetKind(), u.GetName(), k, v, msg)
+					}
+				}
+			}
+		})
+	}
+}
+
+// nameErrors checks a name as the API server does for its kind.
+func nameErrors(kind, name string) []string {
+	switch kind {
+	case "Service":
+		return validation.IsDNS1035Label(name)
+	case "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+		return content.IsPathSegmentName(name)
+	default:
+		return validation.IsDNS1123Subdomain(name)
 	}
 }

@@ -17,6 +17,18 @@
 {{- end }}
 {{- end }}
 
+{{/* The metrics Service's name, <fullname>-metrics: a Service name is a
+DNS-1035 label (63 characters, a letter first, no dot), stricter than the
+names of other kinds, so dots become dashes, a leading digit gets an
+"opgate-" prefix, and the prefix is cut to leave room for "-metrics". */}}
+{{- define "opgate.serviceName" -}}
+{{- $base := include "opgate.fullname" . | replace "." "-" }}
+{{- if not (regexMatch "^[a-z]" $base) }}
+{{- $base = printf "opgate-%s" $base }}
+{{- end }}
+{{- printf "%s-metrics" ($base | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
 {{/* Labels selecting the gateway's pods. */}}
 {{- define "opgate.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "opgate.name" . }}
