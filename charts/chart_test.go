@@ -372,3 +372,51 @@ func nameErrors(kind, name string) []string {
 		return validation.IsDNS1123Subdomain(name)
 	}
 }
+
+// A PodDisruptionBudget nothing can satisfy during a drain (one replica,
+// minAvailable 1) blocks `kubectl drain` of its node for good.
+func TestChartRendersAPodDisruptionBudgetOnlyWhenADrainCanEvictAPod(t *testing.T) {
+	cases := []struct {
+		name    string
+		set     []string
+		wantPDB bool
+		wantErr string
+	}{
+		{"defaults: 2 replicas, 1 must stay", nil, true, ""},
+		{"1 replica: none", []string{"--set", "replicaCount=1", "--set", "leaderElection.enabled=false"}, false, ""},
+		{"1 elected replica: none", []string{"--set", "replicaCount=1"}, false, ""},
+		{"disabled", []string{"--set", "podDisruptionBudget.enabled=false"}, false, ""},
+		{"minAvailable as many as the replicas", []string{"--set", "podDisruptionBudget.minAvailable=2"}, false, "podDisruptionBudget.minAvailable"},
+		{"3 replicas, 2 must stay", []string{"--set", "replicaCount=3", "--set", "podDisruptionBudget.minAvailable=2"}, true, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := helm(t, append([]string{"template", "rel", chartDir, "--namespace", "ops"}, tc.set...)...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("helm template: err = %v, want one naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("helm template: %v", err)
+			}
+			got := slices.ContainsFunc(decode(t, out), func(u *unstructured.Unstructured) bool { return u.GetKind() == "PodDisruptionBudget" })
+			if got != tc.wantPDB {
+				t.Errorf("a PodDisruptionBudget rendered: %v, want %v", got, tc.wantPDB)
+			}
+		})
+	}
+}
+
+// `kubectl drain` refuses pods with emptyDir volumes unless told to
+// delete their data; the gateway writes no file, so it needs none.
+func TestChartPodHasNoLocalStorage(t *testing.T) {
+	var d appsv1.Deployment
+	find(t, render(t), "Deployment", "rel-opgate", &d)
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.EmptyDir != nil {
+			t.Errorf("volume %s is an emptyDir: kubectl drain refuses the pod without --delete-emptydir-data", v.Name)
+		}
+	}
+}
