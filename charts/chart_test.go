@@ -420,3 +420,27 @@ func TestChartPodHasNoLocalStorage(t *testing.T) {
 		}
 	}
 }
+
+// Without leader election every replica runs every operator: two of them
+// call each handler twice and fight over the same objects.
+func TestChartRefusesSeveralReplicasWithoutLeaderElection(t *testing.T) {
+	cases := []struct {
+		name    string
+		set     []string
+		wantErr bool
+	}{
+		{"2 replicas unelected", []string{"--set", "leaderElection.enabled=false"}, true},
+		{"3 replicas unelected", []string{"--set", "leaderElection.enabled=false", "--set", "replicaCount=3"}, true},
+		{"1 replica unelected", []string{"--set", "leaderElection.enabled=false", "--set", "replicaCount=1"}, false},
+		{"2 replicas elected", nil, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := helm(t, append([]string{"template", "rel", chartDir}, tc.set...)...)
+			refused := err != nil && strings.Contains(err.Error(), "leaderElection.enabled") && strings.Contains(err.Error(), "replicaCount")
+			if refused != tc.wantErr {
+				t.Errorf("helm template: err = %v, want refused (naming leaderElection.enabled and replicaCount): %v", err, tc.wantErr)
+			}
+		})
+	}
+}
