@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/opgate/opgate/gateway/rbac"
+	"github.com/opgate/opgate/gateway/spec"
 	"github.com/opgate/opgate/internal/localcluster"
 )
 
@@ -440,6 +441,30 @@ func TestChartRefusesSeveralReplicasWithoutLeaderElection(t *testing.T) {
 			refused := err != nil && strings.Contains(err.Error(), "leaderElection.enabled") && strings.Contains(err.Error(), "replicaCount")
 			if refused != tc.wantErr {
 				t.Errorf("helm template: err = %v, want refused (naming leaderElection.enabled and replicaCount): %v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// The gateway refuses operator names longer than spec.MaxNameLength (its
+// state annotation key); the schema must refuse them before the install.
+func TestChartOperatorNamesFollowTheGatewaysRule(t *testing.T) {
+	cases := []struct {
+		name string
+		ok   bool
+	}{
+		{strings.Repeat("a", spec.MaxNameLength), true},
+		{strings.Repeat("a", spec.MaxNameLength+1), false},
+		{"shop-1", true},
+		{"Shop", false},
+		{"shop.v1", false},
+		{"-shop", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := helm(t, "template", "rel", chartDir, "--set", "operators[0].name="+tc.name, "--set", "operators[0].spec.watch.kind=X")
+			if (err == nil) != tc.ok {
+				t.Errorf("operator name %q (%d characters): err = %v, want accepted: %v", tc.name, len(tc.name), err, tc.ok)
 			}
 		})
 	}
