@@ -107,7 +107,8 @@ clean:
 
 # The WebhookOperator CRD, generated from the schema, into crds/ and the
 # chart's crds/ (tests keep them identical and pin the CRD's digest in
-# charts/opgate/Chart.yaml: bump the chart version with it).
+# charts/opgate/Chart.yaml and charts/crd-versions.yaml: bump the chart
+# version with it).
 .PHONY: crds chart
 crds:
 	go run ./hack/gencrd > crds/opgate.dev_webhookoperators.yaml

@@ -121,7 +121,59 @@ func TestChartCRDIsTheGatewayCRD(t *testing.T) {
 	}
 	sum := sha256.Sum256(got)
 	if digest := hex.EncodeToString(sum[:]); chart.Annotations["opgate.dev/crd-sha256"] != digest {
-		t.Fatalf("the CRD changed but chart version %s still pins the old one: bump version in charts/opgate/Chart.yaml and set its opgate.dev/crd-sha256 annotation to %s", chart.Version, digest)
+		t.Fatalf("the CRD changed but chart version %s still pins the old one: bump version in charts/opgate/Chart.yaml, set its opgate.dev/crd-sha256 annotation to %s and record both in %s", chart.Version, digest, crdVersionsFile)
+	}
+}
+
+// crdVersionsFile records each chart version with the digest of the CRD it
+// ships; entries are appended, never edited.
+const crdVersionsFile = "crd-versions.yaml"
+
+// A chart version ships one CRD: a changed CRD needs a new version, or
+// users who upgrade the chart by version keep the old CRD (Helm never
+// upgrades crds/). TestChartCRDIsTheGatewayCRD sees only the annotation,
+// which can move without the version.
+func TestChartVersionMovesWithItsCRD(t *testing.T) {
+	var chart struct {
+		Version string `json:"version"`
+	}
+	data, err := os.ReadFile(filepath.Join(chartDir, "Chart.yaml"))
+	if err == nil {
+		err = yaml.Unmarshal(data, &chart)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd, err := os.ReadFile(filepath.Join(chartDir, "crds", "opgate.dev_webhookoperators.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(crd)
+	digest := hex.EncodeToString(sum[:])
+	var released []struct {
+		Version   string `json:"version"`
+		CRDSHA256 string `json:"crdSHA256"`
+	}
+	data, err = os.ReadFile(crdVersionsFile)
+	if err == nil {
+		err = yaml.UnmarshalStrict(data, &released)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", crdVersionsFile, err)
+	}
+	seen := map[string]bool{}
+	for _, r := range released {
+		if seen[r.Version] {
+			t.Errorf("%s lists version %s twice: a released version ships one CRD", crdVersionsFile, r.Version)
+		}
+		seen[r.Version] = true
+	}
+	if len(released) == 0 || released[len(released)-1].Version != chart.Version {
+		t.Fatalf("chart version %s is not the last entry of %s: append {version: %s, crdSHA256: %s}", chart.Version, crdVersionsFile, chart.Version, digest)
+	}
+	if last := released[len(released)-1]; last.CRDSHA256 != digest {
+		t.Fatalf("the CRD's digest is %s, but %s records %s for chart version %s: bump version in charts/opgate/Chart.yaml and append the new version with this digest to %s",
+			digest, crdVersionsFile, last.CRDSHA256, chart.Version, crdVersionsFile)
 	}
 }
 
