@@ -1,6 +1,7 @@
 // Package charts tests the Helm chart in charts/opgate with the helm
 // binary `make tools` builds: lint, render, schema, and that its CRD and
-// base roles are the gateway's own.
+// base roles are the gateway's own, and (against a real kube-apiserver,
+// envtest) that install.md's CRD upgrade applies over the CRD Helm created.
 package charts
 
 import (
@@ -517,6 +518,43 @@ func TestChartOperatorNamesFollowTheGatewaysRule(t *testing.T) {
 			_, err := helm(t, "template", "rel", chartDir, "--set", "operators[0].name="+tc.name, "--set", "operators[0].spec.watch.kind=X")
 			if (err == nil) != tc.ok {
 				t.Errorf("operator name %q (%d characters): err = %v, want accepted: %v", tc.name, len(tc.name), err, tc.ok)
+			}
+		})
+	}
+}
+
+// `helm upgrade --reuse-values` renders a new chart with the values of the
+// release it upgrades, which lack every key added since: each top-level map
+// of values.yaml may be missing, and the chart still renders (with its
+// defaults for what matters), except the image, which it cannot guess.
+func TestChartRendersWithTheValuesOfAnOlderRelease(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var defaults map[string]any
+	if err := yaml.Unmarshal(data, &defaults); err != nil {
+		t.Fatal(err)
+	}
+	for key, v := range defaults {
+		if _, isMap := v.(map[string]any); !isMap {
+			continue
+		}
+		t.Run(key, func(t *testing.T) {
+			out, err := helm(t, "template", "rel", chartDir, "--namespace", "ops", "--set", key+"=null")
+			if key == "image" {
+				if err == nil || !strings.Contains(err.Error(), "image.repository") {
+					t.Errorf("without image: err = %v, want one naming image.repository", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("without %s: %v", key, err)
+			}
+			var d appsv1.Deployment
+			find(t, decode(t, out), "Deployment", "rel-opgate", &d)
+			if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--leader-elect") || !slices.Contains(args, "--ui=false") {
+				t.Errorf("without %s the gateway runs with %q, want the chart's defaults (--leader-elect, --ui=false)", key, args)
 			}
 		})
 	}

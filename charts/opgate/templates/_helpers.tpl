@@ -46,10 +46,10 @@ app.kubernetes.io/part-of: opgate
 
 {{/* The gateway's ServiceAccount name. */}}
 {{- define "opgate.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "opgate.fullname" .) .Values.serviceAccount.name }}
+{{- if dig "create" true (.Values.serviceAccount | default dict) }}
+{{- default (include "opgate.fullname" .) (.Values.serviceAccount | default dict).name }}
 {{- else }}
-{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" (.Values.serviceAccount | default dict).name }}
 {{- end }}
 {{- end }}
 
