@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"maps"
 	"slices"
 	"time"
 
@@ -45,25 +47,26 @@ func (m *Manager) recordKind(ctx context.Context, op *spec.WebhookOperator) erro
 // retries until it is done or ctx ends; then only op's kind (and kinds it
 // may not list) and namespaces stay recorded.
 func (m *Manager) sweepStarted(ctx context.Context, op, prev *spec.WebhookOperator) {
-	kinds := []schema.GroupKind{watchedKind(op.Spec.Watch)}
+	scopes := scopesOf(op.Spec.Watch)
 	if prev != nil {
-		kinds = append(kinds, watchedKind(prev.Spec.Watch))
+		scopes.add(prev.Spec.Watch)
 	}
 	m.untilDone(ctx, op.Name, "sweep", func() error {
 		recorded, err := m.recordedKinds(ctx, op.Name)
 		if err != nil {
 			return err
 		}
-		within, err := m.sweepScope(ctx, op.Name, prev)
+		within, err := m.sweepScope(ctx, op.Name, scopes)
 		if err != nil {
 			return err
 		}
-		all := compactKinds(append(slices.Clone(kinds), recorded...))
-		forbidden, err := m.sweeper.sweep(ctx, op.Name, op, all, within)
+		all := compactKinds(append(scopes.kinds(), recorded...))
+		denied, err := m.sweeper.sweep(ctx, op.Name, op, all, within, scopes)
 		if err != nil {
 			return err
 		}
-		keep := compactKinds(append(forbidden, kinds[0]))
+		forbidden := denied.kinds()
+		keep := compactKinds(append(slices.Clone(forbidden), watchedKind(op.Spec.Watch)))
 		if m.record == nil {
 			return nil
 		}
@@ -82,21 +85,27 @@ func (m *Manager) sweepStarted(ctx context.Context, op, prev *spec.WebhookOperat
 }
 
 // Release stops the operator called name and lets go of every object of
-// the kinds it ran on (the running spec's, the recorded ones and extra)
-// that holds its finalizer or state annotation. Kinds the gateway may not
-// list or patch are logged and stay recorded; other errors are returned.
-func (m *Manager) Release(ctx context.Context, name string, extra ...schema.GroupKind) error {
-	kinds := slices.Clone(extra)
-	var running *spec.WebhookOperator
+// the kinds it ran on (the running spec's, stored's — the WebhookOperator's
+// own watch — and the recorded ones) that holds its finalizer or state
+// annotation; where the gateway may not list a kind in every namespace, in
+// the namespaces those specs watched it in. The kinds the gateway may not
+// list or patch stay recorded and are returned as a *ReleaseForbiddenError;
+// other errors are returned too. Either way the next call tries again,
+// with what this one knew.
+func (m *Manager) Release(ctx context.Context, name string, stored ...spec.WatchSpec) error {
 	m.mu.Lock()
-	if r, ok := m.running[name]; ok {
-		kinds = append(kinds, watchedKind(r.op.Spec.Watch))
-		running = r.op
+	// A release that failed before kept its scopes here for the next
+	// attempt: the operator is no longer running to say what it watched.
+	scopes := m.releasing[name]
+	if scopes == nil {
+		scopes = kindScopes{}
+		m.releasing[name] = scopes
 	}
-	// A release that failed before kept its kinds here for the next attempt:
-	// the operator is no longer running to say what it watched.
-	kinds = compactKinds(append(kinds, m.releasing[name]...))
-	m.releasing[name] = kinds
+	scopes.add(stored...)
+	if r, ok := m.running[name]; ok {
+		scopes.add(r.op.Spec.Watch)
+	}
+	scopes = maps.Clone(scopes) // m.releasing's is changed under m.mu only
 	m.mu.Unlock()
 	m.Remove(name)
 
@@ -104,18 +113,21 @@ func (m *Manager) Release(ctx context.Context, name string, extra ...schema.Grou
 	if err != nil {
 		return err
 	}
-	within, err := m.sweepScope(ctx, name, running)
+	within, err := m.sweepScope(ctx, name, scopes)
 	if err != nil {
 		return err
 	}
-	forbidden, err := m.sweeper.sweep(ctx, name, nil, compactKinds(append(kinds, recorded...)), within)
+	forbidden, err := m.sweeper.sweep(ctx, name, nil, compactKinds(append(scopes.kinds(), recorded...)), within, scopes)
 	if err != nil {
 		return err
 	}
 	if m.record != nil {
-		if err := m.record.SetKinds(ctx, name, forbidden); err != nil {
+		if err := m.record.SetKinds(ctx, name, forbidden.kinds()); err != nil {
 			return err
 		}
+	}
+	if forbidden != nil {
+		return forbidden
 	}
 	m.mu.Lock()
 	delete(m.releasing, name)
@@ -134,7 +146,14 @@ func (m *Manager) ReleaseUnlisted(ctx context.Context, recorded, running []strin
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			m.untilDone(ctx, name, "release", func() error { return m.Release(ctx, name) })
+			m.untilDone(ctx, name, "release", func() error {
+				// A kind the gateway may not list or patch stays recorded
+				// (logged): the next start tries again.
+				if err := m.Release(ctx, name); !errors.As(err, new(*ReleaseForbiddenError)) {
+					return err
+				}
+				return nil
+			})
 		}()
 	}
 }

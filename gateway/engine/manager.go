@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime/schema"
-
 	"github.com/opgate/opgate/callbacks/essence"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
@@ -38,7 +36,7 @@ type Manager struct {
 
 	mu        sync.Mutex
 	running   map[string]*runningOperator
-	releasing map[string][]schema.GroupKind // operators whose Release is to be retried
+	releasing map[string]kindScopes // operators whose Release is to be retried
 	wg        sync.WaitGroup
 }
 
@@ -74,7 +72,7 @@ func NewManager(deps Deps, onStatus func(name string, st OperatorState), record 
 		onStatus = func(string, OperatorState) {}
 	}
 	m := &Manager{deps: deps, log: deps.Logger, onStatus: onStatus, record: record,
-		running: map[string]*runningOperator{}, releasing: map[string][]schema.GroupKind{}}
+		running: map[string]*runningOperator{}, releasing: map[string]kindScopes{}}
 	m.sweeper = sweeper{deps: &m.deps, applier: deps.applier()}
 	if m.deps.ChildOwners == nil {
 		m.deps.ChildOwners = &m.peers

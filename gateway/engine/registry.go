@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -19,6 +21,11 @@ import (
 // RegistryFinalizer lets the gateway release its finalizers from every
 // watched object before a WebhookOperator goes away.
 const RegistryFinalizer = "opgate.dev/gateway"
+
+// ReasonReleaseForbidden: a WebhookOperator being deleted keeps its
+// finalizer because the gateway may not list or patch a kind the operator
+// ran on, where objects may still hold the operator's finalizer.
+const ReasonReleaseForbidden = "ReleaseForbidden"
 
 // OperatorResource is the WebhookOperator resource.
 var OperatorResource = schema.GroupVersionResource{Group: spec.Group, Version: spec.Version, Resource: spec.Resource}
@@ -110,9 +117,13 @@ func (r *Registry) sync(ctx context.Context, name string) error {
 	o, err := r.lister.Get(name)
 	if apierrors.IsNotFound(err) {
 		// Gone without unregister (its finalizer removed by hand): still
-		// let go of what the operator ran on.
+		// let go of what the operator ran on. Kinds the gateway may not
+		// list or patch were logged; their record went with the object.
 		r.forget(name)
-		return r.mgr.Release(ctx, name)
+		if err := r.mgr.Release(ctx, name); !errors.As(err, new(*ReleaseForbiddenError)) {
+			return err
+		}
+		return nil
 	}
 	if err != nil {
 		return err
@@ -150,20 +161,27 @@ func (r *Registry) sync(ctx context.Context, name string) error {
 // unregister stops the operator and releases its finalizer and state
 // annotation from every object of every kind it ran on, then lets the
 // WebhookOperator go. The stored spec may be invalid (an invalid edit,
-// stricter validation after an upgrade): the kinds come from the spec the
-// manager last ran, the kinds recorded on the object, and the stored
-// spec's watch, read without validating the rest.
+// stricter validation after an upgrade): the kinds and namespaces come
+// from the spec the manager last ran, the kinds recorded on the object,
+// and the stored spec's watch, read without validating the rest. While a
+// kind is forbidden (RBAC), the WebhookOperator keeps its finalizer and
+// says why: removing it would leave objects held for ever.
 func (r *Registry) unregister(ctx context.Context, obj *unstructured.Unstructured) error {
-	var stored []schema.GroupKind
+	var stored []spec.WatchSpec
 	apiVersion, _, _ := unstructured.NestedString(obj.Object, "spec", "watch", "apiVersion")
 	kind, _, _ := unstructured.NestedString(obj.Object, "spec", "watch", "kind")
-	if gv, err := schema.ParseGroupVersion(apiVersion); err == nil && kind != "" {
-		stored = append(stored, gv.WithKind(kind).GroupKind())
+	namespaces, _, _ := unstructured.NestedStringSlice(obj.Object, "spec", "watch", "namespaces")
+	if _, err := schema.ParseGroupVersion(apiVersion); err == nil && kind != "" {
+		stored = append(stored, spec.WatchSpec{APIVersion: apiVersion, Kind: kind, Namespaces: namespaces})
 	}
-	if err := r.mgr.Release(ctx, obj.GetName(), stored...); err != nil {
-		return err
+	err := r.mgr.Release(ctx, obj.GetName(), stored...)
+	if forbidden := (*ReleaseForbiddenError)(nil); errors.As(err, &forbidden) {
+		r.releaseForbidden(ctx, obj, forbidden)
+	}
+	if err != nil {
+		return fmt.Errorf("release the objects of WebhookOperator %s: %w", obj.GetName(), err)
 	}
 	r.forget(obj.GetName())
-	_, err := r.applier.RemoveFinalizer(ctx, obj, RegistryFinalizer)
+	_, err = r.applier.RemoveFinalizer(ctx, obj, RegistryFinalizer)
 	return err
 }

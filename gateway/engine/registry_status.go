@@ -57,8 +57,7 @@ func (r *Registry) reportStatus(name string, st OperatorState) {
 	reg, ok := r.regs[name]
 	var news bool
 	if ok {
-		news = reg.state == nil || reg.state.Reason != st.Reason || reg.state.Message != st.Message
-		reg.state = &st
+		news = reg.setState(st)
 	}
 	r.mu.Unlock()
 	if !ok {
@@ -68,6 +67,34 @@ func (r *Registry) reportStatus(name string, st OperatorState) {
 		r.warnOperator(name, st.Reason, st.Message)
 	}
 	r.writeStatus(context.Background(), name)
+}
+
+// setState records st and says whether its reason or message is news.
+func (g *registration) setState(st OperatorState) (news bool) {
+	news = g.state == nil || g.state.Reason != st.Reason || g.state.Message != st.Message
+	g.state = &st
+	return news
+}
+
+// releaseForbidden says on obj, a WebhookOperator being deleted, why it
+// keeps its finalizer: Ready=False/ReleaseForbidden, lastError, and a
+// Warning Event once per distinct message. Its operator no longer runs,
+// so nothing else reports over it.
+func (r *Registry) releaseForbidden(ctx context.Context, obj *unstructured.Unstructured, err *ReleaseForbiddenError) {
+	name := obj.GetName()
+	msg := fmt.Sprintf("being deleted, it keeps its finalizer %s and retries until allowed (grant what `gateway rbac` prints, or remove that finalizer by hand to leave those objects held): %v", RegistryFinalizer, err)
+	r.mu.Lock()
+	reg, ok := r.regs[name]
+	if !ok { // deleted before this gateway judged its spec
+		reg = &registration{generation: obj.GetGeneration()}
+		r.regs[name] = reg
+	}
+	news := reg.setState(OperatorState{Generation: obj.GetGeneration(), Reason: ReasonReleaseForbidden, Message: msg})
+	r.mu.Unlock()
+	if news {
+		r.deps.Recorder.Event(obj, "Warning", ReasonReleaseForbidden, truncate(msg, 1024))
+	}
+	r.writeStatus(ctx, name)
 }
 
 // warnOperator records a Warning Event on the WebhookOperator, for a

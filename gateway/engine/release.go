@@ -72,14 +72,42 @@ type sweeper struct {
 	applier *apply.Applier
 }
 
+// ReleaseForbiddenError says which kinds a sweep could not let go of
+// because the gateway may not list or patch them (RBAC): their objects may
+// still hold the operator's finalizer. The kinds stay recorded.
+type ReleaseForbiddenError struct {
+	Operator string
+	Kinds    []schema.GroupKind
+	Err      error // the API server's refusals
+}
+
+func (e *ReleaseForbiddenError) Error() string {
+	op := &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: e.Operator}}
+	return fmt.Sprintf("the gateway may not list or patch %s to release finalizer %s from its objects: %v",
+		formatKinds(e.Kinds), op.Finalizer(), e.Err)
+}
+
+func (e *ReleaseForbiddenError) Unwrap() error { return e.Err }
+
+// kinds is nil-safe: no error, no kind left.
+func (e *ReleaseForbiddenError) kinds() []schema.GroupKind {
+	if e == nil {
+		return nil
+	}
+	return e.Kinds
+}
+
 // sweep removes the finalizer and state annotation of the operator called
 // name from every object of kinds that op (nil: the operator is gone) does
 // not select, within the namespaces given (nil: every namespace; they do
-// not limit cluster-scoped kinds). It returns the kinds it may not list or patch (RBAC: logged,
-// not retried) and the other errors, which are worth retrying.
-func (s sweeper) sweep(ctx context.Context, name string, op *spec.WebhookOperator, kinds []schema.GroupKind, within []string) (forbidden []schema.GroupKind, err error) {
+// not limit cluster-scoped kinds). Where listing a kind in every namespace
+// is forbidden, it lists the namespaces scopes gives for it. It returns
+// the kinds it may not list or patch (RBAC: logged, not retried; nil when
+// none) and the other errors, which are worth retrying.
+func (s sweeper) sweep(ctx context.Context, name string, op *spec.WebhookOperator, kinds []schema.GroupKind, within []string, scopes kindScopes) (forbidden *ReleaseForbiddenError, err error) {
 	log := s.deps.Logger.With("operator", name)
-	var errs []error
+	var errs, refused []error
+	var denied []schema.GroupKind
 	for _, gk := range kinds {
 		m, err := s.deps.Mapper.RESTMapping(gk)
 		if meta.IsNoMatchError(err) {
@@ -89,22 +117,26 @@ func (s sweeper) sweep(ctx context.Context, name string, op *spec.WebhookOperato
 			errs = append(errs, fmt.Errorf("resolve %s: %w", gk, err))
 			continue
 		}
-		err = s.sweepKind(ctx, name, op, m, within)
+		err = s.sweepKind(ctx, name, op, m, within, scopes[gk])
 		switch {
 		case apierrors.IsForbidden(err):
 			log.Warn("cannot release the operator's finalizers from a kind the gateway may not list or patch", "kind", gk.String(), "error", err)
-			forbidden = append(forbidden, gk)
+			denied = append(denied, gk)
+			refused = append(refused, err)
 		case err != nil:
 			errs = append(errs, err)
 		}
 	}
+	if len(denied) > 0 {
+		forbidden = &ReleaseForbiddenError{Operator: name, Kinds: denied, Err: errors.Join(refused...)}
+	}
 	return forbidden, errors.Join(errs...)
 }
 
-func (s sweeper) sweepKind(ctx context.Context, name string, op *spec.WebhookOperator, m *meta.RESTMapping, within []string) error {
+func (s sweeper) sweepKind(ctx context.Context, name string, op *spec.WebhookOperator, m *meta.RESTMapping, within, watched []string) error {
 	gk := m.GroupVersionKind.GroupKind()
 	stub := &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	items, err := s.listHolding(ctx, m, name, op, within)
+	items, err := s.listHolding(ctx, m, name, within, watched)
 	if err != nil {
 		return err
 	}
@@ -132,9 +164,10 @@ func (s sweeper) sweepKind(ctx context.Context, name string, op *spec.WebhookOpe
 
 // listHolding lists, metadata only, the objects of m's kind holding the
 // operator's finalizer or annotation: in the namespaces within (nil: in
-// every namespace, or, when that is forbidden, in the namespaces op names,
-// enough for a narrowed label selector under namespaced RBAC).
-func (s sweeper) listHolding(ctx context.Context, m *meta.RESTMapping, name string, op *spec.WebhookOperator, within []string) ([]*metav1.ObjectMeta, error) {
+// every namespace, or, when that is forbidden, in the namespaces watched,
+// those the operator's specs watched the kind in: all that namespaced RBAC
+// allows, and all where the operator may have held).
+func (s sweeper) listHolding(ctx context.Context, m *meta.RESTMapping, name string, within, watched []string) ([]*metav1.ObjectMeta, error) {
 	namespaces := []string{metav1.NamespaceAll}
 	if within != nil && !clusterScoped(m) {
 		namespaces = slices.Clone(within)
@@ -144,9 +177,8 @@ func (s sweeper) listHolding(ctx context.Context, m *meta.RESTMapping, name stri
 		opts := metav1.ListOptions{Limit: 500}
 		for {
 			list, err := s.deps.Metadata.Resource(m.Resource).Namespace(namespaces[i]).List(ctx, opts)
-			if apierrors.IsForbidden(err) && namespaces[i] == metav1.NamespaceAll && op != nil &&
-				watchedKind(op.Spec.Watch) == m.GroupVersionKind.GroupKind() && len(op.Spec.Watch.Namespaces) > 0 {
-				namespaces = append(namespaces, op.Spec.Watch.Namespaces...)
+			if apierrors.IsForbidden(err) && namespaces[i] == metav1.NamespaceAll && len(watched) > 0 && !clusterScoped(m) {
+				namespaces = append(namespaces, watched...)
 				break
 			}
 			if err != nil {

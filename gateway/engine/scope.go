@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/opgate/opgate/gateway/spec"
 )
 
@@ -68,9 +70,9 @@ func (m *Manager) recordNamespaces(ctx context.Context, op *spec.WebhookOperator
 }
 
 // sweepScope is where the operator called name may hold objects: the
-// namespaces recorded for it and those of the specs given (nil ops are
-// skipped). nil means every namespace, also when nothing records them.
-func (m *Manager) sweepScope(ctx context.Context, name string, ops ...*spec.WebhookOperator) ([]string, error) {
+// namespaces recorded for it and those scopes gives. nil means every
+// namespace, also when nothing records them.
+func (m *Manager) sweepScope(ctx context.Context, name string, scopes kindScopes) ([]string, error) {
 	rec, ok := m.record.(NamespaceRecord)
 	if !ok {
 		return nil, nil
@@ -79,12 +81,48 @@ func (m *Manager) sweepScope(ctx context.Context, name string, ops ...*spec.Webh
 	if err != nil {
 		return nil, err
 	}
-	for _, op := range ops {
-		if op != nil {
-			scope = unionNamespaces(scope, watchedNamespaces(op.Spec.Watch))
-		}
+	for _, ns := range scopes {
+		scope = unionNamespaces(scope, ns)
 	}
 	return scope, nil
+}
+
+// kindScopes maps each kind an operator's specs watched to the namespaces
+// they watched it in (nil: every namespace). A sweep that may not list a
+// kind in every namespace (namespace-scoped RBAC: Roles only) lists these
+// one by one; a kind absent or nil here has nowhere else to look.
+type kindScopes map[schema.GroupKind][]string
+
+// scopesOf is the kinds and namespaces the watches name.
+func scopesOf(watches ...spec.WatchSpec) kindScopes {
+	out := kindScopes{}
+	out.add(watches...)
+	return out
+}
+
+// add joins the watches' kinds and namespaces to k.
+func (k kindScopes) add(watches ...spec.WatchSpec) {
+	for _, w := range watches {
+		k.join(watchedKind(w), watchedNamespaces(w))
+	}
+}
+
+// join adds namespaces (nil: every one) to the scope of gk.
+func (k kindScopes) join(gk schema.GroupKind, namespaces []string) {
+	if ns, seen := k[gk]; seen {
+		namespaces = unionNamespaces(ns, namespaces)
+	}
+	k[gk] = namespaces
+}
+
+// kinds returns k's kinds, sorted.
+func (k kindScopes) kinds() []schema.GroupKind {
+	out := make([]schema.GroupKind, 0, len(k))
+	for gk := range k {
+		out = append(out, gk)
+	}
+	slices.SortFunc(out, func(a, b schema.GroupKind) int { return strings.Compare(a.String(), b.String()) })
+	return out
 }
 
 // A ConfigMapRecord entry is "kinds;namespaces"; without ";" (every

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/opgate/opgate/gateway/engine"
+	"github.com/opgate/opgate/gateway/runner"
 	"github.com/opgate/opgate/gateway/spec"
 )
 
@@ -86,30 +87,39 @@ func TestLiveSpecChangeReleasesObjectsNoLongerWatched(t *testing.T) {
 			freed: [][2]string{{"1", "plain"}, {"1", "gold"}, {"2", "plain"}, {"2", "gold"}},
 		},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			ns := map[string]string{"1": newNamespace(t), "2": newNamespace(t)}
-			h := newHandler(t, ok(nil))
-			startGateway(t)
-			name := fmt.Sprintf("narrowed-%d", time.Now().UnixNano()%100000)
-			createOperatorObject(t, operatorDoc(name, fmt.Sprintf(tt.before, ns["1"], ns["2"]), h.URL, ""))
-			for _, n := range []string{"1", "2"} {
-				createWidget(t, ns[n], "plain", 1)
-				createLabelledWidget(t, ns[n], "gold", map[string]string{"tier": "gold"})
-			}
-			for _, at := range append(append([][2]string{}, tt.kept...), tt.freed...) {
-				eventually(t, 20*time.Second, func() error { return heldBy(t, ns[at[0]], at[1], name) })
-				eventually(t, 20*time.Second, func() error { return stateHandled(t, ns[at[0]], at[1], name) })
-			}
-			replaceOperatorSpec(t, name, operatorDoc(name, fmt.Sprintf(tt.after, ns["1"], ns["2"]), h.URL, ""))
-			for _, at := range tt.freed {
-				eventually(t, 20*time.Second, func() error { return releasedBy(t, ns[at[0]], at[1], name) })
-			}
-			for _, at := range tt.kept {
-				if err := heldBy(t, ns[at[0]], at[1], name); err != nil {
-					t.Errorf("an object the new spec still watches was released: %v", err)
+		// Namespace-scoped: the gateway may list Widgets only in the two
+		// namespaces (Roles from the spec before), never cluster-wide.
+		for _, scoped := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/namespace-scoped RBAC %t", tt.name, scoped), func(t *testing.T) {
+				ns := map[string]string{"1": newNamespace(t), "2": newNamespace(t)}
+				h := newHandler(t, ok(nil))
+				name := fmt.Sprintf("narrowed-%d", time.Now().UnixNano()%100000)
+				createOperatorObject(t, operatorDoc(name, fmt.Sprintf(tt.before, ns["1"], ns["2"]), h.URL, ""))
+				if scoped {
+					limited, _ := namespaceScopedConfig(t, name)
+					runGateway(t, limited, runner.Options{})
+				} else {
+					startGateway(t)
 				}
-			}
-		})
+				for _, n := range []string{"1", "2"} {
+					createWidget(t, ns[n], "plain", 1)
+					createLabelledWidget(t, ns[n], "gold", map[string]string{"tier": "gold"})
+				}
+				for _, at := range append(append([][2]string{}, tt.kept...), tt.freed...) {
+					eventually(t, 30*time.Second, func() error { return heldBy(t, ns[at[0]], at[1], name) })
+					eventually(t, 30*time.Second, func() error { return stateHandled(t, ns[at[0]], at[1], name) })
+				}
+				replaceOperatorSpec(t, name, operatorDoc(name, fmt.Sprintf(tt.after, ns["1"], ns["2"]), h.URL, ""))
+				for _, at := range tt.freed {
+					eventually(t, 20*time.Second, func() error { return releasedBy(t, ns[at[0]], at[1], name) })
+				}
+				for _, at := range tt.kept {
+					if err := heldBy(t, ns[at[0]], at[1], name); err != nil {
+						t.Errorf("an object the new spec still watches was released: %v", err)
+					}
+				}
+			})
+		}
 	}
 }
 
