@@ -154,6 +154,9 @@ func (c *Controller) pruneChildren(ctx context.Context, p *pass, desired []*unst
 func (c *Controller) checkStatus(p *pass, patch map[string]any) (map[string]any, error) {
 	// Read in place: Check copies what it merges.
 	current, _ := p.obj.Object["status"].(map[string]any)
+	if c.statusless && len(patch) > 0 {
+		return nil, c.noStatusError()
+	}
 	checker := c.status.current()
 	if checker == nil {
 		return patch, nil
@@ -169,6 +172,14 @@ func (c *Controller) checkStatus(p *pass, patch map[string]any) (map[string]any,
 		return nil, nil // nothing would change: no write
 	}
 	return patch, nil
+}
+
+// noStatusError refuses a status for a built-in kind without the status
+// subresource: it keeps none, so no write of it could ever succeed.
+func (c *Controller) noStatusError() error {
+	m := c.parent.mapping
+	return failure.Permanentf(check.ReasonInvalidStatus, "a %s keeps no status (the API server's discovery lists no %s/status): "+
+		"answer none for this kind", m.GroupVersionKind.Kind, m.Resource.Resource)
 }
 
 // writeStatus merge-patches the status and adopts the result.

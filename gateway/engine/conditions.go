@@ -305,6 +305,12 @@ func (c *Controller) refusesConditions() bool {
 // server counts every status change in metadata.generation, so each write
 // of observedGeneration would make it stale again: a write loop.
 func (c *Controller) subresourceMissing() string {
+	if c.ownsConditions() && c.statusless {
+		gvr := c.parent.mapping.Resource
+		return fmt.Sprintf("status.conditions: true needs the status subresource, which the built-in kind %s lacks "+
+			"(the API server's discovery lists no %s/status: it keeps no status); turn status.conditions off",
+			c.parent.mapping.GroupVersionKind.Kind, gvr.Resource)
+	}
 	if checker := c.status.current(); !c.ownsConditions() || checker == nil || checker.HasStatusSubresource() {
 		return ""
 	}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -47,10 +48,14 @@ type Deps struct {
 	WatchREST rest.Interface
 	// Watcher, when set, makes the other informers' lists and watches
 	// (made from WatchREST or REST); nil: the dynamic client's.
-	Watcher    *watchjson.Watcher
-	Metadata   metadata.Interface // lists where only finalizers and annotations matter
-	Kube       kubernetes.Interface
-	Mapper     meta.ResettableRESTMapper
+	Watcher  *watchjson.Watcher
+	Metadata metadata.Interface // lists where only finalizers and annotations matter
+	Kube     kubernetes.Interface
+	Mapper   meta.ResettableRESTMapper
+	// Discovery, when set, is the discovery client behind Mapper (its
+	// cache, reset with it); nil: Kube's. It says which subresources a
+	// built-in kind has (see statusless).
+	Discovery  discovery.DiscoveryInterface
 	Caller     *call.Client
 	Recorder   record.EventRecorder
 	Metrics    *metrics.Metrics
@@ -102,6 +107,9 @@ func (d *Deps) validate() error {
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
+	}
+	if d.Discovery == nil {
+		d.Discovery = d.Kube.Discovery()
 	}
 	if d.Clock == nil {
 		d.Clock = time.Now
@@ -183,6 +191,7 @@ type Controller struct {
 	children     []childKind
 	related      []relatedKind
 	status       *statusSchema // nil for a built-in parent kind
+	statusless   bool          // a built-in parent kind without the status subresource: no status at all
 	endpoints    *credentials  // kept current as their Secrets change
 	problems     problems
 	queue        workqueue.TypedRateLimitingInterface[string]
@@ -258,6 +267,11 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 	c.buildInformers()
 	if c.status, err = c.loadStatusChecker(ctx); err != nil {
 		return nil, err
+	}
+	if c.status == nil {
+		if c.statusless, err = c.lacksStatusSubresource(); err != nil {
+			return nil, err
+		}
 	}
 	c.watchCRD()
 	if c.endpoints, err = newCredentials(ctx, c); err != nil {

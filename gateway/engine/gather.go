@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/opgate/opgate/callbacks/essence"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/opgate/opgate/gateway/apply"
 	"github.com/opgate/opgate/gateway/failure"
+	"github.com/opgate/opgate/gateway/spec"
 )
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -55,6 +57,26 @@ func (c *Controller) schemaWithoutCRD() (*statusSchema, error) {
 		return nil, fmt.Errorf("no CRD %s: %w", c.crdName(), err)
 	}
 	return &statusSchema{version: m.Resource.Version}, nil
+}
+
+// lacksStatusSubresource says whether the parent kind, a built-in one, has
+// no status subresource: a built-in kind has no CRD to say so, and a kind
+// without it (a ConfigMap) has no status at all. Discovery lists each
+// subresource ("deployments/status"); no list of built-in kinds is kept
+// here, so one the API server adds is right too.
+func (c *Controller) lacksStatusSubresource() (bool, error) {
+	gvr := c.parent.mapping.Resource
+	gv := gvr.GroupVersion().String()
+	list, err := c.Discovery.ServerResourcesForGroupVersion(gv)
+	if err != nil {
+		reason := spec.ReasonAPIServerUnreachable
+		if apierrors.IsNotFound(err) {
+			reason = spec.ReasonKindNotFound
+		}
+		return false, failure.Temporaryf(reason, "read the discovery of %s for the subresources of %s: %w", gv, gvr.Resource, err)
+	}
+	status := gvr.Resource + "/status"
+	return !slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == status }), nil
 }
 
 // kindKey names a kind in request maps: "apps/v1/Deployment", "v1/Pod".

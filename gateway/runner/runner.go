@@ -101,6 +101,9 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovery client: %w", err)
 	}
+	// One cache for the mapper and the engine's questions about
+	// subresources, invalidated by the mapper's Reset.
+	cached := memory.NewMemCacheClient(disco)
 	caller, err := call.New(call.Config{MaxResponseBytes: opts.MaxResponseBytes, Logger: opts.Logger, Clock: opts.Clock})
 	if err != nil {
 		return nil, err
@@ -122,16 +125,17 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 			// transform): cut it before decoding. One try: the informers
 			// retry a lost connection themselves, and report it
 			// (gateway/engine/reach.go).
-			Watcher:  watchjson.New(wrc, watchjson.DropManagedFields(), watchjson.Attempts(1)),
-			Metadata: meta,
-			Kube:     kube,
-			Mapper:   restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco)),
-			Caller:   caller,
-			Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "opgate"}),
-			Metrics:  m,
-			Logger:   opts.Logger,
-			Clock:    opts.Clock,
-			Workers:  opts.Workers,
+			Watcher:   watchjson.New(wrc, watchjson.DropManagedFields(), watchjson.Attempts(1)),
+			Metadata:  meta,
+			Kube:      kube,
+			Mapper:    restmapper.NewDeferredDiscoveryRESTMapper(cached),
+			Discovery: cached,
+			Caller:    caller,
+			Recorder:  broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "opgate"}),
+			Metrics:   m,
+			Logger:    opts.Logger,
+			Clock:     opts.Clock,
+			Workers:   opts.Workers,
 
 			ReconcileTimeout: opts.ReconcileTimeout,
 			SecretNamespace:  opts.SecretNamespace,
