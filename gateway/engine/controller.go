@@ -57,12 +57,17 @@ type Deps struct {
 	// built-in kind has (see statusless).
 	Discovery  discovery.DiscoveryInterface
 	Caller     *call.Client
-	Recorder   record.EventRecorder
+	Recorder   record.EventRecorder // the gateway's own Events
 	Metrics    *metrics.Metrics
 	Logger     *slog.Logger
 	Clock      func() time.Time
 	Workers    int // per operator
 	EssenceCap int
+	// HandlerRecorder records the Events handlers answer, under a source
+	// of its own: client-go lets a burst of 25 Events per source, object
+	// and type through, then one per 5 minutes, and a handler's Events
+	// must not use up the gateway's (its failures). nil: Recorder.
+	HandlerRecorder record.EventRecorder
 	// ReconcileTimeout bounds the work of one pass over one object
 	// (DefaultReconcileTimeout when zero); see passBudget.
 	ReconcileTimeout time.Duration
@@ -107,6 +112,9 @@ func (d *Deps) validate() error {
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
+	}
+	if d.HandlerRecorder == nil {
+		d.HandlerRecorder = d.Recorder
 	}
 	if d.Discovery == nil {
 		d.Discovery = d.Kube.Discovery()

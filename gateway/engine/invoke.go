@@ -244,7 +244,7 @@ func (c *Controller) recordEvents(obj *unstructured.Unstructured, events []callb
 		if typ == "" {
 			typ = callbacks.EventTypeNormal
 		}
-		c.Recorder.Event(obj, typ, e.Reason, e.Message)
+		c.HandlerRecorder.Event(obj, typ, e.Reason, e.Message)
 	}
 }
 

@@ -137,6 +137,8 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 			Clock:     opts.Clock,
 			Workers:   opts.Workers,
 
+			// Its own source, so its own budget in the broadcaster's spam filter.
+			HandlerRecorder:  broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "opgate-handler"}),
 			ReconcileTimeout: opts.ReconcileTimeout,
 			SecretNamespace:  opts.SecretNamespace,
 		},

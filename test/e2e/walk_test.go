@@ -182,10 +182,11 @@ func (w *walk) waitStatus(name, field, what string, ok func(v any) bool) {
 }
 
 // waitEvent waits for an Event of type and reason, its message containing
-// text, that opgate recorded on the object with uid.
-func (w *walk) waitEvent(uid types.UID, eventType, reason, text string) {
+// text, that the gateway recorded on the object with uid from source:
+// "opgate" for its own, "opgate-handler" for a handler's.
+func (w *walk) waitEvent(uid types.UID, source, eventType, reason, text string) {
 	w.t.Helper()
-	what := fmt.Sprintf("a %s event %s from opgate on %s saying %q", eventType, reason, uid, text)
+	what := fmt.Sprintf("a %s event %s from %s on %s saying %q", eventType, reason, source, uid, text)
 	Eventually(w.t, rolloutTimeout, what, func(ctx context.Context) (bool, string, error) {
 		events, err := w.kube.CoreV1().Events(w.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(uid)})
 		if err != nil {
@@ -194,7 +195,7 @@ func (w *walk) waitEvent(uid types.UID, eventType, reason, text string) {
 		var seen []string
 		for _, e := range events.Items {
 			seen = append(seen, fmt.Sprintf("%s/%s(%s): %s", e.Type, e.Reason, e.Source.Component, e.Message))
-			if e.Type == eventType && e.Reason == reason && strings.Contains(e.Message, text) && e.Source.Component == "opgate" {
+			if e.Type == eventType && e.Reason == reason && strings.Contains(e.Message, text) && e.Source.Component == source {
 				return true, "", nil
 			}
 		}

@@ -136,7 +136,7 @@ func playMemcached(w *walk) {
 		{"Scaled", "3 replicas"},
 		{"Backup", "backed up"},
 	} {
-		w.waitEvent(mc.GetUID(), corev1.EventTypeNormal, e.reason, e.text)
+		w.waitEvent(mc.GetUID(), "opgate-handler", corev1.EventTypeNormal, e.reason, e.text)
 	}
 	w.step("kubectl delete: the finalizer is released, the garbage collector removes the rest")
 	w.deleteAndWaitGone(name, "memcached_cr="+name)
@@ -176,7 +176,7 @@ func TestNginxWalkthrough(t *testing.T) {
 
 	w.step("kubectl patch: an image without a tag is a temporary error, retried")
 	w.patchSpec(name, map[string]any{"image": "nginx:"})
-	w.waitEvent(ngx.GetUID(), corev1.EventTypeWarning, "HandlerError", "image tag is empty")
+	w.waitEvent(ngx.GetUID(), "opgate", corev1.EventTypeWarning, "HandlerError", "image tag is empty")
 	w.waitProgress(name, "nginx", "update", "retried at least twice", func(p *state.Progress) bool {
 		return p != nil && p.Attempts >= 2 && !p.Failed
 	})
@@ -184,7 +184,7 @@ func TestNginxWalkthrough(t *testing.T) {
 
 	w.step("kubectl patch: an invalid image is a permanent error, not retried")
 	w.patchSpec(name, map[string]any{"image": "NOT A VALID IMAGE"})
-	w.waitEvent(ngx.GetUID(), corev1.EventTypeWarning, "HandlerError", "not a valid image reference")
+	w.waitEvent(ngx.GetUID(), "opgate", corev1.EventTypeWarning, "HandlerError", "not a valid image reference")
 	w.waitProgress(name, "nginx", "update", "failed permanently", func(p *state.Progress) bool { return p != nil && p.Failed })
 
 	w.step("kubectl patch: a valid image again; the Deployment follows")
