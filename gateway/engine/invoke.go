@@ -50,13 +50,8 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 	var resp *callbacks.Response
 	err = b.spend(ctx, func(ctx context.Context) error {
 		var err error
-		if resp, err = c.callInSlot(ctx, release, p, w, req); err != nil {
-			if resp != nil && resp.Status != nil {
-				c.applyErrorStatus(ctx, p, w, resp.Status)
-			}
-			return err
-		}
-		return c.applyResponse(ctx, p, w, resp)
+		resp, err = c.callInSlot(ctx, release, p, w, req)
+		return c.takeAnswer(ctx, p, w, resp, err)
 	})
 	switch {
 	case err == nil:
@@ -74,6 +69,29 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 	default:
 		c.recordFailure(p, w, attempt, first, err, c.callLog(p, w, attempt))
 	}
+}
+
+// takeAnswer applies the answer of a call that ended with callErr, and
+// records its Events: with its status when it reports an error
+// (docs/contract.md), else only once it is applied, since an answer
+// refused whole may announce what it would have done.
+func (c *Controller) takeAnswer(ctx context.Context, p *pass, w decide.Work, resp *callbacks.Response, callErr error) error {
+	if callErr != nil {
+		if resp != nil { // an answer reporting an error
+			c.recordEvents(p.obj, resp.Events)
+			if resp.Status != nil {
+				c.applyErrorStatus(ctx, p, w, resp.Status)
+			}
+		}
+		return callErr
+	}
+	if err := c.applyResponse(ctx, p, w, resp); err != nil {
+		return err
+	}
+	if resp != nil {
+		c.recordEvents(p.obj, resp.Events)
+	}
+	return nil
 }
 
 // attemptOf is the attempt a call of w is, and when its delivery's first
@@ -94,8 +112,7 @@ func (c *Controller) callLog(p *pass, w decide.Work, attempt int) *slog.Logger {
 	return c.log.With("callback", w.Callback.ID, "event", w.Event, "object", p.key, "attempt", attempt)
 }
 
-// callInSlot calls the handler in the slot waitForSlot gave, and records
-// the Events of its answer, also of an answer that reports an error.
+// callInSlot calls the handler in the slot waitForSlot gave.
 func (c *Controller) callInSlot(ctx context.Context, release func(), p *pass, w decide.Work, req *callbacks.Request) (*callbacks.Response, error) {
 	defer release()
 	start := c.Clock()
@@ -105,9 +122,6 @@ func (c *Controller) callInSlot(ctx context.Context, release func(), p *pass, w 
 	}
 	resp, err := c.Caller.CallWithChildren(ctx, c.endpoints.get(w.Callback.ID), req, children)
 	c.Metrics.CallbackDuration.WithLabelValues(c.op.Name, w.Callback.ID, string(w.Event)).Observe(c.Clock().Sub(start).Seconds())
-	if resp != nil {
-		c.recordEvents(p.obj, resp.Events)
-	}
 	return resp, err
 }
 

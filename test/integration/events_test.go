@@ -54,3 +54,62 @@ func TestHandlersWarningsDoNotStarveTheGatewaysOwn(t *testing.T) {
 		t.Errorf("%d of the handler's %d Warnings recorded: want some, but not more than client-go's burst", fromHandler, burst)
 	}
 }
+
+// An answer the gateway refuses whole applies nothing (contract.md):
+// its Events, which may announce what it did ("ConfigMap made"), are not
+// recorded either. Those of an applied answer, and of one that reports an
+// error (documented), are.
+func TestEventsOfARefusedAnswerAreNotRecorded(t *testing.T) {
+	announced := map[string]any{"type": "Normal", "reason": "Announced", "message": "ConfigMap made"}
+	for _, tt := range []struct {
+		name    string
+		answer  func(ns string) map[string]any // for the object "second"
+		first   bool                           // a parent "first" takes the ConfigMap "shared" before
+		refusal string                         // the Warning of the refusal; "": the answer is not refused
+	}{
+		{"applied", func(ns string) map[string]any {
+			return map[string]any{"children": []any{configMap(ns, "made")}, "events": []any{announced}}
+		}, false, ""},
+		{"reporting an error", func(string) map[string]any {
+			return map[string]any{"error": map[string]any{"message": "not yet"}, "events": []any{announced}}
+		}, false, ""},
+		{"child of an undeclared kind", func(string) map[string]any {
+			return map[string]any{"children": []any{deployment("undeclared", 1)}, "events": []any{announced}}
+		}, false, "ChildRefused"},
+		{"status of the wrong type", func(string) map[string]any {
+			return map[string]any{"status": map[string]any{"message": int64(5)}, "events": []any{announced}}
+		}, false, "InvalidStatus"},
+		{"child owned elsewhere", func(ns string) map[string]any {
+			return map[string]any{"children": []any{configMap(ns, "shared")}, "events": []any{announced}}
+		}, true, "ChildOwnedElsewhere"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			h := newHandler(t, func(req callbacks.Request) (int, any) {
+				if req.Object.GetName() == "first" {
+					return 200, map[string]any{"children": []any{configMap(ns, "shared")}}
+				}
+				return 200, tt.answer(ns)
+			})
+			startGateway(t, operatorFor(t, "refusedevents", ns, h.URL, func(s *spec.OperatorSpec) {
+				s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap"}}
+				s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+			}))
+			if tt.first {
+				createWidget(t, ns, "first", 1)
+				eventually(t, 20*time.Second, func() error { _, err := getConfigMap(t, ns, "shared"); return err })
+			}
+			createWidget(t, ns, "second", 1)
+			if tt.refusal == "" {
+				eventually(t, 20*time.Second, func() error { return hasEvent(t, ns, "second", "Normal", "Announced") })
+				return
+			}
+			eventually(t, 20*time.Second, func() error { return hasEvent(t, ns, "second", "Warning", tt.refusal) })
+			// One broadcaster records both in order: an Event of the answer,
+			// recorded before its refusal, would be there by now.
+			if hasEvent(t, ns, "second", "Normal", "Announced") == nil {
+				t.Errorf("the answer was refused whole (%s), yet its Event Announced is on the object", tt.refusal)
+			}
+		})
+	}
+}
