@@ -157,6 +157,7 @@ func (c *Controller) checkStatus(p *pass, patch map[string]any) (map[string]any,
 	if c.statusless && len(patch) > 0 {
 		return nil, c.noStatusError()
 	}
+	patch = keepingReconciled(current, patch)
 	checker := c.status.current()
 	if checker == nil {
 		return patch, nil

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 
 	"github.com/opgate/opgate/gateway/check"
@@ -142,11 +144,25 @@ func (c *Controller) flushStatus(ctx context.Context, p *pass) error {
 		// The previous Reconciled is the object's: a handler's conditions
 		// replace the list in the pass's copy (merge patches replace arrays).
 		prev := reconciledIn(base)
+		if prev == nil && p.mem.reconciled.status != "" {
+			// Removed by another writer: the one this process last left.
+			prev = map[string]any{"status": p.mem.reconciled.status, "lastTransitionTime": p.mem.reconciled.since}
+		}
 		desired = withReconciled(current, prev, p.obj.GetGeneration(), inspect.ClassifyState(c.op, p.obj, p.st, p.now), p.now)
 	}
 	if check.EqualJSON(base, desired) {
+		rememberReconciled(p, desired)
 		return nil
 	}
+	if err := c.writeFlushed(ctx, p, base, desired); err != nil {
+		return err
+	}
+	rememberReconciled(p, desired)
+	return nil
+}
+
+// writeFlushed writes the change from base to desired, the pass's status.
+func (c *Controller) writeFlushed(ctx context.Context, p *pass, base, desired map[string]any) error {
 	patch, err := statusPatch(base, desired)
 	if err != nil {
 		return err
@@ -165,6 +181,15 @@ func (c *Controller) flushStatus(ctx context.Context, p *pass) error {
 	return nil
 }
 
+// rememberReconciled keeps the Reconciled condition status, now on the
+// object, holds.
+func rememberReconciled(p *pass, status map[string]any) {
+	if r := reconciledIn(status); r != nil {
+		p.mem.reconciled.status, _ = r["status"].(string)
+		p.mem.reconciled.since, _ = r["lastTransitionTime"].(string)
+	}
+}
+
 // reconciledIn returns status's Reconciled condition, or nil.
 func reconciledIn(status map[string]any) map[string]any {
 	list, _ := status["conditions"].([]any)
@@ -174,6 +199,24 @@ func reconciledIn(status map[string]any) map[string]any {
 		}
 	}
 	return nil
+}
+
+// keepingReconciled returns a handler's status patch whose conditions
+// list (a merge patch replaces arrays; null removes it) keeps the object's
+// Reconciled condition when the list has none: Reconciled is the
+// gateway's, whichever operator's handler answers. Dropped, its keeper
+// would write it back, which wakes the other operator's sync to drop it
+// again: a write loop.
+func keepingReconciled(current, patch map[string]any) map[string]any {
+	v, answered := patch["conditions"]
+	list, isList := v.([]any) // or null: every condition removed
+	kept := reconciledIn(current)
+	if !answered || v != nil && !isList || kept == nil || reconciledIn(map[string]any{"conditions": list}) != nil {
+		return patch
+	}
+	out := maps.Clone(patch)
+	out["conditions"] = append(slices.Clone(list), runtime.DeepCopyJSON(kept)) // kept is the cache's
+	return out
 }
 
 // withReconciled returns status with observedGeneration and the Reconciled

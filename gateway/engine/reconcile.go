@@ -45,6 +45,10 @@ type objectMemory struct {
 	// released: this process removed the finalizer of the deleting
 	// object (guarded by the Controller's mu).
 	released bool
+	// reconciled is the status and lastTransitionTime of the Reconciled
+	// condition the last status write left on the object (status.conditions
+	// only): removed by another writer, it comes back with that time.
+	reconciled struct{ status, since string }
 }
 
 // memoryOf returns what this process remembers of the object with uid,

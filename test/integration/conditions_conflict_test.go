@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/opgate/opgate/gateway/engine"
+	"github.com/opgate/opgate/gateway/spec"
 )
 
 // Two operators keeping status conditions on one kind would overwrite each
@@ -122,5 +123,49 @@ func TestOperatorsOfOtherNamespacesEachKeepTheirConditions(t *testing.T) {
 	for _, tc := range []struct{ name, ns string }{{"split-a", nsA}, {"split-b", nsB}} {
 		waitReady(t, tc.name, "True/Running")
 		eventually(t, 30*time.Second, reconciled(t, tc.ns, "example", "True", ""))
+	}
+}
+
+// Another operator's handler answering its own conditions on objects whose
+// conditions an operator keeps: its list (a merge patch replaces arrays)
+// would drop Reconciled, the keeper would write it back, which would call
+// the other's sync again, without end. A handler's conditions never remove
+// the gateway's Reconciled: both conditions stay, and an idle object is
+// not written, however often the other's sync answers the same.
+func TestAnotherOperatorsConditionsLeaveReconciledInPlace(t *testing.T) {
+	ns := newNamespace(t)
+	keeper := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "handled"}}))
+	backup := newHandler(t, ok(map[string]any{"status": map[string]any{"conditions": []any{map[string]any{
+		"type": "BackedUp", "status": "True", "reason": "Done", "message": "backed up",
+		"lastTransitionTime": "2026-01-01T00:00:00Z"}}}}))
+	startGateway(t,
+		operatorFor(t, "keeper", ns, keeper.URL, func(s *spec.OperatorSpec) {
+			s.Status = &spec.StatusSpec{Conditions: true}
+			s.Children = nil
+			s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+		}),
+		operatorFor(t, "backup", ns, backup.URL, func(s *spec.OperatorSpec) {
+			s.Children = nil
+			s.ResyncPeriod = &spec.Duration{Duration: time.Second}
+			s.Callbacks = []spec.Callback{{ID: "report", Events: []spec.Event{spec.EventSync}}}
+		}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 30*time.Second, reconciled(t, ns, "example", "True", ""))
+	eventually(t, 30*time.Second, func() error {
+		if c := conditionTimes(t, ns, "example", false); !strings.Contains(c, "BackedUp=") || !strings.Contains(c, "Reconciled=") {
+			return fmt.Errorf("conditions %s: want BackedUp and Reconciled", c)
+		}
+		return nil
+	})
+	before := conditionTimes(t, ns, "example", true)
+	syncs := len(backup.calls("report"))
+	if n := writesWhileIdle(t, ns, "example", 5*time.Second); n != 0 {
+		t.Errorf("%d writes to an idle object in 5s (backup's sync called %d times)", n, len(backup.calls("report"))-syncs)
+	}
+	if n := len(backup.calls("report")) - syncs; n < 2 {
+		t.Errorf("backup's sync called %d times in the window, want at least 2 (resync 1s)", n)
+	}
+	if after := conditionTimes(t, ns, "example", true); after != before {
+		t.Errorf("conditions changed while idle: %s, before %s", after, before)
 	}
 }

@@ -107,6 +107,41 @@ func TestHandlerConditionsKeepReconciledTransitionTime(t *testing.T) {
 	}
 }
 
+// Reconciled removed from an object by someone else (kubectl, a tool) is
+// written back with the lastTransitionTime it had: its status did not
+// change, and the gateway still knows when it last did.
+func TestReconciledRemovedByAnotherWriterComesBackWithItsTransitionTime(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "ready"}}))
+	startGateway(t, operatorFor(t, "comeback", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Status = &spec.StatusSpec{Conditions: true}
+		s.Children = nil
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 30*time.Second, reconciled(t, ns, "example", "True", ""))
+	before := conditionTimes(t, ns, "example", false)
+	since, err := time.Parse(time.RFC3339, strings.TrimSuffix(strings.TrimPrefix(before, "Reconciled="), " "))
+	if err != nil {
+		t.Fatalf("conditions %s: %v", before, err)
+	}
+	// Removed in a later second, a new lastTransitionTime would show.
+	eventually(t, 5*time.Second, func() error {
+		if now := time.Now().Truncate(time.Second); !now.After(since) {
+			return fmt.Errorf("still %s, the second Reconciled was written in", now)
+		}
+		return nil
+	})
+	if _, err := dyn(t).Resource(widgets).Namespace(ns).Patch(context.Background(), "example", types.MergePatchType,
+		[]byte(`{"status":{"conditions":null}}`), metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, reconciled(t, ns, "example", "True", ""))
+	if after := conditionTimes(t, ns, "example", false); after != before {
+		t.Errorf("Reconciled came back as %s, before it was removed %s", after, before)
+	}
+}
+
 // conditionTimes lists a widget's conditions as type=lastTransitionTime.
 // With both, it checks they are the handler's and the gateway's.
 func conditionTimes(t *testing.T, ns, name string, both bool) string {
@@ -122,7 +157,7 @@ func conditionTimes(t *testing.T, ns, name string, both bool) string {
 		out += fmt.Sprintf("%v=%v ", m["type"], m["lastTransitionTime"])
 	}
 	if both && len(conds) != 2 {
-		t.Errorf("conditions %s: want the handler's Available and the gateway's Reconciled", out)
+		t.Errorf("conditions %s: want the handler's condition and the gateway's Reconciled", out)
 	}
 	return out
 }
