@@ -71,8 +71,9 @@ func (c *Controller) writeAnswer(ctx context.Context, p *pass, w decide.Work, de
 	case childErr != nil:
 		// Written one after the other, a refused child kept the status
 		// from being written; it usually claims what the children are.
-		// So it goes back to what it was.
-		if err := c.patchStatus(ctx, p, undoMergePatch(before, status), false); err != nil {
+		// So it goes back to what it was, in the pass's copy too when a
+		// later step reads it (the write above adopted the whole object).
+		if err := c.patchStatus(ctx, p, undoMergePatch(before, status), c.statusReadLater(p, w)); err != nil {
 			return fmt.Errorf("%w (and the status written with it could not be set back: %w)", childErr, err)
 		}
 		return childErr

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 
+	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/runner"
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -151,5 +152,43 @@ func TestStatusOfAnAnswerWhoseChildIsRefusedDoesNotStay(t *testing.T) {
 	}
 	if msg, _, _ := unstructured.NestedString(w.Object, "status", "message"); msg == "deployment ready" {
 		t.Fatalf("status.message = %q: the status of an answer whose child was refused stayed", msg)
+	}
+}
+
+// TestCallbackAfterARefusedChildSeesTheStatusSetBack: the status set back
+// after a refused child is the pass's too. A later callback of the pass
+// gets the object as the API server has it, and its own answer of the
+// same status is written, not judged "nothing would change".
+func TestCallbackAfterARefusedChildSeesTheStatusSetBack(t *testing.T) {
+	ns := newNamespace(t)
+	made := map[string]any{"message": "made"}
+	var mu sync.Mutex
+	var bSaw []string // status.message in b's requests
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		switch req.Callback {
+		case "a":
+			return 200, map[string]any{"status": made, "children": []any{deployment("refused", -1)}} // 422
+		case "b":
+			msg, _, _ := unstructured.NestedString(req.Object.Object, "status", "message")
+			mu.Lock()
+			bSaw = append(bSaw, msg)
+			mu.Unlock()
+			return 200, map[string]any{"status": made}
+		}
+		return 200, nil
+	})
+	startGateway(t, operatorFor(t, "setback", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{
+			{ID: "a", Events: []spec.Event{spec.EventCreate}},
+			{ID: "b", Events: []spec.Event{spec.EventCreate}},
+		}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 30*time.Second, func() error { return called(h, "b", 1) })
+	eventually(t, 30*time.Second, func() error { return statusMessage(t, ns, "example", "made") })
+	mu.Lock()
+	defer mu.Unlock()
+	if bSaw[0] != "" {
+		t.Errorf("b's request carried status.message=%q, which the API server had set back", bSaw[0])
 	}
 }
