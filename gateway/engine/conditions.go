@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -324,13 +325,23 @@ const ReasonStatusSubresourceMissing = "StatusSubresourceMissing"
 // gateway, whose name sorts first, keeps them (see conditionsHolders).
 const ReasonConditionsConflict = "ConditionsConflict"
 
+// ReasonStatusFieldsPruned is the Ready reason of an operator with
+// status.conditions: true whose CRD's status schema has no room for the
+// fields it keeps (also the Warning of a handler's status the schema
+// prunes).
+const ReasonStatusFieldsPruned = "StatusFieldsPruned"
+
 // conditionsRefused says why the operator cannot keep conditions on its
 // kind now, reason "" when it can: the kind lacks the status subresource,
-// or another operator keeps them (conditionsConflict). Such an operator
-// touches no object until that changes.
+// its status schema lacks room for them, or another operator keeps them
+// (conditionsConflict). Such an operator touches no object until that
+// changes.
 func (c *Controller) conditionsRefused() (reason, message string) {
 	if msg := c.subresourceMissing(); msg != "" {
 		return ReasonStatusSubresourceMissing, msg
+	}
+	if msg := c.conditionsPruned(); msg != "" {
+		return ReasonStatusFieldsPruned, msg
 	}
 	if msg := c.conditionsConflict(); msg != "" {
 		return ReasonConditionsConflict, msg
@@ -361,4 +372,30 @@ func (c *Controller) subresourceMissing() string {
 		"(without it every status write bumps metadata.generation, so observedGeneration never catches up); "+
 		"add `subresources: {status: {}}` to that version of the CRD, or turn status.conditions off",
 		c.status.version, c.crdName())
+}
+
+// conditionsPruned says why the operator cannot keep conditions on a kind
+// whose status schema would prune them, "" when it can. The API server
+// drops what its schema lacks: they would never show, and every pass
+// would find them missing and write them again.
+func (c *Controller) conditionsPruned() string {
+	pruned := c.status.gatewayPruned()
+	if !c.ownsConditions() || len(pruned) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("status.conditions: true needs room for observedGeneration and conditions in the status schema of "+
+		"version %s of the CRD %s, which has none for %s (the API server would drop them, and every pass write them again); "+
+		"add them to that version's status schema (observedGeneration: integer; conditions: array of objects with type, "+
+		"status, observedGeneration, lastTransitionTime, reason and message), or turn status.conditions off",
+		c.status.version, c.crdName(), strings.Join(pruned, ", "))
+}
+
+// gatewayFieldsPruned lists the fields of the status the gateway keeps
+// with status.conditions (observedGeneration, a Reconciled condition) that
+// checker's schema would prune. Other errors of such a status (a required
+// field of the handlers') are not the gateway's to judge here.
+func gatewayFieldsPruned(checker *check.StatusChecker) []string {
+	kept := withReconciled(nil, nil, 1, inspect.Object{}, time.Unix(0, 0))
+	_, pruned, _ := checker.Check(nil, kept)
+	return pruned
 }

@@ -30,6 +30,9 @@ type builtSchema struct {
 	checker    *check.StatusChecker
 	uid        types.UID
 	generation int64
+	// gatewayPruned lists the fields of the status the gateway keeps with
+	// status.conditions that the schema would prune (gatewayFieldsPruned).
+	gatewayPruned []string
 }
 
 // current is the checker of the CRD as last seen; nil for a kind without
@@ -60,8 +63,20 @@ func (s *statusSchema) update(u *unstructured.Unstructured) (changed bool, err e
 	if err != nil {
 		return false, err
 	}
-	s.built.Store(&builtSchema{checker: checker, uid: u.GetUID(), generation: u.GetGeneration()})
+	s.built.Store(&builtSchema{checker: checker, uid: u.GetUID(), generation: u.GetGeneration(), gatewayPruned: gatewayFieldsPruned(checker)})
 	return true, nil
+}
+
+// gatewayPruned lists the fields of the status kept with
+// status.conditions that the CRD as last seen has no room for.
+func (s *statusSchema) gatewayPruned() []string {
+	if s == nil {
+		return nil
+	}
+	if b := s.built.Load(); b != nil {
+		return b.gatewayPruned
+	}
+	return nil
 }
 
 // forget makes the CRD unknown (it was deleted) until the next one is seen,

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -76,5 +77,44 @@ func TestStatusSchemaFollowsTheCRDsGenerationAndIdentity(t *testing.T) {
 	}
 	if changed, _ := s.update(crdWithStatus("b", 3)); changed {
 		t.Error("an unusable CRD replaced the checker")
+	}
+}
+
+// With status.conditions the gateway writes observedGeneration and a
+// Reconciled condition: a status schema without room for them (or for a
+// field of the condition) is known when the CRD is read, so the operator
+// can be refused rather than write what the API server drops, every pass.
+func TestStatusSchemaKnowsWhichOfTheGatewaysFieldsItPrunes(t *testing.T) {
+	str, integer := map[string]any{"type": "string"}, map[string]any{"type": "integer"}
+	condition := map[string]any{"type": "object", "properties": map[string]any{
+		"type": str, "status": str, "observedGeneration": integer, "lastTransitionTime": str, "reason": str, "message": str}}
+	for _, tc := range []struct {
+		name   string
+		status map[string]any
+		want   []string
+	}{
+		{"room for both", map[string]any{"type": "object", "properties": map[string]any{
+			"observedGeneration": integer, "conditions": map[string]any{"type": "array", "items": condition}}}, nil},
+		{"anything goes", map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}, nil},
+		{"no room for either", map[string]any{"type": "object", "properties": map[string]any{"message": str}},
+			[]string{"status.conditions", "status.observedGeneration"}},
+		{"a condition without its observedGeneration", map[string]any{"type": "object", "properties": map[string]any{
+			"observedGeneration": integer, "conditions": map[string]any{"type": "array", "items": map[string]any{
+				"type": "object", "properties": map[string]any{"type": str, "status": str, "lastTransitionTime": str, "reason": str, "message": str}}}}},
+			[]string{"status.conditions[0].observedGeneration"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			crd := crdWithStatus("a", 1)
+			versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+			_ = unstructured.SetNestedField(versions[0].(map[string]any), tc.status, "schema", "openAPIV3Schema", "properties", "status")
+			_ = unstructured.SetNestedSlice(crd.Object, versions, "spec", "versions")
+			s := &statusSchema{version: "v1"}
+			if _, err := s.update(crd); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.gatewayPruned(); !slices.Equal(got, tc.want) {
+				t.Errorf("pruned %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -245,6 +245,88 @@ func setStatusSubresource(t *testing.T, on bool) {
 	}
 }
 
+// A status schema without room for observedGeneration and conditions
+// would have the API server drop them from every write, and the gateway
+// find them missing and write them again on every pass. The operator is
+// refused (Ready=False/StatusFieldsPruned naming the CRD and the fields)
+// and writes nothing; once the schema has room it runs by itself.
+func TestConditionsTheStatusSchemaWouldPruneAreRefused(t *testing.T) {
+	h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "ready"}}))
+	name := "conditions-pruned"
+	created, err := dyn(t).Resource(gadgets).Create(context.Background(), &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "test.opgate.dev/v1", "kind": "Gadget",
+		"metadata": map[string]any{"name": name}, "spec": map[string]any{"size": int64(1)}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create Gadget: %v", err)
+	}
+	t.Cleanup(func() { _ = dyn(t).Resource(gadgets).Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	startGateway(t)
+	createOperatorObject(t, fmt.Sprintf(`
+apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata: {name: %s}
+spec:
+  watch: {apiVersion: test.opgate.dev/v1, kind: Gadget}
+  handler: {url: %q}
+  status: {conditions: true}
+  callbacks: [{id: create, events: [create]}]
+`, name, h.URL))
+	waitReady(t, name, "False/StatusFieldsPruned")
+	if c := readyCondition(t, name); !strings.Contains(c, "gadgets.test.opgate.dev") || !strings.Contains(c, "status.conditions, status.observedGeneration") {
+		t.Errorf("Ready = %s: want the CRD and the fields it lacks named", c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	wi, err := dyn(t).Resource(gadgets).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name, ResourceVersion: created.GetResourceVersion()})
+	if err != nil {
+		t.Fatalf("watch Gadget: %v", err)
+	}
+	defer wi.Stop()
+	n := 0
+	for ev := range wi.ResultChan() {
+		if ev.Type == watch.Modified {
+			n++
+		}
+	}
+	if n != 0 || len(h.calls("create")) != 0 {
+		t.Errorf("%d writes to the object and %d calls: want none while refused", n, len(h.calls("create")))
+	}
+
+	// The schema gains room for both: the operator runs by itself.
+	setGadgetConditionsRoom(t, true)
+	t.Cleanup(func() { setGadgetConditionsRoom(t, false) })
+	waitReady(t, name, "True")
+	eventually(t, 30*time.Second, func() error {
+		o, err := dyn(t).Resource(gadgets).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		og, _, _ := unstructured.NestedInt64(o.Object, "status", "observedGeneration")
+		conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+		if og != o.GetGeneration() || len(conds) != 1 {
+			return fmt.Errorf("status %v at generation %d", o.Object["status"], o.GetGeneration())
+		}
+		return nil
+	})
+}
+
+// setGadgetConditionsRoom adds observedGeneration and conditions to the
+// Gadget CRD's status schema, or removes them.
+func setGadgetConditionsRoom(t *testing.T, on bool) {
+	t.Helper()
+	const at = "/spec/versions/0/schema/openAPIV3Schema/properties/status/properties/"
+	patch := `[{"op":"remove","path":"` + at + `observedGeneration"},{"op":"remove","path":"` + at + `conditions"}]`
+	if on {
+		patch = `[{"op":"add","path":"` + at + `observedGeneration","value":{"type":"integer"}},` +
+			`{"op":"add","path":"` + at + `conditions","value":{"type":"array","items":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}]`
+	}
+	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	if _, err := dyn(t).Resource(crds).Patch(context.Background(), "gadgets.test.opgate.dev", types.JSONPatchType,
+		[]byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Errorf("patch the Gadget CRD: %v", err)
+	}
+}
+
 // A refused operator touches nothing — except objects being deleted that
 // still hold its finalizer: they are let go of (their delete callbacks run,
 // statuses written without conditions), never left Terminating.
