@@ -60,10 +60,10 @@ type heldCall struct {
 
 // holdStatus prepares, before a callback is called, for its answered
 // status to be held: the returned func, called once it succeeded, records
-// it as held when it deferred a status.
-func (c *Controller) holdStatus(p *pass, w decide.Work, attempt int, first time.Time) func() {
+// it as held when it deferred a status, and says whether it did.
+func (c *Controller) holdStatus(p *pass, w decide.Work, attempt int, first time.Time) func() bool {
 	if !c.keepsConditions(p) {
-		return func() {}
+		return func() bool { return false }
 	}
 	id, n := w.Callback.ID, p.status.n
 	rq, hadRq := p.mem.Requeue[id]
@@ -82,11 +82,22 @@ func (c *Controller) holdStatus(p *pass, w decide.Work, attempt int, first time.
 			p.mem.SyncDigest, p.mem.SyncedAt = digest, syncedAt
 		}
 	}
-	return func() {
-		if p.status.n > n {
-			p.status.calls = append(p.status.calls, heldCall{w: w, attempt: attempt, first: first, undo: undo})
+	return func() bool {
+		if p.status.n == n {
+			return false
 		}
+		p.status.calls = append(p.status.calls, heldCall{w: w, attempt: attempt, first: first, undo: undo})
+		return true
 	}
+}
+
+// countHeld counts the callbacks whose held statuses were written (or let
+// go of with their deleting object) as the successes they now are.
+func (c *Controller) countHeld(p *pass) {
+	for _, h := range p.status.calls {
+		c.countSuccess(p, h.w)
+	}
+	p.status.calls = nil
 }
 
 // failHeld fails the callbacks whose held statuses could not be written

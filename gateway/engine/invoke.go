@@ -56,7 +56,9 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 	switch {
 	case err == nil:
 		c.recordSuccess(p, w, resp)
-		held()
+		if !held() {
+			c.countSuccess(p, w)
+		}
 		if c.log.Enabled(ctx, slog.LevelDebug) {
 			c.callLog(p, w, attempt).DebugContext(ctx, "callback succeeded")
 		}
@@ -154,16 +156,23 @@ func endRecord(p *pass, id, event string) {
 	})
 }
 
+// countSuccess counts a request whose answer is applied, its status
+// included: a held status counts only once written (flushStatus), as a
+// refused one makes the request a failure (failHeld), counted once.
+func (c *Controller) countSuccess(p *pass, w decide.Work) {
+	c.Metrics.CallbackRequests.WithLabelValues(c.op.Name, w.Callback.ID, string(w.Event), "success").Inc()
+	if w.Event == spec.EventCreate || w.Event == spec.EventUpdate {
+		c.Metrics.EventLatency.WithLabelValues(c.op.Name, string(w.Event)).Observe(c.Clock().Sub(p.mem.ChangedAt).Seconds())
+	}
+}
+
 // recordSuccess records a callback that succeeded and its answer was
 // applied: its retry state goes, a timer is scheduled, a round notes it.
+// Its metrics are countSuccess's.
 func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Response) {
 	id := w.Callback.ID
 	if resp == nil {
 		resp = &callbacks.Response{}
-	}
-	c.Metrics.CallbackRequests.WithLabelValues(c.op.Name, id, string(w.Event), "success").Inc()
-	if w.Event == spec.EventCreate || w.Event == spec.EventUpdate {
-		c.Metrics.EventLatency.WithLabelValues(c.op.Name, string(w.Event)).Observe(c.Clock().Sub(p.mem.ChangedAt).Seconds())
 	}
 	endRecord(p, id, string(w.Event))
 	switch w.Event {

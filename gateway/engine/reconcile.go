@@ -253,14 +253,17 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		if errors.Is(ferr, apply.ErrReplaced) {
 			return c.passOverReplaced(p), nil
 		}
-		if ferr != nil && deleting {
+		switch {
+		case ferr == nil:
+			c.countHeld(p)
+		case deleting:
 			// The object is going: its status with it. Holding the finalizer
 			// for a status the server keeps refusing would leave it stuck.
 			c.log.Warn("status not written; the deleting object is let go of regardless", "object", key, "error", ferr)
-		} else if ferr != nil {
-			if len(p.status.calls) == 0 {
-				return 0, c.keepProgress(ctx, p, ferr)
-			}
+			c.countHeld(p)
+		case len(p.status.calls) == 0:
+			return 0, c.keepProgress(ctx, p, ferr)
+		default:
 			// The callbacks whose statuses were held take the failure, as a
 			// failed status write does without conditions, and the pass
 			// goes on: their round is not done after all.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/opgate/opgate/gateway/metrics/metricstest"
 	"github.com/opgate/opgate/gateway/runner"
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -68,6 +70,72 @@ func TestHeldStatusTheServerRefusesIsRetriedUntilItLands(t *testing.T) {
 			eventually(t, 60*time.Second, func() error { return statusMessage(t, ns, "example", "ready") })
 			eventually(t, 30*time.Second, reconciled(t, ns, "example", "True", ""))
 		})
+	}
+}
+
+// A handler request whose held status the API server refuses counts once,
+// as a temporary failure: not also as a success, and with no
+// event-to-callback sample, since nothing of its answer stands. Once the
+// status can be written, the request that lands it is the one success.
+func TestARefusedHeldStatusCountsTheRequestOnceAndNotAsSuccess(t *testing.T) {
+	all := []string{"*"}
+	ns := newNamespace(t)
+	h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "ready"}}))
+	op := operatorFor(t, "heldcount", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Status = &spec.StatusSpec{Conditions: true}
+		s.Children = nil
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+		s.Retry = fastRetry(200 * time.Millisecond)
+	})
+	c, grant := impersonatedConfig(t, "opgate-nostatus", []rbacv1.PolicyRule{
+		{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets/status"}, Verbs: []string{"get"}}, // granted fully later
+		{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets"}, Verbs: all},
+		{APIGroups: []string{"", "apps", spec.Group, "events.k8s.io", "coordination.k8s.io"}, Resources: all, Verbs: all},
+		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list", "watch"}},
+	}, 0)
+	reg := prometheus.NewRegistry()
+	runGateway(t, c, runner.Options{Operators: []*spec.WebhookOperator{op}, Registerer: reg})
+	w := createWidget(t, ns, "example", 1)
+	outcome := func(o string) float64 {
+		return counter(t, reg, "opgate_callback_requests_total", map[string]string{"operator": "heldcount", "outcome": o})
+	}
+	latency := func() float64 {
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() == "opgate_event_to_callback_seconds" {
+				v, _ := metricstest.Value(f, map[string]string{"operator": "heldcount"})
+				return v
+			}
+		}
+		return 0
+	}
+
+	eventually(t, 30*time.Second, func() error {
+		if err := calledFor(h, "create", w.GetUID(), 2); err != nil {
+			return err
+		}
+		if n := outcome("temporary"); n < 2 {
+			return fmt.Errorf("%v requests counted temporary, want 2 or more", n)
+		}
+		return nil
+	})
+	if s, l := outcome("success"), latency(); s != 0 || l != 0 {
+		t.Errorf("with the status refused: %v requests counted as success, %v event-to-callback samples; want none", s, l)
+	}
+	grant()
+	eventually(t, 60*time.Second, func() error { return statusMessage(t, ns, "example", "ready") })
+	eventually(t, 30*time.Second, func() error {
+		if s, l := outcome("success"), latency(); s != 1 || l != 1 {
+			return fmt.Errorf("once the status landed: %v requests counted as success, %v event-to-callback samples; want 1 and 1", s, l)
+		}
+		return nil
+	})
+	calls := len(h.calls("create"))
+	if n := outcome("success") + outcome("temporary") + outcome("permanent"); n != float64(calls) {
+		t.Errorf("%v outcomes counted for %d handler requests, want one each", n, calls)
 	}
 }
 
