@@ -110,6 +110,9 @@ func (r *Registry) Run(ctx context.Context) error {
 		r.queue.Done(name)
 	}
 	r.mgr.Wait()
+	if !errors.Is(context.Cause(ctx), ErrLeadershipLost) {
+		r.markStopped(ctx)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -108,6 +109,104 @@ func (r *Registry) warnOperator(name, reason, message string) {
 	}
 }
 
+// ErrLeadershipLost is the cause of the registry's context when the replica
+// lost the leader election Lease: another replica may lead and write the
+// status by now, so the stopping one writes nothing more.
+var ErrLeadershipLost = errors.New("leader election lost")
+
+// stopStatusTimeout bounds the writes of markStopped, within the shutdown
+// grace.
+const stopStatusTimeout = 5 * time.Second
+
+// markStopped, once every operator stopped on a shutdown, sets Ready to
+// False/GatewayStopped on each WebhookOperator whose Ready this gateway
+// wrote: nothing runs it until a gateway starts again. Each write is
+// pinned (writeStoppedStatus): a Ready another gateway wrote since is
+// left alone.
+func (r *Registry) markStopped(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopStatusTimeout)
+	defer cancel()
+	r.mu.Lock()
+	var names []string
+	for name, reg := range r.regs {
+		if reg.state != nil && reg.written != "" {
+			names = append(names, name)
+		}
+	}
+	r.mu.Unlock()
+	for _, name := range names {
+		if err := r.writeStoppedStatus(ctx, name); err != nil {
+			r.deps.Logger.Warn("cannot say on the WebhookOperator that the gateway stopped", "operator", name, "error", err)
+		}
+	}
+}
+
+// writeStoppedStatus writes Ready=False/GatewayStopped over the Ready this
+// gateway wrote last, and only over it: the patch carries the
+// resourceVersion of the read that found it, so a write by another gateway
+// in between is refused (a conflict, left alone).
+func (r *Registry) writeStoppedStatus(ctx context.Context, name string) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	r.mu.Lock()
+	reg, ok := r.regs[name]
+	var snap registration
+	if ok {
+		snap = *reg
+	}
+	r.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	res := r.deps.Dynamic.Resource(OperatorResource)
+	o, err := res.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("read WebhookOperator %s: %w", name, err)
+	}
+	current := conditionsOf(o)
+	if !sameReady(current, snap.written) {
+		return nil // another gateway wrote Ready since
+	}
+	st := *snap.state
+	st.Ready, st.Reason = false, spec.ReasonGatewayStopped
+	st.Message = "the gateway that ran this operator stopped; nothing runs it until a gateway starts"
+	snap.state = &st
+	body, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"resourceVersion": o.GetResourceVersion()},
+		"status":   snap.status(current),
+	})
+	if err != nil {
+		return err
+	}
+	_, err = res.Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: apply.FieldManager}, "status")
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		return nil // written or deleted since: not ours to say any more
+	}
+	if err != nil {
+		return fmt.Errorf("write WebhookOperator %s status: %w", name, err)
+	}
+	return nil
+}
+
+// sameReady reports whether conditions hold the Ready condition of the
+// status body written.
+func sameReady(conditions []metav1.Condition, written string) bool {
+	var w struct {
+		Status struct {
+			Conditions []metav1.Condition `json:"conditions"`
+		} `json:"status"`
+	}
+	if json.Unmarshal([]byte(written), &w) != nil {
+		return false
+	}
+	have := meta.FindStatusCondition(conditions, spec.ConditionReady)
+	want := meta.FindStatusCondition(w.Status.Conditions, spec.ConditionReady)
+	return have != nil && want != nil && have.Status == want.Status && have.Reason == want.Reason &&
+		have.Message == want.Message && have.ObservedGeneration == want.ObservedGeneration
+}
+
 // writeStatus merge-patches the WebhookOperator's status subresource from
 // its registration. Writes are serialized so that an older view never
 // overwrites a newer one.
@@ -148,10 +247,17 @@ func (r *Registry) currentConditions(name string) []metav1.Condition {
 		return nil
 	}
 	if o, err := r.lister.Get(name); err == nil {
-		if raw, ok, _ := unstructured.NestedSlice(o.(*unstructured.Unstructured).Object, "status", "conditions"); ok {
-			b, _ := json.Marshal(raw)
-			_ = json.Unmarshal(b, &current)
-		}
+		current = conditionsOf(o.(*unstructured.Unstructured))
+	}
+	return current
+}
+
+// conditionsOf decodes o's status.conditions; nil when it has none.
+func conditionsOf(o *unstructured.Unstructured) []metav1.Condition {
+	var current []metav1.Condition
+	if raw, ok, _ := unstructured.NestedSlice(o.Object, "status", "conditions"); ok {
+		b, _ := json.Marshal(raw)
+		_ = json.Unmarshal(b, &current)
 	}
 	return current
 }

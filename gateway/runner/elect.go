@@ -15,6 +15,8 @@ import (
 	typedcoordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/opgate/opgate/gateway/engine"
 )
 
 // serviceAccountNamespace is where a pod finds its own namespace.
@@ -23,7 +25,9 @@ const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/n
 // ErrLeadershipLost ends an elected run whose Lease was lost before its
 // context was done: the process should exit and come back as a standby
 // rather than act without the Lease.
-var ErrLeadershipLost = errors.New("leader election lost")
+// It is also the cause of the operators' context then: a replica that lost
+// the Lease leaves the WebhookOperators' status to the new leader.
+var ErrLeadershipLost = engine.ErrLeadershipLost
 
 // Election configures leader election (docs/operations.md, "Leader election").
 type Election struct {
@@ -139,9 +143,12 @@ func (g *Gateway) RunElected(ctx context.Context, e Election) error {
 				defer stopElection()
 				log.Info("leading: running the operators")
 				leading.Set(1)
-				runCtx, cancel := context.WithCancel(leaderCtx)
-				defer cancel()
-				defer context.AfterFunc(ctx, cancel)()
+				// Whichever ends first names the cause: a shutdown (ctx) or
+				// the Lease lost (leaderCtx). See engine.Registry.Run.
+				runCtx, cancel := context.WithCancelCause(context.WithoutCancel(leaderCtx))
+				defer cancel(nil)
+				defer context.AfterFunc(leaderCtx, func() { cancel(ErrLeadershipLost) })()
+				defer context.AfterFunc(ctx, func() { cancel(nil) })()
 				run.done <- g.Run(runCtx)
 			},
 			OnStoppedLeading: func() {

@@ -209,6 +209,10 @@ const (
 	ReasonWatchFailed    = "WatchFailed"
 	ReasonForbidden      = "Forbidden"
 
+	// Ready=False once the gateway that ran the operator stopped, no other
+	// having written its Ready since.
+	ReasonGatewayStopped = "GatewayStopped"
+
 	// SpecAccepted says whether the latest generation's spec is valid; an
 	// invalid one leaves the last valid generation running (Ready).
 	ConditionSpecAccepted = "SpecAccepted"
