@@ -57,8 +57,9 @@ type runningOperator struct {
 	generation atomic.Int64  // reported: an edit that keeps the digest updates it
 	poke       chan struct{} // asks for a report now
 
-	mu         sync.Mutex
-	controller *Controller
+	mu              sync.Mutex
+	controller      *Controller
+	reason, message string // its last report while no controller is built (View)
 }
 
 // NewManager validates deps. onStatus (may be nil) is told whenever an
@@ -182,6 +183,9 @@ func (m *Manager) Names() []string {
 func (m *Manager) runOperator(ctx context.Context, op *spec.WebhookOperator, prev *spec.WebhookOperator, r *runningOperator) {
 	log := m.log.With("operator", op.Name)
 	report := func(ready bool, reason, msg string, stats Stats) {
+		r.mu.Lock()
+		r.reason, r.message = reason, msg
+		r.mu.Unlock()
 		m.onStatus(op.Name, OperatorState{Generation: r.generation.Load(), Ready: ready, Reason: reason, Message: msg, Stats: stats})
 	}
 	m.untilDone(ctx, op.Name, "record the watched kind", func() error {

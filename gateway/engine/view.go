@@ -14,11 +14,14 @@ import (
 type OperatorView struct {
 	Operator *spec.WebhookOperator
 	// Ready, Reason and Message are the operator's health (see Health);
-	// an operator whose controller is not built yet is not ready and has
-	// no objects.
+	// an operator whose controller is not built yet is not ready, for the
+	// reason it last reported (a kind missing, a Secret unreadable, ...).
 	Ready   bool
 	Reason  string
 	Message string
+	// Synced: its caches synced and its workers started, so Objects are
+	// what the caches hold; before, no count of its objects is known.
+	Synced bool
 	// Objects are the watched objects in the cache, shared with it: never
 	// modify them.
 	Objects []*unstructured.Unstructured
@@ -36,11 +39,15 @@ func (m *Manager) View() []OperatorView {
 	out := make([]OperatorView, 0, len(running))
 	for _, r := range running {
 		r.mu.Lock()
-		c := r.controller
+		c, reason, msg := r.controller, r.reason, r.message
 		r.mu.Unlock()
 		v := OperatorView{Operator: r.op, Reason: spec.ReasonCacheNotSynced, Message: "starting"}
+		if reason != "" {
+			v.Reason, v.Message = reason, msg
+		}
 		if c != nil {
 			v.Ready, v.Reason, v.Message = c.Health()
+			v.Synced = c.running.Load()
 			if c.parent != nil && c.parent.informers != nil {
 				v.Objects = c.parent.list("", labels.Everything())
 			}

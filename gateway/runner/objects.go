@@ -35,6 +35,9 @@ func (c *objectsCollector) Collect(ch chan<- prometheus.Metric) {
 	views := c.g.View()
 	names := make(map[string]bool, len(views))
 	for _, v := range views {
+		if !v.Synced {
+			continue // its objects are not known: no zeros that look healthy
+		}
 		names[v.Operator.Name] = true
 		report := c.classifier.Summarize(v.Operator, inspect.Readiness{Ready: v.Ready}, v.Objects, now())
 		for _, s := range inspect.States {

@@ -31,9 +31,15 @@ import (
 // the server's URL.
 func startOpsServer(t *testing.T, ops ...*spec.WebhookOperator) string {
 	t.Helper()
+	return startOpsServerLogging(t, os.Stderr, ops...)
+}
+
+// startOpsServerLogging is startOpsServer logging at Warn to logs.
+func startOpsServerLogging(t *testing.T, logs io.Writer, ops ...*spec.WebhookOperator) string {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	gw, err := runner.New(cfg, runner.Options{Operators: ops, Registerer: reg,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatalf("wire gateway: %v", err)
 	}

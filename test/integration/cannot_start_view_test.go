@@ -1,0 +1,49 @@
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opgate/opgate/gateway/metrics/metricstest"
+	"github.com/opgate/opgate/gateway/spec"
+)
+
+// An operator that cannot start shows why in the web view, as /readyz
+// says it, not CacheNotSynced; and opgate_objects claims no counts for it,
+// since no cache holds its objects.
+func TestAnOperatorThatCannotStartShowsWhyAndNoObjectCounts(t *testing.T) {
+	for _, tc := range []struct {
+		name, reason string
+		edit         func(s *spec.OperatorSpec, ns string)
+	}{
+		{"nosecret", "SecretUnreadable", func(s *spec.OperatorSpec, ns string) {
+			s.Handler.Auth = &spec.AuthSpec{HMACSecretRef: &spec.SecretKeyRef{Namespace: ns, Name: "missing", Key: "key"}}
+		}},
+		{"nokind", spec.ReasonKindNotFound, func(s *spec.OperatorSpec, _ string) { s.Watch.Kind = "Gadget" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			h := newHandler(t, ok(map[string]any{}))
+			op := operatorFor(t, tc.name, ns, h.URL, func(s *spec.OperatorSpec) {
+				tc.edit(s, ns)
+				s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+			})
+			base := startOpsServer(t, op)
+			eventually(t, 30*time.Second, func() error {
+				if code, body := fetch(t, base+"/readyz"); code != 503 || !strings.Contains(body, tc.reason) {
+					return fmt.Errorf("/readyz %d %s, want 503 naming %s", code, body, tc.reason)
+				}
+				return nil
+			})
+			_, page := fetch(t, base+"/ui/operators/"+tc.name)
+			if !strings.Contains(page, tc.reason) || strings.Contains(page, spec.ReasonCacheNotSynced) {
+				t.Errorf("/ui/operators/%s does not say %s (or says %s):\n%s", tc.name, tc.reason, spec.ReasonCacheNotSynced, page)
+			}
+			if v, ok := metricstest.Value(scrape(t, base)["opgate_objects"], map[string]string{"operator": tc.name}); ok {
+				t.Errorf("opgate_objects{operator=%s} = %v, though no cache holds its objects", tc.name, v)
+			}
+		})
+	}
+}
