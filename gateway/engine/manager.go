@@ -251,6 +251,7 @@ func (m *Manager) runOperator(ctx context.Context, op *spec.WebhookOperator, pre
 // cannot (a kind missing, a secret unreadable, ...) and reporting why. It
 // returns nil once ctx is done.
 func (m *Manager) newController(ctx context.Context, op *spec.WebhookOperator, log *slog.Logger, report func(bool, string, string, Stats)) *Controller {
+	var last string // logged once per distinct problem, as docs/operations.md says
 	for {
 		c, err := NewController(ctx, m.deps, op)
 		if err == nil {
@@ -264,10 +265,13 @@ func (m *Manager) newController(ctx context.Context, op *spec.WebhookOperator, l
 		if f.Class == failure.Permanent && reason != ReasonSecretNotAllowed {
 			reason = spec.ReasonInvalidSpec
 		}
-		log.Warn("operator cannot start yet", "reason", reason, "error", err)
+		if now := reason + ": " + err.Error(); now != last {
+			log.Warn("operator cannot start yet", "reason", reason, "error", err)
+			last = now
+		}
 		report(false, reason, err.Error(), Stats{})
-		if reason == spec.ReasonKindNotFound {
-			m.deps.Mapper.Reset() // the CRD may have appeared since
+		if reason == spec.ReasonKindNotFound && m.kindAppeared(op) {
+			m.deps.Mapper.Reset() // a CRD appeared since the mapper read discovery
 		}
 		select {
 		case <-ctx.Done():
@@ -275,4 +279,37 @@ func (m *Manager) newController(ctx context.Context, op *spec.WebhookOperator, l
 		case <-time.After(kindRetry):
 		}
 	}
+}
+
+// kindAppeared reports whether a kind op names that the mapper does not
+// know is served now. It asks discovery for that kind's group-version
+// alone: resetting the shared mapper on every retry instead re-read all of
+// discovery every kindRetry, for every operator waiting for a CRD.
+func (m *Manager) kindAppeared(op *spec.WebhookOperator) bool {
+	kinds := [][2]string{{op.Spec.Watch.APIVersion, op.Spec.Watch.Kind}}
+	for _, ch := range op.Spec.Children {
+		kinds = append(kinds, [2]string{ch.APIVersion, ch.Kind})
+	}
+	for _, rel := range op.Spec.Related {
+		kinds = append(kinds, [2]string{rel.APIVersion, rel.Kind})
+	}
+	for _, k := range kinds {
+		gv, err := schema.ParseGroupVersion(k[0])
+		if err != nil {
+			continue // InvalidSpec, not a missing kind
+		}
+		if _, err := m.deps.Mapper.RESTMapping(gv.WithKind(k[1]).GroupKind(), gv.Version); err == nil {
+			continue
+		}
+		list, err := m.deps.Kube.Discovery().ServerResourcesForGroupVersion(gv.String())
+		if err != nil {
+			continue // not served (404), or unknown: the next retry asks again
+		}
+		for _, r := range list.APIResources {
+			if r.Kind == k[1] {
+				return true
+			}
+		}
+	}
+	return false
 }

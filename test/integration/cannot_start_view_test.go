@@ -21,7 +21,7 @@ func TestAnOperatorThatCannotStartShowsWhyAndNoObjectCounts(t *testing.T) {
 		{"nosecret", "SecretUnreadable", func(s *spec.OperatorSpec, ns string) {
 			s.Handler.Auth = &spec.AuthSpec{HMACSecretRef: &spec.SecretKeyRef{Namespace: ns, Name: "missing", Key: "key"}}
 		}},
-		{"nokind", spec.ReasonKindNotFound, func(s *spec.OperatorSpec, _ string) { s.Watch.Kind = "Gadget" }},
+		{"nokind", spec.ReasonKindNotFound, func(s *spec.OperatorSpec, _ string) { s.Watch.Kind = "Nonesuch" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := newNamespace(t)
