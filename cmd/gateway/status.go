@@ -35,13 +35,19 @@ import (
 type kubeFlags struct {
 	kubeconfig, context, namespace string
 	files                          []string
+	requestTimeout                 time.Duration
 }
+
+// defaultRequestTimeout bounds each request to the API server, so that one
+// that accepts connections but never answers is an error, not a hang.
+const defaultRequestTimeout = 30 * time.Second
 
 func (k *kubeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the files in $KUBECONFIG, else ~/.kube/config)")
 	cmd.Flags().StringVar(&k.context, "context", "", "kubeconfig context to use (default: its current-context)")
 	cmd.Flags().StringVarP(&k.namespace, "namespace", "n", "", "namespace of an object given as a bare NAME (default: the kubeconfig context's, else default)")
 	cmd.Flags().StringArrayVarP(&k.files, "file", "f", nil, "operator file or directory, as given to gateway run -f (default: the WebhookOperator objects)")
+	cmd.Flags().DurationVar(&k.requestTimeout, "request-timeout", defaultRequestTimeout, "how long each request to the API server may take (0: no limit)")
 }
 
 // cluster is what status and reconcile read and write through.
@@ -61,6 +67,7 @@ func connect(k *kubeFlags) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Timeout = k.requestTimeout
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
