@@ -86,7 +86,6 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
-	c.Metrics.QueueDepth.WithLabelValues(c.op.Name).Set(float64(c.queue.Len()))
 
 	began := c.stalled.epoch()
 	wake, err := c.reconcileSafely(ctx, key)

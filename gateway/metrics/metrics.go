@@ -15,7 +15,6 @@ type Metrics struct {
 	Retries           *prometheus.CounterVec   // operator, callback, class
 	ApplyResults      *prometheus.CounterVec   // operator, action, result
 	InFlight          *prometheus.GaugeVec     // operator
-	QueueDepth        *prometheus.GaugeVec     // operator
 	FinalizersPending *prometheus.GaugeVec     // operator
 	WatchedObjects    *prometheus.GaugeVec     // operator
 	Leader            *prometheus.GaugeVec     // identity: 1 leading, 0 standing by (leader election only)
@@ -44,9 +43,6 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "opgate_callbacks_in_flight", Help: "Callback requests currently in flight.",
 		}, []string{"operator"}),
-		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "opgate_queue_depth", Help: "Objects waiting in the operator's work queue.",
-		}, []string{"operator"}),
 		FinalizersPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "opgate_finalizers_pending", Help: "Objects being deleted whose finalizer the gateway still holds.",
 		}, []string{"operator"}),
@@ -58,7 +54,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"identity"}),
 	}
 	for _, c := range []prometheus.Collector{m.CallbackRequests, m.CallbackDuration, m.EventLatency, m.Retries,
-		m.ApplyResults, m.InFlight, m.QueueDepth, m.FinalizersPending, m.WatchedObjects, m.Leader} {
+		m.ApplyResults, m.InFlight, m.FinalizersPending, m.WatchedObjects, m.Leader} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -74,7 +70,7 @@ func (m *Metrics) Forget(operator string) {
 	l := prometheus.Labels{"operator": operator}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.CallbackRequests, m.CallbackDuration, m.EventLatency, m.Retries, m.ApplyResults,
-		m.InFlight, m.QueueDepth, m.FinalizersPending, m.WatchedObjects,
+		m.InFlight, m.FinalizersPending, m.WatchedObjects,
 	} {
 		v.DeletePartialMatch(l)
 	}
