@@ -268,6 +268,7 @@ func (c *Controller) recordEvents(obj *unstructured.Unstructured, events []callb
 			typ = callbacks.EventTypeNormal
 		}
 		c.HandlerRecorder.Event(obj, typ, e.Reason, e.Message)
+		c.Metrics.Events.WithLabelValues(c.op.Name, typ).Inc()
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
@@ -187,7 +188,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		c.warn(p.obj, "InvalidState", fmt.Sprintf("annotation %s is unreadable (%v); starting from a clean state", c.stateAnnotation(), err))
 		st = &state.State{UID: uid}
 	case foreign:
-		c.Recorder.Event(p.obj, "Normal", "StateOfAnotherObject", fmt.Sprintf("annotation %s was written for another object (copied or restored with the manifest); handling this object as new", c.stateAnnotation()))
+		c.event(p.obj, "Normal", "StateOfAnotherObject", fmt.Sprintf("annotation %s was written for another object (copied or restored with the manifest); handling this object as new", c.stateAnnotation()))
 	}
 	p.st = st
 	forgetRemovedCallbacks(p.st, c.op)
@@ -535,8 +536,16 @@ func (c *Controller) countApply(action string, err error) {
 }
 
 func (c *Controller) warn(obj *unstructured.Unstructured, reason, msg string) {
-	c.Recorder.Event(obj, "Warning", reason, msg)
-	c.Metrics.ApplyResults.WithLabelValues(c.op.Name, "event", "success").Inc()
+	c.event(obj, "Warning", reason, msg)
+}
+
+// event hands an Event to the recorder and counts it in
+// opgate_events_total. Only the handing over is known: client-go's
+// broadcaster writes it later, aggregated and rate-limited, and reports
+// no result.
+func (c *Controller) event(obj runtime.Object, typ, reason, msg string) {
+	c.Recorder.Event(obj, typ, reason, msg)
+	c.Metrics.Events.WithLabelValues(c.op.Name, typ).Inc()
 }
 
 // annotation reads one annotation without copying the object's

@@ -167,7 +167,7 @@ func (c *Controller) deliverOne(ctx context.Context, key string, v *vanishedObje
 		}
 		v.confirmed = true
 		c.log.Warn("object deleted while its finalizer was being added; calling its delete callbacks on its last state", "object", key)
-		c.Recorder.Event(v.obj, "Warning", "DeletedHoldingFinalizer",
+		c.event(v.obj, "Warning", "DeletedHoldingFinalizer",
 			fmt.Sprintf("deleted while the finalizer %s was being added; the delete callbacks are called on its last state", c.finalizer()))
 	}
 	p := &pass{key: key, obj: v.obj, st: v.st, mem: v.mem, now: c.Clock(), gone: true}

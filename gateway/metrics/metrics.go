@@ -12,6 +12,7 @@ type Metrics struct {
 	CallbackRequests  *prometheus.CounterVec   // operator, callback, event, outcome
 	CallbackDuration  *prometheus.HistogramVec // operator, callback, event
 	EventLatency      *prometheus.HistogramVec // operator, event: object change seen → callback answered
+	Events            *prometheus.CounterVec   // operator, type: Events handed to the recorder
 	Retries           *prometheus.CounterVec   // operator, callback, class
 	ApplyResults      *prometheus.CounterVec   // operator, action, result
 	InFlight          *prometheus.GaugeVec     // operator
@@ -38,8 +39,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "opgate_callback_retries_total", Help: "Failed callbacks scheduled for retry or given up, by class.",
 		}, []string{"operator", "callback", "class"}),
 		ApplyResults: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "opgate_apply_total", Help: "Writes to the API server by action (child, prune, status, event, finalizer, state, release) and result.",
+			Name: "opgate_apply_total", Help: "Writes to the API server by action (child, prune, status, finalizer, state, release) and result.",
 		}, []string{"operator", "action", "result"}),
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opgate_events_total", Help: "Kubernetes Events (handlers' and the gateway's own) handed to client-go's recorder, which writes them asynchronously, by type.",
+		}, []string{"operator", "type"}),
 		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "opgate_callbacks_in_flight", Help: "Callback requests currently in flight.",
 		}, []string{"operator"}),
@@ -54,7 +58,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"identity"}),
 	}
 	for _, c := range []prometheus.Collector{m.CallbackRequests, m.CallbackDuration, m.EventLatency, m.Retries,
-		m.ApplyResults, m.InFlight, m.FinalizersPending, m.WatchedObjects, m.Leader} {
+		m.ApplyResults, m.Events, m.InFlight, m.FinalizersPending, m.WatchedObjects, m.Leader} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -70,7 +74,7 @@ func (m *Metrics) Forget(operator string) {
 	l := prometheus.Labels{"operator": operator}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.CallbackRequests, m.CallbackDuration, m.EventLatency, m.Retries, m.ApplyResults,
-		m.InFlight, m.FinalizersPending, m.WatchedObjects,
+		m.Events, m.InFlight, m.FinalizersPending, m.WatchedObjects,
 	} {
 		v.DeletePartialMatch(l)
 	}

@@ -122,7 +122,7 @@ func TestStatusCheckFollowsCRDUpgradeWithoutRestart(t *testing.T) {
 	})
 	_, reg := startGatewayWithMetrics(t, op)
 	warnings := func() float64 {
-		return counter(t, reg, "opgate_apply_total", map[string]string{"operator": opName, "action": "event"})
+		return counter(t, reg, "opgate_events_total", map[string]string{"operator": opName, "type": "Warning"})
 	}
 
 	createGizmo("before")
