@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/opgate/opgate/callbacks/essence"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
