@@ -69,3 +69,37 @@ spec:
 		})
 	}
 }
+
+// A running gateway puts its Ready back when another writes over it, as a
+// gateway stopping during a rolling update without leader election does.
+func TestARunningGatewayRestoresReadyWrittenOverByAnother(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(map[string]any{}))
+	startGateway(t)
+	createOperatorObject(t, fmt.Sprintf(`
+apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata: {name: overwritten}
+spec:
+  watch: {apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}
+  handler: {url: %q}
+  callbacks:
+    - {id: create, events: [create]}
+`, ns, h.URL))
+	waitReady(t, "overwritten", "True/Running")
+	o, err := dyn(t).Resource(engine.OperatorResource).Get(context.Background(), "overwritten", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	for _, c := range conds {
+		if m := c.(map[string]any); m["type"] == spec.ConditionReady {
+			m["status"], m["reason"], m["message"] = "False", spec.ReasonGatewayStopped, "another gateway stopped"
+		}
+	}
+	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"conditions": conds}})
+	if _, err := dyn(t).Resource(engine.OperatorResource).Patch(context.Background(), "overwritten", types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, "overwritten", "True/Running")
+}
