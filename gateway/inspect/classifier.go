@@ -27,6 +27,19 @@ type decodedAt struct {
 // Summarize is the package's Summarize; what it remembers of op's objects
 // is what it saw this time.
 func (c *Classifier) Summarize(op *spec.WebhookOperator, ready Readiness, objects []*unstructured.Unstructured, now time.Time) Operator {
+	return c.summarize(op, ready, objects, now, nil)
+}
+
+// SummarizeObjects is Summarize that also returns the line of every object
+// it counted (those op selects), in the order given: a page listing them
+// classifies each object once.
+func (c *Classifier) SummarizeObjects(op *spec.WebhookOperator, ready Readiness, objects []*unstructured.Unstructured, now time.Time) (Operator, []Object) {
+	lines := make([]Object, 0, len(objects))
+	out := c.summarize(op, ready, objects, now, func(o Object) { lines = append(lines, o) })
+	return out, lines
+}
+
+func (c *Classifier) summarize(op *spec.WebhookOperator, ready Readiness, objects []*unstructured.Unstructured, now time.Time, each func(Object)) Operator {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	before := c.byOp[op.Name]
@@ -42,7 +55,7 @@ func (c *Classifier) Summarize(op *spec.WebhookOperator, ready Readiness, object
 			after[obj.GetUID()] = decodedAt{resourceVersion: rv, d: d}
 		}
 		return d
-	})
+	}, each)
 	if c.byOp == nil {
 		c.byOp = map[string]map[types.UID]decodedAt{}
 	}

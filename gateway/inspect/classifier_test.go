@@ -39,6 +39,18 @@ func TestClassifierFollowsEachChangeOfAnObject(t *testing.T) {
 		if got := c.Summarize(op, Readiness{Ready: true}, s.objs, now); !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s: remembered summary %+v, want %+v", s.name, got, want)
 		}
+		// The lines a page lists are each object's own classification.
+		got, lines := c.SummarizeObjects(op, Readiness{Ready: true}, s.objs, now)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: summary with lines %+v, want %+v", s.name, got, want)
+		}
+		var wantLines []Object
+		for _, o := range s.objs {
+			wantLines = append(wantLines, ClassifyObject(op, o, now))
+		}
+		if !reflect.DeepEqual(lines, wantLines) {
+			t.Errorf("%s: lines %+v, want %+v", s.name, lines, wantLines)
+		}
 		if remembered := len(c.byOp[op.Name]); remembered > len(s.objs) {
 			t.Errorf("%s: remembers %d objects, %d watched", s.name, remembered, len(s.objs))
 		}

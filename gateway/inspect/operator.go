@@ -52,11 +52,13 @@ type Operator struct {
 // Summarize reports on op and the objects of its watched kind; objects op
 // does not select (other namespaces, labels) are left out.
 func Summarize(op *spec.WebhookOperator, ready Readiness, objects []*unstructured.Unstructured, now time.Time) Operator {
-	return summarize(op, ready, objects, now, func(obj *unstructured.Unstructured) decoded { return decode(op, obj) })
+	return summarize(op, ready, objects, now, func(obj *unstructured.Unstructured) decoded { return decode(op, obj) }, nil)
 }
 
+// summarize classifies each object op selects once, and hands its line to
+// each too when each is not nil.
 func summarize(op *spec.WebhookOperator, ready Readiness, objects []*unstructured.Unstructured, now time.Time,
-	decodeOf func(*unstructured.Unstructured) decoded) Operator {
+	decodeOf func(*unstructured.Unstructured) decoded, each func(Object)) Operator {
 	out := Operator{Name: op.Name, Watch: op.Spec.Watch.APIVersion + "/" + op.Spec.Watch.Kind, Ready: ready, States: map[State]int{}}
 	for _, s := range States {
 		out.States[s] = 0
@@ -67,6 +69,9 @@ func summarize(op *spec.WebhookOperator, ready Readiness, objects []*unstructure
 			continue
 		}
 		o := classify(op, obj, decodeOf(obj), now)
+		if each != nil {
+			each(o)
+		}
 		out.Objects++
 		out.States[o.State]++
 		if o.Failure != nil {

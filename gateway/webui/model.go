@@ -51,9 +51,13 @@ func readiness(v engine.OperatorView) inspect.Readiness {
 func (u *ui) indexPage() indexPage {
 	p := indexPage{Page: u.newPage("Operators"), States: inspect.States}
 	now := p.Now
-	for _, v := range u.cfg.View() {
-		p.Operators = append(p.Operators, inspect.Summarize(v.Operator, readiness(v), v.Objects, now))
+	views := u.cfg.View()
+	running := make(map[string]bool, len(views))
+	for _, v := range views {
+		running[v.Operator.Name] = true
+		p.Operators = append(p.Operators, u.classifier.Summarize(v.Operator, readiness(v), v.Objects, now))
 	}
+	u.classifier.Forget(func(name string) bool { return running[name] })
 	return p
 }
 
@@ -72,9 +76,12 @@ func (u *ui) operatorPage(name string) (operatorPage, bool) {
 		return operatorPage{}, false
 	}
 	p := operatorPage{Page: u.newPage("Operator " + name), States: inspect.States}
-	p.Operator = inspect.Summarize(v.Operator, readiness(v), v.Objects, p.Now)
+	// One classification per object: the summary's lines are the list's.
+	p.Operator, p.Objects = u.classifier.SummarizeObjects(v.Operator, readiness(v), v.Objects, p.Now)
 	for _, obj := range v.Objects {
-		p.Objects = append(p.Objects, inspect.ClassifyObject(v.Operator, obj, p.Now))
+		if !inspect.Selects(v.Operator, obj) {
+			p.Objects = append(p.Objects, inspect.ClassifyObject(v.Operator, obj, p.Now))
+		}
 	}
 	sort.Slice(p.Objects, func(i, j int) bool { return inspect.Less(p.Objects[i], p.Objects[j]) })
 	return p, true

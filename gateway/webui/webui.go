@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/opgate/opgate/gateway/engine"
+	"github.com/opgate/opgate/gateway/inspect"
 )
 
 //go:embed static
@@ -47,6 +48,9 @@ type Config struct {
 
 type ui struct {
 	cfg Config
+	// classifier remembers each object's decoded state by resourceVersion:
+	// a page reloaded every 2 s decodes only what changed since.
+	classifier inspect.Classifier
 }
 
 // page is a page's content, written by pages.go and objectpage.go.
