@@ -148,13 +148,7 @@ func (r *Registry) markStopped(ctx context.Context) {
 func (r *Registry) writeStoppedStatus(ctx context.Context, name string) error {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
-	r.mu.Lock()
-	reg, ok := r.regs[name]
-	var snap registration
-	if ok {
-		snap = *reg
-	}
-	r.mu.Unlock()
+	snap, ok := r.snapshot(name)
 	if !ok {
 		return nil
 	}
@@ -190,6 +184,18 @@ func (r *Registry) writeStoppedStatus(ctx context.Context, name string) error {
 	return nil
 }
 
+// snapshot copies the registration called name, so that a status write
+// reads it without holding r.mu.
+func (r *Registry) snapshot(name string) (registration, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	reg, ok := r.regs[name]
+	if !ok {
+		return registration{}, false
+	}
+	return *reg, true
+}
+
 // sameReady reports whether conditions hold the Ready condition of the
 // status body written.
 func sameReady(conditions []metav1.Condition, written string) bool {
@@ -213,13 +219,7 @@ func sameReady(conditions []metav1.Condition, written string) bool {
 func (r *Registry) writeStatus(ctx context.Context, name string) {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
-	r.mu.Lock()
-	reg, ok := r.regs[name]
-	var snap registration
-	if ok {
-		snap = *reg
-	}
-	r.mu.Unlock()
+	snap, ok := r.snapshot(name)
 	if !ok {
 		return
 	}
