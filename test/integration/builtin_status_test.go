@@ -59,19 +59,9 @@ spec:
 			if tt.kind != "ConfigMap" {
 				return
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			wi, err := kube(t).CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=example", ResourceVersion: cm.ResourceVersion})
-			if err != nil {
-				t.Fatalf("watch ConfigMap: %v", err)
-			}
-			defer wi.Stop()
-			n := 0
-			for ev := range wi.ResultChan() {
-				if ev.Type == watch.Modified {
-					n++
-				}
-			}
+			n := modifiedWithin(t, "ConfigMap", 5*time.Second, func(ctx context.Context) (watch.Interface, error) {
+				return kube(t).CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=example", ResourceVersion: cm.ResourceVersion})
+			})
 			if n != 0 || len(h.calls("create")) != 0 {
 				t.Errorf("%d writes to the ConfigMap and %d calls: want none while refused", n, len(h.calls("create")))
 			}

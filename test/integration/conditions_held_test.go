@@ -262,19 +262,9 @@ spec:
 	if c := readyCondition(t, "plainconds"); !strings.Contains(c, "plainwidgets.test.opgate.dev") || !strings.Contains(c, "subresources") {
 		t.Errorf("Ready = %s: want the CRD named and the subresource to add", c)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	wi, err := res.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=example", ResourceVersion: created.GetResourceVersion()})
-	if err != nil {
-		t.Fatalf("watch PlainWidget: %v", err)
-	}
-	defer wi.Stop()
-	n := 0
-	for ev := range wi.ResultChan() {
-		if ev.Type == watch.Modified {
-			n++
-		}
-	}
+	n := modifiedWithin(t, "PlainWidget", 5*time.Second, func(ctx context.Context) (watch.Interface, error) {
+		return res.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=example", ResourceVersion: created.GetResourceVersion()})
+	})
 	if n != 0 || len(h.calls("create")) != 0 {
 		t.Errorf("%d writes to the object and %d calls: want none while refused", n, len(h.calls("create")))
 	}
@@ -343,19 +333,9 @@ spec:
 	if c := readyCondition(t, name); !strings.Contains(c, "gadgets.test.opgate.dev") || !strings.Contains(c, "status.conditions, status.observedGeneration") {
 		t.Errorf("Ready = %s: want the CRD and the fields it lacks named", c)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	wi, err := dyn(t).Resource(gadgets).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name, ResourceVersion: created.GetResourceVersion()})
-	if err != nil {
-		t.Fatalf("watch Gadget: %v", err)
-	}
-	defer wi.Stop()
-	n := 0
-	for ev := range wi.ResultChan() {
-		if ev.Type == watch.Modified {
-			n++
-		}
-	}
+	n := modifiedWithin(t, "Gadget", 5*time.Second, func(ctx context.Context) (watch.Interface, error) {
+		return dyn(t).Resource(gadgets).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name, ResourceVersion: created.GetResourceVersion()})
+	})
 	if n != 0 || len(h.calls("create")) != 0 {
 		t.Errorf("%d writes to the object and %d calls: want none while refused", n, len(h.calls("create")))
 	}

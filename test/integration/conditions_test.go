@@ -75,6 +75,26 @@ func writesWhileIdle(t *testing.T, ns, name string, window time.Duration) int {
 	return n
 }
 
+// modifiedWithin counts the changes the watch open starts sees during
+// window: how often an object was written while it should not be.
+func modifiedWithin(t *testing.T, what string, window time.Duration, open func(context.Context) (watch.Interface, error)) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), window)
+	defer cancel()
+	wi, err := open(ctx)
+	if err != nil {
+		t.Fatalf("watch %s: %v", what, err)
+	}
+	defer wi.Stop()
+	n := 0
+	for ev := range wi.ResultChan() {
+		if ev.Type == watch.Modified {
+			n++
+		}
+	}
+	return n
+}
+
 // With status.conditions the gateway keeps observedGeneration and a
 // Reconciled condition next to what the handler answers: False with the
 // failing callback's reason while it fails, True once it succeeds; and an
