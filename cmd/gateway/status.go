@@ -56,6 +56,7 @@ type cluster struct {
 	kube   kubernetes.Interface
 	mapper meta.RESTMapper
 	files  []*spec.WebhookOperator // operators of -f, when given
+	leases map[string]leaseRead    // read by status, by "namespace/name"
 	// namespace is where a bare NAME of a namespaced kind is: -n, else
 	// the kubeconfig context's; namespaceFlag is -n alone.
 	namespace, namespaceFlag string
@@ -104,7 +105,10 @@ object's state annotation with the gateway's own code:
   gateway status OPERATOR [NAMESPACE/]NAME  one object's whole state and its last Events
 
 A bare NAME is in the namespace of -n, else the kubeconfig context's, as
-kubectl reads it.`,
+kubectl reads it.
+
+A Ready=True whose gateway no longer holds the leader election Lease it
+wrote it under (status.gateway) is shown as "True (stale)", with why.`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.output != "" && o.output != "json" && o.output != "yaml" {
@@ -187,12 +191,14 @@ func (o *statusOptions) print(w io.Writer, v any, text func() error) error {
 }
 
 // registered is a WebhookOperator as the cluster holds it: its decoded
-// spec (nil with err when the spec is invalid) and Ready.
+// spec (nil with err when the spec is invalid), Ready and the gateway that
+// wrote it.
 type registered struct {
-	Name  string
-	op    *spec.WebhookOperator
-	err   error
-	ready inspect.Readiness
+	Name    string
+	op      *spec.WebhookOperator
+	err     error
+	ready   inspect.Readiness
+	gateway *spec.GatewayRef
 }
 
 func toRegistered(obj *unstructured.Unstructured) registered {
@@ -202,6 +208,7 @@ func toRegistered(obj *unstructured.Unstructured) registered {
 	}
 	_ = runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &st)
 	r.ready = inspect.ReadinessOf(st.Status)
+	r.gateway = gatewayOf(st.Status)
 	r.op, r.err = spec.DecodeObject(obj.Object)
 	return r
 }
@@ -331,11 +338,13 @@ func (c *cluster) watchedObjects(ctx context.Context, op *spec.WebhookOperator) 
 	return out, nil
 }
 
-// report is what status prints of one operator. Error is why its objects
-// could not be listed: its counts are then unknown, not zero.
+// report is what status prints of one operator. Gateway is the gateway
+// that wrote Ready, and whether that Ready is stale. Error is why its
+// objects could not be listed: its counts are then unknown, not zero.
 type report struct {
 	inspect.Operator
-	Error string `json:"error,omitempty"`
+	Gateway *writerCheck `json:"gateway,omitempty"`
+	Error   string       `json:"error,omitempty"`
 }
 
 // report summarizes one operator. An invalid spec is its Ready reason and
@@ -350,9 +359,9 @@ func (c *cluster) report(ctx context.Context, r registered, now time.Time) (repo
 		err = fmt.Errorf("operator %s: %w", r.Name, err)
 		out := inspect.Summarize(r.op, r.ready, nil, now)
 		out.States = nil // unknown, not zero
-		return report{Operator: out, Error: err.Error()}, err
+		return report{Operator: out, Gateway: c.checkWriter(ctx, r, now), Error: err.Error()}, err
 	}
-	return report{Operator: inspect.Summarize(r.op, r.ready, objs, now)}, nil
+	return report{Operator: inspect.Summarize(r.op, r.ready, objs, now), Gateway: c.checkWriter(ctx, r, now)}, nil
 }
 
 func (c *cluster) describe(ctx context.Context, r registered, key string, now time.Time) (inspect.Detail, error) {

@@ -19,9 +19,28 @@ func printOperators(w io.Writer, ops []report) error {
 	fmt.Fprintln(tw, "OPERATOR\tWATCH\tREADY\tOBJECTS\tFAILING\tWAITING ON FINALIZER")
 	for _, o := range ops {
 		objects, failing, waiting := o.counts()
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", o.Name, orDash(o.Watch), ready(o.Ready), objects, failing, waiting)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", o.Name, orDash(o.Watch), o.readyText(), objects, failing, waiting)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, o := range ops {
+		if o.stale() {
+			fmt.Fprintf(w, "%s: %s\n", o.Name, o.Gateway.Why)
+		}
+	}
+	return nil
+}
+
+// stale: Ready says True, but the gateway that wrote it no longer holds
+// its Lease.
+func (r report) stale() bool { return r.Gateway != nil && r.Gateway.Stale }
+
+func (r report) readyText() string {
+	if r.stale() {
+		return ready(r.Ready) + " (stale)"
+	}
+	return ready(r.Ready)
 }
 
 // counts are the operator's counts, "?" when its objects could not be
@@ -46,9 +65,12 @@ func ready(r inspect.Readiness) string {
 func printUnsettled(w io.Writer, o report) error {
 	objects, failing, waiting := o.counts()
 	fmt.Fprintf(w, "%s: %s, Ready %s, %s %s, %s failing, %s waiting on a finalizer\n",
-		o.Name, orDash(o.Watch), ready(o.Ready), objects, plural(o.Objects, "object", "objects"), failing, waiting)
+		o.Name, orDash(o.Watch), o.readyText(), objects, plural(o.Objects, "object", "objects"), failing, waiting)
 	if !o.Ready.Ready && o.Ready.Message != "" {
 		fmt.Fprintf(w, "  %s\n", o.Ready.Message)
+	}
+	if o.Ready.Ready && o.Gateway != nil && o.Gateway.Why != "" {
+		fmt.Fprintf(w, "  %s\n", o.Gateway.Why)
 	}
 	if o.Error != "" {
 		return nil // the command's error says why

@@ -87,6 +87,9 @@ type Deps struct {
 	// conditions of an operator's kind; the Manager sets it to its
 	// operators' when nil. nil: no other operator is considered.
 	ConditionsClaims ConditionsClaims
+	// Gateway names this gateway on each WebhookOperator's status, with
+	// the Ready it writes (status.gateway); nil: not named.
+	Gateway *spec.GatewayRef
 }
 
 // DefaultReconcileTimeout is Deps.ReconcileTimeout when it is not set.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -163,7 +164,8 @@ func TestRegistrationStatusKeepsReadyForTheRunningGeneration(t *testing.T) {
 			"", "True/Accepted@1", 1, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			st := tt.reg.status(nil)
+			writer := &spec.GatewayRef{Identity: "gateway-a", Lease: "ops/opgate-gateway"}
+			st := tt.reg.status(nil, writer)
 			conds := st["conditions"].([]metav1.Condition)
 			show := func(typ string) string {
 				c := meta.FindStatusCondition(conds, typ)
@@ -183,6 +185,12 @@ func TestRegistrationStatusKeepsReadyForTheRunningGeneration(t *testing.T) {
 			}
 			if st["lastError"] != tt.wantLastError {
 				t.Errorf("lastError = %v, want %v", st["lastError"], tt.wantLastError)
+			}
+			// The writer's name goes with a Ready written, never alone: a
+			// Ready left by another gateway keeps its own writer's.
+			want := map[string]any{"identity": "gateway-a", "lease": "ops/opgate-gateway"}
+			if got, ok := st["gateway"]; ok != (tt.wantReady != "") || (ok && !reflect.DeepEqual(got, want)) {
+				t.Errorf("gateway = %v (written: %v), want %v written with Ready %q only", got, ok, want, tt.wantReady)
 			}
 		})
 	}

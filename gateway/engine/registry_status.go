@@ -169,7 +169,7 @@ func (r *Registry) writeStoppedStatus(ctx context.Context, name string) error {
 	snap.state = &st
 	body, err := json.Marshal(map[string]any{
 		"metadata": map[string]any{"resourceVersion": o.GetResourceVersion()},
-		"status":   snap.status(current),
+		"status":   snap.status(current, r.deps.Gateway),
 	})
 	if err != nil {
 		return err
@@ -223,7 +223,7 @@ func (r *Registry) writeStatus(ctx context.Context, name string) {
 	if !ok {
 		return
 	}
-	body, err := json.Marshal(map[string]any{"status": snap.status(r.currentConditions(name))})
+	body, err := json.Marshal(map[string]any{"status": snap.status(r.currentConditions(name), r.deps.Gateway)})
 	if err != nil || string(body) == snap.written {
 		return
 	}
@@ -263,8 +263,10 @@ func conditionsOf(o *unstructured.Unstructured) []metav1.Condition {
 }
 
 // status is the status to write: Ready about the running generation,
-// SpecAccepted and observedGeneration about the latest one.
-func (g *registration) status(conditions []metav1.Condition) map[string]any {
+// SpecAccepted and observedGeneration about the latest one. gateway, the
+// writer's name, goes with a Ready this gateway writes, and only with one:
+// a Ready left by another gateway keeps its writer's name.
+func (g *registration) status(conditions []metav1.Condition, gateway *spec.GatewayRef) map[string]any {
 	accepted := metav1.Condition{Type: spec.ConditionSpecAccepted, Status: metav1.ConditionTrue, Reason: spec.ReasonAccepted,
 		Message: "the spec is valid", ObservedGeneration: g.generation}
 	if g.specErr != "" {
@@ -273,6 +275,7 @@ func (g *registration) status(conditions []metav1.Condition) map[string]any {
 	meta.SetStatusCondition(&conditions, accepted)
 	var stats Stats
 	lastError := g.specErr
+	writesReady := g.state != nil || g.specErr != ""
 	switch {
 	case g.state != nil:
 		st := g.state
@@ -307,7 +310,24 @@ func (g *registration) status(conditions []metav1.Condition) map[string]any {
 	if lastError != "" {
 		status["lastError"] = truncate(lastError, 2048)
 	}
+	if writesReady {
+		status["gateway"] = writerStatus(gateway)
+	}
 	return status
+}
+
+// writerStatus is status.gateway naming gateway, every key explicit: a
+// merge patch keeps the keys it leaves out, and a Lease (or a name) left
+// by the gateway before this one is not this Ready's.
+func writerStatus(gateway *spec.GatewayRef) any {
+	if gateway == nil {
+		return nil
+	}
+	w := map[string]any{"identity": gateway.Identity, "lease": nil}
+	if gateway.Lease != "" {
+		w["lease"] = gateway.Lease
+	}
+	return w
 }
 
 // Ready reports whether the registry does its work: the WebhookOperator

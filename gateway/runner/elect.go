@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/opgate/opgate/gateway/engine"
+	"github.com/opgate/opgate/gateway/spec"
 )
 
 // serviceAccountNamespace is where a pod finds its own namespace.
@@ -149,7 +150,7 @@ func (g *Gateway) RunElected(ctx context.Context, e Election) error {
 				defer cancel(nil)
 				defer context.AfterFunc(leaderCtx, func() { cancel(ErrLeadershipLost) })()
 				defer context.AfterFunc(ctx, func() { cancel(nil) })()
-				run.done <- g.Run(runCtx)
+				run.done <- g.run(runCtx, spec.GatewayRef{Identity: e.Identity, Lease: e.Namespace + "/" + e.Name})
 			},
 			OnStoppedLeading: func() {
 				leading.Set(0)

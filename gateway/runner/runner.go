@@ -149,15 +149,28 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// Run runs until ctx is done.
+// Run runs until ctx is done, without leader election: it names itself
+// on the WebhookOperators it writes Ready on by an identity of its own
+// (NewIdentity), no Lease.
 func (g *Gateway) Run(ctx context.Context) error {
+	id, err := NewIdentity()
+	if err != nil {
+		return err
+	}
+	return g.run(ctx, spec.GatewayRef{Identity: id})
+}
+
+// run runs as writer until ctx is done.
+func (g *Gateway) run(ctx context.Context, writer spec.GatewayRef) error {
 	defer g.broadcaster.Shutdown()
 	g.running.Store(true)
 	defer g.running.Store(false)
 	if len(g.opts.Operators) > 0 {
 		return g.runFiles(ctx)
 	}
-	reg, err := engine.NewRegistry(g.deps)
+	deps := g.deps
+	deps.Gateway = &writer
+	reg, err := engine.NewRegistry(deps)
 	if err != nil {
 		return err
 	}

@@ -192,6 +192,17 @@ type OperatorStatus struct {
 	CallbacksFailing   int                `json:"callbacksFailing,omitempty"`
 	FinalizersPending  int                `json:"finalizersPending,omitempty"`
 	LastError          string             `json:"lastError,omitempty"`
+	Gateway            *GatewayRef        `json:"gateway,omitempty"`
+}
+
+// GatewayRef names the gateway that wrote an operator's Ready: its
+// identity and, with leader election, the Lease ("namespace/name") it acts
+// under. A gateway that crashed writes nothing more, so its last Ready
+// stays; whether that Lease is still renewed by this identity says whether
+// the Ready still stands.
+type GatewayRef struct {
+	Identity string `json:"identity,omitempty"`
+	Lease    string `json:"lease,omitempty"`
 }
 
 // Condition types and reasons on OperatorStatus.
