@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 
+	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/check"
 	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/failure"
@@ -55,15 +56,17 @@ type heldCall struct {
 	w       decide.Work
 	attempt int
 	first   time.Time
-	undo    func() // takes back what its success changed in memory
+	undo    func()              // takes back what its success changed in memory
+	answer  *callbacks.Response // its Events wait for the status
 }
 
 // holdStatus prepares, before a callback is called, for its answered
-// status to be held: the returned func, called once it succeeded, records
-// it as held when it deferred a status, and says whether it did.
-func (c *Controller) holdStatus(p *pass, w decide.Work, attempt int, first time.Time) func() bool {
+// status to be held: the returned func, called once it succeeded with
+// answer, records it as held when it deferred a status, and says whether
+// it did.
+func (c *Controller) holdStatus(p *pass, w decide.Work, attempt int, first time.Time) func(answer *callbacks.Response) bool {
 	if !c.keepsConditions(p) {
-		return func() bool { return false }
+		return func(*callbacks.Response) bool { return false }
 	}
 	id, n := w.Callback.ID, p.status.n
 	rq, hadRq := p.mem.Requeue[id]
@@ -82,19 +85,21 @@ func (c *Controller) holdStatus(p *pass, w decide.Work, attempt int, first time.
 			p.mem.SyncDigest, p.mem.SyncedAt = digest, syncedAt
 		}
 	}
-	return func() bool {
+	return func(answer *callbacks.Response) bool {
 		if p.status.n == n {
 			return false
 		}
-		p.status.calls = append(p.status.calls, heldCall{w: w, attempt: attempt, first: first, undo: undo})
+		p.status.calls = append(p.status.calls, heldCall{w: w, attempt: attempt, first: first, undo: undo, answer: answer})
 		return true
 	}
 }
 
 // countHeld counts the callbacks whose held statuses were written (or let
-// go of with their deleting object) as the successes they now are.
+// go of with their deleting object) as the successes they now are, and
+// records their answers' Events.
 func (c *Controller) countHeld(p *pass) {
 	for _, h := range p.status.calls {
+		c.recordEvents(p.obj, h.answer)
 		c.countSuccess(p, h.w)
 	}
 	p.status.calls = nil
@@ -102,7 +107,8 @@ func (c *Controller) countHeld(p *pass) {
 
 // failHeld fails the callbacks whose held statuses could not be written
 // (err), as temporary failures of the same delivery: they are called again
-// after their backoff and their statuses written then.
+// after their backoff and their statuses written then. Their answers'
+// Events are dropped: the answer that lands records its own, once.
 func (c *Controller) failHeld(p *pass, err error) {
 	f := failure.As(err)
 	err = failure.Temporaryf(f.Reason, "the status it answered was not written: %w", err)

@@ -56,7 +56,8 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 	switch {
 	case err == nil:
 		c.recordSuccess(p, w, resp)
-		if !held() {
+		if !held(resp) {
+			c.recordEvents(p.obj, resp)
 			c.countSuccess(p, w)
 		}
 		if c.log.Enabled(ctx, slog.LevelDebug) {
@@ -73,27 +74,23 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 	}
 }
 
-// takeAnswer applies the answer of a call that ended with callErr, and
-// records its Events: with its status when it reports an error
-// (docs/contract.md), else only once it is applied, since an answer
-// refused whole may announce what it would have done.
+// takeAnswer applies the answer of a call that ended with callErr. An
+// answer reporting an error has its Events recorded with its status
+// (docs/contract.md); an applied one's are recorded by runWork once all
+// of it stands (a held status once written, countHeld), since an answer
+// refused whole may announce what it would have done, and one whose
+// status is refused is called again, Events and all.
 func (c *Controller) takeAnswer(ctx context.Context, p *pass, w decide.Work, resp *callbacks.Response, callErr error) error {
 	if callErr != nil {
 		if resp != nil { // an answer reporting an error
-			c.recordEvents(p.obj, resp.Events)
+			c.recordEvents(p.obj, resp)
 			if resp.Status != nil {
 				c.applyErrorStatus(ctx, p, w, resp.Status)
 			}
 		}
 		return callErr
 	}
-	if err := c.applyResponse(ctx, p, w, resp); err != nil {
-		return err
-	}
-	if resp != nil {
-		c.recordEvents(p.obj, resp.Events)
-	}
-	return nil
+	return c.applyResponse(ctx, p, w, resp)
 }
 
 // attemptOf is the attempt a call of w is, and when its delivery's first
@@ -261,8 +258,12 @@ func withoutOwnAnnotations(obj *unstructured.Unstructured) *unstructured.Unstruc
 	return &unstructured.Unstructured{Object: out}
 }
 
-func (c *Controller) recordEvents(obj *unstructured.Unstructured, events []callbacks.KubeEvent) {
-	for _, e := range events {
+// recordEvents records the Events of a handler's answer (none for nil).
+func (c *Controller) recordEvents(obj *unstructured.Unstructured, resp *callbacks.Response) {
+	if resp == nil {
+		return
+	}
+	for _, e := range resp.Events {
 		typ := e.Type
 		if typ == "" {
 			typ = callbacks.EventTypeNormal

@@ -139,6 +139,60 @@ func TestARefusedHeldStatusCountsTheRequestOnceAndNotAsSuccess(t *testing.T) {
 	}
 }
 
+// The Events of an answer whose held status the API server refuses are
+// not recorded with it: its call is made again, and each retry's Events
+// would pile up on the object ("Created" counted once per attempt for one
+// change). They are recorded once, with the answer whose status lands.
+func TestEventsOfAnAnswerWhoseHeldStatusIsRefusedAreRecordedOnce(t *testing.T) {
+	all := []string{"*"}
+	ns := newNamespace(t)
+	h := newHandler(t, ok(map[string]any{
+		"status": map[string]any{"message": "ready"},
+		"events": []any{map[string]any{"type": "Normal", "reason": "Created", "message": "widget made"}},
+	}))
+	op := operatorFor(t, "heldevents", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Status = &spec.StatusSpec{Conditions: true}
+		s.Children = nil
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+		s.Retry = fastRetry(200 * time.Millisecond)
+	})
+	c, grant := impersonatedConfig(t, "opgate-heldevents", []rbacv1.PolicyRule{
+		{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets/status"}, Verbs: []string{"get"}}, // granted fully later
+		{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets"}, Verbs: all},
+		{APIGroups: []string{"", "apps", spec.Group, "events.k8s.io", "coordination.k8s.io"}, Resources: all, Verbs: all},
+		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list", "watch"}},
+	}, 0)
+	runGateway(t, c, runner.Options{Operators: []*spec.WebhookOperator{op}})
+	w := createWidget(t, ns, "example", 1)
+	created := func() (n int32) {
+		for _, e := range events(t, ns, "example") {
+			if e.Source.Component == "opgate-handler" && e.Reason == "Created" {
+				n += max(e.Count, 1)
+			}
+		}
+		return n
+	}
+
+	// The gateway's own Warning of the failure is recorded after the
+	// first answer's Events would have been, by the same broadcaster.
+	eventually(t, 30*time.Second, func() error { return calledFor(h, "create", w.GetUID(), 2) })
+	eventually(t, 30*time.Second, func() error { return hasEvent(t, ns, "example", "Warning", "ApplyForbidden") })
+	if n := created(); n != 0 {
+		t.Errorf("with the status refused: the handler's Event Created counted %d times, want none (its answer is not applied)", n)
+	}
+	grant()
+	eventually(t, 60*time.Second, func() error { return statusMessage(t, ns, "example", "ready") })
+	eventually(t, 30*time.Second, func() error {
+		if n := created(); n == 0 {
+			return fmt.Errorf("the handler's Event Created not recorded yet")
+		}
+		return nil
+	})
+	if n, calls := created(), len(h.calls("create")); n != 1 {
+		t.Errorf("the handler's Event Created counted %d times for one change (%d calls): want once", n, calls)
+	}
+}
+
 // Conditions a handler answers replace the list (a merge patch replaces
 // arrays), yet the gateway's Reconciled keeps its lastTransitionTime from
 // the object, and a sync answering the same again writes nothing.
