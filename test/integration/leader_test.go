@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,8 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 
+	"github.com/opgate/opgate/gateway/engine"
 	"github.com/opgate/opgate/gateway/runner"
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -346,4 +351,188 @@ func TestLeaderElectionAStandbyThatCannotCreateTheLeaseIsNotReady(t *testing.T) 
 	if r.leading(t) {
 		t.Errorf("leads without a Lease")
 	}
+}
+
+// A leader that loses its Lease (here the test, as the new leader, takes
+// it over) stops and writes nothing to the WebhookOperators it ran: the
+// new leader does (docs/operations.md). The Ready there is still the one
+// the old leader wrote, which a new leader whose operator runs the same
+// keeps as it is, so the stop's pinned write would land on it: it must not
+// be written. Once stopped, the old leader acts no more: the new leader's
+// own Ready stays, and a new object is not handled.
+func TestLeaderElectionALeaderThatLostTheLeaseWritesNoGatewayStopped(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(nil))
+	// Its own name each run: no gateway runs at the end to release the
+	// finalizer of the one deleted then.
+	name := fmt.Sprintf("lostleasestopped-%d", time.Now().UnixNano()%1000000)
+	e := runner.Election{Namespace: ns, Name: "opgate-test", Identity: "old-leader",
+		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}
+	a := startReplica(t, e) // no files: it runs the WebhookOperator objects
+	eventually(t, 20*time.Second, func() error {
+		if !a.leading(t) {
+			return fmt.Errorf("the replica does not lead yet")
+		}
+		return nil
+	})
+	created := createOperatorObject(t, fmt.Sprintf(`
+apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata: {name: %s}
+spec:
+  watch: {apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}
+  handler: {url: %q}
+  callbacks:
+    - {id: create, events: [create]}
+`, name, ns, h.URL))
+	waitReady(t, name, "True/Running")
+	ready := readyWatch(t, name, created.GetResourceVersion())
+
+	takeLease(t, ns, e.Name, "new-leader")
+	eventually(t, 30*time.Second, func() error {
+		if !a.ended() {
+			return fmt.Errorf("the old leader still runs")
+		}
+		return nil
+	})
+	if !errors.Is(a.err, runner.ErrLeadershipLost) {
+		t.Errorf("the old leader returned %v, want ErrLeadershipLost", a.err)
+	}
+	if c := readyCondition(t, name); !strings.HasPrefix(c, "True/Running") {
+		t.Errorf("Ready once the old leader stopped = %s, want the True/Running it left for the new leader", c)
+	}
+
+	// The new leader says its own; the old one neither puts its Ready
+	// back nor handles a new object.
+	setReadyMessage(t, name, "run by the new leader")
+	w := createWidget(t, ns, "after", 1)
+	n := modifiedWithin(t, "Widget", 3*time.Second, func(ctx context.Context) (watch.Interface, error) {
+		return dyn(t).Resource(widgets).Namespace(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=after", ResourceVersion: w.GetResourceVersion()})
+	})
+	if n != 0 || len(h.calls("create")) != 0 {
+		t.Errorf("after the old leader stopped: %d writes to a new object and %d calls, want none", n, len(h.calls("create")))
+	}
+	if c := readyCondition(t, name); c != "True/Running: run by the new leader" {
+		t.Errorf("Ready = %s, want the new leader's", c)
+	}
+	if seen := ready.upToNow(t); slices.ContainsFunc(seen, func(c string) bool { return strings.Contains(c, spec.ReasonGatewayStopped) }) {
+		t.Errorf("a leader that lost its Lease wrote GatewayStopped; Ready in order: %q", seen)
+	}
+}
+
+// takeLease makes identity the holder of the Lease, for a minute, as a
+// replica that acquired it writes it.
+func takeLease(t *testing.T, ns, name, identity string) {
+	t.Helper()
+	leases := kube(t).CoordinationV1().Leases(ns)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		l, err := leases.Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		now := metav1.NewMicroTime(time.Now())
+		minute := int32(60)
+		transitions := int32(1)
+		if l.Spec.LeaseTransitions != nil {
+			transitions += *l.Spec.LeaseTransitions
+		}
+		l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.LeaseTransitions = &identity, &minute, &transitions
+		l.Spec.AcquireTime, l.Spec.RenewTime = &now, &now
+		_, err = leases.Update(context.Background(), l, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("take the Lease %s/%s: %v", ns, name, err)
+	}
+}
+
+// setReadyMessage writes the WebhookOperator's Ready with message, as
+// another gateway writes its own.
+func setReadyMessage(t *testing.T, name, message string) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		o, err := dyn(t).Resource(engine.OperatorResource).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+		for _, c := range conds {
+			if m := c.(map[string]any); m["type"] == spec.ConditionReady {
+				m["message"] = message
+			}
+		}
+		if err := unstructured.SetNestedSlice(o.Object, conds, "status", "conditions"); err != nil {
+			return err
+		}
+		_, err = dyn(t).Resource(engine.OperatorResource).UpdateStatus(context.Background(), o, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("write Ready of WebhookOperator %s: %v", name, err)
+	}
+}
+
+// readyHistory is every Ready a WebhookOperator had, in order, as a watch
+// saw it ("status/reason: message").
+type readyHistory struct {
+	name string
+	mu   sync.Mutex
+	seen []string
+	rvs  map[string]bool
+}
+
+// readyWatch records the Ready conditions of a WebhookOperator from
+// resourceVersion on.
+func readyWatch(t *testing.T, name, resourceVersion string) *readyHistory {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w, err := dyn(t).Resource(engine.OperatorResource).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name, ResourceVersion: resourceVersion})
+	if err != nil {
+		t.Fatalf("watch WebhookOperator %s: %v", name, err)
+	}
+	h := &readyHistory{name: name, rvs: map[string]bool{}}
+	go func() {
+		for ev := range w.ResultChan() {
+			o, ok := ev.Object.(*unstructured.Unstructured)
+			if !ok {
+				continue
+			}
+			conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+			ready := "no Ready condition"
+			for _, c := range conds {
+				if m, _ := c.(map[string]any); m["type"] == spec.ConditionReady {
+					ready = fmt.Sprintf("%v/%v: %v", m["status"], m["reason"], m["message"])
+				}
+			}
+			h.mu.Lock()
+			h.rvs[o.GetResourceVersion()] = true
+			if n := len(h.seen); n == 0 || h.seen[n-1] != ready {
+				h.seen = append(h.seen, ready)
+			}
+			h.mu.Unlock()
+		}
+	}()
+	return h
+}
+
+// upToNow is the Ready conditions up to the object as it is now: it waits
+// for the watch to have seen its current resourceVersion.
+func (h *readyHistory) upToNow(t *testing.T) []string {
+	t.Helper()
+	eventually(t, 20*time.Second, func() error {
+		o, err := dyn(t).Resource(engine.OperatorResource).Get(context.Background(), h.name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if !h.rvs[o.GetResourceVersion()] {
+			return fmt.Errorf("the watch has not seen resourceVersion %s yet", o.GetResourceVersion())
+		}
+		return nil
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.seen)
 }
