@@ -395,11 +395,16 @@ func (c *Controller) buildInformers() {
 		}, ns, cache.Indexers{ownerIndex: indexByOwner})
 	}
 	for _, rel := range c.related {
+		ns := c.namespaces()
+		// A cluster-scoped kind cannot be listed in a namespace.
+		if clusterScoped(rel.mapping) {
+			ns = []string{metav1.NamespaceAll}
+		}
 		start(rel.watched, "", cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueueRelatedParents,
 			UpdateFunc: c.enqueueRelatedChange,
 			DeleteFunc: c.enqueueRelatedParents,
-		}, c.namespaces(), nil)
+		}, ns, nil)
 	}
 }
 

@@ -97,8 +97,9 @@ func (c *Controller) ownedChildren(parent *unstructured.Unstructured) children {
 	return out
 }
 
-// relatedObjects lists related objects in the parent's namespace that match
-// each related selector rendered for this parent. A kind whose selector
+// relatedObjects lists related objects in the parent's namespace (every
+// namespace for a cluster-scoped parent or related kind: relatedNamespace)
+// that match each related selector rendered for this parent. A kind whose selector
 // cannot be rendered for this parent is left out, and named in the error:
 // a handler is never sent a selection other than the declared one.
 func (c *Controller) relatedObjects(parent *unstructured.Unstructured) (map[string]map[string]*unstructured.Unstructured, error) {
@@ -111,7 +112,7 @@ func (c *Controller) relatedObjects(parent *unstructured.Unstructured) (map[stri
 			continue
 		}
 		byName := map[string]*unstructured.Unstructured{}
-		for _, o := range rel.list(parent.GetNamespace(), sel) {
+		for _, o := range rel.list(relatedNamespace(rel, parent), sel) {
 			byName[nameIn(o, parent)] = o
 		}
 		out[kindKey(rel.spec.APIVersion, rel.spec.Kind)] = byName

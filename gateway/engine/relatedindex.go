@@ -73,7 +73,8 @@ func (t *templates) renderSelector(ls *metav1.LabelSelector, parent *unstructure
 // indexKey is the label key of a related selector that relatedIndex uses:
 // the smallest templated matchLabels key; "" when there is none (a
 // selector without templates, or with templates only in expressions),
-// and then every parent in the namespace is a candidate.
+// and then every parent in the namespace (see parentsNamespace) is a
+// candidate.
 func indexKey(ls *metav1.LabelSelector) string {
 	if ls == nil {
 		return ""
@@ -112,6 +113,28 @@ func (c *Controller) indexByRelated(obj any) ([]string, error) {
 	return out, nil
 }
 
+// relatedNamespace is the namespace parent's related objects of kind rel
+// are listed in: the parent's own, or every one ("") when rel is
+// cluster-scoped (its objects have no namespace) or the parent is (its
+// namespace is "", so its selector picks objects in every watched one).
+func relatedNamespace(rel relatedKind, parent *unstructured.Unstructured) string {
+	if clusterScoped(rel.mapping) {
+		return metav1.NamespaceAll
+	}
+	return parent.GetNamespace()
+}
+
+// parentsNamespace is relatedNamespace the other way round: the namespace
+// of the parents whose related objects may include u, "" for every one:
+// u's own, none for a cluster-scoped u (every parent) or a cluster-scoped
+// parent kind.
+func (c *Controller) parentsNamespace(u *unstructured.Unstructured) string {
+	if clusterScoped(c.parent.mapping) {
+		return metav1.NamespaceAll
+	}
+	return u.GetNamespace()
+}
+
 // enqueueRelatedParents enqueues every parent whose related selector
 // matches a changed related object.
 func (c *Controller) enqueueRelatedParents(obj any) {
@@ -121,6 +144,7 @@ func (c *Controller) enqueueRelatedParents(obj any) {
 	}
 	gk := u.GroupVersionKind().GroupKind()
 	set := labels.Set(u.GetLabels())
+	ns := c.parentsNamespace(u)
 	for i, rel := range c.related {
 		if rel.mapping.GroupVersionKind.GroupKind() != gk {
 			continue
@@ -132,12 +156,12 @@ func (c *Controller) enqueueRelatedParents(obj any) {
 				continue // no parent's rendered selector can match
 			}
 			for _, p := range c.parent.byIndex(relatedIndex, relatedIndexValue(i, key, v)) {
-				if p.GetNamespace() == u.GetNamespace() {
+				if ns == metav1.NamespaceAll || p.GetNamespace() == ns {
 					candidates = append(candidates, p)
 				}
 			}
 		} else {
-			candidates = c.parent.list(u.GetNamespace(), labels.Everything())
+			candidates = c.parent.list(ns, labels.Everything())
 		}
 		for _, parent := range candidates {
 			sel, err := c.templates.renderSelector(rel.spec.LabelSelector, parent)

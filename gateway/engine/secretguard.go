@@ -71,8 +71,8 @@ var secretsResource = schema.GroupResource{Resource: "secrets"}
 // Secrets of namespaces other than allowed to its handler: a watched,
 // related or child kind that resolves to core Secrets is sent whole,
 // data included. Such a kind is accepted only where it provably stays in
-// allowed: the watch lists allowed alone (related objects come from the
-// parent's namespace, children of a namespaced parent stay in its
+// allowed: the watch lists allowed alone (related objects of a namespaced
+// kind come from the watched namespaces, children of a namespaced parent stay in its
 // namespace unless allowCrossNamespace). Kinds are judged by resource, so
 // no spelling of the kind gets around it. An empty allowed accepts all.
 func (c *Controller) checkSecretKinds(allowed string) error {
