@@ -25,9 +25,9 @@ func changedBeyond(before, after *unstructured.Unstructured, wrote map[string]an
 	return !check.EqualJSON(outside(digestView(before, own), wrote), outside(digestView(after, own), wrote))
 }
 
-// outside is view less every field wrote sets (a map in both is followed;
-// anything else goes whole) and less metadata.generation, which a write of
-// the spec moves.
+// outside is view less every field wrote sets (a map in both is followed,
+// and goes when nothing else is left in it; anything else goes whole) and
+// less metadata.generation, which a write of the spec moves.
 func outside(view, wrote map[string]any) map[string]any {
 	out := without(view, wrote)
 	if meta, ok := out["metadata"].(map[string]any); ok {
@@ -48,8 +48,13 @@ func without(obj, wrote map[string]any) map[string]any {
 		}
 		vm, ok := v.(map[string]any)
 		wm, ok2 := w.(map[string]any)
-		if ok && ok2 {
-			out[k] = without(vm, wm)
+		if !ok || !ok2 {
+			continue
+		}
+		// A map left empty is left out: a status the write made where
+		// there was none is all the write's own.
+		if rest := without(vm, wm); len(rest) > 0 {
+			out[k] = rest
 		}
 	}
 	return out

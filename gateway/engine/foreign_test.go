@@ -61,3 +61,31 @@ func TestChangedBeyondTellsOthersChangesFromTheWritesOwn(t *testing.T) {
 		})
 	}
 }
+
+// The first status written to an object that had none is the write's own
+// change: no empty status is left behind to tell them apart.
+func TestChangedBeyondTakesAFirstStatusForTheWritesOwn(t *testing.T) {
+	before := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Thing",
+		"metadata": map[string]any{"name": "a", "resourceVersion": "1"},
+		"spec":     map[string]any{"size": int64(1)},
+	}}
+	wrote := map[string]any{"status": map[string]any{"message": "synced"}}
+	for _, tt := range []struct {
+		name   string
+		status map[string]any
+		want   bool
+	}{
+		{"only the fields written", map[string]any{"message": "synced"}, false},
+		{"a field someone else set as well", map[string]any{"message": "synced", "phase": "Ready"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			after := before.DeepCopy()
+			after.Object["status"] = tt.status
+			after.SetResourceVersion("2")
+			if got := changedBeyond(before, after, wrote, true); got != tt.want {
+				t.Errorf("changedBeyond = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
