@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/opgate/opgate/gateway/apply"
@@ -133,23 +134,27 @@ func nameIn(o metav1.Object, parent *unstructured.Unstructured) string {
 // syncDigest summarizes everything a sync reacts to. It leaves out what
 // changes on every write without meaning anything (resourceVersion,
 // managedFields) and the gateway's own bookkeeping (its annotations and
-// finalizers), so the gateway's own writes never trigger a sync. It
+// finalizers, on every object), so the gateway's own writes never trigger
+// a sync. An object the pass wrote, the parent or a child, counts as
+// written wherever it appears among the related objects too: listed
+// before the write, it would come back as a related object's change. It
 // decodes raw children in place (decodeChildren); one that cannot be
 // decoded counts with its JSON.
 func syncDigest(parent *unstructured.Unstructured, observed children, related map[string]map[string]*unstructured.Unstructured) string {
 	_ = decodeChildren(observed)
 	// Maps of any all the way down, which jsonenc writes without
 	// handing them to encoding/json (the same bytes either way).
-	cleanAll := func(in map[string]map[string]*unstructured.Unstructured) map[string]any {
-		out := make(map[string]any, len(in))
-		for k, objs := range in {
-			byName := make(map[string]any, len(objs))
-			for n, o := range objs {
-				byName[n] = digestView(o, false)
+	rel := make(map[string]any, len(related))
+	for k, objs := range related {
+		held := heldOfKind(k, parent, observed)
+		byName := make(map[string]any, len(objs))
+		for n, o := range objs {
+			if w, ok := held[o.GetUID()]; ok {
+				o = w
 			}
-			out[k] = byName
+			byName[n] = digestView(o, false)
 		}
-		return out
+		rel[k] = byName
 	}
 	kids := make(map[string]any, len(observed))
 	for k, objs := range observed {
@@ -167,13 +172,38 @@ func syncDigest(parent *unstructured.Unstructured, observed children, related ma
 	return essence.Digest(map[string]any{
 		"parent":   digestView(parent, true),
 		"children": kids,
-		"related":  cleanAll(related),
+		"related":  rel,
 	})
 }
 
+// heldOfKind is, by UID, what the pass holds of the objects of kind key
+// (kindKey): the parent and its decoded children, as last read or
+// written. Only the same kind at the same version: another version's
+// fields may differ.
+func heldOfKind(key string, parent *unstructured.Unstructured, observed children) map[types.UID]*unstructured.Unstructured {
+	var out map[types.UID]*unstructured.Unstructured
+	add := func(o *unstructured.Unstructured) {
+		if out == nil {
+			out = map[types.UID]*unstructured.Unstructured{}
+		}
+		out[o.GetUID()] = o
+	}
+	if kindKey(parent.GetAPIVersion(), parent.GetKind()) == key {
+		add(parent)
+	}
+	for _, o := range observed[key] {
+		if u, ok := o.(*unstructured.Unstructured); ok {
+			add(u)
+		}
+	}
+	return out
+}
+
 // digestView is o as the sync digest sees it: without what changes on
-// every write (resourceVersion, managedFields) and, for the parent (own),
-// without the gateway's own finalizers and annotations. A shallow copy.
+// every write (resourceVersion, managedFields) and without the gateway's
+// own annotations and finalizers, of this operator or another one (an
+// annotation or finalizer left with none is left out: the same as none).
+// The parent (own) is seen without any finalizer. A shallow copy.
 func digestView(o *unstructured.Unstructured, own bool) map[string]any {
 	m := make(map[string]any, len(o.Object))
 	for k, v := range o.Object {
@@ -189,23 +219,63 @@ func digestView(o *unstructured.Unstructured, own bool) map[string]any {
 			if own {
 				continue
 			}
+			v = ownlessList(v)
 		case "annotations":
-			if own {
-				v = ownless(o.GetAnnotations())
-			}
+			v = ownless(v)
 		}
-		mc[k] = v
+		if v != nil {
+			mc[k] = v
+		}
 	}
 	m["metadata"] = mc
 	return m
 }
 
-func ownless(in map[string]string) map[string]string {
-	out := make(map[string]string, len(in))
-	for k, v := range in {
-		if !strings.HasPrefix(k, essence.OwnPrefix) {
-			out[k] = v
+// ownless is an annotations map less opgate's own: nil when none is left.
+// Read in place: only a map with one of them is copied.
+func ownless(v any) any {
+	in, _ := v.(map[string]any)
+	n := 0
+	for k := range in {
+		if strings.HasPrefix(k, essence.OwnPrefix) {
+			n++
 		}
+	}
+	switch {
+	case n == 0 && len(in) > 0:
+		return v
+	case n == len(in):
+		return nil
+	}
+	out := make(map[string]any, len(in)-n)
+	for k, a := range in {
+		if !strings.HasPrefix(k, essence.OwnPrefix) {
+			out[k] = a
+		}
+	}
+	return out
+}
+
+// ownlessList is a finalizers list less opgate's own: nil when none is
+// left. Read in place: only a list with one of them is copied.
+func ownlessList(v any) any {
+	in, ok := v.([]any)
+	if !ok {
+		return v
+	}
+	own := func(f any) bool {
+		s, ok := f.(string)
+		return ok && strings.HasPrefix(s, essence.OwnPrefix)
+	}
+	if !slices.ContainsFunc(in, own) {
+		if len(in) == 0 {
+			return nil
+		}
+		return v
+	}
+	out := slices.DeleteFunc(slices.Clone(in), own)
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
