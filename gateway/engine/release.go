@@ -101,9 +101,10 @@ func (e *ReleaseForbiddenError) kinds() []schema.GroupKind {
 // name from every object of kinds that op (nil: the operator is gone) does
 // not select, within the namespaces given (nil: every namespace; they do
 // not limit cluster-scoped kinds). Where listing a kind in every namespace
-// is forbidden, it lists the namespaces scopes gives for it. It returns
-// the kinds it may not list or patch (RBAC: logged, not retried; nil when
-// none) and the other errors, which are worth retrying.
+// is forbidden, it lists the namespaces scopes gives for it, one by one.
+// It returns the kinds it may not list or patch somewhere (RBAC: logged,
+// not retried; nil when none) and the other errors, which are worth
+// retrying.
 func (s sweeper) sweep(ctx context.Context, name string, op *spec.WebhookOperator, kinds []schema.GroupKind, within []string, scopes kindScopes) (forbidden *ReleaseForbiddenError, err error) {
 	log := s.deps.Logger.With("operator", name)
 	var errs, refused []error
@@ -117,13 +118,13 @@ func (s sweeper) sweep(ctx context.Context, name string, op *spec.WebhookOperato
 			errs = append(errs, fmt.Errorf("resolve %s: %w", gk, err))
 			continue
 		}
-		err = s.sweepKind(ctx, name, op, m, within, scopes[gk])
-		switch {
-		case apierrors.IsForbidden(err):
-			log.Warn("cannot release the operator's finalizers from a kind the gateway may not list or patch", "kind", gk.String(), "error", err)
+		refusal, err := s.sweepKind(ctx, name, op, m, within, scopes[gk])
+		if refusal != nil {
+			log.Warn("cannot release the operator's finalizers from a kind the gateway may not list or patch", "kind", gk.String(), "error", refusal)
 			denied = append(denied, gk)
-			refused = append(refused, err)
-		case err != nil:
+			refused = append(refused, refusal)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -133,13 +134,78 @@ func (s sweeper) sweep(ctx context.Context, name string, op *spec.WebhookOperato
 	return forbidden, errors.Join(errs...)
 }
 
-func (s sweeper) sweepKind(ctx context.Context, name string, op *spec.WebhookOperator, m *meta.RESTMapping, within, watched []string) error {
+// sweepKind lets go of the operator's objects of m's kind: in every
+// namespace at once, or namespace by namespace (within, or, when listing
+// in every namespace is forbidden, watched: the namespaces the operator's
+// specs watched the kind in, all that namespaced RBAC allows and all where
+// the operator may have held). It returns the refusals (RBAC) apart from
+// the other errors.
+func (s sweeper) sweepKind(ctx context.Context, name string, op *spec.WebhookOperator, m *meta.RESTMapping, within, watched []string) (refused, err error) {
+	if clusterScoped(m) {
+		within = nil
+	}
+	if within != nil {
+		return s.sweepEach(ctx, name, op, m, within)
+	}
+	items, err := s.listHolding(ctx, m, name, metav1.NamespaceAll)
+	if apierrors.IsForbidden(err) && len(watched) > 0 && !clusterScoped(m) {
+		return s.sweepEach(ctx, name, op, m, watched)
+	}
+	if err == nil {
+		err = s.release(ctx, name, op, m, items)
+	}
+	if apierrors.IsForbidden(err) {
+		return err, nil
+	}
+	return nil, err
+}
+
+// sweepEach sweeps m's kind in each of namespaces, so that one the gateway
+// may not list or patch in does not keep it from the others. A namespace
+// refused because it no longer exists (its Roles went with it, and no rule
+// can be granted there) holds nothing and is skipped.
+func (s sweeper) sweepEach(ctx context.Context, name string, op *spec.WebhookOperator, m *meta.RESTMapping, namespaces []string) (refused, err error) {
+	var refusals, errs []error
+	for _, ns := range namespaces {
+		items, err := s.listHolding(ctx, m, name, ns)
+		if err == nil {
+			err = s.release(ctx, name, op, m, items)
+		}
+		if !apierrors.IsForbidden(err) {
+			errs = append(errs, err) // nil is dropped by errors.Join
+			continue
+		}
+		gone, goneErr := s.namespaceGone(ctx, ns)
+		if gone {
+			s.deps.Logger.Info("skipped a namespace that no longer exists: it holds nothing", "operator", name, "kind", m.GroupVersionKind.GroupKind().String(), "namespace", ns)
+			continue
+		}
+		refusals = append(refusals, err)
+		errs = append(errs, goneErr)
+	}
+	return errors.Join(refusals...), errors.Join(errs...)
+}
+
+// namespaceGone reports whether namespace ns no longer exists. An error
+// other than NotFound (a gateway not allowed to get namespaces: a chart
+// older than that rule) is returned when worth retrying, and means it may
+// exist.
+func (s sweeper) namespaceGone(ctx context.Context, ns string) (bool, error) {
+	_, err := s.deps.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err == nil || apierrors.IsForbidden(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("read namespace %s: %w", ns, err)
+}
+
+// release lets go of items, objects of m's kind holding the operator's
+// finalizer or annotation, unless op selects them.
+func (s sweeper) release(ctx context.Context, name string, op *spec.WebhookOperator, m *meta.RESTMapping, items []*metav1.ObjectMeta) error {
 	gk := m.GroupVersionKind.GroupKind()
 	stub := &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	items, err := s.listHolding(ctx, m, name, within, watched)
-	if err != nil {
-		return err
-	}
 	var errs []error
 	for _, obj := range items {
 		if selects(op, gk, obj) {
@@ -162,37 +228,24 @@ func (s sweeper) sweepKind(ctx context.Context, name string, op *spec.WebhookOpe
 	return nil
 }
 
-// listHolding lists, metadata only, the objects of m's kind holding the
-// operator's finalizer or annotation: in the namespaces within (nil: in
-// every namespace, or, when that is forbidden, in the namespaces watched,
-// those the operator's specs watched the kind in: all that namespaced RBAC
-// allows, and all where the operator may have held).
-func (s sweeper) listHolding(ctx context.Context, m *meta.RESTMapping, name string, within, watched []string) ([]*metav1.ObjectMeta, error) {
-	namespaces := []string{metav1.NamespaceAll}
-	if within != nil && !clusterScoped(m) {
-		namespaces = slices.Clone(within)
-	}
+// listHolding lists, metadata only, the objects of m's kind in namespace
+// ns (NamespaceAll: every one) holding the operator's finalizer or
+// annotation.
+func (s sweeper) listHolding(ctx context.Context, m *meta.RESTMapping, name, ns string) ([]*metav1.ObjectMeta, error) {
 	var out []*metav1.ObjectMeta
-	for i := 0; i < len(namespaces); i++ {
-		opts := metav1.ListOptions{Limit: 500}
-		for {
-			list, err := s.deps.Metadata.Resource(m.Resource).Namespace(namespaces[i]).List(ctx, opts)
-			if apierrors.IsForbidden(err) && namespaces[i] == metav1.NamespaceAll && len(watched) > 0 && !clusterScoped(m) {
-				namespaces = append(namespaces, watched...)
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("list %s: %w", m.Resource.Resource, err)
-			}
-			for j := range list.Items {
-				if holdsAny(&list.Items[j], name) {
-					out = append(out, &list.Items[j].ObjectMeta)
-				}
-			}
-			if opts.Continue = list.GetContinue(); opts.Continue == "" {
-				break
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		list, err := s.deps.Metadata.Resource(m.Resource).Namespace(ns).List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", m.Resource.Resource, err)
+		}
+		for j := range list.Items {
+			if holdsAny(&list.Items[j], name) {
+				out = append(out, &list.Items[j].ObjectMeta)
 			}
 		}
+		if opts.Continue = list.GetContinue(); opts.Continue == "" {
+			return out, nil
+		}
 	}
-	return out, nil
 }

@@ -22,8 +22,11 @@ var (
 type Base struct {
 	// Cluster is granted cluster-wide: WebhookOperators (cluster-scoped)
 	// with their status and finalizers, Events (on WebhookOperators they
-	// land in "default", on watched objects in theirs), and CRDs read
-	// (a parent's status schema and whether its kind exists).
+	// land in "default", on watched objects in theirs), CRDs read (a
+	// parent's status schema and whether its kind exists), and get on
+	// namespaces: under namespace-scoped rules, a refusal to list in a
+	// watched namespace that is gone (its Roles with it) is told from one
+	// in a namespace that still exists and may hold objects.
 	Cluster []rbacv1.PolicyRule
 	// Namespace is granted in the gateway's own namespace only: the
 	// leader election Lease.
@@ -43,6 +46,7 @@ func BaseRules() Base {
 			{APIGroups: []string{spec.Group}, Resources: []string{spec.Resource + "/finalizers"}, Verbs: []string{"update"}},
 			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: verbsEvents},
 			{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: verbsRead},
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"}},
 		},
 		Namespace: []rbacv1.PolicyRule{
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
