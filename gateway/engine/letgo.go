@@ -86,27 +86,14 @@ func (m *Manager) sweepStarted(ctx context.Context, op, prev *spec.WebhookOperat
 
 // Release stops the operator called name and lets go of every object of
 // the kinds it ran on (the running spec's, stored's — the WebhookOperator's
-// own watch — and the recorded ones) that holds its finalizer or state
-// annotation; where the gateway may not list a kind in every namespace, in
-// the namespaces those specs watched it in. The kinds the gateway may not
-// list or patch stay recorded and are returned as a *ReleaseForbiddenError;
-// other errors are returned too. Either way the next call tries again,
-// with what this one knew.
+// own watch as it is now — and the recorded ones) that holds its finalizer
+// or state annotation; where the gateway may not list a kind in every
+// namespace, in the namespaces those specs watched it in. The kinds the
+// gateway may not list or patch stay recorded and are returned as a
+// *ReleaseForbiddenError; other errors are returned too. Either way the
+// next call tries again.
 func (m *Manager) Release(ctx context.Context, name string, stored ...spec.WatchSpec) error {
-	m.mu.Lock()
-	// A release that failed before kept its scopes here for the next
-	// attempt: the operator is no longer running to say what it watched.
-	scopes := m.releasing[name]
-	if scopes == nil {
-		scopes = kindScopes{}
-		m.releasing[name] = scopes
-	}
-	scopes.add(stored...)
-	if r, ok := m.running[name]; ok {
-		scopes.add(r.op.Spec.Watch)
-	}
-	scopes = maps.Clone(scopes) // m.releasing's is changed under m.mu only
-	m.mu.Unlock()
+	scopes := m.releaseScopes(name, stored)
 	m.Remove(name)
 
 	recorded, err := m.recordedKinds(ctx, name)
@@ -133,6 +120,27 @@ func (m *Manager) Release(ctx context.Context, name string, stored ...spec.Watch
 	delete(m.releasing, name)
 	m.mu.Unlock()
 	return nil
+}
+
+// releaseScopes is where a release of the operator called name looks: the
+// stored watch as it is now and the running spec's. Without a stored watch
+// (the WebhookOperator gone, or its watch unreadable; file mode) it looks
+// where the attempts before did too: the operator, stopped by the first,
+// no longer says what it watched. A stored watch is not joined to the
+// earlier ones, so that an author who drops a namespace the gateway may
+// not list from a deleted WebhookOperator's watch.namespaces lets it go.
+func (m *Manager) releaseScopes(name string, stored []spec.WatchSpec) kindScopes {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	scopes := scopesOf(stored...)
+	if prev := m.releasing[name]; len(stored) == 0 && prev != nil {
+		scopes = prev
+	}
+	if r, ok := m.running[name]; ok {
+		scopes.add(r.op.Spec.Watch)
+	}
+	m.releasing[name] = scopes
+	return maps.Clone(scopes) // m.releasing's is changed under m.mu only
 }
 
 // ReleaseUnlisted lets go, in the background, of the operators recorded

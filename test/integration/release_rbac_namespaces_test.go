@@ -138,3 +138,31 @@ func TestDeletedOperatorUnderNamespacedRBACReleasesEachNamespaceItMay(t *testing
 		})
 	}
 }
+
+// A deleted WebhookOperator kept by a namespace the gateway may not list
+// (Ready=False/ReleaseForbidden) goes once its watch.namespaces is edited
+// to drop that namespace, without a restart: each attempt looks where the
+// stored spec says now. The object left in the dropped namespace keeps
+// the operator's finalizer: the author gave up on it.
+func TestDeletedOperatorGoesOnceItsSpecDropsTheRefusedNamespace(t *testing.T) {
+	kept, refused := newNamespace(t), newNamespace(t)
+	h := newHandler(t, ok(nil))
+	name := fmt.Sprintf("ns-drop-%d", time.Now().UnixNano()%100000)
+	bindings := namespacedOperator(t, name, h.URL, []string{kept, refused}, []string{kept, refused})
+	revokeRole(t, bindings[refused])
+	deleteOperatorObject(t, name)
+	waitReady(t, name, "False/"+engine.ReasonReleaseForbidden)
+	eventually(t, 30*time.Second, func() error { return releasedBy(t, kept, "example", name) })
+
+	replaceOperatorSpec(t, name, operatorDoc(name, fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}", kept), h.URL, ""))
+
+	eventually(t, 60*time.Second, func() error {
+		if _, err := dyn(t).Resource(engine.OperatorResource).Get(context.Background(), name, metav1.GetOptions{}); err == nil {
+			return fmt.Errorf("WebhookOperator %s still there: %s", name, readyCondition(t, name))
+		}
+		return nil
+	})
+	if err := heldBy(t, refused, "example", name); err != nil {
+		t.Errorf("the dropped namespace's object: %v; want it still held (the gateway may not patch it)", err)
+	}
+}
