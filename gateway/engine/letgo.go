@@ -122,24 +122,38 @@ func (m *Manager) Release(ctx context.Context, name string, stored ...spec.Watch
 	return nil
 }
 
+// releaseScope is what a failed release of an operator looked at, kept
+// for the next attempt: the operator, stopped by the first, no longer
+// says what it watched.
+type releaseScope struct {
+	scopes kindScopes // where the attempts looked
+	stored kindScopes // the stored watch they saw last; nil: none
+}
+
 // releaseScopes is where a release of the operator called name looks: the
-// stored watch as it is now and the running spec's. Without a stored watch
-// (the WebhookOperator gone, or its watch unreadable; file mode) it looks
-// where the attempts before did too: the operator, stopped by the first,
-// no longer says what it watched. A stored watch is not joined to the
-// earlier ones, so that an author who drops a namespace the gateway may
-// not list from a deleted WebhookOperator's watch.namespaces lets it go.
+// stored watch, the running spec's, and where the attempts before looked.
+// A stored watch edited since the last attempt replaces the attempts'
+// scopes, so that an author who drops a namespace the gateway may not
+// list from a deleted WebhookOperator's watch.namespaces lets it go; an
+// unchanged one keeps them, with the running spec the first attempt saw
+// (it may differ from the stored: a newer edit the operator had not run,
+// an invalid one it refused).
 func (m *Manager) releaseScopes(name string, stored []spec.WatchSpec) kindScopes {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	scopes := scopesOf(stored...)
-	if prev := m.releasing[name]; len(stored) == 0 && prev != nil {
-		scopes = prev
+	seen := scopesOf(stored...)
+	prev := m.releasing[name]
+	scopes := maps.Clone(seen)
+	switch {
+	case prev != nil && len(stored) == 0:
+		scopes, seen = maps.Clone(prev.scopes), prev.stored
+	case prev != nil && sameScopes(seen, prev.stored):
+		scopes = maps.Clone(prev.scopes)
 	}
 	if r, ok := m.running[name]; ok {
 		scopes.add(r.op.Spec.Watch)
 	}
-	m.releasing[name] = scopes
+	m.releasing[name] = &releaseScope{scopes: scopes, stored: seen}
 	return maps.Clone(scopes) // m.releasing's is changed under m.mu only
 }
 

@@ -38,7 +38,7 @@ type Manager struct {
 
 	mu        sync.Mutex
 	running   map[string]*runningOperator
-	releasing map[string]kindScopes // operators whose Release is to be retried
+	releasing map[string]*releaseScope // operators whose Release is to be retried
 	wg        sync.WaitGroup
 }
 
@@ -75,7 +75,7 @@ func NewManager(deps Deps, onStatus func(name string, st OperatorState), record 
 		onStatus = func(string, OperatorState) {}
 	}
 	m := &Manager{deps: deps, log: deps.Logger, onStatus: onStatus, record: record,
-		running: map[string]*runningOperator{}, releasing: map[string]kindScopes{}}
+		running: map[string]*runningOperator{}, releasing: map[string]*releaseScope{}}
 	m.sweeper = sweeper{deps: &m.deps, applier: deps.applier()}
 	if m.deps.ChildOwners == nil {
 		m.deps.ChildOwners = &m.peers

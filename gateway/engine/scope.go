@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 
@@ -113,6 +114,11 @@ func (k kindScopes) join(gk schema.GroupKind, namespaces []string) {
 		namespaces = unionNamespaces(ns, namespaces)
 	}
 	k[gk] = namespaces
+}
+
+// sameScopes: a and b name the same kinds in the same namespaces.
+func sameScopes(a, b kindScopes) bool {
+	return maps.EqualFunc(a, b, sameNamespaces)
 }
 
 // kinds returns k's kinds, sorted.
