@@ -31,6 +31,7 @@ import (
 	"github.com/opgate/opgate/gateway/apply"
 	"github.com/opgate/opgate/gateway/call"
 	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/metrics"
 	"github.com/opgate/opgate/gateway/spec"
 	"github.com/opgate/opgate/gateway/watchjson"
@@ -256,6 +257,9 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 	if err != nil {
 		return nil, err
 	}
+	if err := checkWatchScope(op, pm); err != nil {
+		return nil, err
+	}
 	c.parent = &watched{mapping: pm, role: "watched"}
 	for i, ch := range op.Spec.Children {
 		m, err := apply.Mapping(deps.Mapper, ch.APIVersion, ch.Kind)
@@ -337,6 +341,21 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.queue.ShutDown()
 	wg.Wait()
 	return nil
+}
+
+// checkWatchScope refuses, permanently, spec.watch.namespaces on a
+// cluster-scoped kind: its objects are in no namespace, so an informer per
+// namespace is answered 404 for ever, which would read as KindNotFound for
+// a kind that is served. Only the RESTMapper knows the scope, so the spec
+// alone cannot be refused for it.
+func checkWatchScope(op *spec.WebhookOperator, m *meta.RESTMapping) error {
+	w := op.Spec.Watch
+	if len(w.Namespaces) == 0 || !clusterScoped(m) {
+		return nil
+	}
+	return failure.Permanentf(spec.ReasonNamespacesOnClusterScopedKind,
+		"spec.watch.namespaces %v cannot apply: %s %s (%s) is cluster-scoped, its objects are in no namespace; remove spec.watch.namespaces to watch every %s (spec.watch.labelSelector narrows them); the operator is not started and nothing is sent to its handler",
+		w.Namespaces, w.APIVersion, w.Kind, m.Resource.GroupResource(), w.Kind)
 }
 
 func (c *Controller) namespaces() []string {

@@ -264,7 +264,7 @@ func (m *Manager) newController(ctx context.Context, op *spec.WebhookOperator, l
 		if reason == "" || reason == "Error" {
 			reason = spec.ReasonHandlerUnreachable
 		}
-		if f.Class == failure.Permanent && reason != ReasonSecretNotAllowed {
+		if f.Class == failure.Permanent && !namedRefusal(reason) {
 			reason = spec.ReasonInvalidSpec
 		}
 		if now := reason + ": " + err.Error(); now != last {
@@ -281,6 +281,14 @@ func (m *Manager) newController(ctx context.Context, op *spec.WebhookOperator, l
 		case <-time.After(kindRetry):
 		}
 	}
+}
+
+// namedRefusal says whether a permanent failure to build a controller
+// keeps its own reason on Ready: a valid spec refused by what only the
+// gateway knows (its Secret namespace, the watched kind's scope), which
+// InvalidSpec would misname. Other permanent failures are InvalidSpec.
+func namedRefusal(reason string) bool {
+	return reason == ReasonSecretNotAllowed || reason == spec.ReasonNamespacesOnClusterScopedKind
 }
 
 // kindAppeared reports whether a kind op names that the mapper does not

@@ -64,7 +64,7 @@ func (r *Registry) reportStatus(name string, st OperatorState) {
 	if !ok {
 		return
 	}
-	if news && st.Reason == ReasonSecretNotAllowed {
+	if news && namedRefusal(st.Reason) {
 		r.warnOperator(name, st.Reason, st.Message)
 	}
 	r.writeStatus(context.Background(), name)
@@ -334,7 +334,8 @@ func writerStatus(gateway *spec.GatewayRef) any {
 // CRD is installed and its cache synced, and no registered operator is
 // kept from seeing its objects (caches not synced, a list or watch
 // failing, often the gateway's RBAC). A registration's own faults
-// (InvalidSpec, KindNotFound, an unreadable secret) are not the gateway's:
+// (InvalidSpec, KindNotFound, a refusal such as SecretNotAllowed or
+// NamespacesOnClusterScopedKind, an unreadable secret) are not the gateway's:
 // they stay on that WebhookOperator's status.
 func (r *Registry) Ready() error {
 	if _, err, failing := r.health.failing(); failing {

@@ -214,6 +214,12 @@ const (
 	ReasonHandlerUnreachable   = "HandlerUnreachable"
 	ReasonInvalidSpec          = "InvalidSpec"
 
+	// Ready=False for an operator whose watched kind is cluster-scoped
+	// while spec.watch.namespaces lists namespaces: such objects are in
+	// none, so there is nothing to watch there. Known only once the kind
+	// is resolved, so not a spec error (SpecAccepted stays True).
+	ReasonNamespacesOnClusterScopedKind = "NamespacesOnClusterScopedKind"
+
 	// Ready=False while the operator's informer caches have not synced,
 	// and while listing or watching one of its kinds fails.
 	ReasonCacheNotSynced = "CacheNotSynced"
