@@ -128,7 +128,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 			Watcher:   watchjson.New(wrc, watchjson.DropManagedFields(), watchjson.Attempts(1)),
 			Metadata:  meta,
 			Kube:      kube,
-			Mapper:    restmapper.NewDeferredDiscoveryRESTMapper(cached),
+			Mapper:    newMissCheckingMapper(restmapper.NewDeferredDiscoveryRESTMapper(cached), disco, missRecheck, time.Now),
 			Discovery: cached,
 			Caller:    caller,
 			Recorder:  broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "opgate"}),
