@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 	"time"
 
@@ -69,6 +70,7 @@ func connect(k *kubeFlags) (*cluster, error) {
 		return nil, err
 	}
 	cfg.Timeout = k.requestTimeout
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return serverDate{next: rt} })
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
@@ -359,9 +361,9 @@ func (c *cluster) report(ctx context.Context, r registered, now time.Time) (repo
 		err = fmt.Errorf("operator %s: %w", r.Name, err)
 		out := inspect.Summarize(r.op, r.ready, nil, now)
 		out.States = nil // unknown, not zero
-		return report{Operator: out, Gateway: c.checkWriter(ctx, r, now), Error: err.Error()}, err
+		return report{Operator: out, Gateway: c.checkWriter(ctx, r), Error: err.Error()}, err
 	}
-	return report{Operator: inspect.Summarize(r.op, r.ready, objs, now), Gateway: c.checkWriter(ctx, r, now)}, nil
+	return report{Operator: inspect.Summarize(r.op, r.ready, objs, now), Gateway: c.checkWriter(ctx, r)}, nil
 }
 
 func (c *cluster) describe(ctx context.Context, r registered, key string, now time.Time) (inspect.Detail, error) {

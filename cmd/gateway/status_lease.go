@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -20,7 +22,8 @@ import (
 type writerCheck struct {
 	Identity string `json:"identity,omitempty"`
 	Lease    string `json:"lease,omitempty"`
-	// Holder and Renewed are the Lease's now, as read.
+	// Holder is the Lease's now, as read; Renewed is when the API server
+	// recorded its last renewal, by the API server's clock.
 	Holder  string     `json:"holder,omitempty"`
 	Renewed *time.Time `json:"renewed,omitempty"`
 	// Stale: Ready says True but its writer no longer holds the Lease.
@@ -32,12 +35,15 @@ type writerCheck struct {
 // leaseRead is one Lease as read, for every operator naming it.
 type leaseRead struct {
 	lease *coordinationv1.Lease // nil when it does not exist
-	err   error
+	// serverNow is the API server's clock when it answered (its Date
+	// header); zero when the answer had none.
+	serverNow time.Time
+	err       error
 }
 
 // checkWriter judges the Ready of r by the Lease its writer named. Only a
 // Ready=True is judged: a False one claims nothing that could be stale.
-func (c *cluster) checkWriter(ctx context.Context, r registered, now time.Time) *writerCheck {
+func (c *cluster) checkWriter(ctx context.Context, r registered) *writerCheck {
 	ref := r.gateway
 	if ref == nil {
 		if !r.ready.Ready {
@@ -58,7 +64,7 @@ func (c *cluster) checkWriter(ctx context.Context, r registered, now time.Time) 
 		w.Why = fmt.Sprintf("Ready written by %s; cannot check it: %v", ref.Identity, got.err)
 		return w
 	}
-	judgeLease(w, got.lease, now)
+	judgeLease(w, got.lease, got.serverNow)
 	return w
 }
 
@@ -73,7 +79,9 @@ func (c *cluster) readLease(ctx context.Context, key string) leaseRead {
 	case err != nil || ns == "" || name == "":
 		got.err = fmt.Errorf("status.gateway.lease %q: want namespace/name", key)
 	default:
-		got.lease, got.err = c.kube.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
+		dated, serverNow := withServerDate(ctx)
+		got.lease, got.err = c.kube.CoordinationV1().Leases(ns).Get(dated, name, metav1.GetOptions{})
+		got.serverNow = *serverNow
 		if apierrors.IsNotFound(got.err) {
 			got.lease, got.err = nil, nil
 		} else if got.err != nil {
@@ -89,8 +97,10 @@ func (c *cluster) readLease(ctx context.Context, key string) leaseRead {
 
 // judgeLease says whether w's writer still holds lease (nil: gone), as
 // client-go's leader election judges it: held by its identity, renewed
-// within its duration.
-func judgeLease(w *writerCheck, lease *coordinationv1.Lease, now time.Time) {
+// within its duration. Renewed is judged by the API server's clock alone,
+// serverNow against when it recorded the last renewal: renewTime is the
+// holder's clock and the caller's may differ from both by minutes.
+func judgeLease(w *writerCheck, lease *coordinationv1.Lease, serverNow time.Time) {
 	stale := func(why string) {
 		w.Stale = true
 		w.Why = fmt.Sprintf("Ready is stale: %s wrote it under Lease %s, %s", w.Identity, w.Lease, why)
@@ -102,11 +112,15 @@ func judgeLease(w *writerCheck, lease *coordinationv1.Lease, now time.Time) {
 	if h := lease.Spec.HolderIdentity; h != nil {
 		w.Holder = *h
 	}
-	var since time.Duration
-	if rt := lease.Spec.RenewTime; rt != nil {
-		renewed := rt.Time
+	renewed, known := renewedAt(lease)
+	if known {
 		w.Renewed = &renewed
-		since = max(now.Sub(renewed), 0).Round(time.Second)
+	}
+	known = known && !serverNow.IsZero()
+	since := max(serverNow.Sub(renewed), 0).Round(time.Second)
+	var ago string // " 4s ago", or "" when the API server's clock does not say
+	if known {
+		ago = fmt.Sprintf(" %s ago", since)
 	}
 	var duration time.Duration
 	if d := lease.Spec.LeaseDurationSeconds; d != nil {
@@ -114,16 +128,76 @@ func judgeLease(w *writerCheck, lease *coordinationv1.Lease, now time.Time) {
 	}
 	switch {
 	case w.Holder == "":
-		stale(fmt.Sprintf("released %s ago: no gateway holds it", since))
+		stale(fmt.Sprintf("released%s: no gateway holds it", ago))
+	case w.Holder != w.Identity && known:
+		stale(fmt.Sprintf("now held by %s (renewed%s)", w.Holder, ago))
 	case w.Holder != w.Identity:
-		stale(fmt.Sprintf("now held by %s (renewed %s ago)", w.Holder, since))
-	case w.Renewed == nil:
+		stale(fmt.Sprintf("now held by %s", w.Holder))
+	case lease.Spec.RenewTime == nil:
 		stale("never renewed")
-	case now.Sub(*w.Renewed) > duration:
+	case !known:
+		w.Why = fmt.Sprintf("Ready written by %s under Lease %s; cannot tell whether it still renews it: the API server's answer does not date its last renewal", w.Identity, w.Lease)
+	case since > duration:
 		stale(fmt.Sprintf("not renewed for %s (lease duration %s)", since, duration))
 	default:
-		w.Why = fmt.Sprintf("Ready written by %s under Lease %s, renewed %s ago", w.Identity, w.Lease, since)
+		w.Why = fmt.Sprintf("Ready written by %s under Lease %s, renewed%s", w.Identity, w.Lease, ago)
 	}
+}
+
+// renewedAt is when the API server recorded the last write of the Lease's
+// renewTime: the time of the managedFields entry that owns it, which the
+// API server sets by its own clock whenever that manager changes a value
+// it owns (each renewal does).
+func renewedAt(lease *coordinationv1.Lease) (time.Time, bool) {
+	var last time.Time
+	for _, mf := range lease.ManagedFields {
+		if mf.Time == nil || mf.FieldsV1 == nil || !ownsRenewTime(mf.FieldsV1.GetRawBytes()) {
+			continue
+		}
+		if mf.Time.After(last) {
+			last = mf.Time.Time
+		}
+	}
+	return last, !last.IsZero()
+}
+
+// ownsRenewTime reports whether a managedFields entry's fields include
+// spec.renewTime.
+func ownsRenewTime(fieldsV1 []byte) bool {
+	var fields struct {
+		Spec map[string]json.RawMessage `json:"f:spec"`
+	}
+	if json.Unmarshal(fieldsV1, &fields) != nil {
+		return false
+	}
+	_, ok := fields.Spec["f:renewTime"]
+	return ok
+}
+
+// serverDateKey carries, in a request's context, where serverDate records
+// the API server's Date header of the answer.
+type serverDateKey struct{}
+
+// withServerDate returns a context whose requests record in *at the API
+// server's clock as it answered them (left zero without a Date header).
+func withServerDate(ctx context.Context) (context.Context, *time.Time) {
+	at := new(time.Time)
+	return context.WithValue(ctx, serverDateKey{}, at), at
+}
+
+// serverDate is the transport that records the Date header of the answers
+// to requests made with withServerDate's context: the client-go clients
+// do not expose response headers.
+type serverDate struct{ next http.RoundTripper }
+
+func (s serverDate) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := s.next.RoundTrip(req)
+	if at, ok := req.Context().Value(serverDateKey{}).(*time.Time); ok && resp != nil {
+		if d, perr := http.ParseTime(resp.Header.Get("Date")); perr == nil {
+			*at = d
+		}
+	}
+	return resp, err
 }
 
 // gatewayOf is the writer status.gateway names; nil when it names none.
