@@ -310,3 +310,78 @@ func readyTrue(o *unstructured.Unstructured) bool {
 	}
 	return false
 }
+
+// A gateway that stops cleanly takes its name off the status with its
+// Ready=False/GatewayStopped: a gateway that predates status.gateway (a
+// rollback) writes its Ready without a name, and status must not judge
+// that Ready by the Lease of the gateway that stopped, which a live leader
+// of the old version now holds.
+func TestAStoppedGatewayTakesItsNameOffSoAnOlderGatewaysReadyIsNotStale(t *testing.T) {
+	cfg := startAPIServer(t)
+	kc := writeKubeconfig(t, cfg, "", "")
+	const ns, leaseName, identity = "default", "opgate-gateway", "gateway-new"
+	gw, err := runner.New(cfg, runner.Options{Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- gw.RunElected(ctx, runner.Election{Namespace: ns, Name: leaseName, Identity: identity,
+			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond})
+	}()
+	createOperator(t, cfg, "memcached", nil)
+	res := dynamic.NewForConfigOrDie(cfg).Resource(engine.OperatorResource)
+	poll.Eventually(t, 30*time.Second, "Ready=True written by "+identity, func(ctx context.Context) (bool, string, error) {
+		o, err := res.Get(ctx, "memcached", metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		id, _, _ := unstructured.NestedString(o.Object, "status", "gateway", "identity")
+		return readyTrue(o) && id == identity, id, nil
+	})
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("RunElected = %v, want a clean stop", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the gateway did not stop within 30s")
+	}
+	o, err := res.Get(context.Background(), "memcached", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, found, _ := unstructured.NestedFieldNoCopy(o.Object, "status", "gateway"); found {
+		t.Errorf("status.gateway once the gateway stopped = %v, want none", g)
+	}
+	if out, _, err := execute(t, "status", "memcached", "--kubeconfig", kc); err != nil || !strings.Contains(out, "Ready False") {
+		t.Errorf("status memcached once the gateway stopped (err %v): want Ready False:\n%s", err, out)
+	}
+
+	// The older gateway takes the Lease and writes its Ready=True as it
+	// does: a merge patch of the conditions, nothing of status.gateway.
+	putLease(t, cfg, ns, leaseName, "gateway-old", time.Now(), 15)
+	conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	for _, c := range conds {
+		if m := c.(map[string]any); m["type"] == "Ready" {
+			m["status"], m["reason"], m["message"] = "True", "Running", "run by the older gateway"
+		}
+	}
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": conds}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := res.Patch(context.Background(), "memcached", types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := execute(t, "status", "memcached", "--kubeconfig", kc)
+	if err != nil {
+		t.Fatalf("status memcached: %v\n%s", err, out)
+	}
+	if want := "Ready True,"; !strings.Contains(out, want) || strings.Contains(out, "stale") {
+		t.Errorf("status memcached, the older gateway leading: want %q and no stale:\n%s", want, out)
+	}
+}

@@ -142,9 +142,9 @@ func (r *Registry) markStopped(ctx context.Context) {
 }
 
 // writeStoppedStatus writes Ready=False/GatewayStopped over the Ready this
-// gateway wrote last, and only over it: the patch carries the
-// resourceVersion of the read that found it, so a write by another gateway
-// in between is refused (a conflict, left alone).
+// gateway wrote last, and only over it, and removes status.gateway: the
+// patch carries the resourceVersion of the read that found it, so a write
+// by another gateway in between is refused (a conflict, left alone).
 func (r *Registry) writeStoppedStatus(ctx context.Context, name string) error {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
@@ -167,9 +167,14 @@ func (r *Registry) writeStoppedStatus(ctx context.Context, name string) error {
 	st.Ready, st.Reason = false, spec.ReasonGatewayStopped
 	st.Message = "the gateway that ran this operator stopped; nothing runs it until a gateway starts"
 	snap.state = &st
+	status := snap.status(current, r.deps.Gateway)
+	// No gateway stands behind this Ready any more: the name goes, so that
+	// a gateway that predates status.gateway (a rollback), whose Ready
+	// leaves the field alone, is not judged by this one's Lease.
+	status["gateway"] = nil
 	body, err := json.Marshal(map[string]any{
 		"metadata": map[string]any{"resourceVersion": o.GetResourceVersion()},
-		"status":   snap.status(current, r.deps.Gateway),
+		"status":   status,
 	})
 	if err != nil {
 		return err
