@@ -1,11 +1,15 @@
 package integration
 
 import (
+	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/opgate/opgate/gateway/engine"
 	"github.com/opgate/opgate/gateway/runner"
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -45,5 +49,63 @@ func TestRestartWithoutAnOperatorReleasesWhatItRecorded(t *testing.T) {
 		if err := heldBy(t, ns, "example", op); err != nil {
 			t.Errorf("a finalizer of a running operator was released: %v", err)
 		}
+	}
+}
+
+// recorded is nil once the record lists every one of operators.
+func recorded(t *testing.T, record types.NamespacedName, operators ...string) error {
+	names, err := engine.ConfigMapRecord{Kube: kube(t), Ref: record}.Operators(context.Background())
+	if err != nil {
+		return err
+	}
+	for _, op := range operators {
+		if !slices.Contains(names, op) {
+			return fmt.Errorf("record %s lists %v, want %s among them", record, names, op)
+		}
+	}
+	return nil
+}
+
+// An operator dropped from the files is released at a start with
+// --operator-record only if the record lists it, that is if a gateway ran
+// it with the record (docs/install-local.md, "Stuck Terminating"): one run
+// without the record is not, until it has run once with it.
+func TestDroppedOperatorIsReleasedOnlyOnceItRanWithTheRecord(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(nil))
+	withCleanup := func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
+		}
+	}
+	keep, drop := operatorFor(t, "keep", ns, h.URL, withCleanup), operatorFor(t, "drop", ns, h.URL, withCleanup)
+	record := types.NamespacedName{Namespace: ns, Name: "opgate-gateway"}
+	stop := startGateway(t, keep, drop) // no --operator-record
+	createWidget(t, ns, "example", 1)
+	for _, op := range []string{"keep", "drop"} {
+		eventually(t, 20*time.Second, func() error { return heldBy(t, ns, "example", op) })
+		eventually(t, 20*time.Second, func() error { return stateHandled(t, ns, "example", op) })
+	}
+	stop()
+
+	// Dropped, restarted with the record: drop was never recorded, so the
+	// start's sweep of dropped operators (which reads the record once, as
+	// it starts) has nothing to release.
+	stop = startRecordingGateway(t, record, keep)
+	eventually(t, 20*time.Second, func() error { return recorded(t, record, "keep") })
+	if err := heldBy(t, ns, "example", "drop"); err != nil {
+		t.Fatalf("an operator never recorded was released: %v", err)
+	}
+	stop()
+
+	// Run once with the record, then dropped: released.
+	stop = startRecordingGateway(t, record, keep, drop)
+	eventually(t, 20*time.Second, func() error { return recorded(t, record, "keep", "drop") })
+	stop()
+	startRecordingGateway(t, record, keep)
+	eventually(t, 20*time.Second, func() error { return releasedBy(t, ns, "example", "drop") })
+	if err := heldBy(t, ns, "example", "keep"); err != nil {
+		t.Errorf("the running operator's finalizer was released: %v", err)
 	}
 }
