@@ -18,7 +18,7 @@
 #   DEMO_MEMCACHED_PORT  the memcached handler     (default 8081, as in examples/operators)
 #   DEMO_NGINX_PORT      the nginx handler         (default 8082, as in examples/operators)
 #   DEMO_TIMER_INTERVAL  the backup timer's interval (default 10s)
-#   DEMO_TIMEOUT         deadline of every wait    (default 180s)
+#   DEMO_TIMEOUT         deadline of every wait: seconds (180, 180s) or minutes (3m); default 180s
 #   KEEP=1               leave everything running at the end
 set -euo pipefail
 
@@ -77,6 +77,27 @@ if (($# > 0)); then
 	echo "usage: $0 [down]" >&2
 	exit 2
 fi
+
+# seconds DURATION: DURATION (N or Ns seconds, Nm minutes; N > 0) in
+# seconds, for the waits' arithmetic; kubectl and localcluster get it back
+# as Ns. Anything else fails here, before a cluster is started.
+seconds() {
+	local n
+	case $1 in
+	*[!0-9]*s | *[!0-9]*m | s | m | "") n= ;;
+	*s) n=$((10#${1%s})) ;;
+	*m) n=$((10#${1%m} * 60)) ;;
+	*[!0-9]*) n= ;;
+	*) n=$((10#$1)) ;;
+	esac
+	[[ -n $n ]] && ((n > 0)) || return 1
+	echo "$n"
+}
+timeout_seconds=$(seconds "$timeout") || {
+	echo "DEMO_TIMEOUT=$timeout: want seconds (180 or 180s) or minutes (3m), more than 0" >&2
+	exit 2
+}
+timeout=${timeout_seconds}s
 
 started=0
 
@@ -160,7 +181,7 @@ poll() {
 	shift
 	printf '# waiting for: %s\n' "$what"
 	until "$@"; do
-		((SECONDS - began < ${timeout%s})) || fail "$what (not reached within $timeout)"
+		((SECONDS - began < timeout_seconds)) || fail "$what (not reached within $timeout)"
 		sleep 1
 	done
 	printf '# reached in %ds\n' $((SECONDS - began))
