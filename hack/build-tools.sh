@@ -35,14 +35,32 @@ build kwok kwok "-s -w" sigs.k8s.io/kwok/cmd/kwok
 build helm helm "-s -w -X helm.sh/helm/v3/internal/version.version=v3.16.4" helm.sh/helm/v3/cmd/helm
 build opgate-image image "-s -w" ./cmd/opgate-image
 
-# The e2e browser test of the web view drives Debian's chromium headless.
-if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
-	echo "tools: chromium present"
-elif [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-	echo "tools: installing chromium (apt-get) ..."
-	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
-else
-	echo "tools: chromium is missing and cannot be installed here (needs root and apt-get):" >&2
-	echo "tools: run 'sudo apt-get install -y chromium' (Debian) or put chromium on the PATH; the e2e web view test needs it" >&2
-fi
+# debian_package PACKAGE WHY COMMAND...: unless one of COMMANDs is on the
+# PATH, installs PACKAGE with apt-get (as root on Debian, as CI runs), or
+# says how to.
+apt_updated=0
+debian_package() {
+	local pkg=$1 why=$2 c
+	shift 2
+	for c in "$@"; do
+		if command -v "$c" >/dev/null 2>&1; then
+			echo "tools: $c present"
+			return
+		fi
+	done
+	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+		echo "tools: installing $pkg (apt-get) ..."
+		if ((!apt_updated)); then
+			apt-get update -q
+			apt_updated=1
+		fi
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg"
+	else
+		echo "tools: $pkg is missing and cannot be installed here (needs root and apt-get):" >&2
+		echo "tools: run 'sudo apt-get install -y $pkg' (Debian) or put $1 on the PATH; $why" >&2
+	fi
+}
+debian_package chromium "the e2e web view test drives it headless" chromium chromium-browser
+debian_package python3 "the Python handler's tests and e2e walkthrough run it (3.11 or later)" python3
+debian_package util-linux "make demo starts its processes with its setsid" setsid
 echo "tools: all in $bin"
