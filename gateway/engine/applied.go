@@ -3,9 +3,13 @@ package engine
 import (
 	"crypto/sha256"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/opgate/opgate/internal/jsonenc"
 )
@@ -66,4 +70,89 @@ func (m *objectMemory) rememberApplied(key string, sum *[sha256.Size]byte, resou
 		return
 	}
 	m.applied.set(appliedChild{key: key, digest: *sum, resourceVersion: resourceVersion})
+}
+
+// A pass waits for the caches of the children it applied to catch up
+// (childCacheBehind): the child's watch event requeues the parent, and
+// childCacheWait is only a backstop. A watch that does not catch up
+// within childCacheWaitMax (broken, or refused) is waited for no longer:
+// passes go on with the cache as it is, as they would without the wait.
+const (
+	childCacheWait    = time.Second
+	childCacheWaitMax = 5 * time.Second
+)
+
+// waitForChildren says whether the pass waits, behind saying whether a
+// child's cache is behind its apply now.
+func (m *objectMemory) waitForChildren(behind bool, now time.Time) bool {
+	if !behind {
+		m.childrenBehindSince = 0
+		return false
+	}
+	if m.childrenBehindSince == 0 {
+		m.childrenBehindSince = now.UnixNano()
+	}
+	return now.Sub(time.Unix(0, m.childrenBehindSince)) < childCacheWaitMax
+}
+
+// childCacheBehind says whether a child this process applied for the
+// object is cached older than the apply answered, as the parent's own
+// writes are (objectMemory.writtenRV): its watch event is still to come.
+// A pass now would see the child as it was before that apply, or miss it
+// among the children (the cache lacks the owner reference or label the
+// apply set, or the child itself when the apply made it); a sync digest
+// taken over that would call sync again for the gateway's own write. A
+// child absent from a cache whose watch went past the apply was deleted
+// since: not behind.
+func (c *Controller) childCacheBehind(parent *unstructured.Unstructured, m *objectMemory) bool {
+	for _, a := range m.applied {
+		applied, err := strconv.ParseUint(a.resourceVersion, 10, 64)
+		if err != nil {
+			continue
+		}
+		ch, ns, key, ok := c.appliedChildKey(parent, a.key)
+		if !ok {
+			continue
+		}
+		for informerNS, inf := range ch.informers {
+			if informerNS != "" && informerNS != ns {
+				continue
+			}
+			rv := inf.LastSyncResourceVersion() // how far its watch has read
+			if o, exists, err := inf.GetIndexer().GetByKey(key); err == nil && exists {
+				if acc, err := meta.Accessor(o); err == nil {
+					rv = acc.GetResourceVersion()
+				}
+			}
+			if n, err := strconv.ParseUint(rv, 10, 64); err == nil && n < applied {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// appliedChildKey resolves an applied child's key ("apiVersion/Kind|name",
+// name as nameIn gives it) to its declared kind, its namespace and its
+// key in that kind's informer caches.
+func (c *Controller) appliedChildKey(parent *unstructured.Unstructured, applied string) (ch childKind, ns, key string, ok bool) {
+	kind, name, _ := strings.Cut(applied, "|")
+	slash := strings.LastIndex(kind, "/")
+	if slash < 0 {
+		return ch, "", "", false
+	}
+	gv, err := schema.ParseGroupVersion(kind[:slash])
+	if err != nil {
+		return ch, "", "", false
+	}
+	if ch, ok = c.childKindOf(gv.WithKind(kind[slash+1:]).GroupKind()); !ok {
+		return ch, "", "", false
+	}
+	if i := strings.Index(name, "/"); i >= 0 {
+		return ch, name[:i], name, true // another namespace than the parent's
+	}
+	if ch.mapping.Scope.Name() == meta.RESTScopeNameNamespace && parent.GetNamespace() != "" {
+		return ch, parent.GetNamespace(), parent.GetNamespace() + "/" + name, true
+	}
+	return ch, "", name, true
 }

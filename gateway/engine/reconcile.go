@@ -43,6 +43,9 @@ type objectMemory struct {
 	// delivery (uid, attempt, backoff) and finished callbacks are not
 	// called again.
 	unwritten, unwrittenBase string
+	// childrenBehindSince: unix nanoseconds since a pass first found a
+	// child cached older than its apply (childCacheBehind); 0 while none is.
+	childrenBehindSince int64
 	// released: this process removed the finalizer of the deleting
 	// object (guarded by the Controller's mu).
 	released bool
@@ -194,6 +197,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	forgetRemovedCallbacks(p.st, c.op)
 	if v := annotation(p.obj, decide.ReconcileRequestAnnotation); v != "" && !st.RequestHandled(v) {
 		c.honourRequest(p, v)
+	}
+	if c.needsObserved() && mem.waitForChildren(c.childCacheBehind(cached, mem), c.Clock()) {
+		return childCacheWait, nil // the event of our own apply re-queues the key
 	}
 	if c.needsObserved() {
 		p.children = c.ownedChildren(p.obj)
