@@ -207,24 +207,7 @@ func TestAnElectedGatewayNamesItselfAndItsLeaseWithItsReady(t *testing.T) {
 	cfg := startAPIServer(t)
 	kc := writeKubeconfig(t, cfg, "", "")
 	const ns, leaseName, identity = "default", "opgate-test", "gateway-a"
-	gw, err := runner.New(cfg, runner.Options{Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- gw.RunElected(ctx, runner.Election{Namespace: ns, Name: leaseName, Identity: identity,
-			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("the gateway did not stop within 30s")
-		}
-	})
+	ended, stop := runElected(t, cfg, ns, leaseName, identity)
 	createOperator(t, cfg, "memcached", nil) // its Ready=True not yet the gateway's
 
 	res := dynamic.NewForConfigOrDie(cfg).Resource(engine.OperatorResource)
@@ -251,9 +234,8 @@ func TestAnElectedGatewayNamesItselfAndItsLeaseWithItsReady(t *testing.T) {
 	// nothing more, as one that lost it does.
 	putLease(t, cfg, ns, leaseName, "gateway-b", time.Now(), 60)
 	select {
-	case err := <-done:
-		done <- err // for the cleanup
-		if !errors.Is(err, runner.ErrLeadershipLost) {
+	case <-ended:
+		if err := stop(); !errors.Is(err, runner.ErrLeadershipLost) {
 			t.Fatalf("RunElected = %v, want the Lease lost", err)
 		}
 	case <-time.After(30 * time.Second):
@@ -320,16 +302,7 @@ func TestAStoppedGatewayTakesItsNameOffSoAnOlderGatewaysReadyIsNotStale(t *testi
 	cfg := startAPIServer(t)
 	kc := writeKubeconfig(t, cfg, "", "")
 	const ns, leaseName, identity = "default", "opgate-gateway", "gateway-new"
-	gw, err := runner.New(cfg, runner.Options{Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- gw.RunElected(ctx, runner.Election{Namespace: ns, Name: leaseName, Identity: identity,
-			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond})
-	}()
+	_, stop := runElected(t, cfg, ns, leaseName, identity)
 	createOperator(t, cfg, "memcached", nil)
 	res := dynamic.NewForConfigOrDie(cfg).Resource(engine.OperatorResource)
 	poll.Eventually(t, 30*time.Second, "Ready=True written by "+identity, func(ctx context.Context) (bool, string, error) {
@@ -341,14 +314,8 @@ func TestAStoppedGatewayTakesItsNameOffSoAnOlderGatewaysReadyIsNotStale(t *testi
 		return readyTrue(o) && id == identity, id, nil
 	})
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("RunElected = %v, want a clean stop", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the gateway did not stop within 30s")
+	if err := stop(); err != nil {
+		t.Fatalf("RunElected = %v, want a clean stop", err)
 	}
 	o, err := res.Get(context.Background(), "memcached", metav1.GetOptions{})
 	if err != nil {
@@ -384,4 +351,38 @@ func TestAStoppedGatewayTakesItsNameOffSoAnOlderGatewaysReadyIsNotStale(t *testi
 	if want := "Ready True,"; !strings.Contains(out, want) || strings.Contains(out, "stale") {
 		t.Errorf("status memcached, the older gateway leading: want %q and no stale:\n%s", want, out)
 	}
+}
+
+// runElected runs a gateway elected under Lease ns/lease as identity until
+// stop is called or the test ends; ended is closed once it has ended by
+// itself or stopped, and stop says how it ended.
+func runElected(t *testing.T, cfg *rest.Config, ns, lease, identity string) (ended <-chan struct{}, stop func() error) {
+	t.Helper()
+	gw, err := runner.New(cfg, runner.Options{Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	finished := make(chan struct{})
+	var result error
+	go func() {
+		defer close(finished)
+		result = gw.RunElected(ctx, runner.Election{Namespace: ns, Name: lease, Identity: identity,
+			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond})
+	}()
+	stop = func() error {
+		cancel()
+		select {
+		case <-finished:
+			return result
+		case <-time.After(30 * time.Second):
+			return errors.New("the gateway did not stop within 30s")
+		}
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil && !errors.Is(err, runner.ErrLeadershipLost) {
+			t.Error(err)
+		}
+	})
+	return finished, stop
 }
