@@ -5,11 +5,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/opgate/opgate/internal/jsonenc"
 )
@@ -102,8 +104,8 @@ func (m *objectMemory) waitForChildren(behind bool, now time.Time) bool {
 // among the children (the cache lacks the owner reference or label the
 // apply set, or the child itself when the apply made it); a sync digest
 // taken over that would call sync again for the gateway's own write. A
-// child absent from a cache whose watch went past the apply was deleted
-// since: not behind.
+// child absent from a cache that has handled a later event of its kind
+// (handledRV) was deleted since: not behind.
 func (c *Controller) childCacheBehind(parent *unstructured.Unstructured, m *objectMemory) bool {
 	for _, a := range m.applied {
 		applied, err := strconv.ParseUint(a.resourceVersion, 10, 64)
@@ -118,13 +120,16 @@ func (c *Controller) childCacheBehind(parent *unstructured.Unstructured, m *obje
 			if informerNS != "" && informerNS != ns {
 				continue
 			}
-			rv := inf.LastSyncResourceVersion() // how far its watch has read
+			var rv uint64 // how far the cache has the child, or its kind
+			if seen := ch.handled[informerNS]; seen != nil {
+				rv = seen.Load()
+			}
 			if o, exists, err := inf.GetIndexer().GetByKey(key); err == nil && exists {
 				if acc, err := meta.Accessor(o); err == nil {
-					rv = acc.GetResourceVersion()
+					rv, _ = strconv.ParseUint(acc.GetResourceVersion(), 10, 64)
 				}
 			}
-			if n, err := strconv.ParseUint(rv, 10, 64); err == nil && n < applied {
+			if rv < applied {
 				return true
 			}
 		}
@@ -155,4 +160,50 @@ func (c *Controller) appliedChildKey(parent *unstructured.Unstructured, applied 
 		return ch, parent.GetNamespace(), parent.GetNamespace() + "/" + name, true
 	}
 	return ch, "", name, true
+}
+
+// handledRV is the highest resourceVersion of the events an informer's
+// handler was given. The cache holds everything up to it: the handler
+// runs after the cache took the event, where the informer's own
+// LastSyncResourceVersion moves as the event is read, before the cache
+// holds the object. A deletion's event carries the deletion's version.
+type handledRV struct{ atomic.Uint64 }
+
+// noting returns h, noting each event's resourceVersion before h has it
+// (h may queue a pass that reads this).
+func (s *handledRV) noting(h cache.ResourceEventHandler) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(obj any, initial bool) {
+			s.note(obj)
+			h.OnAdd(obj, initial)
+		},
+		UpdateFunc: func(old, obj any) {
+			s.note(obj)
+			h.OnUpdate(old, obj)
+		},
+		DeleteFunc: func(obj any) {
+			s.note(obj)
+			h.OnDelete(obj)
+		},
+	}
+}
+
+func (s *handledRV) note(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return
+	}
+	rv, err := strconv.ParseUint(acc.GetResourceVersion(), 10, 64)
+	if err != nil {
+		return
+	}
+	for {
+		cur := s.Load()
+		if rv <= cur || s.CompareAndSwap(cur, rv) {
+			return
+		}
+	}
 }

@@ -52,7 +52,10 @@ type Deps struct {
 	Watcher  *watchjson.Watcher
 	Metadata metadata.Interface // lists where only finalizers and annotations matter
 	Kube     kubernetes.Interface
-	Mapper   meta.ResettableRESTMapper
+	// Mapper resolves kinds. The gateway's (runner's) asks the API server
+	// again about a kind it misses, so an operator waiting for its CRD
+	// starts, and a CRD created again is found, without a restart.
+	Mapper meta.ResettableRESTMapper
 	// Discovery, when set, is the discovery client behind Mapper (its
 	// cache, reset with it); nil: Kube's. It says which subresources a
 	// built-in kind has (see statusless).
@@ -147,6 +150,7 @@ type watched struct {
 	role      string                               // "watched", "children[0]", "related[1]": as the spec names it
 	selection selection                            // of every informer
 	informers map[string]cache.SharedIndexInformer // by namespace; "" = all
+	handled   map[string]*handledRV                // children's only, by namespace as informers
 }
 
 // describe names w's informer in namespace ns for health and messages.
@@ -393,6 +397,12 @@ func (c *Controller) buildInformers() {
 			indexers := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
 			maps.Copy(indexers, extra)
 			inf := c.informerFor(w, ns, indexers)
+			handler := handler
+			if w.handled != nil {
+				seen := &handledRV{}
+				w.handled[ns] = seen
+				handler = seen.noting(handler)
+			}
 			if _, err := inf.AddEventHandler(handler); err != nil {
 				utilruntime.HandleError(err)
 			}
@@ -407,6 +417,7 @@ func (c *Controller) buildInformers() {
 		if ch.spec.AllowCrossNamespace || clusterScoped(ch.mapping) {
 			ns = []string{metav1.NamespaceAll}
 		}
+		ch.handled = map[string]*handledRV{} // childCacheBehind reads them
 		start(ch.watched, ownLabel, cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueueOwner,
 			UpdateFunc: c.enqueueOwners,

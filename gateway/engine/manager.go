@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime/schema"
-
 	"github.com/opgate/opgate/callbacks/essence"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
@@ -272,9 +270,6 @@ func (m *Manager) newController(ctx context.Context, op *spec.WebhookOperator, l
 			last = now
 		}
 		report(false, reason, err.Error(), Stats{})
-		if reason == spec.ReasonKindNotFound && m.kindAppeared(op) {
-			m.deps.Mapper.Reset() // a CRD appeared since the mapper read discovery
-		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -289,37 +284,4 @@ func (m *Manager) newController(ctx context.Context, op *spec.WebhookOperator, l
 // InvalidSpec would misname. Other permanent failures are InvalidSpec.
 func namedRefusal(reason string) bool {
 	return reason == ReasonSecretNotAllowed || reason == spec.ReasonNamespacesOnClusterScopedKind
-}
-
-// kindAppeared reports whether a kind op names that the mapper does not
-// know is served now. It asks discovery for that kind's group-version
-// alone: resetting the shared mapper on every retry instead re-read all of
-// discovery every kindRetry, for every operator waiting for a CRD.
-func (m *Manager) kindAppeared(op *spec.WebhookOperator) bool {
-	kinds := [][2]string{{op.Spec.Watch.APIVersion, op.Spec.Watch.Kind}}
-	for _, ch := range op.Spec.Children {
-		kinds = append(kinds, [2]string{ch.APIVersion, ch.Kind})
-	}
-	for _, rel := range op.Spec.Related {
-		kinds = append(kinds, [2]string{rel.APIVersion, rel.Kind})
-	}
-	for _, k := range kinds {
-		gv, err := schema.ParseGroupVersion(k[0])
-		if err != nil {
-			continue // InvalidSpec, not a missing kind
-		}
-		if _, err := m.deps.Mapper.RESTMapping(gv.WithKind(k[1]).GroupKind(), gv.Version); err == nil {
-			continue
-		}
-		list, err := m.deps.Kube.Discovery().ServerResourcesForGroupVersion(gv.String())
-		if err != nil {
-			continue // not served (404), or unknown: the next retry asks again
-		}
-		for _, r := range list.APIResources {
-			if r.Kind == k[1] {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -42,7 +42,8 @@ func (d *discoveryServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = metav1.APIGroupList{}
 	case r.URL.Path == "/apis/example.com/v1" && d.served.Load():
 		body = metav1.APIResourceList{GroupVersion: "example.com/v1", APIResources: []metav1.APIResource{
-			{Name: "bolts", Kind: "Bolt", Namespaced: true, Verbs: metav1.Verbs{"get", "list", "watch"}}}}
+			{Name: "bolts", Kind: "Bolt", Namespaced: true, Verbs: metav1.Verbs{"get", "list", "watch"}},
+			{Name: "bolts/scale", Kind: "Scale", Namespaced: true, Verbs: metav1.Verbs{"get", "patch"}}}}
 	default:
 		http.NotFound(w, r)
 		return
@@ -102,5 +103,44 @@ func TestMapperFindsAKindServedAfterItReadDiscovery(t *testing.T) {
 		if n := api.count("/apis"); n != st.wantFullReads {
 			t.Errorf("%v later: %d reads of all of discovery, want %d", st.after, n, st.wantFullReads)
 		}
+	}
+}
+
+// The asking is per kind: an operator waiting for a kind not served (Nut)
+// misses it every few seconds, and must not use up the asking of another
+// kind of the group-version (Bolt, its CRD created again). A kind the
+// group-version lists only for a subresource (bolts/scale is a Scale) is
+// no resource: asking about it never resets the mapper.
+func TestMapperAsksAboutEachMissedKindOnItsOwn(t *testing.T) {
+	api := &discoveryServer{gets: map[string]int{}}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	disco, err := discovery.NewDiscoveryClientForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	mapper := newMissCheckingMapper(restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco)), disco, 5*time.Second, func() time.Time { return now })
+	kind := func(k string) schema.GroupKind { return schema.GroupKind{Group: "example.com", Kind: k} }
+	if _, err := mapper.RESTMapping(kind("Bolt"), "v1"); err == nil {
+		t.Fatal("a kind not served yet was mapped")
+	}
+	api.served.Store(true)
+	now = now.Add(5 * time.Second)
+	if _, err := mapper.RESTMapping(kind("Nut"), "v1"); err == nil {
+		t.Fatal("a kind never served was mapped")
+	}
+	if _, err := mapper.RESTMapping(kind("Bolt"), "v1"); err != nil {
+		t.Errorf("Bolt, served, missed just after Nut was asked about: %v", err)
+	}
+	full := api.count("/apis")
+	for range 3 {
+		now = now.Add(5 * time.Second)
+		if _, err := mapper.RESTMapping(kind("Scale"), "v1"); err == nil {
+			t.Error("a subresource's kind was mapped")
+		}
+	}
+	if n := api.count("/apis") - full; n != 0 {
+		t.Errorf("%d reads of all of discovery while a subresource's kind was missed, want none", n)
 	}
 }

@@ -75,12 +75,14 @@ func TestTheFirstStatusASyncWritesCallsNoSecondSync(t *testing.T) {
 func TestASyncsOwnWritesToItsOwnRelatedObjectsCallNoFurtherSync(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		children bool // answer a child Widget in the same group
+		children bool // answer a child Widget
+		created  bool // made by the first sync, in no group: a child, not related
 		message  func(n int64) string
 	}{
-		{"the same status each time", false, func(int64) string { return "synced" }},
-		{"a new status each time", false, func(n int64) string { return fmt.Sprintf("synced %d", n) }},
-		{"a related child changed each time", true, func(n int64) string { return fmt.Sprintf("synced %d", n) }},
+		{"the same status each time", false, false, func(int64) string { return "synced" }},
+		{"a new status each time", false, false, func(n int64) string { return fmt.Sprintf("synced %d", n) }},
+		{"a related child changed each time", true, false, func(n int64) string { return fmt.Sprintf("synced %d", n) }},
+		{"a child it creates", true, true, func(n int64) string { return fmt.Sprintf("synced %d", n) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := newNamespace(t)
@@ -93,7 +95,9 @@ func TestASyncsOwnWritesToItsOwnRelatedObjectsCallNoFurtherSync(t *testing.T) {
 				answer := map[string]any{"status": map[string]any{"message": tc.message(i)}}
 				if tc.children {
 					child := widget(ns, "peer", (i-1)%10+1) // the CRD allows 1-10
-					child.SetLabels(map[string]string{"group": "g"})
+					if !tc.created {
+						child.SetLabels(map[string]string{"group": "g"})
+					}
 					answer["children"] = []any{child.Object}
 				}
 				return 200, answer
@@ -110,7 +114,7 @@ func TestASyncsOwnWritesToItsOwnRelatedObjectsCallNoFurtherSync(t *testing.T) {
 			})
 			// Both exist before the gateway starts, so its first sync of
 			// a already carries them among a's related objects.
-			if tc.children {
+			if tc.children && !tc.created {
 				createLabelled(t, ns, "peer", map[string]string{"group": "g"})
 			}
 			createLabelled(t, ns, "a", map[string]string{"group": "g", "role": "lead"})
