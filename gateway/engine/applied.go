@@ -10,7 +10,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/opgate/opgate/internal/jsonenc"
@@ -137,29 +136,25 @@ func (c *Controller) childCacheBehind(parent *unstructured.Unstructured, m *obje
 	return false
 }
 
-// appliedChildKey resolves an applied child's key ("apiVersion/Kind|name",
-// name as nameIn gives it) to its declared kind, its namespace and its
-// key in that kind's informer caches.
+// appliedChildKey resolves an applied child's key (kindKey of the
+// declared kind, "|", the name as nameIn gives it) to its declared kind,
+// its namespace and its key in that kind's informer caches.
 func (c *Controller) appliedChildKey(parent *unstructured.Unstructured, applied string) (ch childKind, ns, key string, ok bool) {
-	kind, name, _ := strings.Cut(applied, "|")
-	slash := strings.LastIndex(kind, "/")
-	if slash < 0 {
-		return ch, "", "", false
+	for _, ch := range c.children {
+		name, found := strings.CutPrefix(applied, kindKey(ch.spec.APIVersion, ch.spec.Kind)+"|")
+		switch {
+		case !found:
+			continue
+		case strings.Contains(name, "/"):
+			ns, _, _ = strings.Cut(name, "/")
+			return ch, ns, name, true // another namespace than the parent's
+		case ch.mapping.Scope.Name() == meta.RESTScopeNameNamespace && parent.GetNamespace() != "":
+			return ch, parent.GetNamespace(), parent.GetNamespace() + "/" + name, true
+		default:
+			return ch, "", name, true
+		}
 	}
-	gv, err := schema.ParseGroupVersion(kind[:slash])
-	if err != nil {
-		return ch, "", "", false
-	}
-	if ch, ok = c.childKindOf(gv.WithKind(kind[slash+1:]).GroupKind()); !ok {
-		return ch, "", "", false
-	}
-	if i := strings.Index(name, "/"); i >= 0 {
-		return ch, name[:i], name, true // another namespace than the parent's
-	}
-	if ch.mapping.Scope.Name() == meta.RESTScopeNameNamespace && parent.GetNamespace() != "" {
-		return ch, parent.GetNamespace(), parent.GetNamespace() + "/" + name, true
-	}
-	return ch, "", name, true
+	return childKind{}, "", "", false
 }
 
 // handledRV is the highest resourceVersion of the events an informer's

@@ -64,18 +64,11 @@ func (d *discoveryServer) count(path string) int {
 // once per interval, and reads all of discovery again only once it serves
 // the kind.
 func TestMapperFindsAKindServedAfterItReadDiscovery(t *testing.T) {
-	api := &discoveryServer{gets: map[string]int{}}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	disco, err := discovery.NewDiscoveryClientForConfig(&rest.Config{Host: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Unix(1000, 0)
-	mapper := newMissCheckingMapper(restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco)), disco, 5*time.Second, func() time.Time { return now })
+	api, mapper, now := newTestMapper(t)
 	bolt := schema.GroupKind{Group: "example.com", Kind: "Bolt"}
 
-	if _, err = mapper.RESTMapping(bolt, "v1"); err == nil {
+	_, err := mapper.RESTMapping(bolt, "v1")
+	if err == nil {
 		t.Fatal("a kind not served yet was mapped")
 	}
 	api.served.Store(true)
@@ -90,7 +83,7 @@ func TestMapperFindsAKindServedAfterItReadDiscovery(t *testing.T) {
 		{5 * time.Second, true, 3, 2},  // asked again: served, so discovery is read again
 		{10 * time.Second, true, 3, 2}, // found in the cache
 	} {
-		now = now.Add(st.after)
+		*now = now.Add(st.after)
 		if st.after > 0 {
 			_, err = mapper.RESTMapping(bolt, "v1")
 		}
@@ -112,21 +105,13 @@ func TestMapperFindsAKindServedAfterItReadDiscovery(t *testing.T) {
 // group-version lists only for a subresource (bolts/scale is a Scale) is
 // no resource: asking about it never resets the mapper.
 func TestMapperAsksAboutEachMissedKindOnItsOwn(t *testing.T) {
-	api := &discoveryServer{gets: map[string]int{}}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	disco, err := discovery.NewDiscoveryClientForConfig(&rest.Config{Host: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Unix(1000, 0)
-	mapper := newMissCheckingMapper(restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco)), disco, 5*time.Second, func() time.Time { return now })
+	api, mapper, now := newTestMapper(t)
 	kind := func(k string) schema.GroupKind { return schema.GroupKind{Group: "example.com", Kind: k} }
 	if _, err := mapper.RESTMapping(kind("Bolt"), "v1"); err == nil {
 		t.Fatal("a kind not served yet was mapped")
 	}
 	api.served.Store(true)
-	now = now.Add(5 * time.Second)
+	*now = now.Add(5 * time.Second)
 	if _, err := mapper.RESTMapping(kind("Nut"), "v1"); err == nil {
 		t.Fatal("a kind never served was mapped")
 	}
@@ -135,7 +120,7 @@ func TestMapperAsksAboutEachMissedKindOnItsOwn(t *testing.T) {
 	}
 	full := api.count("/apis")
 	for range 3 {
-		now = now.Add(5 * time.Second)
+		*now = now.Add(5 * time.Second)
 		if _, err := mapper.RESTMapping(kind("Scale"), "v1"); err == nil {
 			t.Error("a subresource's kind was mapped")
 		}
@@ -143,4 +128,19 @@ func TestMapperAsksAboutEachMissedKindOnItsOwn(t *testing.T) {
 	if n := api.count("/apis") - full; n != 0 {
 		t.Errorf("%d reads of all of discovery while a subresource's kind was missed, want none", n)
 	}
+}
+
+// newTestMapper is a mapper that asks again every 5 s, by now (a clock the
+// test moves), over the discovery of a discoveryServer.
+func newTestMapper(t *testing.T) (*discoveryServer, *missCheckingMapper, *time.Time) {
+	t.Helper()
+	api := &discoveryServer{gets: map[string]int{}}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	disco, err := discovery.NewDiscoveryClientForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	return api, newMissCheckingMapper(restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco)), disco, 5*time.Second, func() time.Time { return now }), &now
 }

@@ -22,15 +22,18 @@ func startRecordingGateway(t *testing.T, record types.NamespacedName, ops ...*sp
 	return stop
 }
 
+// withCleanup gives an operator a create and a delete callback: it holds
+// its finalizer on the objects it handles.
+func withCleanup(s *spec.OperatorSpec) {
+	s.Callbacks = []spec.Callback{
+		{ID: "create", Events: []spec.Event{spec.EventCreate}},
+		{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
+	}
+}
+
 func TestRestartWithoutAnOperatorReleasesWhatItRecorded(t *testing.T) {
 	ns := newNamespace(t)
 	h := newHandler(t, ok(nil))
-	withCleanup := func(s *spec.OperatorSpec) {
-		s.Callbacks = []spec.Callback{
-			{ID: "create", Events: []spec.Event{spec.EventCreate}},
-			{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
-		}
-	}
 	keep, drop := operatorFor(t, "keep", ns, h.URL, withCleanup), operatorFor(t, "drop", ns, h.URL, withCleanup)
 	record := types.NamespacedName{Namespace: ns, Name: "opgate-gateway"}
 	stop := startRecordingGateway(t, record, keep, drop)
@@ -73,12 +76,6 @@ func recorded(t *testing.T, record types.NamespacedName, operators ...string) er
 func TestDroppedOperatorIsReleasedOnlyOnceItRanWithTheRecord(t *testing.T) {
 	ns := newNamespace(t)
 	h := newHandler(t, ok(nil))
-	withCleanup := func(s *spec.OperatorSpec) {
-		s.Callbacks = []spec.Callback{
-			{ID: "create", Events: []spec.Event{spec.EventCreate}},
-			{ID: "cleanup", Events: []spec.Event{spec.EventDelete}},
-		}
-	}
 	keep, drop := operatorFor(t, "keep", ns, h.URL, withCleanup), operatorFor(t, "drop", ns, h.URL, withCleanup)
 	record := types.NamespacedName{Namespace: ns, Name: "opgate-gateway"}
 	stop := startGateway(t, keep, drop) // no --operator-record
