@@ -386,3 +386,34 @@ func runElected(t *testing.T, cfg *rest.Config, ns, lease, identity string) (end
 	})
 	return finished, stop
 }
+
+// A leader that lost the Lease may still have a status write in flight;
+// landing after the new leader's, it leaves the new leader's Ready (the
+// same Ready) naming the old leader, which status then shows as stale
+// though the new leader runs the operator. The elected gateway takes its
+// Ready back: a Ready it holds the Lease for names it.
+func TestAnElectedGatewayTakesBackAReadyALostLeaderWroteLate(t *testing.T) {
+	cfg := startAPIServer(t)
+	kc := writeKubeconfig(t, cfg, "", "")
+	const ns, leaseName, identity = "default", "opgate-gateway", "gateway-new"
+	runElected(t, cfg, ns, leaseName, identity)
+	createOperator(t, cfg, "memcached", nil)
+	res := dynamic.NewForConfigOrDie(cfg).Resource(engine.OperatorResource)
+	writtenBy := func(want string) func(ctx context.Context) (bool, string, error) {
+		return func(ctx context.Context) (bool, string, error) {
+			o, err := res.Get(ctx, "memcached", metav1.GetOptions{})
+			if err != nil {
+				return false, "", err
+			}
+			id, _, _ := unstructured.NestedString(o.Object, "status", "gateway", "identity")
+			return readyTrue(o) && id == want, "status.gateway.identity " + id, nil
+		}
+	}
+	poll.Eventually(t, 30*time.Second, "Ready=True written by "+identity, writtenBy(identity))
+
+	setWriter(t, cfg, "memcached", elected(ns, "gateway-old")(leaseName))
+	poll.Eventually(t, 30*time.Second, "Ready=True taken back by "+identity, writtenBy(identity))
+	if out, _, err := execute(t, "status", "memcached", "--kubeconfig", kc); err != nil || strings.Contains(out, "stale") {
+		t.Errorf("status memcached, its leader running it (err %v): want no stale:\n%s", err, out)
+	}
+}

@@ -29,6 +29,7 @@ type registration struct {
 	specErr    string         // why that generation was refused; "" when accepted
 	state      *OperatorState // the running generation's last report; nil before one
 	written    string         // the last status body written, to skip no-op writes
+	reclaimed  time.Time      // when its Ready was last written back over another writer's name
 }
 
 // judge records the verdict on a generation's spec and says whether specErr
@@ -229,8 +230,13 @@ func (r *Registry) writeStatus(ctx context.Context, name string) {
 		return
 	}
 	body, err := json.Marshal(map[string]any{"status": snap.status(r.currentConditions(name), r.deps.Gateway)})
-	if err != nil || string(body) == snap.written {
+	if err != nil {
 		return
+	}
+	if string(body) == snap.written {
+		if !r.takesBackReady(name, snap) {
+			return
+		}
 	}
 	_, err = r.deps.Dynamic.Resource(OperatorResource).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: apply.FieldManager}, "status")
 	if err != nil {
@@ -244,6 +250,45 @@ func (r *Registry) writeStatus(ctx context.Context, name string) {
 		reg.written = string(body)
 	}
 	r.mu.Unlock()
+}
+
+// reclaimInterval spaces an elected gateway's rewrites of a Ready another
+// gateway named itself on: should two replicas ever both believe they
+// lead (a broken election), they trade the field once a second each, not
+// as fast as the API server answers.
+const reclaimInterval = time.Second
+
+// takesBackReady says whether the Ready this gateway wrote, unchanged
+// since, must be written again because the object names another writer:
+// a leader that lost the Lease landed a write after this one's (it had it
+// in flight), and status would show this gateway's Ready as stale. Only
+// an elected gateway does: two unelected ones running the same operators
+// would take the field from each other for ever.
+func (r *Registry) takesBackReady(name string, snap registration) bool {
+	gw := r.deps.Gateway
+	if gw == nil || gw.Lease == "" || (snap.state == nil && snap.specErr == "") || r.lister == nil {
+		return false
+	}
+	o, err := r.lister.Get(name)
+	if err != nil {
+		return false
+	}
+	id, _, _ := unstructured.NestedString(o.(*unstructured.Unstructured).Object, "status", "gateway", "identity")
+	if id == gw.Identity {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	reg, ok := r.regs[name]
+	if !ok {
+		return false
+	}
+	if wait := reclaimInterval - time.Since(reg.reclaimed); wait > 0 {
+		r.queue.AddAfter(name, wait)
+		return false
+	}
+	reg.reclaimed = time.Now()
+	return true
 }
 
 func (r *Registry) currentConditions(name string) []metav1.Condition {

@@ -103,7 +103,11 @@ func (g grants) addOperator(op *spec.WebhookOperator, r Resolver, namespaceScope
 		}
 		return scopes
 	}
-	if res, ok := resolve("watch", op.Spec.Watch.APIVersion, op.Spec.Watch.Kind); ok {
+	if res, ok := resolve("watch", op.Spec.Watch.APIVersion, op.Spec.Watch.Kind); ok && !res.Namespaced && len(op.Spec.Watch.Namespaces) > 0 {
+		w := op.Spec.Watch
+		errs = append(errs, fmt.Errorf("WebhookOperator %s: watch: %s %s (%s) is cluster-scoped, its objects are in no namespace: spec.watch.namespaces %v cannot apply, and the gateway refuses the operator (Ready=False, %s); remove spec.watch.namespaces (spec.watch.labelSelector narrows the objects)",
+			op.Name, w.APIVersion, w.Kind, res.Resource, w.Namespaces, spec.ReasonNamespacesOnClusterScopedKind))
+	} else if ok {
 		noteSecrets("watch", res, in(res, false), verbsWatched)
 		for _, ns := range in(res, false) {
 			g.add(ns, res, "", verbsWatched)

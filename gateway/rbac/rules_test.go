@@ -120,6 +120,30 @@ func TestForNamesEveryKindItCannotResolve(t *testing.T) {
 	}
 }
 
+// The gateway refuses an operator whose watch.namespaces is set on a
+// cluster-scoped kind (NamespacesOnClusterScopedKind): rules printed for
+// it would grant what nothing will use, and hide the mistake until the
+// gateway runs. Whatever flags are given, it is an error naming it.
+func TestForRefusesWatchNamespacesOnAClusterScopedKind(t *testing.T) {
+	crd := memcachedCRD()
+	crd.Spec.Scope = apiextensionsv1.ClusterScoped
+	for _, namespaceScoped := range []bool{false, true} {
+		op := operator("m", []string{"a", "b"}, nil)
+		_, err := For([]*spec.WebhookOperator{op}, NewOffline(crd), namespaceScoped)
+		if err == nil {
+			t.Fatalf("namespaceScoped %v: no error, want one refusing spec.watch.namespaces", namespaceScoped)
+		}
+		for _, want := range []string{"WebhookOperator m: watch", "cluster-scoped", "spec.watch.namespaces [a b]", spec.ReasonNamespacesOnClusterScopedKind} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("namespaceScoped %v: error %q does not say %q", namespaceScoped, err, want)
+			}
+		}
+	}
+	if _, err := For([]*spec.WebhookOperator{operator("m", nil, nil)}, NewOffline(crd), true); err != nil {
+		t.Errorf("the cluster-scoped kind watched everywhere: %v, want its rules", err)
+	}
+}
+
 func TestManifestsBindTheServiceAccount(t *testing.T) {
 	r := Rules{Cluster: []rbacv1.PolicyRule{rule("", verbsRead, "pods")}, Namespaced: map[string][]rbacv1.PolicyRule{"a": {rule("", verbsEvents, "events")}}}
 	out, err := r.Manifests("ops", &Subject{Namespace: "opgate", Name: "gw"})

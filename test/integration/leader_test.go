@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/opgate/opgate/gateway/engine"
+	"github.com/opgate/opgate/gateway/rbac"
 	"github.com/opgate/opgate/gateway/runner"
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -535,4 +536,60 @@ func (h *readyHistory) upToNow(t *testing.T) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.seen)
+}
+
+// The base rules' Lease verbs are all leader election uses: a replica
+// granted nothing more takes the Lease (get, create), renews it (update),
+// runs its operator, and on a clean stop frees the Lease for a standby
+// (get, update).
+func TestLeaderElectionNeedsNoMoreThanTheBaseRules(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(nil))
+	op := operatorFor(t, "baselease", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+	})
+	rules, err := rbac.For([]*spec.WebhookOperator{op}, discoveryResolver(t), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := rbac.BaseRules()
+	c, _ := impersonatedConfig(t, "opgate-base-lease", slices.Concat(base.Cluster, base.Namespace, base.Secrets, rules.Cluster), 0)
+	e := runner.Election{Namespace: ns, Name: "opgate-test",
+		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}
+	a := startReplicaOn(t, c, e, op)
+	eventually(t, 20*time.Second, func() error {
+		if !a.leading(t) {
+			return fmt.Errorf("the replica does not lead")
+		}
+		return nil
+	})
+	leases := kube(t).CoordinationV1().Leases(ns)
+	first, err := leases.Get(context.Background(), e.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		l, err := leases.Get(context.Background(), e.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if l.ResourceVersion == first.ResourceVersion {
+			return fmt.Errorf("the Lease was not renewed since resourceVersion %s", first.ResourceVersion)
+		}
+		return nil
+	})
+	createWidget(t, ns, "first", 1)
+	eventually(t, 20*time.Second, func() error { return called(h, "create", 1) })
+
+	a.stop()
+	if a.err != nil {
+		t.Errorf("RunElected = %v, want a clean stop", a.err)
+	}
+	after, err := leases.Get(context.Background(), e.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := after.Spec.HolderIdentity; h != nil && *h != "" {
+		t.Errorf("the Lease still names %s after a clean stop: not freed", *h)
+	}
 }
