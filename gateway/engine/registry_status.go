@@ -262,8 +262,9 @@ const reclaimInterval = time.Second
 // since, must be written again because the object names another writer:
 // a leader that lost the Lease landed a write after this one's (it had it
 // in flight), and status would show this gateway's Ready as stale. Only
-// an elected gateway does: two unelected ones running the same operators
-// would take the field from each other for ever.
+// an elected gateway does, and only over a writer of its own Lease: two
+// unelected ones, or two installations, running the same operators would
+// take the field from each other for ever.
 func (r *Registry) takesBackReady(name string, snap registration) bool {
 	gw := r.deps.Gateway
 	if gw == nil || gw.Lease == "" || (snap.state == nil && snap.specErr == "") || r.lister == nil {
@@ -273,9 +274,11 @@ func (r *Registry) takesBackReady(name string, snap registration) bool {
 	if err != nil {
 		return false
 	}
-	id, _, _ := unstructured.NestedString(o.(*unstructured.Unstructured).Object, "status", "gateway", "identity")
-	if id == gw.Identity {
-		return false
+	obj := o.(*unstructured.Unstructured).Object
+	id, _, _ := unstructured.NestedString(obj, "status", "gateway", "identity")
+	lease, _, _ := unstructured.NestedString(obj, "status", "gateway", "lease")
+	if id == gw.Identity || lease != gw.Lease {
+		return false // ours, or another election's (a second installation): not a late write of this one
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
