@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -215,10 +216,14 @@ type Controller struct {
 
 	// What Health reads: see health.go.
 	crdInformer cache.SharedIndexInformer // the parent's CRD; nil when status is nil
-	health      watchHealth
-	running     atomic.Bool   // caches synced and workers started
-	changed     chan struct{} // signalled when Health may have changed
-	stalled     stalledKeys   // keys whose pass failed to reach the API server
+	// scopeInformers watch the CRDs of the custom child and related kinds
+	// (watchKindScopes).
+	scopeInformers []namedInformer
+	rescope        chan struct{} // see rescoped
+	health         watchHealth
+	running        atomic.Bool   // caches synced and workers started
+	changed        chan struct{} // signalled when Health may have changed
+	stalled        stalledKeys   // keys whose pass failed to reach the API server
 
 	templates templates // parsed related selector templates
 
@@ -255,14 +260,20 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 		applier: deps.applier(),
 		memory:  map[string]*objectMemory{},
 		changed: make(chan struct{}, 1),
+		rescope: make(chan struct{}, 1),
 	}
 	c.health.onChange = c.onHealthChange
 	pm, err := apply.Mapping(deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkWatchScope(op, pm); err != nil {
-		return nil, err
+	if checkWatchScope(op, pm) != nil {
+		if pm, err = remapRescoped(ctx, deps, op, pm); err != nil {
+			return nil, err
+		}
+		if err := checkWatchScope(op, pm); err != nil {
+			return nil, err
+		}
 	}
 	c.parent = &watched{mapping: pm, role: "watched"}
 	for i, ch := range op.Spec.Children {
@@ -293,6 +304,7 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 		}
 	}
 	c.watchCRD()
+	c.watchKindScopes()
 	if c.endpoints, err = newCredentials(ctx, c); err != nil {
 		return nil, err
 	}
@@ -309,8 +321,19 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 	return c, nil
 }
 
-// Run starts the informers and workers and blocks until ctx is done.
+// Run starts the informers and workers and blocks until ctx is done, or
+// until a CRD of its kinds is created again with the other scope: then it
+// returns errKindRescoped, and the controller is to be built again.
 func (c *Controller) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-c.rescope:
+			cancel(errKindRescoped)
+		case <-ctx.Done():
+		}
+	}()
 	defer c.queue.ShutDown()
 	defer c.Metrics.Forget(c.op.Name)
 	credsDone := make(chan struct{})
@@ -326,6 +349,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	// Health says why while this waits: the reflectors retry failing
 	// lists with backoff and tell c.health each outcome.
 	if !cache.WaitForCacheSync(ctx.Done(), c.allSynced) {
+		if err := context.Cause(ctx); errors.Is(err, errKindRescoped) {
+			return err
+		}
 		return fmt.Errorf("operator %s: informer caches did not sync: %w", c.op.Name, ctx.Err())
 	}
 
@@ -344,6 +370,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	<-ctx.Done()
 	c.queue.ShutDown()
 	wg.Wait()
+	if err := context.Cause(ctx); errors.Is(err, errKindRescoped) {
+		return err
+	}
 	return nil
 }
 
@@ -360,6 +389,23 @@ func checkWatchScope(op *spec.WebhookOperator, m *meta.RESTMapping) error {
 	return failure.Permanentf(spec.ReasonNamespacesOnClusterScopedKind,
 		"spec.watch.namespaces %v cannot apply: %s %s (%s) is cluster-scoped, its objects are in no namespace; remove spec.watch.namespaces to watch every %s (spec.watch.labelSelector narrows them); the operator is not started and nothing is sent to its handler",
 		w.Namespaces, w.APIVersion, w.Kind, m.Resource.GroupResource(), w.Kind)
+}
+
+// remapRescoped maps the watched kind afresh when its CRD gives it another
+// scope than m, the mapping it is refused for: the mapper keeps a scope
+// until it is reset, and an operator refused for a kind whose CRD came
+// back namespaced would be refused for ever. Without the CRD (a built-in
+// kind, or unreadable) m stands.
+func remapRescoped(ctx context.Context, deps Deps, op *spec.WebhookOperator, m *meta.RESTMapping) (*meta.RESTMapping, error) {
+	if scheme.Scheme.Recognizes(m.GroupVersionKind) {
+		return m, nil
+	}
+	crd, err := deps.Dynamic.Resource(crdResource).Get(ctx, m.Resource.Resource+"."+m.Resource.Group, metav1.GetOptions{})
+	if err != nil || !scopeDiffers(crd, m) {
+		return m, nil
+	}
+	deps.Mapper.Reset()
+	return apply.Mapping(deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
 }
 
 func (c *Controller) namespaces() []string {

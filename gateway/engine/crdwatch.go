@@ -1,15 +1,18 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/opgate/opgate/gateway/check"
@@ -113,6 +116,10 @@ func (c *Controller) watchCRD() {
 		if !ok {
 			return
 		}
+		if scopeDiffers(u, c.parent.mapping) {
+			c.rescoped(name)
+			return
+		}
 		refused := c.refusesConditions()
 		changed, err := c.status.update(u)
 		if err != nil {
@@ -147,6 +154,78 @@ func (c *Controller) watchCRD() {
 	}); err != nil {
 		utilruntime.HandleError(err)
 	}
+}
+
+// errKindRescoped ends Run when the CRD of one of the operator's kinds
+// was created again with the other scope: its informers, writes and the
+// decisions that hang on the scope (checkWatchScope, how children are
+// owned) were made for the old one, so the controller is built again.
+var errKindRescoped = errors.New("a CRD of the operator's kinds was created again with the other scope")
+
+// scopeDiffers says whether crd, a CRD, gives its kind another scope than m.
+func scopeDiffers(crd *unstructured.Unstructured, m *meta.RESTMapping) bool {
+	scope, _, _ := unstructured.NestedString(crd.Object, "spec", "scope")
+	return scope != "" && (scope == string(apiextensionsv1.ClusterScoped)) != clusterScoped(m)
+}
+
+// rescoped asks Run to end with errKindRescoped.
+func (c *Controller) rescoped(crd string) {
+	c.log.Info("a CRD of the operator's kinds was created again with the other scope: the operator starts again on its new scope", "crd", crd)
+	select {
+	case c.rescope <- struct{}{}:
+	default: // asked already
+	}
+}
+
+// watchKindScopes builds (without starting) an informer on the CRD of
+// each custom child and related kind that ends Run when the CRD is created
+// again with the other scope (the parent's is watchCRD's). It keeps no
+// more of a CRD than its scope.
+func (c *Controller) watchKindScopes() {
+	seen := map[string]bool{}
+	if c.crdInformer != nil {
+		seen[c.crdName()] = true
+	}
+	for _, w := range c.allWatched()[1:] {
+		m := w.mapping
+		name := m.Resource.Resource + "." + m.Resource.Group
+		if seen[name] || scheme.Scheme.Recognizes(m.GroupVersionKind) {
+			continue
+		}
+		seen[name] = true
+		sel := selection{fields: "metadata.name=" + name}
+		what := describeInformer(crdResource, metav1.NamespaceAll, sel)
+		inf := newTrackedInformer(c.Deps, crdResource, metav1.NamespaceAll, sel, what, cache.Indexers{}, &c.health)
+		_ = inf.SetTransform(scopeOnly)
+		check := func(obj any) {
+			if u, ok := asUnstructured(obj); ok && scopeDiffers(u, m) {
+				c.rescoped(name)
+			}
+		}
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    check,
+			UpdateFunc: func(_, n any) { check(n) },
+		}); err != nil {
+			utilruntime.HandleError(err)
+		}
+		c.scopeInformers = append(c.scopeInformers, namedInformer{what, inf})
+	}
+}
+
+// scopeOnly keeps of a CRD its name, UID, resourceVersion and scope.
+func scopeOnly(obj any) (any, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return obj, nil
+	}
+	out := &unstructured.Unstructured{}
+	out.SetGroupVersionKind(u.GroupVersionKind())
+	out.SetName(u.GetName())
+	out.SetUID(u.GetUID())
+	out.SetResourceVersion(u.GetResourceVersion())
+	scope, _, _ := unstructured.NestedString(u.Object, "spec", "scope")
+	_ = unstructured.SetNestedField(out.Object, scope, "spec", "scope")
+	return out, nil
 }
 
 // enqueueAll queues every watched object.

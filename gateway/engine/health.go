@@ -76,7 +76,7 @@ func (c *Controller) informers() []namedInformer {
 	if c.crdInformer != nil {
 		out = append(out, namedInformer{c.crdDescription(), c.crdInformer})
 	}
-	return out
+	return append(out, c.scopeInformers...)
 }
 
 // allSynced is a cache.InformerSynced over every informer.

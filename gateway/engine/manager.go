@@ -202,10 +202,23 @@ func (m *Manager) runOperator(ctx context.Context, op *spec.WebhookOperator, pre
 	}()
 	defer func() { <-swept }()
 
-	c := m.newController(ctx, op, log, report)
-	if c == nil {
-		return
+	for {
+		c := m.newController(ctx, op, log, report)
+		if c == nil || !m.runController(ctx, c, r, log, report) {
+			return
+		}
+		// A CRD of its kinds came back with the other scope: map the
+		// kinds afresh and decide again (checkWatchScope, owners).
+		r.mu.Lock()
+		r.controller = nil
+		r.mu.Unlock()
+		m.deps.Mapper.Reset()
 	}
+}
+
+// runController runs c and reports its health and stats until it stops;
+// it says whether c stopped because a CRD of its kinds changed scope.
+func (m *Manager) runController(ctx context.Context, c *Controller, r *runningOperator, log *slog.Logger, report func(bool, string, string, Stats)) (rescoped bool) {
 	r.mu.Lock()
 	r.controller = c
 	r.mu.Unlock()
@@ -232,11 +245,14 @@ func (m *Manager) runOperator(ctx context.Context, op *spec.WebhookOperator, pre
 	for {
 		select {
 		case err := <-done:
+			if errors.Is(err, errKindRescoped) {
+				return true
+			}
 			if err != nil && !errors.Is(err, context.Canceled) {
 				log.Error("operator stopped", "error", err)
 				report(false, "Stopped", err.Error(), Stats{})
 			}
-			return
+			return false
 		case <-c.HealthChanged():
 			reportHealth(false)
 		case <-r.poke:
