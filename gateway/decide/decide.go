@@ -35,13 +35,16 @@ type Memory struct {
 	EssenceDigest string    // last essence seen (not necessarily handled)
 	ChangedAt     time.Time // when EssenceDigest last changed, for timers' idle
 	TimerNext     map[string]time.Time
-	Requeue       map[string]Requeue // requeueAfter answered by a handler
+	// Requeue: when each requeueAfter a handler answered is due.
+	Requeue map[RequeueKey]time.Time
 }
 
-// Requeue is a handler's request to be called again.
-type Requeue struct {
-	At    time.Time
-	Event spec.Event
+// RequeueKey names a handler's request to be called again: a callback's,
+// for one event. Each event's is its own: a call of the callback for
+// another event neither ends nor holds it back.
+type RequeueKey struct {
+	Callback string
+	Event    spec.Event
 }
 
 // Input is everything Decide looks at.
@@ -231,7 +234,7 @@ func decideDelete(in Input, plan *Plan) {
 			// Permanently failed: the finalizer stays until the essence
 			// changes or the user sets the release annotation.
 		case heldBack(in, cb.ID, spec.EventDelete, plan):
-		case dueRequeue(in, cb.ID, plan):
+		case dueRequeue(in, RequeueKey{cb.ID, spec.EventDelete}, plan):
 			plan.Work = append(plan.Work, Work{Callback: cb, Event: spec.EventDelete})
 		}
 	}
@@ -240,49 +243,57 @@ func decideDelete(in Input, plan *Plan) {
 	}
 }
 
-// dueRequeue reports whether a callback that answered requeueAfter is due.
-func dueRequeue(in Input, id string, plan *Plan) bool {
-	rq, ok := in.Memory.Requeue[id]
-	if !ok || !rq.At.After(in.Now) {
+// dueRequeue reports whether a call is due as far as its requeueAfter goes:
+// none answered, or it is due.
+func dueRequeue(in Input, key RequeueKey, plan *Plan) bool {
+	at, ok := in.Memory.Requeue[key]
+	if !ok || !at.After(in.Now) {
 		return true
 	}
-	plan.wakeAt(rq.At)
+	plan.wakeAt(at)
 	return false
 }
 
 func decideRequeues(in Input, plan *Plan) {
 	for _, cb := range in.Operator.Spec.Callbacks {
-		rq, ok := in.Memory.Requeue[cb.ID]
-		if !ok || rq.Event == spec.EventSync || rq.Event == spec.EventTimer || rq.Event == spec.EventDelete {
-			continue // sync and timers reschedule themselves below
+		// Sync, timers and delete reschedule themselves (decideSync,
+		// decideTimers, decideDelete).
+		for _, ev := range []spec.Event{spec.EventCreate, spec.EventUpdate, spec.EventResume} {
+			decideRequeue(in, cb, ev, plan)
 		}
-		if !matchesObject(cb, in.Object) {
-			// when.labels and when.annotations filter every call: the
-			// requeue waits, as a sync's does, until they match again.
-			continue
-		}
+	}
+}
+
+// decideRequeue plans callback cb's call for ev that a requeueAfter asked
+// for, once due.
+func decideRequeue(in Input, cb spec.Callback, ev spec.Event, plan *Plan) {
+	at, ok := in.Memory.Requeue[RequeueKey{cb.ID, ev}]
+	switch {
+	case !ok:
+		return
+	case !matchesObject(cb, in.Object):
+		// when.labels and when.annotations filter every call: the
+		// requeue waits, as a sync's does, until they match again.
+		return
+	case FailedPermanently(in.State.ProgressFor(cb.ID, string(ev)), plan.EssenceDigest) || heldBack(in, cb.ID, ev, plan):
 		// The entry stays until the requeued call succeeds: a failed one is
 		// retried, after its backoff, like any failure.
-		if FailedPermanently(in.State.ProgressFor(cb.ID, string(rq.Event)), plan.EssenceDigest) || heldBack(in, cb.ID, rq.Event, plan) {
-			continue
-		}
-		if rq.At.After(in.Now) {
-			plan.wakeAt(rq.At)
-			continue
-		}
-		if planned(plan, cb.ID) {
-			continue
-		}
-		w := Work{Callback: cb, Event: rq.Event}
-		if rq.Event == spec.EventUpdate {
-			// An update call, as its round's: against the last handled
-			// essence, which is the one it was called for once the round
-			// ended (an empty diff then).
-			w.Old, w.Diff = updateOld(in, plan)
-			w.OldUnavailable = w.Old == nil
-		}
-		plan.Work = append(plan.Work, w)
+		return
+	case at.After(in.Now):
+		plan.wakeAt(at)
+		return
+	case planned(plan, cb.ID):
+		return // one call of a callback per pass; this one comes next pass
 	}
+	w := Work{Callback: cb, Event: ev}
+	if ev == spec.EventUpdate {
+		// An update call, as its round's: against the last handled
+		// essence, which is the one it was called for once the round
+		// ended (an empty diff then).
+		w.Old, w.Diff = updateOld(in, plan)
+		w.OldUnavailable = w.Old == nil
+	}
+	plan.Work = append(plan.Work, w)
 }
 
 func decideSync(in Input, plan *Plan) {
@@ -296,14 +307,14 @@ func decideSync(in Input, plan *Plan) {
 		if FailedPermanently(p, plan.EssenceDigest) || heldBack(in, cb.ID, spec.EventSync, plan) {
 			continue
 		}
-		rq, requeued := in.Memory.Requeue[cb.ID]
+		at, requeued := in.Memory.Requeue[RequeueKey{cb.ID, spec.EventSync}]
 		// A record of the sync's own makes it due: its retry.
 		due := changed || p != nil || !in.Now.Before(in.Memory.SyncedAt.Add(resync)) ||
-			(requeued && !rq.At.After(in.Now))
+			(requeued && !at.After(in.Now))
 		if !due {
 			plan.wakeAt(in.Memory.SyncedAt.Add(resync))
 			if requeued {
-				plan.wakeAt(rq.At)
+				plan.wakeAt(at)
 			}
 			continue
 		}

@@ -100,7 +100,7 @@ func TestDecideRequeueWhileASiblingCreateFailedPermanently(t *testing.T) {
 	op.Spec.Callbacks = append([]spec.Callback{{ID: "register", Events: []spec.Event{spec.EventCreate}}}, op.Spec.Callbacks...)
 	st := &state.State{Round: &state.Round{Event: "create", Done: []string{"register"}},
 		Progress: map[string]*state.Progress{"create": failedPermanentlyAt(3)}}
-	mem := Memory{Seen: true, Requeue: map[string]Requeue{"register": {At: now.Add(-time.Second), Event: spec.EventCreate}}}
+	mem := Memory{Seen: true, Requeue: map[RequeueKey]time.Time{{"register", spec.EventCreate}: now.Add(-time.Second)}}
 	plan := Decide(Input{Operator: op, Object: object(3, nil), State: st, Memory: &mem, SyncDigest: "s", HoldsFinalizer: true, Now: now})
 	if got, want := workIDs(plan), []string{"create:register"}; !slices.Equal(got, want) {
 		t.Errorf("work = %v, want %v: register succeeded and asked to be called again", got, want)
@@ -138,7 +138,7 @@ func TestDecideRequeuedCall(t *testing.T) {
 				st.Progress = map[string]*state.Progress{"create": tt.progress}
 			}
 			mem := Memory{Seen: true, SyncDigest: "s", SyncedAt: now,
-				Requeue: map[string]Requeue{"create": {At: now.Add(-2 * time.Second), Event: spec.EventCreate}}}
+				Requeue: map[RequeueKey]time.Time{{"create", spec.EventCreate}: now.Add(-2 * time.Second)}}
 			plan := Decide(Input{Operator: testOperator(), Object: object(3, nil), State: st, Memory: &mem,
 				SyncDigest: "s", HoldsFinalizer: true, Now: now})
 			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
@@ -249,7 +249,7 @@ func TestARequeuedCallIsACallOfItsEvent(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			op := testOperator()
 			op.Spec.Callbacks = []spec.Callback{tt.callback}
-			mem := Memory{Seen: true, Requeue: map[string]Requeue{tt.callback.ID: {At: now.Add(-time.Second), Event: tt.requeued}}}
+			mem := Memory{Seen: true, Requeue: map[RequeueKey]time.Time{{tt.callback.ID, tt.requeued}: now.Add(-time.Second)}}
 			plan := Decide(Input{Operator: op, Object: tt.obj, State: tt.state(t), Memory: &mem, Now: now})
 			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
 				t.Fatalf("work = %v, want %v", got, tt.wantWork)

@@ -68,14 +68,14 @@ func (c *Controller) holdStatus(p *pass, w decide.Work, attempt int, first time.
 	if !c.keepsConditions(p) {
 		return func(*callbacks.Response) bool { return false }
 	}
-	id, n := w.Callback.ID, p.status.n
-	rq, hadRq := p.mem.Requeue[id]
+	id, n, key := w.Callback.ID, p.status.n, requeueKey(w)
+	rq, hadRq := p.mem.Requeue[key]
 	tn, hadTn := p.mem.TimerNext[id]
 	digest, syncedAt := p.mem.SyncDigest, p.mem.SyncedAt
 	undo := func() {
-		delete(p.mem.Requeue, id)
+		delete(p.mem.Requeue, key)
 		if hadRq {
-			p.mem.Requeue[id] = rq // not nil: it held rq
+			p.mem.Requeue[key] = rq // not nil: it held rq
 		}
 		delete(p.mem.TimerNext, id)
 		if hadTn {

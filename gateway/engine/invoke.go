@@ -136,8 +136,8 @@ func stillOwed(p *pass, id, event string) bool {
 		if r := p.st.Round; r != nil && r.Event == event && !r.IsDone(id) {
 			return true
 		}
-		rq, ok := p.mem.Requeue[id]
-		return ok && string(rq.Event) == event
+		_, ok := p.mem.Requeue[decide.RequeueKey{Callback: id, Event: spec.Event(event)}]
+		return ok
 	}
 	return true
 }
@@ -339,7 +339,7 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first ti
 	if class == failure.Permanent {
 		pr.Failed, pr.Digest, pr.Next = true, p.plan.EssenceDigest, time.Time{}
 		msg := fmt.Sprintf("callback %s (%s) failed permanently: %v", id, w.Event, err)
-		delete(p.mem.Requeue, id) // a requeue chain ends with its call's permanent failure
+		delete(p.mem.Requeue, requeueKey(w)) // a requeue chain ends with its call's permanent failure
 		switch r := p.st.Round; {
 		case w.Event == spec.EventDelete:
 			msg += fmt.Sprintf("; the finalizer %s stays until the object changes or it is annotated %s=true", c.finalizer(), decide.ReleaseAnnotation)
@@ -362,6 +362,11 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first ti
 		c.warn(p.obj, f.Reason, truncate(fmt.Sprintf("callback %s (%s) failed, retrying in %s: %v", id, w.Event, delay.Round(time.Millisecond), err), 1024))
 	}
 	log.Warn("callback failed; will retry", "reason", f.Reason, "retryIn", delay, "error", err)
+}
+
+// requeueKey names the requeue w's answer sets or ends.
+func requeueKey(w decide.Work) decide.RequeueKey {
+	return decide.RequeueKey{Callback: w.Callback.ID, Event: w.Event}
 }
 
 func truncate(s string, n int) string {
@@ -435,12 +440,13 @@ func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, 
 		// A timer's requeueAfter sets its next tick (recordSuccess).
 	case d > 0:
 		if p.mem.Requeue == nil {
-			p.mem.Requeue = map[string]decide.Requeue{}
+			p.mem.Requeue = map[decide.RequeueKey]time.Time{}
 		}
-		p.mem.Requeue[w.Callback.ID] = decide.Requeue{At: c.Clock().Add(d), Event: w.Event}
+		p.mem.Requeue[requeueKey(w)] = c.Clock().Add(d)
 	default:
-		// A requeued call's entry lives until a call of it succeeds.
-		delete(p.mem.Requeue, w.Callback.ID)
+		// A requeued call's entry lives until a call of its event succeeds:
+		// another event's call is no answer to it.
+		delete(p.mem.Requeue, requeueKey(w))
 	}
 	if w.Event == spec.EventSync {
 		// What we just wrote is ours: the sync digest is taken after it, so

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"testing"
+	"time"
 
 	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/spec"
@@ -67,7 +68,7 @@ func TestASuccessEndsAnotherEventsRecordOnceItsCallIsNoLongerOwed(t *testing.T) 
 			st := &state.State{Round: tt.round, Progress: map[string]*state.Progress{"main": {Event: string(tt.event), Attempts: 2}}}
 			p := &pass{st: st, mem: &objectMemory{}}
 			if tt.requeue != "" {
-				p.mem.Requeue = map[string]decide.Requeue{"main": {Event: tt.requeue}}
+				p.mem.Requeue = map[decide.RequeueKey]time.Time{{Callback: "main", Event: tt.requeue}: {}}
 			}
 			endRecord(p, "main", string(spec.EventSync))
 			if kept := st.Progress["main"] != nil; kept != tt.wantKept {

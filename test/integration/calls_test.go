@@ -206,6 +206,73 @@ func TestARequeuedCallIsHeldToWhenLabels(t *testing.T) {
 	}
 }
 
+// A requeue is one event's: a callback on [update, sync] that answered its
+// update with requeueAfter is called again with update, though a sync of
+// the same callback succeeded (without requeueAfter) in between.
+func TestASyncOfTheSameCallbackDoesNotCancelAnUpdatesRequeue(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		if req.Event == callbacks.EventUpdate {
+			return 200, map[string]any{"requeueAfter": "1s"}
+		}
+		return 200, nil
+	})
+	startGateway(t, operatorFor(t, "requeuer", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{
+			{ID: "reconcile", Events: []spec.Event{spec.EventUpdate, spec.EventSync}},
+		}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 20*time.Second, func() error { return stateHandled(t, ns, "example", "requeuer") })
+	updateWidget(t, ns, "example", setSize(2))
+	eventually(t, 20*time.Second, func() error {
+		var n int
+		for _, r := range h.calls("reconcile") {
+			if r.Event == callbacks.EventUpdate {
+				n++
+			}
+		}
+		if n < 2 {
+			return fmt.Errorf("update called %d times, want ≥ 2 (the first answered requeueAfter 1s)", n)
+		}
+		return nil
+	})
+}
+
+// Delete is apart: a callback on [update, delete] whose update asked to be
+// called again in a minute is called with delete as soon as the object is
+// deleted, not once the update's requeue is due.
+func TestAnUpdatesRequeueDoesNotHoldTheDeleteBack(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		if req.Event == callbacks.EventUpdate {
+			return 200, map[string]any{"requeueAfter": "1m"}
+		}
+		return 200, nil
+	})
+	startGateway(t, operatorFor(t, "holder", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Callbacks = []spec.Callback{
+			{ID: "reconcile", Events: []spec.Event{spec.EventUpdate, spec.EventDelete}},
+		}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 20*time.Second, func() error { return stateHandled(t, ns, "example", "holder") })
+	updateWidget(t, ns, "example", setSize(2))
+	eventually(t, 20*time.Second, func() error { return called(h, "reconcile", 1) })
+	eventually(t, 20*time.Second, func() error { return stateHandled(t, ns, "example", "holder") })
+	deleteWidget(t, ns, "example")
+	start := time.Now()
+	eventually(t, 20*time.Second, func() error {
+		for _, r := range h.calls("reconcile") {
+			if r.Event == callbacks.EventDelete {
+				return nil
+			}
+		}
+		return fmt.Errorf("delete not called %s after the deletion", time.Since(start).Round(time.Second))
+	})
+	waitWidgetGone(t, ns, "example")
+}
+
 func TestTimerRequeueAfterSetsTheNextFire(t *testing.T) {
 	ns := newNamespace(t)
 	var n atomic.Int32
