@@ -175,9 +175,9 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 	switch w.Event {
 	case spec.EventTimer:
 		// requeueAfter replaces the interval for this one time.
-		next := w.Callback.Interval.Or(time.Hour)
+		next := w.Callback.Interval.Or(time.Hour) // the operator's own: not capped
 		if d, _ := resp.RequeueAfterDuration(); d > 0 {
-			next = d
+			next = c.requeueDelay(w.Callback, d)
 		}
 		if p.mem.TimerNext == nil {
 			p.mem.TimerNext = map[string]time.Time{}
@@ -306,13 +306,21 @@ func (c *Controller) retryOf(cb spec.Callback) spec.RetrySpec {
 
 // retryDelay is the wait before the attempt after attempt: the handler's
 // retryAfter when it gave one, else the backoff. maxDelay caps both, so a
-// misbehaving handler cannot park an object for a year.
+// misbehaving handler cannot park an object for a year (requeueDelay caps
+// requeueAfter alike).
 func retryDelay(retry spec.RetrySpec, attempt int, retryAfter time.Duration) time.Duration {
 	delay := retryAfter
 	if delay <= 0 {
 		delay = decide.RetryDelay(retry, attempt)
 	}
 	return min(delay, retry.MaxDelay.Or(decide.DefaultMaxDelay))
+}
+
+// requeueDelay is when a handler's requeueAfter d calls cb again: d, capped
+// by maxDelay as retryAfter is, so that no answer parks an object (or keeps
+// it Terminating) longer than the operator allows.
+func (c *Controller) requeueDelay(cb spec.Callback, d time.Duration) time.Duration {
+	return min(d, c.retryOf(cb).MaxDelay.Or(decide.DefaultMaxDelay))
 }
 
 // recordFailure classifies a failed callback: schedule a retry with backoff
@@ -435,6 +443,7 @@ func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, 
 	if w.Event == spec.EventDelete && resp.Finalized != nil && !*resp.Finalized && d <= 0 {
 		d = DefaultFinalizeRequeue
 	}
+	d = c.requeueDelay(w.Callback, d)
 	switch {
 	case w.Event == spec.EventTimer:
 		// A timer's requeueAfter sets its next tick (recordSuccess).

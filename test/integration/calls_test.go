@@ -273,6 +273,50 @@ func TestAnUpdatesRequeueDoesNotHoldTheDeleteBack(t *testing.T) {
 	waitWidgetGone(t, ns, "example")
 }
 
+// maxDelay caps a handler's requeueAfter as it caps its retryAfter: a
+// handler that asks for an hour (a delete callback answering finalized:
+// false, say, which keeps the object Terminating meanwhile) is called
+// again after maxDelay.
+func TestRequeueAfterIsCappedByMaxDelay(t *testing.T) {
+	for _, event := range []spec.Event{spec.EventCreate, spec.EventTimer, spec.EventDelete} {
+		t.Run(string(event), func(t *testing.T) {
+			ns := newNamespace(t)
+			var answered atomic.Bool
+			h := newHandler(t, func(req callbacks.Request) (int, any) {
+				if req.Event != callbacks.Event(event) || answered.Swap(true) {
+					return 200, nil
+				}
+				if event == spec.EventDelete {
+					return 200, map[string]any{"finalized": false, "requeueAfter": "1h"}
+				}
+				return 200, map[string]any{"requeueAfter": "1h"}
+			})
+			startGateway(t, operatorFor(t, "capped", ns, h.URL, func(s *spec.OperatorSpec) {
+				s.Retry = fastRetry(100 * time.Millisecond)
+				s.Retry.MaxDelay = &spec.Duration{Duration: time.Second}
+				s.Callbacks = []spec.Callback{{ID: "main", Events: []spec.Event{event}, Interval: intervalFor(event)}}
+			}))
+			createWidget(t, ns, "example", 1)
+			if event == spec.EventDelete {
+				eventually(t, 20*time.Second, func() error { return stateHandled(t, ns, "example", "capped") })
+				deleteWidget(t, ns, "example")
+			}
+			eventually(t, 20*time.Second, func() error { return called(h, "main", 2) })
+			if event == spec.EventDelete {
+				waitWidgetGone(t, ns, "example")
+			}
+		})
+	}
+}
+
+// intervalFor is a timer's interval, an hour: longer than any test waits.
+func intervalFor(event spec.Event) *spec.Duration {
+	if event != spec.EventTimer {
+		return nil
+	}
+	return &spec.Duration{Duration: time.Hour}
+}
+
 func TestTimerRequeueAfterSetsTheNextFire(t *testing.T) {
 	ns := newNamespace(t)
 	var n atomic.Int32
