@@ -158,8 +158,13 @@ func (r ConfigMapRecord) write(ctx context.Context, operator, entry string) erro
 			_, err = cms.Patch(ctx, r.Ref.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: apply.FieldManager})
 		}
 	}
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("record operator %s in %s: %w", operator, r.Ref, err)
+	switch {
+	case err == nil || value == nil && apierrors.IsNotFound(err): // nothing left to remove
+		return nil
+	case apply.NamespaceMissing(err):
+		// The API server's message names the namespace but not why it
+		// mattered; most likely a typo in --operator-record.
+		return fmt.Errorf("record operator %s in ConfigMap %s: namespace %s does not exist: %w", operator, r.Ref, r.Ref.Namespace, err)
 	}
-	return nil
+	return fmt.Errorf("record operator %s in ConfigMap %s: %w", operator, r.Ref, err)
 }

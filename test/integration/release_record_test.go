@@ -3,10 +3,15 @@ package integration
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/opgate/opgate/gateway/engine"
@@ -52,6 +57,48 @@ func TestRestartWithoutAnOperatorReleasesWhatItRecorded(t *testing.T) {
 		if err := heldBy(t, ns, "example", op); err != nil {
 			t.Errorf("a finalizer of a running operator was released: %v", err)
 		}
+	}
+}
+
+// --operator-record naming a namespace that does not exist (a typo, or one
+// not created yet): the record cannot be written, so the operator must not
+// hold (docs/architecture.md, "Recorded before held"), or dropped from the
+// files later its objects would never be released. Ready names the missing
+// namespace, and the operator starts by itself once it exists.
+func TestAnOperatorRecordInAMissingNamespaceKeepsTheOperatorFromHoldingUntilItExists(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(nil))
+	op := operatorFor(t, "drop", ns, h.URL, withCleanup)
+	record := types.NamespacedName{Namespace: ns + "-record", Name: "opgate-gateway"}
+	gw, err := runner.New(cfg, runner.Options{Operators: []*spec.WebhookOperator{op}, OperatorRecord: record,
+		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	createWidget(t, ns, "example", 1)
+
+	want := "namespace " + record.Namespace + " does not exist"
+	eventually(t, 20*time.Second, func() error {
+		if err := gw.Ready(); err == nil || !strings.Contains(err.Error(), engine.ReasonRecordUnwritable) || !strings.Contains(err.Error(), want) {
+			return fmt.Errorf("Ready() = %v, want an error saying %s and %q", err, engine.ReasonRecordUnwritable, want)
+		}
+		return nil
+	})
+	if err := heldBy(t, ns, "example", "drop"); err == nil {
+		t.Errorf("operator drop holds %s/example though its record %s could not be written", ns, record)
+	}
+
+	if _, err := kube(t).CoreV1().Namespaces().Create(context.Background(),
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: record.Namespace}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create namespace %s: %v", record.Namespace, err)
+	}
+	eventually(t, 30*time.Second, func() error { return heldBy(t, ns, "example", "drop") })
+	if err := recorded(t, record, "drop"); err != nil {
+		t.Errorf("operator drop holds its finalizer on %s/example, but: %v", ns, err)
 	}
 }
 
