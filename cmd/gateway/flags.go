@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"math"
 	"strconv"
 
 	"github.com/spf13/pflag"
@@ -32,3 +33,26 @@ func (v positive[T]) Set(s string) error {
 func (v positive[T]) String() string { return strconv.FormatInt(int64(*v.p), 10) }
 
 func (positive[T]) Type() string { return "int" }
+
+// rateLimit is the --kube-api-qps flag: positive, or negative for no
+// limit. Zero is refused as it is parsed: client-go would put its default
+// of 5 queries a second in its place, silently.
+type rateLimit struct{ p *float32 }
+
+func rateLimitVar(f *pflag.FlagSet, p *float32, name string, value float32, usage string) {
+	*p = value
+	f.Var(rateLimit{p}, name, usage)
+}
+
+func (v rateLimit) Set(s string) error {
+	n, err := strconv.ParseFloat(s, 32)
+	if err != nil || n == 0 || math.IsNaN(n) {
+		return errors.New("want a positive number, or a negative one for no limit")
+	}
+	*v.p = float32(n)
+	return nil
+}
+
+func (v rateLimit) String() string { return strconv.FormatFloat(float64(*v.p), 'g', -1, 32) }
+
+func (rateLimit) Type() string { return "float32" }

@@ -87,3 +87,42 @@ func TestRunRefusesNonPositiveWorkersAndResponseLimit(t *testing.T) {
 		})
 	}
 }
+
+// --kube-api-qps 0 and --kube-api-burst 0 are refused as the flags are
+// parsed: client-go would put its defaults (5 queries a second, a burst of
+// 10) in their place, silently. A negative QPS is no limit; a negative
+// burst with a limit on would refuse every request, so it is refused too.
+func TestRunRefusesAZeroClientRateLimit(t *testing.T) {
+	tests := []struct {
+		args             []string
+		wantErr          string
+		wantQPS, wantBur string
+	}{
+		{[]string{"--kube-api-qps=0"}, `invalid argument "0" for "--kube-api-qps" flag: want a positive number, or a negative one for no limit`, "", ""},
+		{[]string{"--kube-api-qps=0.0"}, `invalid argument "0.0" for "--kube-api-qps" flag: want a positive number, or a negative one for no limit`, "", ""},
+		{[]string{"--kube-api-qps=NaN"}, `invalid argument "NaN" for "--kube-api-qps" flag: want a positive number, or a negative one for no limit`, "", ""},
+		{[]string{"--kube-api-qps=fast"}, `invalid argument "fast" for "--kube-api-qps" flag: want a positive number, or a negative one for no limit`, "", ""},
+		{[]string{"--kube-api-burst=0"}, `invalid argument "0" for "--kube-api-burst" flag: want a positive integer`, "", ""},
+		{[]string{"--kube-api-burst=-1"}, `invalid argument "-1" for "--kube-api-burst" flag: want a positive integer`, "", ""},
+		{nil, "", "1000", "2000"},
+		{[]string{"--kube-api-qps=-1"}, "", "-1", "2000"},
+		{[]string{"--kube-api-qps=0.5", "--kube-api-burst=1"}, "", "0.5", "1"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cmd := newRunCommand()
+			err := cmd.ParseFlags(tt.args)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("error = %v, want none", err)
+			case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr):
+				t.Fatalf("error = %v, want %q", err, tt.wantErr)
+			case tt.wantErr == "":
+				got := []string{cmd.Flag("kube-api-qps").Value.String(), cmd.Flag("kube-api-burst").Value.String()}
+				if want := []string{tt.wantQPS, tt.wantBur}; !slices.Equal(got, want) {
+					t.Errorf("parsed %v, want %v", got, want)
+				}
+			}
+		})
+	}
+}
