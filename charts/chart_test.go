@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -20,9 +21,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -458,6 +461,46 @@ func TestChartRendersAPodDisruptionBudgetOnlyWhenADrainCanEvictAPod(t *testing.T
 			got := slices.ContainsFunc(decode(t, out), func(u *unstructured.Unstructured) bool { return u.GetKind() == "PodDisruptionBudget" })
 			if got != tc.wantPDB {
 				t.Errorf("a PodDisruptionBudget rendered: %v, want %v", got, tc.wantPDB)
+			}
+		})
+	}
+}
+
+// minAvailable given as a string (a percentage, or a quoted number from a
+// values file) is held to the same rule: a PodDisruptionBudget that allows
+// no disruption blocks every drain. Whether it allows one is Kubernetes'
+// own arithmetic (the disruption controller rounds a percentage of
+// minAvailable up), not the chart's guess; a quoted number renders as a
+// number, which the API server requires of a minAvailable not a percentage.
+func TestChartRefusesAStringMinAvailableThatAllowsNoDisruption(t *testing.T) {
+	cases := []struct {
+		replicas     int
+		minAvailable string
+	}{
+		{2, "100%"}, {2, "2"}, {2, "51%"}, {2, "50%"}, {2, "1"}, {2, "0%"},
+		{3, "67%"}, {3, "66%"}, {3, "3"}, {3, "2"}, {5, "80%"}, {5, "81%"},
+		{2, "150%"}, {2, "half"}, {2, "1.5"},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%d replicas, minAvailable %s", tc.replicas, tc.minAvailable), func(t *testing.T) {
+			v := intstr.Parse(tc.minAvailable)
+			required, err := intstr.GetScaledValueFromIntOrPercent(&v, tc.replicas, true)
+			wantRefused := err != nil || required >= tc.replicas
+			out, err := helm(t, "template", "rel", chartDir, "--namespace", "ops", "--show-only", "templates/pdb.yaml",
+				"--set", fmt.Sprintf("replicaCount=%d", tc.replicas), "--set-string", "podDisruptionBudget.minAvailable="+tc.minAvailable)
+			if wantRefused {
+				if err == nil || !strings.Contains(err.Error(), "podDisruptionBudget.minAvailable") {
+					t.Fatalf("helm template: err = %v, want one naming podDisruptionBudget.minAvailable; rendered:\n%s", err, out)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("helm template: %v", err)
+			}
+			var pdb policyv1.PodDisruptionBudget
+			find(t, decode(t, out), "PodDisruptionBudget", "rel-opgate", &pdb)
+			if got := pdb.Spec.MinAvailable; got == nil || *got != v {
+				t.Errorf("minAvailable rendered %v, want %v", got, v)
 			}
 		})
 	}
