@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/opgate/opgate/gateway/engine"
@@ -60,7 +61,11 @@ WebhookOperator still there, its finalizers and its Ready condition.`,
 			if err != nil {
 				return fmt.Errorf("kubernetes client: %w", err)
 			}
-			return o.run(cmd.Context(), dyn.Resource(engine.OperatorResource), args, cmd.OutOrStdout())
+			disco, err := discovery.NewDiscoveryClientForConfig(cfg)
+			if err != nil {
+				return fmt.Errorf("discovery client: %w", err)
+			}
+			return o.run(cmd.Context(), dyn.Resource(engine.OperatorResource), disco, args, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the files in $KUBECONFIG, else ~/.kube/config, else the pod's ServiceAccount)")
@@ -71,17 +76,24 @@ WebhookOperator still there, its finalizers and its Ready condition.`,
 }
 
 // run deletes the matching operators and waits for them to go.
-func (o *removeOptions) run(ctx context.Context, res dynamic.ResourceInterface, names []string, w io.Writer) error {
+func (o *removeOptions) run(ctx context.Context, res dynamic.ResourceInterface, disco discovery.DiscoveryInterfaceWithContext, names []string, w io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	ops, err := o.matching(ctx, res, names)
 	if crdMissing(err) {
-		// Deleted before helm uninstall, say: nothing to remove or wait for.
-		_, err := fmt.Fprintln(w, "no WebhookOperator: the WebhookOperator CRD is not installed in this cluster")
-		return err
+		served, discoErr := operatorsServed(ctx, disco)
+		switch {
+		case discoErr != nil:
+			return fmt.Errorf("list WebhookOperators %s answered 404, and %w", o.what(names), discoErr)
+		case !served:
+			// Deleted before helm uninstall, say: nothing to remove or wait for.
+			_, err := fmt.Fprintln(w, "no WebhookOperator: the WebhookOperator CRD is not installed in this cluster")
+			return err
+		}
+		return fmt.Errorf("list WebhookOperators %s: the API server's discovery lists them, yet the listing answered 404: %w", o.what(names), err)
 	}
 	if err != nil {
-		return err
+		return explainOperators(err, "list WebhookOperators "+o.what(names))
 	}
 	if len(ops) == 0 {
 		_, err := fmt.Fprintf(w, "no WebhookOperator %s\n", o.what(names))
@@ -108,11 +120,48 @@ func (o *removeOptions) run(ctx context.Context, res dynamic.ResourceInterface, 
 	return err
 }
 
+// operatorsServed asks discovery whether the API server serves the
+// WebhookOperator resource. A 404 alone does not tell: any HTTP server
+// answers one (a kubeconfig pointing at the wrong port, say), and taking
+// it for "the CRD is not installed" would let the chart's uninstall hook
+// pass with every finalizer still held. A Kubernetes API server always
+// lists the core group v1.
+func operatorsServed(ctx context.Context, disco discovery.DiscoveryInterfaceWithContext) (bool, error) {
+	u := disco.RESTClient().Get().URL()
+	host := u.Scheme + "://" + u.Host
+	groups, err := disco.ServerGroupsWithContext(ctx)
+	if apierrors.IsNotFound(err) {
+		return false, fmt.Errorf("%s is not a Kubernetes API server: its discovery (/api, /apis) answers 404 (is the kubeconfig's server right?): %w", host, err)
+	}
+	if err != nil {
+		return false, fmt.Errorf("ask the discovery of %s whether it serves WebhookOperators: %w", host, err)
+	}
+	gv := engine.OperatorResource.GroupVersion()
+	var core, group bool
+	for _, g := range groups.Groups {
+		for _, v := range g.Versions {
+			core = core || g.Name == "" && v.Version == "v1"
+			group = group || v.GroupVersion == gv.String()
+		}
+	}
+	switch {
+	case !core:
+		return false, fmt.Errorf("%s is not a Kubernetes API server: its discovery lists no core API group v1 (is the kubeconfig's server right?)", host)
+	case !group:
+		return false, nil
+	}
+	list, err := disco.ServerResourcesForGroupVersionWithContext(ctx, gv.String())
+	if err != nil {
+		return false, fmt.Errorf("ask the discovery of %s whether it serves WebhookOperators: %w", host, err)
+	}
+	return slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == engine.OperatorResource.Resource }), nil
+}
+
 // matching lists the operators of the selector, kept to names when given.
 func (o *removeOptions) matching(ctx context.Context, res dynamic.ResourceInterface, names []string) ([]unstructured.Unstructured, error) {
 	list, err := res.List(ctx, metav1.ListOptions{LabelSelector: o.selector})
 	if err != nil {
-		return nil, explainOperators(err, "list WebhookOperators "+o.what(names))
+		return nil, err // explained by the callers: a 404 needs asking discovery first
 	}
 	if len(names) == 0 {
 		return list.Items, nil
@@ -155,7 +204,7 @@ func (o *removeOptions) waitGone(ctx context.Context, res dynamic.ResourceInterf
 	err := wait.PollUntilContextCancel(ctx, o.interval, true, func(ctx context.Context) (bool, error) {
 		ops, err := o.matching(ctx, res, names)
 		if err != nil {
-			listErr = err
+			listErr = explainOperators(err, "list WebhookOperators "+o.what(names))
 			return false, nil
 		}
 		left, listErr = slices.DeleteFunc(ops, func(u unstructured.Unstructured) bool { return !waiting[u.GetUID()] }), nil

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -182,7 +184,8 @@ func TestRemoveOperatorsRefusesToSelectEveryOperator(t *testing.T) {
 }
 
 // Without the WebhookOperator CRD there is no WebhookOperator to remove:
-// helm uninstall must not be blocked by a CRD deleted before it.
+// helm uninstall must not be blocked by a CRD deleted before it. The
+// hook's rules are enough to tell (discovery is open to every user).
 func TestRemoveOperatorsSucceedsWithoutTheCRD(t *testing.T) {
 	env, err := testenv.Start()
 	if err != nil {
@@ -193,8 +196,25 @@ func TestRemoveOperatorsSucceedsWithoutTheCRD(t *testing.T) {
 			t.Errorf("stop envtest: %v", err)
 		}
 	})
-	out, _, err := execute(t, "remove-operators", "-l", "app.kubernetes.io/instance=rel", "--kubeconfig", writeKubeconfig(t, env.Config, "", ""))
+	const user = "uninstall-hook"
+	grant(t, env.Config, user,
+		rbacv1.PolicyRule{APIGroups: []string{"opgate.dev"}, Resources: []string{"webhookoperators"}, Verbs: []string{"list", "watch"}})
+	out, _, err := execute(t, "remove-operators", "-l", "app.kubernetes.io/instance=rel", "--kubeconfig", writeKubeconfig(t, env.Config, user, ""))
 	if err != nil || !strings.Contains(out, "the WebhookOperator CRD is not installed") {
 		t.Fatalf("error = %v, printed %q; want success saying the CRD is not installed", err, out)
+	}
+}
+
+// A kubeconfig pointing at an HTTP server that is not a Kubernetes API
+// server (a wrong port, a proxy) gets 404 for everything: that is not "the
+// CRD is not installed", and the chart's uninstall hook must not pass on
+// it, deleting the gateway with operators' finalizers still held.
+func TestRemoveOperatorsFailsAgainstAServerThatIsNotKubernetes(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	out, _, err := execute(t, "remove-operators", "-l", "app.kubernetes.io/instance=rel", "--timeout", "10s",
+		"--kubeconfig", writeKubeconfig(t, &rest.Config{Host: srv.URL}, "", ""))
+	if err == nil || !strings.Contains(err.Error(), "not a Kubernetes API server") || !strings.Contains(err.Error(), srv.URL) {
+		t.Fatalf("error = %v, printed %q; want a failure saying %s is not a Kubernetes API server", err, out, srv.URL)
 	}
 }
