@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/opgate/opgate/internal/version"
 )
@@ -162,5 +165,50 @@ func TestSecretNamespaceIsTheFlagElseThePodsElseTheContexts(t *testing.T) {
 				t.Errorf("pickSecretNamespace(%q, %q, %q) = %q, want %q", tt.flag, tt.pod, tt.context, got, tt.want)
 			}
 		})
+	}
+}
+
+// Every command that reads a kubeconfig names the file it did not find:
+// client-go alone says "no configuration has been provided, try setting
+// KUBERNETES_MASTER", which names neither $KUBECONFIG nor the file.
+func TestEveryCommandNamesTheKubeconfigItDidNotFind(t *testing.T) {
+	dir := t.TempDir()
+	missing, other := filepath.Join(dir, "missing"), filepath.Join(dir, "other")
+	t.Setenv("KUBERNETES_SERVICE_HOST", "") // never in a pod here
+	commands := [][]string{
+		{"run"},
+		{"status"},
+		{"reconcile", "memcached", "example"},
+		{"rbac", "--from-cluster"},
+		{"remove-operators", "-l", "app=x"},
+	}
+	sources := []struct {
+		name, kubeconfigEnv string
+		flags               []string
+		want                []string
+	}{
+		{"$KUBECONFIG", missing, nil, []string{missing}},
+		{"$KUBECONFIG, two files", missing + string(filepath.ListSeparator) + other, nil, []string{missing, other}},
+		{"~/.kube/config", "", nil, []string{clientcmd.RecommendedHomeFile}},
+		{"--kubeconfig", "", []string{"--kubeconfig", missing}, []string{missing}},
+	}
+	for _, src := range sources {
+		for _, args := range commands {
+			t.Run(src.name+"/"+args[0], func(t *testing.T) {
+				if _, err := os.Stat(clientcmd.RecommendedHomeFile); src.kubeconfigEnv == "" && src.flags == nil && err == nil {
+					t.Skipf("%s exists (client-go reads $HOME once, at start)", clientcmd.RecommendedHomeFile)
+				}
+				t.Setenv("KUBECONFIG", src.kubeconfigEnv)
+				_, _, err := execute(t, append(slices.Clone(args), src.flags...)...)
+				if err == nil {
+					t.Fatal("no error")
+				}
+				for _, file := range src.want {
+					if !strings.Contains(err.Error(), file) {
+						t.Errorf("error = %v, want one naming %s", err, file)
+					}
+				}
+			})
+		}
 	}
 }

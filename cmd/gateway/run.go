@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -196,6 +198,9 @@ func (o *runOptions) restConfig() (*rest.Config, string, error) {
 		}
 	}
 	cfg, err := loader.ClientConfig()
+	if clientcmd.IsEmptyConfig(err) {
+		return nil, "", noKubeconfig(rules, err)
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("load kubeconfig: %w", err)
 	}
@@ -205,6 +210,33 @@ func (o *runOptions) restConfig() (*rest.Config, string, error) {
 		ns = metav1.NamespaceDefault
 	}
 	return cfg, ns, nil
+}
+
+// noKubeconfig names the kubeconfig files looked at when none served and
+// there was no pod's service account to fall back on: client-go's "no
+// configuration has been provided, try setting KUBERNETES_MASTER" names
+// none, and a $KUBECONFIG naming a file that is not there is the usual cause.
+func noKubeconfig(rules *clientcmd.ClientConfigLoadingRules, err error) error {
+	source := "~/.kube/config"
+	switch {
+	case rules.ExplicitPath != "":
+		source = "--kubeconfig"
+	case os.Getenv(clientcmd.RecommendedConfigPathEnvVar) != "":
+		source = "$" + clientcmd.RecommendedConfigPathEnvVar
+	}
+	files := rules.GetLoadingPrecedence()
+	missing := slices.DeleteFunc(slices.Clone(files), func(f string) bool {
+		_, statErr := os.Stat(f)
+		return !errors.Is(statErr, fs.ErrNotExist)
+	})
+	what := fmt.Sprintf("%s (%s) holds no configuration", source, strings.Join(files, ", "))
+	switch {
+	case len(missing) == 1 && len(files) == 1:
+		what = fmt.Sprintf("%s: %s does not exist", source, missing[0])
+	case len(missing) == len(files):
+		what = fmt.Sprintf("%s: none of %s exists", source, strings.Join(missing, ", "))
+	}
+	return fmt.Errorf("load kubeconfig: %s, and outside a pod there is no service account to use instead (%w)", what, err)
 }
 
 // pickSecretNamespace is --secret-namespace, else the pod's namespace (the
