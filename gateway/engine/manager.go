@@ -212,9 +212,21 @@ func (m *Manager) runOperator(ctx context.Context, op *spec.WebhookOperator, pre
 		r.mu.Lock()
 		r.controller = nil
 		r.mu.Unlock()
+		// Discovery may still serve the old scope for a moment: the new
+		// controller would be built on it and stop again at once. A pause
+		// between starts keeps that from spinning.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(rescopePause):
+		}
 		m.deps.Mapper.Reset()
 	}
 }
+
+// rescopePause is the least time between two starts of an operator whose
+// kind changed scope.
+const rescopePause = time.Second
 
 // runController runs c and reports its health and stats until it stops;
 // it says whether c stopped because a CRD of its kinds changed scope.
