@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -12,6 +13,7 @@ import (
 // *.yml and *.json files) like Parse, and refuses an operator name defined
 // twice, in one file or across files, and a file or directory that defines
 // none: given by mistake, it would leave `gateway run -f` watching nothing.
+// A file given more than once (by its directory and by name) is read once.
 // It reports the errors of every file, not only of the first bad one.
 func LoadFiles(paths ...string) ([]*WebhookOperator, error) {
 	files, errs, err := expandPaths(paths)
@@ -76,7 +78,34 @@ func expandPaths(paths []string) ([]string, ErrorList, error) {
 			errs = append(errs, &FieldError{Source: p, Message: "no .yaml, .yml or .json files"})
 		}
 	}
-	return files, errs, nil
+	return withoutRepeats(files), errs, nil
+}
+
+// withoutRepeats keeps the first of the names that stand for one file
+// (`-f operators/ -f operators/memcached.yaml`, a second spelling, a
+// symbolic link): read twice, its operators would be refused as defined
+// twice.
+func withoutRepeats(files []string) []string {
+	var (
+		kept  []string
+		infos []os.FileInfo
+		names = map[string]bool{}
+	)
+	for _, f := range files {
+		if names[filepath.Clean(f)] {
+			continue
+		}
+		names[filepath.Clean(f)] = true
+		info, err := os.Stat(f)
+		if err == nil {
+			if slices.ContainsFunc(infos, func(i os.FileInfo) bool { return os.SameFile(i, info) }) {
+				continue
+			}
+			infos = append(infos, info)
+		}
+		kept = append(kept, f)
+	}
+	return kept
 }
 
 // duplicateNames refuses a second operator with the same name: both would

@@ -262,3 +262,35 @@ func TestDecodeObjectChecksLikeParseAndLeavesTheInputAlone(t *testing.T) {
 		t.Errorf("ValidateObject modified its input:\n%s\n%s", before, after)
 	}
 }
+
+// The same file given twice (`-f operators/ -f operators/memcached.yaml`,
+// or under two names) is read once, not blamed for defining its operators
+// twice.
+func TestLoadFilesReadsAFileGivenTwiceOnce(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "memcached.yaml", minimal)
+	link := filepath.Join(t.TempDir(), "link.yaml")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		paths []string
+	}{
+		{"in a directory and by name", []string{dir, path}},
+		{"by name twice", []string{path, path}},
+		{"by two spellings", []string{path, dir + "/./memcached.yaml"}},
+		{"by a symbolic link", []string{link, dir}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ops, err := LoadFiles(tt.paths...)
+			if err != nil {
+				t.Fatalf("LoadFiles(%q): %v", tt.paths, err)
+			}
+			if len(ops) != 1 || ops[0].Name != "memcached" {
+				t.Errorf("LoadFiles(%q) = %d operators, want memcached once", tt.paths, len(ops))
+			}
+		})
+	}
+}
