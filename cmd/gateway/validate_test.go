@@ -50,9 +50,10 @@ func TestValidateCommand(t *testing.T) {
 			wantErr:    "1 error",
 		},
 		{
+			// Read as kubectl reads it, a bare on key is true.
 			name:       "a callback still using on is told its new name",
 			args:       []string{"-f", "testdata/renamed-on.yaml"},
-			wantStderr: "testdata/renamed-on.yaml:11: document 1 (old): /spec/callbacks/0/on: `on` was renamed to `events`\n",
+			wantStderr: "testdata/renamed-on.yaml:11: document 1 (old): /spec/callbacks/0/true: `on` was renamed to `events` (kubectl reads a bare on as true)\n",
 			wantErr:    "1 error",
 		},
 		{

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // parsed is one valid operator and where it was defined, kept so that a
@@ -43,40 +44,20 @@ func Parse(data []byte, source string) ([]*WebhookOperator, error) {
 // failures of the gateway itself (the schema does not compile), not of the
 // input.
 func parseSource(data []byte, source string) ([]parsed, ErrorList, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var (
 		entries []parsed
 		errs    ErrorList
 	)
-	for doc := 1; ; doc++ {
-		var node yaml.Node
-		err := dec.Decode(&node)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			// After a syntax error the parser cannot find the next document.
-			list := yamlErrors(err, lastLine(data))
-			list.locate(source, doc, "")
-			errs = append(errs, list...)
-			break
-		}
-		if isEmptyDocument(&node) {
-			continue
-		}
-		op, name, lines, docErrs, err := parseDocument(&node, lastLine(data))
+	for _, s := range splitDocuments(data) {
+		entry, docErrs, err := parseSection(s)
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, e := range docErrs {
-			if e.Line == 0 {
-				e.Line = lines.of(e.Path)
-			}
-		}
-		docErrs.locate(source, doc, name)
+		docErrs.locate(source, s.document, "")
 		errs = append(errs, docErrs...)
-		if op != nil {
-			entries = append(entries, parsed{op: op, source: source, document: doc, nameLine: lines.of("/metadata/name")})
+		if entry != nil {
+			entry.source = source
+			entries = append(entries, *entry)
 		}
 	}
 	// Line order reads like the file; the validator's order is arbitrary.
@@ -89,23 +70,69 @@ func parseSource(data []byte, source string) ([]parsed, ErrorList, error) {
 	return entries, errs, nil
 }
 
-// parseDocument turns one YAML document into a checked, defaulted operator
-// (nil when it has errors), its name as far as it can be read, and the
-// line of every path in it.
-func parseDocument(node *yaml.Node, lastLine int) (*WebhookOperator, string, lineIndex, ErrorList, error) {
-	lines := lineIndex{}
-	lines.add(node, "")
+// parseSection turns one document into a checked, defaulted operator (nil
+// when it is empty or has errors) and its errors, each with the line of
+// the file it is on. The content is what kubectl reads (see kubectlJSON);
+// yaml.v3's node tree only finds lines, and refuses a key given twice,
+// which kubectl would silently read as the last one.
+func parseSection(s section) (*parsed, ErrorList, error) {
+	if s.err != nil {
+		return nil, ErrorList{s.err}, nil
+	}
+	var node yaml.Node
+	err := yaml.NewDecoder(bytes.NewReader(s.data)).Decode(&node)
+	if errors.Is(err, io.EOF) || (err == nil && isEmptyDocument(&node)) {
+		return nil, nil, nil
+	}
 	var raw any
-	if err := node.Decode(&raw); err != nil {
-		return nil, "", lines, yamlErrors(err, lastLine), nil
+	if err == nil {
+		err = node.Decode(&raw)
 	}
-	doc, err := jsonCompatible(raw)
 	if err != nil {
-		return nil, "", lines, ErrorList{{Message: fmt.Sprintf("cannot be represented as JSON: %v", err)}}, nil
+		return nil, s.shift(yamlErrors(err, lastLine(s.data))), nil
 	}
-	name, _ := lookup(doc, []string{"metadata", "name"}).(string)
-	op, errs, err := check(doc)
-	return op, name, lines, errs, err
+	lines := lineIndex{}
+	lines.add(&node, "")
+	name, _ := lookup(raw, []string{"metadata", "name"}).(string)
+	doc, errs := kubectlJSON(s.data)
+	var op *WebhookOperator
+	if doc != nil {
+		name, _ = lookup(doc, []string{"metadata", "name"}).(string)
+		if op, errs, err = check(doc); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, e := range errs {
+		if e.Line == 0 {
+			e.Line = lines.of(e.Path)
+		}
+		e.Operator = name
+	}
+	if op == nil {
+		return nil, s.shift(errs), nil
+	}
+	return &parsed{op: op, document: s.document, nameLine: s.offset + lines.of("/metadata/name")}, nil, nil
+}
+
+// kubectlJSON reads one document as `kubectl apply -f` does, so that a
+// file means here what it means to the API server: JSON as it is, YAML by
+// sigs.k8s.io/yaml, which reads YAML 1.1 (a bare yes, on or off is a
+// boolean) and keeps a date-like value as the text written.
+func kubectlJSON(data []byte) (any, ErrorList) {
+	js := data
+	if !json.Valid(data) {
+		var err error
+		if js, err = sigsyaml.YAMLToJSON(data); err != nil {
+			return nil, yamlErrors(err, lastLine(data))
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, ErrorList{{Message: fmt.Sprintf("cannot be represented as JSON: %v", err)}}
+	}
+	return doc, nil
 }
 
 // check validates a JSON-compatible document with the schema, decodes it

@@ -3,11 +3,15 @@ package spec
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // minimal is a valid document; tests append to or replace parts of it.
@@ -103,6 +107,24 @@ func TestParseReportsEveryErrorWithSourceDocumentLineAndPath(t *testing.T) {
 				`operators.yaml:2: document 1: /kind: required field is missing`,
 				`operators.yaml:2: document 1: /metadata: required field is missing`,
 				`operators.yaml:2: document 1: /spec: required field is missing`,
+			},
+		},
+		{
+			name: "a bare on key is what kubectl makes of it",
+			data: strings.Replace(minimal, "events: [create]", "on: [create]", 1),
+			want: []string{"operators.yaml:13: document 1 (memcached): /spec/callbacks/0/true: `on` was renamed to `events` (kubectl reads a bare on as true)"},
+		},
+		{
+			name: "a document separator followed by content is refused, as kubectl refuses it",
+			data: minimal + "--- {a: b}\n" + strings.Replace(minimal, "name: memcached", "name: other", 1),
+			want: []string{`operators.yaml:14: document 2: invalid YAML: "--- {a: b}": a document separator may be followed only by a comment (kubectl refuses it too)`},
+		},
+		{
+			name: "documents after invalid YAML are still checked",
+			data: minimal + "---\napiVersion: [\n---\n" + strings.Replace(minimal, "events: [create]", "events: []", 1),
+			want: []string{
+				`operators.yaml:15: document 2: invalid YAML: did not find expected node content`,
+				`operators.yaml:29: document 3 (memcached): /spec/callbacks/0/events: minimum 1 items required, but found 0 items`,
 			},
 		},
 		{
@@ -263,6 +285,93 @@ func TestDecodeObjectChecksLikeParseAndLeavesTheInputAlone(t *testing.T) {
 	}
 }
 
+// kubectlReads reads a one-document file as `kubectl apply -f` does
+// (sigs.k8s.io/yaml, YAML 1.1) and checks it as the gateway checks the
+// cluster object that results.
+func kubectlReads(t *testing.T, doc string) (*WebhookOperator, error) {
+	t.Helper()
+	var obj map[string]any
+	if err := sigsyaml.Unmarshal([]byte(doc), &obj); err != nil {
+		return nil, err
+	}
+	return DecodeObject(obj)
+}
+
+// A file means what `kubectl apply -f` makes of the same document: a
+// date-like value stays the text written (yaml.v3 alone would make it a
+// timestamp and rewrite it), and a bare YAML 1.1 boolean in a string field
+// is a boolean, refused by both, not a string accepted by one only.
+func TestAFileMeansWhatKubectlMakesOfIt(t *testing.T) {
+	when := func(s string) string {
+		return strings.Replace(minimal, "events: [create]", "events: [update]\n      when:\n"+s, 1)
+	}
+	tests := []struct {
+		name    string
+		data    string
+		check   func(*WebhookOperator) string // the value of the accepted operator…
+		want    string                        // …which must be as written
+		wantErr []string                      // what Parse says when kubectl's reading is refused
+	}{
+		{
+			name: "a date-like annotation value is kept as written",
+			data: when("        annotations:\n          release: 2024-01-01"),
+			check: func(op *WebhookOperator) string {
+				return op.Spec.Callbacks[0].When.Annotations["release"]
+			},
+			want: "2024-01-01",
+		},
+		{
+			name: "a date-like label selector value is kept as written",
+			data: strings.Replace(minimal, "kind: Memcached", "kind: Memcached\n    labelSelector:\n      matchLabels:\n        release: 2024-01-01", 1),
+			check: func(op *WebhookOperator) string {
+				return op.Spec.Watch.LabelSelector.MatchLabels["release"]
+			},
+			want: "2024-01-01",
+		},
+		{
+			name: "a date-time annotation value is kept as written",
+			data: when("        annotations:\n          release: 2024-01-01 10:00:00"),
+			check: func(op *WebhookOperator) string {
+				return op.Spec.Callbacks[0].When.Annotations["release"]
+			},
+			want: "2024-01-01 10:00:00",
+		},
+		{
+			name:    "a bare yes is a boolean",
+			data:    when("        annotations:\n          release: yes"),
+			wantErr: []string{`operators.yaml:16: document 1 (memcached): /spec/callbacks/0/when/annotations/release: expected string, but got boolean`},
+		},
+		{
+			name:    "a bare off is a boolean",
+			data:    when("        labels:\n          tier: off"),
+			wantErr: []string{`operators.yaml:16: document 1 (memcached): /spec/callbacks/0/when/labels/tier: expected string, but got boolean`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ops, err := Parse([]byte(tt.data), "operators.yaml")
+			cluster, clusterErr := kubectlReads(t, tt.data)
+			if (err == nil) != (clusterErr == nil) {
+				t.Fatalf("the file gives error %v; kubectl's reading of it gives error %v", err, clusterErr)
+			}
+			if tt.wantErr != nil {
+				if got := errorLines(err); !reflect.DeepEqual(got, tt.wantErr) {
+					t.Errorf("Parse() errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.wantErr, "\n"))
+				}
+				return
+			}
+			if len(ops) != 1 || !reflect.DeepEqual(ops[0], cluster) {
+				file, _ := json.Marshal(ops)
+				kubectl, _ := json.Marshal(cluster)
+				t.Fatalf("from the file:\n%s\nas kubectl reads it:\n%s", file, kubectl)
+			}
+			if got := tt.check(ops[0]); got != tt.want {
+				t.Errorf("value read as %q, want it as written: %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // The same file given twice (`-f operators/ -f operators/memcached.yaml`,
 // or under two names) is read once, not blamed for defining its operators
 // twice.
@@ -290,6 +399,47 @@ func TestLoadFilesReadsAFileGivenTwiceOnce(t *testing.T) {
 			}
 			if len(ops) != 1 || ops[0].Name != "memcached" {
 				t.Errorf("LoadFiles(%q) = %d operators, want memcached once", tt.paths, len(ops))
+			}
+		})
+	}
+}
+
+// A file is split into documents where kubectl splits it (apimachinery's
+// YAML reader), not where yaml.v3 alone would.
+func TestParseSplitsDocumentsWhereKubectlDoes(t *testing.T) {
+	other := strings.Replace(minimal, "name: memcached", "name: other", 1)
+	tests := []struct {
+		name string
+		data string
+	}{
+		{"separators with comments and empty documents", "# header\n---\n" + minimal + "--- # next\n---\n# only a comment\n---\n" + other},
+		{"Windows line ends", strings.ReplaceAll(minimal+"---\n"+other, "\n", "\r\n")},
+		{"a separator followed by content", minimal + "--- {a: b}\n" + other},
+		{"a longer dash line", minimal + "----\n" + other},
+		{"JSON", `{"apiVersion": "opgate.dev/v1alpha1", "kind": "WebhookOperator", "metadata": {"name": "j"},
+			"spec": {"watch": {"apiVersion": "v1", "kind": "ConfigMap"}, "handler": {"url": "https://h.example"},
+			"callbacks": [{"id": "s", "events": ["sync"]}]}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(tt.data), 4096)
+			var kubectl int
+			var kubectlErr error
+			for {
+				var obj map[string]any
+				if kubectlErr = dec.Decode(&obj); kubectlErr != nil {
+					break
+				}
+				if obj != nil {
+					kubectl++
+				}
+			}
+			if errors.Is(kubectlErr, io.EOF) {
+				kubectlErr = nil
+			}
+			ops, err := Parse([]byte(tt.data), "operators.yaml")
+			if (err == nil) != (kubectlErr == nil) || (err == nil && len(ops) != kubectl) {
+				t.Errorf("Parse: %d operators, error %v; kubectl: %d objects, error %v", len(ops), err, kubectl, kubectlErr)
 			}
 		})
 	}

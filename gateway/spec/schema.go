@@ -155,8 +155,8 @@ func describe(leaf *jsonschema.ValidationError, doc any, raw map[string]any) Err
 		for name := range obj {
 			if _, ok := known[name]; !ok {
 				msg := "unknown field"
-				if to, ok := renamed(node)[name]; ok {
-					msg = fmt.Sprintf("`%s` was renamed to `%s`", name, to)
+				if r, ok := renamed(node)[name]; ok {
+					msg = r.message(name)
 				}
 				list = append(list, &FieldError{Path: joinPointer(leaf.InstanceLocation, name), Message: msg})
 			}
@@ -178,25 +178,40 @@ func describe(leaf *jsonschema.ValidationError, doc any, raw map[string]any) Err
 	return ErrorList{{Path: leaf.InstanceLocation, Message: leaf.Message}}
 }
 
-// renamed returns a schema node's "x-opgate-renamed" map (old field name →
-// new), so that a document written before a rename gets told the new name
-// instead of "unknown field". hack/gencrd gives the CRD the same message.
-func renamed(node map[string]any) map[string]string {
-	out := map[string]string{}
+// rename is a field's old name and its new one.
+type rename struct{ from, to string }
+
+// renamed maps each old key of a schema node's "x-opgate-renamed" (old
+// field name → new) to its rename, so that a document written before a
+// rename gets told the new name instead of "unknown field"; hack/gencrd
+// gives the CRD the same message. It also maps the key kubectl makes of
+// the old name: YAML 1.1 reads a bare on as true.
+func renamed(node map[string]any) map[string]rename {
+	out := map[string]rename{}
 	m, _ := node["x-opgate-renamed"].(map[string]any)
 	for from, to := range m {
 		if s, ok := to.(string); ok {
-			out[from] = s
+			out[from] = rename{from, s}
+			out[kubectlKey(from)] = rename{from, s}
 		}
 	}
 	return out
 }
 
+// message says what the key is now called, and why a key the user wrote as
+// `on` is named `true`.
+func (r rename) message(key string) string {
+	if key != r.from {
+		return fmt.Sprintf("`%s` was renamed to `%s` (kubectl reads a bare %s as %s)", r.from, r.to, r.from, key)
+	}
+	return fmt.Sprintf("`%s` was renamed to `%s`", r.from, r.to)
+}
+
 // renamedFrom reports whether the required field name is missing because
 // obj still uses its old name.
 func renamedFrom(node, obj map[string]any, name string) bool {
-	for from, to := range renamed(node) {
-		if _, has := obj[from]; has && to == name {
+	for key, r := range renamed(node) {
+		if _, has := obj[key]; has && r.to == name {
 			return true
 		}
 	}

@@ -2,13 +2,104 @@ package spec
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+	sigsyaml "sigs.k8s.io/yaml"
 )
+
+// section is one document of a file, split where kubectl splits it.
+type section struct {
+	data []byte
+	// document is its 1-based number, counting empty documents.
+	document int
+	// offset is the number of lines of the file before data.
+	offset int
+	// err refuses a section whose "---" line kubectl refuses.
+	err *FieldError
+}
+
+// splitDocuments splits data where kubectl does (the YAMLReader of
+// k8s.io/apimachinery/pkg/util/yaml, which yaml.v3 does not quite match):
+// at every line that starts with "---" followed by nothing but spaces and
+// a comment. Any other "---" line is refused, as kubectl refuses it. What
+// comes before the first "---" is a document only if it holds more than
+// blank lines and comments.
+func splitDocuments(data []byte) []section {
+	var (
+		sections []section
+		current  section
+		pos      int
+	)
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for i, line := range lines {
+		pos += len(line)
+		rest, ok := bytes.CutPrefix(line, []byte("---"))
+		if !ok {
+			current.data = append(current.data, line...)
+			continue
+		}
+		sections = append(sections, current)
+		current = section{offset: i + 1}
+		if trimmed := bytes.TrimSpace(rest); len(trimmed) > 0 && trimmed[0] != '#' {
+			current.err = &FieldError{Line: i + 1, Message: fmt.Sprintf("invalid YAML: %q: a document separator may be followed only by a comment (kubectl refuses it too)", bytes.TrimSpace(line))}
+		}
+	}
+	sections = append(sections, current)
+	if s := sections[0]; s.err == nil && onlyComments(s.data) {
+		sections = sections[1:]
+	}
+	for i := range sections {
+		sections[i].document = i + 1
+	}
+	return sections
+}
+
+func onlyComments(data []byte) bool {
+	for line := range bytes.Lines(data) {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// shift turns the section's line numbers into the file's.
+func (s section) shift(errs ErrorList) ErrorList {
+	for _, e := range errs {
+		if e.Line > 0 {
+			e.Line += s.offset
+		}
+	}
+	return errs
+}
+
+// jsonKey is the JSON key kubectl makes of a mapping key.
+func jsonKey(key *yaml.Node) string {
+	if key.Kind != yaml.ScalarNode || key.Style != 0 {
+		return key.Value // quoted or tagged: the text as written
+	}
+	return kubectlKey(key.Value)
+}
+
+// kubectlKey is the JSON key kubectl (sigs.k8s.io/yaml, YAML 1.1) makes of
+// a bare key: on, yes and y become "true", 0x10 becomes "16".
+func kubectlKey(s string) string {
+	js, err := sigsyaml.YAMLToJSON([]byte(s))
+	var v any
+	if err != nil || json.Unmarshal(js, &v) != nil || v == nil {
+		return s
+	}
+	if str, ok := v.(string); ok {
+		return str
+	}
+	return string(js)
+}
 
 // lastLine is the number of the last line that has content.
 func lastLine(data []byte) int {
@@ -87,7 +178,7 @@ func (l lineIndex) add(n *yaml.Node, ptr string) {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, value := n.Content[i], n.Content[i+1]
-			p := joinPointer(ptr, key.Value)
+			p := joinPointer(ptr, jsonKey(key))
 			l[p] = key.Line
 			l.add(value, p)
 		}
