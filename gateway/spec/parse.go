@@ -94,7 +94,7 @@ func parseSection(s section) (*parsed, ErrorList, error) {
 	lines := lineIndex{}
 	lines.add(&node, "")
 	name, _ := lookup(raw, []string{"metadata", "name"}).(string)
-	doc, errs := kubectlJSON(s.data)
+	doc, errs := kubectlJSON(s.data, &node)
 	var op *WebhookOperator
 	if doc != nil {
 		name, _ = lookup(doc, []string{"metadata", "name"}).(string)
@@ -118,11 +118,14 @@ func parseSection(s section) (*parsed, ErrorList, error) {
 // file means here what it means to the API server: JSON as it is, YAML by
 // sigs.k8s.io/yaml, which reads YAML 1.1 (a bare yes, on or off is a
 // boolean) and keeps a date-like value as the text written.
-func kubectlJSON(data []byte) (any, ErrorList) {
+func kubectlJSON(data []byte, node *yaml.Node) (any, ErrorList) {
 	js := data
 	if !json.Valid(data) {
 		var err error
 		if js, err = sigsyaml.YAMLToJSON(data); err != nil {
+			if errs := nonFinite(node, ""); len(errs) > 0 {
+				return nil, errs
+			}
 			return nil, yamlErrors(err, lastLine(data))
 		}
 	}

@@ -372,6 +372,42 @@ func TestAFileMeansWhatKubectlMakesOfIt(t *testing.T) {
 	}
 }
 
+// A YAML infinity or NaN cannot become JSON (kubectl refuses the whole
+// document); the error still names the file, line, document and field.
+func TestParseNamesTheFieldOfAnInfinityOrNaN(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want []string
+	}{
+		{
+			name: "infinity as a duration",
+			data: strings.Replace(minimal, "url: http://127.0.0.1:8081", "url: http://127.0.0.1:8081\n    timeout: .inf", 1),
+			want: []string{`operators.yaml:11: document 1 (memcached): /spec/handler/timeout: .inf: JSON has no infinity or NaN, so kubectl cannot read this document either`},
+		},
+		{
+			name: "NaN and minus infinity in the second document",
+			data: minimal + "---\n" + strings.Replace(strings.Replace(minimal, "name: memcached", "name: other", 1),
+				"events: [create]", "events: [create]\n      retry: {jitter: .NaN, multiplier: -.Inf}", 1),
+			want: []string{
+				`operators.yaml:28: document 2 (other): /spec/callbacks/0/retry/jitter: .NaN: JSON has no infinity or NaN, so kubectl cannot read this document either`,
+				`operators.yaml:28: document 2 (other): /spec/callbacks/0/retry/multiplier: -.Inf: JSON has no infinity or NaN, so kubectl cannot read this document either`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := kubectlReads(t, tt.data[strings.LastIndex(tt.data, "---\n")+len("---\n"):]); err == nil {
+				t.Fatal("kubectl's reading accepts it; this test assumes it does not")
+			}
+			_, err := Parse([]byte(tt.data), "operators.yaml")
+			if got := errorLines(err); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Parse() errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
 // The same file given twice (`-f operators/ -f operators/memcached.yaml`,
 // or under two names) is read once, not blamed for defining its operators
 // twice.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -74,6 +75,33 @@ func (s section) shift(errs ErrorList) ErrorList {
 	for _, e := range errs {
 		if e.Line > 0 {
 			e.Line += s.offset
+		}
+	}
+	return errs
+}
+
+// nonFinite finds the infinities and NaNs under n, which YAML has and JSON
+// has not: kubectl refuses the document without saying where they are.
+func nonFinite(n *yaml.Node, ptr string) ErrorList {
+	var errs ErrorList
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			errs = append(errs, nonFinite(c, ptr)...)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			errs = append(errs, nonFinite(c, ptr+"/"+strconv.Itoa(i))...)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			errs = append(errs, nonFinite(n.Content[i+1], joinPointer(ptr, jsonKey(n.Content[i])))...)
+		}
+	case yaml.ScalarNode:
+		var f float64
+		if n.ShortTag() == "!!float" && n.Decode(&f) == nil && (math.IsInf(f, 0) || math.IsNaN(f)) {
+			errs = append(errs, &FieldError{Path: ptr, Line: n.Line,
+				Message: n.Value + ": JSON has no infinity or NaN, so kubectl cannot read this document either"})
 		}
 	}
 	return errs
