@@ -234,7 +234,10 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	if r := p.plan.StartRound; r != nil {
 		p.st.Round = r
 		for _, id := range p.plan.RoundCallbacks {
-			p.st.ClearFailed(id) // a new round is a fresh start for a failed callback
+			// A new round is a fresh start for its event's failed calls;
+			// the callback's other events' permanent failures stand until
+			// the essence changes (a resume round starts at the same one).
+			p.st.ClearFailed(id, r.Event)
 		}
 	}
 	for i, w := range p.plan.Work {

@@ -182,7 +182,7 @@ func (c *Controller) deliverOne(ctx context.Context, key string, v *vanishedObje
 	if r := p.plan.StartRound; r != nil {
 		p.st.Round = r
 		for _, id := range p.plan.RoundCallbacks {
-			p.st.ClearFailed(id)
+			p.st.ClearFailed(id, r.Event)
 		}
 	}
 	budget := &passBudget{left: c.ReconcileTimeout}

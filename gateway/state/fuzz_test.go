@@ -17,7 +17,7 @@ func FuzzDecode(f *testing.F) {
 		_, _ = st.HandledEssence() // may fail on a corrupt essence; must not panic
 		for id := range st.Progress {
 			st.ProgressFor(id, "sync").Holds("update")
-			st.ClearFailed(id)
+			st.ClearFailed(id, "resume")
 		}
 		if _, err := st.Encode(); err != nil {
 			t.Fatalf("decoded state does not encode: %v", err)

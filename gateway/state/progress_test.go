@@ -47,7 +47,11 @@ func TestEachEventOfACallbackKeepsItsOwnRecord(t *testing.T) {
 	if p := back.Progress["main"]; p == nil || p.Event != "sync" || len(p.Others) != 0 {
 		t.Errorf("after the update's record ended, the record under the id is %+v, want the sync's alone", p)
 	}
-	back.ClearFailed("main")
+	back.ClearFailed("main", "update")
+	if p := back.Progress["main"]; p == nil || !p.Failed {
+		t.Errorf("after the update's permanent failures ended, the sync's is %+v, want it kept", p)
+	}
+	back.ClearFailed("main", "sync")
 	if back.Progress != nil {
 		t.Errorf("progress %+v after every record ended, want none", back.Progress)
 	}

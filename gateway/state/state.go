@@ -351,7 +351,10 @@ func (s *State) ClearIf(id string, drop func(*Progress) bool) {
 	s.Progress[id] = first
 }
 
-// ClearFailed forgets the records of callback id that failed permanently.
-func (s *State) ClearFailed(id string) {
-	s.ClearIf(id, func(r *Progress) bool { return r.Failed })
+// ClearFailed forgets callback id's permanent failure of event (a record
+// written before events were kept counts for it). Its other events'
+// permanent failures stay: each stops its own event's calls until the
+// essence changes.
+func (s *State) ClearFailed(id, event string) {
+	s.ClearIf(id, func(r *Progress) bool { return r.Failed && r.For(event) })
 }

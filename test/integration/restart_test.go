@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/spec"
 )
 
@@ -185,4 +186,84 @@ func TestResumeIsCalledAfterARestartDuringAnOpenUpdateRound(t *testing.T) {
 		}
 		return stateHandled(t, ns, "example", "resumer")
 	})
+}
+
+// A permanent failure stops calls of that callback for that event until
+// the essence changes (docs/contract.md). A resume round, after a restart
+// or on a reconcile request, calls the callback's resume and leaves its
+// other events' permanent failures as they were: recorded, and not called
+// again (but for a sync, which a reconcile request calls once more).
+func TestAResumeRoundKeepsTheCallbacksPermanentFailuresOfOtherEvents(t *testing.T) {
+	restart := func(t *testing.T, ns string, stop func(), op *spec.WebhookOperator) {
+		stop()
+		startGateway(t, op)
+	}
+	request := func(t *testing.T, ns string, _ func(), _ *spec.WebhookOperator) {
+		annotateWidget(t, ns, "example", decide.ReconcileRequestAnnotation, time.Now().UTC().Format(time.RFC3339Nano))
+	}
+	for _, tc := range []struct {
+		name    string
+		failing spec.Event
+		resume  func(t *testing.T, ns string, stop func(), op *spec.WebhookOperator)
+		again   int // calls of the failing event the resume round makes
+	}{
+		{"sync, restart", spec.EventSync, restart, 0},
+		{"update, restart", spec.EventUpdate, restart, 0},
+		{"sync, reconcile request", spec.EventSync, request, 1},
+		{"update, reconcile request", spec.EventUpdate, request, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			var markers atomic.Int32
+			h := newHandler(t, func(req callbacks.Request) (int, any) {
+				switch {
+				case req.Event == callbacks.Event(tc.failing):
+					return 200, map[string]any{"error": map[string]any{"message": "bad spec", "permanent": true}}
+				case req.Callback == "marker" && markers.Add(1) == 1:
+					return 200, map[string]any{"requeueAfter": "1s"}
+				}
+				return 200, nil
+			})
+			op := operatorFor(t, "keeper", ns, h.URL, func(s *spec.OperatorSpec) {
+				s.Callbacks = []spec.Callback{
+					{ID: "reconcile", Events: []spec.Event{tc.failing, spec.EventResume}},
+					{ID: "marker", Events: []spec.Event{spec.EventResume}},
+				}
+			})
+			stop := startGateway(t, op)
+			createWidget(t, ns, "example", 1)
+			eventually(t, 10*time.Second, func() error { return stateHandled(t, ns, "example", "keeper") })
+			if tc.failing == spec.EventUpdate {
+				updateWidget(t, ns, "example", setSize(2))
+			}
+			eventually(t, 10*time.Second, func() error { return stateSettled(t, ns, "example", "keeper") })
+			before := len(eventCalls(h, "reconcile", tc.failing))
+
+			tc.resume(t, ns, stop, op)
+			// The marker's first resume asked to be called again: the
+			// second call comes from a pass after the resume round's, once
+			// that round's state is written and what it made due was called.
+			eventually(t, 20*time.Second, func() error { return called(h, "marker", 2) })
+			if n := len(eventCalls(h, "reconcile", spec.EventResume)); n != 1 {
+				t.Errorf("reconcile's resume called %d times, want once", n)
+			}
+			if err := stateSettled(t, ns, "example", "keeper"); err != nil {
+				t.Errorf("after the resume round, at the same essence: %v", err)
+			}
+			if n := len(eventCalls(h, "reconcile", tc.failing)) - before; n != tc.again {
+				t.Errorf("%s, failed permanently at this essence, called %d more times after the resume round, want %d", tc.failing, n, tc.again)
+			}
+		})
+	}
+}
+
+// eventCalls is the calls of a callback for one event.
+func eventCalls(h *handler, callback string, event spec.Event) []callbacks.Request {
+	var out []callbacks.Request
+	for _, r := range h.calls(callback) {
+		if r.Event == callbacks.Event(event) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
