@@ -53,18 +53,17 @@ type statusBuffer struct {
 // heldCall is a callback whose success stands only once the status it
 // answered is written.
 type heldCall struct {
-	w       decide.Work
-	attempt int
-	first   time.Time
-	undo    func()              // takes back what its success changed in memory
-	answer  *callbacks.Response // its Events wait for the status
+	w      decide.Work
+	d      delivery
+	undo   func()              // takes back what its success changed in memory
+	answer *callbacks.Response // its Events wait for the status
 }
 
 // holdStatus prepares, before a callback is called, for its answered
 // status to be held: the returned func, called once it succeeded with
 // answer, records it as held when it deferred a status, and says whether
 // it did.
-func (c *Controller) holdStatus(p *pass, w decide.Work, attempt int, first time.Time) func(answer *callbacks.Response) bool {
+func (c *Controller) holdStatus(p *pass, w decide.Work, d delivery) func(answer *callbacks.Response) bool {
 	if !c.keepsConditions(p) {
 		return func(*callbacks.Response) bool { return false }
 	}
@@ -89,7 +88,7 @@ func (c *Controller) holdStatus(p *pass, w decide.Work, attempt int, first time.
 		if p.status.n == n {
 			return false
 		}
-		p.status.calls = append(p.status.calls, heldCall{w: w, attempt: attempt, first: first, undo: undo, answer: answer})
+		p.status.calls = append(p.status.calls, heldCall{w: w, d: d, undo: undo, answer: answer})
 		return true
 	}
 }
@@ -120,7 +119,7 @@ func (c *Controller) failHeld(p *pass, err error) {
 		if r := p.st.Round; r != nil {
 			r.Done = slices.DeleteFunc(r.Done, func(id string) bool { return id == h.w.Callback.ID })
 		}
-		c.recordFailure(p, h.w, h.attempt, h.first, err, c.callLog(p, h.w, h.attempt))
+		c.recordFailure(p, h.w, h.d, err, c.callLog(p, h.w, h.d.attempt))
 	}
 	p.status.calls = nil
 }

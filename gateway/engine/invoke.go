@@ -32,14 +32,15 @@ const DefaultFinalizeRequeue = 10 * time.Second
 // wait for a maxInFlight slot is outside the pass's budget; the call and the
 // applying of its answer are inside.
 func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w decide.Work) {
-	attempt, first := attemptOf(p, w)
+	d := attemptOf(p, w)
+	attempt := d.attempt
 	if w.Event == spec.EventSync && p.relatedErr != nil {
-		c.deferSync(p, w, attempt, first, p.relatedErr) // a sync is owed every related kind
+		c.deferSync(p, w, d, p.relatedErr) // a sync is owed every related kind
 		return
 	}
 
-	req := c.buildRequest(p, w, attempt, first)
-	held := c.holdStatus(p, w, attempt, first)
+	req := c.buildRequest(p, w, attempt, d.first)
+	held := c.holdStatus(p, w, d)
 	release, err := c.waitForSlot(ctx)
 	if err != nil {
 		if c.log.Enabled(ctx, slog.LevelDebug) {
@@ -64,13 +65,13 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 			c.callLog(p, w, attempt).DebugContext(ctx, "callback succeeded")
 		}
 	case ctx.Err() != nil:
-		c.recordInterrupted(p, w, attempt, first)
+		c.recordInterrupted(p, w, d)
 		c.callLog(p, w, attempt).InfoContext(ctx, "callback interrupted by shutdown; the next gateway calls it again", "error", err)
 	case errors.Is(err, apply.ErrReplaced):
 		// Not the handler's failure: its object is gone (reconcile.go).
 		p.replaced = true
 	default:
-		c.recordFailure(p, w, attempt, first, err, c.callLog(p, w, attempt))
+		c.recordFailure(p, w, d, err, c.callLog(p, w, attempt))
 	}
 }
 
@@ -93,14 +94,32 @@ func (c *Controller) takeAnswer(ctx context.Context, p *pass, w decide.Work, res
 	return c.applyResponse(ctx, p, w, resp)
 }
 
-// attemptOf is the attempt a call of w is, and when its delivery's first
-// attempt was: the next of its event's retry record while that retries at
-// this essence, else a first attempt now.
-func attemptOf(p *pass, w decide.Work) (attempt int, first time.Time) {
+// delivery is where a call stands in its delivery: the attempt it is (as
+// the handler is told), when the delivery's first attempt was, and how
+// many of the attempts before it a shutdown cut off.
+type delivery struct {
+	attempt     int
+	first       time.Time
+	interrupted int
+}
+
+// failures is how many attempts failed once this one has: what
+// maxAttempts and the backoff count.
+func (d delivery) failures() int { return max(d.attempt-d.interrupted, 0) }
+
+// record writes the delivery into a retry record.
+func (d delivery) record(pr *state.Progress) {
+	pr.Attempts, pr.First, pr.Interrupted = d.attempt, d.first, d.interrupted
+}
+
+// attemptOf is the delivery a call of w continues: the next attempt of its
+// event's retry record while that retries at this essence, else a first
+// attempt now.
+func attemptOf(p *pass, w decide.Work) delivery {
 	if pr := p.st.ProgressFor(w.Callback.ID, string(w.Event)); decide.Retrying(pr, p.plan.EssenceDigest) {
-		return pr.Attempts + 1, pr.First
+		return delivery{attempt: pr.Attempts + 1, first: pr.First, interrupted: pr.Interrupted}
 	}
-	return 1, p.now
+	return delivery{attempt: 1, first: p.now}
 }
 
 // callLog is the logger of one call, with its attributes. Logger.With
@@ -274,11 +293,16 @@ func (c *Controller) recordEvents(obj *unstructured.Unstructured, resp *callback
 }
 
 // recordInterrupted records a call that shutting down cut short, which is
-// no failure of the handler: no Event, no backoff. The next gateway makes it
-// again at once as the same delivery, since the handler may have seen it.
-func (c *Controller) recordInterrupted(p *pass, w decide.Work, attempt int, first time.Time) {
+// no failure of the handler: no Event, no backoff, and it counts towards
+// neither maxAttempts nor the backoff of later failures (operations.md: a
+// rolling update must not turn one real failure into a permanent one).
+// The next gateway makes it again at once as the same delivery, its next
+// attempt, since the handler may have seen it.
+func (c *Controller) recordInterrupted(p *pass, w decide.Work, d delivery) {
 	pr := p.st.ProgressOf(w.Callback.ID, string(w.Event))
-	pr.Attempts, pr.First, pr.Next = attempt, first, time.Time{}
+	d.interrupted++
+	d.record(pr)
+	pr.Next = time.Time{}
 	pr.Failed, pr.Digest, pr.Message, pr.Reason = false, p.plan.EssenceDigest, "interrupted by shutdown", "Interrupted"
 }
 
@@ -287,10 +311,11 @@ func (c *Controller) recordInterrupted(p *pass, w decide.Work, attempt int, firs
 // about the handler, and here the object or the selector must change, which
 // may be a status change that never touches the essence — and without a
 // second Warning (noteRelatedError reported the selector once).
-func (c *Controller) deferSync(p *pass, w decide.Work, attempt int, first time.Time, err error) {
+func (c *Controller) deferSync(p *pass, w decide.Work, d delivery, err error) {
 	pr := p.st.ProgressOf(w.Callback.ID, string(w.Event))
-	pr.Attempts, pr.First, pr.Message, pr.Reason = attempt, first, truncate(err.Error(), 512), failure.As(err).Reason
-	pr.Failed, pr.Digest, pr.Next = false, p.plan.EssenceDigest, c.Clock().Add(retryDelay(c.retryOf(w.Callback), attempt, 0))
+	d.record(pr)
+	pr.Message, pr.Reason = truncate(err.Error(), 512), failure.As(err).Reason
+	pr.Failed, pr.Digest, pr.Next = false, p.plan.EssenceDigest, c.Clock().Add(retryDelay(c.retryOf(w.Callback), d.failures(), 0))
 	c.Metrics.Retries.WithLabelValues(c.op.Name, w.Callback.ID, failure.Temporary.String()).Inc()
 }
 
@@ -304,14 +329,14 @@ func (c *Controller) retryOf(cb spec.Callback) spec.RetrySpec {
 	return cb.EffectiveRetry(opRetry)
 }
 
-// retryDelay is the wait before the attempt after attempt: the handler's
-// retryAfter when it gave one, else the backoff. maxDelay caps both, so a
-// misbehaving handler cannot park an object for a year (requeueDelay caps
-// requeueAfter alike).
-func retryDelay(retry spec.RetrySpec, attempt int, retryAfter time.Duration) time.Duration {
+// retryDelay is the wait before the next attempt after failures failed
+// ones: the handler's retryAfter when it gave one, else the backoff.
+// maxDelay caps both, so a misbehaving handler cannot park an object for a
+// year (requeueDelay caps requeueAfter alike).
+func retryDelay(retry spec.RetrySpec, failures int, retryAfter time.Duration) time.Duration {
 	delay := retryAfter
 	if delay <= 0 {
-		delay = decide.RetryDelay(retry, attempt)
+		delay = decide.RetryDelay(retry, failures)
 	}
 	return min(delay, retry.MaxDelay.Or(decide.DefaultMaxDelay))
 }
@@ -324,8 +349,10 @@ func (c *Controller) requeueDelay(cb spec.Callback, d time.Duration) time.Durati
 }
 
 // recordFailure classifies a failed callback: schedule a retry with backoff
-// or mark it failed permanently until the essence changes.
-func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first time.Time, err error, log interface {
+// or mark it failed permanently until the essence changes. maxAttempts and
+// the backoff count the delivery's failures, not its attempts a shutdown
+// cut off.
+func (c *Controller) recordFailure(p *pass, w decide.Work, d delivery, err error, log interface {
 	Warn(string, ...any)
 }) {
 	id := w.Callback.ID
@@ -336,11 +363,12 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first ti
 		maxAttempts = *retry.MaxAttempts
 	}
 	pr := p.st.ProgressOf(id, string(w.Event))
-	pr.Attempts, pr.First, pr.Message, pr.Reason = attempt, first, truncate(err.Error(), 512), f.Reason
+	d.record(pr)
+	pr.Message, pr.Reason = truncate(err.Error(), 512), f.Reason
 	class := f.Class
-	if class == failure.Temporary && maxAttempts > 0 && attempt >= maxAttempts {
+	if failures := d.failures(); class == failure.Temporary && maxAttempts > 0 && failures >= maxAttempts {
 		class = failure.Permanent
-		err = fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+		err = fmt.Errorf("gave up after %d failed attempts: %w", failures, err)
 	}
 	c.Metrics.CallbackRequests.WithLabelValues(c.op.Name, id, string(w.Event), class.String()).Inc()
 	c.Metrics.Retries.WithLabelValues(c.op.Name, id, class.String()).Inc()
@@ -364,9 +392,9 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, attempt int, first ti
 		log.Warn("callback failed permanently", "reason", f.Reason, "error", err)
 		return
 	}
-	delay := retryDelay(retry, attempt, f.RetryAfter)
+	delay := retryDelay(retry, d.failures(), f.RetryAfter)
 	pr.Failed, pr.Digest, pr.Next = false, p.plan.EssenceDigest, c.Clock().Add(delay)
-	if f.Reason == "InvalidResponse" || attempt == 1 {
+	if f.Reason == "InvalidResponse" || d.attempt == 1 {
 		c.warn(p.obj, f.Reason, truncate(fmt.Sprintf("callback %s (%s) failed, retrying in %s: %v", id, w.Event, delay.Round(time.Millisecond), err), 1024))
 	}
 	log.Warn("callback failed; will retry", "reason", f.Reason, "retryIn", delay, "error", err)

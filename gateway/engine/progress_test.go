@@ -59,12 +59,12 @@ func TestEachEventOfACallbackCountsItsOwnAttempts(t *testing.T) {
 		{spec.EventSync, false, 2},
 	} {
 		w := decide.Work{Callback: main, Event: step.event}
-		attempt, first := attemptOf(p, w)
-		if attempt != step.wantAttempt {
-			t.Fatalf("step %d: %s call is attempt %d, want %d", i+1, step.event, attempt, step.wantAttempt)
+		d := attemptOf(p, w)
+		if d.attempt != step.wantAttempt {
+			t.Fatalf("step %d: %s call is attempt %d, want %d", i+1, step.event, d.attempt, step.wantAttempt)
 		}
 		if step.fails {
-			c.recordFailure(p, w, attempt, first, failure.Temporaryf("HandlerError", "503"), c.log)
+			c.recordFailure(p, w, d, failure.Temporaryf("HandlerError", "503"), c.log)
 		} else {
 			c.recordSuccess(p, w, nil)
 		}
@@ -98,5 +98,66 @@ func TestARequestRetriesOnlyTheEventsStillOwed(t *testing.T) {
 	}
 	if pr := st.ProgressFor("main", "update"); pr == nil || !pr.Failed {
 		t.Errorf("update record = %+v, want it still failed: its round is over", pr)
+	}
+}
+
+// Calls a shutdown cut off are attempts of the delivery (the handler is
+// told their number) but no failures: with maxAttempts 2, a cut-off call,
+// a failure, another cut-off call and a second failure make it permanent
+// only at that second failure, and the backoff grows with the failures
+// alone. A new essence starts a delivery that counts nothing of the old.
+func TestACallCutOffByShutdownIsNoFailure(t *testing.T) {
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	two, noJitter := 2, 0.0
+	main := spec.Callback{ID: "main", Events: []spec.Event{spec.EventCreate}}
+	c := &Controller{
+		Deps: Deps{Clock: func() time.Time { return now }, Recorder: record.NewFakeRecorder(100), Metrics: m},
+		op: &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: "widgets"}, Spec: spec.OperatorSpec{
+			Callbacks: []spec.Callback{main},
+			Retry:     &spec.RetrySpec{MaxAttempts: &two, InitialDelay: &spec.Duration{Duration: time.Second}, Jitter: &noJitter},
+		}},
+		log: slog.New(slog.DiscardHandler),
+	}
+	obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "test.opgate.dev/v1", "kind": "Widget",
+		"metadata": map[string]any{"namespace": "ns", "name": "w"}}}
+	p := &pass{key: "ns/w", obj: obj, mem: &objectMemory{}, now: now,
+		st:   &state.State{Round: &state.Round{Event: "create"}},
+		plan: decide.Plan{EssenceDigest: "e1"}}
+	w := decide.Work{Callback: main, Event: spec.EventCreate}
+	for i, step := range []struct {
+		essence     string
+		interrupted bool // else a temporary failure
+		wantAttempt int
+		wantFailed  bool
+		wantNext    time.Duration // after now; 0: none
+	}{
+		{"e1", true, 1, false, 0},
+		{"e1", false, 2, false, time.Second},
+		{"e1", true, 3, false, 0},
+		{"e1", false, 4, true, 0},
+		{"e2", false, 1, false, time.Second},
+	} {
+		p.plan.EssenceDigest = step.essence
+		d := attemptOf(p, w)
+		if d.attempt != step.wantAttempt {
+			t.Fatalf("step %d: the call is attempt %d, want %d", i+1, d.attempt, step.wantAttempt)
+		}
+		if step.interrupted {
+			c.recordInterrupted(p, w, d)
+		} else {
+			c.recordFailure(p, w, d, failure.Temporaryf("HandlerError", "503"), c.log)
+		}
+		pr := p.st.ProgressFor("main", "create")
+		var next time.Duration
+		if !pr.Next.IsZero() {
+			next = pr.Next.Sub(now)
+		}
+		if pr.Attempts != step.wantAttempt || pr.Failed != step.wantFailed || next != step.wantNext {
+			t.Errorf("step %d: record %+v, want attempt %d, failed %v, next retry in %s", i+1, pr, step.wantAttempt, step.wantFailed, step.wantNext)
+		}
 	}
 }

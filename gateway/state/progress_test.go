@@ -120,3 +120,31 @@ func TestAPermanentFailureWritesNoNextAttempt(t *testing.T) {
 		t.Errorf("record after a round trip = %+v, want failed with no next attempt", got)
 	}
 }
+
+// A record keeps how many of its attempts a shutdown cut off (i), through
+// the annotation and back; one written before they were kept (no i) has
+// none, so every attempt counts, as it did.
+func TestARecordKeepsItsInterruptedAttempts(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  int
+	}{
+		{`{"p":{"main":{"a":3,"f":"2026-01-01T00:00:00Z","d":"abc","v":"create"}}}`, 0},
+		{`{"p":{"main":{"a":3,"f":"2026-01-01T00:00:00Z","i":2,"d":"abc","v":"create"}}}`, 2},
+	} {
+		st, err := Decode(tc.value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.ProgressFor("main", "create").Interrupted; got != tc.want {
+			t.Errorf("%s: %d interrupted attempts, want %d", tc.value, got, tc.want)
+		}
+		back, err := st.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back != tc.value {
+			t.Errorf("round trip of %s gave %s", tc.value, back)
+		}
+	}
+}

@@ -82,6 +82,11 @@ type Progress struct {
 	Attempts int       `json:"a"`
 	First    time.Time `json:"f"`
 	Next     time.Time `json:"n,omitzero"`
+	// Interrupted counts the Attempts that a shutdown of the gateway cut
+	// off: no failures of the handler, they count towards neither
+	// maxAttempts nor the backoff. Absent in records written before it
+	// was kept: every attempt counts, as it did.
+	Interrupted int `json:"i,omitempty"`
 	// Failed marks a permanent failure at essence digest Digest: no more
 	// calls for the event until the essence changes. A temporary failure
 	// records Digest too: a change of the essence ends its backoff wait.

@@ -267,3 +267,52 @@ func eventCalls(h *handler, callback string, event spec.Event) []callbacks.Reque
 	}
 	return out
 }
+
+// operations.md: "On shutdown (SIGTERM, lost leadership) calls in flight
+// are cancelled and not counted as failures". With maxAttempts 2, a create
+// call cut off by a gateway restart, then one real temporary failure, must
+// still get the retry after that failure: the handler failed once.
+func TestACallCutOffByShutdownDoesNotCountTowardsMaxAttempts(t *testing.T) {
+	ns := newNamespace(t)
+	var n atomic.Int32
+	release := make(chan struct{})
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		switch n.Add(1) {
+		case 1:
+			select { // in flight while the gateway stops
+			case <-release:
+			case <-time.After(20 * time.Second):
+			}
+			return 200, nil
+		case 2:
+			return 200, map[string]any{"error": map[string]any{"message": "database not ready"}}
+		}
+		return 200, nil
+	})
+	two := 2
+	op := operatorFor(t, "rolled", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Retry = fastRetry(200 * time.Millisecond)
+		s.Retry.MaxAttempts = &two
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+	})
+	stop := startGateway(t, op)
+	createWidget(t, ns, "example", 1)
+	eventually(t, 10*time.Second, func() error { return called(h, "create", 1) })
+	stop() // a rolling update of the gateway
+	close(release)
+	startGateway(t, op)
+	eventually(t, 15*time.Second, func() error {
+		if err := stateHandled(t, ns, "example", "rolled"); err != nil {
+			return fmt.Errorf("create attempts %v: %w", attemptsOf(h, "create"), err)
+		}
+		return nil
+	})
+}
+
+func attemptsOf(h *handler, callback string) []int {
+	var out []int
+	for _, r := range h.calls(callback) {
+		out = append(out, r.Attempt)
+	}
+	return out
+}
