@@ -77,7 +77,8 @@ type Plan struct {
 	AddFinalizer     bool
 	ReleaseFinalizer bool
 	// StartRound, when set, begins a new create/update/resume/delete round
-	// (replacing any finished one) before Work runs.
+	// (replacing any finished one, or a resume round the essence changed
+	// since) before Work runs.
 	StartRound *state.Round
 	// RoundCallbacks are the ids the current round waits for: once all are
 	// in Round.Done the round ends (and, for create/update, its essence is
@@ -130,6 +131,15 @@ func Decide(in Input) Plan {
 		// the new one as handled without them. Start over with it.
 		round = nil
 	}
+	if round != nil && round.Event == string(spec.EventResume) && round.Digest != "" && round.Digest != plan.EssenceDigest {
+		// Changed since the resume round began: a resume callback still
+		// failing must not hold the update back for as long as it fails
+		// (callbacks are independent). The round ends its hold; its
+		// callbacks not done go on beside the update round, as requeued
+		// resumes, with their retry records.
+		requeueResumes(in, round)
+		round = nil
+	}
 	if round != nil && round.Event == string(spec.EventUpdate) && !mem.Seen && op.HasEvent(spec.EventResume) {
 		// First seen by this process with an update round open (its
 		// callback failing when the last one stopped): resume comes first,
@@ -163,11 +173,33 @@ func nextRound(op *spec.WebhookOperator, st *state.State, mem *Memory, digest st
 	case st.Handled == "":
 		return &state.Round{Event: string(spec.EventCreate)}
 	case !mem.Seen && op.HasEvent(spec.EventResume):
-		return &state.Round{Event: string(spec.EventResume)}
+		return &state.Round{Event: string(spec.EventResume), Digest: digest}
 	case st.Handled != digest:
 		return &state.Round{Event: string(spec.EventUpdate), Digest: digest}
 	}
 	return nil
+}
+
+// requeueResumes hands the callbacks of a resume round that are not done
+// (those it would still call: when.labels and when.annotations match) to
+// the requeue path (decideRequeues), due now: each is called, after its
+// backoff, until it succeeds or fails permanently. One already requeued
+// for resume stays as the handler asked.
+func requeueResumes(in Input, round *state.Round) {
+	mem := in.Memory
+	for _, cb := range in.Operator.CallbacksFor(spec.EventResume) {
+		if round.IsDone(cb.ID) || !matchesObject(cb, in.Object) {
+			continue
+		}
+		key := RequeueKey{cb.ID, spec.EventResume}
+		if _, ok := mem.Requeue[key]; ok {
+			continue
+		}
+		if mem.Requeue == nil {
+			mem.Requeue = map[RequeueKey]time.Time{}
+		}
+		mem.Requeue[key] = in.Now
+	}
 }
 
 // updateOld is what an update call carries: the last handled essence and

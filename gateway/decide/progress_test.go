@@ -207,6 +207,61 @@ func TestResumeComesFirstWhenAnUpdateRoundWasOpen(t *testing.T) {
 	}
 }
 
+// A resume round whose callback keeps failing holds the update back only
+// while the essence is the one it began at: a change starts the update
+// round, and the resume callbacks not done go on beside it, requeued (due
+// now, after their backoff), until they succeed. A done one is not called
+// again, nor one when.labels no longer selects; a round written before
+// resume rounds kept their essence runs on as it was.
+func TestAFailingResumeRoundDoesNotHoldAChangeBack(t *testing.T) {
+	op := &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
+			{ID: "warmup", Events: []spec.Event{spec.EventResume}},
+			{ID: "done", Events: []spec.Event{spec.EventResume}},
+			{ID: "tagged", Events: []spec.Event{spec.EventResume}, When: &spec.When{Labels: map[string]string{"tier": "cache"}}},
+			{ID: "resize", Events: []spec.Event{spec.EventUpdate}},
+		}},
+	}
+	at3 := digestOf(object(3, nil))
+	failing := &state.Progress{Event: "resume", Attempts: 4, First: now.Add(-time.Minute), Next: now.Add(time.Minute), Digest: at3}
+	for _, tt := range []struct {
+		name        string
+		roundDigest string
+		size        int64
+		wantWork    []string
+		wantRound   string
+		wantRequeue []string
+	}{
+		{"the essence it began at", at3, 3, nil, "", nil},
+		{"a change since it began", at3, 4, []string{"update:resize", "resume:warmup"}, "update", []string{"warmup"}},
+		{"a round written without its essence", "", 4, []string{"resume:warmup"}, "", nil}, // the change ended its backoff
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := handled(t, object(3, nil))
+			st.Round = &state.Round{Event: "resume", Done: []string{"done"}, Digest: tt.roundDigest}
+			st.Progress = map[string]*state.Progress{"warmup": failing}
+			mem := Memory{Seen: true, SyncDigest: "s", SyncedAt: now}
+			plan := Decide(Input{Operator: op, Object: object(tt.size, nil), State: st, Memory: &mem, SyncDigest: "s", Now: now})
+			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
+				t.Errorf("work = %v, want %v", got, tt.wantWork)
+			}
+			if got := startedRound(plan); got != tt.wantRound {
+				t.Errorf("StartRound = %q, want %q", got, tt.wantRound)
+			}
+			var requeued []string
+			for key, at := range mem.Requeue {
+				if key.Event == spec.EventResume && !at.After(now) {
+					requeued = append(requeued, key.Callback)
+				}
+			}
+			if !slices.Equal(requeued, tt.wantRequeue) {
+				t.Errorf("resumes requeued: %v, want %v", requeued, tt.wantRequeue)
+			}
+		})
+	}
+}
+
 // Objects synced together (all of them at a gateway's start) are synced
 // again spread over a tenth of the resync period, each at its own steady
 // period, rather than all at once.

@@ -58,10 +58,11 @@ type State struct {
 type Round struct {
 	Event string   `json:"ev"`
 	Done  []string `json:"done,omitempty"`
-	// Digest is the essence an update round began at. Its Done callbacks
-	// saw that essence: when it changes, the round starts over so that
-	// they see the new one too (empty in rounds written before it was
-	// kept: they run on as they were).
+	// Digest is the essence an update or resume round began at. An update
+	// round's Done callbacks saw that essence: when it changes, the round
+	// starts over so that they see the new one too. A resume round stops
+	// holding the update back when it changes. Empty in rounds written
+	// before it was kept: they run on as they were.
 	Digest string `json:"d,omitempty"`
 }
 

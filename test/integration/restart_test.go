@@ -316,3 +316,72 @@ func attemptsOf(h *handler, callback string) []int {
 	}
 	return out
 }
+
+// After a restart, a resume callback whose handler is down (temporary
+// failures, retried without end) does not keep the update callbacks from
+// a change made since: callbacks are independent (docs/architecture.md).
+// The resume is still retried beside the update round, also when the same
+// callback's update succeeded.
+func TestAFailingResumeDoesNotHoldALaterChangeBack(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		callbacks      []spec.Callback
+		resume, update string // the callbacks called for each
+	}{
+		{"two callbacks", []spec.Callback{
+			{ID: "warmup", Events: []spec.Event{spec.EventResume}},
+			{ID: "resize", Events: []spec.Event{spec.EventUpdate}},
+		}, "warmup", "resize"},
+		{"one callback for both", []spec.Callback{
+			{ID: "reconcile", Events: []spec.Event{spec.EventResume, spec.EventUpdate}},
+		}, "reconcile", "reconcile"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			h := newHandler(t, func(req callbacks.Request) (int, any) {
+				if req.Event == callbacks.EventResume {
+					return 503, nil
+				}
+				return 200, nil
+			})
+			op := operatorFor(t, "resumedown", ns, h.URL, func(s *spec.OperatorSpec) {
+				s.Retry = fastRetry(200 * time.Millisecond)
+				s.Retry.MaxDelay = &spec.Duration{Duration: time.Second}
+				s.Callbacks = tc.callbacks
+			})
+			stop := startGateway(t, op)
+			createWidget(t, ns, "example", 1)
+			eventually(t, 10*time.Second, func() error { return stateHandled(t, ns, "example", "resumedown") })
+			stop()
+			startGateway(t, op)
+			resumes := func() int { return len(eventCalls(h, tc.resume, spec.EventResume)) }
+			eventually(t, 10*time.Second, func() error {
+				if resumes() == 0 {
+					return fmt.Errorf("resume not called yet")
+				}
+				return nil
+			})
+			updateWidget(t, ns, "example", setSize(2))
+			eventually(t, 15*time.Second, func() error {
+				for _, r := range eventCalls(h, tc.update, spec.EventUpdate) {
+					if sizeOf(r) == 2 {
+						return nil
+					}
+				}
+				return fmt.Errorf("update not called for size 2; resume called %d times, failing", resumes())
+			})
+			after := resumes()
+			eventually(t, 15*time.Second, func() error {
+				if n := resumes() - after; n < 2 {
+					return fmt.Errorf("resume called %d times since the update, want it retried", n)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+func sizeOf(req callbacks.Request) int64 {
+	n, _, _ := unstructured.NestedInt64(req.Object.Object, "spec", "size")
+	return n
+}
