@@ -80,6 +80,11 @@ type Plan struct {
 	// (replacing any finished one, or a resume round the essence changed
 	// since) before Work runs.
 	StartRound *state.Round
+	// DropRound: the open update round is over, its essence changed since
+	// it began; Behind is the state's Behind after it (state.BehindAfterDrop).
+	// Applied before StartRound.
+	DropRound bool
+	Behind    []*state.Seen
 	// RoundCallbacks are the ids the current round waits for: once all are
 	// in Round.Done the round ends (and, for create/update, its essence is
 	// recorded as handled).
@@ -124,11 +129,14 @@ func Decide(in Input) Plan {
 		plan.ReleaseFinalizer = true
 	}
 
-	round := st.Round
+	round, behind := st.Round, st.Behind
 	if round != nil && round.Event == string(spec.EventUpdate) && round.Digest != "" && round.Digest != plan.EssenceDigest {
 		// Changed since the update round began: the callbacks it counts
 		// as done saw an older essence, and ending the round would record
-		// the new one as handled without them. Start over with it.
+		// the new one as handled without them. Start over with it; those
+		// done are owed it even when it is the handled one again.
+		behind = st.BehindAfterDrop(round)
+		plan.DropRound, plan.Behind = true, behind
 		round = nil
 	}
 	if round != nil && round.Event == string(spec.EventResume) && round.Digest != "" && round.Digest != plan.EssenceDigest {
@@ -148,11 +156,11 @@ func Decide(in Input) Plan {
 		round = nil
 	}
 	if round == nil {
-		round = nextRound(op, st, mem, plan.EssenceDigest)
+		round = nextRound(op, st, behind, mem, plan.EssenceDigest)
 		plan.StartRound = round
 	}
 	if round != nil {
-		decideRound(in, round, &plan)
+		decideRound(in, round, behind, &plan)
 	}
 	// A callback that asked to be called again is, also while a sibling
 	// create callback keeps the create round open.
@@ -168,13 +176,13 @@ func Decide(in Input) Plan {
 
 // nextRound picks the round to start, or nil when create/update/resume
 // have nothing to do.
-func nextRound(op *spec.WebhookOperator, st *state.State, mem *Memory, digest string) *state.Round {
+func nextRound(op *spec.WebhookOperator, st *state.State, behind []*state.Seen, mem *Memory, digest string) *state.Round {
 	switch {
 	case st.Handled == "":
 		return &state.Round{Event: string(spec.EventCreate)}
 	case !mem.Seen && op.HasEvent(spec.EventResume):
 		return &state.Round{Event: string(spec.EventResume), Digest: digest}
-	case st.Handled != digest:
+	case st.Handled != digest || len(behind) > 0:
 		return &state.Round{Event: string(spec.EventUpdate), Digest: digest}
 	}
 	return nil
@@ -213,14 +221,24 @@ func updateOld(in Input, plan *Plan) (map[string]any, []callbacks.DiffOp) {
 	return old, essence.Diff(old, plan.Essence)
 }
 
-func decideRound(in Input, round *state.Round, plan *Plan) {
+func decideRound(in Input, round *state.Round, behind []*state.Seen, plan *Plan) {
 	ev := spec.Event(round.Event)
-	var old map[string]any
-	var diff []callbacks.DiffOp
+	var handledOld map[string]any
+	var handledDiff []callbacks.DiffOp
 	if ev == spec.EventUpdate {
-		old, diff = updateOld(in, plan)
+		handledOld, handledDiff = updateOld(in, plan)
 	}
 	for _, cb := range in.Operator.CallbacksFor(ev) {
+		old, diff := handledOld, handledDiff
+		if ev == spec.EventUpdate {
+			seen := state.SeenBy(behind, cb.ID)
+			if seen == nil && in.State.Handled == plan.EssenceDigest || seen != nil && seen.Digest == plan.EssenceDigest {
+				continue // it acted on this essence already
+			}
+			if seen != nil {
+				old, diff = seenOld(seen, plan)
+			}
+		}
 		if !matches(cb, in.Object, ev, old, plan.Essence) {
 			continue
 		}
@@ -239,6 +257,17 @@ func decideRound(in Input, round *state.Round, plan *Plan) {
 		}
 		plan.Work = append(plan.Work, Work{Callback: cb, Event: ev, Old: old, Diff: diff, OldUnavailable: ev == spec.EventUpdate && old == nil})
 	}
+}
+
+// seenOld is what an update call carries to a callback that last acted on
+// seen: that essence and the diff from it to the essence now; nil, nil
+// when it was not kept.
+func seenOld(seen *state.Seen, plan *Plan) (map[string]any, []callbacks.DiffOp) {
+	old, _ := seen.Old()
+	if old == nil {
+		return nil, nil
+	}
+	return old, essence.Diff(old, plan.Essence)
 }
 
 func decideDelete(in Input, plan *Plan) {

@@ -351,3 +351,59 @@ func TestWhenFieldsMatchTheChangedKeyExactly(t *testing.T) {
 		})
 	}
 }
+
+// A change taken back while an update round is open (audit failing at
+// size 2, resize done) owes the callbacks that acted on it the essence
+// now, the handled one again, with what they saw as old; the others owe
+// nothing. A later change reaches each from what it last saw.
+func TestADroppedUpdateRoundOwesItsDoneCallbacksTheEssenceNow(t *testing.T) {
+	op := testOperator()
+	op.Spec.Callbacks = []spec.Callback{
+		{ID: "create", Events: []spec.Event{spec.EventCreate}},
+		{ID: "resize", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}},
+		{ID: "audit", Events: []spec.Event{spec.EventUpdate}},
+	}
+	at := func(size int64) string { return essence.Digest(essence.Of(object(size, nil))) }
+	st := handled(t, object(1, nil))
+	st.Round = &state.Round{Event: string(spec.EventUpdate), Done: []string{"resize"}, Digest: at(2)}
+	if err := st.KeepRoundEssence(essence.Of(object(2, nil)), state.DefaultEssenceCap); err != nil {
+		t.Fatal(err)
+	}
+	mem := Memory{Seen: true}
+
+	back := Decide(Input{Operator: op, Object: object(1, nil), State: st, Memory: &mem, Now: now})
+	if !back.DropRound || len(back.Behind) != 1 || back.Behind[0].Digest != at(2) {
+		t.Fatalf("taken back: drop %v, behind %+v; want the round dropped, resize behind at size 2", back.DropRound, back.Behind)
+	}
+	if r := back.StartRound; r == nil || r.Event != string(spec.EventUpdate) || r.Digest != at(1) {
+		t.Fatalf("taken back: start %+v, want an update round at the handled essence", r)
+	}
+	if got := workIDs(back); !slices.Equal(got, []string{"update:resize"}) || !slices.Equal(back.RoundCallbacks, []string{"resize"}) {
+		t.Fatalf("taken back: work %v, round %v; want resize alone", got, back.RoundCallbacks)
+	}
+	if w := back.Work[0]; w.OldUnavailable || w.Old["spec"].(map[string]any)["size"] != int64(2) || len(w.Diff) != 1 || w.Diff[0].Path != "spec.size" {
+		t.Errorf("taken back: old %v, diff %+v; want old at size 2 and a change of spec.size", w.Old, w.Diff)
+	}
+
+	// resize failed at size 1 too; then size 3: resize from 2, audit from 1.
+	st.Round, st.Behind = back.StartRound, back.Behind
+	later := Decide(Input{Operator: op, Object: object(3, nil), State: st, Memory: &mem, Now: now})
+	if got := workIDs(later); !slices.Equal(got, []string{"update:resize", "update:audit"}) {
+		t.Fatalf("later change: work %v, want resize and audit", got)
+	}
+	olds := map[string]any{}
+	for _, w := range later.Work {
+		olds[w.Callback.ID] = w.Old["spec"].(map[string]any)["size"]
+	}
+	if olds["resize"] != int64(2) || olds["audit"] != int64(1) {
+		t.Errorf("later change: old sizes %v, want resize 2 (what it saw), audit 1 (handled)", olds)
+	}
+
+	// Taken back with nothing done: nothing is owed, no round starts.
+	st = handled(t, object(1, nil))
+	st.Round = &state.Round{Event: string(spec.EventUpdate), Digest: at(2)}
+	none := Decide(Input{Operator: op, Object: object(1, nil), State: st, Memory: &mem, Now: now})
+	if !none.DropRound || none.Behind != nil || none.StartRound != nil || len(none.Work) != 0 {
+		t.Errorf("nothing done: drop %v, behind %+v, start %+v, work %v; want the round dropped and nothing else", none.DropRound, none.Behind, none.StartRound, workIDs(none))
+	}
+}

@@ -231,15 +231,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 			return 0, err
 		}
 	}
-	if r := p.plan.StartRound; r != nil {
-		p.st.Round = r
-		for _, id := range p.plan.RoundCallbacks {
-			// A new round is a fresh start for its event's failed calls;
-			// the callback's other events' permanent failures stand until
-			// the essence changes (a resume round starts at the same one).
-			p.st.ClearFailed(id, r.Event)
-		}
-	}
+	takeRound(p)
 	for i, w := range p.plan.Work {
 		if ctx.Err() != nil || budget.exhausted() || p.replaced {
 			break // what is left stays due: nextWake sees to it
@@ -331,11 +323,31 @@ func (c *Controller) passOverReplaced(p *pass) time.Duration {
 	return 0
 }
 
+// takeRound makes the plan's round the state's: the open one dropped, a
+// new one begun.
+func takeRound(p *pass) {
+	if p.plan.DropRound {
+		p.st.Round, p.st.Behind = nil, p.plan.Behind
+	}
+	if r := p.plan.StartRound; r != nil {
+		p.st.Round = r
+		for _, id := range p.plan.RoundCallbacks {
+			// A new round is a fresh start for its event's failed calls;
+			// the callback's other events' permanent failures stand until
+			// the essence changes (a resume round starts at the same one).
+			p.st.ClearFailed(id, r.Event)
+		}
+	}
+}
+
 // finishRound records a round whose callbacks are all done: a create or
 // update round's essence as handled.
 func (c *Controller) finishRound(p *pass, deleting bool) (bool, error) {
-	if p.st.Round == nil || !allDone(p.st.Round, p.plan.RoundCallbacks) {
+	if p.st.Round == nil {
 		return false, nil
+	}
+	if !allDone(p.st.Round, p.plan.RoundCallbacks) {
+		return false, c.keepRoundEssence(p)
 	}
 	switch spec.Event(p.st.Round.Event) {
 	case spec.EventCreate, spec.EventUpdate:
@@ -344,6 +356,7 @@ func (c *Controller) finishRound(p *pass, deleting bool) (bool, error) {
 		}
 		at := p.now.UTC().Truncate(time.Second)
 		p.st.HandledAt = &at
+		p.st.Behind = nil // every update callback acted on it, or needs not
 	}
 	// A deleting object keeps its finished round until the finalizer is
 	// gone: should deleting its children or releasing fail, the next pass
@@ -352,6 +365,17 @@ func (c *Controller) finishRound(p *pass, deleting bool) (bool, error) {
 		p.st.Round = nil
 	}
 	return true, nil
+}
+
+// keepRoundEssence keeps the essence of an update round left open with
+// callbacks done: should a change drop the round, their next call carries
+// it as old (state.Round.Essence). Only then: most rounds end in one pass.
+func (c *Controller) keepRoundEssence(p *pass) error {
+	r := p.st.Round
+	if r.Event != string(spec.EventUpdate) || len(r.Done) == 0 || r.Essence != nil || r.Digest != p.plan.EssenceDigest {
+		return nil
+	}
+	return p.st.KeepRoundEssence(p.plan.Essence, c.EssenceCap)
 }
 
 // keepProgress records the pass's state before it fails with err, so that
@@ -377,6 +401,7 @@ func forgetRemovedCallbacks(st *state.State, op *spec.WebhookOperator) {
 			st.Clear(id)
 		}
 	}
+	st.KeepBehind(has)
 	if st.Round != nil {
 		st.Round.Done = slices.DeleteFunc(st.Round.Done, func(id string) bool { return !has(id) })
 	}

@@ -179,12 +179,7 @@ func (c *Controller) deliverOne(ctx context.Context, key string, v *vanishedObje
 		Operator: c.op, Object: p.obj, State: p.st, Memory: &v.mem.Memory,
 		HoldsFinalizer: true, ChildrenByLabel: c.childrenByLabel(), Now: p.now,
 	})
-	if r := p.plan.StartRound; r != nil {
-		p.st.Round = r
-		for _, id := range p.plan.RoundCallbacks {
-			p.st.ClearFailed(id, r.Event)
-		}
-	}
+	takeRound(p)
 	budget := &passBudget{left: c.ReconcileTimeout}
 	for _, w := range p.plan.Work {
 		if ctx.Err() != nil || budget.exhausted() {

@@ -45,9 +45,21 @@ func (s *State) EncodeWithin(room int) (value string, dropped bool, err error) {
 	return value, dropped, nil
 }
 
+// dropEssence drops every essence kept, the handled one and those update
+// callbacks saw (their next calls then say oldUnavailable).
 func (s *State) dropEssence() bool {
 	had := s.Essence != nil
 	s.Essence = nil
+	if s.Round != nil {
+		had = had || s.Round.Essence != nil
+		s.Round.Essence = nil
+	}
+	for _, g := range s.Behind {
+		if g != nil {
+			had = had || g.Essence != nil
+			g.Essence = nil
+		}
+	}
 	return had
 }
 

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -52,6 +53,70 @@ type State struct {
 	// reconcile-requested-at annotation the gateway acted on: the same
 	// value never triggers twice, also after a restart.
 	Requested string `json:"q,omitempty"`
+	// Behind are update callbacks whose last call was for an essence that
+	// is not the handled one: an update round a change dropped after they
+	// succeeded in it. Each is owed the essence now, also when it is the
+	// handled one again (the change taken back), and its old is the one it
+	// saw. Empty once an update round ends.
+	Behind []*Seen `json:"b,omitempty"`
+}
+
+// Seen is an essence update callbacks acted on in a round that was then
+// dropped.
+type Seen struct {
+	IDs    []string `json:"i"`
+	Digest string   `json:"d"`
+	// Essence is kept as State.Essence is; nil when it was not (their next
+	// call then says oldUnavailable).
+	Essence []byte `json:"e,omitempty"`
+}
+
+// Old returns the essence the callbacks saw, nil when it was not kept.
+func (s *Seen) Old() (map[string]any, error) { return readEssence(s.Essence) }
+
+// SeenBy returns what callback id last acted on among behind (a State's
+// Behind), nil when that is the handled essence.
+func SeenBy(behind []*Seen, id string) *Seen {
+	for _, g := range behind {
+		if g != nil && slices.Contains(g.IDs, id) {
+			return g
+		}
+	}
+	return nil
+}
+
+// BehindAfterDrop is Behind once update round r is dropped: r's done
+// callbacks saw r's essence, whatever they saw before. An essence that is
+// the handled one again owes nothing to those who saw it. s is unchanged.
+func (s *State) BehindAfterDrop(r *Round) []*Seen {
+	var out []*Seen
+	for _, g := range s.Behind {
+		if g == nil || g.Digest == s.Handled {
+			continue
+		}
+		ids := slices.DeleteFunc(slices.Clone(g.IDs), r.IsDone)
+		if len(ids) > 0 {
+			out = append(out, &Seen{IDs: ids, Digest: g.Digest, Essence: g.Essence})
+		}
+	}
+	if len(r.Done) > 0 && r.Digest != s.Handled {
+		out = append(out, &Seen{IDs: slices.Clone(r.Done), Digest: r.Digest, Essence: r.Essence})
+	}
+	return out
+}
+
+// KeepBehind keeps in Behind only the callbacks keep reports (those the
+// operator still has).
+func (s *State) KeepBehind(keep func(id string) bool) {
+	s.Behind = slices.DeleteFunc(s.Behind, func(g *Seen) bool {
+		if g != nil {
+			g.IDs = slices.DeleteFunc(g.IDs, func(id string) bool { return !keep(id) })
+		}
+		return g == nil || len(g.IDs) == 0
+	})
+	if len(s.Behind) == 0 {
+		s.Behind = nil
+	}
 }
 
 // Round is a set of callbacks called for one event, one at a time.
@@ -64,6 +129,10 @@ type Round struct {
 	// holding the update back when it changes. Empty in rounds written
 	// before it was kept: they run on as they were.
 	Digest string `json:"d,omitempty"`
+	// Essence is the essence at Digest, kept as State.Essence is once an
+	// update round is left open with callbacks done: should a change drop
+	// the round, their next call carries it as old (see State.Behind).
+	Essence []byte `json:"e,omitempty"`
 }
 
 // IsDone reports whether callback id finished in this round.
@@ -157,24 +226,44 @@ const plainEssenceMax = 512
 // SetHandled records the essence e as handled, compressed when it is large,
 // unless it is larger than capBytes as kept.
 func (s *State) SetHandled(e map[string]any, capBytes int) error {
+	digest, kept, err := keep(e, capBytes)
+	if err != nil {
+		return err
+	}
+	s.Handled, s.Essence = digest, kept
+	return nil
+}
+
+// KeepRoundEssence keeps e, the essence the open round is at, in the round
+// (see Round.Essence).
+func (s *State) KeepRoundEssence(e map[string]any, capBytes int) error {
+	_, kept, err := keep(e, capBytes)
+	if err != nil {
+		return err
+	}
+	s.Round.Essence = kept
+	return nil
+}
+
+// keep returns e's digest and e as the state keeps it: its JSON,
+// compressed when it is large; nil when that is larger than capBytes.
+func keep(e map[string]any, capBytes int) (digest string, kept []byte, err error) {
 	raw, err := jsonenc.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("marshal essence: %w", err)
+		return "", nil, fmt.Errorf("marshal essence: %w", err)
 	}
-	s.Handled = essence.DigestJSON(raw)
-	kept := raw
+	kept = raw
 	if len(raw) > plainEssenceMax {
 		var buf bytes.Buffer
 		if err := compress(&buf, raw); err != nil {
-			return err
+			return "", nil, err
 		}
 		kept = buf.Bytes()
 	}
-	s.Essence = nil
-	if len(kept) <= capBytes {
-		s.Essence = kept
+	if len(kept) > capBytes {
+		kept = nil
 	}
-	return nil
+	return essence.DigestJSON(raw), kept, nil
 }
 
 // gzipWriters are reused across round ends: a new flate writer allocates
@@ -202,11 +291,14 @@ func compress(buf *bytes.Buffer, raw []byte) error {
 
 // HandledEssence returns the last handled essence, or nil when it was not
 // kept (never handled, or over the size cap).
-func (s *State) HandledEssence() (map[string]any, error) {
-	if len(s.Essence) == 0 {
+func (s *State) HandledEssence() (map[string]any, error) { return readEssence(s.Essence) }
+
+// readEssence reads an essence as keep kept it; nil when it was not.
+func readEssence(kept []byte) (map[string]any, error) {
+	if len(kept) == 0 {
 		return nil, nil
 	}
-	raw := s.Essence
+	raw := kept
 	if isGzip(raw) { // JSON starts with '{'
 		var err error
 		if raw, err = decompress(raw); err != nil {

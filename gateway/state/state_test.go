@@ -205,3 +205,44 @@ func TestAnIntegerPastFloatPrecisionSurvivesTheHandledEssence(t *testing.T) {
 		}
 	}
 }
+
+// A dropped update round's done callbacks are behind at its essence, taken
+// out of the older essence they were behind at; an essence that is the
+// handled one again owes nothing. Behind survives the annotation, and
+// callbacks the operator no longer has leave it.
+func TestADroppedRoundPutsItsDoneCallbacksBehindAtItsEssence(t *testing.T) {
+	st := &State{Handled: "h1", Behind: []*Seen{
+		{IDs: []string{"resize", "audit"}, Digest: "d2"},
+		{IDs: []string{"notify"}, Digest: "h1"},
+	}}
+	st.Round = &Round{Event: "update", Done: []string{"audit"}, Digest: "d3"}
+	if err := st.KeepRoundEssence(map[string]any{"spec": map[string]any{"size": int64(3)}}, DefaultEssenceCap); err != nil {
+		t.Fatal(err)
+	}
+	st.Behind = st.BehindAfterDrop(st.Round)
+	value, err := st.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := SeenBy(back.Behind, "resize"); g == nil || g.Digest != "d2" {
+		t.Errorf("resize behind at %+v, want d2 (not done in the dropped round)", g)
+	}
+	g := SeenBy(back.Behind, "audit")
+	if g == nil || g.Digest != "d3" {
+		t.Fatalf("audit behind at %+v, want d3 (done in the dropped round)", g)
+	}
+	if old, err := g.Old(); err != nil || old["spec"].(map[string]any)["size"] != int64(3) {
+		t.Errorf("audit's old = %v (%v), want the dropped round's essence", old, err)
+	}
+	if g := SeenBy(back.Behind, "notify"); g != nil {
+		t.Errorf("notify behind at %+v, want nothing: it saw the handled essence", g)
+	}
+	back.KeepBehind(func(id string) bool { return id != "resize" && id != "audit" })
+	if back.Behind != nil {
+		t.Errorf("behind = %+v after its callbacks were removed, want none", back.Behind)
+	}
+}
