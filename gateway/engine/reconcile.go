@@ -328,6 +328,7 @@ func (c *Controller) passOverReplaced(p *pass) time.Duration {
 func takeRound(p *pass) {
 	if p.plan.DropRound {
 		p.st.Round, p.st.Behind = nil, p.plan.Behind
+		endUnowedRecords(p)
 	}
 	if r := p.plan.StartRound; r != nil {
 		p.st.Round = r
@@ -364,7 +365,26 @@ func (c *Controller) finishRound(p *pass, deleting bool) (bool, error) {
 	if !deleting {
 		p.st.Round = nil
 	}
+	endUnowedRecords(p)
 	return true, nil
+}
+
+// endUnowedRecords ends, once a round ended or was dropped, the retry
+// records of calls no longer owed, as a success does (endRecord): a
+// failure of a change taken back, say, would otherwise count the object
+// failing for good. A permanent failure at the essence now stays, and so
+// does an update's failure while an update round is still to come (a
+// resume round ended that had come first), with its backoff and count.
+func endUnowedRecords(p *pass) {
+	updateDue := func(id string) bool {
+		return p.st.Handled != p.plan.EssenceDigest || state.SeenBy(p.st.Behind, id) != nil
+	}
+	for id := range p.st.Progress {
+		p.st.ClearIf(id, func(pr *state.Progress) bool {
+			owed := stillOwed(p, id, pr.Event) || pr.Event == string(spec.EventUpdate) && updateDue(id)
+			return !owed && !decide.FailedPermanently(pr, p.plan.EssenceDigest)
+		})
+	}
 }
 
 // keepRoundEssence keeps the essence of an update round left open with

@@ -82,3 +82,30 @@ func TestAChangeTakenBackWhileASiblingRetriesReachesTheCallbackThatActedOnIt(t *
 		return nil
 	})
 }
+
+// A failing update whose change is taken back (the essence is the handled
+// one again) owes nothing: the object's Reconciled condition comes back to
+// True rather than reporting the taken-back change's failure for good.
+func TestATakenBackChangeLeavesNoFailureBehind(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		if req.Callback == "audit" && sizeOf(req) == 2 {
+			return 200, map[string]any{"error": map[string]any{"message": "audit log unavailable"}}
+		}
+		return 200, nil
+	})
+	startGateway(t, operatorFor(t, "takeback", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Retry = fastRetry(200 * time.Millisecond)
+		s.Status = &spec.StatusSpec{Conditions: true}
+		s.Callbacks = []spec.Callback{
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "audit", Events: []spec.Event{spec.EventUpdate}},
+		}
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 10*time.Second, reconciled(t, ns, "example", "True", ""))
+	updateWidget(t, ns, "example", setSize(2))
+	eventually(t, 10*time.Second, func() error { return called(h, "audit", 2) })
+	updateWidget(t, ns, "example", setSize(1))
+	eventually(t, 15*time.Second, reconciled(t, ns, "example", "True", ""))
+}
