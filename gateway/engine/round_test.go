@@ -2,6 +2,7 @@ package engine
 
 import (
 	"testing"
+	"time"
 
 	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/spec"
@@ -45,7 +46,7 @@ func TestAnEndedRoundLeavesOnlyTheRecordsOfCallsStillOwed(t *testing.T) {
 			}
 			p := &pass{st: st, mem: &objectMemory{}, plan: decide.Plan{EssenceDigest: now}}
 			if tt.requeue {
-				p.mem.Requeue = map[string]decide.Requeue{"main": {Event: tt.event}}
+				p.mem.Requeue = map[decide.RequeueKey]time.Time{{Callback: "main", Event: tt.event}: {}}
 			}
 			endUnowedRecords(p)
 			if kept := st.Progress["main"] != nil; kept != tt.wantKept {

@@ -7,16 +7,10 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/spec"
 )
-
-func sizeOf(req callbacks.Request) int64 {
-	n, _, _ := unstructured.NestedInt64(req.Object.Object, "spec", "size")
-	return n
-}
 
 func sizes(h *handler, callback string) []int64 {
 	var out []int64
