@@ -70,22 +70,36 @@ func TestRunRefusesNonPositiveWorkersAndResponseLimit(t *testing.T) {
 		{[]string{"--workers", "8", "--max-response-bytes", "1048576"}, ""},
 	}
 	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			cmd := newRunCommand()
-			err := cmd.ParseFlags(tt.args)
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Fatalf("error = %v, want none", err)
-			case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr):
-				t.Fatalf("error = %v, want %q", err, tt.wantErr)
-			case tt.wantErr == "":
-				got := []string{cmd.Flag("workers").Value.String(), cmd.Flag("max-response-bytes").Value.String()}
-				if want := []string{tt.args[1], tt.args[3]}; !slices.Equal(got, want) {
-					t.Errorf("parsed %v, want %v", got, want)
-				}
-			}
-		})
+		var want []string
+		if tt.wantErr == "" {
+			want = []string{tt.args[1], tt.args[3]}
+		}
+		checkRunFlags(t, tt.args, tt.wantErr, []string{"workers", "max-response-bytes"}, want)
 	}
+}
+
+// checkRunFlags parses args as `gateway run` does: the error must be
+// wantErr, and without one the flags named must read want.
+func checkRunFlags(t *testing.T, args []string, wantErr string, flags, want []string) {
+	t.Helper()
+	t.Run(strings.Join(args, " "), func(t *testing.T) {
+		cmd := newRunCommand()
+		err := cmd.ParseFlags(args)
+		switch {
+		case wantErr == "" && err != nil:
+			t.Fatalf("error = %v, want none", err)
+		case wantErr != "" && (err == nil || err.Error() != wantErr):
+			t.Fatalf("error = %v, want %q", err, wantErr)
+		case wantErr == "":
+			var got []string
+			for _, f := range flags {
+				got = append(got, cmd.Flag(f).Value.String())
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("parsed %v, want %v", got, want)
+			}
+		}
+	})
 }
 
 // --kube-api-qps 0 and --kube-api-burst 0 are refused as the flags are
@@ -109,20 +123,10 @@ func TestRunRefusesAZeroClientRateLimit(t *testing.T) {
 		{[]string{"--kube-api-qps=0.5", "--kube-api-burst=1"}, "", "0.5", "1"},
 	}
 	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			cmd := newRunCommand()
-			err := cmd.ParseFlags(tt.args)
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Fatalf("error = %v, want none", err)
-			case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr):
-				t.Fatalf("error = %v, want %q", err, tt.wantErr)
-			case tt.wantErr == "":
-				got := []string{cmd.Flag("kube-api-qps").Value.String(), cmd.Flag("kube-api-burst").Value.String()}
-				if want := []string{tt.wantQPS, tt.wantBur}; !slices.Equal(got, want) {
-					t.Errorf("parsed %v, want %v", got, want)
-				}
-			}
-		})
+		var want []string
+		if tt.wantErr == "" {
+			want = []string{tt.wantQPS, tt.wantBur}
+		}
+		checkRunFlags(t, tt.args, tt.wantErr, []string{"kube-api-qps", "kube-api-burst"}, want)
 	}
 }

@@ -112,12 +112,23 @@ func (d delivery) record(pr *state.Progress) {
 	pr.Attempts, pr.First, pr.Interrupted = d.attempt, d.first, d.interrupted
 }
 
+// reasonInterrupted is the reason of a retry record whose last attempt a
+// shutdown of the gateway cut off.
+const reasonInterrupted = "Interrupted"
+
 // attemptOf is the delivery a call of w continues: the next attempt of its
 // event's retry record while that retries at this essence, else a first
 // attempt now.
 func attemptOf(p *pass, w decide.Work) delivery {
 	if pr := p.st.ProgressFor(w.Callback.ID, string(w.Event)); decide.Retrying(pr, p.plan.EssenceDigest) {
-		return delivery{attempt: pr.Attempts + 1, first: pr.First, interrupted: pr.Interrupted}
+		interrupted := pr.Interrupted
+		if interrupted == 0 && pr.Reason == reasonInterrupted {
+			// Written by a gateway that did not count them (no "i"): its
+			// last attempt at least was cut off, as the rolling update
+			// that installed this one cut it.
+			interrupted = 1
+		}
+		return delivery{attempt: pr.Attempts + 1, first: pr.First, interrupted: interrupted}
 	}
 	return delivery{attempt: 1, first: p.now}
 }
@@ -303,7 +314,7 @@ func (c *Controller) recordInterrupted(p *pass, w decide.Work, d delivery) {
 	d.interrupted++
 	d.record(pr)
 	pr.Next = time.Time{}
-	pr.Failed, pr.Digest, pr.Message, pr.Reason = false, p.plan.EssenceDigest, "interrupted by shutdown", "Interrupted"
+	pr.Failed, pr.Digest, pr.Message, pr.Reason = false, p.plan.EssenceDigest, "interrupted by shutdown", reasonInterrupted
 }
 
 // deferSync puts off a sync whose related objects cannot be gathered: with
@@ -394,7 +405,7 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, d delivery, err error
 	}
 	delay := retryDelay(retry, d.failures(), f.RetryAfter)
 	pr.Failed, pr.Digest, pr.Next = false, p.plan.EssenceDigest, c.Clock().Add(delay)
-	if f.Reason == "InvalidResponse" || d.attempt == 1 {
+	if f.Reason == "InvalidResponse" || d.failures() == 1 {
 		c.warn(p.obj, f.Reason, truncate(fmt.Sprintf("callback %s (%s) failed, retrying in %s: %v", id, w.Event, delay.Round(time.Millisecond), err), 1024))
 	}
 	log.Warn("callback failed; will retry", "reason", f.Reason, "retryIn", delay, "error", err)
