@@ -202,13 +202,21 @@ func (m *Manager) runOperator(ctx context.Context, op *spec.WebhookOperator, pre
 	}()
 	defer func() { <-swept }()
 
+	var memory map[string]*objectMemory // what the process remembers across a rescope
 	for {
 		c := m.newController(ctx, op, log, report)
-		if c == nil || !m.runController(ctx, c, r, log, report) {
+		if c == nil {
+			return
+		}
+		c.adoptMemory(memory)
+		if !m.runController(ctx, c, r, log, report) {
 			return
 		}
 		// A CRD of its kinds came back with the other scope: map the
-		// kinds afresh and decide again (checkWatchScope, owners).
+		// kinds afresh and decide again (checkWatchScope, owners). The
+		// process has not restarted: what it remembers of each object
+		// (seen, so no resume; requeues, timers) goes on.
+		memory = c.releaseMemory()
 		r.mu.Lock()
 		r.controller = nil
 		r.mu.Unlock()

@@ -70,6 +70,34 @@ func (c *Controller) memoryOf(key string, uid types.UID) *objectMemory {
 	return m
 }
 
+// releaseMemory hands over what the controller remembers of its objects,
+// once Run has returned: a controller built again for the same operator
+// within the process (a kind's CRD created again with the other scope)
+// goes on from it.
+func (c *Controller) releaseMemory() map[string]*objectMemory {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	memory := c.memory
+	c.memory = map[string]*objectMemory{}
+	return memory
+}
+
+// adoptMemory takes over memory (nil: nothing) before Run. What it says of
+// the children applied is dropped: they were applied under the old scope
+// and the new informers know nothing of them, so each is applied again
+// (unchanged, a no-op for the API server) rather than waited for.
+func (c *Controller) adoptMemory(memory map[string]*objectMemory) {
+	if memory == nil {
+		return
+	}
+	for _, m := range memory {
+		m.applied, m.childrenBehindSince = nil, 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.memory = memory
+}
+
 func (c *Controller) setReleased(m *objectMemory, released bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -174,3 +174,85 @@ spec:
 	eventually(t, 60*time.Second, childIn("", "after-thing"))
 	waitReady(t, name, "True/Running")
 }
+
+// A child kind's CRD created again with the other scope rebuilds the
+// operator's controller, not the process: a parent it handled already is
+// not resumed, and the requeueAfter its create asked for still comes.
+func TestAChildKindsRescopeNeitherResumesNorForgetsRequeues(t *testing.T) {
+	ctx := context.Background()
+	const group = "memory.rescope.opgate.dev"
+	ns := newNamespace(t)
+	createCRD(t, plainCRD(t, group, "Holder"))
+	createCRD(t, scopedCRD(t, group, "Thing", "Namespaced"))
+	holders := dyn(t).Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "holders"})
+	things := dyn(t).Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "things"})
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		if req.Callback == "create" && req.Object.GetName() == "before" {
+			return 200, map[string]any{"requeueAfter": "25s"}
+		}
+		return 200, map[string]any{}
+	})
+	startGateway(t)
+	const name = "rescope-memory"
+	createOperatorObject(t, fmt.Sprintf(`
+apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata: {name: %[1]s}
+spec:
+  watch: {apiVersion: %[2]s/v1, kind: Holder, namespaces: [%[3]s]}
+  children: [{apiVersion: %[2]s/v1, kind: Thing}]
+  handler: {url: %[4]q}
+  callbacks: [{id: create, events: [create]}, {id: resume, events: [resume]}]
+`, name, group, ns, h.URL))
+	waitReady(t, name, "True/Running")
+	createHolder := func(obj string) {
+		t.Helper()
+		u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": group + "/v1", "kind": "Holder",
+			"metadata": map[string]any{"name": obj, "namespace": ns}}}
+		if _, err := holders.Namespace(ns).Create(ctx, u, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	callsFor := func(cb, obj string) int {
+		n := 0
+		for _, r := range h.calls(cb) {
+			if r.Object != nil && r.Object.GetName() == obj {
+				n++
+			}
+		}
+		return n
+	}
+	createHolder("before")
+	eventually(t, 30*time.Second, func() error {
+		if callsFor("create", "before") == 0 {
+			return fmt.Errorf("no create for before")
+		}
+		return nil
+	})
+	start := time.Now()
+
+	deleteCRD(t, "things."+group)
+	createCRD(t, scopedCRD(t, group, "Thing", "Cluster"))
+	eventually(t, 30*time.Second, func() error {
+		_, err := things.List(ctx, metav1.ListOptions{})
+		return err
+	})
+	createHolder("after")
+	eventually(t, 60*time.Second, func() error {
+		if callsFor("create", "after") == 0 {
+			return fmt.Errorf("no create for after")
+		}
+		return nil
+	})
+	// The rebuilt controller takes its first pass over before at once; the
+	// requeue asked before the rescope comes 25s after the first create.
+	eventually(t, 60*time.Second, func() error {
+		if n := callsFor("create", "before"); n < 2 {
+			return fmt.Errorf("the create callback's requeueAfter 25s, asked before a child CRD was rescoped, never came (create calls for before: %d after %s)", n, time.Since(start).Round(time.Second))
+		}
+		return nil
+	})
+	if n := callsFor("resume", "before"); n > 0 {
+		t.Errorf("resume called %d time(s) on an object this gateway process had handled, after a child CRD was rescoped", n)
+	}
+}
