@@ -53,7 +53,7 @@ func TestValidateCommand(t *testing.T) {
 			// Read as kubectl reads it, a bare on key is true.
 			name:       "a callback still using on is told its new name",
 			args:       []string{"-f", "testdata/renamed-on.yaml"},
-			wantStderr: "testdata/renamed-on.yaml:11: document 1 (old): /spec/callbacks/0/true: `on` was renamed to `events` (kubectl reads a bare on as true)\n",
+			wantStderr: "testdata/renamed-on.yaml:11: document 1 (old): /spec/callbacks/0/true: `true`: kubectl reads a bare YAML 1.1 boolean key (on, yes, y, ...) as true; if it is `on`, that field was renamed to `events`\n",
 			wantErr:    "1 error",
 		},
 		{

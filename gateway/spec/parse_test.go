@@ -112,7 +112,7 @@ func TestParseReportsEveryErrorWithSourceDocumentLineAndPath(t *testing.T) {
 		{
 			name: "a bare on key is what kubectl makes of it",
 			data: strings.Replace(minimal, "events: [create]", "on: [create]", 1),
-			want: []string{"operators.yaml:13: document 1 (memcached): /spec/callbacks/0/true: `on` was renamed to `events` (kubectl reads a bare on as true)"},
+			want: []string{"operators.yaml:13: document 1 (memcached): /spec/callbacks/0/true: `true`: kubectl reads a bare YAML 1.1 boolean key (on, yes, y, ...) as true; if it is `on`, that field was renamed to `events`"},
 		},
 		{
 			name: "a document separator followed by content is refused, as kubectl refuses it",

@@ -198,11 +198,13 @@ func renamed(node map[string]any) map[string]rename {
 	return out
 }
 
-// message says what the key is now called, and why a key the user wrote as
-// `on` is named `true`.
+// message says what the key is now called, and why a key the user may have
+// written as `on` is named `true`.
 func (r rename) message(key string) string {
 	if key != r.from {
-		return fmt.Sprintf("`%s` was renamed to `%s` (kubectl reads a bare %s as %s)", r.from, r.to, r.from, key)
+		// The key the user wrote is lost by then: a bare yes, y or on
+		// all read as true.
+		return fmt.Sprintf("`%s`: kubectl reads a bare YAML 1.1 boolean key (%s, yes, y, ...) as %s; if it is `%s`, that field was renamed to `%s`", key, r.from, key, r.from, r.to)
 	}
 	return fmt.Sprintf("`%s` was renamed to `%s`", r.from, r.to)
 }

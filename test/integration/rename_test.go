@@ -18,7 +18,7 @@ import (
 // `gateway run -f` use) must say what the field is called now, whether the
 // key arrives as "on" or, read by kubectl's YAML 1.1, as "true".
 func TestRenamedOnFieldIsRefusedWithItsNewName(t *testing.T) {
-	const want = "`on` was renamed to `events`"
+	const want = "renamed to `events`"
 	doc := func(key string) string {
 		return `
 apiVersion: opgate.dev/v1alpha1
