@@ -152,7 +152,14 @@ func Decide(in Input) Plan {
 		// First seen by this process with an update round open (its
 		// callback failing when the last one stopped): resume comes first,
 		// as for any handled object, and the update round is taken up
-		// afresh after it (the essence is still not handled).
+		// afresh after it (the essence is still not handled). Those that
+		// acted on its essence are behind at it, as for a change: the
+		// round after resume does not call them again, and should the
+		// change be taken back meanwhile, they are owed the essence then.
+		if round.Digest != "" {
+			behind = st.BehindAfterDrop(round)
+			plan.DropRound, plan.Behind = true, behind
+		}
 		round = nil
 	}
 	if round == nil {
@@ -242,12 +249,19 @@ func decideRound(in Input, round *state.Round, behind []*state.Seen, plan *Plan)
 		if !matches(cb, in.Object, ev, old, plan.Essence) {
 			continue
 		}
+		failed := FailedPermanently(in.State.ProgressFor(cb.ID, string(ev)), plan.EssenceDigest)
+		if failed && ev == spec.EventUpdate {
+			// Failed for good at this essence in an earlier round (one a
+			// restart took up afresh): nothing more is owed until it
+			// changes, and the round does not wait for it.
+			continue
+		}
 		plan.RoundCallbacks = append(plan.RoundCallbacks, cb.ID)
 		if round.IsDone(cb.ID) {
 			continue
 		}
 		switch {
-		case FailedPermanently(in.State.ProgressFor(cb.ID, string(ev)), plan.EssenceDigest):
+		case failed:
 			// Only a create callback gets here (update and resume rounds
 			// count a permanent failure as done): the round stays open and
 			// calls it again once the essence changed (docs/contract.md).

@@ -99,8 +99,14 @@ func (s *State) BehindAfterDrop(r *Round) []*Seen {
 			out = append(out, &Seen{IDs: ids, Digest: g.Digest, Essence: g.Essence})
 		}
 	}
-	if len(r.Done) > 0 && r.Digest != s.Handled {
-		out = append(out, &Seen{IDs: slices.Clone(r.Done), Digest: r.Digest, Essence: r.Essence})
+	// Done also lists those that failed for good at the round's essence:
+	// they never acted on it, so they owe nothing when it goes.
+	acted := slices.DeleteFunc(slices.Clone(r.Done), func(id string) bool {
+		pr := s.ProgressFor(id, r.Event)
+		return pr != nil && pr.Failed && pr.Digest == r.Digest
+	})
+	if len(acted) > 0 && r.Digest != s.Handled {
+		out = append(out, &Seen{IDs: acted, Digest: r.Digest, Essence: r.Essence})
 	}
 	return out
 }
