@@ -26,25 +26,11 @@ import (
 // The sync's success after it ends the sync's record, not the update's
 // permanent failure: the object stays failing until its spec changes.
 func TestEachEventOfACallbackCountsItsOwnAttempts(t *testing.T) {
-	m, err := metrics.New(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	three := 3
 	main := spec.Callback{ID: "main", Events: []spec.Event{spec.EventUpdate, spec.EventSync}}
-	c := &Controller{
-		Deps: Deps{Clock: func() time.Time { return now }, Recorder: record.NewFakeRecorder(100), Metrics: m},
-		op: &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: "widgets"}, Spec: spec.OperatorSpec{
-			Callbacks: []spec.Callback{main}, Retry: &spec.RetrySpec{MaxAttempts: &three},
-		}},
-		log: slog.New(slog.DiscardHandler),
-	}
-	obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "test.opgate.dev/v1", "kind": "Widget",
-		"metadata": map[string]any{"namespace": "ns", "name": "w"}}}
-	p := &pass{key: "ns/w", obj: obj, mem: &objectMemory{}, now: now,
-		st:   &state.State{Handled: "old", Round: &state.Round{Event: "update", Digest: "new"}},
-		plan: decide.Plan{EssenceDigest: "new"}}
+	c, _ := retryController(t, now, main, &spec.RetrySpec{MaxAttempts: &three})
+	p := widgetPass(now, &state.State{Handled: "old", Round: &state.Round{Event: "update", Digest: "new"}}, "new")
 	for i, step := range []struct {
 		event       spec.Event
 		fails       bool
@@ -107,26 +93,11 @@ func TestARequestRetriesOnlyTheEventsStillOwed(t *testing.T) {
 // only at that second failure, and the backoff grows with the failures
 // alone. A new essence starts a delivery that counts nothing of the old.
 func TestACallCutOffByShutdownIsNoFailure(t *testing.T) {
-	m, err := metrics.New(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	two, noJitter := 2, 0.0
 	main := spec.Callback{ID: "main", Events: []spec.Event{spec.EventCreate}}
-	c := &Controller{
-		Deps: Deps{Clock: func() time.Time { return now }, Recorder: record.NewFakeRecorder(100), Metrics: m},
-		op: &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: "widgets"}, Spec: spec.OperatorSpec{
-			Callbacks: []spec.Callback{main},
-			Retry:     &spec.RetrySpec{MaxAttempts: &two, InitialDelay: &spec.Duration{Duration: time.Second}, Jitter: &noJitter},
-		}},
-		log: slog.New(slog.DiscardHandler),
-	}
-	obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "test.opgate.dev/v1", "kind": "Widget",
-		"metadata": map[string]any{"namespace": "ns", "name": "w"}}}
-	p := &pass{key: "ns/w", obj: obj, mem: &objectMemory{}, now: now,
-		st:   &state.State{Round: &state.Round{Event: "create"}},
-		plan: decide.Plan{EssenceDigest: "e1"}}
+	c, _ := retryController(t, now, main, &spec.RetrySpec{MaxAttempts: &two, InitialDelay: &spec.Duration{Duration: time.Second}, Jitter: &noJitter})
+	p := widgetPass(now, &state.State{Round: &state.Round{Event: "create"}}, "e1")
 	w := decide.Work{Callback: main, Event: spec.EventCreate}
 	for i, step := range []struct {
 		essence     string
@@ -160,4 +131,29 @@ func TestACallCutOffByShutdownIsNoFailure(t *testing.T) {
 			t.Errorf("step %d: record %+v, want attempt %d, failed %v, next retry in %s", i+1, pr, step.wantAttempt, step.wantFailed, step.wantNext)
 		}
 	}
+}
+
+// retryController is a Controller of operator widgets with one callback
+// and retry, its clock stopped at now, its Events recorded in rec.
+func retryController(t *testing.T, now time.Time, cb spec.Callback, retry *spec.RetrySpec) (c *Controller, rec *record.FakeRecorder) {
+	t.Helper()
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = record.NewFakeRecorder(100)
+	return &Controller{
+		Deps: Deps{Clock: func() time.Time { return now }, Recorder: rec, Metrics: m},
+		op: &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: "widgets"}, Spec: spec.OperatorSpec{
+			Callbacks: []spec.Callback{cb}, Retry: retry,
+		}},
+		log: slog.New(slog.DiscardHandler),
+	}, rec
+}
+
+// widgetPass is a pass over widget ns/w in state st at essence digest.
+func widgetPass(now time.Time, st *state.State, digest string) *pass {
+	obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "test.opgate.dev/v1", "kind": "Widget",
+		"metadata": map[string]any{"namespace": "ns", "name": "w"}}}
+	return &pass{key: "ns/w", obj: obj, mem: &objectMemory{}, now: now, st: st, plan: decide.Plan{EssenceDigest: digest}}
 }
