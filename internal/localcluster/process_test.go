@@ -47,9 +47,17 @@ func TestStartFailsAndCleansUp(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dataDir := t.TempDir()
-			_, err := Start(context.Background(), Config{
+			// Every port free, not only the API server's: the ports derived
+			// from it (+1 to +4) may be another test's at the moment.
+			ports, err := FreePorts(5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Start(context.Background(), Config{
 				BinDir: fakeBinDir(t, tt.etcdBody), DataDir: dataDir,
-				APIServerPort: freePort(t), StartTimeout: tt.timeout, StopGracePeriod: time.Second,
+				APIServerPort: ports[0], EtcdClientPort: ports[1], EtcdPeerPort: ports[2],
+				ControllerManagerPort: ports[3], SchedulerPort: ports[4],
+				StartTimeout: tt.timeout, StopGracePeriod: time.Second,
 			})
 			if err == nil {
 				t.Fatal("Start succeeded with a broken etcd")
