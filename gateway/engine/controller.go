@@ -400,7 +400,7 @@ func remapRescoped(ctx context.Context, deps Deps, op *spec.WebhookOperator, m *
 	if scheme.Scheme.Recognizes(m.GroupVersionKind) {
 		return m, nil
 	}
-	crd, err := deps.Dynamic.Resource(crdResource).Get(ctx, m.Resource.Resource+"."+m.Resource.Group, metav1.GetOptions{})
+	crd, err := deps.Dynamic.Resource(crdResource).Get(ctx, crdNameOf(m), metav1.GetOptions{})
 	if err != nil || !scopeDiffers(crd, m) {
 		return m, nil
 	}

@@ -88,8 +88,12 @@ func (s *statusSchema) forget() bool { return s.built.Swap(nil) != nil }
 
 // crdName is the name of the parent's CRD: plural.group.
 func (c *Controller) crdName() string {
-	gvr := c.parent.mapping.Resource
-	return gvr.Resource + "." + gvr.Group
+	return crdNameOf(c.parent.mapping)
+}
+
+// crdNameOf is the name of the CRD that defines m's kind: resource.group.
+func crdNameOf(m *meta.RESTMapping) string {
+	return m.Resource.Resource + "." + m.Resource.Group
 }
 
 // crdSelection selects the parent's CRD alone.
@@ -188,7 +192,7 @@ func (c *Controller) watchKindScopes() {
 	}
 	for _, w := range c.allWatched()[1:] {
 		m := w.mapping
-		name := m.Resource.Resource + "." + m.Resource.Group
+		name := crdNameOf(m)
 		if seen[name] || scheme.Scheme.Recognizes(m.GroupVersionKind) {
 			continue
 		}
