@@ -13,7 +13,25 @@ const (
 	// MaxResponseElements bounds the array elements and object members of
 	// the whole answer together.
 	MaxResponseElements = 500_000
+	// DefaultMaxResponseBytes is the largest answer the gateway reads
+	// unless its --max-response-bytes says otherwise; a larger one is
+	// refused whole.
+	DefaultMaxResponseBytes = 8 << 20
 )
+
+// checkLimits refuses an encoded answer the gateway would not read: one
+// larger than maxBytes, its --max-response-bytes, or past checkShape's
+// limits, which it checks with DecodeResponse.
+func checkLimits(body []byte, maxBytes int64) *Violation {
+	if n := int64(len(body)); n > maxBytes {
+		name := "WithMaxResponseBytes"
+		if maxBytes == DefaultMaxResponseBytes {
+			name = "DefaultMaxResponseBytes"
+		}
+		return &Violation{Message: fmt.Sprintf("is %d bytes, over the %d bytes the gateway reads (%s, its --max-response-bytes)", n, maxBytes, name)}
+	}
+	return checkShape(body)
+}
 
 // checkShape refuses a body that nests deeper than MaxResponseDepth or
 // holds more than MaxResponseElements elements. It counts brackets and

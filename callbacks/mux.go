@@ -50,8 +50,10 @@ const HealthPath = "/healthz"
 //   - 404 when no handler matches;
 //   - 500 when the handler panics, or answers what the gateway would
 //     refuse (an Event reason that is not CamelCase, a nil child, an error
-//     without a message: the rules of schema/response.json) or what
-//     cannot be encoded.
+//     without a message: the rules of schema/response.json; an answer over
+//     MaxResponseDepth, MaxResponseElements or the gateway's size limit,
+//     DefaultMaxResponseBytes unless WithMaxResponseBytes) or what cannot
+//     be encoded.
 //
 // Every non-200 answer carries {"error": {...}}. Only a malformed request
 // (400) is marked permanent: a 401, 404, 405 or 413 is cured by
@@ -61,8 +63,11 @@ const HealthPath = "/healthz"
 type Mux struct {
 	verifier *Verifier
 	maxBytes int64
-	log      *slog.Logger
-	now      func() time.Time
+	// maxAnswer is the gateway's --max-response-bytes, which the Mux holds
+	// its answers to.
+	maxAnswer int64
+	log       *slog.Logger
+	now       func() time.Time
 
 	mu      sync.RWMutex
 	byPath  map[string]HandlerFunc
@@ -91,6 +96,17 @@ func WithMaxRequestBytes(n int64) MuxOption {
 	}
 }
 
+// WithMaxResponseBytes sets the largest answer the Mux sends with 200, for
+// a gateway run with --max-response-bytes other than
+// DefaultMaxResponseBytes; n <= 0 keeps the default.
+func WithMaxResponseBytes(n int64) MuxOption {
+	return func(m *Mux) {
+		if n > 0 {
+			m.maxAnswer = n
+		}
+	}
+}
+
 // WithLogger sets where the Mux logs refused requests, handler errors and,
 // at debug level, every call; nothing is logged without it.
 func WithLogger(l *slog.Logger) MuxOption {
@@ -115,12 +131,13 @@ func WithClock(now func() time.Time) MuxOption {
 // NewMux returns a Mux without handlers.
 func NewMux(opts ...MuxOption) *Mux {
 	m := &Mux{
-		maxBytes: DefaultMaxRequestBytes,
-		log:      slog.New(slog.DiscardHandler),
-		now:      time.Now,
-		byPath:   map[string]HandlerFunc{},
-		byID:     map[string]HandlerFunc{},
-		byEvent:  map[Event]HandlerFunc{},
+		maxBytes:  DefaultMaxRequestBytes,
+		maxAnswer: DefaultMaxResponseBytes,
+		log:       slog.New(slog.DiscardHandler),
+		now:       time.Now,
+		byPath:    map[string]HandlerFunc{},
+		byID:      map[string]HandlerFunc{},
+		byEvent:   map[Event]HandlerFunc{},
 	}
 	for _, o := range opts {
 		o(m)
@@ -239,14 +256,33 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp.Error = ErrorFor(err)
 	}
 	resp = orNew(resp)
-	if bad := checkAnswer(resp); len(bad) > 0 {
+	body, bad, err := m.encodeAnswer(resp)
+	if len(bad) > 0 {
 		cerr := &ContractError{Document: "response", Violations: bad}
 		m.logCall(r.Context(), slog.LevelError, call, "handler answered what the gateway refuses", "error", cerr)
 		writeJSON(w, http.StatusInternalServerError, refusedAnswer(resp, cerr))
 		return
 	}
 	m.logCall(r.Context(), slog.LevelDebug, call, "handled callback")
-	writeJSON(w, http.StatusOK, resp)
+	writeBody(w, http.StatusOK, body, err)
+}
+
+// encodeAnswer encodes a handler's answer as it is sent, newline included,
+// unless it breaks what the gateway reads an answer by: then bad says how.
+// The limits are on the bytes the gateway reads, so they are checked on
+// the encoding; the rest on the Response's fields (checkAnswer).
+func (m *Mux) encodeAnswer(resp *Response) (body []byte, bad []Violation, err error) {
+	if bad = checkAnswer(resp); len(bad) > 0 {
+		return nil, bad, nil
+	}
+	if body, err = encodeResponse(resp); err != nil {
+		return nil, nil, err
+	}
+	body = append(body, '\n')
+	if v := checkLimits(body, m.maxAnswer); v != nil {
+		return nil, []Violation{*v}, nil
+	}
+	return body, nil, nil
 }
 
 // refusedAnswer is the 500 sent in place of a handler's answer the gateway
@@ -424,11 +460,21 @@ func refuse(w http.ResponseWriter, status int, msg string) {
 
 func writeJSON(w http.ResponseWriter, status int, resp *Response) {
 	body, err := encodeResponse(resp)
-	if err != nil {
+	if err == nil {
+		body = append(body, '\n')
+	}
+	writeBody(w, status, body, err)
+}
+
+// writeBody writes an encoded answer, ending in a newline, or, when its
+// encoding failed with encErr, a 500 saying why.
+func writeBody(w http.ResponseWriter, status int, body []byte, encErr error) {
+	if encErr != nil {
 		status = http.StatusInternalServerError
-		body, _ = json.Marshal(&Response{Error: &Error{Message: fmt.Sprintf("encode response: %v", err)}})
+		body, _ = json.Marshal(&Response{Error: &Error{Message: fmt.Sprintf("encode response: %v", encErr)}})
+		body = append(body, '\n')
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -75,5 +76,78 @@ func TestMuxAnswersWhatTheGatewayWouldRefuseWithA500(t *testing.T) {
 				t.Errorf("logged %s, want an ERROR record naming %s", l, tt.wantPath)
 			}
 		})
+	}
+}
+
+// An answer past the limits the gateway reads a response by (its nesting,
+// its element count, its size) is refused whole by the gateway, as an
+// InvalidResponse retried for ever; the Mux answers 500 naming the limit,
+// as it does every other answer the gateway would refuse.
+func TestMuxAnswersAnAnswerPastTheGatewaysLimitsWithA500(t *testing.T) {
+	deep := map[string]any{}
+	for range callbacks.MaxResponseDepth {
+		deep = map[string]any{"a": deep}
+	}
+	child := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "c"}, "data": deep}}
+	tests := []struct {
+		name     string
+		resp     *callbacks.Response
+		opts     []callbacks.MuxOption
+		gateway  string // what the gateway's DecodeResponse says, "" for the size, which its call client checks
+		wantText []string
+	}{
+		{"a child nested deeper than the depth limit", callbacks.Children(child), nil,
+			"MaxResponseDepth", []string{"MaxResponseDepth", fmt.Sprint(callbacks.MaxResponseDepth)}},
+		{"a status with more elements than the element limit", callbacks.Status(map[string]any{"list": make([]any, callbacks.MaxResponseElements)}), nil,
+			"MaxResponseElements", []string{"MaxResponseElements", fmt.Sprint(callbacks.MaxResponseElements)}},
+		{"a status larger than the gateway reads", callbacks.Status(map[string]any{"blob": strings.Repeat("x", callbacks.DefaultMaxResponseBytes)}), nil,
+			"", []string{"DefaultMaxResponseBytes", fmt.Sprint(callbacks.DefaultMaxResponseBytes)}},
+		{"a status larger than a gateway's own --max-response-bytes", callbacks.Status(map[string]any{"blob": strings.Repeat("x", 2048)}),
+			[]callbacks.MuxOption{callbacks.WithMaxResponseBytes(1024)}, "", []string{"1024 bytes"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body, err := json.Marshal(tt.resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, derr := callbacks.DecodeResponse(body); tt.gateway != "" && (derr == nil || !strings.Contains(derr.Error(), tt.gateway)) {
+				t.Fatalf("the gateway reads this answer as %v, want a refusal naming %s", derr, tt.gateway)
+			}
+
+			var logs bytes.Buffer
+			mux := callbacks.NewMux(append(tt.opts, callbacks.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))...)
+			mux.HandleEvent(callbacks.EventCreate, func(context.Context, *callbacks.Request) (*callbacks.Response, error) {
+				return tt.resp, nil
+			})
+			res := callbackstest.Call(t, mux, callbackstest.NewRequest(t, callbacks.EventCreate, widget),
+				callbackstest.ExpectStatus(http.StatusInternalServerError))
+			got := res.ReportedError()
+			if got.Permanent {
+				t.Errorf("error = %+v, want a temporary one", got)
+			}
+			for _, want := range tt.wantText {
+				if !strings.Contains(got.Message, want) {
+					t.Errorf("message %q does not name %q", got.Message, want)
+				}
+			}
+			if l := logs.String(); !strings.Contains(l, `"level":"ERROR"`) || !strings.Contains(l, tt.wantText[0]) {
+				t.Errorf("logged %.500s, want an ERROR record naming %s", l, tt.wantText[0])
+			}
+		})
+	}
+}
+
+// A gateway run with a larger --max-response-bytes reads a larger answer:
+// WithMaxResponseBytes lets the Mux send it.
+func TestMuxSendsAnAnswerWithinARaisedSizeLimit(t *testing.T) {
+	mux := callbacks.NewMux(callbacks.WithMaxResponseBytes(2 * callbacks.DefaultMaxResponseBytes))
+	mux.HandleEvent(callbacks.EventCreate, func(context.Context, *callbacks.Request) (*callbacks.Response, error) {
+		return callbacks.Status(map[string]any{"blob": strings.Repeat("x", callbacks.DefaultMaxResponseBytes)}), nil
+	})
+	res := callbackstest.Call(t, mux, callbackstest.NewRequest(t, callbacks.EventCreate, widget))
+	if n := len(res.Body); n <= callbacks.DefaultMaxResponseBytes {
+		t.Fatalf("answer is %d bytes, want one over DefaultMaxResponseBytes", n)
 	}
 }

@@ -14,8 +14,11 @@ func Status(status map[string]any) *Response {
 }
 
 // Children starts a response with the given children. The list is present
-// even when empty, so in a sync response it is the full desired set and
-// Children() with no arguments deletes every owned child (docs/contract.md, "Response").
+// even when empty, so in a sync response it is this callback's desired
+// set: with one sync callback, Children() with no arguments deletes every
+// owned child; with several, an owned child is deleted once every one of
+// them answered without it in one pass, and Children() from one that
+// manages no children lets the others prune (docs/contract.md, "Response").
 func Children(children ...*unstructured.Unstructured) *Response {
 	return (&Response{}).WithChildren(children...)
 }

@@ -25,7 +25,7 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMaxResponseBytes = 8 << 20
+	DefaultMaxResponseBytes = callbacks.DefaultMaxResponseBytes // shared with the Go handler toolkit's Mux
 	DefaultTimeout          = 10 * time.Second
 )
 
