@@ -96,7 +96,9 @@ func parseSection(s section) (*parsed, ErrorList, error) {
 	name, _ := lookup(raw, []string{"metadata", "name"}).(string)
 	doc, errs := kubectlJSON(s.data, &node)
 	var op *WebhookOperator
-	if doc != nil {
+	if listErr := refuseList(doc); listErr != nil {
+		errs = ErrorList{listErr}
+	} else if doc != nil {
 		name, _ = lookup(doc, []string{"metadata", "name"}).(string)
 		if op, errs, err = check(doc); err != nil {
 			return nil, nil, err
@@ -112,6 +114,18 @@ func parseSection(s section) (*parsed, ErrorList, error) {
 		return nil, s.shift(errs), nil
 	}
 	return &parsed{op: op, document: s.document, nameLine: s.offset + lines.of("/metadata/name")}, nil, nil
+}
+
+// refuseList refuses a List (a kind ending in List, with items), which
+// kubectl would apply item by item: the schema would report every field of
+// the List as wrong instead of saying what it is.
+func refuseList(doc any) *FieldError {
+	kind, _ := lookup(doc, []string{"kind"}).(string)
+	if _, items := lookup(doc, []string{"items"}).([]any); !items || !strings.HasSuffix(kind, "List") {
+		return nil
+	}
+	return &FieldError{Path: "/kind", Message: fmt.Sprintf("a %s is not read here: give each WebhookOperator as a document of its own "+
+		"(YAML documents separated by ---, or JSON objects one after another)", kind)}
 }
 
 // kubectlJSON reads one document as `kubectl apply -f` does, so that a

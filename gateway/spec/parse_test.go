@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -455,6 +456,9 @@ func TestParseSplitsDocumentsWhereKubectlDoes(t *testing.T) {
 		{"JSON", `{"apiVersion": "opgate.dev/v1alpha1", "kind": "WebhookOperator", "metadata": {"name": "j"},
 			"spec": {"watch": {"apiVersion": "v1", "kind": "ConfigMap"}, "handler": {"url": "https://h.example"},
 			"callbacks": [{"id": "s", "events": ["sync"]}]}}`},
+		{"a JSON stream", jsonOperator("a") + "\n" + jsonOperator("b") + jsonOperator("c")},
+		{"text after the objects of a JSON stream", jsonOperator("a") + "\n" + jsonOperator("b") + "\nnot json"},
+		{"text after one JSON object", jsonOperator("a") + "\nnot json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -476,6 +480,95 @@ func TestParseSplitsDocumentsWhereKubectlDoes(t *testing.T) {
 			ops, err := Parse([]byte(tt.data), "operators.yaml")
 			if (err == nil) != (kubectlErr == nil) || (err == nil && len(ops) != kubectl) {
 				t.Errorf("Parse: %d operators, error %v; kubectl: %d objects, error %v", len(ops), err, kubectl, kubectlErr)
+			}
+		})
+	}
+}
+
+// jsonOperator is a valid WebhookOperator in JSON on one line.
+func jsonOperator(name string) string {
+	return `{"apiVersion": "opgate.dev/v1alpha1", "kind": "WebhookOperator", "metadata": {"name": "` + name + `"},` +
+		` "spec": {"watch": {"apiVersion": "v1", "kind": "ConfigMap"}, "handler": {"url": "https://h.example"},` +
+		` "callbacks": [{"id": "s", "events": ["sync"]}]}}`
+}
+
+func TestLoadFilesReadsEveryObjectOfAJSONStream(t *testing.T) {
+	dir := t.TempDir()
+	badSecond := strings.Replace(jsonOperator("b"), `"events": ["sync"]`, `"events": []`, 1)
+	tests := []struct {
+		name      string
+		data      string
+		wantNames []string
+		wantErrs  []string // %s is the file
+	}{
+		{"objects on lines of their own", jsonOperator("a") + "\n" + jsonOperator("b") + "\n", []string{"a", "b"}, nil},
+		{"objects on one line", jsonOperator("a") + jsonOperator("b"), []string{"a", "b"}, nil},
+		{"indented objects", "\n  {\n\"apiVersion\": \"opgate.dev/v1alpha1\"}\n" + jsonOperator("b"), nil, []string{
+			"%s:2: document 1: /kind: required field is missing",
+			"%s:2: document 1: /metadata: required field is missing",
+			"%s:2: document 1: /spec: required field is missing",
+		}},
+		{"an error in the second object names its document and line", jsonOperator("a") + "\n\n" + badSecond, nil, []string{
+			"%s:3: document 2 (b): /spec/callbacks/0/events: minimum 1 items required, but found 0 items",
+		}},
+		{"a name given twice in the stream", jsonOperator("a") + "\n" + jsonOperator("a"), nil, []string{
+			`%s:2: document 2 (a): /metadata/name: operator "a" is already defined in document 1`,
+		}},
+		{"a comment after the objects is read as YAML would", jsonOperator("a") + "\n" + jsonOperator("b") + "\n# the end\n", []string{"a", "b"}, nil},
+		{"text after the objects is refused", jsonOperator("a") + "\n" + jsonOperator("b") + "\nnot json\n", nil, []string{
+			"%s:3: document 3: invalid JSON after the object that ends on line 2: invalid character 'o' in literal null (expecting 'u'); a JSON file holds objects one after another",
+		}},
+		{"an unfinished object after a whole one is refused", jsonOperator("a") + "\n{\"kind\":", nil, []string{
+			"%s:2: document 2: invalid JSON after the object that ends on line 1: unexpected EOF; a JSON file holds objects one after another",
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, dir, strconv.Itoa(i)+".json", tt.data)
+			ops, err := LoadFiles(path)
+			var names []string
+			for _, op := range ops {
+				names = append(names, op.Name)
+			}
+			if !reflect.DeepEqual(names, tt.wantNames) {
+				t.Errorf("names = %v, want %v", names, tt.wantNames)
+			}
+			var want []string
+			for _, w := range tt.wantErrs {
+				want = append(want, strings.ReplaceAll(w, "%s", path))
+			}
+			if got := errorLines(err); !reflect.DeepEqual(got, want) {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// kubectl applies each item of a List; the gateway refuses a List by name
+// rather than with one schema error per field of the List.
+func TestLoadFilesRefusesAListNamingIt(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, file, data string
+		wantErrs         []string // %s is the file
+	}{
+		{"JSON", "list.json", `{"apiVersion": "v1", "kind": "List",` + "\n" + `"items": [` + jsonOperator("a") + "]}", []string{
+			"%s:1: document 1: /kind: a List is not read here: give each WebhookOperator as a document of its own (YAML documents separated by ---, or JSON objects one after another)",
+		}},
+		{"YAML, after an operator", "list.yaml", minimal + "---\napiVersion: v1\nkind: WebhookOperatorList\nitems: []\n", []string{
+			"%s:16: document 2: /kind: a WebhookOperatorList is not read here: give each WebhookOperator as a document of its own (YAML documents separated by ---, or JSON objects one after another)",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, dir, tt.file, tt.data)
+			_, err := LoadFiles(path)
+			var want []string
+			for _, w := range tt.wantErrs {
+				want = append(want, strings.ReplaceAll(w, "%s", path))
+			}
+			if got := errorLines(err); !reflect.DeepEqual(got, want) {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 		})
 	}

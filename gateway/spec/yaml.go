@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -55,10 +57,54 @@ func splitDocuments(data []byte) []section {
 	if s := sections[0]; s.err == nil && onlyComments(s.data) {
 		sections = sections[1:]
 	}
+	var split []section
+	for _, s := range sections {
+		split = append(split, jsonObjects(s)...)
+	}
+	sections = split
 	for i := range sections {
 		sections[i].document = i + 1
 	}
 	return sections
+}
+
+// jsonObjects splits a section that is a stream of JSON values, one after
+// another ({...}{...}), into one section each, as kubectl reads every
+// object of such a stream. Text after a whole value is refused, as kubectl
+// refuses it; the yaml.v3 parser would read only the first value and drop
+// the rest. A section whose first value is not JSON (flow-style YAML such
+// as {a: b}) is left whole, to be read as YAML.
+func jsonObjects(s section) []section {
+	if s.err != nil || !bytes.HasPrefix(bytes.TrimLeftFunc(s.data, unicode.IsSpace), []byte("{")) {
+		return []section{s}
+	}
+	var (
+		objects []section
+		end     int64
+	)
+	dec := json.NewDecoder(bytes.NewReader(s.data))
+	for {
+		var v json.RawMessage
+		err := dec.Decode(&v)
+		if errors.Is(err, io.EOF) {
+			return objects
+		}
+		start := end + int64(len(s.data[end:])-len(bytes.TrimLeftFunc(s.data[end:], unicode.IsSpace)))
+		line := s.offset + bytes.Count(s.data[:start], []byte("\n"))
+		if err != nil {
+			if len(objects) == 0 {
+				return []section{s}
+			}
+			if onlyComments(s.data[end:]) {
+				return objects // newer kubectl reads the rest as YAML, where a comment is nothing
+			}
+			return append(objects, section{offset: line, err: &FieldError{Line: line + 1, Message: fmt.Sprintf(
+				"invalid JSON after the object that ends on line %d: %v; a JSON file holds objects one after another",
+				s.offset+lastLine(s.data[:end]), err)}})
+		}
+		end = dec.InputOffset()
+		objects = append(objects, section{data: s.data[start:end], offset: line})
+	}
 }
 
 func onlyComments(data []byte) bool {
