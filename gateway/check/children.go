@@ -33,9 +33,10 @@ const OwnerUIDLabel = "opgate.dev/owner-uid"
 const ReasonChildRefused = "ChildRefused"
 
 // Scopes maps each declared child kind to whether it is cluster-scoped, as
-// discovery says. A kind missing from it (the offline `gateway call` knows
-// no scopes) is taken as namespaced, and a namespaced child without a
-// namespace under a cluster-scoped parent is then not refused.
+// discovery says (offline, `gateway call` says from built-in kinds and
+// CRD files). A kind missing from it (a scope nobody knows) is taken as
+// namespaced, and a namespaced child without a namespace under a
+// cluster-scoped parent is then not refused.
 type Scopes map[schema.GroupKind]bool
 
 // CheckChildren checks the children a handler answered against the

@@ -20,6 +20,13 @@ import (
 // ReasonInvalidStatus is the failure reason of a status the schema refuses.
 const ReasonInvalidStatus = "InvalidStatus"
 
+// NoStatusError refuses a status for a kind without the status
+// subresource: it keeps none, so no write of it could ever succeed. known
+// says how that is known (discovery, or offline).
+func NoStatusError(kind, known string) error {
+	return failure.Permanentf(ReasonInvalidStatus, "a %s keeps no status (%s): answer none for this kind", kind, known)
+}
+
 // StatusChecker checks handler status patches against one version of a
 // CRD's openAPIV3Schema as the API server does, so that what it accepts is
 // what the server will store. Pruning is the server's own code; the schema

@@ -16,6 +16,13 @@ const (
 	DefaultJitter       = 0.2
 )
 
+// CapDelay caps a delay a handler asked for (requeueAfter, retryAfter,
+// Retry-After) at maxDelay, so that no answer parks an object (or keeps it
+// Terminating) longer than the operator allows.
+func CapDelay(r spec.RetrySpec, d time.Duration) time.Duration {
+	return min(d, r.MaxDelay.Or(DefaultMaxDelay))
+}
+
 // RetryDelay is the backoff before attempt attempts+1: initialDelay ×
 // multiplier^(attempts-1), capped at maxDelay, then spread uniformly by
 // ±jitter. It is computed afresh from the persisted attempt count, so a

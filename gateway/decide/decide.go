@@ -5,6 +5,7 @@ package decide
 
 import (
 	"hash/fnv"
+	"maps"
 	"time"
 
 	"github.com/opgate/opgate/callbacks/essence"
@@ -29,9 +30,13 @@ const ReconcileRequestAnnotation = "opgate.dev/reconcile-requested-at"
 // Memory is what one gateway process remembers of one object. It is lost on
 // restart on purpose: resume, sync and timers start afresh, like Kopf.
 type Memory struct {
-	Seen          bool      // handled at least once since this gateway started
-	SyncDigest    string    // digest of parent+children+related at the last successful sync
-	SyncedAt      time.Time // time of the last successful sync
+	Seen bool // handled at least once since this gateway started
+	// SyncDigest and SyncedAt: the digest of parent+children+related and
+	// the time at the last pass that called every due sync callback
+	// successfully (Plan.FullSync); a call alone, for its requeueAfter or
+	// retry, moves neither, so it holds no other's resync back.
+	SyncDigest    string
+	SyncedAt      time.Time
 	EssenceDigest string    // last essence seen (not necessarily handled)
 	ChangedAt     time.Time // when EssenceDigest last changed, for timers' idle
 	TimerNext     map[string]time.Time
@@ -89,7 +94,15 @@ type Plan struct {
 	// in Round.Done the round ends (and, for create/update, its essence is
 	// recorded as handled).
 	RoundCallbacks []string
-	Work           []Work
+	// SyncCallbacks are the sync callbacks whose when.labels and
+	// when.annotations match the object, due or not: only their answers
+	// together, all in one pass, are its desired children (pruning).
+	SyncCallbacks []string
+	// FullSync: the sync callbacks are due for a change or resyncPeriod,
+	// not only for a requeueAfter or a retry: every sync Work is one, and
+	// only once all of them succeeded are the sync digest and time recorded.
+	FullSync bool
+	Work     []Work
 	// Wake is the earliest time something becomes due later (zero: nothing).
 	Wake time.Time
 	// EssenceDigest is the digest of the object's essence now.
@@ -171,7 +184,7 @@ func Decide(in Input) Plan {
 	}
 	// A callback that asked to be called again is, also while a sibling
 	// create callback keeps the create round open.
-	decideRequeues(in, &plan)
+	decideRequeues(in, behind, &plan)
 	if st.Handled == "" && round != nil && round.Event == string(spec.EventCreate) {
 		// Sync and timers begin once the object was created by its handler.
 		return plan
@@ -329,19 +342,19 @@ func dueRequeue(in Input, key RequeueKey, plan *Plan) bool {
 	return false
 }
 
-func decideRequeues(in Input, plan *Plan) {
+func decideRequeues(in Input, behind []*state.Seen, plan *Plan) {
 	for _, cb := range in.Operator.Spec.Callbacks {
 		// Sync, timers and delete reschedule themselves (decideSync,
 		// decideTimers, decideDelete).
 		for _, ev := range []spec.Event{spec.EventCreate, spec.EventUpdate, spec.EventResume} {
-			decideRequeue(in, cb, ev, plan)
+			decideRequeue(in, behind, cb, ev, plan)
 		}
 	}
 }
 
 // decideRequeue plans callback cb's call for ev that a requeueAfter asked
-// for, once due.
-func decideRequeue(in Input, cb spec.Callback, ev spec.Event, plan *Plan) {
+// for, once due. behind is the state's Behind as the plan leaves it.
+func decideRequeue(in Input, behind []*state.Seen, cb spec.Callback, ev spec.Event, plan *Plan) {
 	at, ok := in.Memory.Requeue[RequeueKey{cb.ID, ev}]
 	switch {
 	case !ok:
@@ -362,10 +375,15 @@ func decideRequeue(in Input, cb spec.Callback, ev spec.Event, plan *Plan) {
 	}
 	w := Work{Callback: cb, Event: ev}
 	if ev == spec.EventUpdate {
-		// An update call, as its round's: against the last handled
+		// An update call, as its round's: against the essence it acted on
+		// when it is owed a change taken back, else the last handled
 		// essence, which is the one it was called for once the round
 		// ended (an empty diff then).
-		w.Old, w.Diff = updateOld(in, plan)
+		if seen := state.SeenBy(behind, cb.ID); seen != nil {
+			w.Old, w.Diff = seenOld(seen, plan)
+		} else {
+			w.Old, w.Diff = updateOld(in, plan)
+		}
 		w.OldUnavailable = w.Old == nil
 	}
 	plan.Work = append(plan.Work, w)
@@ -374,18 +392,19 @@ func decideRequeue(in Input, cb spec.Callback, ev spec.Event, plan *Plan) {
 func decideSync(in Input, plan *Plan) {
 	resync := resyncOf(in.Operator.Spec.ResyncPeriod.Or(10*time.Minute), in.Object.GetUID())
 	changed := in.SyncDigest != in.Memory.SyncDigest
+	plan.FullSync = changed || !in.Now.Before(in.Memory.SyncedAt.Add(resync))
 	for _, cb := range in.Operator.CallbacksFor(spec.EventSync) {
 		if !matchesObject(cb, in.Object) {
 			continue
 		}
+		plan.SyncCallbacks = append(plan.SyncCallbacks, cb.ID)
 		p := in.State.ProgressFor(cb.ID, string(spec.EventSync))
 		if FailedPermanently(p, plan.EssenceDigest) || heldBack(in, cb.ID, spec.EventSync, plan) {
 			continue
 		}
 		at, requeued := in.Memory.Requeue[RequeueKey{cb.ID, spec.EventSync}]
 		// A record of the sync's own makes it due: its retry.
-		due := changed || p != nil || !in.Now.Before(in.Memory.SyncedAt.Add(resync)) ||
-			(requeued && !at.After(in.Now))
+		due := plan.FullSync || p != nil || (requeued && !at.After(in.Now))
 		if !due {
 			plan.wakeAt(in.Memory.SyncedAt.Add(resync))
 			if requeued {
@@ -487,4 +506,35 @@ func planned(plan *Plan, id string) bool {
 		}
 	}
 	return false
+}
+
+// OpenRound is the state's open round as a pass now takes it up, for a
+// view of what it waits for: the round (an update round whose essence
+// changed since it began starts over, its done callbacks owed the essence
+// now; nil when the pass drops it and begins none), the callbacks it calls,
+// done or not (Plan.RoundCallbacks), and Behind as the pass leaves it.
+// Nothing when no round is open. in.Memory may be nil: a gateway that has
+// seen the object (no resume round comes first); it is not changed.
+func OpenRound(in Input) (*state.Round, []string, []*state.Seen) {
+	if in.State.Round == nil {
+		return nil, nil, nil
+	}
+	mem := Memory{Seen: true}
+	if in.Memory != nil {
+		mem = *in.Memory
+		mem.TimerNext, mem.Requeue = maps.Clone(mem.TimerNext), maps.Clone(mem.Requeue)
+	}
+	in.Memory = &mem
+	plan := Decide(in)
+	round, behind := in.State.Round, in.State.Behind
+	if plan.DropRound {
+		round, behind = nil, plan.Behind
+	}
+	if plan.StartRound != nil {
+		round = plan.StartRound
+	}
+	if round == nil {
+		return nil, nil, behind
+	}
+	return round, plan.RoundCallbacks, behind
 }

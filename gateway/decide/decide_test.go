@@ -407,3 +407,23 @@ func TestADroppedUpdateRoundOwesItsDoneCallbacksTheEssenceNow(t *testing.T) {
 		t.Errorf("nothing done: drop %v, behind %+v, start %+v, work %v; want the round dropped and nothing else", none.DropRound, none.Behind, none.StartRound, workIDs(none))
 	}
 }
+
+// A pass prunes by its sync answers only when all the object's sync
+// callbacks answered: the plan names them, the one backing off (not
+// called) included, and leaves out one whose when does not match.
+func TestPlanNamesEverySyncCallbackOfTheObjectDueOrNot(t *testing.T) {
+	op := testOperator()
+	op.Spec.Callbacks = append(op.Spec.Callbacks,
+		spec.Callback{ID: "config", Events: []spec.Event{spec.EventSync}},
+		spec.Callback{ID: "premium", Events: []spec.Event{spec.EventSync}, When: &spec.When{Labels: map[string]string{"tier": "premium"}}})
+	st := handled(t, object(3, nil))
+	st.Progress = map[string]*state.Progress{"status": {Attempts: 1, First: now, Next: now.Add(time.Minute), Digest: digestOf(object(3, nil))}}
+	mem := Memory{Seen: true, SyncDigest: "other", SyncedAt: now}
+	plan := Decide(Input{Operator: op, Object: object(3, nil), State: st, Memory: &mem, SyncDigest: "s", HoldsFinalizer: true, Now: now})
+	if got, want := workIDs(plan), []string{"sync:config"}; !slices.Equal(got, want) {
+		t.Fatalf("work = %v, want %v: status backs off", got, want)
+	}
+	if got, want := plan.SyncCallbacks, []string{"status", "config"}; !slices.Equal(got, want) {
+		t.Errorf("sync callbacks = %v, want %v", got, want)
+	}
+}

@@ -1,6 +1,8 @@
 package decide
 
 import (
+	"fmt"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opgate/opgate/callbacks/essence"
@@ -13,42 +15,61 @@ import (
 // and the new essence's values, not the diff's paths, which cannot tell a
 // label key with dots from nested keys.
 func matches(cb spec.Callback, obj *unstructured.Unstructured, ev spec.Event, old, current map[string]any) bool {
-	if !matchesObject(cb, obj) {
-		return false
+	return FilteredOut(cb, obj, ev, old, current) == ""
+}
+
+// FilteredOut names the `when` rule of cb that keeps ev on obj from calling
+// it, or is "" when none does (matches; `gateway call` refuses to send what
+// it names).
+func FilteredOut(cb spec.Callback, obj *unstructured.Unstructured, ev spec.Event, old, current map[string]any) string {
+	if rule := objectFilter(cb, obj); rule != "" {
+		return rule
 	}
-	if ev == spec.EventUpdate && cb.When != nil && len(cb.When.Fields) > 0 && old != nil {
-		return essence.FieldsChanged(old, current, cb.When.Fields)
+	if ev == spec.EventUpdate && cb.When != nil && len(cb.When.Fields) > 0 && old != nil && !essence.FieldsChanged(old, current, cb.When.Fields) {
+		return fmt.Sprintf("when.fields %v: none of them changed", cb.When.Fields)
 	}
-	return true
+	return ""
 }
 
 // matchesObject applies when.labels and when.annotations alone: what the
 // object must be like for any call, also a requeued one, which is no change
 // for when.fields to filter.
 func matchesObject(cb spec.Callback, obj *unstructured.Unstructured) bool {
-	if cb.When == nil {
-		return true
-	}
-	return matchMap(cb.When.Labels, obj.GetLabels()) && matchMap(cb.When.Annotations, obj.GetAnnotations())
+	return objectFilter(cb, obj) == ""
 }
 
-func matchMap(want, have map[string]string) bool {
+// objectFilter names the when.labels or when.annotations entry obj fails.
+func objectFilter(cb spec.Callback, obj *unstructured.Unstructured) string {
+	if cb.When == nil {
+		return ""
+	}
+	if k, ok := matchMap(cb.When.Labels, obj.GetLabels()); !ok {
+		return fmt.Sprintf("when.labels %s: %s", k, cb.When.Labels[k])
+	}
+	if k, ok := matchMap(cb.When.Annotations, obj.GetAnnotations()); !ok {
+		return fmt.Sprintf("when.annotations %s: %s", k, cb.When.Annotations[k])
+	}
+	return ""
+}
+
+// matchMap says whether have matches want, and else the key that fails.
+func matchMap(want, have map[string]string) (string, bool) {
 	for k, v := range want {
 		got, ok := have[k]
 		switch v {
 		case spec.FilterPresent:
 			if !ok {
-				return false
+				return k, false
 			}
 		case spec.FilterAbsent:
 			if ok {
-				return false
+				return k, false
 			}
 		default:
 			if !ok || got != v {
-				return false
+				return k, false
 			}
 		}
 	}
-	return true
+	return "", true
 }

@@ -1,12 +1,14 @@
 package decide
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/opgate/opgate/callbacks/essence"
 	"github.com/opgate/opgate/gateway/spec"
 	"github.com/opgate/opgate/gateway/state"
 )
@@ -274,6 +276,67 @@ func TestARequeuedCallIsACallOfItsEvent(t *testing.T) {
 			}
 			if w.OldUnavailable != tt.wantNoOld {
 				t.Errorf("oldUnavailable = %v, want %v", w.OldUnavailable, tt.wantNoOld)
+			}
+		})
+	}
+}
+
+// A callback owed a taken-back change is called in its round with the
+// essence it acted on as old; its requeued call (it answered requeueAfter
+// while a sibling owed the same still fails) is a call of that round, so it
+// carries the same old and diff, not the handled essence's (which is the
+// essence now: an empty diff).
+func TestARequeuedUpdateOfACallbackOwedATakenBackChangeCarriesWhatItActedOn(t *testing.T) {
+	tests := []struct {
+		name      string
+		kept      bool // the essence they acted on was kept
+		wantOld   any  // its spec.size; nil: none
+		wantDiff  []string
+		wantNoOld bool
+	}{
+		{name: "the essence it acted on as old", kept: true, wantOld: int64(5), wantDiff: []string{"spec.size"}},
+		{name: "oldUnavailable when that essence was not kept", wantNoOld: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op := testOperator()
+			op.Spec.Callbacks = []spec.Callback{
+				{ID: "resize", Events: []spec.Event{spec.EventUpdate}},
+				{ID: "audit", Events: []spec.Event{spec.EventUpdate}},
+			}
+			// Both acted on size 5, which was taken back to 3 (handled) while a
+			// third callback failed; resize was called with 5 → 3 and asked to
+			// be called again; audit, owed the same, backs off.
+			st := handled(t, object(3, nil))
+			seen := &state.Seen{IDs: []string{"resize", "audit"}, Digest: digestOf(object(5, nil))}
+			if tt.kept {
+				kept, err := json.Marshal(essence.Of(object(5, nil))) // small: kept as plain JSON
+				if err != nil {
+					t.Fatal(err)
+				}
+				seen.Essence = kept
+			}
+			st.Behind = []*state.Seen{seen}
+			st.Round = &state.Round{Event: string(spec.EventUpdate), Done: []string{"resize"}, Digest: digestOf(object(3, nil))}
+			st.Progress = map[string]*state.Progress{"audit": {Event: string(spec.EventUpdate), Attempts: 1, First: now.Add(-time.Second),
+				Next: now.Add(time.Minute), Digest: digestOf(object(3, nil))}}
+			mem := Memory{Seen: true, Requeue: map[RequeueKey]time.Time{{"resize", spec.EventUpdate}: now.Add(-time.Second)}}
+
+			plan := Decide(Input{Operator: op, Object: object(3, nil), State: st, Memory: &mem, Now: now})
+			if got := workIDs(plan); !slices.Equal(got, []string{"update:resize"}) {
+				t.Fatalf("work = %v, want the requeued update of resize alone", got)
+			}
+			w := plan.Work[0]
+			var old any
+			if w.Old != nil {
+				old = w.Old["spec"].(map[string]any)["size"]
+			}
+			var paths []string
+			for _, op := range w.Diff {
+				paths = append(paths, op.Path)
+			}
+			if old != tt.wantOld || !slices.Equal(paths, tt.wantDiff) || w.OldUnavailable != tt.wantNoOld {
+				t.Errorf("old spec.size %v, diff %v, oldUnavailable %v; want %v, %v, %v (as its round's call)", old, paths, w.OldUnavailable, tt.wantOld, tt.wantDiff, tt.wantNoOld)
 			}
 		})
 	}

@@ -11,24 +11,25 @@ import (
 	"github.com/opgate/opgate/gateway/failure"
 )
 
-// writeAnswer applies an answer's children (and, for a sync that lists
-// them all, prunes the rest) and writes its status. The two go to
-// different objects and neither reads what the other writes, so both are
-// sent at once: the worker holds the object for one round trip, not two.
-// The state that marks the change handled is written by the caller, after
-// both succeeded. Sequential when only one of them has anything to write,
-// or when the status is only kept for the pass's end (keepsConditions).
-func (c *Controller) writeAnswer(ctx context.Context, p *pass, w decide.Work, desired []*unstructured.Unstructured, prune bool, status map[string]any) error {
+// writeAnswer applies an answer's children (and, given want, the desired
+// set of the pass's sync answers, prunes the rest) and writes its status.
+// The two go to different objects and neither reads what the other
+// writes, so both are sent at once: the worker holds the object for one
+// round trip, not two. The state that marks the change handled is written
+// by the caller, after both succeeded. Sequential when only one of them
+// has anything to write, or when the status is only kept for the pass's
+// end (keepsConditions).
+func (c *Controller) writeAnswer(ctx context.Context, p *pass, w decide.Work, desired []*unstructured.Unstructured, want map[string]bool, status map[string]any) error {
 	children := func(p *pass) error {
 		if err := c.applyChildren(ctx, p, desired); err != nil {
 			return err
 		}
-		if prune {
-			return c.pruneChildren(ctx, p, desired)
+		if want != nil {
+			return c.pruneChildren(ctx, p, want)
 		}
 		return nil
 	}
-	if status == nil || len(desired) == 0 && !prune || c.keepsConditions(p) {
+	if status == nil || len(desired) == 0 && want == nil || c.keepsConditions(p) {
 		if err := children(p); err != nil {
 			return err
 		}

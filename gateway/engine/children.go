@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -125,13 +127,64 @@ func (c *Controller) childKindOf(gk schema.GroupKind) (childKind, bool) {
 	return childKind{}, false
 }
 
-// pruneChildren deletes owned children of declared kinds missing from a
-// sync response's full desired set.
-func (c *Controller) pruneChildren(ctx context.Context, p *pass, desired []*unstructured.Unstructured) error {
-	want := map[string]bool{}
-	for _, d := range desired {
-		want[kindKey(d.GetAPIVersion(), d.GetKind())+"|"+nameIn(d, p.obj)] = true
+// syncAnswers gathers what a pass's sync callbacks answered of the
+// children: with several, each may answer its own, and only all their
+// answers together are the desired set.
+type syncAnswers struct {
+	answered []string        // the sync callbacks that answered a children key
+	want     map[string]bool // childKeys of what they answered
+	ended    []string        // the sync callbacks whose calls ended: answer applied or failure recorded
+}
+
+// endedAll reports whether every sync call of work ended in the pass.
+func (s *syncAnswers) endedAll(work []decide.Work) bool {
+	for _, w := range work {
+		if w.Event == spec.EventSync && !slices.Contains(s.ended, w.Callback.ID) {
+			return false
+		}
 	}
+	return true
+}
+
+// wanted is the desired set should the sync callback id answer keys: nil
+// (prune nothing) unless every other callback of required has answered a
+// children key in the pass, or the set otherwise. A sync callback that
+// failed, was not called or answered without the key leaves it nil: what
+// it wants is unknown, and pruning would delete it.
+func (s *syncAnswers) wanted(id string, keys map[string]bool, required []string) map[string]bool {
+	for _, r := range required {
+		if r != id && !slices.Contains(s.answered, r) {
+			return nil
+		}
+	}
+	want := make(map[string]bool, len(s.want)+len(keys))
+	maps.Copy(want, s.want)
+	maps.Copy(want, keys)
+	return want
+}
+
+// add records that the sync callback id answered keys.
+func (s *syncAnswers) add(id string, keys map[string]bool) {
+	s.answered = append(s.answered, id)
+	if s.want == nil {
+		s.want = map[string]bool{}
+	}
+	maps.Copy(s.want, keys)
+}
+
+// childKeys names the children desired of parent as pruneChildren
+// compares them: kind and name.
+func childKeys(parent *unstructured.Unstructured, desired []*unstructured.Unstructured) map[string]bool {
+	keys := make(map[string]bool, len(desired))
+	for _, d := range desired {
+		keys[kindKey(d.GetAPIVersion(), d.GetKind())+"|"+nameIn(d, parent)] = true
+	}
+	return keys
+}
+
+// pruneChildren deletes owned children of declared kinds missing from
+// want, the pass's sync answers' full desired set (syncAnswers).
+func (c *Controller) pruneChildren(ctx context.Context, p *pass, want map[string]bool) error {
 	for key, byName := range p.children {
 		for name, obj := range byName {
 			if want[key+"|"+name] || obj.GetDeletionTimestamp() != nil {
@@ -179,8 +232,7 @@ func (c *Controller) checkStatus(p *pass, patch map[string]any) (map[string]any,
 // subresource: it keeps none, so no write of it could ever succeed.
 func (c *Controller) noStatusError() error {
 	m := c.parent.mapping
-	return failure.Permanentf(check.ReasonInvalidStatus, "a %s keeps no status (the API server's discovery lists no %s/status): "+
-		"answer none for this kind", m.GroupVersionKind.Kind, m.Resource.Resource)
+	return check.NoStatusError(m.GroupVersionKind.Kind, fmt.Sprintf("the API server's discovery lists no %s/status", m.Resource.Resource))
 }
 
 // writeStatus merge-patches the status and adopts the result.

@@ -335,7 +335,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 	}()
 	defer c.queue.ShutDown()
-	defer c.Metrics.Forget(c.op.Name)
+	defer c.Metrics.Stopped(c.op.Name) // its counters go only with the operator (Manager.Remove)
 	credsDone := make(chan struct{})
 	go func() {
 		defer close(credsDone)

@@ -72,6 +72,9 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 		p.replaced = true
 	default:
 		c.recordFailure(p, w, d, err, c.callLog(p, w, attempt))
+		if w.Event == spec.EventSync {
+			recordSynced(p, w.Callback.ID, false)
+		}
 	}
 }
 
@@ -349,14 +352,14 @@ func retryDelay(retry spec.RetrySpec, failures int, retryAfter time.Duration) ti
 	if delay <= 0 {
 		delay = decide.RetryDelay(retry, failures)
 	}
-	return min(delay, retry.MaxDelay.Or(decide.DefaultMaxDelay))
+	return decide.CapDelay(retry, delay)
 }
 
 // requeueDelay is when a handler's requeueAfter d calls cb again: d, capped
 // by maxDelay as retryAfter is, so that no answer parks an object (or keeps
 // it Terminating) longer than the operator allows.
 func (c *Controller) requeueDelay(cb spec.Callback, d time.Duration) time.Duration {
-	return min(d, c.retryOf(cb).MaxDelay.Or(decide.DefaultMaxDelay))
+	return decide.CapDelay(c.retryOf(cb), d)
 }
 
 // recordFailure classifies a failed callback: schedule a retry with backoff
@@ -475,8 +478,17 @@ func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, 
 			return err
 		}
 	}
-	if err := c.writeAnswer(ctx, p, w, desired, w.Event == spec.EventSync && resp.Children != nil, status); err != nil {
+	var keys, want map[string]bool
+	answersChildren := w.Event == spec.EventSync && resp.Children != nil
+	if answersChildren {
+		keys = childKeys(p.obj, desired)
+		want = p.sync.wanted(w.Callback.ID, keys, p.plan.SyncCallbacks)
+	}
+	if err := c.writeAnswer(ctx, p, w, desired, want, status); err != nil {
 		return err
+	}
+	if answersChildren {
+		p.sync.add(w.Callback.ID, keys)
 	}
 	d, _ := resp.RequeueAfterDuration()
 	if w.Event == spec.EventDelete && resp.Finalized != nil && !*resp.Finalized && d <= 0 {
@@ -497,13 +509,34 @@ func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, 
 		delete(p.mem.Requeue, requeueKey(w))
 	}
 	if w.Event == spec.EventSync {
-		// What we just wrote is ours: the sync digest is taken after it, so
-		// our own writes never trigger the next sync.
-		digest := syncDigest(p.obj, p.children, p.related)
-		if p.foreign {
-			digest = p.seenDigest // what someone else changed meanwhile calls sync again
-		}
-		p.mem.SyncDigest, p.mem.SyncedAt = digest, p.now
+		recordSynced(p, w.Callback.ID, true)
 	}
 	return nil
+}
+
+// recordSynced records that the sync callback id's call ended: its answer
+// applied (succeeded) or its failure recorded. What an applied answer
+// wrote is ours: the sync digest is taken after it, so our own writes
+// never trigger the next sync. In a pass of every due sync callback
+// (Plan.FullSync) the digest and the resync clock move only once each of
+// them ended: one cut short would otherwise miss the change until
+// resyncPeriod, while one that failed has its retry record to call it
+// again alone (calling the others again with each retry would repeat
+// them). A call alone, for its requeueAfter or retry, takes in its own
+// writes but moves no other's resync.
+func recordSynced(p *pass, id string, succeeded bool) {
+	p.sync.ended = append(p.sync.ended, id)
+	if !succeeded && !p.plan.FullSync {
+		return
+	}
+	digest := syncDigest(p.obj, p.children, p.related)
+	if p.foreign {
+		digest = p.seenDigest // what someone else changed meanwhile calls sync again
+	}
+	switch {
+	case !p.plan.FullSync:
+		p.mem.SyncDigest = digest
+	case p.sync.endedAll(p.plan.Work):
+		p.mem.SyncDigest, p.mem.SyncedAt = digest, p.now
+	}
 }

@@ -130,6 +130,7 @@ func (m *Manager) Remove(name string) {
 	if ok {
 		r.cancel()
 		<-r.done
+		m.deps.Metrics.Forget(name)
 		// Only now, its writes done, may another operator take over its
 		// conditions.
 		m.mu.Lock()

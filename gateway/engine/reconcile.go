@@ -179,6 +179,9 @@ type pass struct {
 	// it; foreign: a write answered a change none of them saw (foreign.go).
 	seenDigest string
 	foreign    bool
+	// sync: what the pass's sync callbacks answered of the children, which
+	// only all of them together prune by (syncAnswers).
+	sync syncAnswers
 }
 
 func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, error) {
@@ -260,6 +263,13 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 	}
 	takeRound(p)
+	if !mem.Seen {
+		// A call this process does not owe (a requeued one a shutdown cut
+		// off: requeues live in memory) left a record that only a round's
+		// end or the callback's success would end: without them it would
+		// count the object failing until the spec changes.
+		endUnowedRecords(p)
+	}
 	for i, w := range p.plan.Work {
 		if ctx.Err() != nil || budget.exhausted() || p.replaced {
 			break // what is left stays due: nextWake sees to it
@@ -397,8 +407,9 @@ func (c *Controller) finishRound(p *pass, deleting bool) (bool, error) {
 	return true, nil
 }
 
-// endUnowedRecords ends, once a round ended or was dropped, the retry
-// records of calls no longer owed, as a success does (endRecord): a
+// endUnowedRecords ends, once a round ended or was dropped, and on a
+// process's first pass of the object, the retry records of calls no
+// longer owed, as a success does (endRecord): a
 // failure of a change taken back, say, would otherwise count the object
 // failing for good. A permanent failure at the essence now stays, and so
 // does an update's failure while an update round is still to come (a

@@ -69,13 +69,26 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// Forget drops the series of an operator that was removed.
+type partialDeleter interface {
+	DeletePartialMatch(prometheus.Labels) int
+}
+
+// Stopped drops the gauges of an operator that stopped running: they
+// describe a running one. Its counters stay, so that a restart (an edit of
+// its spec) does not reset them.
+func (m *Metrics) Stopped(operator string) {
+	deleteOperator(operator, m.InFlight, m.FinalizersPending, m.WatchedObjects)
+}
+
+// Forget drops every series of an operator that was removed.
 func (m *Metrics) Forget(operator string) {
+	m.Stopped(operator)
+	deleteOperator(operator, m.CallbackRequests, m.CallbackDuration, m.EventLatency, m.Retries, m.ApplyResults, m.Events)
+}
+
+func deleteOperator(operator string, vecs ...partialDeleter) {
 	l := prometheus.Labels{"operator": operator}
-	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		m.CallbackRequests, m.CallbackDuration, m.EventLatency, m.Retries, m.ApplyResults,
-		m.Events, m.InFlight, m.FinalizersPending, m.WatchedObjects,
-	} {
+	for _, v := range vecs {
 		v.DeletePartialMatch(l)
 	}
 }

@@ -385,3 +385,62 @@ func sizeOf(req callbacks.Request) int64 {
 	n, _, _ := unstructured.NestedInt64(req.Object.Object, "spec", "size")
 	return n
 }
+
+// contract.md: a requeueAfter is kept in memory only, a restarted gateway
+// forgets it. A requeued update the shutdown cut off is then owed no more:
+// its record must not keep Reconciled=False until the spec changes, with
+// resume callbacks (whose round ends it) or without.
+func TestAnInterruptedRequeuedUpdateDoesNotKeepTheObjectUnreconciled(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		resume bool
+	}{
+		{"without resume callbacks", false},
+		{"with resume callbacks", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			var updates atomic.Int32
+			release := make(chan struct{})
+			h := newHandler(t, func(req callbacks.Request) (int, any) {
+				if req.Event != callbacks.EventUpdate {
+					return 200, nil
+				}
+				switch updates.Add(1) {
+				case 1:
+					return 200, map[string]any{"requeueAfter": "1s"}
+				case 2:
+					select { // the requeued call, in flight while the gateway stops
+					case <-release:
+					case <-time.After(20 * time.Second):
+					}
+				}
+				return 200, nil
+			})
+			op := operatorFor(t, "requeuer", ns, h.URL, func(s *spec.OperatorSpec) {
+				s.Status = &spec.StatusSpec{Conditions: true}
+				s.Callbacks = []spec.Callback{
+					{ID: "create", Events: []spec.Event{spec.EventCreate}},
+					{ID: "resize", Events: []spec.Event{spec.EventUpdate}},
+				}
+				if tc.resume {
+					s.Callbacks = append(s.Callbacks, spec.Callback{ID: "warmup", Events: []spec.Event{spec.EventResume}})
+				}
+			})
+			stop := startGateway(t, op)
+			createWidget(t, ns, "example", 1)
+			eventually(t, 10*time.Second, func() error { return stateHandled(t, ns, "example", "requeuer") })
+			updateWidget(t, ns, "example", setSize(2))
+			eventually(t, 10*time.Second, func() error { return called(h, "resize", 2) })
+			stop()
+			close(release)
+			eventually(t, 10*time.Second, reconciled(t, ns, "example", "False/Interrupted", ""))
+
+			startGateway(t, op)
+			eventually(t, 15*time.Second, reconciled(t, ns, "example", "True", ""))
+			if n := len(h.calls("resize")); n != 2 {
+				t.Errorf("resize called %d times, want 2: the restarted gateway forgets the requeue", n)
+			}
+		})
+	}
+}
