@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -79,7 +80,9 @@ func buildEndpoint(ctx context.Context, h spec.HandlerSpec, get secretGetter, tl
 		if err != nil {
 			return endpoint{}, err
 		}
-		ep.BearerToken = strings.TrimSpace(string(tok))
+		if ep.BearerToken, err = bearerToken(tok, a.BearerTokenSecretRef); err != nil {
+			return endpoint{}, err
+		}
 	}
 	if a.CABundle != "" || a.ClientCertSecretRef != nil {
 		if ep.TLS, err = tlsFor(ctx, a, get, tlsConfigs); err != nil {
@@ -87,6 +90,21 @@ func buildEndpoint(ctx context.Context, h spec.HandlerSpec, get secretGetter, tl
 		}
 	}
 	return ep, nil
+}
+
+// bearerToken is the token of a Secret's value, less the whitespace
+// around it. One that an HTTP header cannot carry (a line break inside: a
+// two-line token file) is refused like an empty one: used, every call
+// would fail in net/http before it is sent, and be retried for ever as an
+// unreachable handler.
+func bearerToken(v []byte, ref *spec.SecretKeyRef) (string, error) {
+	tok := strings.TrimSpace(string(v))
+	if !httpguts.ValidHeaderFieldValue(tok) {
+		return "", failure.Temporaryf(reasonSecretUnreadable,
+			"Secret %s/%s key %q holds a line break or another control character inside the token, which the Authorization header cannot carry",
+			ref.Namespace, ref.Name, ref.Key)
+	}
+	return tok, nil
 }
 
 func tlsFor(ctx context.Context, a *spec.AuthSpec, get secretGetter, tlsConfigs map[string]*tls.Config) (*tls.Config, error) {

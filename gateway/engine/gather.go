@@ -22,6 +22,10 @@ import (
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
+// ReasonCRDUnreadable: the watched kind's CRD could not be read (RBAC, the
+// API server), so the operator cannot start.
+const ReasonCRDUnreadable = "CRDUnreadable"
+
 // loadStatusChecker reads the parent's CRD so status patches can be checked
 // against its schema; a built-in parent kind has none (nil checker).
 // watchCRD keeps the checker current afterwards.
@@ -32,7 +36,7 @@ func (c *Controller) loadStatusChecker(ctx context.Context) (*statusSchema, erro
 		return c.schemaWithoutCRD()
 	}
 	if err != nil {
-		return nil, failure.Temporaryf("CRDUnreadable", "read the CRD of %s: %w", gvr, err)
+		return nil, failure.Temporaryf(ReasonCRDUnreadable, "read the CRD of %s: %w", gvr, err)
 	}
 	s := &statusSchema{version: gvr.Version}
 	if _, err := s.update(u); err != nil {

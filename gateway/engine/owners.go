@@ -161,22 +161,17 @@ func (c *Controller) scopes() check.Scopes {
 // finalizers do not hold its parent back.
 func (c *Controller) deleteChildrenByLabel(ctx context.Context, p *pass) error {
 	uid := string(p.obj.GetUID())
-	sel := labels.SelectorFromSet(labels.Set{check.OperatorLabel: c.op.Name, check.OwnerUIDLabel: uid}).String()
 	var failed []string
 	for _, ch := range c.children {
 		if !c.byLabel(ch) {
 			continue
 		}
-		list, err := c.Dynamic.Resource(ch.mapping.Resource).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		children, err := c.listByLabel(ctx, ch, uid)
 		if err != nil {
-			failed = append(failed, fmt.Sprintf("list %s: %v", ch.mapping.Resource.Resource, err))
+			failed = append(failed, err.Error())
 			continue
 		}
-		for i := range list.Items {
-			child := &list.Items[i]
-			if ownerUID(child) != uid || child.GetDeletionTimestamp() != nil {
-				continue
-			}
+		for _, child := range children {
 			err := c.applier.DeleteChild(ctx, child)
 			c.countApply("prune", err)
 			if err != nil {
@@ -195,6 +190,29 @@ func (c *Controller) deleteChildrenByLabel(ctx context.Context, p *pass) error {
 	}
 	c.warn(p.obj, "ChildrenNotDeleted", truncate(err.Error(), 1024))
 	return err
+}
+
+// listByLabel lists, from the API server, the children of ch's kind that
+// belong by label to the parent with UID uid and are not being deleted.
+// ownedByLabel selects this operator's children owned by label by the
+// parent uid: other operators of the gateway may own children of the same
+// parent by the same label.
+func (c *Controller) ownedByLabel(uid string) string {
+	return labels.SelectorFromSet(labels.Set{check.OperatorLabel: c.op.Name, check.OwnerUIDLabel: uid}).String()
+}
+
+func (c *Controller) listByLabel(ctx context.Context, ch childKind, uid string) ([]*unstructured.Unstructured, error) {
+	list, err := c.Dynamic.Resource(ch.mapping.Resource).List(ctx, metav1.ListOptions{LabelSelector: c.ownedByLabel(uid)})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", ch.mapping.Resource.Resource, err)
+	}
+	var out []*unstructured.Unstructured
+	for i := range list.Items {
+		if child := &list.Items[i]; ownerUID(child) == uid && child.GetDeletionTimestamp() == nil {
+			out = append(out, child)
+		}
+	}
+	return out, nil
 }
 
 // refuseForeignChildren refuses an answer naming a child that belongs to

@@ -119,6 +119,13 @@ var ErrLeadershipLost = errors.New("leader election lost")
 // grace.
 const stopStatusTimeout = 5 * time.Second
 
+// MaxStopTime bounds the waits of the operators stopping once their
+// context is done: the record writes of the passes in flight
+// (recordTimeout), then, after every operator stopped, the GatewayStopped
+// writes (stopStatusTimeout). Calls in flight are cancelled, not waited
+// for.
+const MaxStopTime = recordTimeout + stopStatusTimeout
+
 // markStopped, once every operator stopped on a shutdown, sets Ready to
 // False/GatewayStopped on each WebhookOperator whose Ready this gateway
 // wrote: nothing runs it until a gateway starts again. Each write is
@@ -386,7 +393,7 @@ func writerStatus(gateway *spec.GatewayRef) any {
 // Ready reports whether the registry does its work: the WebhookOperator
 // CRD is installed and its cache synced, and no registered operator is
 // kept from seeing its objects (caches not synced, a list or watch
-// failing, often the gateway's RBAC). A registration's own faults
+// failing, discovery or its CRD unreadable: often the gateway's RBAC). A registration's own faults
 // (InvalidSpec, KindNotFound, a refusal such as SecretNotAllowed or
 // NamespacesOnClusterScopedKind, an unreadable secret) are not the gateway's:
 // they stay on that WebhookOperator's status.
@@ -412,10 +419,13 @@ func (r *Registry) Ready() error {
 	return errors.New(strings.Join(problems, "; "))
 }
 
-// gatewaySide reasons say the gateway cannot see an operator's objects.
+// gatewaySide reasons say the gateway cannot see an operator's objects:
+// its caches, or, before they start, what it reads from the API server to
+// build them (discovery, the watched kind's CRD), are refused or failing.
 func gatewaySide(reason string) bool {
 	switch reason {
-	case spec.ReasonCacheNotSynced, spec.ReasonWatchFailed, spec.ReasonForbidden:
+	case spec.ReasonCacheNotSynced, spec.ReasonWatchFailed, spec.ReasonForbidden,
+		spec.ReasonAPIServerUnreachable, ReasonCRDUnreadable:
 		return true
 	}
 	return false

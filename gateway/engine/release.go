@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/opgate/opgate/gateway/apply"
+	"github.com/opgate/opgate/gateway/check"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -54,7 +56,9 @@ func (c *Controller) releaseIfUnwatched(ctx context.Context, key string) error {
 		return nil // not a key of ours; nothing to retry
 	}
 	gk := c.parent.mapping.GroupVersionKind.GroupKind()
+	var last *unstructured.Unstructured // the object as read when let go
 	released, err := c.applier.Release(ctx, c.parent.mapping, ns, name, c.finalizer(), c.stateAnnotation(), func(o *unstructured.Unstructured) bool {
+		last = o
 		return !selects(c.op, gk, o) && holdsAny(o, c.op.Name)
 	})
 	if released || err != nil {
@@ -62,8 +66,51 @@ func (c *Controller) releaseIfUnwatched(ctx context.Context, key string) error {
 	}
 	if released {
 		c.log.Info("released an object that left the operator's selection", "object", key)
+		c.warnChildrenLeftBehind(last)
 	}
 	return err
+}
+
+// ReasonChildrenLeftBehind: an object let go still has children only the
+// gateway deletes (by label); they stay when it is deleted.
+const ReasonChildrenLeftBehind = "ChildrenLeftBehind"
+
+// warnChildrenLeftBehind tells, on parent (just let go), how many of its
+// children the gateway would have deleted with it (by label) and how to
+// delete them: it no longer will, and cannot now, since the parent still
+// exists and may come back into the selection. The children are read from
+// the informer caches, which hold this operator's children only.
+func (c *Controller) warnChildrenLeftBehind(parent *unstructured.Unstructured) {
+	uid := string(parent.GetUID())
+	var resources, names []string
+	for _, ch := range c.children {
+		if !c.byLabel(ch) {
+			continue
+		}
+		// From the cache, not a list of the API server: a relabel of many
+		// parents would otherwise list every namespace once per parent.
+		var found bool
+		for _, child := range ch.childByIndex(ownerIndex, uid) {
+			if child.GetDeletionTimestamp() != nil || child.GetLabels()[check.OwnerUIDLabel] != uid {
+				continue // going, or owned by reference: collected with the parent
+			}
+			found = true
+			names = append(names, ch.spec.Kind+" "+metaKey(child))
+		}
+		if found {
+			resources = append(resources, ch.mapping.Resource.GroupResource().String())
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	noun := "children"
+	if len(names) == 1 {
+		noun = "child"
+	}
+	c.warn(parent, ReasonChildrenLeftBehind, truncate(fmt.Sprintf(
+		"left the selection of operator %s with %d %s the gateway deletes only with this object: they now stay behind when it is deleted; delete them with kubectl delete %s -A -l %s (%s)",
+		c.op.Name, len(names), noun, strings.Join(resources, ","), c.ownedByLabel(uid), strings.Join(names, ", ")), 1024))
 }
 
 // sweeper lets go of an operator's objects, kind by kind.

@@ -58,7 +58,9 @@ func NewOffline(crds ...*apiextensionsv1.CustomResourceDefinition) *Offline {
 	return o
 }
 
-// clusterScopedBuiltins are the built-in kinds that are not namespaced.
+// clusterScopedBuiltins are the built-in kinds that are not namespaced
+// (TestOfflineKindScopesAgreeWithTheAPIServer, in cmd/gateway, holds it to
+// the API server's discovery).
 var clusterScopedBuiltins = map[string]bool{
 	"Namespace": true, "Node": true, "PersistentVolume": true, "ComponentStatus": true,
 	"ClusterRole": true, "ClusterRoleBinding": true, "CustomResourceDefinition": true,
@@ -68,6 +70,10 @@ var clusterScopedBuiltins = map[string]bool{
 	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true,
 	"CertificateSigningRequest": true, "APIService": true, "FlowSchema": true,
 	"PriorityLevelConfiguration": true, "SelfSubjectReview": true, "TokenReview": true,
+	"SelfSubjectAccessReview": true, "SelfSubjectRulesReview": true, "SubjectAccessReview": true,
+	"MutatingAdmissionPolicy": true, "MutatingAdmissionPolicyBinding": true,
+	"DeviceClass": true, "ResourceSlice": true, "IPAddress": true, "ServiceCIDR": true,
+	"StorageVersion": true, "VolumeAttributesClass": true,
 }
 
 // Resolve implements Resolver.

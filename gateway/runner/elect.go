@@ -40,6 +40,15 @@ type Election struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 }
 
+// defaultRenewDeadline is also how long releasing the Lease may take.
+const defaultRenewDeadline = 10 * time.Second
+
+// MaxShutdown bounds the waits of an elected gateway's shutdown until it
+// released the Lease: the operators stopping (engine.MaxStopTime), then the
+// release (the renew deadline). A pod needs a longer grace period: killed
+// before, it leaves the Lease to run out (15 s without a leader).
+const MaxShutdown = engine.MaxStopTime + defaultRenewDeadline
+
 func (e *Election) defaults() error {
 	if e.Namespace == "" {
 		e.Namespace = DefaultLeaseNamespace()
@@ -58,7 +67,7 @@ func (e *Election) defaults() error {
 		e.LeaseDuration = 15 * time.Second
 	}
 	if e.RenewDeadline <= 0 {
-		e.RenewDeadline = 10 * time.Second
+		e.RenewDeadline = defaultRenewDeadline
 	}
 	if e.RetryPeriod <= 0 {
 		e.RetryPeriod = 2 * time.Second

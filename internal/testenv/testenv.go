@@ -60,3 +60,17 @@ func Start(crdPaths ...string) (*Env, error) {
 
 // Stop stops the control plane.
 func (e *Env) Stop() error { return e.env.Stop() }
+
+// KubeConfig is a kubeconfig of a cluster administrator (system:masters),
+// for tools the tests run as processes, such as helm.
+func (e *Env) KubeConfig() ([]byte, error) {
+	user, err := e.env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, e.Config)
+	if err != nil {
+		return nil, fmt.Errorf("add an administrator to the envtest control plane: %w", err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig of the envtest administrator: %w", err)
+	}
+	return data, nil
+}

@@ -157,6 +157,9 @@ func TestAnotherOperatorsConditionsLeaveReconciledInPlace(t *testing.T) {
 		}
 		return nil
 	})
+	for _, op := range []string{"keeper", "backup"} { // state writes come after status
+		eventually(t, 30*time.Second, func() error { return stateHandled(t, ns, "example", op) })
+	}
 	before := conditionTimes(t, ns, "example", true)
 	syncs := len(backup.calls("report"))
 	if n := writesWhileIdle(t, ns, "example", 5*time.Second); n != 0 {

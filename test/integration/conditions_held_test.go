@@ -216,6 +216,7 @@ func TestHandlerConditionsKeepReconciledTransitionTime(t *testing.T) {
 		}
 		return nil
 	})
+	eventually(t, 30*time.Second, func() error { return stateHandled(t, ns, "example", "ownconds") }) // written after status
 	before := conditionTimes(t, ns, "example", true)
 	syncs := len(h.calls("sync"))
 	if n := writesWhileIdle(t, ns, "example", 5*time.Second); n != 0 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
 )
 
 // reconciled checks a widget's status.observedGeneration and Reconciled
@@ -47,6 +48,21 @@ func reconciled(t *testing.T, ns, name, want, message string) func() error {
 	}
 }
 
+// handledDigest is the digest of the essence an operator's state records
+// as handled on a widget.
+func handledDigest(t *testing.T, ns, name, operator string) string {
+	t.Helper()
+	w, err := getWidget(t, ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Decode(w.GetAnnotations()["opgate.dev/state."+operator])
+	if err != nil {
+		t.Fatalf("state of %s/%s: %v", ns, name, err)
+	}
+	return st.Handled
+}
+
 // writesWhileIdle counts the changes to a widget seen during window.
 func writesWhileIdle(t *testing.T, ns, name string, window time.Duration) int {
 	t.Helper()
@@ -68,7 +84,8 @@ func writesWhileIdle(t *testing.T, ns, name string, window time.Duration) int {
 			n++
 			if n <= 5 { // a write loop makes thousands
 				u, _ := ev.Object.(*unstructured.Unstructured)
-				t.Logf("write while idle: %v", u.Object["status"])
+				t.Logf("write while idle (before: rv %s, annotations %v, status %v): rv %s, annotations %v, status %v",
+					w.GetResourceVersion(), w.GetAnnotations(), w.Object["status"], u.GetResourceVersion(), u.GetAnnotations(), u.Object["status"])
 			}
 		}
 	}
@@ -123,12 +140,25 @@ func TestReconciledConditionFollowsTheCallbacksWithoutWritesWhileIdle(t *testing
 	eventually(t, 30*time.Second, reconciled(t, ns, "example", "True", ""))
 	eventually(t, 30*time.Second, func() error { return statusMessage(t, ns, "example", "ready") })
 	eventually(t, 30*time.Second, func() error { return called(h, "sync", 1) })
+	eventually(t, 30*time.Second, func() error { return stateHandled(t, ns, "example", "conditioned") })
+	before := handledDigest(t, ns, "example", "conditioned")
 
 	updateWidget(t, ns, "example", func(w *unstructured.Unstructured) {
 		_ = unstructured.SetNestedField(w.Object, int64(2), "spec", "size")
 	})
 	eventually(t, 30*time.Second, reconciled(t, ns, "example", "True", "")) // observedGeneration follows
-	eventually(t, 30*time.Second, func() error { return stateHandled(t, ns, "example", "conditioned") })
+	// The state write that records size 2 as handled comes after the
+	// status write: an old handled state, with no round open, would let
+	// the idle window start before it.
+	eventually(t, 30*time.Second, func() error {
+		if err := stateHandled(t, ns, "example", "conditioned"); err != nil {
+			return err
+		}
+		if now := handledDigest(t, ns, "example", "conditioned"); now == before {
+			return fmt.Errorf("handled essence still %s, the one before the update", now)
+		}
+		return nil
+	})
 	syncs := len(h.calls("sync"))
 	if n := writesWhileIdle(t, ns, "example", 10*time.Second); n != 0 {
 		t.Errorf("%d writes to an idle object: the gateway's own status write wakes it", n)
