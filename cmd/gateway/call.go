@@ -15,9 +15,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/callbacks/essence"
 	"github.com/opgate/opgate/gateway/call"
 	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/failure"
+	"github.com/opgate/opgate/gateway/rbac"
 	"github.com/opgate/opgate/gateway/spec"
 )
 
@@ -47,8 +50,8 @@ func usageErrorf(format string, args ...any) error {
 type callOptions struct {
 	url, file, operator, callbackID, event string
 	objectFile, oldFile, relatedFile       string
-	childrenFile, crdFile, hmacSecretFile  string
-	childrenKinds                          []string
+	childrenFile, hmacSecretFile           string
+	childrenKinds, crdFiles                []string
 	timeout                                time.Duration
 	timeoutSet, showChildren               bool
 	output                                 string
@@ -65,8 +68,11 @@ type callTarget struct {
 	kindsKnown        bool
 	relatedKinds      []string        // kind keys the gateway sends even when empty
 	watch             *spec.WatchSpec // the operator's, with -f: the object must be of its kind
+	retry             spec.RetrySpec  // the callback's, with -f: maxDelay caps the delays asked for
+	cb                *spec.Callback  // with -f: its when filters apply
 	notes             []string
 	statusChecker     *check.StatusChecker
+	kinds             rbac.Resolver // scopes of built-in kinds and the --crd files
 	parent, old       *unstructured.Unstructured
 	children, related []*unstructured.Unstructured
 }
@@ -105,7 +111,7 @@ failed or the answer would be refused, 2 for usage errors (nothing was sent).`,
 	f.StringVar(&o.oldFile, "old", "", "update only: the last handled object; the request gets old and diff from it")
 	f.StringVar(&o.relatedFile, "related", "", "sync/delete only: related objects, multi-document YAML or a List")
 	f.StringVar(&o.childrenFile, "children", "", "sync/delete only: observed children, multi-document YAML or a List")
-	f.StringVar(&o.crdFile, "crd", "", "the watched kind's CRD, to check the status patch against its schema")
+	f.StringArrayVar(&o.crdFiles, "crd", nil, "CRD file (repeatable): the watched kind's checks the status patch against its schema, a child kind's gives its scope")
 	f.StringSliceVar(&o.childrenKinds, "children-kinds", nil, "kinds children may have, e.g. apps/v1/Deployment,v1/ConfigMap (default with -f: spec.children)")
 	f.StringVar(&o.hmacSecretFile, "hmac-secret-file", "", "sign with the secret in this file (raw or whsec_+base64; surrounding whitespace is ignored)")
 	f.DurationVar(&o.timeout, "timeout", call.DefaultTimeout, "how long to wait for the answer (default with -f: the registration's)")
@@ -123,6 +129,9 @@ func (o *callOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := o.loadObjects(t); err != nil {
+		return err
+	}
+	if err := t.checkWhen(); err != nil {
 		return err
 	}
 	for _, n := range t.notes {
@@ -154,6 +163,26 @@ func (o *callOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 			what = "only the status"
 		}
 		return &exitError{code: exitRefused, err: fmt.Errorf("%s failure %s: the gateway would apply %s", rep.Outcome.Result, rep.Outcome.Reason, what)}
+	}
+	return nil
+}
+
+// checkWhen refuses, as a usage error, an event the callback's when
+// filters keep the gateway from sending (the engine's decide.FilteredOut).
+func (t *callTarget) checkWhen() error {
+	if t.cb == nil {
+		return nil
+	}
+	var old map[string]any
+	current := essence.Of(t.parent)
+	if t.old != nil {
+		old = essence.Of(t.old)
+		if t.event == spec.EventUpdate && essence.Digest(old) == essence.Digest(current) {
+			return usageErrorf("callback %s is not called for this update: --old and --object have the same essence (spec, labels, annotations); the gateway would send nothing", t.callback)
+		}
+	}
+	if rule := decide.FilteredOut(*t.cb, t.parent, t.event, old, current); rule != "" {
+		return usageErrorf("callback %s is not called for this %s: %s; the gateway would send nothing", t.callback, t.event, rule)
 	}
 	return nil
 }
@@ -255,8 +284,13 @@ func (o *callOptions) fromRegistration(t *callTarget) error {
 	case !cb.Handles(t.event):
 		return usageErrorf("callback %s does not handle %s, only %s", cb.ID, t.event, strings.Join(events, ", "))
 	}
-	t.operator, t.callback = op.Name, cb.ID
+	t.operator, t.callback, t.cb = op.Name, cb.ID, &cb
 	t.watch = &op.Spec.Watch
+	var opRetry spec.RetrySpec
+	if op.Spec.Retry != nil {
+		opRetry = *op.Spec.Retry
+	}
+	t.retry = cb.EffectiveRetry(opRetry)
 	t.declared, t.kindsKnown = op.Spec.Children, true
 	for _, r := range op.Spec.Related {
 		t.relatedKinds = append(t.relatedKinds, r.APIVersion+"/"+r.Kind)

@@ -9,12 +9,14 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/gateway/decide"
 	"github.com/opgate/opgate/gateway/engine"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
@@ -38,6 +40,10 @@ type callReport struct {
 	// Children would be server-side applied, as listed: defaulted and
 	// decorated with the owner reference and the operator label.
 	Children []childReport `json:"children,omitempty"`
+	// ScopeUnchecked lists the children's kinds ("apiVersion/Kind") of
+	// unknown scope, neither built in nor given with --crd: checked and
+	// shown as namespaced.
+	ScopeUnchecked []string `json:"scopeUnchecked,omitempty"`
 	// Prune is set when the answer prunes: a sync answer with children.
 	Prune  *pruneReport  `json:"prune,omitempty"`
 	Status *statusReport `json:"status,omitempty"`
@@ -45,8 +51,12 @@ type callReport struct {
 	// is applied otherwise, would not be.
 	StatusRefused string `json:"statusRefused,omitempty"`
 	// Events are recorded even when the answer is refused.
-	Events       []callbacks.KubeEvent `json:"events,omitempty"`
-	RequeueAfter string                `json:"requeueAfter,omitempty"`
+	Events []callbacks.KubeEvent `json:"events,omitempty"`
+	// RequeueAfter is when the gateway would call again, capped by the
+	// callback's retry.maxDelay; RequeueAfterAsked is the answer's when
+	// the cap changed it.
+	RequeueAfter      string `json:"requeueAfter,omitempty"`
+	RequeueAfterAsked string `json:"requeueAfterAsked,omitempty"`
 	// Finalized is set for delete: whether the finalizer would be released.
 	Finalized *bool `json:"finalized,omitempty"`
 }
@@ -55,7 +65,9 @@ type callOutcome struct {
 	Result     string `json:"result"` // success, temporary or permanent
 	Reason     string `json:"reason,omitempty"`
 	Message    string `json:"message,omitempty"`
-	RetryAfter string `json:"retryAfter,omitempty"`
+	RetryAfter string `json:"retryAfter,omitempty"` // capped by retry.maxDelay
+	// RetryAfterAsked is the handler's retryAfter when the cap changed it.
+	RetryAfterAsked string `json:"retryAfterAsked,omitempty"`
 }
 
 type childReport struct {
@@ -95,7 +107,7 @@ func evaluate(t *callTarget, delivery string, resp *callbacks.Response, callErr 
 		rep.Events = resp.Events
 	}
 	if callErr != nil {
-		rep.Outcome = outcomeOf(callErr)
+		rep.Outcome = outcomeOf(callErr, t.retry)
 		if resp != nil && resp.Status != nil {
 			// An answer with an error still has its status applied, never
 			// its children (docs/contract.md).
@@ -106,11 +118,11 @@ func evaluate(t *callTarget, delivery string, resp *callbacks.Response, callErr 
 		return rep
 	}
 	if err := rep.checkChildren(t, resp.Children); err != nil {
-		rep.Outcome = outcomeOf(err)
+		rep.Outcome = outcomeOf(err, t.retry)
 		return rep
 	}
 	if err := rep.checkStatus(t, resp.Status); err != nil {
-		rep.Outcome = outcomeOf(err)
+		rep.Outcome = outcomeOf(err, t.retry)
 		return rep
 	}
 	d, _ := resp.RequeueAfterDuration() // DecodeResponse has checked it
@@ -122,20 +134,30 @@ func evaluate(t *callTarget, delivery string, resp *callbacks.Response, callErr 
 		}
 	}
 	if d > 0 {
-		rep.RequeueAfter = d.String()
+		rep.RequeueAfter, rep.RequeueAfterAsked = capped(t.retry, d)
 	}
 	rep.Outcome = callOutcome{Result: resultSuccess}
 	return rep
 }
 
-func outcomeOf(err error) callOutcome {
+// capped is the delay the gateway would wait for d, and d when the cap
+// changed it.
+func capped(retry spec.RetrySpec, d time.Duration) (wait, asked string) {
+	c := decide.CapDelay(retry, d)
+	if c != d {
+		asked = d.String()
+	}
+	return c.String(), asked
+}
+
+func outcomeOf(err error, retry spec.RetrySpec) callOutcome {
 	f := failure.As(err)
 	out := callOutcome{Result: resultTemporary, Reason: f.Reason, Message: err.Error()}
 	if f.Class == failure.Permanent {
 		out.Result = resultPermanent
 	}
 	if f.RetryAfter > 0 {
-		out.RetryAfter = f.RetryAfter.String()
+		out.RetryAfter, out.RetryAfterAsked = capped(retry, f.RetryAfter)
 	}
 	return out
 }
@@ -154,7 +176,9 @@ func (rep *callReport) checkChildren(t *callTarget, children *[]*unstructured.Un
 			}
 		}
 	}
-	desired, err := check.CheckChildren(t.parent, *children, declared, nil, t.operator)
+	scopes, unknown := childScopes(t.kinds, *children)
+	rep.ScopeUnchecked = unknown
+	desired, err := check.CheckChildren(t.parent, *children, declared, scopes, t.operator)
 	if err != nil {
 		return err
 	}
@@ -193,6 +217,11 @@ func childKey(o, parent *unstructured.Unstructured) string {
 func (rep *callReport) checkStatus(t *callTarget, patch map[string]any) error {
 	if patch == nil {
 		return nil
+	}
+	if t.statusChecker == nil && len(patch) > 0 {
+		if err := noStatusError(t.parent); err != nil {
+			return err
+		}
 	}
 	current, _, _ := unstructured.NestedMap(t.parent.Object, "status")
 	st := &statusReport{Patch: patch, Checked: t.statusChecker != nil}
@@ -278,7 +307,7 @@ func (rep *callReport) print(w io.Writer, format string, showChildren bool) erro
 	} else {
 		retry := ""
 		if o.RetryAfter != "" {
-			retry = ", retry after " + o.RetryAfter
+			retry = ", retry after " + o.RetryAfter + askedNote(o.RetryAfterAsked)
 		}
 		p.line("outcome: %s failure %s%s: %s", o.Result, o.Reason, retry, o.Message)
 		if rep.Status == nil {
@@ -288,6 +317,9 @@ func (rep *callReport) print(w io.Writer, format string, showChildren bool) erro
 		}
 	}
 	rep.printChildren(p)
+	if len(rep.ScopeUnchecked) > 0 {
+		p.line("scope not checked (taken as namespaced; give the CRD with --crd): %s", strings.Join(rep.ScopeUnchecked, ", "))
+	}
 	rep.printStatus(p)
 	if len(rep.Events) > 0 {
 		p.line("events:")
@@ -296,7 +328,7 @@ func (rep *callReport) print(w io.Writer, format string, showChildren bool) erro
 		}
 	}
 	if rep.Outcome.Result == resultSuccess {
-		p.line("requeueAfter: %s", cmp.Or(rep.RequeueAfter, "none"))
+		p.line("requeueAfter: %s%s", cmp.Or(rep.RequeueAfter, "none"), askedNote(rep.RequeueAfterAsked))
 	}
 	switch {
 	case rep.Finalized == nil:
@@ -306,6 +338,14 @@ func (rep *callReport) print(w io.Writer, format string, showChildren bool) erro
 		p.line("finalizer: kept; called again after %s", rep.RequeueAfter)
 	}
 	return p.err
+}
+
+// askedNote shows the delay a handler asked for beside the capped one.
+func askedNote(asked string) string {
+	if asked == "" {
+		return ""
+	}
+	return " (asked " + asked + ", capped by retry.maxDelay)"
 }
 
 func (rep *callReport) printChildren(p *printer) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,10 +16,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/yaml"
 
 	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/check"
+	"github.com/opgate/opgate/gateway/rbac"
 	"github.com/opgate/opgate/gateway/spec"
 )
 
@@ -63,10 +64,32 @@ func (o *callOptions) loadObjects(t *callTarget) error {
 			return err
 		}
 	}
-	if o.crdFile == "" {
-		return nil
+	return o.loadCRDs(t)
+}
+
+// loadCRDs reads the --crd files: the watched kind's CRD checks the status,
+// the others give the scope of child kinds. A CRD of neither is refused: it
+// would check nothing.
+func (o *callOptions) loadCRDs(t *callTarget) error {
+	crds, err := loadCRDs(o.crdFiles)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
 	}
-	t.statusChecker, err = loadStatusChecker(o.crdFile, t.parent)
+	t.kinds = rbac.NewOffline(crds...)
+	parentGK := t.parent.GroupVersionKind().GroupKind()
+	for _, crd := range crds {
+		gk := schema.GroupKind{Group: crd.Spec.Group, Kind: crd.Spec.Names.Kind}
+		isChild := slices.ContainsFunc(t.declared, func(d spec.ChildSpec) bool {
+			gv, err := schema.ParseGroupVersion(d.APIVersion)
+			return err == nil && gv.WithKind(d.Kind).GroupKind() == gk
+		})
+		if gk != parentGK && !isChild {
+			return usageErrorf("--crd: CRD %s defines %s, but the object is a %s and no declared child kind is a %s", crd.Name, gk, parentGK, gk)
+		}
+	}
+	if crd := crdOf(crds, parentGK); crd != nil {
+		t.statusChecker, err = newStatusChecker(crd, t.parent)
+	}
 	return err
 }
 
@@ -117,27 +140,15 @@ func readObjects(path, flag string) ([]*unstructured.Unstructured, error) {
 	}
 }
 
-// loadStatusChecker reads a CRD and builds the checker of the parent's
-// version.
-func loadStatusChecker(path string, parent *unstructured.Unstructured) (*check.StatusChecker, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, usageErrorf("--crd: %w", err)
-	}
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := yaml.Unmarshal(data, &crd); err != nil {
-		return nil, usageErrorf("--crd %s: %w", path, err)
-	}
+// newStatusChecker builds the checker of the parent's version.
+func newStatusChecker(crd *apiextensionsv1.CustomResourceDefinition, parent *unstructured.Unstructured) (*check.StatusChecker, error) {
 	gv, err := schema.ParseGroupVersion(parent.GetAPIVersion())
 	if err != nil {
 		return nil, usageErrorf("--object: %w", err)
 	}
-	if crd.Spec.Group != gv.Group || crd.Spec.Names.Kind != parent.GetKind() {
-		return nil, usageErrorf("--crd %s defines %s.%s, but the object is a %s", path, crd.Spec.Names.Kind, crd.Spec.Group, parent.GroupVersionKind().GroupKind())
-	}
-	checker, err := check.NewStatusChecker(&crd, gv.Version)
+	checker, err := check.NewStatusChecker(crd, gv.Version)
 	if err != nil {
-		return nil, usageErrorf("--crd %s: %w", path, err)
+		return nil, usageErrorf("--crd %s: %w", crd.Name, err)
 	}
 	return checker, nil
 }

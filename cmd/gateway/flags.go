@@ -34,10 +34,15 @@ func (v positive[T]) String() string { return strconv.FormatInt(int64(*v.p), 10)
 
 func (positive[T]) Type() string { return "int" }
 
-// rateLimit is the --kube-api-qps flag: positive, or negative for no
-// limit. Zero is refused as it is parsed: client-go would put its default
-// of 5 queries a second in its place, silently.
+// rateLimit is the --kube-api-qps flag: at least minQPS, or negative for
+// no limit. Zero is refused as it is parsed: client-go would put its
+// default of 5 queries a second in its place, silently.
 type rateLimit struct{ p *float32 }
+
+// minQPS is one query a minute: below it, a gateway that has spent its
+// burst waits minutes (1e-40: for ever) between requests, which no one
+// means; a negative value is the way to say "no limit".
+const minQPS = 1.0 / 60
 
 func rateLimitVar(f *pflag.FlagSet, p *float32, name string, value float32, usage string) {
 	*p = value
@@ -46,8 +51,8 @@ func rateLimitVar(f *pflag.FlagSet, p *float32, name string, value float32, usag
 
 func (v rateLimit) Set(s string) error {
 	n, err := strconv.ParseFloat(s, 32)
-	if err != nil || n == 0 || math.IsNaN(n) {
-		return errors.New("want a positive number, or a negative one for no limit")
+	if err != nil || (n >= 0 && n < minQPS) || math.IsNaN(n) {
+		return errors.New("want at least one query a minute (0.0167), or a negative number for no limit")
 	}
 	*v.p = float32(n)
 	return nil

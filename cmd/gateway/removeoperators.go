@@ -81,16 +81,12 @@ func (o *removeOptions) run(ctx context.Context, res dynamic.ResourceInterface, 
 	defer cancel()
 	ops, err := o.matching(ctx, res, names)
 	if crdMissing(err) {
-		served, discoErr := operatorsServed(ctx, disco)
-		switch {
-		case discoErr != nil:
-			return fmt.Errorf("list WebhookOperators %s answered 404, and %w", o.what(names), discoErr)
-		case !served:
-			// Deleted before helm uninstall, say: nothing to remove or wait for.
-			_, err := fmt.Fprintln(w, "no WebhookOperator: the WebhookOperator CRD is not installed in this cluster")
-			return err
+		if missing, whyNot := crdNotInstalled(ctx, disco, err, "list WebhookOperators "+o.what(names)); !missing {
+			return whyNot
 		}
-		return fmt.Errorf("list WebhookOperators %s: the API server's discovery lists them, yet the listing answered 404: %w", o.what(names), err)
+		// Deleted before helm uninstall, say: nothing to remove or wait for.
+		_, err := fmt.Fprintln(w, "no WebhookOperator: the WebhookOperator CRD is not installed in this cluster")
+		return err
 	}
 	if err != nil {
 		return explainOperators(err, "list WebhookOperators "+o.what(names))
@@ -118,6 +114,22 @@ func (o *removeOptions) run(ctx context.Context, res dynamic.ResourceInterface, 
 	}
 	_, err = fmt.Fprintf(w, "%d WebhookOperator(s) removed\n", len(waiting))
 	return err
+}
+
+// crdNotInstalled tells the meanings of a 404 to a request for
+// WebhookOperators (crdMissing) apart: true when discovery says the CRD is
+// not installed, else an error saying what the 404 is (a server that is not
+// Kubernetes, discovery failing, or discovery listing them all the same);
+// what is the request, e.g. "list WebhookOperators".
+func crdNotInstalled(ctx context.Context, disco discovery.DiscoveryInterfaceWithContext, err error, what string) (bool, error) {
+	served, discoErr := operatorsServed(ctx, disco)
+	switch {
+	case discoErr != nil:
+		return false, fmt.Errorf("%s answered 404, and %w", what, discoErr)
+	case served:
+		return false, fmt.Errorf("%s: the API server's discovery lists them, yet the request answered 404: %w", what, err)
+	}
+	return true, nil
 }
 
 // operatorsServed asks discovery whether the API server serves the

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/opgate/opgate/gateway/call"
 	"github.com/opgate/opgate/gateway/engine"
 	"github.com/opgate/opgate/gateway/runner"
 	"github.com/opgate/opgate/gateway/server"
@@ -67,13 +68,13 @@ given files (several documents per file, several files) and needs no CRD.`,
 	f.StringArrayVarP(&o.files, "file", "f", nil, "WebhookOperator file or directory (repeatable); without it, WebhookOperator objects are watched")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the files in $KUBECONFIG, else ~/.kube/config; the pod's service account when neither exists)")
 	f.StringVar(&o.context, "context", "", "kubeconfig context to use (default: its current-context)")
-	rateLimitVar(f, &o.qps, "kube-api-qps", 1000, "client-side limit of queries per second to the API server (negative: none; the server's API Priority and Fairness protects it either way)")
+	rateLimitVar(f, &o.qps, "kube-api-qps", 1000, "client-side limit of queries per second to the API server, at least one a minute (0.0167: below, the gateway would all but stop); negative: none, the server's API Priority and Fairness protects it either way")
 	positiveVar(f, &o.burst, "kube-api-burst", 2000, "client-side burst of queries to the API server")
 	positiveVar(f, &o.workers, "workers", 64, "workers per operator (objects handled in parallel)")
 	f.StringVar(&o.addr, "addr", ":8080", "address of /metrics, /healthz, /readyz, /schemas/ and the web view /ui/")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "", "text or json (default: text when stderr is a terminal, else json)")
-	positiveVar(f, &o.maxResponseBytes, "max-response-bytes", 8<<20, "largest handler answer accepted")
+	positiveVar(f, &o.maxResponseBytes, "max-response-bytes", call.DefaultMaxResponseBytes, "largest handler answer accepted")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader with a Lease so only one replica acts; the others stand by, ready")
 	f.StringVar(&o.leaseNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's own, from $POD_NAMESPACE or its service account, else default)")
 	f.StringVar(&o.leaseName, "leader-election-name", "opgate-gateway", "name of the leader election Lease")

@@ -105,17 +105,22 @@ func checkRunFlags(t *testing.T, args []string, wantErr string, flags, want []st
 // --kube-api-qps 0 and --kube-api-burst 0 are refused as the flags are
 // parsed: client-go would put its defaults (5 queries a second, a burst of
 // 10) in their place, silently. A negative QPS is no limit; a negative
-// burst with a limit on would refuse every request, so it is refused too.
-func TestRunRefusesAZeroClientRateLimit(t *testing.T) {
+// burst with a limit on would refuse every request, so it is refused too;
+// and so is a QPS below one query a minute, with which the gateway would
+// wait for ages between requests once its burst is spent.
+func TestRunRefusesAZeroOrTooLowClientRateLimit(t *testing.T) {
 	tests := []struct {
 		args             []string
 		wantErr          string
 		wantQPS, wantBur string
 	}{
-		{[]string{"--kube-api-qps=0"}, `invalid argument "0" for "--kube-api-qps" flag: want a positive number, or a negative one for no limit`, "", ""},
-		{[]string{"--kube-api-qps=0.0"}, `invalid argument "0.0" for "--kube-api-qps" flag: want a positive number, or a negative one for no limit`, "", ""},
-		{[]string{"--kube-api-qps=NaN"}, `invalid argument "NaN" for "--kube-api-qps" flag: want a positive number, or a negative one for no limit`, "", ""},
-		{[]string{"--kube-api-qps=fast"}, `invalid argument "fast" for "--kube-api-qps" flag: want a positive number, or a negative one for no limit`, "", ""},
+		{[]string{"--kube-api-qps=0"}, `invalid argument "0" for "--kube-api-qps" flag: want at least one query a minute (0.0167), or a negative number for no limit`, "", ""},
+		{[]string{"--kube-api-qps=0.0"}, `invalid argument "0.0" for "--kube-api-qps" flag: want at least one query a minute (0.0167), or a negative number for no limit`, "", ""},
+		{[]string{"--kube-api-qps=NaN"}, `invalid argument "NaN" for "--kube-api-qps" flag: want at least one query a minute (0.0167), or a negative number for no limit`, "", ""},
+		{[]string{"--kube-api-qps=fast"}, `invalid argument "fast" for "--kube-api-qps" flag: want at least one query a minute (0.0167), or a negative number for no limit`, "", ""},
+		{[]string{"--kube-api-qps=1e-40"}, `invalid argument "1e-40" for "--kube-api-qps" flag: want at least one query a minute (0.0167), or a negative number for no limit`, "", ""},
+		{[]string{"--kube-api-qps=0.0166"}, `invalid argument "0.0166" for "--kube-api-qps" flag: want at least one query a minute (0.0167), or a negative number for no limit`, "", ""},
+		{[]string{"--kube-api-qps=0.0167"}, "", "0.0167", "2000"},
 		{[]string{"--kube-api-burst=0"}, `invalid argument "0" for "--kube-api-burst" flag: want a positive integer`, "", ""},
 		{[]string{"--kube-api-burst=-1"}, `invalid argument "-1" for "--kube-api-burst" flag: want a positive integer`, "", ""},
 		{nil, "", "1000", "2000"},

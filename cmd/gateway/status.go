@@ -230,7 +230,7 @@ func (c *cluster) operators(ctx context.Context) ([]registered, error) {
 	}
 	list, err := c.dyn.Resource(engine.OperatorResource).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, explainOperators(err, "list WebhookOperators")
+		return nil, c.explainOperators(ctx, err, "list WebhookOperators")
 	}
 	var out []registered
 	for i := range list.Items {
@@ -254,7 +254,7 @@ func (c *cluster) operator(ctx context.Context, name string) (registered, error)
 		return registered{}, fmt.Errorf("WebhookOperator %q not found (gateway status lists them)", name)
 	}
 	if err != nil {
-		return registered{}, explainOperators(err, "get WebhookOperator "+name)
+		return registered{}, c.explainOperators(ctx, err, "get WebhookOperator "+name)
 	}
 	return toRegistered(obj), nil
 }
@@ -277,6 +277,18 @@ func explainOperators(err error, what string) error {
 		return fmt.Errorf("%s: the WebhookOperator CRD is not installed in this cluster (kubectl apply -f crds/opgate.dev_webhookoperators.yaml): %w", what, err)
 	}
 	return explain(err, what)
+}
+
+// explainOperators is explainOperators after asking discovery what a 404
+// means: any HTTP server answers one, and a kubeconfig pointing at the wrong
+// port is not cured by installing the CRD.
+func (c *cluster) explainOperators(ctx context.Context, err error, what string) error {
+	if crdMissing(err) {
+		if missing, whyNot := crdNotInstalled(ctx, c.kube.Discovery(), err, what); !missing {
+			return whyNot
+		}
+	}
+	return explainOperators(err, what)
 }
 
 // crdMissing: a 404 without details is the API server not serving the

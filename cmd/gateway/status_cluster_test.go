@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/opgate/opgate/gateway/engine"
+	"github.com/opgate/opgate/internal/testenv"
 )
 
 const memcachedFile = "../../examples/operators/memcached.yaml"
@@ -140,5 +143,54 @@ func TestStatusJSONCarriesTheListError(t *testing.T) {
 	}
 	if got.Name != "memcached" || !strings.Contains(got.Error, "connection refused") {
 		t.Errorf("printed %s, want operator memcached with the listing's error", out)
+	}
+}
+
+// commandsReadingOperators are the status and reconcile commands that
+// read WebhookOperator objects first.
+var commandsReadingOperators = [][]string{
+	{"status"},
+	{"status", "memcached"},
+	{"status", "memcached", "default/m"},
+	{"reconcile", "memcached", "default/m"},
+}
+
+// A kubeconfig pointing at an HTTP server that is not a Kubernetes API
+// server (a wrong port, a proxy) gets 404 for everything: status and
+// reconcile must say so, not send the user off to install the CRD.
+func TestStatusAndReconcileSayAServerThatIsNotKubernetesIsNot(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	kubeconfig := writeKubeconfig(t, &rest.Config{Host: srv.URL}, "", "")
+	for _, args := range commandsReadingOperators {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			_, _, err := execute(t, append(args, "--kubeconfig", kubeconfig)...)
+			if err == nil || !strings.Contains(err.Error(), srv.URL+" is not a Kubernetes API server") || strings.Contains(err.Error(), "CRD is not installed") {
+				t.Fatalf("error = %v; want one saying %s is not a Kubernetes API server", err, srv.URL)
+			}
+		})
+	}
+}
+
+// Without the WebhookOperator CRD, a real API server answers 404 too, and
+// its discovery says why: the CRD is not installed.
+func TestStatusAndReconcileSayTheCRDIsNotInstalled(t *testing.T) {
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stop envtest: %v", err)
+		}
+	})
+	kubeconfig := writeKubeconfig(t, env.Config, "", "")
+	for _, args := range commandsReadingOperators {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			_, _, err := execute(t, append(args, "--kubeconfig", kubeconfig)...)
+			if err == nil || !strings.Contains(err.Error(), "the WebhookOperator CRD is not installed in this cluster") {
+				t.Fatalf("error = %v; want one saying the WebhookOperator CRD is not installed", err)
+			}
+		})
 	}
 }

@@ -136,6 +136,9 @@ func printDetail(w io.Writer, d inspect.Detail, now time.Time) error {
 	}
 	if r := d.Round; r != nil {
 		p("  round:       %s, done [%s], waiting [%s]\n", r.Event, strings.Join(r.Done, ", "), strings.Join(r.Waiting, ", "))
+		for _, o := range r.Owed {
+			p("  owed:        %s the essence now, having acted on %s, a change taken back (its old)\n", o.Callback, short(o.ActedOn))
+		}
 	}
 	fin := "not held"
 	if d.Finalizer.Held {

@@ -102,3 +102,24 @@ func TestStatusTextCountsInTheSingularAndPlural(t *testing.T) {
 		})
 	}
 }
+
+// The round of a change taken back calls only the callback that acted on
+// it: the detail says it is owed the essence now, and which essence it
+// acted on (its old), rather than list every update callback as waiting.
+func TestStatusDetailSaysWhichCallbackIsOwedWhichEssence(t *testing.T) {
+	d := inspect.Detail{Object: inspect.Object{Namespace: "shop", Name: "cache", State: inspect.Pending},
+		Round: &inspect.Round{Event: "update", Done: []string{}, Waiting: []string{"resize"},
+			Owed: []inspect.Owed{{Callback: "resize", ActedOn: "5e6f7a8b9c0d1e2f"}}}}
+	var buf bytes.Buffer
+	if err := printDetail(&buf, d, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"round:       update, done [], waiting [resize]\n",
+		"owed:        resize the essence now, having acted on 5e6f7a8b9c0d, a change taken back (its old)\n",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, buf.String())
+		}
+	}
+}

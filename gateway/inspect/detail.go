@@ -47,19 +47,36 @@ type Essence struct {
 	Age string `json:"age,omitempty"`
 }
 
-// Round is the round in progress.
+// Round is the round in progress, as the gateway's next pass takes it up
+// (an update round whose essence changed since it began starts over).
 type Round struct {
-	Event   string   `json:"event"`
-	Done    []string `json:"done"`
+	Event string   `json:"event"`
+	Done  []string `json:"done"`
+	// Waiting are the callbacks the round still calls, as the gateway
+	// counts them: not the others of its event, which owe its essence
+	// nothing (filtered out by when, failed for good at it, or, in a round
+	// of a change taken back, never acted on the change).
 	Waiting []string `json:"waiting"`
+	// Owed are the waiting update callbacks that acted on a change since
+	// taken back: each is called with the essence now, and the essence it
+	// acted on as old.
+	Owed []Owed `json:"owed,omitempty"`
+}
+
+// Owed is an update callback owed the essence now after acting on a
+// change that was taken back.
+type Owed struct {
+	Callback string `json:"callback"`
+	// ActedOn is the digest of the essence it acted on (its old).
+	ActedOn string `json:"actedOnDigest"`
 }
 
 // Callback is one callback's progress on the object.
 type Callback struct {
 	ID     string   `json:"id"`
 	Events []string `json:"events"`
-	// State is done (in the open round), waiting (in the open round, not
-	// called yet), failing, backing_off, permanently_failed, or idle.
+	// State is done (in the open round), waiting (the open round still
+	// calls it), failing, backing_off, permanently_failed, or idle.
 	State   string   `json:"state"`
 	Failure *Failure `json:"failure,omitempty"`
 	// NextFire is a timer's next tick; only the running gateway knows it
@@ -130,21 +147,36 @@ func Describe(op *spec.WebhookOperator, obj *unstructured.Unstructured, mem *dec
 		out.Essence.HandledAt = at
 		out.Essence.Age = now.Sub(*at).Round(time.Second).String()
 	}
-	if r := d.st.Round; r != nil {
-		out.Round = &Round{Event: r.Event, Done: append([]string{}, r.Done...), Waiting: []string{}}
-		for _, cb := range op.CallbacksFor(spec.Event(r.Event)) {
-			if !r.IsDone(cb.ID) {
-				out.Round.Waiting = append(out.Round.Waiting, cb.ID)
-			}
-		}
-	}
+	out.Round = describeRound(decide.Input{Operator: op, Object: obj, State: d.st, Memory: mem,
+		HoldsFinalizer: out.Finalizer.Held, Now: now})
 	for _, cb := range op.Spec.Callbacks {
-		out.Callbacks = append(out.Callbacks, describeCallback(cb, d, mem, now))
+		out.Callbacks = append(out.Callbacks, describeCallback(cb, d, out.Round, mem, now))
 	}
 	return out
 }
 
-func describeCallback(cb spec.Callback, d decoded, mem *decide.Memory, now time.Time) Callback {
+// describeRound is the open round as the gateway takes it up
+// (decide.OpenRound): it waits for the callbacks it calls, not for every
+// callback of its event.
+func describeRound(in decide.Input) *Round {
+	r, calls, behind := decide.OpenRound(in)
+	if r == nil {
+		return nil
+	}
+	out := &Round{Event: r.Event, Done: append([]string{}, r.Done...), Waiting: []string{}}
+	for _, id := range calls {
+		if r.IsDone(id) {
+			continue
+		}
+		out.Waiting = append(out.Waiting, id)
+		if seen := state.SeenBy(behind, id); seen != nil && r.Event == string(spec.EventUpdate) {
+			out.Owed = append(out.Owed, Owed{Callback: id, ActedOn: seen.Digest})
+		}
+	}
+	return out
+}
+
+func describeCallback(cb spec.Callback, d decoded, r *Round, mem *decide.Memory, now time.Time) Callback {
 	c := Callback{ID: cb.ID, State: "idle"}
 	for _, e := range cb.Events {
 		c.Events = append(c.Events, string(e))
@@ -157,11 +189,12 @@ func describeCallback(cb spec.Callback, d decoded, mem *decide.Memory, now time.
 			c.NextFire = &t
 		}
 	}
-	if r := d.st.Round; r != nil && cb.Handles(spec.Event(r.Event)) {
+	switch {
+	case r == nil || !cb.Handles(spec.Event(r.Event)):
+	case slices.Contains(r.Waiting, cb.ID):
 		c.State = "waiting"
-		if r.IsDone(cb.ID) {
-			c.State = "done"
-		}
+	case slices.Contains(r.Done, cb.ID):
+		c.State = "done"
 	}
 	if d.st.Progress[cb.ID] != nil {
 		s, f := callbackState(d.st, cb.ID, d.digest, now)

@@ -286,3 +286,84 @@ func TestDescribeShowsTheReconcileRequestAndWhetherItWasHandled(t *testing.T) {
 		})
 	}
 }
+
+// The round shown waits for the callbacks the gateway calls in it, not for
+// every callback of its event: in the round of a change taken back, only
+// those that acted on the change are called (and owed the essence now,
+// with the one they acted on as old); the others are idle.
+func TestDescribeShowsWhomARoundCallsAndWhatItOwesThem(t *testing.T) {
+	op := testOperator()
+	op.Spec.Callbacks = []spec.Callback{
+		{ID: "create", Events: []spec.Event{spec.EventCreate}},
+		{ID: "resize", Events: []spec.Event{spec.EventUpdate}},
+		{ID: "audit", Events: []spec.Event{spec.EventUpdate}},
+		{ID: "scale", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.replicas"}}},
+	}
+	sized := func(size int64) func(*unstructured.Unstructured) {
+		return func(o *unstructured.Unstructured) { _ = unstructured.SetNestedField(o.Object, size, "spec", "size") }
+	}
+	digestAt := func(size int64) string { return essence.Digest(essence.Of(object("a", nil, false, sized(size)))) }
+	tests := []struct {
+		name        string
+		handledSize int64 // the object is at size 3
+		round       *state.Round
+		behind      []*state.Seen
+		wantWaiting []string
+		wantOwed    []Owed
+		wantStates  map[string]string
+	}{
+		{
+			name:        "a change taken back: only the callback that acted on it",
+			handledSize: 3,
+			round:       &state.Round{Event: "update", Digest: digestAt(3)},
+			behind:      []*state.Seen{{IDs: []string{"resize"}, Digest: digestAt(5)}},
+			wantWaiting: []string{"resize"},
+			wantOwed:    []Owed{{Callback: "resize", ActedOn: digestAt(5)}},
+			wantStates:  map[string]string{"resize": "waiting", "audit": "idle", "scale": "idle"},
+		},
+		{
+			name:        "a change: the callbacks it concerns, not done yet",
+			handledSize: 1,
+			round:       &state.Round{Event: "update", Digest: digestAt(3), Done: []string{"audit"}},
+			wantWaiting: []string{"resize"},
+			wantStates:  map[string]string{"resize": "waiting", "audit": "done", "scale": "idle"},
+		},
+		{
+			name:        "a change taken back, its callback called already while another is owed it",
+			handledSize: 3,
+			round:       &state.Round{Event: "update", Digest: digestAt(3), Done: []string{"resize"}},
+			behind:      []*state.Seen{{IDs: []string{"resize", "audit"}, Digest: digestAt(5)}},
+			wantWaiting: []string{"audit"},
+			wantOwed:    []Owed{{Callback: "audit", ActedOn: digestAt(5)}},
+			wantStates:  map[string]string{"resize": "done", "audit": "waiting", "scale": "idle"},
+		},
+		{
+			name:        "a change since the round began: it starts over, owing the done ones the essence now",
+			handledSize: 1,
+			round:       &state.Round{Event: "update", Digest: digestAt(5), Done: []string{"resize"}},
+			wantWaiting: []string{"resize", "audit"},
+			wantOwed:    []Owed{{Callback: "resize", ActedOn: digestAt(5)}},
+			wantStates:  map[string]string{"resize": "waiting", "audit": "waiting", "scale": "idle"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &state.State{Round: tt.round, Behind: tt.behind}
+			if err := st.SetHandled(essence.Of(object("a", nil, false, sized(tt.handledSize))), state.DefaultEssenceCap); err != nil {
+				t.Fatal(err)
+			}
+			d := Describe(op, object("a", st, false, nil), nil, now)
+			if d.Round == nil || !equal(d.Round.Waiting, tt.wantWaiting) {
+				t.Fatalf("round = %+v, want waiting %v", d.Round, tt.wantWaiting)
+			}
+			if len(d.Round.Owed) != len(tt.wantOwed) || len(tt.wantOwed) > 0 && d.Round.Owed[0] != tt.wantOwed[0] {
+				t.Errorf("owed = %+v, want %+v", d.Round.Owed, tt.wantOwed)
+			}
+			for _, c := range d.Callbacks {
+				if want, ok := tt.wantStates[c.ID]; ok && c.State != want {
+					t.Errorf("callback %s: state %s, want %s", c.ID, c.State, want)
+				}
+			}
+		})
+	}
+}

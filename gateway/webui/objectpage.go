@@ -32,6 +32,9 @@ func (p objectPage) write(w *htmlWriter, u *ui) {
 		writeEssence(w, d.Essence)
 		if r := d.Round; r != nil {
 			w.f("<dt>round</dt><dd>%s: done %s· waiting %s</dd>\n", r.Event, words(r.Done, "none "), words(r.Waiting, "none"))
+			for _, o := range r.Owed {
+				w.f("<dt>owed</dt><dd>%s the essence now, having acted on <code>%s</code>, a change taken back (its old)</dd>\n", o.Callback, o.ActedOn)
+			}
 		}
 		if d.Reconcile.Requested != "" {
 			w.f("<dt>reconcile requested</dt><dd>%s%s</dd>\n", d.Reconcile.Requested, choose(d.Reconcile.Handled, " (handled)", " (to come)"))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/opgate/opgate/callbacks/essence"
 	"github.com/opgate/opgate/gateway/engine"
+	"github.com/opgate/opgate/gateway/inspect"
 	"github.com/opgate/opgate/gateway/server"
 	"github.com/opgate/opgate/gateway/spec"
 	"github.com/opgate/opgate/gateway/state"
@@ -145,5 +146,25 @@ func TestPathParamsValidated(t *testing.T) {
 				t.Errorf("GET %s: %d, want %d with %q:\n%s", tt.path, code, tt.code, tt.text, body)
 			}
 		})
+	}
+}
+
+// The object page says which callback the round owes the essence now, and
+// the essence it acted on, as `gateway status` does.
+func TestObjectPageSaysWhichCallbackIsOwedWhichEssence(t *testing.T) {
+	u := &ui{cfg: Config{Clock: func() time.Time { return now }}}
+	p := objectPage{Page: Page{Title: "t", Now: now}, Detail: inspect.Detail{
+		Object: inspect.Object{Namespace: "shop", Name: "cache", State: inspect.Pending},
+		Round: &inspect.Round{Event: "update", Done: []string{}, Waiting: []string{"resize"},
+			Owed: []inspect.Owed{{Callback: "resize", ActedOn: "5e6f7a8b"}}}}}
+	var w htmlWriter
+	p.write(&w, u)
+	for _, want := range []string{
+		"<dt>round</dt><dd>update: done none · waiting resize </dd>",
+		"<dt>owed</dt><dd>resize the essence now, having acted on <code>5e6f7a8b</code>, a change taken back (its old)</dd>",
+	} {
+		if !strings.Contains(w.b.String(), want) {
+			t.Errorf("page lacks %q:\n%s", want, w.b.String())
+		}
 	}
 }
