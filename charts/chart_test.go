@@ -199,6 +199,9 @@ func TestChartRefusesMistypedValues(t *testing.T) {
 		{"secretNamespace=Not_A_Namespace", "secretNamespace"},
 		{"ui.enable=true", "enable"},
 		{"ui.enabled=yes", "enabled"},
+		// The gateway refuses a QPS below one query a minute (0 included);
+		// the chart says so at install, not the pod at start.
+		{"gateway.kubeAPIQPS=0", "kubeAPIQPS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.set, func(t *testing.T) {
@@ -207,6 +210,25 @@ func TestChartRefusesMistypedValues(t *testing.T) {
 				t.Fatalf("helm template --set %s: err = %v, want one naming %q", tc.set, err, tc.want)
 			}
 		})
+	}
+}
+
+// A QPS the gateway refuses (under one query a minute) is refused by the
+// chart; one it takes, or a negative one (no limit), is rendered as given.
+// --set reads 0.01 as a string: the values come as JSON, as a values file
+// gives them.
+func TestChartTakesTheKubeAPIQPSTheGatewayTakes(t *testing.T) {
+	for _, tc := range []struct {
+		qps  string
+		want bool
+	}{{"0.01", false}, {"0.0167", true}, {"0.5", true}, {"-1", true}} {
+		out, err := helm(t, "template", "rel", chartDir, "--set-json", "gateway.kubeAPIQPS="+tc.qps)
+		if tc.want && (err != nil || !strings.Contains(out, "--kube-api-qps="+tc.qps)) {
+			t.Errorf("kubeAPIQPS %s: err %v, want --kube-api-qps=%s rendered", tc.qps, err, tc.qps)
+		}
+		if !tc.want && (err == nil || !strings.Contains(err.Error(), "kubeAPIQPS")) {
+			t.Errorf("kubeAPIQPS %s: err %v, want a refusal naming kubeAPIQPS", tc.qps, err)
+		}
 	}
 }
 
@@ -530,6 +552,9 @@ func TestChartRefusesSeveralReplicasWithoutLeaderElection(t *testing.T) {
 		{"3 replicas unelected", []string{"--set", "leaderElection.enabled=false", "--set", "replicaCount=3"}, true},
 		{"1 replica unelected", []string{"--set", "leaderElection.enabled=false", "--set", "replicaCount=1"}, false},
 		{"2 replicas elected", nil, false},
+		{"2 replicas unelected by extraArgs", []string{"--set", "gateway.extraArgs={--leader-elect=false}"}, true},
+		{"1 replica unelected by extraArgs", []string{"--set", "gateway.extraArgs={--leader-elect=false}", "--set", "replicaCount=1"}, false},
+		{"2 replicas elected by extraArgs", []string{"--set", "leaderElection.enabled=false", "--set", "gateway.extraArgs={--leader-elect}"}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

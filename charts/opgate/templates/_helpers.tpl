@@ -65,3 +65,44 @@ subjects:
 {{- define "opgate.secretNamespace" -}}
 {{- .Values.secretNamespace | default .Release.Namespace }}
 {{- end }}
+
+{{/* The leader election a gateway runs with .args, as pflag (run's flags)
+reads them: a value after "=" or as the next argument, the last of a
+repeated flag winning; --leader-elect is a bool, set by itself or by
+"=value" only. An empty namespace is the pod's own ($POD_NAMESPACE, the
+release's, .namespace). Compared as JSON: how the args spell it does not
+matter, only the Lease; off, no Lease matters. */}}
+{{- define "opgate.election" -}}
+{{- $flags := dict "--leader-elect" "enabled" "--leader-election-name" "name" "--leader-election-namespace" "namespace" }}
+{{- $e := dict "enabled" "false" "name" "opgate-gateway" "namespace" "" }}
+{{- $pending := "" }}
+{{- range .args }}
+{{- $arg := toString . }}
+{{- if $pending }}
+{{- $_ := set $e $pending $arg }}
+{{- $pending = "" }}
+{{- else }}
+{{- $parts := splitn "=" 2 $arg }}
+{{- $key := get $flags $parts._0 }}
+{{- if and $key (contains "=" $arg) }}
+{{- $_ := set $e $key $parts._1 }}
+{{- else if eq $key "enabled" }}
+{{- $_ := set $e "enabled" "true" }}
+{{- else if $key }}
+{{- $pending = $key }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- /* strconv.ParseBool's spellings; any other stops the gateway. */}}
+{{- if has $e.enabled (list "1" "t" "T" "TRUE" "true" "True") }}
+{{- $_ := set $e "enabled" "true" }}
+{{- else if has $e.enabled (list "0" "f" "F" "FALSE" "false" "False") }}
+{{- $_ := set $e "enabled" "false" }}
+{{- end }}
+{{- if eq $e.enabled "true" }}
+{{- $_ := set $e "namespace" ($e.namespace | default .namespace) }}
+{{- toJson $e }}
+{{- else }}
+{{- toJson (dict "enabled" $e.enabled) }}
+{{- end }}
+{{- end }}
