@@ -454,7 +454,7 @@ func TestSpeedProbe(t *testing.T) {
 }
 
 func TestReportSaysWhenTheBaselineWatchedTheChildren(t *testing.T) {
-	for _, encoding := range []string{"", rawWatchJSON, rawWatchProtobuf} {
+	for _, encoding := range append([]string{""}, rawWatchEncodings...) {
 		args := []string{"-n", "20"}
 		if encoding != "" {
 			args = append(args, "-raw-watches-children", encoding)

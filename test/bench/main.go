@@ -104,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Repeat, "repeat", 1, "rounds of every workload, mode and system, each on a fresh control plane, the systems' order reversed every other round (an even number gives each system the first place as often); the ratios' median over the rounds is reported too; K times as long")
 	fs.IntVar(&o.MaxProcs, "gomaxprocs", 1, "GOMAXPROCS of both systems' processes (the gateway's handler's too), as the chart's default CPU request (100m) sets it for the gateway (0: as in the harness's environment, else Go's default of one per core)")
 	fs.DurationVar(&o.QuietLimit, "quiet-limit", 60*time.Second, "before each system starts and its backlog is created: write dirty pages back and wait until the machine is quiet (under 15 % of a core busy over 1 s), at most this long, checked after each second (0: start at once)")
-	fs.StringVar(&o.RawWatchesChildren, "raw-watches-children", "", "experiment: the raw program also keeps a watch and cache of the Deployments, as the gateway does for the children its requests carry: json (the gateway's encoding) or protobuf (the figures then measure the gateway against a baseline paying for that watch)")
+	fs.StringVar(&o.RawWatchesChildren, "raw-watches-children", "", "experiment: the raw program also keeps a watch and cache of the Deployments, as the gateway does for the children its requests carry: json (the gateway's encoding), protobuf, or metadata (metadata alone; the figures then measure the gateway against a baseline paying for that watch)")
 	fs.DurationVar(&o.Timeout, "phase-timeout", 10*time.Minute, "longest a phase may take to converge")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -136,8 +136,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("-workloads: %q is neither fast nor handler", w)
 		}
 	}
-	if w := o.RawWatchesChildren; w != "" && w != rawWatchJSON && w != rawWatchProtobuf {
-		fmt.Fprintf(stderr, "-raw-watches-children %q: want %s or %s\n", w, rawWatchJSON, rawWatchProtobuf)
+	if w := o.RawWatchesChildren; w != "" && !slices.Contains(rawWatchEncodings, w) {
+		fmt.Fprintf(stderr, "-raw-watches-children %q: want one of %s\n", w, strings.Join(rawWatchEncodings, ", "))
 		return o, fmt.Errorf("-raw-watches-children %q", w)
 	}
 	if o.WarmUp < 0 {

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -25,6 +26,8 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -278,7 +281,14 @@ func patchJSON(ctx context.Context, r dynamic.ResourceInterface, name string, pa
 const (
 	rawWatchJSON     = "json"
 	rawWatchProtobuf = "protobuf"
+	// rawWatchMetadata: metadata alone (PartialObjectMetadata, in
+	// protobuf), what a gateway that fetched children only when a request
+	// carries them would keep.
+	rawWatchMetadata = "metadata"
 )
+
+// rawWatchEncodings lists every encoding -raw-watches-children takes.
+var rawWatchEncodings = []string{rawWatchJSON, rawWatchProtobuf, rawWatchMetadata}
 
 // watchDeployments starts an informer caching the namespace's Deployments:
 // in JSON through the dynamic client (factory, started with the parents'),
@@ -303,6 +313,18 @@ func watchDeployments(cfg *rest.Config, ns, encoding string, factory dynamicinfo
 		done := make(chan struct{})
 		f.Start(done)
 		return func() { close(done); f.Shutdown() }, nil
+	case rawWatchMetadata:
+		meta, err := metadata.NewForConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		f := metadatainformer.NewFilteredSharedInformerFactory(meta, 0, ns, nil)
+		if _, err := f.ForResource(deployGVR).Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{}); err != nil {
+			return nil, err
+		}
+		done := make(chan struct{})
+		f.Start(done)
+		return func() { close(done); f.Shutdown() }, nil
 	}
-	return nil, fmt.Errorf("watch children in %q: want %s or %s", encoding, rawWatchJSON, rawWatchProtobuf)
+	return nil, fmt.Errorf("watch children in %q: want one of %s", encoding, strings.Join(rawWatchEncodings, ", "))
 }
