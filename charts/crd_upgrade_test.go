@@ -27,15 +27,7 @@ import (
 func TestDocumentedCRDUpgradeAppliesOverTheCRDHelmCreated(t *testing.T) {
 	command := documentedCRDApply(t)
 	force := strings.Contains(command, "--force-conflicts")
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stop envtest: %v", err)
-		}
-	})
+	env := testenv.StartForTest(t)
 	crds := apiextensionsclient.NewForConfigOrDie(env.Config).ApiextensionsV1().CustomResourceDefinitions()
 	ctx := context.Background()
 

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/opgate/opgate/gateway/runner"
+	"github.com/opgate/opgate/internal/testenv"
 )
 
 // The kubelet kills a pod its grace period after SIGTERM. The gateway's
@@ -21,7 +22,7 @@ import (
 // no replica leads meanwhile. Read back from a real kube-apiserver, which
 // defaults an unset grace period.
 func TestChartGracePeriodCoversTheGatewaysShutdown(t *testing.T) {
-	kube := kubernetes.NewForConfigOrDie(startAPIServer(t).Config)
+	kube := kubernetes.NewForConfigOrDie(testenv.StartForTest(t).Config)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string

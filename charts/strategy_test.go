@@ -16,21 +16,6 @@ import (
 	"github.com/opgate/opgate/internal/testenv"
 )
 
-// startAPIServer starts a real kube-apiserver (envtest) for one test.
-func startAPIServer(t *testing.T) *testenv.Env {
-	t.Helper()
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stop envtest: %v", err)
-		}
-	})
-	return env
-}
-
 // install.md allows leaderElection.enabled=false with one replica only,
 // since unelected replicas would all act. Left to the API server, the
 // strategy is RollingUpdate 25%/25%: with one replica the Deployment
@@ -41,7 +26,7 @@ func startAPIServer(t *testing.T) *testenv.Env {
 func TestChartUnelectedSingleReplicaNeverRunsTwoPodsDuringARollout(t *testing.T) {
 	var d appsv1.Deployment
 	find(t, render(t, "--set", "leaderElection.enabled=false", "--set", "replicaCount=1"), "Deployment", "rel-opgate", &d)
-	kube := kubernetes.NewForConfigOrDie(startAPIServer(t).Config)
+	kube := kubernetes.NewForConfigOrDie(testenv.StartForTest(t).Config)
 	ctx := context.Background()
 	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ops"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -85,13 +70,7 @@ const (
 // kube-apiserver: lookup finds nothing under helm template, and whether
 // Helm's patch can switch a stored strategy is the API server's to say.
 func TestChartUpgradeThatChangesTheElectionStopsTheOldPodsFirst(t *testing.T) {
-	env := startAPIServer(t)
-	kube := kubernetes.NewForConfigOrDie(env.Config)
-	kubeconfig := writeKubeConfig(t, env)
-	for i, tc := range []struct {
-		name  string
-		steps []release
-	}{
+	checkReleaseHistories(t, "r", []releaseHistory{
 		{"lease renamed", []release{
 			{nil, rolling},
 			{[]string{"--set", "leaderElection.leaseName=opgate-v2"}, recreate},
@@ -110,9 +89,26 @@ func TestChartUpgradeThatChangesTheElectionStopsTheOldPodsFirst(t *testing.T) {
 			{nil, rolling},
 			{[]string{"--set", "gateway.logLevel=debug"}, rolling},
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			checkReleases(t, kube, kubeconfig, fmt.Sprintf("r%d", i), fmt.Sprintf("ops-%d", i), tc.steps)
+	})
+}
+
+// releaseHistory is a release's install and upgrades, in order.
+type releaseHistory struct {
+	name  string
+	steps []release
+}
+
+// checkReleaseHistories plays each history as a release of its own,
+// named prefix and its index, in a namespace of its own, against one real
+// kube-apiserver (checkReleases).
+func checkReleaseHistories(t *testing.T, prefix string, histories []releaseHistory) {
+	t.Helper()
+	env := testenv.StartForTest(t)
+	kube := kubernetes.NewForConfigOrDie(env.Config)
+	kubeconfig := writeKubeConfig(t, env)
+	for i, h := range histories {
+		t.Run(h.name, func(t *testing.T) {
+			checkReleases(t, kube, kubeconfig, fmt.Sprintf("%s%d", prefix, i), fmt.Sprintf("ops-%s%d", prefix, i), h.steps)
 		})
 	}
 }
@@ -163,13 +159,7 @@ func writeKubeConfig(t *testing.T, env *testenv.Env) string {
 // argument stops the old pods first (else two leaders), and the same Lease
 // spelled otherwise still rolls (else a needless outage).
 func TestChartUpgradeComparesTheLeaseTheGatewayParsesNotItsSpelling(t *testing.T) {
-	env := startAPIServer(t)
-	kube := kubernetes.NewForConfigOrDie(env.Config)
-	kubeconfig := writeKubeConfig(t, env)
-	for i, tc := range []struct {
-		name  string
-		steps []release
-	}{
+	checkReleaseHistories(t, "s", []releaseHistory{
 		{"lease namespace moved by a separate value argument", []release{
 			{[]string{"--set", "gateway.extraArgs={--leader-election-namespace,lease-a}"}, rolling},
 			{[]string{"--set", "gateway.extraArgs={--leader-election-namespace,lease-b}"}, recreate},
@@ -199,9 +189,5 @@ func TestChartUpgradeComparesTheLeaseTheGatewayParsesNotItsSpelling(t *testing.T
 			{nil, rolling},
 			{[]string{"--set", "gateway.extraArgs={--leader-election-namespace=ops-s6}"}, rolling},
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			checkReleases(t, kube, kubeconfig, fmt.Sprintf("s%d", i), fmt.Sprintf("ops-s%d", i), tc.steps)
-		})
-	}
+	})
 }

@@ -187,15 +187,7 @@ func TestRemoveOperatorsRefusesToSelectEveryOperator(t *testing.T) {
 // helm uninstall must not be blocked by a CRD deleted before it. The
 // hook's rules are enough to tell (discovery is open to every user).
 func TestRemoveOperatorsSucceedsWithoutTheCRD(t *testing.T) {
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stop envtest: %v", err)
-		}
-	})
+	env := testenv.StartForTest(t)
 	const user = "uninstall-hook"
 	grant(t, env.Config, user,
 		rbacv1.PolicyRule{APIGroups: []string{"opgate.dev"}, Resources: []string{"webhookoperators"}, Verbs: []string{"list", "watch"}})

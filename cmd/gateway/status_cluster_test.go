@@ -175,15 +175,7 @@ func TestStatusAndReconcileSayAServerThatIsNotKubernetesIsNot(t *testing.T) {
 // Without the WebhookOperator CRD, a real API server answers 404 too, and
 // its discovery says why: the CRD is not installed.
 func TestStatusAndReconcileSayTheCRDIsNotInstalled(t *testing.T) {
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stop envtest: %v", err)
-		}
-	})
+	env := testenv.StartForTest(t)
 	kubeconfig := writeKubeconfig(t, env.Config, "", "")
 	for _, args := range commandsReadingOperators {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -56,6 +57,22 @@ func Start(crdPaths ...string) (*Env, error) {
 	// make them slow for no reason.
 	cfg.QPS, cfg.Burst = 200, 400
 	return &Env{Config: cfg, env: env}, nil
+}
+
+// StartForTest starts a control plane for one test, as Start does, and
+// stops it when the test ends; a failure to start fails the test.
+func StartForTest(t testing.TB, crdPaths ...string) *Env {
+	t.Helper()
+	env, err := Start(crdPaths...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stop envtest: %v", err)
+		}
+	})
+	return env
 }
 
 // Stop stops the control plane.

@@ -29,15 +29,7 @@ func TestOperatorWhoseCRDTheGatewayMayNotReadIsNotReadyUntilAllowed(t *testing.T
 	h := newHandler(t, ok(nil))
 	name := "nocrdget"
 	gw := runGateway(t, limited, runner.Options{})
-	createOperatorObject(t, fmt.Sprintf(`
-apiVersion: opgate.dev/v1alpha1
-kind: WebhookOperator
-metadata: {name: %s}
-spec:
-  watch: {apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}
-  handler: {url: %q}
-  callbacks: [{id: create, events: [create]}]
-`, name, ns, h.URL))
+	createOperatorObject(t, operatorDoc(name, widgetWatch(ns), h.URL, `[{id: create, events: [create]}]`))
 	waitReady(t, name, "False/CRDUnreadable")
 	if c := readyCondition(t, name); !strings.Contains(c, refused) {
 		t.Errorf("Ready = %s, want the API server's refusal %q", c, refused)

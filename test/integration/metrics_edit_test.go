@@ -20,16 +20,7 @@ func TestAnOperatorsCountersOutliveAnEditOfItsSpecAndGoWithIt(t *testing.T) {
 	ns := newNamespace(t)
 	h := newHandler(t, ok(map[string]any{"status": map[string]any{"message": "handled"}}))
 	_, reg := startGatewayWithMetrics(t) // no files: the registry of WebhookOperator objects
-	createOperatorObject(t, fmt.Sprintf(`
-apiVersion: opgate.dev/v1alpha1
-kind: WebhookOperator
-metadata: {name: counted}
-spec:
-  watch: {apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}
-  handler: {url: %q}
-  callbacks:
-    - {id: create, events: [create]}
-`, ns, h.URL))
+	createOperatorObject(t, operatorDoc("counted", widgetWatch(ns), h.URL, `[{id: create, events: [create]}]`))
 	createWidget(t, ns, "example", 1)
 	successes := func() (float64, bool) {
 		return counterValue(t, reg, "opgate_callback_requests_total",

@@ -154,7 +154,7 @@ func TestDeletedOperatorGoesOnceItsSpecDropsTheRefusedNamespace(t *testing.T) {
 	waitReady(t, name, "False/"+engine.ReasonReleaseForbidden)
 	eventually(t, 30*time.Second, func() error { return releasedBy(t, kept, "example", name) })
 
-	replaceOperatorSpec(t, name, operatorDoc(name, fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}", kept), h.URL, ""))
+	replaceOperatorSpec(t, name, operatorDoc(name, widgetWatch(kept), h.URL, ""))
 
 	eventually(t, 60*time.Second, func() error {
 		if _, err := dyn(t).Resource(engine.OperatorResource).Get(context.Background(), name, metav1.GetOptions{}); err == nil {

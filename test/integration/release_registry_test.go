@@ -34,6 +34,11 @@ spec:
 `, name, watch, url, callbacks)
 }
 
+// widgetWatch is the watch of the test Widgets in namespace ns.
+func widgetWatch(ns string) string {
+	return fmt.Sprintf("{apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}", ns)
+}
+
 // replaceOperatorSpec replaces the spec of a WebhookOperator object.
 func replaceOperatorSpec(t *testing.T, name, doc string) {
 	t.Helper()
