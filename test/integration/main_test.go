@@ -14,13 +14,17 @@ import (
 // starts once per package (about 5 s).
 var cfg *rest.Config
 
+// testEnv is cfg's control plane: its KubeConfig is for tools the tests
+// run as processes (helm, the gateway binary).
+var testEnv *testenv.Env
+
 func TestMain(m *testing.M) {
 	env, err := testenv.Start("testdata/crds", "../../crds", "../../examples/crds")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		os.Exit(1)
 	}
-	cfg = env.Config
+	cfg, testEnv = env.Config, env
 	code := m.Run()
 	if err := env.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "integration: stop:", err)
