@@ -89,7 +89,7 @@ func TestChartUpgradeThatChangesTheElectionStopsTheOldPodsFirst(t *testing.T) {
 			{nil, rolling},
 			{[]string{"--set", "gateway.logLevel=debug"}, rolling},
 		}},
-	})
+	}, "elsewhere")
 }
 
 // releaseHistory is a release's install and upgrades, in order.
@@ -100,12 +100,19 @@ type releaseHistory struct {
 
 // checkReleaseHistories plays each history as a release of its own,
 // named prefix and its index, in a namespace of its own, against one real
-// kube-apiserver (checkReleases).
-func checkReleaseHistories(t *testing.T, prefix string, histories []releaseHistory) {
+// kube-apiserver (checkReleases). namespaces are created first: those a
+// history elects in (the chart puts the Lease's Role there, so they must
+// exist, as a Secret namespace must).
+func checkReleaseHistories(t *testing.T, prefix string, histories []releaseHistory, namespaces ...string) {
 	t.Helper()
 	env := testenv.StartForTest(t)
 	kube := kubernetes.NewForConfigOrDie(env.Config)
 	kubeconfig := writeKubeConfig(t, env)
+	for _, ns := range namespaces {
+		if _, err := kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i, h := range histories {
 		t.Run(h.name, func(t *testing.T) {
 			checkReleases(t, kube, kubeconfig, fmt.Sprintf("%s%d", prefix, i), fmt.Sprintf("ops-%s%d", prefix, i), h.steps)
@@ -189,5 +196,5 @@ func TestChartUpgradeComparesTheLeaseTheGatewayParsesNotItsSpelling(t *testing.T
 			{nil, rolling},
 			{[]string{"--set", "gateway.extraArgs={--leader-election-namespace=ops-s6}"}, rolling},
 		}},
-	})
+	}, "lease-a", "lease-b")
 }

@@ -106,3 +106,17 @@ matter, only the Lease; off, no Lease matters. */}}
 {{- toJson (dict "enabled" $e.enabled) }}
 {{- end }}
 {{- end }}
+
+{{/* The election the gateway runs with (opgate.election's JSON): the
+chart's flags, then gateway.extraArgs, which can override them. The
+Deployment compares it with the installed one's; the Lease Role goes where
+it elects. */}}
+{{- define "opgate.gatewayElection" -}}
+{{- $election := .Values.leaderElection | default dict }}
+{{- $args := list }}
+{{- if dig "enabled" true $election }}
+{{- $args = list "--leader-elect" (printf "--leader-election-name=%s" (dig "leaseName" "opgate-gateway" $election)) }}
+{{- end }}
+{{- $args = concat $args ((.Values.gateway | default dict).extraArgs | default list) }}
+{{- include "opgate.election" (dict "args" $args "namespace" .Release.Namespace) }}
+{{- end }}

@@ -1,0 +1,74 @@
+package charts
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/opgate/opgate/internal/testenv"
+)
+
+// The gateway takes, renews and frees its Lease where it elects: the
+// release namespace, or the one --leader-election-namespace in
+// gateway.extraArgs names. Its ServiceAccount must be allowed there, or no
+// replica ever leads and no operator runs. Asked of the real authorizer
+// (SubjectAccessReviews) after a real helm install.
+func TestChartGrantsTheLeaseInTheNamespaceTheGatewayElectsIn(t *testing.T) {
+	env := testenv.StartForTest(t)
+	kube := kubernetes.NewForConfigOrDie(env.Config)
+	kubeconfig := writeKubeConfig(t, env)
+	ctx := context.Background()
+	cases := []struct {
+		name      string
+		set       []string
+		leaseNS   string
+		leaseName string
+	}{
+		{"the release namespace by default", nil, "", "opgate-gateway"},
+		{"moved by --leader-election-namespace=", []string{"--set", "gateway.extraArgs={--leader-election-namespace=leases-a}"}, "leases-a", "opgate-gateway"},
+		{"moved by a separate value argument", []string{"--set", "gateway.extraArgs={--leader-election-namespace,leases-b}"}, "leases-b", "opgate-gateway"},
+		{"moved and renamed", []string{"--set", "leaderElection.leaseName=gw", "--set", "gateway.extraArgs={--leader-election-namespace=leases-c}"}, "leases-c", "gw"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			release, ns := fmt.Sprintf("l%d", i), fmt.Sprintf("ops-l%d", i)
+			leaseNS := tc.leaseNS
+			if leaseNS == "" {
+				leaseNS = ns
+			} else if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: leaseNS}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"install", release, chartDir, "--namespace", ns, "--create-namespace", "--skip-crds", "--kubeconfig", kubeconfig}, tc.set...)
+			if out, err := helm(t, args...); err != nil {
+				t.Fatalf("helm %v: %v\n%s", args, err, out)
+			}
+			d, err := kube.AppsV1().Deployments(ns).Get(ctx, release+"-opgate", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sa := d.Spec.Template.Spec.ServiceAccountName
+			for _, verb := range []string{"get", "create", "update"} {
+				sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+					User:   "system:serviceaccount:" + ns + ":" + sa,
+					Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+					ResourceAttributes: &authorizationv1.ResourceAttributes{
+						Namespace: leaseNS, Verb: verb, Group: "coordination.k8s.io", Resource: "leases", Name: tc.leaseName,
+					},
+				}}
+				got, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !got.Status.Allowed {
+					t.Errorf("gateway args %q: ServiceAccount %s/%s may not %s the Lease %s/%s it elects with (%s)",
+						d.Spec.Template.Spec.Containers[0].Args, ns, sa, verb, leaseNS, tc.leaseName, got.Status.Reason)
+				}
+			}
+		})
+	}
+}
