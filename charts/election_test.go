@@ -3,11 +3,13 @@ package charts
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/opgate/opgate/internal/testenv"
@@ -68,6 +70,31 @@ func TestChartGrantsTheLeaseInTheNamespaceTheGatewayElectsIn(t *testing.T) {
 					t.Errorf("gateway args %q: ServiceAccount %s/%s may not %s the Lease %s/%s it elects with (%s)",
 						d.Spec.Template.Spec.Containers[0].Args, ns, sa, verb, leaseNS, tc.leaseName, got.Status.Reason)
 				}
+			}
+		})
+	}
+}
+
+// The API server refuses a Lease whose name is no DNS-1123 subdomain, so a
+// gateway given one never leads; and since a changed leaseName renders
+// Recreate, the upgrade bringing the typo first stops the working gateway.
+// The chart refuses exactly the names Kubernetes refuses.
+func TestChartRefusesALeaseNameKubernetesRefuses(t *testing.T) {
+	for _, name := range []string{
+		"opgate-gateway", "gw.v2", "0gw", strings.Repeat("a", 253),
+		"Opgate_Gateway", "Opgate", "gw_1", "-gw", "gw-", "gw..v2", ".gw", strings.Repeat("a", 254),
+	} {
+		t.Run(fmt.Sprintf("%.20s (%d)", name, len(name)), func(t *testing.T) {
+			valid := len(validation.IsDNS1123Subdomain(name)) == 0
+			out, err := helm(t, "template", "rel", chartDir, "--namespace", "ops", "--set-string", "leaderElection.leaseName="+name)
+			switch {
+			case valid && err != nil:
+				t.Errorf("leaderElection.leaseName %q, a valid Lease name: %v", name, err)
+			case valid && !strings.Contains(out, "--leader-election-name="+name):
+				t.Errorf("leaderElection.leaseName %q: not rendered as --leader-election-name", name)
+			case !valid && (err == nil || !strings.Contains(err.Error(), "leaseName")):
+				t.Errorf("leaderElection.leaseName %q, refused by the API server (%s): err = %v, want one naming leaseName",
+					name, validation.IsDNS1123Subdomain(name), err)
 			}
 		})
 	}

@@ -2,10 +2,13 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // positive is an integer flag that refuses zero and negative values as it
@@ -61,3 +64,40 @@ func (v rateLimit) Set(s string) error {
 func (v rateLimit) String() string { return strconv.FormatFloat(float64(*v.p), 'g', -1, 32) }
 
 func (rateLimit) Type() string { return "float32" }
+
+// objectName is a string flag naming a Kubernetes object, refused as it is
+// parsed when the API server would refuse the name: a gateway given such a
+// Lease would run, never lead and never act. An empty value is taken only
+// where it means a default (the pod's own namespace).
+type objectName struct {
+	p          *string
+	what       string
+	check      func(string) []string
+	emptyIsDef bool
+}
+
+// leaseNameVar is a Lease name: a DNS-1123 subdomain.
+func leaseNameVar(f *pflag.FlagSet, p *string, name, value, usage string) {
+	*p = value
+	f.Var(objectName{p: p, what: "Lease name", check: validation.IsDNS1123Subdomain}, name, usage)
+}
+
+// namespaceVar is a namespace name (a DNS-1123 label), or empty.
+func namespaceVar(f *pflag.FlagSet, p *string, name, value, usage string) {
+	*p = value
+	f.Var(objectName{p: p, what: "namespace name", check: validation.IsDNS1123Label, emptyIsDef: true}, name, usage)
+}
+
+func (v objectName) Set(s string) error {
+	if s != "" || !v.emptyIsDef {
+		if errs := v.check(s); len(errs) > 0 {
+			return fmt.Errorf("want a %s the API server takes: %s", v.what, strings.Join(errs, "; "))
+		}
+	}
+	*v.p = s
+	return nil
+}
+
+func (v objectName) String() string { return *v.p }
+
+func (objectName) Type() string { return "string" }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/opgate/opgate/gateway/engine"
 	"github.com/opgate/opgate/gateway/server"
@@ -133,5 +135,44 @@ func TestRunRefusesAZeroOrTooLowClientRateLimit(t *testing.T) {
 			want = []string{tt.wantQPS, tt.wantBur}
 		}
 		checkRunFlags(t, tt.args, tt.wantErr, []string{"kube-api-qps", "kube-api-burst"}, want)
+	}
+}
+
+// A Lease name that is no DNS-1123 subdomain, or a namespace that is no
+// DNS-1123 label, is refused by the API server on every attempt to take
+// the Lease: the gateway would run, never lead and never act. It refuses
+// them as the flags are parsed, naming the flag and the rule. An empty
+// namespace is the pod's own.
+func TestRunRefusesALeaseTheAPIServerRefuses(t *testing.T) {
+	long := strings.Repeat("a", 254)
+	nameErr := func(v string) string {
+		return fmt.Sprintf(`invalid argument %q for "--leader-election-name" flag: want a Lease name the API server takes: %s`,
+			v, strings.Join(validation.IsDNS1123Subdomain(v), "; "))
+	}
+	namespaceErr := func(v string) string {
+		return fmt.Sprintf(`invalid argument %q for "--leader-election-namespace" flag: want a namespace name the API server takes: %s`,
+			v, strings.Join(validation.IsDNS1123Label(v), "; "))
+	}
+	tests := []struct {
+		args             []string
+		wantErr          string
+		wantName, wantNS string
+	}{
+		{nil, "", "opgate-gateway", ""},
+		{[]string{"--leader-election-name=gw.v2", "--leader-election-namespace=leases"}, "", "gw.v2", "leases"},
+		{[]string{"--leader-election-namespace="}, "", "opgate-gateway", ""},
+		{[]string{"--leader-election-name=Opgate_Gateway"}, nameErr("Opgate_Gateway"), "", ""},
+		{[]string{"--leader-election-name="}, nameErr(""), "", ""},
+		{[]string{"--leader-election-name=" + long}, nameErr(long), "", ""},
+		{[]string{"--leader-election-namespace=Leases"}, namespaceErr("Leases"), "", ""},
+		{[]string{"--leader-election-namespace=leases.v2"}, namespaceErr("leases.v2"), "", ""},
+		{[]string{"--leader-election-namespace=" + long[:64]}, namespaceErr(long[:64]), "", ""},
+	}
+	for _, tt := range tests {
+		var want []string
+		if tt.wantErr == "" {
+			want = []string{tt.wantName, tt.wantNS}
+		}
+		checkRunFlags(t, tt.args, tt.wantErr, []string{"leader-election-name", "leader-election-namespace"}, want)
 	}
 }
