@@ -8,6 +8,7 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
@@ -95,6 +96,100 @@ func TestChartRefusesALeaseNameKubernetesRefuses(t *testing.T) {
 			case !valid && (err == nil || !strings.Contains(err.Error(), "leaseName")):
 				t.Errorf("leaderElection.leaseName %q, refused by the API server (%s): err = %v, want one naming leaseName",
 					name, validation.IsDNS1123Subdomain(name), err)
+			}
+		})
+	}
+}
+
+// An upgrade that renames the gateway's Deployment (fullnameOverride or
+// nameOverride) makes Helm create the new Deployment, whose pods start at
+// once, and delete the old one only at the end: unless both run elected
+// under the same Lease, two gateways act at once (Recreate and the lookup of
+// the installed Deployment see the new name only). The chart refuses such an
+// upgrade while the old Deployment still has replicas, naming it and the
+// way out, and creates nothing; scaled to 0 first, the rename goes through.
+func TestChartRefusesARenameThatWouldRunTwoActingGateways(t *testing.T) {
+	env := testenv.StartForTest(t)
+	kube := kubernetes.NewForConfigOrDie(env.Config)
+	kubeconfig := writeKubeConfig(t, env)
+	ctx := context.Background()
+	unelected := []string{"--set", "leaderElection.enabled=false", "--set", "replicaCount=1"}
+	cases := []struct {
+		name             string
+		install, upgrade []string
+		oldName, newName string // the Deployment's; %s in them and in the args is the release name
+		scaleOldToZero   bool
+		wantRefused      bool
+	}{
+		{"unelected, fullnameOverride changed",
+			append([]string{"--set", "fullnameOverride=%s-a"}, unelected...), append([]string{"--set", "fullnameOverride=%s-b"}, unelected...),
+			"%s-a", "%s-b", false, true},
+		{"unelected, nameOverride changed",
+			append([]string{"--set", "nameOverride=gw"}, unelected...), append([]string{"--set", "nameOverride=gateway"}, unelected...),
+			"%s-gw", "%s-gateway", false, true},
+		{"unelected, the old Deployment scaled to 0 first",
+			append([]string{"--set", "fullnameOverride=%s-a"}, unelected...), append([]string{"--set", "fullnameOverride=%s-b"}, unelected...),
+			"%s-a", "%s-b", true, false},
+		{"election turned off with the rename",
+			[]string{"--set", "fullnameOverride=%s-a", "--set", "replicaCount=1"}, append([]string{"--set", "fullnameOverride=%s-b"}, unelected...),
+			"%s-a", "%s-b", false, true},
+		{"election turned on with the rename",
+			append([]string{"--set", "fullnameOverride=%s-a"}, unelected...), []string{"--set", "fullnameOverride=%s-b", "--set", "replicaCount=1"},
+			"%s-a", "%s-b", false, true},
+		{"elected, the Lease renamed with the Deployment",
+			[]string{"--set", "fullnameOverride=%s-a"}, []string{"--set", "fullnameOverride=%s-b", "--set", "leaderElection.leaseName=%s-b"},
+			"%s-a", "%s-b", false, true},
+		{"elected under the same Lease: the new pods stand by",
+			[]string{"--set", "fullnameOverride=%s-a"}, []string{"--set", "fullnameOverride=%s-b"},
+			"%s-a", "%s-b", false, false},
+		{"unelected, name unchanged",
+			unelected, append([]string{"--set", "gateway.logLevel=debug"}, unelected...),
+			"%s-opgate", "%s-opgate", false, false},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			release, ns := fmt.Sprintf("n%d", i), fmt.Sprintf("ops-n%d", i)
+			// Cluster-scoped objects (the ClusterRole) are named after the
+			// Deployment: each release needs names of its own.
+			named := func(s string) string { return strings.ReplaceAll(s, "%s", release) }
+			oldName, newName := named(tc.oldName), named(tc.newName)
+			args := []string{"install", release, chartDir, "--namespace", ns, "--create-namespace", "--skip-crds", "--kubeconfig", kubeconfig}
+			for _, a := range tc.install {
+				args = append(args, named(a))
+			}
+			if out, err := helm(t, args...); err != nil {
+				t.Fatalf("helm %v: %v\n%s", args, err, out)
+			}
+			if tc.scaleOldToZero {
+				scale, err := kube.AppsV1().Deployments(ns).GetScale(ctx, oldName, metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				scale.Spec.Replicas = 0
+				if _, err := kube.AppsV1().Deployments(ns).UpdateScale(ctx, oldName, scale, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args = []string{"upgrade", release, chartDir, "--namespace", ns, "--skip-crds", "--kubeconfig", kubeconfig}
+			for _, a := range tc.upgrade {
+				args = append(args, named(a))
+			}
+			out, err := helm(t, args...)
+			if !tc.wantRefused {
+				if err != nil {
+					t.Fatalf("helm %v: %v\n%s", args, err, out)
+				}
+				if _, err := kube.AppsV1().Deployments(ns).Get(ctx, newName, metav1.GetOptions{}); err != nil {
+					t.Errorf("after helm %v: %v", args, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "Deployment "+ns+"/"+oldName) || !strings.Contains(err.Error(), "--replicas=0") {
+				t.Errorf("helm %v, renaming Deployment %s to %s: err = %v, want a refusal naming Deployment %s/%s and how to scale it to 0",
+					args, oldName, newName, err, ns, oldName)
+			}
+			if _, err := kube.AppsV1().Deployments(ns).Get(ctx, newName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("after the refused upgrade, Deployment %s: err = %v, want it never created", newName, err)
 			}
 		})
 	}
