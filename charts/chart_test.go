@@ -232,6 +232,30 @@ func TestChartTakesTheKubeAPIQPSTheGatewayTakes(t *testing.T) {
 	}
 }
 
+// `helm --set` passes a number that is no integer (0.5) as a string: the
+// chart takes a numeric string as the number it spells and renders it
+// unchanged, and holds it to the same floor (one query a minute, or
+// negative); a string that is no number is refused naming the value.
+func TestChartTakesAFractionalKubeAPIQPSFromSet(t *testing.T) {
+	for _, tc := range []struct {
+		qps  string
+		want bool
+	}{
+		{"0.5", true}, {"0.0167", true}, {"-0.5", true}, {"2.5e2", true}, {"1000", true},
+		{"0.01", false}, {"0.0", false}, {"fast", false}, {"0.5qps", false}, {"NaN", false},
+	} {
+		t.Run(tc.qps, func(t *testing.T) {
+			out, err := helm(t, "template", "rel", chartDir, "--set", "gateway.kubeAPIQPS="+tc.qps)
+			if tc.want && (err != nil || !strings.Contains(out, "--kube-api-qps="+tc.qps+"\n")) {
+				t.Errorf("--set gateway.kubeAPIQPS=%s: err %v, want --kube-api-qps=%s rendered", tc.qps, err, tc.qps)
+			}
+			if !tc.want && (err == nil || !strings.Contains(err.Error(), "kubeAPIQPS")) {
+				t.Errorf("--set gateway.kubeAPIQPS=%s: err %v, want a refusal naming kubeAPIQPS", tc.qps, err)
+			}
+		})
+	}
+}
+
 func TestChartBaseRolesAreTheGatewaysOwnRules(t *testing.T) {
 	objs := render(t)
 	base := rbac.BaseRules()
