@@ -21,23 +21,34 @@ const (
 
 // recordKind adds op's kind to the record before op's controller may put
 // a finalizer on an object of that kind, so that a later gateway still
-// knows where to let go.
+// knows where to let go. With the namespaces (NamespaceRecord) it is one
+// write: an entry written with its namespaces alone, the process dying
+// before its kind, would list the operator with no kind to release.
 func (m *Manager) recordKind(ctx context.Context, op *spec.WebhookOperator) error {
 	if m.record == nil {
 		return nil
-	}
-	if err := m.recordNamespaces(ctx, op); err != nil {
-		return err
 	}
 	kinds, err := m.record.Kinds(ctx, op.Name)
 	if err != nil {
 		return err
 	}
 	gk := watchedKind(op.Spec.Watch)
-	if slices.Contains(kinds, gk) {
-		return nil
+	addKind := !slices.Contains(kinds, gk)
+	if addKind {
+		kinds = append(kinds, gk)
 	}
-	return m.record.SetKinds(ctx, op.Name, append(kinds, gk))
+	rec, ok := m.record.(NamespaceRecord)
+	if !ok {
+		if !addKind {
+			return nil
+		}
+		return m.record.SetKinds(ctx, op.Name, kinds)
+	}
+	namespaces, addNamespaces, err := namespacesToRecord(ctx, rec, op)
+	if err != nil || !addKind && !addNamespaces {
+		return err
+	}
+	return rec.SetEntry(ctx, op.Name, kinds, namespaces)
 }
 
 // sweepStarted lets go of the objects a starting operator no longer

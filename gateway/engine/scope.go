@@ -22,6 +22,8 @@ type NamespaceRecord interface {
 	Namespaces(ctx context.Context, operator string) (namespaces []string, fresh bool, err error)
 	// SetNamespaces replaces them; nil records every namespace.
 	SetNamespaces(ctx context.Context, operator string, namespaces []string) error
+	// SetEntry replaces the operator's kinds and namespaces in one write.
+	SetEntry(ctx context.Context, operator string, kinds []schema.GroupKind, namespaces []string) error
 }
 
 // watchedNamespaces is the namespaces w watches; nil means every one.
@@ -49,25 +51,18 @@ func sameNamespaces(a, b []string) bool {
 	return (a == nil) == (b == nil) && slices.Equal(a, b)
 }
 
-// recordNamespaces adds op's namespaces to the record, before op's
-// controller may hold an object there. A fresh entry gets op's alone.
-func (m *Manager) recordNamespaces(ctx context.Context, op *spec.WebhookOperator) error {
-	rec, ok := m.record.(NamespaceRecord)
-	if !ok {
-		return nil
-	}
+// namespacesToRecord is the record's namespaces of op once op's are
+// added, and whether that changes them. A fresh entry gets op's alone.
+func namespacesToRecord(ctx context.Context, rec NamespaceRecord, op *spec.WebhookOperator) ([]string, bool, error) {
 	recorded, fresh, err := rec.Namespaces(ctx, op.Name)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	want := watchedNamespaces(op.Spec.Watch)
 	if !fresh {
 		want = unionNamespaces(recorded, want)
 	}
-	if !fresh && sameNamespaces(want, recorded) {
-		return nil
-	}
-	return rec.SetNamespaces(ctx, op.Name, want)
+	return want, fresh || !sameNamespaces(want, recorded), nil
 }
 
 // sweepScope is where the operator called name may hold objects: the
@@ -175,6 +170,11 @@ func (r ConfigMapRecord) SetNamespaces(ctx context.Context, operator string, nam
 	}
 	kinds, _ := splitEntry(data[operator])
 	return r.write(ctx, operator, joinEntry(kinds, namespaces))
+}
+
+// SetEntry implements NamespaceRecord.
+func (r ConfigMapRecord) SetEntry(ctx context.Context, operator string, kinds []schema.GroupKind, namespaces []string) error {
+	return r.write(ctx, operator, joinEntry(formatKinds(kinds), namespaces))
 }
 
 // narrowRecordedNamespaces records op's namespaces alone once a sweep of
