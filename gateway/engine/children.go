@@ -134,6 +134,9 @@ type syncAnswers struct {
 	answered []string        // the sync callbacks that answered a children key
 	want     map[string]bool // childKeys of what they answered
 	ended    []string        // the sync callbacks whose calls ended: answer applied or failure recorded
+	// before: the sync digest before the sync call alone (not of a full
+	// pass) now running, so that it takes in its own writes only.
+	before string
 }
 
 // endedAll reports whether every sync call of work ended in the pass.

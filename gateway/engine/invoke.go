@@ -39,6 +39,10 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 		return
 	}
 
+	if w.Event == spec.EventSync && !p.plan.FullSync {
+		p.sync.before = digestBeforeAlone(p)
+	}
+	p.called = true
 	req := c.buildRequest(p, w, attempt, d.first)
 	held := c.holdStatus(p, w, d)
 	release, err := c.waitForSlot(ctx)
@@ -73,7 +77,7 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 	default:
 		c.recordFailure(p, w, d, err, c.callLog(p, w, attempt))
 		if w.Event == spec.EventSync {
-			recordSynced(p, w.Callback.ID, false)
+			recordSynced(p, w.Callback.ID)
 		}
 	}
 }
@@ -509,34 +513,46 @@ func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, 
 		delete(p.mem.Requeue, requeueKey(w))
 	}
 	if w.Event == spec.EventSync {
-		recordSynced(p, w.Callback.ID, true)
+		recordSynced(p, w.Callback.ID)
 	}
 	return nil
 }
 
 // recordSynced records that the sync callback id's call ended: its answer
-// applied (succeeded) or its failure recorded. What an applied answer
-// wrote is ours: the sync digest is taken after it, so our own writes
-// never trigger the next sync. In a pass of every due sync callback
-// (Plan.FullSync) the digest and the resync clock move only once each of
-// them ended: one cut short would otherwise miss the change until
-// resyncPeriod, while one that failed has its retry record to call it
-// again alone (calling the others again with each retry would repeat
-// them). A call alone, for its requeueAfter or retry, takes in its own
-// writes but moves no other's resync.
-func recordSynced(p *pass, id string, succeeded bool) {
+// applied (succeeded) or its failure recorded. What the call wrote is
+// ours: the sync digest is taken after it, so our own writes never trigger
+// the next sync. In a pass of every due sync callback (Plan.FullSync) the
+// digest and the resync clock move only once each of them ended: one cut
+// short would otherwise miss the change until resyncPeriod, while one that
+// failed has its retry record to call it again alone (calling the others
+// again with each retry would repeat them). A call alone, for its
+// requeueAfter or retry, moves no other's resync and takes in its own
+// writes only, succeeded or failed (an error's status): a change before it
+// (another callback's write earlier in the pass) is one the other sync
+// callbacks have not seen.
+func recordSynced(p *pass, id string) {
 	p.sync.ended = append(p.sync.ended, id)
-	if !succeeded && !p.plan.FullSync {
-		return
-	}
-	digest := syncDigest(p.obj, p.children, p.related)
-	if p.foreign {
-		digest = p.seenDigest // what someone else changed meanwhile calls sync again
-	}
 	switch {
 	case !p.plan.FullSync:
-		p.mem.SyncDigest = digest
+		if p.mem.SyncDigest == p.sync.before && !p.foreign {
+			p.mem.SyncDigest = syncDigest(p.obj, p.children, p.related)
+		}
 	case p.sync.endedAll(p.plan.Work):
+		digest := syncDigest(p.obj, p.children, p.related)
+		if p.foreign {
+			digest = p.seenDigest // what someone else changed meanwhile calls sync again
+		}
 		p.mem.SyncDigest, p.mem.SyncedAt = digest, p.now
 	}
+}
+
+// digestBeforeAlone is the sync digest before a sync call alone (not of a
+// full pass). Before the pass's first call it is the recorded one: the
+// plan found the digest unchanged (else the pass were full), and nothing
+// was written since. Later, an earlier call may have written.
+func digestBeforeAlone(p *pass) string {
+	if !p.called {
+		return p.mem.SyncDigest
+	}
+	return syncDigest(p.obj, p.children, p.related)
 }

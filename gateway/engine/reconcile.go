@@ -175,6 +175,8 @@ type pass struct {
 	plainStatus bool
 	// lastWork: the work item running is the pass's last (written.go).
 	lastWork bool
+	// called: a callback was called in the pass, which may have written.
+	called bool
 	// seenDigest is the sync digest of what the pass read, as handlers see
 	// it; foreign: a write answered a change none of them saw (foreign.go).
 	seenDigest string

@@ -13,8 +13,11 @@ import (
 // The sync digest and resync clock move only once every sync callback of
 // a pass due for a change or resyncPeriod ended (succeeded, or failed with
 // a retry of its own): a pass cut short after one of two (budget spent)
-// must leave the change due for the other, and a call alone for its requeueAfter or retry must not put off
-// the others' resync. Such a call still takes in its own writes.
+// must leave the change due for the other, and a call alone for its
+// requeueAfter or retry must not put off the others' resync. Such a call,
+// succeeded or failed (an error's status), takes in its own writes, and
+// only them: a write earlier in its pass (an update callback's status) is
+// a change the other sync callbacks are owed.
 func TestSyncDigestAndClockMoveOnlyOnceEveryDueSyncCallbackEnded(t *testing.T) {
 	old := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	now := old.Add(time.Hour)
@@ -29,17 +32,18 @@ func TestSyncDigestAndClockMoveOnlyOnceEveryDueSyncCallbackEnded(t *testing.T) {
 		name       string
 		full       bool
 		work       []decide.Work
-		succeeded  []string
-		failed     []string
+		ended      []string // succeeded, or failed with their retry records
+		before     string   // the digest before a call alone
+		foreign    bool
 		wantDigest bool // the digest now, not the old one
 		wantClock  bool // SyncedAt now, not the old time
 	}{
-		{"one of two in a full pass (the other cut short)", true, syncWork("a", "b"), []string{"a"}, nil, false, false},
-		{"both of two in a full pass", true, syncWork("a", "b"), []string{"a", "b"}, nil, true, true},
-		{"one of two failed in a full pass (its retry calls it alone)", true, syncWork("a", "b"), []string{"a"}, []string{"b"}, true, true},
-		{"the only one due in a full pass (the other backing off)", true, syncWork("a"), []string{"a"}, nil, true, true},
-		{"a requeued call alone", false, syncWork("a"), []string{"a"}, nil, true, false},
-		{"a retry alone failing again", false, syncWork("a"), nil, []string{"a"}, false, false},
+		{"one of two in a full pass (the other cut short)", true, syncWork("a", "b"), []string{"a"}, "", false, false, false},
+		{"both of two in a full pass, or one failed (its retry calls it alone)", true, syncWork("a", "b"), []string{"a", "b"}, "", false, true, true},
+		{"the only one due in a full pass (the other backing off)", true, syncWork("a"), []string{"a"}, "", false, true, true},
+		{"a call alone, requeued or a retry, nothing written before it", false, syncWork("a"), []string{"a"}, "old", false, true, false},
+		{"a call alone after another call's write in its pass", false, syncWork("a"), []string{"a"}, "after the update's status", false, false, false},
+		{"a call alone whose write answered someone else's change", false, syncWork("a"), []string{"a"}, "old", true, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,12 +53,10 @@ func TestSyncDigestAndClockMoveOnlyOnceEveryDueSyncCallbackEnded(t *testing.T) {
 			}}
 			mem := &objectMemory{}
 			mem.SyncDigest, mem.SyncedAt = "old", old
-			p := &pass{obj: obj, mem: mem, now: now, plan: decide.Plan{FullSync: tt.full, Work: tt.work}}
-			for _, id := range tt.succeeded {
-				recordSynced(p, id, true)
-			}
-			for _, id := range tt.failed {
-				recordSynced(p, id, false)
+			p := &pass{obj: obj, mem: mem, now: now, plan: decide.Plan{FullSync: tt.full, Work: tt.work}, foreign: tt.foreign, seenDigest: "old"}
+			p.sync.before = tt.before
+			for _, id := range tt.ended {
+				recordSynced(p, id)
 			}
 			if got := mem.SyncDigest != "old"; got != tt.wantDigest {
 				t.Errorf("sync digest recorded: %v, want %v", got, tt.wantDigest)
