@@ -40,7 +40,9 @@ type Memory struct {
 	EssenceDigest string    // last essence seen (not necessarily handled)
 	ChangedAt     time.Time // when EssenceDigest last changed, for timers' idle
 	TimerNext     map[string]time.Time
-	// Requeue: when each requeueAfter a handler answered is due.
+	// Requeue: when each requeueAfter a handler answered is due, and the
+	// calls owed as one (a resume a change ended the round of, a sync
+	// held back from a change by its other event's backoff).
 	Requeue map[RequeueKey]time.Time
 }
 
@@ -399,7 +401,17 @@ func decideSync(in Input, plan *Plan) {
 		}
 		plan.SyncCallbacks = append(plan.SyncCallbacks, cb.ID)
 		p := in.State.ProgressFor(cb.ID, string(spec.EventSync))
-		if FailedPermanently(p, plan.EssenceDigest) || heldBack(in, cb.ID, spec.EventSync, plan) {
+		if FailedPermanently(p, plan.EssenceDigest) {
+			continue
+		}
+		if heldBack(in, cb.ID, spec.EventSync, plan) {
+			if plan.FullSync && p == nil {
+				// Held back by its other event's backoff: the others'
+				// calls record the change (or resync) as synced, so it is
+				// owed, and called alone once the backoff ends. Its own
+				// failure's record calls it then already.
+				oweSync(in, cb.ID)
+			}
 			continue
 		}
 		at, requeued := in.Memory.Requeue[RequeueKey{cb.ID, spec.EventSync}]
@@ -414,6 +426,19 @@ func decideSync(in Input, plan *Plan) {
 		}
 		plan.Work = append(plan.Work, Work{Callback: cb, Event: spec.EventSync})
 	}
+}
+
+// oweSync makes sync callback id due now, as a requeued call is (its
+// success ends it), unless a requeue of its own is due already.
+func oweSync(in Input, id string) {
+	key := RequeueKey{id, spec.EventSync}
+	if at, ok := in.Memory.Requeue[key]; ok && !at.After(in.Now) {
+		return
+	}
+	if in.Memory.Requeue == nil {
+		in.Memory.Requeue = map[RequeueKey]time.Time{}
+	}
+	in.Memory.Requeue[key] = in.Now
 }
 
 // resyncOf is an object's resync period: period, plus up to a tenth of it

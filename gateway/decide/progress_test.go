@@ -368,3 +368,58 @@ func updateAndSync() *spec.WebhookOperator {
 		}},
 	}
 }
+
+// A sync callback that a change (or its resync) finds held back by its
+// update's backoff is owed that change: the other sync callbacks' calls in
+// the pass record it as synced, so it is called alone once the backoff
+// ends, and not before; its success ends what is owed (engine). One whose
+// sync failed for good is owed nothing, and one backing off on its own
+// sync's failure has that record to call it.
+func TestASyncHeldBackByItsUpdatesBackoffIsOwedTheChange(t *testing.T) {
+	op := updateAndSync()
+	op.Spec.Callbacks = append(op.Spec.Callbacks, spec.Callback{ID: "watcher", Events: []spec.Event{spec.EventSync}})
+	at := digestOf(object(4, nil))
+	for _, tt := range []struct {
+		name     string
+		record   func(st *state.State)
+		wantOwed bool
+		wantWork []string // once the backoff ended and the change was recorded
+	}{
+		{"its update backing off", func(*state.State) {}, true, []string{"update:main", "sync:main"}},
+		{"its own sync backing off too", func(st *state.State) {
+			p := st.ProgressOf("main", "sync")
+			p.Attempts, p.First, p.Next, p.Digest = 1, now, now.Add(time.Minute), at
+		}, false, []string{"update:main", "sync:main"}},
+		{"its sync failed for good", func(st *state.State) {
+			p := st.ProgressOf("main", "sync")
+			p.Attempts, p.First, p.Failed, p.Digest = 1, now, true, at
+		}, false, []string{"update:main"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := handled(t, object(3, nil))
+			st.Round = &state.Round{Event: "update", Digest: at}
+			update := st.ProgressOf("main", "update")
+			update.Attempts, update.First, update.Next, update.Digest = 1, now, now.Add(time.Minute), at
+			tt.record(st)
+			mem := Memory{Seen: true, SyncDigest: "before the change", SyncedAt: now.Add(-time.Minute)}
+			plan := Decide(Input{Operator: op, Object: object(4, nil), State: st, Memory: &mem, SyncDigest: "changed", HoldsFinalizer: true, Now: now})
+			if got := workIDs(plan); !plan.FullSync || !slices.Equal(got, []string{"sync:watcher"}) {
+				t.Fatalf("the change's pass: work %v (full %v), want watcher's sync alone while main backs off", got, plan.FullSync)
+			}
+			owed, ok := mem.Requeue[RequeueKey{"main", spec.EventSync}]
+			if ok != tt.wantOwed || ok && !owed.Equal(now) {
+				t.Errorf("main's sync owed: %v at %v, want %v", ok, owed, tt.wantOwed)
+			}
+			// watcher's call recorded the change.
+			mem.SyncDigest, mem.SyncedAt = "changed", now
+			plan = Decide(Input{Operator: op, Object: object(4, nil), State: st, Memory: &mem, SyncDigest: "changed", HoldsFinalizer: true, Now: now.Add(30 * time.Second)})
+			if got := workIDs(plan); len(got) != 0 || !plan.Wake.Equal(now.Add(time.Minute)) {
+				t.Errorf("within the backoff: work %v, wake %v; want none until %v", got, plan.Wake, now.Add(time.Minute))
+			}
+			plan = Decide(Input{Operator: op, Object: object(4, nil), State: st, Memory: &mem, SyncDigest: "changed", HoldsFinalizer: true, Now: now.Add(time.Minute)})
+			if got := workIDs(plan); plan.FullSync || !slices.Equal(got, tt.wantWork) {
+				t.Errorf("once the backoff ended: work %v (full %v), want %v alone", got, plan.FullSync, tt.wantWork)
+			}
+		})
+	}
+}
