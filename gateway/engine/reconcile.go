@@ -486,9 +486,17 @@ func (c *Controller) nextWake(p *pass) time.Duration {
 	// A deep copy: this look-ahead must not schedule timers or drop requeues.
 	mem := p.mem.Memory
 	mem.TimerNext, mem.Requeue = maps.Clone(mem.TimerNext), maps.Clone(mem.Requeue)
+	// The recorded digest is the object's as this pass leaves it, the
+	// pass's own writes taken in, unless a full pass was cut short before
+	// every sync call ended: then nothing was recorded, and what the pass
+	// saw is still due to the sync callbacks it did not reach.
+	digest := p.mem.SyncDigest
+	if p.plan.FullSync && !p.sync.endedAll(p.plan.Work) {
+		digest = p.seenDigest
+	}
 	plan := decide.Decide(decide.Input{
 		Operator: c.op, Object: p.obj, State: p.st, Memory: &mem,
-		SyncDigest: p.mem.SyncDigest, HoldsFinalizer: c.holdsFinalizer(p.obj), ChildrenByLabel: c.childrenByLabel(), Now: p.now,
+		SyncDigest: digest, HoldsFinalizer: c.holdsFinalizer(p.obj), ChildrenByLabel: c.childrenByLabel(), Now: p.now,
 	})
 	if len(plan.Work) > 0 || plan.StartRound != nil {
 		return time.Millisecond
