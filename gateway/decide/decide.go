@@ -466,9 +466,10 @@ func decideTimers(in Input, plan *Plan) {
 			next = in.Now.Add(cb.InitialDelay.Or(0))
 			mem.TimerNext[cb.ID] = next
 		}
-		if FailedPermanently(in.State.ProgressFor(cb.ID, string(spec.EventTimer)), plan.EssenceDigest) {
-			continue // until the essence changes, as every callback
-		}
+		// A permanent failure (or maxAttempts spent) gives up one tick
+		// only, as in Kopf: the engine set the next at its interval
+		// (recordFailure), and the timer fires on while the object
+		// exists, its record saying it failed until a tick succeeds.
 		if until := BackoffUntil(in.State, cb.ID, spec.EventTimer, plan.EssenceDigest, in.Now); until.After(next) {
 			next = until
 		}

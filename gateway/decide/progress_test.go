@@ -105,19 +105,14 @@ func TestEventsBeforeDeletionShareTheirCallbacksBackoff(t *testing.T) {
 	}
 }
 
-// A timer (or a sync) that failed permanently is not called again until the
-// essence changes (docs/contract.md): before, a timer kept its due time and
-// was called on every pass, 1 ms apart.
-func TestAPermanentlyFailedTimerOrSyncWaitsForTheEssenceToChange(t *testing.T) {
+// A sync that failed permanently is not called again until the essence
+// changes (docs/contract.md).
+func TestAPermanentlyFailedSyncWaitsForTheEssenceToChange(t *testing.T) {
 	op := &spec.WebhookOperator{
 		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
 		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
-			{ID: "tick", Events: []spec.Event{spec.EventTimer}, Interval: dur(time.Minute)},
 			{ID: "sync", Events: []spec.Event{spec.EventSync}},
 		}},
-	}
-	failedAt := func(size int64, event string) *state.Progress {
-		return &state.Progress{Event: event, Attempts: 1, First: now, Failed: true, Digest: digestOf(object(size, nil))}
 	}
 	for _, tt := range []struct {
 		name     string
@@ -125,15 +120,53 @@ func TestAPermanentlyFailedTimerOrSyncWaitsForTheEssenceToChange(t *testing.T) {
 		wantWork []string
 	}{
 		{"at the same essence", 3, nil},
-		{"once the essence changed", 4, []string{"sync:sync", "timer:tick"}},
+		{"once the essence changed", 4, []string{"sync:sync"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			st := handled(t, object(3, nil))
-			st.Progress = map[string]*state.Progress{"tick": failedAt(3, "timer"), "sync": failedAt(3, "sync")}
-			mem := Memory{Seen: true, SyncDigest: "old", TimerNext: map[string]time.Time{"tick": now.Add(-time.Second)}}
+			st.Progress = map[string]*state.Progress{"sync": {Event: "sync", Attempts: 1, First: now, Failed: true, Digest: digestOf(object(3, nil))}}
+			mem := Memory{Seen: true, SyncDigest: "old"}
 			plan := Decide(Input{Operator: op, Object: object(tt.size, nil), State: st, Memory: &mem, SyncDigest: "new", HoldsFinalizer: true, Now: now})
 			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
 				t.Errorf("work = %v, want %v", got, tt.wantWork)
+			}
+		})
+	}
+}
+
+// A timer whose tick failed permanently (or spent maxAttempts) fires again
+// at its next tick, as Kopf's does, at the same essence too: it stopped for
+// good before, until the spec changed, after a short handler outage. The
+// next tick is the one the engine set (an interval on); before it the plan
+// only wakes for it, so a failed tick is no hot loop.
+func TestATimerWhoseTickFailedFiresAgainAtItsNextTick(t *testing.T) {
+	op := &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
+			{ID: "tick", Events: []spec.Event{spec.EventTimer}, Interval: dur(time.Minute)},
+		}},
+	}
+	for _, tt := range []struct {
+		name     string
+		size     int64
+		next     time.Time
+		wantWork []string
+		wantWake time.Time
+	}{
+		{"next tick due, same essence", 3, now.Add(-time.Second), []string{"timer:tick"}, time.Time{}},
+		{"next tick due, essence changed", 4, now.Add(-time.Second), []string{"timer:tick"}, time.Time{}},
+		{"before its next tick", 3, now.Add(time.Minute), nil, now.Add(time.Minute)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := handled(t, object(3, nil))
+			st.Progress = map[string]*state.Progress{"tick": {Event: "timer", Attempts: 2, First: now, Failed: true, Digest: digestOf(object(3, nil))}}
+			mem := Memory{Seen: true, TimerNext: map[string]time.Time{"tick": tt.next}}
+			plan := Decide(Input{Operator: op, Object: object(tt.size, nil), State: st, Memory: &mem, HoldsFinalizer: true, Now: now})
+			if got := workIDs(plan); !slices.Equal(got, tt.wantWork) {
+				t.Errorf("work = %v, want %v", got, tt.wantWork)
+			}
+			if len(tt.wantWork) == 0 && !plan.Wake.Equal(tt.wantWake) {
+				t.Errorf("wake = %v, want the next tick %v", plan.Wake, tt.wantWake)
 			}
 		})
 	}

@@ -216,10 +216,7 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 		if d, _ := resp.RequeueAfterDuration(); d > 0 {
 			next = c.requeueDelay(w.Callback, d)
 		}
-		if p.mem.TimerNext == nil {
-			p.mem.TimerNext = map[string]time.Time{}
-		}
-		p.mem.TimerNext[id] = c.Clock().Add(next)
+		c.scheduleTick(p, id, next)
 	case spec.EventDelete:
 		if resp.Finalized != nil && !*resp.Finalized {
 			return // not done: called again after requeueAfter (set in applyResponse)
@@ -228,6 +225,15 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 	if r := p.st.Round; r != nil && r.Event == string(w.Event) && !r.IsDone(id) {
 		r.Done = append(r.Done, id)
 	}
+}
+
+// scheduleTick sets timer id's next tick d from now (decideTimers adds
+// its idle wait).
+func (c *Controller) scheduleTick(p *pass, id string, d time.Duration) {
+	if p.mem.TimerNext == nil {
+		p.mem.TimerNext = map[string]time.Time{}
+	}
+	p.mem.TimerNext[id] = c.Clock().Add(d)
 }
 
 func (c *Controller) buildRequest(p *pass, w decide.Work, attempt int, first time.Time) *callbacks.Request {
@@ -367,7 +373,8 @@ func (c *Controller) requeueDelay(cb spec.Callback, d time.Duration) time.Durati
 }
 
 // recordFailure classifies a failed callback: schedule a retry with backoff
-// or mark it failed permanently until the essence changes. maxAttempts and
+// or mark it failed permanently until the essence changes (a timer: until
+// a later tick succeeds; its next is at its interval). maxAttempts and
 // the backoff count the delivery's failures, not its attempts a shutdown
 // cut off.
 func (c *Controller) recordFailure(p *pass, w decide.Work, d delivery, err error, log interface {
@@ -395,6 +402,14 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, d delivery, err error
 		msg := fmt.Sprintf("callback %s (%s) failed permanently: %v", id, w.Event, err)
 		delete(p.mem.Requeue, requeueKey(w)) // a requeue chain ends with its call's permanent failure
 		switch r := p.st.Round; {
+		case w.Event == spec.EventTimer:
+			// Only this tick is given up, as Kopf does: the timer fires on
+			// at its interval, not at once (a hot loop) and not never (a
+			// short outage would stop it for good). The record stays,
+			// failed, until a tick succeeds.
+			interval := w.Callback.Interval.Or(time.Hour)
+			c.scheduleTick(p, id, interval)
+			msg += fmt.Sprintf("; the timer gives up this tick and fires again in %s", interval)
 		case w.Event == spec.EventDelete:
 			msg += fmt.Sprintf("; the finalizer %s stays until the object changes or it is annotated %s=true", c.finalizer(), decide.ReleaseAnnotation)
 		case r == nil || r.Event != string(w.Event) || r.IsDone(id):

@@ -28,6 +28,11 @@ func (c *Controller) honourRequest(p *pass, value string) {
 				// Continues the same delivery as one more attempt, so that
 				// maxAttempts still counts and one failure makes it permanent.
 				pr.Failed, pr.Next = false, time.Time{}
+				if pr.Event == string(spec.EventTimer) {
+					// Its next tick is an interval away (recordFailure):
+					// the attempt is now, as for the other events.
+					tickNow(p, id)
+				}
 			case !pr.Failed:
 				pr.Next = time.Time{}
 			}
@@ -42,10 +47,9 @@ func (c *Controller) honourRequest(p *pass, value string) {
 
 // owed reports whether the state still waits for cb's call for event: one
 // of the open round not done yet (create, or delete while deleting), a
-// requeued one, a sync or a timer (a timer that failed permanently is not
-// called again until the essence changes: a handler outage past maxAttempts
-// would stop it for good). For a record written before events were kept
-// (event empty), any of cb's events.
+// requeued one, a sync or a timer (one whose tick failed permanently fires
+// again at its interval anyway; a request makes that now). For a record
+// written before events were kept (event empty), any of cb's events.
 func owed(cb spec.Callback, event string, p *pass, deleting bool) bool {
 	switch {
 	case event == "":
@@ -58,6 +62,14 @@ func owed(cb spec.Callback, event string, p *pass, deleting bool) bool {
 		return !deleting || r.Event == string(spec.EventDelete)
 	}
 	return !deleting && (cb.Handles(spec.EventSync) || cb.Handles(spec.EventTimer))
+}
+
+// tickNow makes timer id's next tick due now.
+func tickNow(p *pass, id string) {
+	if p.mem.TimerNext == nil {
+		p.mem.TimerNext = map[string]time.Time{}
+	}
+	p.mem.TimerNext[id] = p.now
 }
 
 func (c *Controller) callback(id string) (spec.Callback, bool) {

@@ -11,9 +11,8 @@ import (
 
 // A callback that failed permanently gets one more attempt on a reconcile
 // request while the state still waits for it: one of the open round's, a
-// sync, a timer (which waits for the essence to change otherwise, since it
-// failed permanently: a handler outage past maxAttempts would stop it for
-// good), a delete callback while deleting.
+// sync, a timer (at once: its next tick is an interval away otherwise), a
+// delete callback while deleting.
 func TestOwedSaysWhichPermanentlyFailedCallbacksARequestCallsAgain(t *testing.T) {
 	cb := func(events ...spec.Event) spec.Callback { return spec.Callback{ID: "main", Events: events} }
 	round := func(event string, done ...string) *state.Round { return &state.Round{Event: event, Done: done} }

@@ -33,7 +33,8 @@ const (
 	// current essence; it is not called again until the essence changes
 	// (or a reconcile is requested).
 	PermanentlyFailed State = "permanently_failed"
-	// Failing: a callback failed temporarily and its next attempt is due.
+	// Failing: a callback failed temporarily and its next attempt is due
+	// (or a timer's tick failed for good: it fires again at its interval).
 	Failing State = "failing"
 	// BackingOff: a callback failed temporarily and waits for its retry.
 	BackingOff State = "backing_off"
@@ -170,17 +171,20 @@ func callbackState(st *state.State, id, digest string, now time.Time) (s State, 
 }
 
 // progressState classifies one retry record: a permanent failure counts at
-// the essence it happened at; the call waits until the backoff that holds
-// it back ends (its own, or another event's of the callback: until), which
-// a change of the essence ends.
+// the essence it happened at, but a timer's, which gives up one tick only
+// (the timer fires on: it is failing); the call waits until the backoff
+// that holds it back ends (its own, or another event's of the callback:
+// until), which a change of the essence ends.
 func progressState(id string, p *state.Progress, until time.Time, digest string) (State, *Failure) {
 	f := &Failure{Callback: id, Event: p.Event, Class: "temporary", Reason: p.Reason, Message: p.Message, Attempts: p.Attempts, FirstAt: p.First}
 	switch {
-	case p.Failed && p.Digest == digest:
+	case p.Failed && p.Digest == digest && p.Event != string(spec.EventTimer):
 		f.Class = "permanent"
 		return PermanentlyFailed, f
 	case p.Failed:
-		f.Class = "permanent" // at an older essence: called again
+		// At an older essence: called again. A timer's: that tick was
+		// given up, the next comes at its interval.
+		f.Class = "permanent"
 	}
 	if !until.IsZero() {
 		f.NextRetry = &until

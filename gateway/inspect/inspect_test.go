@@ -103,6 +103,9 @@ func TestClassifyObjectReadsTheStateAsTheEngineDoes(t *testing.T) {
 		{name: "failed permanently at this essence", obj: object("a", &state.State{Progress: map[string]*state.Progress{
 			"create": {Attempts: 1, Failed: true, Digest: "current"}}}, false, nil),
 			want: PermanentlyFailed, callback: "create", class: "permanent"},
+		{name: "a timer's tick failed for good: it fires again, failing till one succeeds", obj: object("a", &state.State{Progress: map[string]*state.Progress{
+			"backup": {Event: "timer", Attempts: 2, Failed: true, Digest: "current"}}}, true, nil),
+			want: Failing, callback: "backup", class: "permanent"},
 		{name: "the most serious failure wins", obj: object("a", &state.State{Progress: map[string]*state.Progress{
 			"backup": {Attempts: 2, Next: later, Digest: "current"},
 			"resize": {Attempts: 1, Failed: true, Digest: "current"}}}, true, nil),
