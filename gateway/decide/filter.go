@@ -73,3 +73,29 @@ func matchMap(want, have map[string]string) (string, bool) {
 	}
 	return "", true
 }
+
+// StillCalls reports whether op still calls callback id for event on obj:
+// op has the callback, it handles event and, for sync and timer (which
+// come by themselves, not for a change), its when.labels and
+// when.annotations match obj. A retry record of a call op no longer makes
+// (an operator edit took the event from the callback, or a filter no
+// longer matches) is owed nothing: no success would ever end it. event ""
+// (a record written before events were kept) may be any: it counts.
+func StillCalls(op *spec.WebhookOperator, id string, event spec.Event, obj *unstructured.Unstructured) bool {
+	if event == "" {
+		return true
+	}
+	for _, cb := range op.Spec.Callbacks {
+		if cb.ID != id {
+			continue
+		}
+		if !cb.Handles(event) {
+			return false
+		}
+		if event == spec.EventSync || event == spec.EventTimer {
+			return matchesObject(cb, obj)
+		}
+		return true
+	}
+	return false
+}

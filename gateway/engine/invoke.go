@@ -162,12 +162,18 @@ func (c *Controller) callInSlot(ctx context.Context, release func(), p *pass, w 
 }
 
 // stillOwed reports whether a call of callback id for event is still to
-// come: one of the open round not done yet, or a requeued one (create,
-// update, resume); a sync, timer or delete comes again by itself. A failure
-// record of an event no longer owed (the spec went back to what was
-// handled; a requeue a restart forgot) would count the object failing for
-// good, since only a success of that event ends it.
-func stillOwed(p *pass, id, event string) bool {
+// come: op still makes it (decide.StillCalls: the callback handles the
+// event, and a sync's or timer's when filter matches), and it is one of
+// the open round not done yet, or a requeued one (create, update, resume);
+// a sync, timer or delete comes again by itself. A failure record of an
+// event no longer owed (the spec went back to what was handled; a requeue
+// a restart forgot; an operator edit took the event from the callback)
+// would count the object failing for good, since only a success of that
+// event ends it.
+func stillOwed(op *spec.WebhookOperator, p *pass, id, event string) bool {
+	if !decide.StillCalls(op, id, spec.Event(event), p.obj) {
+		return false
+	}
 	switch spec.Event(event) {
 	case spec.EventCreate, spec.EventUpdate, spec.EventResume:
 		if r := p.st.Round; r != nil && r.Event == event && !r.IsDone(id) {
@@ -179,14 +185,27 @@ func stillOwed(p *pass, id, event string) bool {
 	return true
 }
 
+// unowed reports whether callback id's record pr ends: its call is not
+// owed (stillOwed, or owed, what the caller knows besides). A permanent
+// failure at the essence now stays while op still makes the call: the
+// object is failing until its spec changes, whatever else succeeds (a new
+// round ends it). One op no longer makes goes: nothing else would end it.
+func unowed(op *spec.WebhookOperator, p *pass, id string, pr *state.Progress, owed bool) bool {
+	switch {
+	case !decide.StillCalls(op, id, spec.Event(pr.Event), p.obj):
+		return true
+	case owed || stillOwed(op, p, id, pr.Event):
+		return false
+	}
+	return !decide.FailedPermanently(pr, p.plan.EssenceDigest)
+}
+
 // endRecord ends callback id's retry records on a success of event: its
-// record of event, and those of other events no longer owed. Another
-// event's failure still owed stays, with its backoff and attempts; so does
-// its permanent failure at the essence now, which a new round ends (the
-// object is failing until its spec changes, whatever else succeeds).
-func endRecord(p *pass, id, event string) {
+// record of event, and those of other events no longer owed (unowed).
+// Another event's failure still owed stays, with its backoff and attempts.
+func endRecord(op *spec.WebhookOperator, p *pass, id, event string) {
 	p.st.ClearIf(id, func(pr *state.Progress) bool {
-		return pr.For(event) || !stillOwed(p, id, pr.Event) && !decide.FailedPermanently(pr, p.plan.EssenceDigest)
+		return pr.For(event) || unowed(op, p, id, pr, false)
 	})
 }
 
@@ -208,7 +227,7 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 	if resp == nil {
 		resp = &callbacks.Response{}
 	}
-	endRecord(p, id, string(w.Event))
+	endRecord(c.op, p, id, string(w.Event))
 	switch w.Event {
 	case spec.EventTimer:
 		// requeueAfter replaces the interval for this one time.

@@ -264,13 +264,13 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 			return 0, err
 		}
 	}
-	takeRound(p)
+	takeRound(c.op, p)
 	if !mem.Seen {
 		// A call this process does not owe (a requeued one a shutdown cut
 		// off: requeues live in memory) left a record that only a round's
 		// end or the callback's success would end: without them it would
 		// count the object failing until the spec changes.
-		endUnowedRecords(p)
+		endUnowedRecords(c.op, p)
 	}
 	for i, w := range p.plan.Work {
 		if ctx.Err() != nil || budget.exhausted() || p.replaced {
@@ -365,10 +365,10 @@ func (c *Controller) passOverReplaced(p *pass) time.Duration {
 
 // takeRound makes the plan's round the state's: the open one dropped, a
 // new one begun.
-func takeRound(p *pass) {
+func takeRound(op *spec.WebhookOperator, p *pass) {
 	if p.plan.DropRound {
 		p.st.Round, p.st.Behind = nil, p.plan.Behind
-		endUnowedRecords(p)
+		endUnowedRecords(op, p)
 	}
 	if r := p.plan.StartRound; r != nil {
 		p.st.Round = r
@@ -405,25 +405,25 @@ func (c *Controller) finishRound(p *pass, deleting bool) (bool, error) {
 	if !deleting {
 		p.st.Round = nil
 	}
-	endUnowedRecords(p)
+	endUnowedRecords(c.op, p)
 	return true, nil
 }
 
 // endUnowedRecords ends, once a round ended or was dropped, and on a
 // process's first pass of the object, the retry records of calls no
-// longer owed, as a success does (endRecord): a
-// failure of a change taken back, say, would otherwise count the object
-// failing for good. A permanent failure at the essence now stays, and so
-// does an update's failure while an update round is still to come (a
-// resume round ended that had come first), with its backoff and count.
-func endUnowedRecords(p *pass) {
+// longer owed, as a success does (endRecord, unowed): a failure of a
+// change taken back, say, would otherwise count the object failing for
+// good. A permanent failure at the essence now stays while op still makes
+// the call, and so does an update's failure while an update round is
+// still to come (a resume round ended that had come first), with its
+// backoff and count.
+func endUnowedRecords(op *spec.WebhookOperator, p *pass) {
 	updateDue := func(id string) bool {
 		return p.st.Handled != p.plan.EssenceDigest || state.SeenBy(p.st.Behind, id) != nil
 	}
 	for id := range p.st.Progress {
 		p.st.ClearIf(id, func(pr *state.Progress) bool {
-			owed := stillOwed(p, id, pr.Event) || pr.Event == string(spec.EventUpdate) && updateDue(id)
-			return !owed && !decide.FailedPermanently(pr, p.plan.EssenceDigest)
+			return unowed(op, p, id, pr, pr.Event == string(spec.EventUpdate) && updateDue(id))
 		})
 	}
 }

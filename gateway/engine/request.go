@@ -24,7 +24,7 @@ func (c *Controller) honourRequest(p *pass, value string) {
 		}
 		for _, pr := range first.Records() {
 			switch {
-			case pr.Failed && owed(cb, pr.Event, p, deleting):
+			case pr.Failed && owed(c.op, cb, pr.Event, p, deleting):
 				// Continues the same delivery as one more attempt, so that
 				// maxAttempts still counts and one failure makes it permanent.
 				pr.Failed, pr.Next = false, time.Time{}
@@ -50,13 +50,13 @@ func (c *Controller) honourRequest(p *pass, value string) {
 // requeued one, a sync or a timer (one whose tick failed permanently fires
 // again at its interval anyway; a request makes that now). For a record
 // written before events were kept (event empty), any of cb's events.
-func owed(cb spec.Callback, event string, p *pass, deleting bool) bool {
+func owed(op *spec.WebhookOperator, cb spec.Callback, event string, p *pass, deleting bool) bool {
 	switch {
 	case event == "":
 	case deleting:
 		return event == string(spec.EventDelete)
 	default:
-		return stillOwed(p, cb.ID, event)
+		return stillOwed(op, p, cb.ID, event)
 	}
 	if r := p.st.Round; r != nil && cb.Handles(spec.Event(r.Event)) && !r.IsDone(cb.ID) {
 		return !deleting || r.Event == string(spec.EventDelete)

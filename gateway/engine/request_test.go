@@ -33,7 +33,8 @@ func TestOwedSaysWhichPermanentlyFailedCallbacksARequestCallsAgain(t *testing.T)
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := &pass{st: &state.State{Round: tt.round}, mem: &objectMemory{}}
-			if got := owed(tt.cb, string(tt.cb.Events[0]), p, tt.deleting); got != tt.want {
+			op := &spec.WebhookOperator{Spec: spec.OperatorSpec{Callbacks: []spec.Callback{tt.cb}}}
+			if got := owed(op, tt.cb, string(tt.cb.Events[0]), p, tt.deleting); got != tt.want {
 				t.Errorf("owed = %v, want %v", got, tt.want)
 			}
 		})
@@ -69,10 +70,16 @@ func TestASuccessEndsAnotherEventsRecordOnceItsCallIsNoLongerOwed(t *testing.T) 
 			if tt.requeue != "" {
 				p.mem.Requeue = map[decide.RequeueKey]time.Time{{Callback: "main", Event: tt.requeue}: {}}
 			}
-			endRecord(p, "main", string(spec.EventSync))
+			endRecord(everyEvent("main"), p, "main", string(spec.EventSync))
 			if kept := st.Progress["main"] != nil; kept != tt.wantKept {
 				t.Errorf("record kept = %v, want %v", kept, tt.wantKept)
 			}
 		})
 	}
+}
+
+// everyEvent is an operator whose callback id handles every event.
+func everyEvent(id string) *spec.WebhookOperator {
+	return &spec.WebhookOperator{Spec: spec.OperatorSpec{Callbacks: []spec.Callback{{ID: id, Events: []spec.Event{
+		spec.EventCreate, spec.EventUpdate, spec.EventDelete, spec.EventResume, spec.EventTimer, spec.EventSync}}}}}
 }

@@ -48,7 +48,7 @@ func TestAnEndedRoundLeavesOnlyTheRecordsOfCallsStillOwed(t *testing.T) {
 			if tt.requeue {
 				p.mem.Requeue = map[decide.RequeueKey]time.Time{{Callback: "main", Event: tt.event}: {}}
 			}
-			endUnowedRecords(p)
+			endUnowedRecords(everyEvent("main"), p)
 			if kept := st.Progress["main"] != nil; kept != tt.wantKept {
 				t.Errorf("record kept = %v, want %v", kept, tt.wantKept)
 			}

@@ -179,7 +179,7 @@ func (c *Controller) deliverOne(ctx context.Context, key string, v *vanishedObje
 		Operator: c.op, Object: p.obj, State: p.st, Memory: &v.mem.Memory,
 		HoldsFinalizer: true, ChildrenByLabel: c.childrenByLabel(), Now: p.now,
 	})
-	takeRound(p)
+	takeRound(c.op, p)
 	budget := &passBudget{left: c.ReconcileTimeout}
 	for _, w := range p.plan.Work {
 		if ctx.Err() != nil || budget.exhausted() {
