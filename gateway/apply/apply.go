@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
@@ -176,6 +177,31 @@ func (a *Applier) DeleteChild(ctx context.Context, child *unstructured.Unstructu
 	})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return classify("delete "+describe(child), err)
+	}
+	return nil
+}
+
+// RemoveLabel removes label from child while it still has value there
+// and child is still the object of its uid: a child another parent or
+// someone else took meanwhile (the patch's tests fail, 422) is left as it
+// is, and so is one already gone.
+func (a *Applier) RemoveLabel(ctx context.Context, child *unstructured.Unstructured, label, value string) error {
+	res, err := a.Resource(child)
+	if err != nil {
+		return err
+	}
+	path := "/metadata/labels/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(label)
+	body, err := encodePatch([]jsonPatchOp{
+		{"test", "/metadata/uid", string(child.GetUID())},
+		{"test", path, value},
+		{"remove", path, nil},
+	})
+	if err != nil {
+		return fmt.Errorf("marshal label patch: %w", err)
+	}
+	_, err = res.Patch(ctx, child.GetName(), types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsInvalid(err) {
+		return classify("remove label "+label+" of "+describe(child), err)
 	}
 	return nil
 }

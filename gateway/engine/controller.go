@@ -490,10 +490,12 @@ func (c *Controller) parentHandler() cache.ResourceEventHandlerFuncs {
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			c.parentEvents.Add(1)
+			c.noteOrphanDelete(obj)
 			c.enqueueObject(obj)
 		},
 		UpdateFunc: func(_, obj any) {
 			c.parentEvents.Add(1)
+			c.noteOrphanDelete(obj)
 			c.enqueueObject(obj)
 		},
 		DeleteFunc: func(obj any) {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/opgate/opgate/gateway/check"
 	"github.com/opgate/opgate/gateway/decide"
@@ -154,14 +156,18 @@ func (c *Controller) scopes() check.Scopes {
 	return out
 }
 
-// deleteChildrenByLabel deletes the parent's children tracked by label
-// before its finalizer goes: the garbage collector cannot. It lists them
-// from the API server, not the cache, so a child applied a moment ago is
-// not missed. Deleted means accepted by the API server: a child's own
-// finalizers do not hold its parent back.
-func (c *Controller) deleteChildrenByLabel(ctx context.Context, p *pass) error {
+// settleChildrenByLabel deletes the parent's children tracked by label
+// before its finalizer goes (the garbage collector cannot), or, when the
+// parent is deleted with propagationPolicy Orphan, orphans them as the
+// collector orphans the ownerReference ones: it removes the owner label
+// and leaves them. It lists them from the API server, not the cache, so a
+// child applied a moment ago is not missed. Deleted means accepted by the
+// API server: a child's own finalizers do not hold its parent back.
+func (c *Controller) settleChildrenByLabel(ctx context.Context, p *pass) error {
 	uid := string(p.obj.GetUID())
+	orphan := c.orphaning(p)
 	var failed []string
+	kept := 0
 	for _, ch := range c.children {
 		if !c.byLabel(ch) {
 			continue
@@ -172,24 +178,88 @@ func (c *Controller) deleteChildrenByLabel(ctx context.Context, p *pass) error {
 			continue
 		}
 		for _, child := range children {
-			err := c.applier.DeleteChild(ctx, child)
-			c.countApply("prune", err)
+			if orphan {
+				err = c.applier.RemoveLabel(ctx, child, check.OwnerUIDLabel, uid)
+				c.countApply("orphan", err)
+				kept++
+			} else {
+				err = c.applier.DeleteChild(ctx, child)
+				c.countApply("prune", err)
+			}
 			if err != nil {
 				failed = append(failed, err.Error())
 			}
 		}
 	}
 	if len(failed) == 0 {
+		if kept > 0 {
+			c.event(p.obj, "Normal", ReasonChildrenOrphaned, fmt.Sprintf(
+				"deleted with propagationPolicy Orphan: %d %s tracked by label %s kept, the label removed", kept, plural(kept, "child", "children"), check.OwnerUIDLabel))
+		}
 		return nil
 	}
-	err := failure.Temporaryf("ChildrenNotDeleted", "children the garbage collector cannot reach are not deleted, so the finalizer %s stays: %s", c.finalizer(), strings.Join(failed, "; "))
+	reason, what := "ChildrenNotDeleted", "children the garbage collector cannot reach are not deleted"
+	if orphan {
+		reason, what = "ChildrenNotOrphaned", "children tracked by label are not orphaned (propagationPolicy Orphan)"
+	}
+	err := failure.Temporaryf(reason, "%s, so the finalizer %s stays: %s", what, c.finalizer(), strings.Join(failed, "; "))
 	if p.obj.GetAnnotations()[decide.ReleaseAnnotation] == "true" {
 		// The user asked to let the object go: children are best effort.
-		c.warn(p.obj, "ChildrenNotDeleted", truncate(err.Error()+"; released anyway ("+decide.ReleaseAnnotation+")", 1024))
+		c.warn(p.obj, reason, truncate(err.Error()+"; released anyway ("+decide.ReleaseAnnotation+")", 1024))
 		return nil
 	}
-	c.warn(p.obj, "ChildrenNotDeleted", truncate(err.Error(), 1024))
+	c.warn(p.obj, reason, truncate(err.Error(), 1024))
 	return err
+}
+
+// ReasonChildrenOrphaned: a parent deleted with propagationPolicy Orphan
+// left its children tracked by label, as asked.
+const ReasonChildrenOrphaned = "ChildrenOrphaned"
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// orphaning says whether the deleting object of p is deleted with
+// propagationPolicy Orphan. The API server adds the orphan finalizer with
+// the deletionTimestamp, in one write; the garbage collector removes it
+// once it has orphaned the ownerReference dependents, which may be before
+// this pass. So it is also taken from what an informer event showed this
+// process (noteOrphanDelete) and from the state a pass recorded it in. A
+// gateway that starts after the collector removed the finalizer, with no
+// state recording it, cannot tell (docs/contract.md, "Children").
+func (c *Controller) orphaning(p *pass) bool {
+	if p.st != nil && p.st.Orphan || orphanFinalizer(p.obj) {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return p.mem != nil && p.mem.orphan
+}
+
+func orphanFinalizer(o metav1.Object) bool {
+	return o.GetDeletionTimestamp() != nil && slices.Contains(o.GetFinalizers(), metav1.FinalizerOrphanDependents)
+}
+
+// noteOrphanDelete remembers an object the informer shows deleting with
+// the orphan finalizer, for orphaning: the event may be the only sight of
+// it the gateway gets.
+func (c *Controller) noteOrphanDelete(obj any) {
+	o, ok := asMetaObject(obj)
+	if !ok || !orphanFinalizer(o) || !c.childrenByLabel() {
+		return
+	}
+	key, err := cache.MetaNamespaceKeyFunc(o)
+	if err != nil {
+		return
+	}
+	m := c.memoryOf(key, o.GetUID())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m.orphan = true
 }
 
 // listByLabel lists, from the API server, the children of ch's kind that

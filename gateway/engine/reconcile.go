@@ -49,6 +49,9 @@ type objectMemory struct {
 	// released: this process removed the finalizer of the deleting
 	// object (guarded by the Controller's mu).
 	released bool
+	// orphan: an informer event showed the object deleting with the
+	// orphan finalizer (guarded by the Controller's mu); see orphaning.
+	orphan bool
 	// reconciled is the status and lastTransitionTime of the Reconciled
 	// condition the last status write left on the object (status.conditions
 	// only): removed by another writer, it comes back with that time.
@@ -250,6 +253,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		SyncDigest: digest, HoldsFinalizer: c.holdsFinalizer(p.obj), ChildrenByLabel: c.childrenByLabel(), Now: p.now,
 	})
 	deleting := p.obj.GetDeletionTimestamp() != nil
+	if deleting && !p.st.Orphan && c.childrenByLabel() && c.orphaning(p) {
+		p.st.Orphan = true // for a restarted gateway: see orphaning
+	}
 	budget := &passBudget{left: c.ReconcileTimeout}
 
 	if p.plan.AddFinalizer || p.plan.ReleaseFinalizer && !deleting {
@@ -316,7 +322,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		}
 	}
 	if deleting && (p.plan.ReleaseFinalizer || roundDone && c.holdsFinalizer(p.obj)) {
-		if err := c.deleteChildrenByLabel(ctx, p); err != nil {
+		if err := c.settleChildrenByLabel(ctx, p); err != nil {
 			return 0, c.keepProgress(ctx, p, err)
 		}
 		// Before the write: the watch may report the deletion it

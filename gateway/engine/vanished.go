@@ -188,7 +188,7 @@ func (c *Controller) deliverOne(ctx context.Context, key string, v *vanishedObje
 		c.runWork(ctx, p, budget, w)
 	}
 	if p.plan.ReleaseFinalizer || p.st.Round != nil && allDone(p.st.Round, p.plan.RoundCallbacks) {
-		if err := c.deleteChildrenByLabel(ctx, p); err != nil {
+		if err := c.settleChildrenByLabel(ctx, p); err != nil {
 			return 0, false, err
 		}
 		return 0, true, nil

@@ -59,6 +59,12 @@ type State struct {
 	// handled one again (the change taken back), and its old is the one it
 	// saw. Empty once an update round ends.
 	Behind []*Seen `json:"b,omitempty"`
+	// Orphan: the object is being deleted with propagationPolicy Orphan,
+	// as the gateway saw by the orphan finalizer, which the garbage
+	// collector removes once it has orphaned the dependents it knows: a
+	// restarted gateway that no longer sees it still keeps the children
+	// it tracks by label.
+	Orphan bool `json:"o,omitempty"`
 }
 
 // Seen is an essence update callbacks acted on in a round that was then
