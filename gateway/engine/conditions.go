@@ -146,8 +146,11 @@ func (c *Controller) deferStatus(p *pass, patch map[string]any) error {
 // and observedGeneration and Reconciled as the pass leaves the object. A
 // status that would not change is not written, so the write the gateway's
 // own watch sees next finds nothing to do: no loop. Its own write does not
-// count as a change for sync either.
-func (c *Controller) flushStatus(ctx context.Context, p *pass) error {
+// count as a change for sync either. A deleting object keeps Reconciled
+// while the gateway holds it (its delete callbacks are due or failing),
+// unless releasing: the pass lets it go. One the gateway does not hold is
+// left as it is.
+func (c *Controller) flushStatus(ctx context.Context, p *pass, releasing bool) error {
 	if err := c.stillTheObject(p); err != nil {
 		return err
 	}
@@ -157,7 +160,8 @@ func (c *Controller) flushStatus(ctx context.Context, p *pass) error {
 		base = p.status.base
 	}
 	desired := current
-	if p.obj.GetDeletionTimestamp() == nil {
+	o := inspect.ClassifyState(c.op, p.obj, p.st, p.now)
+	if p.obj.GetDeletionTimestamp() == nil || o.State == inspect.Deleting && !releasing {
 		// The previous Reconciled is the object's: a handler's conditions
 		// replace the list in the pass's copy (merge patches replace arrays).
 		prev := reconciledIn(base)
@@ -165,7 +169,10 @@ func (c *Controller) flushStatus(ctx context.Context, p *pass) error {
 			// Removed by another writer: the one this process last left.
 			prev = map[string]any{"status": p.mem.reconciled.status, "lastTransitionTime": p.mem.reconciled.since}
 		}
-		desired = withReconciled(current, prev, p.obj.GetGeneration(), inspect.ClassifyState(c.op, p.obj, p.st, p.now), p.now)
+		desired = withReconciled(current, prev, p.obj.GetGeneration(), o, p.now)
+		if o.State == inspect.Deleting {
+			c.sayHowToRelease(desired)
+		}
 	}
 	if check.EqualJSON(base, desired) {
 		rememberReconciled(p, desired)
@@ -284,10 +291,22 @@ func reconciledCondition(o inspect.Object) metav1.Condition {
 			msg += "; next retry at " + f.NextRetry.UTC().Format(time.RFC3339)
 		}
 		return metav1.Condition{Type: ConditionReconciled, Status: metav1.ConditionFalse, Reason: reason, Message: truncate(msg, 1024)}
+	case o.State == inspect.Deleting:
+		return metav1.Condition{Type: ConditionReconciled, Status: metav1.ConditionUnknown, Reason: "Deleting", Message: "delete callbacks are still due"}
 	case o.State == inspect.Pending:
 		return metav1.Condition{Type: ConditionReconciled, Status: metav1.ConditionUnknown, Reason: "Progressing", Message: "callbacks are still due"}
 	}
 	return metav1.Condition{Type: ConditionReconciled, Status: metav1.ConditionTrue, Reason: "Reconciled", Message: "every callback due has succeeded"}
+}
+
+// sayHowToRelease ends the message of the Reconciled condition of a
+// deleting object the gateway holds (in status, as withReconciled left it)
+// by what holds it and how to let it go regardless.
+func (c *Controller) sayHowToRelease(status map[string]any) {
+	if r := reconciledIn(status); r != nil {
+		suffix := fmt.Sprintf("; being deleted: the finalizer %s stays until the delete callbacks succeed, or until the object is annotated %s=true", c.finalizer(), decide.ReleaseAnnotation)
+		r["message"] = truncate(fmt.Sprint(r["message"]), 1024-len(suffix)) + suffix
+	}
 }
 
 // statusPatch is the merge patch that turns base into desired.

@@ -296,7 +296,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		return 0, err
 	}
 	if c.keepsConditions(p) {
-		ferr := c.flushStatus(ctx, p)
+		// An object let go of now needs no Reconciled: it is going.
+		releasing := deleting && (p.plan.ReleaseFinalizer || roundDone && c.holdsFinalizer(p.obj))
+		ferr := c.flushStatus(ctx, p, releasing)
 		if errors.Is(ferr, apply.ErrReplaced) {
 			return c.passOverReplaced(p), nil
 		}
