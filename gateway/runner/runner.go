@@ -113,7 +113,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	broadcaster := record.NewBroadcaster()
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(warningSink{EventSink: &typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")}, log: opts.Logger})
 	g := &Gateway{
 		opts:        opts,
 		broadcaster: broadcaster,
