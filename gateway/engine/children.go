@@ -20,6 +20,10 @@ import (
 // pass's view of observed children current so the sync digest taken after
 // this pass already includes them.
 func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unstructured.Unstructured) error {
+	desired, err := c.refuseMissingChildren(p, desired)
+	if err != nil {
+		return err
+	}
 	for _, child := range desired {
 		check.Decorate(child, p.obj, c.op.Name)
 		key := kindKey(child.GetAPIVersion(), child.GetKind())
@@ -57,6 +61,31 @@ func (c *Controller) applyChildren(ctx context.Context, p *pass, desired []*unst
 		p.children[key][nameIn(out, p.obj)] = out
 	}
 	return nil
+}
+
+// refuseMissingChildren fails, before any child is applied, an answer
+// with a child of a kind the controller runs without (missingChild). While
+// the parent is being deleted such a child is left out instead, as one
+// whose namespace is gone: its kind has no CRD, and failing the delete
+// callback for it would hold the parent until someone installs one. It
+// returns the children to apply.
+func (c *Controller) refuseMissingChildren(p *pass, desired []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+	if len(c.missing) == 0 {
+		return desired, nil
+	}
+	out := make([]*unstructured.Unstructured, 0, len(desired))
+	for _, child := range desired {
+		err := c.missingChild(child)
+		switch {
+		case err == nil:
+			out = append(out, child)
+		case p.obj.GetDeletionTimestamp() == nil:
+			return nil, err
+		default:
+			c.log.Info("child not created: its kind is not served", "object", p.key, "child", child.GetKind()+" "+child.GetName(), "error", err)
+		}
+	}
+	return out, nil
 }
 
 // childChangedBeyond says whether out, what applying child answered,

@@ -226,6 +226,10 @@ type Controller struct {
 	stalled        stalledKeys   // keys whose pass failed to reach the API server
 
 	templates templates // parsed related selector templates
+	// missing are the child and related kinds not served when the
+	// controller was built (missingkinds.go): no informer, no mapping.
+	missing        []missingKind
+	missingRecheck time.Duration // how often awaitMissingKinds asks
 
 	mu       sync.Mutex
 	memory   map[string]*objectMemory
@@ -244,7 +248,9 @@ type relatedKind struct {
 }
 
 // NewController resolves the operator's kinds and handler endpoints. It
-// fails with a failure.Error of reason KindNotFound while a kind is missing.
+// fails with a failure.Error of reason KindNotFound while the watched kind
+// is missing; a missing child or related kind is run without
+// (missingkinds.go).
 func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*Controller, error) {
 	if err := deps.validate(); err != nil {
 		return nil, err
@@ -261,6 +267,8 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 		memory:  map[string]*objectMemory{},
 		changed: make(chan struct{}, 1),
 		rescope: make(chan struct{}, 1),
+		// As often as the Manager retried a controller it could not build.
+		missingRecheck: kindRetry,
 	}
 	c.health.onChange = c.onHealthChange
 	pm, err := apply.Mapping(deps.Mapper, op.Spec.Watch.APIVersion, op.Spec.Watch.Kind)
@@ -277,19 +285,29 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 	}
 	c.parent = &watched{mapping: pm, role: "watched"}
 	for i, ch := range op.Spec.Children {
+		role := fmt.Sprintf("children[%d]", i)
 		m, err := apply.Mapping(deps.Mapper, ch.APIVersion, ch.Kind)
+		if kindMissing(err) {
+			c.missing = append(c.missing, missingKind{role: role, apiVersion: ch.APIVersion, kind: ch.Kind, err: err})
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("child kind: %w", err)
 		}
-		c.children = append(c.children, childKind{spec: ch, watched: &watched{mapping: m, role: fmt.Sprintf("children[%d]", i)}})
+		c.children = append(c.children, childKind{spec: ch, watched: &watched{mapping: m, role: role}})
 	}
 	c.applier = c.applier.Pinned(c.writtenMappings()...)
 	for i, rel := range op.Spec.Related {
+		role := fmt.Sprintf("related[%d]", i)
 		m, err := apply.Mapping(deps.Mapper, rel.APIVersion, rel.Kind)
+		if kindMissing(err) {
+			c.missing = append(c.missing, missingKind{role: role, apiVersion: rel.APIVersion, kind: rel.Kind, err: err})
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("related kind: %w", err)
 		}
-		c.related = append(c.related, relatedKind{spec: rel, watched: &watched{mapping: m, role: fmt.Sprintf("related[%d]", i)}})
+		c.related = append(c.related, relatedKind{spec: rel, watched: &watched{mapping: m, role: role}})
 	}
 	if err := c.checkSecretKinds(deps.SecretNamespace); err != nil {
 		return nil, err
@@ -322,8 +340,9 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 }
 
 // Run starts the informers and workers and blocks until ctx is done, or
-// until a CRD of its kinds is created again with the other scope: then it
-// returns errKindRescoped, and the controller is to be built again.
+// until a CRD of its kinds is created again with the other scope, or a
+// child or related kind it runs without is served: then it returns
+// errKindRescoped, and the controller is to be built again.
 func (c *Controller) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -346,6 +365,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	for _, inf := range c.informers() {
 		go inf.Run(ctx.Done())
 	}
+	go c.awaitMissingKinds(ctx)
 	// Health says why while this waits: the reflectors retry failing
 	// lists with backoff and tell c.health each outcome.
 	if !cache.WaitForCacheSync(ctx.Done(), c.allSynced) {

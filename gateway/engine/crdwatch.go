@@ -163,8 +163,10 @@ func (c *Controller) watchCRD() {
 // errKindRescoped ends Run when the CRD of one of the operator's kinds
 // was created again with the other scope: its informers, writes and the
 // decisions that hang on the scope (checkWatchScope, how children are
-// owned) were made for the old one, so the controller is built again.
-var errKindRescoped = errors.New("a CRD of the operator's kinds was created again with the other scope")
+// owned) were made for the old one, so the controller is built again. It
+// ends Run too when a child or related kind the controller runs without
+// (missingKind) is served: its informer and scope are to be had now.
+var errKindRescoped = errors.New("a CRD of the operator's kinds was created again with the other scope, or created")
 
 // scopeDiffers says whether crd, a CRD, gives its kind another scope than m.
 func scopeDiffers(crd *unstructured.Unstructured, m *meta.RESTMapping) bool {
@@ -175,6 +177,12 @@ func scopeDiffers(crd *unstructured.Unstructured, m *meta.RESTMapping) bool {
 // rescoped asks Run to end with errKindRescoped.
 func (c *Controller) rescoped(crd string) {
 	c.log.Info("a CRD of the operator's kinds was created again with the other scope: the operator starts again on its new scope", "crd", crd)
+	c.rebuild()
+}
+
+// rebuild asks Run to end with errKindRescoped: the Manager builds the
+// controller again, mapping its kinds afresh.
+func (c *Controller) rebuild() {
 	select {
 	case c.rescope <- struct{}{}:
 	default: // asked already

@@ -99,6 +99,7 @@ func (c *Controller) ownedChildren(parent *unstructured.Unstructured) children {
 		}
 		out[kindKey(ch.spec.APIVersion, ch.spec.Kind)] = byName
 	}
+	addMissing(c, "children", out)
 	return out
 }
 
@@ -122,6 +123,7 @@ func (c *Controller) relatedObjects(parent *unstructured.Unstructured) (map[stri
 		}
 		out[kindKey(rel.spec.APIVersion, rel.spec.Kind)] = byName
 	}
+	addMissing(c, "related", out)
 	if len(invalid) > 0 {
 		return out, failure.Temporaryf(reasonRelatedSelectorInvalid, "%s", strings.Join(invalid, "; "))
 	}

@@ -13,7 +13,8 @@ import (
 // condition and /readyz: ready means its caches synced and its workers
 // run, and no list or watch of its kinds fails now. Otherwise reason is
 // CacheNotSynced, or Forbidden, KindNotFound or WatchFailed with the API
-// server's message (see watchFailure). Safe to call from any goroutine.
+// server's message (see watchFailure), or KindNotFound while it runs
+// without a child or related kind that is not served (missingHealth). Safe to call from any goroutine.
 func (c *Controller) Health() (ready bool, reason, message string) {
 	if what, err, failing := c.health.failing(); failing {
 		reason, message = watchFailure(what, err)
@@ -28,6 +29,11 @@ func (c *Controller) Health() (ready bool, reason, message string) {
 			return false, spec.ReasonCacheNotSynced, "caches synced; starting workers"
 		}
 		return false, spec.ReasonCacheNotSynced, "waiting for the caches of " + strings.Join(waiting, ", ") + " to sync"
+	}
+	// Running, but not all it was asked to: a user must see which kind
+	// its objects lack (the kind's CRD not installed).
+	if msg := c.missingHealth(); msg != "" {
+		return false, spec.ReasonKindNotFound, msg
 	}
 	return true, spec.ReasonRunning, "watching " + c.op.Spec.Watch.APIVersion + " " + c.op.Spec.Watch.Kind
 }

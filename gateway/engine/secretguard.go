@@ -86,14 +86,14 @@ func (c *Controller) checkSecretKinds(allowed string) error {
 	if isSecret(c.parent.mapping) && !confined {
 		refused = append(refused, "spec.watch")
 	}
-	for i, rel := range c.related {
+	for _, rel := range c.related {
 		if isSecret(rel.mapping) && !confined {
-			refused = append(refused, fmt.Sprintf("spec.related[%d]", i))
+			refused = append(refused, "spec."+rel.role)
 		}
 	}
-	for i, ch := range c.children {
+	for _, ch := range c.children {
 		if isSecret(ch.mapping) && !(confined && !clusterScoped(c.parent.mapping) && !ch.spec.AllowCrossNamespace) {
-			refused = append(refused, fmt.Sprintf("spec.children[%d]", i))
+			refused = append(refused, "spec."+ch.role)
 		}
 	}
 	if len(refused) == 0 {
