@@ -16,14 +16,23 @@ import (
 	"github.com/opgate/opgate/gateway/spec"
 )
 
-func TestPermanentDeleteFailureKeepsFinalizerUntilReleaseAnnotation(t *testing.T) {
-	ns := newNamespace(t)
-	h := newHandler(t, func(req callbacks.Request) (int, any) {
+// failDeletePermanently is a handler whose delete callbacks fail for good
+// ("backup bucket gone") and whose other callbacks answer answer.
+func failDeletePermanently(answer map[string]any) func(callbacks.Request) (int, any) {
+	return func(req callbacks.Request) (int, any) {
 		if req.Event == callbacks.EventDelete {
 			return 200, map[string]any{"error": map[string]any{"message": "backup bucket gone", "permanent": true}}
 		}
-		return 200, nil
-	})
+		if answer == nil {
+			return 200, nil
+		}
+		return 200, answer
+	}
+}
+
+func TestPermanentDeleteFailureKeepsFinalizerUntilReleaseAnnotation(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, failDeletePermanently(nil))
 	startGateway(t, operatorFor(t, "stuck", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Callbacks = []spec.Callback{{ID: "cleanup", Events: []spec.Event{spec.EventDelete}}}
 	}))

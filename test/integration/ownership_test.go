@@ -234,12 +234,7 @@ func TestChildOfAnotherParentIsNotTaken(t *testing.T) {
 func TestChildrenByLabelStayWhileTheDeleteCallbackFails(t *testing.T) {
 	ns := newNamespace(t)
 	shared := newNamespace(t)
-	h := newHandler(t, func(req callbacks.Request) (int, any) {
-		if req.Event == callbacks.EventDelete {
-			return 200, map[string]any{"error": map[string]any{"message": "backup bucket gone", "permanent": true}}
-		}
-		return 200, map[string]any{"children": []any{configMap(shared, "kept")}}
-	})
+	h := newHandler(t, failDeletePermanently(map[string]any{"children": []any{configMap(shared, "kept")}}))
 	startGateway(t, operatorFor(t, "stuckkids", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap", AllowCrossNamespace: true}}
 		s.Callbacks = []spec.Callback{

@@ -9,7 +9,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/runner"
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -22,12 +21,7 @@ import (
 // keeps the failure (what `gateway status` reads).
 func TestStuckDeleteInATerminatingNamespaceIsLoggedAndRecorded(t *testing.T) {
 	ns := newNamespace(t)
-	h := newHandler(t, func(req callbacks.Request) (int, any) {
-		if req.Event == callbacks.EventDelete {
-			return 200, map[string]any{"error": map[string]any{"message": "backup bucket gone", "permanent": true}}
-		}
-		return 200, nil
-	})
+	h := newHandler(t, failDeletePermanently(nil))
 	logs := &logBuffer{}
 	startGatewayWithOptions(t, runner.Options{Logger: logs.logger()}, operatorFor(t, "termns", ns, h.URL, func(s *spec.OperatorSpec) {
 		s.Callbacks = []spec.Callback{{ID: "cleanup", Events: []spec.Event{spec.EventDelete}}}
