@@ -24,7 +24,7 @@ func TestInstallDocsListEachBaseRule(t *testing.T) {
 		rules []rbacv1.PolicyRule
 	}{
 		{"cluster-wide:", base.Cluster},
-		{"in the release namespace only:", base.Namespace},
+		{"in the namespace the gateway elects in only", base.Namespace},
 		{"in the Secret namespace only", base.Secrets},
 	} {
 		item, ok := items[scope.item]
@@ -62,7 +62,7 @@ func baseRuleItems(t *testing.T, doc string) map[string]string {
 	items := map[string]string{}
 	for _, item := range strings.Split(list, "\n- ") {
 		item = strings.Join(strings.Fields(item), " ")
-		for _, scope := range []string{"cluster-wide:", "in the release namespace only:", "in the Secret namespace only"} {
+		for _, scope := range []string{"cluster-wide:", "in the namespace the gateway elects in only", "in the Secret namespace only"} {
 			if strings.HasPrefix(item, scope) {
 				items[scope] = item
 			}
