@@ -249,8 +249,9 @@ type relatedKind struct {
 
 // NewController resolves the operator's kinds and handler endpoints. It
 // fails with a failure.Error of reason KindNotFound while the watched kind
-// is missing; a missing child or related kind is run without
-// (missingkinds.go).
+// is missing, or a child or related kind is served only at other versions
+// than declared; a child or related kind served at no version is run
+// without (missingkinds.go).
 func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*Controller, error) {
 	if err := deps.validate(); err != nil {
 		return nil, err
@@ -286,9 +287,9 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 	c.parent = &watched{mapping: pm, role: "watched"}
 	for i, ch := range op.Spec.Children {
 		role := fmt.Sprintf("children[%d]", i)
-		m, err := apply.Mapping(deps.Mapper, ch.APIVersion, ch.Kind)
-		if kindMissing(err) {
-			c.missing = append(c.missing, missingKind{role: role, apiVersion: ch.APIVersion, kind: ch.Kind, err: err})
+		m, missing, err := mapKind(deps.Mapper, role, ch.APIVersion, ch.Kind)
+		if missing != nil {
+			c.missing = append(c.missing, *missing)
 			continue
 		}
 		if err != nil {
@@ -299,9 +300,9 @@ func NewController(ctx context.Context, deps Deps, op *spec.WebhookOperator) (*C
 	c.applier = c.applier.Pinned(c.writtenMappings()...)
 	for i, rel := range op.Spec.Related {
 		role := fmt.Sprintf("related[%d]", i)
-		m, err := apply.Mapping(deps.Mapper, rel.APIVersion, rel.Kind)
-		if kindMissing(err) {
-			c.missing = append(c.missing, missingKind{role: role, apiVersion: rel.APIVersion, kind: rel.Kind, err: err})
+		m, missing, err := mapKind(deps.Mapper, role, rel.APIVersion, rel.Kind)
+		if missing != nil {
+			c.missing = append(c.missing, *missing)
 			continue
 		}
 		if err != nil {

@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"sort"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -13,8 +15,8 @@ import (
 	"github.com/opgate/opgate/gateway/spec"
 )
 
-// missingKind is a child or related kind that the API server did not serve
-// when the controller was built: its CRD is not installed (an uninstall
+// missingKind is a child or related kind that the API server served at no
+// version when the controller was built: its CRD is not installed (an uninstall
 // removed a dependency's CRDs first, or it is not installed yet). Such a
 // kind has no objects, so the operator runs without it rather than not at
 // all: waiting for it would hold every parent being deleted behind a
@@ -29,10 +31,37 @@ type missingKind struct {
 	err              error // the mapping's failure
 }
 
-// kindMissing says whether err, a failure to map a kind, says the API
-// server does not serve it (as opposed to discovery failing).
-func kindMissing(err error) bool {
-	return err != nil && failure.As(err).Reason == spec.ReasonKindNotFound
+// mapKind maps the child or related kind of role. A kind the API server
+// serves at no version comes back as missing (no mapping, no error): it
+// has no objects. One served at other versions than the declared one (a
+// CRD that stopped serving it, served: false) does not: its objects are
+// there, under another version, and running without it would send it
+// empty and let parents go while their label-owned children stay; that
+// fails KindNotFound as a missing kind did before, naming the versions
+// served and what to do.
+func mapKind(mapper meta.RESTMapper, role, apiVersion, kind string) (*meta.RESTMapping, *missingKind, error) {
+	m, err := apply.Mapping(mapper, apiVersion, kind)
+	if err == nil || failure.As(err).Reason != spec.ReasonKindNotFound {
+		return m, nil, err
+	}
+	gv, _ := schema.ParseGroupVersion(apiVersion) // mapped already: valid
+	gk := schema.GroupKind{Group: gv.Group, Kind: kind}
+	served, aerr := mapper.RESTMappings(gk) // no version: any served one
+	if aerr != nil && !meta.IsNoMatchError(aerr) {
+		return nil, nil, failure.Temporaryf(spec.ReasonAPIServerUnreachable,
+			"%s %s (spec.%s) is not served at %s; cannot ask discovery whether another version is: %w", apiVersion, kind, role, gv.Version, aerr)
+	}
+	if len(served) == 0 {
+		return nil, &missingKind{role: role, apiVersion: apiVersion, kind: kind, err: err}, nil
+	}
+	versions := make([]string, 0, len(served))
+	for _, s := range served {
+		versions = append(versions, s.GroupVersionKind.GroupVersion().String())
+	}
+	sort.Strings(versions)
+	return nil, nil, failure.Temporaryf(spec.ReasonKindNotFound,
+		"%s %s (spec.%s) is not served, but the kind is, as %s: update the operator's spec.%s.apiVersion to a served version (it does not run without a kind whose objects are there, as it does without one served at no version): %w",
+		apiVersion, kind, role, strings.Join(versions, ", "), role, err)
 }
 
 // groupKind is k's group and kind; a kind is declared once whatever its
@@ -57,7 +86,7 @@ func (c *Controller) missingHealth() string {
 		names = append(names, name)
 	}
 	return "running without " + strings.Join(names, ", ") +
-		": not served by the API server, its CRD not installed; none of its objects is watched or sent (there are none), and the operator takes the kind up by itself once its CRD is created"
+		": served by the API server at no version (its CRD not installed); none of its objects is watched or sent (there are none), and the operator takes the kind up by itself once its CRD is created"
 }
 
 // missingChild refuses, temporarily, a child of a kind the controller
@@ -69,7 +98,7 @@ func (c *Controller) missingChild(child *unstructured.Unstructured) error {
 	for _, k := range c.missing {
 		if k.groupKind() == gk {
 			return failure.Temporaryf(spec.ReasonKindNotFound,
-				"the CRD of %s (%s %s, spec.%s) is not installed: child %s not applied; retried with backoff, it is applied once the CRD is created",
+				"the CRD of %s (%s %s, spec.%s) is not installed, no version of the kind is served: child %s not applied; retried with backoff, it is applied once the CRD is created",
 				k.kind, k.apiVersion, k.kind, k.role, child.GetName())
 		}
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -13,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/opgate/opgate/gateway/apply"
 	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
 )
@@ -36,11 +36,73 @@ func (*servedLater) Reset() {}
 
 func boltMissing(t *testing.T, mapper meta.RESTMapper) missingKind {
 	t.Helper()
-	_, err := apply.Mapping(mapper, "bolts.example/v1", "Bolt")
-	if !kindMissing(err) {
+	_, missing, err := mapKind(mapper, "children[1]", "bolts.example/v1", "Bolt")
+	if missing == nil || err != nil {
 		t.Fatalf("Bolt mapped as missing? %v", err)
 	}
-	return missingKind{role: "children[1]", apiVersion: "bolts.example/v1", kind: "Bolt", err: err}
+	return *missing
+}
+
+// discoveryDown misses every kind at its version and cannot tell which
+// versions are served.
+type discoveryDown struct{ meta.RESTMapper }
+
+func (discoveryDown) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	return nil, &meta.NoKindMatchError{GroupKind: gk, SearchedVersions: versions}
+}
+
+func (discoveryDown) RESTMappings(schema.GroupKind, ...string) ([]*meta.RESTMapping, error) {
+	return nil, errors.New("discovery: connection refused")
+}
+
+// A child or related kind is run without only when the API server serves
+// it at no version: one still served at another version (its CRD set
+// served: false on the declared one) has objects, so the operator fails
+// to start, KindNotFound, naming the versions served and the field to
+// change, rather than sending the kind empty and letting parents go while
+// their children stay (rv45).
+func TestAKindIsRunWithoutOnlyWhenNoVersionOfItIsServed(t *testing.T) {
+	// As discovery builds it: each group-version its own default.
+	served := meta.NewDefaultRESTMapper([]schema.GroupVersion{{Group: "bolts.example", Version: "v2"}})
+	served.Add(schema.GroupVersionKind{Group: "bolts.example", Version: "v2", Kind: "Bolt"}, meta.RESTScopeRoot)
+	for _, tt := range []struct {
+		name        string
+		mapper      meta.RESTMapper
+		apiVersion  string
+		wantMapped  bool
+		wantMissing bool
+		wantReason  string
+		wantInErr   []string
+	}{
+		{"served at the declared version", served, "bolts.example/v2", true, false, "", nil},
+		{"served at no version", meta.NewDefaultRESTMapper(nil), "bolts.example/v1", false, true, "", nil},
+		{"served at another version only", served, "bolts.example/v1", false, false, spec.ReasonKindNotFound,
+			[]string{"bolts.example/v1 Bolt (spec.children[1]) is not served", "bolts.example/v2", "spec.children[1].apiVersion"}},
+		{"discovery failing", discoveryDown{served}, "bolts.example/v1", false, false, spec.ReasonAPIServerUnreachable,
+			[]string{"connection refused"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, missing, err := mapKind(tt.mapper, "children[1]", tt.apiVersion, "Bolt")
+			if (m != nil) != tt.wantMapped || (missing != nil) != tt.wantMissing {
+				t.Fatalf("mapping %v, missing %v (err %v); want mapped %v, missing %v", m, missing, err, tt.wantMapped, tt.wantMissing)
+			}
+			if tt.wantReason == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			f := failure.As(err)
+			if f.Reason != tt.wantReason || f.Class != failure.Temporary {
+				t.Fatalf("err = %v (%v %s), want temporary %s", err, f.Class, f.Reason, tt.wantReason)
+			}
+			for _, want := range tt.wantInErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %q, want it to name %q", err, want)
+				}
+			}
+		})
+	}
 }
 
 // A child of a kind the controller runs without fails the answer before
