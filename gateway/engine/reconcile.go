@@ -255,6 +255,17 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	deleting := p.obj.GetDeletionTimestamp() != nil
 	if deleting && !p.st.Orphan && c.childrenByLabel() && c.orphaning(p) {
 		p.st.Orphan = true // for a restarted gateway: see orphaning
+		// Recorded before any delete callback or child settling: a gateway
+		// killed during them, the garbage collector removing the orphan
+		// finalizer meanwhile, would leave its successor nothing telling it
+		// to keep the children.
+		if err := c.writeState(ctx, p); errors.Is(err, apply.ErrReplaced) {
+			return c.passOverReplaced(p), nil
+		} else if errors.Is(err, apply.ErrAnnotationMoved) {
+			return 0, nil // the other write's watch event brings the key back
+		} else if err != nil {
+			return 0, fmt.Errorf("recording the orphaning deletion: %w", err)
+		}
 	}
 	budget := &passBudget{left: c.ReconcileTimeout}
 
