@@ -147,9 +147,10 @@ func (c *Controller) deferStatus(p *pass, patch map[string]any) error {
 // status that would not change is not written, so the write the gateway's
 // own watch sees next finds nothing to do: no loop. Its own write does not
 // count as a change for sync either. A deleting object keeps Reconciled
-// while the gateway holds it (its delete callbacks are due or failing),
-// unless releasing: the pass lets it go. One the gateway does not hold is
-// left as it is.
+// while the gateway holds it (its delete callbacks are due or failing).
+// The pass that lets it go (releasing) writes it only if other finalizers
+// keep the object: what the delete callbacks came to, and what holds it
+// now. One the gateway does not hold is left as it is.
 func (c *Controller) flushStatus(ctx context.Context, p *pass, releasing bool) error {
 	if err := c.stillTheObject(p); err != nil {
 		return err
@@ -161,7 +162,9 @@ func (c *Controller) flushStatus(ctx context.Context, p *pass, releasing bool) e
 	}
 	desired := current
 	o := inspect.ClassifyState(c.op, p.obj, p.st, p.now)
-	if p.obj.GetDeletionTimestamp() == nil || o.State == inspect.Deleting && !releasing {
+	// A deleting object the gateway no longer holds is not its to describe,
+	// even if the state it left still reads deleting.
+	if p.obj.GetDeletionTimestamp() == nil || o.State == inspect.Deleting && !releasing && c.holdsFinalizer(p.obj) {
 		// The previous Reconciled is the object's: a handler's conditions
 		// replace the list in the pass's copy (merge patches replace arrays).
 		prev := reconciledIn(base)
@@ -173,6 +176,12 @@ func (c *Controller) flushStatus(ctx context.Context, p *pass, releasing bool) e
 		if o.State == inspect.Deleting {
 			c.sayHowToRelease(desired)
 		}
+	} else if others := c.otherFinalizers(p.obj); releasing && len(others) > 0 {
+		// Let go of, yet kept by another controller's finalizer: later
+		// passes leave an object the gateway does not hold as it is, so a
+		// Reconciled left from a failed delete callback would blame the
+		// gateway for as long as the others hold it.
+		desired = withCondition(current, reconciledIn(base), p.obj.GetGeneration(), releasedCondition(o, others), p.now)
 	}
 	if check.EqualJSON(base, desired) {
 		rememberReconciled(p, desired)
@@ -248,12 +257,16 @@ func keepingReconciled(current, patch map[string]any) map[string]any {
 // whose status stays keeps prev's lastTransitionTime, and the handlers' own
 // conditions are kept as they are.
 func withReconciled(status, prev map[string]any, generation int64, o inspect.Object, now time.Time) map[string]any {
+	return withCondition(status, prev, generation, reconciledCondition(o), now)
+}
+
+// withCondition is withReconciled with the condition given.
+func withCondition(status, prev map[string]any, generation int64, cond metav1.Condition, now time.Time) map[string]any {
 	out := make(map[string]any, len(status)+2)
 	for k, v := range status {
 		out[k] = v
 	}
 	out["observedGeneration"] = generation
-	cond := reconciledCondition(o)
 	cond.ObservedGeneration = generation
 	var conds []any
 	if list, ok := status["conditions"].([]any); ok {
@@ -297,6 +310,31 @@ func reconciledCondition(o inspect.Object) metav1.Condition {
 		return metav1.Condition{Type: ConditionReconciled, Status: metav1.ConditionUnknown, Reason: "Progressing", Message: "callbacks are still due"}
 	}
 	return metav1.Condition{Type: ConditionReconciled, Status: metav1.ConditionTrue, Reason: "Reconciled", Message: "every callback due has succeeded"}
+}
+
+// releasedCondition is Reconciled for an object the pass lets go of while
+// the finalizers others keep it: the delete callbacks' outcome (a failure
+// if the release annotation let it go regardless), naming what holds it
+// now instead of the gateway's finalizer.
+func releasedCondition(o inspect.Object, others []string) metav1.Condition {
+	held := truncate("the gateway let go; other finalizers hold it: "+strings.Join(others, ", "), 512)
+	if o.Failure != nil {
+		cond := reconciledCondition(o)
+		cond.Message = truncate(cond.Message, 1024-len(held)-len("; …")) + "; " + held
+		return cond
+	}
+	return metav1.Condition{Type: ConditionReconciled, Status: metav1.ConditionTrue, Reason: "Released", Message: held}
+}
+
+// otherFinalizers lists obj's finalizers other than the gateway's.
+func (c *Controller) otherFinalizers(obj *unstructured.Unstructured) []string {
+	var out []string
+	for _, f := range obj.GetFinalizers() {
+		if f != c.finalizer() {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // sayHowToRelease ends the message of the Reconciled condition of a
