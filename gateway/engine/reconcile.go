@@ -302,6 +302,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	ctx, cancel := recordContext(ctx)
 	defer cancel()
 	saved := *p.st // before the round ends: see failHeld
+	round := p.st.Round
 	roundDone, err := c.finishRound(p, deleting)
 	if err != nil {
 		return 0, err
@@ -347,6 +348,13 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 			return 0, c.keepProgress(ctx, p, err)
 		}
 		return 0, nil // the object is going away; no state to keep
+	}
+	if roundDone && round != nil && round.Event == string(spec.EventResume) {
+		// Resume is owed once per process, not per state written: while the
+		// state cannot be written (or another writer's replaced it) the next
+		// pass would otherwise start a resume round again and call the
+		// resume callbacks that succeeded.
+		mem.Seen = true
 	}
 	if err := c.writeState(ctx, p); errors.Is(err, apply.ErrReplaced) {
 		return c.passOverReplaced(p), nil
