@@ -209,8 +209,9 @@ func (a *Applier) RemoveLabel(ctx context.Context, child *unstructured.Unstructu
 // PatchStatus merge-patches .status, through the status subresource when
 // the kind has one, and returns the updated object. It does not land on
 // another object of obj's name (statusPin), but for the last try of a
-// write that lost every race (pinnedStatus).
-func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructured, status map[string]any, subresource bool) (*unstructured.Unstructured, error) {
+// write that lost every race (pinnedStatus), nor after a conflict over a
+// state other than the one read (nil: any).
+func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructured, status map[string]any, subresource bool, read *StateRead) (*unstructured.Unstructured, error) {
 	res, err := a.Resource(obj)
 	if err != nil {
 		return nil, err
@@ -219,7 +220,7 @@ func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructure
 	if subresource {
 		subresources = []string{"status"}
 	}
-	out, err := pinnedStatus(ctx, obj, status, subresource, res, func(body []byte) (*unstructured.Unstructured, error) {
+	out, err := pinnedStatus(ctx, obj, status, subresource, read, res, func(body []byte) (*unstructured.Unstructured, error) {
 		return res.Patch(ctx, obj.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager}, subresources...)
 	})
 	if err != nil {
@@ -232,7 +233,7 @@ func (a *Applier) PatchStatus(ctx context.Context, obj *unstructured.Unstructure
 }
 
 // PatchStatusMeta is PatchStatus returning only the updated metadata.
-func (a *Applier) PatchStatusMeta(ctx context.Context, obj *unstructured.Unstructured, status map[string]any, subresource bool) (*metav1.ObjectMeta, error) {
+func (a *Applier) PatchStatusMeta(ctx context.Context, obj *unstructured.Unstructured, status map[string]any, subresource bool, read *StateRead) (*metav1.ObjectMeta, error) {
 	t, err := a.targetOf(obj)
 	if err != nil {
 		return nil, err
@@ -241,7 +242,7 @@ func (a *Applier) PatchStatusMeta(ctx context.Context, obj *unstructured.Unstruc
 	if subresource {
 		sub = "status"
 	}
-	out, err := pinnedStatus(ctx, obj, status, subresource, a.resourceFor(t.mapping, t.namespace), func(body []byte) (*metav1.ObjectMeta, error) {
+	out, err := pinnedStatus(ctx, obj, status, subresource, read, a.resourceFor(t.mapping, t.namespace), func(body []byte) (*metav1.ObjectMeta, error) {
 		return a.patchMeta(ctx, t, types.MergePatchType, body, false, sub)
 	})
 	if err != nil {
@@ -262,8 +263,12 @@ func (a *Applier) PatchStatusMeta(ctx context.Context, obj *unstructured.Unstruc
 // a read found obj: where others write the object as often as the gateway
 // (another operator of the kind writes its status and state from the same
 // change), a pin could lose every race, and the handler would be called
-// again for an answer it gave.
-func pinnedStatus[T any](ctx context.Context, obj *unstructured.Unstructured, status map[string]any, subresource bool,
+// again for an answer it gave. An object read again whose annotation
+// read.Key no longer holds read.Value ends it with ErrAnnotationMoved:
+// another writer (a replica that took over while a leader that lost its
+// Lease finished its pass) recorded a newer state, and this status is
+// older than the one it wrote.
+func pinnedStatus[T any](ctx context.Context, obj *unstructured.Unstructured, status map[string]any, subresource bool, read *StateRead,
 	res dynamic.ResourceInterface, patch func(body []byte) (T, error)) (T, error) {
 	p := statusPin(obj, subresource)
 	for try := 1; ; try++ {
@@ -282,6 +287,8 @@ func pinnedStatus[T any](ctx context.Context, obj *unstructured.Unstructured, st
 			return out, gerr
 		case otherObject(obj, cur.GetUID()):
 			return out, ErrReplaced
+		case read != nil && cur.GetAnnotations()[read.Key] != read.Value:
+			return out, failure.Temporaryf("StateMoved", "annotation %s: %w", read.Key, ErrAnnotationMoved)
 		case try < statusPinTries:
 			p.rv = cur.GetResourceVersion()
 		default:
@@ -289,6 +296,10 @@ func pinnedStatus[T any](ctx context.Context, obj *unstructured.Unstructured, st
 		}
 	}
 }
+
+// StateRead is the state annotation a status write is made for, as the pass
+// that wrote the status read it ("" for none).
+type StateRead struct{ Key, Value string }
 
 // statusPinTries is how often a status write is tried pinned before its
 // last, unpinned, try.

@@ -153,10 +153,10 @@ func metaWrites(t testing.TB) []struct {
 	}{
 		{"status",
 			func(ctx context.Context, a *Applier) (*unstructured.Unstructured, error) {
-				return a.PatchStatus(ctx, obj, status, true)
+				return a.PatchStatus(ctx, obj, status, true, nil)
 			},
 			func(ctx context.Context, a *Applier) (*metav1.ObjectMeta, error) {
-				return a.PatchStatusMeta(ctx, obj, status, true)
+				return a.PatchStatusMeta(ctx, obj, status, true, nil)
 			}},
 		{"child",
 			func(ctx context.Context, a *Applier) (*unstructured.Unstructured, error) {

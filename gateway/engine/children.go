@@ -280,8 +280,11 @@ func (c *Controller) writeStatus(ctx context.Context, p *pass, w decide.Work, pa
 func (c *Controller) patchStatus(ctx context.Context, p *pass, patch map[string]any, readLater bool) error {
 	checker := c.status.current()
 	subresource := checker == nil || checker.HasStatusSubresource()
+	// A conflict over a state another writer recorded since the pass read
+	// it drops the write: that writer's status is the newer.
+	read := &apply.StateRead{Key: c.stateAnnotation(), Value: p.stateRaw}
 	if !readLater {
-		m, err := c.applier.PatchStatusMeta(ctx, p.obj, patch, subresource)
+		m, err := c.applier.PatchStatusMeta(ctx, p.obj, patch, subresource, read)
 		c.countApply("status", err)
 		if err != nil {
 			return err
@@ -289,7 +292,7 @@ func (c *Controller) patchStatus(ctx context.Context, p *pass, patch map[string]
 		c.adoptMeta(p, m)
 		return nil
 	}
-	out, err := c.applier.PatchStatus(ctx, p.obj, patch, subresource)
+	out, err := c.applier.PatchStatus(ctx, p.obj, patch, subresource, read)
 	c.countApply("status", err)
 	if err != nil {
 		return err

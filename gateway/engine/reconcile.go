@@ -314,6 +314,13 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		if errors.Is(ferr, apply.ErrReplaced) {
 			return c.passOverReplaced(p), nil
 		}
+		if errors.Is(ferr, apply.ErrAnnotationMoved) {
+			// As for the state (writeState): the other writer's status and
+			// state are the newer; the pass records nothing.
+			c.log.Info("state annotation written by another writer during the pass; its status is not overwritten", "object", key)
+			mem.unwritten, mem.unwrittenBase = "", ""
+			return 0, nil
+		}
 		switch {
 		case ferr == nil:
 			c.countHeld(p)

@@ -96,7 +96,7 @@ func TestMetadataOnlyWritesGetOnlyMetadataFromTheAPIServer(t *testing.T) {
 	// As a pass does, the copy takes the write's metadata (the status
 	// write is pinned to its resourceVersion).
 	obj.SetResourceVersion(m.ResourceVersion)
-	if _, err := a.PatchStatusMeta(ctx, obj, map[string]any{"message": "meta"}, true); err != nil {
+	if _, err := a.PatchStatusMeta(ctx, obj, map[string]any{"message": "meta"}, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	if m, err = a.RemoveFinalizerMeta(ctx, obj, "opgate.dev/meta"); err != nil || len(m.Finalizers) != 0 {

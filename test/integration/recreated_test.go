@@ -51,21 +51,21 @@ func TestParentWritesForARecreatedObjectDoNotLandOnIt(t *testing.T) {
 			return err
 		}},
 		{"status", func(a *apply.Applier, old *unstructured.Unstructured) error {
-			_, err := a.PatchStatus(ctx, old, status, true)
+			_, err := a.PatchStatus(ctx, old, status, true, nil)
 			return err
 		}},
 		{"status, metadata answer", func(a *apply.Applier, old *unstructured.Unstructured) error {
-			_, err := a.PatchStatusMeta(ctx, old, status, true)
+			_, err := a.PatchStatusMeta(ctx, old, status, true, nil)
 			return err
 		}},
 		// The widget has a status subresource; written through the object,
 		// as for a kind without one, the status names the uid.
 		{"status through the object", func(a *apply.Applier, old *unstructured.Unstructured) error {
-			_, err := a.PatchStatus(ctx, old, status, false)
+			_, err := a.PatchStatus(ctx, old, status, false, nil)
 			return err
 		}},
 		{"status through the object, metadata answer", func(a *apply.Applier, old *unstructured.Unstructured) error {
-			_, err := a.PatchStatusMeta(ctx, old, status, false)
+			_, err := a.PatchStatusMeta(ctx, old, status, false, nil)
 			return err
 		}},
 	}
@@ -254,16 +254,22 @@ func (s *statusRace) RoundTrip(r *http.Request) (*http.Response, error) {
 // the write read the object again and write again, not fail; one that
 // wins every race (another operator of the kind writing as often) gets a
 // last unpinned try, so the handler is not called again for its answer.
+// One whose write also recorded another state than the gateway's pass
+// began from (a replica that took over) ends the write: its status is the
+// newer.
 func TestStatusWriteAfterAnotherWriterStillLands(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := context.Background()
 	for _, tt := range []struct {
 		name      string
-		races     int // writes of someone else before the gateway's status writes
+		races     int  // writes of someone else before the gateway's status writes
+		stateToo  bool // the writes also record another state than the pass began from
 		wantCodes []int
 	}{
-		{"moved on once before", 1, []int{409, 200}},
-		{"moved on before every write", 100, []int{409, 409, 409, 409, 200}},
+		{"moved on once before", 1, false, []int{409, 200}},
+		{"moved on before every write", 100, false, []int{409, 409, 409, 409, 200}},
+		// Another replica recorded a newer state: its status is the newer.
+		{"state recorded by another writer", 1, true, []int{409}},
 	} {
 		for _, metaOnly := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/metadata answer %v", tt.name, metaOnly), func(t *testing.T) {
@@ -275,6 +281,9 @@ func TestStatusWriteAfterAnotherWriterStillLands(t *testing.T) {
 						races++
 						updateWidget(t, ns, name, func(o *unstructured.Unstructured) {
 							o.SetLabels(map[string]string{"someone": fmt.Sprint(races)})
+							if tt.stateToo {
+								o.SetAnnotations(map[string]string{"opgate.dev/state.moved": "newer"})
+							}
 						})
 					}
 				}}
@@ -285,23 +294,33 @@ func TestStatusWriteAfterAnotherWriterStillLands(t *testing.T) {
 					t.Fatal(err)
 				}
 				a := apply.New(dynamic.New(rc), restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg))))
+				read := &apply.StateRead{Key: "opgate.dev/state.moved"} // the pass began without one
 				var rv string
 				if metaOnly {
 					var m *metav1.ObjectMeta
-					if m, err = a.WithREST(rc).PatchStatusMeta(ctx, stale, map[string]any{"message": "written"}, true); err == nil {
+					if m, err = a.WithREST(rc).PatchStatusMeta(ctx, stale, map[string]any{"message": "written"}, true, read); err == nil {
 						rv = m.ResourceVersion
 					}
 				} else {
 					var out *unstructured.Unstructured
-					if out, err = a.PatchStatus(ctx, stale, map[string]any{"message": "written"}, true); err == nil {
+					if out, err = a.PatchStatus(ctx, stale, map[string]any{"message": "written"}, true, read); err == nil {
 						rv = out.GetResourceVersion()
 					}
 				}
-				if err != nil {
-					t.Fatalf("status write from a copy older than the object: %v", err)
-				}
 				if !slices.Equal(rec.codes, tt.wantCodes) {
 					t.Errorf("status writes answered %v, want %v", rec.codes, tt.wantCodes)
+				}
+				if tt.stateToo {
+					if !errors.Is(err, apply.ErrAnnotationMoved) {
+						t.Errorf("status write over another writer's state: %v, want ErrAnnotationMoved", err)
+					}
+					if err := statusMessage(t, ns, name, ""); err != nil {
+						t.Errorf("the write was dropped, yet %v", err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("status write from a copy older than the object: %v", err)
 				}
 				live, err := getWidget(t, ns, name)
 				if err != nil {
