@@ -406,7 +406,8 @@ func raced(err error) bool {
 func classify(what string, err error) error {
 	switch {
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsMethodNotSupported(err),
-		apierrors.IsNotAcceptable(err), apierrors.IsUnsupportedMediaType(err), apierrors.IsRequestEntityTooLargeError(err):
+		apierrors.IsNotAcceptable(err), apierrors.IsUnsupportedMediaType(err), apierrors.IsRequestEntityTooLargeError(err),
+		untypablePatch(err):
 		return failure.Permanentf("ApplyRejected", "%s: %w", what, err)
 	case NamespaceTerminating(err):
 		// Temporary for a parent that stays: the namespace may be re-created
@@ -422,6 +423,15 @@ func classify(what string, err error) error {
 		return failure.Temporaryf("NamespaceNotFound", "%s: %w", what, err)
 	}
 	return failure.Temporaryf("ApplyFailed", "%s: %w", what, err)
+}
+
+// untypablePatch says whether server-side apply refused the object's
+// content against its kind's schema (a field the schema lacks, a value of
+// the wrong type). The API server answers that as a 500 (through 1.32, also
+// with fieldValidation=Strict, which it checks only after the apply), yet
+// the same content fails the same way every time.
+func untypablePatch(err error) bool {
+	return apierrors.IsInternalError(err) && strings.Contains(err.Error(), "failed to create typed patch object")
 }
 
 // NamespaceTerminating says whether the API server refused to create an

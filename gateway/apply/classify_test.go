@@ -40,6 +40,8 @@ func TestClassify(t *testing.T) {
 		{"forbidden is retried", apierrors.NewForbidden(schema.GroupResource{Resource: "jobs"}, "work", errors.New("rbac")), failure.Temporary, "ApplyForbidden"},
 		{"a missing namespace is retried and named", apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, "later"), failure.Temporary, "NamespaceNotFound"},
 		{"a namespace being deleted is named", terminating(), failure.Temporary, "NamespaceTerminating"},
+		{"content outside the kind's schema is permanent", apierrors.NewInternalError(errors.New("failed to create typed patch object (ns/settings; /v1, Kind=ConfigMap): .dat: field not declared in schema")), failure.Permanent, "ApplyRejected"},
+		{"another server error is retried", apierrors.NewInternalError(errors.New("etcdserver: request timed out")), failure.Temporary, "ApplyFailed"},
 		{"another missing object is a plain failure", apierrors.NewNotFound(schema.GroupResource{Group: "batch", Resource: "jobs"}, "work"), failure.Temporary, "ApplyFailed"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -224,3 +224,42 @@ func TestSpecChangeEndsABackoffWait(t *testing.T) {
 		t.Errorf("create calls = %d, second attempt field %d; want 2 calls, the second a fresh attempt 1", len(calls), calls[len(calls)-1].Attempt)
 	}
 }
+
+// A child holding a field its kind's schema lacks (a typo: "dat" for
+// "data") can never be applied: server-side apply refuses it, answering
+// 500 "field not declared in schema". No retry cures the answer's content,
+// so the callback fails permanently (ApplyRejected, naming the field), not
+// as a temporary ApplyFailed retried for ever.
+func TestAChildWithAFieldOutsideItsSchemaFailsPermanently(t *testing.T) {
+	ns := newNamespace(t)
+	typo := map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "settings", "namespace": ns},
+		"dat":      map[string]any{"mode": "fast"}, // meant "data"
+	}
+	h := newHandler(t, ok(map[string]any{"children": []any{typo}}))
+	startGateway(t, operatorFor(t, "typo", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap"}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+		s.Retry = fastRetry(100 * time.Millisecond)
+	}))
+	createWidget(t, ns, "example", 1)
+	eventually(t, 20*time.Second, func() error {
+		for _, e := range events(t, ns, "example") {
+			if e.Type == "Warning" && e.Reason == "ApplyRejected" && strings.Contains(e.Message, "dat") {
+				return nil
+			}
+		}
+		var reasons []string
+		for _, e := range events(t, ns, "example") {
+			reasons = append(reasons, fmt.Sprintf("%s/%s x%d: %s", e.Type, e.Reason, e.Count, e.Message))
+		}
+		return fmt.Errorf("no Warning ApplyRejected naming the field; events %v", reasons)
+	})
+	// A temporary failure would be retried within 100ms, 200ms, 400ms...:
+	// two seconds leave room for several retries that must not come.
+	time.Sleep(2 * time.Second)
+	if n := len(h.calls("create")); n != 1 {
+		t.Errorf("create called %d times for a child that can never be applied, want 1", n)
+	}
+}
