@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -115,6 +116,22 @@ func identity(child *unstructured.Unstructured) (childKey, bool) {
 	return childKey{gv.Group, child.GetKind(), child.GetNamespace(), child.GetName()}, true
 }
 
+// rbacGroup's kinds take any name that is a path segment, as the API server
+// validates them ("myapp:reader" is the usual ClusterRole name).
+const rbacGroup = "rbac.authorization.k8s.io"
+
+// nameProblems says what is wrong with a child's name, by the API server's
+// rule for its kind: a path segment for RBAC kinds, a DNS-1123 subdomain
+// (the rule of nearly every other kind and of custom resources) otherwise.
+// A kind with a stricter rule (a Service's DNS-1035 label) is left to the
+// API server, which refuses the name (ApplyRejected).
+func nameProblems(child *unstructured.Unstructured, name string) []string {
+	if gv, err := schema.ParseGroupVersion(child.GetAPIVersion()); err == nil && gv.Group == rbacGroup {
+		return content.IsPathSegmentName(name)
+	}
+	return validation.IsDNS1123Subdomain(name)
+}
+
 // childProblems lists everything wrong with one (already defaulted) child.
 func childProblems(child, parent *unstructured.Unstructured, declared []spec.ChildSpec, operatorName string) []string {
 	var reasons []string
@@ -129,7 +146,7 @@ func childProblems(child, parent *unstructured.Unstructured, declared []spec.Chi
 		// generateName child could never be found again.
 		reasons = append(reasons, "metadata.name is required (generateName is not supported)")
 	default:
-		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		if errs := nameProblems(child, name); len(errs) > 0 {
 			reasons = append(reasons, fmt.Sprintf("metadata.name %q is invalid: %s", name, strings.Join(errs, ", ")))
 		}
 	}

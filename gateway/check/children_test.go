@@ -314,3 +314,41 @@ func TestCheckChildrenWithoutParentIsAnError(t *testing.T) {
 		t.Fatal("CheckChildren(nil parent) succeeded")
 	}
 }
+
+// The API server takes RBAC names that are path segments, not DNS
+// subdomains ("myapp:reader", the usual convention for ClusterRoles and
+// their bindings): a child it would take is not refused for its name, and
+// one no kind can have (a '/' breaks the URL) still is.
+func TestChildNameRulesFollowTheKind(t *testing.T) {
+	const rbac = "rbac.authorization.k8s.io/v1"
+	declared := []spec.ChildSpec{
+		{APIVersion: rbac, Kind: "ClusterRole"},
+		{APIVersion: rbac, Kind: "RoleBinding"},
+		{APIVersion: "v1", Kind: "ConfigMap"},
+	}
+	scopes := Scopes{
+		{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}: true,
+		{Group: "rbac.authorization.k8s.io", Kind: "RoleBinding"}: false,
+		{Kind: "ConfigMap"}: false,
+	}
+	for _, tt := range []struct {
+		name, apiVersion, kind, namespace, child string
+		refused                                  bool
+	}{
+		{"a ClusterRole named with a colon", rbac, "ClusterRole", "", "myapp:reader", false},
+		{"a RoleBinding named with a colon", rbac, "RoleBinding", "", "myapp:reader", false},
+		{"an RBAC name with upper case", rbac, "ClusterRole", "", "MyApp:Reader", false},
+		{"an RBAC name with a slash", rbac, "ClusterRole", "", "myapp/reader", true},
+		{"an RBAC name with a percent sign", rbac, "ClusterRole", "", "myapp%reader", true},
+		{"an RBAC name that is ..", rbac, "ClusterRole", "", "..", true},
+		{"a ConfigMap named with a colon", "v1", "ConfigMap", "", "myapp:reader", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			children := []*unstructured.Unstructured{newObj(tt.apiVersion, tt.kind, tt.namespace, tt.child)}
+			_, err := CheckChildren(namespacedParent(), children, declared, scopes, testOperator)
+			if refused := err != nil; refused != tt.refused {
+				t.Errorf("CheckChildren(%s %q) = %v, want refused %v", tt.kind, tt.child, err, tt.refused)
+			}
+		})
+	}
+}

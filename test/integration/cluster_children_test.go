@@ -145,3 +145,35 @@ func TestNamespacedChildWithoutNamespaceUnderClusterScopedParentIsRefused(t *tes
 		t.Errorf("a child of a refused answer was applied (err %v)", err)
 	}
 }
+
+// An RBAC child named with a colon ("<ns>:reader", the usual convention),
+// which the API server takes, is applied, and goes with its parent.
+func TestRBACChildNamedWithAColonIsAppliedAndDeleted(t *testing.T) {
+	ns := newNamespace(t)
+	name := ns + ":reader"
+	h := newHandler(t, ok(map[string]any{"children": []any{clusterRole(name)}}))
+	startGateway(t, operatorFor(t, "colonkids", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Children = []spec.ChildSpec{{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+	}))
+	parent := createWidget(t, ns, "example", 1)
+	eventually(t, 20*time.Second, func() error {
+		cr, err := kube(t).RbacV1().ClusterRoles().Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cr.Labels[ownerUIDLabel] != string(parent.GetUID()) {
+			return fmt.Errorf("ClusterRole %s labels %v, want %s=<parent UID>", name, cr.Labels, ownerUIDLabel)
+		}
+		return nil
+	})
+	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "example", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		if _, err := kube(t).RbacV1().ClusterRoles().Get(context.Background(), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("ClusterRole %s not deleted with its parent (err %v)", name, err)
+		}
+		return nil
+	})
+}
