@@ -292,33 +292,55 @@ func (c *Controller) listByLabel(ctx context.Context, ch childKind, uid string) 
 // would take it from each other on every sync. It is a
 // temporary failure: the other parent may be on its way out (deleted, and
 // re-created with the same name), and its children with it. A child of a
-// parent that is gone is adopted.
-func (c *Controller) refuseForeignChildren(p *pass, desired []*unstructured.Unstructured) error {
+// parent that is gone is adopted. While p's parent is being deleted such a
+// child is left out instead (logged, and a Normal Event), as one whose kind
+// or namespace is missing: failing the delete callback for it would hold
+// the parent for as long as the other one exists. It returns the children
+// to apply.
+func (c *Controller) refuseForeignChildren(p *pass, desired []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
 	var problems []string
+	out := make([]*unstructured.Unstructured, 0, len(desired))
 	for i, child := range desired {
-		ch, ok := c.childSpec(child)
-		if !ok {
+		if problem := c.foreignChild(p, child); problem != "" {
+			problems = append(problems, fmt.Sprintf("children[%d] %s", i, problem))
 			continue
 		}
-		existing, ok := ch.getChild(objectKey(child))
-		if !ok {
-			// Not ours: another operator's cache may hold it.
-			if c.ChildOwners == nil {
-				continue
-			}
-			if op, other, ok := c.ChildOwners.ChildOwner(c.op.Name, ch.mapping.GroupVersionKind.GroupKind(), objectKey(child)); ok {
-				problems = append(problems, fmt.Sprintf("children[%d] %s %s belongs to %s %s of operator %s", i, child.GetKind(), objectKey(child), other.GetKind(), keyOf(other), op))
-			}
-			continue
-		}
-		if other, ok := c.owningParent(existing); ok && other.GetUID() != p.obj.GetUID() {
-			problems = append(problems, fmt.Sprintf("children[%d] %s %s belongs to %s %s", i, child.GetKind(), objectKey(child), other.GetKind(), keyOf(other)))
-		}
+		out = append(out, child)
 	}
-	if len(problems) > 0 {
-		return failure.Temporaryf(ReasonChildOwnedElsewhere, "response not applied: %s", strings.Join(problems, "; "))
+	if len(problems) == 0 {
+		return desired, nil
 	}
-	return nil
+	msg := strings.Join(problems, "; ")
+	if p.obj.GetDeletionTimestamp() == nil {
+		return nil, failure.Temporaryf(ReasonChildOwnedElsewhere, "response not applied: %s", msg)
+	}
+	c.log.Info("children left out of a deleting object's answer: they belong to another parent", "object", p.key, "children", msg)
+	c.event(p.obj, "Normal", ReasonChildOwnedElsewhere, truncate("left out of the answer while deleting (not taken over): "+msg, 1024))
+	return out, nil
+}
+
+// foreignChild says which other existing parent child belongs to ("" for
+// none).
+func (c *Controller) foreignChild(p *pass, child *unstructured.Unstructured) string {
+	ch, ok := c.childSpec(child)
+	if !ok {
+		return ""
+	}
+	existing, ok := ch.getChild(objectKey(child))
+	if !ok {
+		// Not ours: another operator's cache may hold it.
+		if c.ChildOwners == nil {
+			return ""
+		}
+		if op, other, ok := c.ChildOwners.ChildOwner(c.op.Name, ch.mapping.GroupVersionKind.GroupKind(), objectKey(child)); ok {
+			return fmt.Sprintf("%s %s belongs to %s %s of operator %s", child.GetKind(), objectKey(child), other.GetKind(), keyOf(other), op)
+		}
+		return ""
+	}
+	if other, ok := c.owningParent(existing); ok && other.GetUID() != p.obj.GetUID() {
+		return fmt.Sprintf("%s %s belongs to %s %s", child.GetKind(), objectKey(child), other.GetKind(), keyOf(other))
+	}
+	return ""
 }
 
 // objectKey is the informer cache key of a (checked) child.

@@ -145,3 +145,56 @@ func TestDeleteAnswerNamingAMissingNamespaceLetsTheParentGo(t *testing.T) {
 		t.Errorf("cleanup called %d times, want once: the child it cannot have is no failure of it", n)
 	}
 }
+
+// A deleting parent whose delete callback answers a child another parent
+// owns (one answer for every event, as a Metacontroller-style handler
+// answers its desired children from its finalize hook too) can never apply
+// it. The child is left out, as one whose namespace or kind is missing,
+// rather than failing the delete callback for as long as the other parent
+// exists and holding this one Terminating; the other parent keeps it.
+func TestADeleteAnswerNamingAnotherParentsChildLetsTheParentGo(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		return 200, map[string]any{"children": []any{configMap(ns, "contested")}}
+	})
+	startGateway(t, operatorFor(t, "delforeign", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap"}}
+		s.Callbacks = []spec.Callback{
+			{ID: "create", Events: []spec.Event{spec.EventCreate}},
+			{ID: "delete", Events: []spec.Event{spec.EventDelete}},
+		}
+	}))
+	first := createWidget(t, ns, "first", 1)
+	controlledByFirst := func() error {
+		cm, err := getConfigMap(t, ns, "contested")
+		if err != nil {
+			return err
+		}
+		if ref := metav1.GetControllerOf(cm); ref == nil || ref.UID != first.GetUID() {
+			return fmt.Errorf("not controlled by first: %v", cm.OwnerReferences)
+		}
+		return nil
+	}
+	eventually(t, 20*time.Second, controlledByFirst)
+	createWidget(t, ns, "second", 1)
+	eventually(t, 20*time.Second, func() error { return hasEvent(t, ns, "second", "Warning", "ChildOwnedElsewhere") })
+	if err := dyn(t).Resource(widgets).Namespace(ns).Delete(context.Background(), "second", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		got, err := getWidget(t, ns, "second")
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("second still there (finalizers %v)", got.GetFinalizers())
+	})
+	if len(h.calls("delete")) == 0 {
+		t.Error("the delete callback was never called")
+	}
+	if err := controlledByFirst(); err != nil {
+		t.Errorf("the other parent's child after the deletion: %v", err)
+	}
+}
