@@ -231,7 +231,7 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 	switch w.Event {
 	case spec.EventTimer:
 		// requeueAfter replaces the interval for this one time.
-		next := w.Callback.Interval.Or(time.Hour) // the operator's own: not capped
+		next := timerInterval(w.Callback) // the operator's own: not capped
 		if d, _ := resp.RequeueAfterDuration(); d > 0 {
 			next = c.requeueDelay(w.Callback, d)
 		}
@@ -245,6 +245,10 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 		r.Done = append(r.Done, id)
 	}
 }
+
+// timerInterval is the time between cb's ticks (a timer callback has an
+// interval: the spec requires it; an hour stands in otherwise).
+func timerInterval(cb spec.Callback) time.Duration { return cb.Interval.Or(time.Hour) }
 
 // scheduleTick sets timer id's next tick d from now (decideTimers adds
 // its idle wait).
@@ -426,7 +430,7 @@ func (c *Controller) recordFailure(p *pass, w decide.Work, d delivery, err error
 			// at its interval, not at once (a hot loop) and not never (a
 			// short outage would stop it for good). The record stays,
 			// failed, until a tick succeeds.
-			interval := w.Callback.Interval.Or(time.Hour)
+			interval := timerInterval(w.Callback)
 			c.scheduleTick(p, id, interval)
 			msg += fmt.Sprintf("; the timer gives up this tick and fires again in %s", interval)
 		case w.Event == spec.EventDelete:

@@ -262,8 +262,6 @@ func (c *Controller) noteOrphanDelete(obj any) {
 	m.orphan = true
 }
 
-// listByLabel lists, from the API server, the children of ch's kind that
-// belong by label to the parent with UID uid and are not being deleted.
 // ownedByLabel selects this operator's children owned by label by the
 // parent uid: other operators of the gateway may own children of the same
 // parent by the same label.
@@ -271,6 +269,8 @@ func (c *Controller) ownedByLabel(uid string) string {
 	return labels.SelectorFromSet(labels.Set{check.OperatorLabel: c.op.Name, check.OwnerUIDLabel: uid}).String()
 }
 
+// listByLabel lists, from the API server, the children of ch's kind that
+// belong by label to the parent with UID uid and are not being deleted.
 func (c *Controller) listByLabel(ctx context.Context, ch childKind, uid string) ([]*unstructured.Unstructured, error) {
 	list, err := c.Dynamic.Resource(ch.mapping.Resource).List(ctx, metav1.ListOptions{LabelSelector: c.ownedByLabel(uid)})
 	if err != nil {

@@ -104,13 +104,9 @@ func (c *Controller) warnChildrenLeftBehind(parent *unstructured.Unstructured) {
 	if len(names) == 0 {
 		return
 	}
-	noun := "children"
-	if len(names) == 1 {
-		noun = "child"
-	}
 	c.warn(parent, ReasonChildrenLeftBehind, truncate(fmt.Sprintf(
 		"left the selection of operator %s with %d %s the gateway deletes only with this object: they now stay behind when it is deleted; delete them with kubectl delete %s -A -l %s (%s)",
-		c.op.Name, len(names), noun, strings.Join(resources, ","), c.ownedByLabel(uid), strings.Join(names, ", ")), 1024))
+		c.op.Name, len(names), plural(len(names), "child", "children"), strings.Join(resources, ","), c.ownedByLabel(uid), strings.Join(names, ", ")), 1024))
 }
 
 // sweeper lets go of an operator's objects, kind by kind.
