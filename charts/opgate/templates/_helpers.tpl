@@ -120,3 +120,16 @@ it elects. */}}
 {{- $args = concat $args ((.Values.gateway | default dict).extraArgs | default list) }}
 {{- include "opgate.election" (dict "args" $args "namespace" .Release.Namespace) }}
 {{- end }}
+
+{{/* The election (opgate.election's JSON) of a gateway Deployment read
+from the API server (.deployment; empty: none installed), by the args of
+its gateway container. */}}
+{{- define "opgate.deploymentElection" -}}
+{{- $args := list }}
+{{- range (dig "spec" "template" "spec" "containers" list .deployment) }}
+{{- if eq .name "gateway" }}
+{{- $args = .args | default list }}
+{{- end }}
+{{- end }}
+{{- include "opgate.election" (dict "args" $args "namespace" .namespace) }}
+{{- end }}
