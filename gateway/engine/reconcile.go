@@ -424,9 +424,15 @@ func (c *Controller) finishRound(p *pass, deleting bool) (bool, error) {
 	if !allDone(p.st.Round, p.plan.RoundCallbacks) {
 		return false, c.keepRoundEssence(p)
 	}
-	switch spec.Event(p.st.Round.Event) {
+	switch r := p.st.Round; spec.Event(r.Event) {
 	case spec.EventCreate, spec.EventUpdate:
-		if err := p.st.SetHandled(p.plan.Essence, c.EssenceCap); err != nil {
+		if r.Event == string(spec.EventCreate) && r.Digest != "" && r.Digest != p.plan.EssenceDigest && c.op.HasEvent(spec.EventUpdate) {
+			// A create callback acted on an older essence than the round
+			// ends at: recorded as handled, the change since is the next
+			// update round's, its callbacks called with it as old. (With
+			// no update callback, no one else is owed it.)
+			p.st.Handled, p.st.Essence = r.Digest, r.Essence
+		} else if err := p.st.SetHandled(p.plan.Essence, c.EssenceCap); err != nil {
 			return false, err
 		}
 		at := p.now.UTC().Truncate(time.Second)
@@ -465,9 +471,27 @@ func endUnowedRecords(op *spec.WebhookOperator, p *pass) {
 // keepRoundEssence keeps the essence of an update round left open with
 // callbacks done: should a change drop the round, their next call carries
 // it as old (state.Round.Essence). Only then: most rounds end in one pass.
+// A create round, which a change does not drop, keeps the first essence a
+// callback of it acted on, the oldest: finishRound records that one as
+// handled, so the change since reaches the update callbacks.
 func (c *Controller) keepRoundEssence(p *pass) error {
 	r := p.st.Round
-	if r.Event != string(spec.EventUpdate) || len(r.Done) == 0 || r.Essence != nil || r.Digest != p.plan.EssenceDigest {
+	if r.Event == string(spec.EventCreate) {
+		switch {
+		case len(r.Done) == 0:
+			// None acted on anything (a held status refused undid it).
+			r.Digest, r.Essence = "", nil
+			return nil
+		case r.Digest == "":
+			// The first done, in this pass, at the essence now. (One a
+			// gateway that kept no digest left done may have acted on an
+			// older one: the changes since now are covered at least.)
+			r.Digest = p.plan.EssenceDigest
+		}
+	} else if r.Event != string(spec.EventUpdate) {
+		return nil
+	}
+	if len(r.Done) == 0 || r.Essence != nil || r.Digest != p.plan.EssenceDigest {
 		return nil
 	}
 	return p.st.KeepRoundEssence(p.plan.Essence, c.EssenceCap)

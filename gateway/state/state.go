@@ -144,6 +144,10 @@ type Round struct {
 	// Essence is the essence at Digest, kept as State.Essence is once an
 	// update round is left open with callbacks done: should a change drop
 	// the round, their next call carries it as old (see State.Behind).
+	// A create round left open with callbacks done keeps, in Digest and
+	// Essence, the first essence one of them acted on: a change does not
+	// drop it, so it ends recording that one as handled, and the change
+	// since is the next update round's.
 	Essence []byte `json:"e,omitempty"`
 }
 

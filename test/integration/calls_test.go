@@ -57,8 +57,14 @@ func TestPermanentlyFailedCreateRunsAgainWhenTheEssenceChanges(t *testing.T) {
 	if n := len(h.calls("register")); n != 1 {
 		t.Errorf("register, which succeeded, was called %d times; want once", n)
 	}
-	if n := len(h.calls("resize")); n != 0 {
-		t.Errorf("resize (update) called %d times before create succeeded; want none", n)
+	// register acted on size 1: the change to 2 reaches the update
+	// callbacks once create has succeeded, not before.
+	eventually(t, 20*time.Second, func() error { return called(h, "resize", 1) })
+	if first := h.arrivals("resize")[0]; first.Before(h.arrivals("provision")[1]) {
+		t.Errorf("resize (update) was called at %s, before create succeeded at %s", first, h.arrivals("provision")[1])
+	}
+	if err := resizedFrom(h.calls("resize")[0], 1, 2); err != nil {
+		t.Error(err)
 	}
 	// Sync begins once create has succeeded, not after its permanent failure.
 	eventually(t, 20*time.Second, func() error { return called(h, "sync", 1) })
@@ -68,7 +74,7 @@ func TestPermanentlyFailedCreateRunsAgainWhenTheEssenceChanges(t *testing.T) {
 
 	// Created now: the next change is an update.
 	updateWidget(t, ns, "example", setSize(3))
-	eventually(t, 20*time.Second, func() error { return called(h, "resize", 1) })
+	eventually(t, 20*time.Second, func() error { return called(h, "resize", 2) })
 	if n := len(h.calls("provision")); n != 2 {
 		t.Errorf("provision called %d times after create succeeded and the spec changed; want 2", n)
 	}

@@ -1,0 +1,153 @@
+package integration
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/callbacks/essence"
+	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
+)
+
+// Two create callbacks: create-deployment succeeds at size 1, register
+// fails (temporarily) until the spec reaches its last size. The create
+// round ends there, but create-deployment acted on size 1: the change from
+// it must still reach the update callbacks whose when.fields match it
+// (resize, with size 1 as old), or the Deployment keeps 1 replica for good.
+// A change taken back before the round ends is no change: nothing owed.
+func TestAChangeWhileASiblingCreateRetriesReachesTheUpdateCallbacks(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sizes []int64 // the widget's spec.size, one after the other
+		// resized: the old spec.size resize is called with, 0: not called.
+		resized int64
+	}{
+		{name: "changed", sizes: []int64{1, 2}, resized: 1},
+		{name: "taken back", sizes: []int64{1, 2, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			last := tc.sizes[len(tc.sizes)-1]
+			var final atomic.Bool // the last size is written (or about to be)
+			h := newHandler(t, func(req callbacks.Request) (int, any) {
+				switch req.Callback {
+				case "create-deployment", "resize":
+					return 200, map[string]any{"children": []any{deployment("example", sizeOf(req))}}
+				case "register":
+					if !final.Load() || sizeOf(req) != last {
+						return 200, map[string]any{"error": map[string]any{"message": "registry unavailable"}}
+					}
+				}
+				return 200, nil
+			})
+			startGateway(t, operatorFor(t, "createround", ns, h.URL, func(s *spec.OperatorSpec) {
+				s.Retry = fastRetry(200 * time.Millisecond)
+				s.Callbacks = []spec.Callback{
+					{ID: "create-deployment", Events: []spec.Event{spec.EventCreate}},
+					{ID: "register", Events: []spec.Event{spec.EventCreate}},
+					{ID: "resize", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}},
+					{ID: "relabel", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"metadata.labels"}}},
+				}
+			}))
+			createWidget(t, ns, "example", tc.sizes[0])
+			for i, size := range tc.sizes[1:] {
+				// register failed at the size before (create-deployment,
+				// called first in that pass, succeeded at the first).
+				before := tc.sizes[i]
+				eventually(t, 10*time.Second, func() error { return calledAtSize(h, "register", before) })
+				final.Store(i == len(tc.sizes)-2)
+				updateWidget(t, ns, "example", setSize(size))
+			}
+			eventually(t, 10*time.Second, func() error { return deploymentReplicas(t, ns, "example", int32(last)) })
+			if tc.resized != 0 {
+				eventually(t, 10*time.Second, func() error { return called(h, "resize", 1) })
+			}
+			// Then a label change makes an update round whose relabel call
+			// says every update round before it is over.
+			eventually(t, 10*time.Second, func() error { return handledNow(t, ns, "example", "createround") })
+			updateWidget(t, ns, "example", func(w *unstructured.Unstructured) { w.SetLabels(map[string]string{"tier": "gold"}) })
+			eventually(t, 10*time.Second, func() error { return called(h, "relabel", 1) })
+
+			if got := sizes(h, "create-deployment"); len(got) != 1 || got[0] != tc.sizes[0] {
+				t.Errorf("create-deployment called with sizes %v, want once with %d", got, tc.sizes[0])
+			}
+			resize := h.calls("resize")
+			switch {
+			case tc.resized == 0 && len(resize) != 0:
+				t.Errorf("resize called %d times for a change taken back, want none", len(resize))
+			case tc.resized != 0 && len(resize) != 1:
+				t.Errorf("resize called %d times, want once", len(resize))
+			case tc.resized != 0:
+				if err := resizedFrom(resize[0], tc.resized, last); err != nil {
+					t.Error(err)
+				}
+			}
+			if err := deploymentReplicas(t, ns, "example", int32(last)); err != nil {
+				t.Error(err)
+			}
+			// Its old is the essence the size round (if any) ended at.
+			relabel := h.calls("relabel")
+			if len(relabel) != 1 || len(relabel[0].Diff) != 1 || relabel[0].Diff[0].Path == "spec.size" {
+				t.Errorf("relabel calls %+v, want one whose diff is the label alone", relabel)
+			}
+		})
+	}
+}
+
+// handledNow reports whether the widget's state records its essence now
+// as handled, with no round open.
+func handledNow(t *testing.T, ns, name, operator string) error {
+	w, err := getWidget(t, ns, name)
+	if err != nil {
+		return err
+	}
+	raw := w.GetAnnotations()["opgate.dev/state."+operator]
+	st, err := state.Decode(raw)
+	if err != nil {
+		return err
+	}
+	if st.Round != nil || st.Handled != essence.Digest(essence.Of(w)) {
+		return fmt.Errorf("state %s: the essence now is not handled yet", raw)
+	}
+	return nil
+}
+
+// calledAtSize reports whether callback was called with spec.size size.
+func calledAtSize(h *handler, callback string, size int64) error {
+	if got := sizes(h, callback); !containsSize(got, size) {
+		return fmt.Errorf("%s called with sizes %v, not yet %d", callback, got, size)
+	}
+	return nil
+}
+
+func containsSize(sizes []int64, size int64) bool {
+	for _, s := range sizes {
+		if s == size {
+			return true
+		}
+	}
+	return false
+}
+
+// resizedFrom checks an update request carries old spec.size from and a
+// diff of spec.size alone, to to.
+func resizedFrom(req callbacks.Request, from, to int64) error {
+	if req.Old == nil {
+		return fmt.Errorf("resize called without old (oldUnavailable %v)", req.OldUnavailable)
+	}
+	if old, _, _ := unstructured.NestedInt64(req.Old.Object, "spec", "size"); old != from {
+		return fmt.Errorf("resize called with old spec.size %d, want %d", old, from)
+	}
+	if len(req.Diff) != 1 || req.Diff[0].Path != "spec.size" || string(req.Diff[0].Old) != fmt.Sprint(from) || string(req.Diff[0].New) != fmt.Sprint(to) {
+		return fmt.Errorf("resize called with diff %+v, want spec.size %d → %d", req.Diff, from, to)
+	}
+	if got := sizeOf(req); got != to {
+		return fmt.Errorf("resize called at spec.size %d, want %d", got, to)
+	}
+	return nil
+}
