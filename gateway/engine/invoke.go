@@ -509,7 +509,7 @@ func (c *Controller) applyResponse(ctx context.Context, p *pass, w decide.Work, 
 		if desired, err = check.CheckChildren(p.obj, *resp.Children, c.op.Spec.Children, c.scopes(), c.op.Name); err != nil {
 			return err
 		}
-		if desired, err = c.refuseForeignChildren(p, desired); err != nil {
+		if desired, err = c.refuseForeignChildren(ctx, p, desired); err != nil {
 			return err
 		}
 	}

@@ -297,11 +297,11 @@ func (c *Controller) listByLabel(ctx context.Context, ch childKind, uid string) 
 // or namespace is missing: failing the delete callback for it would hold
 // the parent for as long as the other one exists. It returns the children
 // to apply.
-func (c *Controller) refuseForeignChildren(p *pass, desired []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+func (c *Controller) refuseForeignChildren(ctx context.Context, p *pass, desired []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
 	var problems []string
 	out := make([]*unstructured.Unstructured, 0, len(desired))
 	for i, child := range desired {
-		if problem := c.foreignChild(p, child); problem != "" {
+		if problem := c.foreignChild(ctx, p, child); problem != "" {
 			problems = append(problems, fmt.Sprintf("children[%d] %s", i, problem))
 			continue
 		}
@@ -320,8 +320,8 @@ func (c *Controller) refuseForeignChildren(p *pass, desired []*unstructured.Unst
 }
 
 // foreignChild says which other existing parent child belongs to ("" for
-// none).
-func (c *Controller) foreignChild(p *pass, child *unstructured.Unstructured) string {
+// none), one outside the operator's selection included (unselectedOwner).
+func (c *Controller) foreignChild(ctx context.Context, p *pass, child *unstructured.Unstructured) string {
 	ch, ok := c.childSpec(child)
 	if !ok {
 		return ""
@@ -339,6 +339,12 @@ func (c *Controller) foreignChild(p *pass, child *unstructured.Unstructured) str
 	}
 	if other, ok := c.owningParent(existing); ok && other.GetUID() != p.obj.GetUID() {
 		return fmt.Sprintf("%s %s belongs to %s %s", child.GetKind(), objectKey(child), other.GetKind(), keyOf(other))
+	}
+	switch other, err := c.unselectedOwner(ctx, p, existing); {
+	case err != nil:
+		return fmt.Sprintf("%s %s may belong to another parent: %v", child.GetKind(), objectKey(child), err)
+	case other != nil:
+		return fmt.Sprintf("%s %s belongs to %s %s, outside the operator's selection", child.GetKind(), objectKey(child), other.GetKind(), keyOf(other))
 	}
 	return ""
 }

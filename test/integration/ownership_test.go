@@ -227,6 +227,61 @@ func TestChildOfAnotherParentIsNotTaken(t *testing.T) {
 	}
 }
 
+// TestChildOfAParentOutsideTheSelectionIsNotTaken: a parent that leaves
+// the operator's selection (its label changed) still exists and keeps its
+// children (docs/contract.md, "Children"); another parent whose handler
+// answers the same child may not take it over, though the gateway no
+// longer watches its owner.
+func TestChildOfAParentOutsideTheSelectionIsNotTaken(t *testing.T) {
+	ns := newNamespace(t)
+	h := newHandler(t, ok(map[string]any{"children": []any{configMap(ns, "contested")}}))
+	startGateway(t, operatorFor(t, "unselected", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Watch.LabelSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}
+		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap"}}
+		s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
+	}))
+	create := func(name string) *unstructured.Unstructured {
+		w := widget(ns, name, 1)
+		w.SetLabels(map[string]string{"team": "a"})
+		out, err := dyn(t).Resource(widgets).Namespace(ns).Create(context.Background(), w, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	first := create("first")
+	eventually(t, 20*time.Second, func() error {
+		cm, err := getConfigMap(t, ns, "contested")
+		if err != nil {
+			return err
+		}
+		if ref := metav1.GetControllerOf(cm); ref == nil || ref.UID != first.GetUID() {
+			return fmt.Errorf("contested child not controlled by the first parent: %v", cm.OwnerReferences)
+		}
+		return nil
+	})
+	updateWidget(t, ns, "first", func(u *unstructured.Unstructured) { u.SetLabels(map[string]string{"team": "b"}) })
+	eventually(t, 20*time.Second, func() error {
+		got, err := getWidget(t, ns, "first")
+		if err != nil {
+			return err
+		}
+		if hasFinalizer(got, "opgate.dev/unselected") {
+			return fmt.Errorf("first parent not let go yet")
+		}
+		return nil
+	})
+	create("second")
+	eventually(t, 20*time.Second, func() error { return hasEvent(t, ns, "second", "Warning", "ChildOwnedElsewhere") })
+	cm, err := getConfigMap(t, ns, "contested")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref := metav1.GetControllerOf(cm); ref == nil || ref.UID != first.GetUID() || len(cm.OwnerReferences) != 1 {
+		t.Errorf("the second parent took the child of a parent outside the selection: ownerReferences %v", cm.OwnerReferences)
+	}
+}
+
 // TestChildrenByLabelStayWhileTheDeleteCallbackFails: children the gateway
 // deletes itself go only once the delete round is over; a permanently
 // failing delete callback keeps them (and the parent) until the user
