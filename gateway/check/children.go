@@ -62,6 +62,7 @@ func CheckChildren(parent *unstructured.Unstructured, children []*unstructured.U
 	// firstIndex remembers the first child with a given identity so that a
 	// duplicate names the child it collides with.
 	firstIndex := make(map[childKey]int, len(children))
+	self, selfOK := identity(parent)
 
 	for i, in := range children {
 		if in == nil {
@@ -83,6 +84,11 @@ func CheckChildren(parent *unstructured.Unstructured, children []*unstructured.U
 			reasons = append(reasons, "metadata.namespace is required: the kind is namespaced and the parent is cluster-scoped, so there is no namespace to default to")
 		}
 		if key, ok := identity(child); ok {
+			// Applied, it would overwrite the parent by the children's
+			// path and make it its own owner (an ownerReference to itself).
+			if selfOK && key == self {
+				reasons = append(reasons, "is the parent itself: a parent cannot be its own child")
+			}
 			if j, dup := firstIndex[key]; dup {
 				reasons = append(reasons, fmt.Sprintf("duplicates children[%d]", j))
 			} else {

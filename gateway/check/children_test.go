@@ -115,6 +115,27 @@ func TestCheckChildren(t *testing.T) {
 			wantErr:  []string{`sets label opgate.dev/owner-uid="other-uid"`},
 		},
 		{
+			name:     "the parent itself is refused as its own child",
+			parent:   with(newObj("apps/v1", "Deployment", "demo", "web"), func(u *unstructured.Unstructured) { u.SetUID("web-uid") }),
+			children: []*unstructured.Unstructured{newObj("apps/v1", "Deployment", "", "web")},
+			wantErr:  []string{`children[0] apps/v1/Deployment "demo/web"`, "is the parent itself: a parent cannot be its own child"},
+		},
+		{
+			name:     "a cluster-scoped parent is refused as its own child, namespace dropped",
+			parent:   with(newObj("rbac.authorization.k8s.io/v1", "ClusterRole", "", "reader"), func(u *unstructured.Unstructured) { u.SetUID("reader-uid") }),
+			children: []*unstructured.Unstructured{newObj("rbac.authorization.k8s.io/v1", "ClusterRole", "demo", "reader")},
+			wantErr:  []string{"a parent cannot be its own child"},
+		},
+		{
+			name:   "an object of the parent's kind and name elsewhere, or of its kind and namespace under another name, is accepted",
+			parent: with(newObj("v1", "ConfigMap", "demo", "cfg"), func(u *unstructured.Unstructured) { u.SetUID("cfg-uid") }),
+			children: []*unstructured.Unstructured{
+				newObj("v1", "ConfigMap", "shared", "cfg"),
+				newObj("v1", "ConfigMap", "", "other"),
+			},
+			wantNamespaces: []string{"shared", "demo"},
+		},
+		{
 			name:           "empty list is accepted",
 			parent:         namespacedParent(),
 			children:       []*unstructured.Unstructured{},
