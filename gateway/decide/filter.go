@@ -52,26 +52,31 @@ func objectFilter(cb spec.Callback, obj *unstructured.Unstructured) string {
 	return ""
 }
 
-// matchMap says whether have matches want, and else the key that fails.
+// matchMap says whether have matches want, and else the smallest key that
+// fails: Go's map order changes from run to run, and the key is shown
+// (`gateway call`). It keeps the minimum as it goes rather than sort: it
+// runs for every event of every object.
 func matchMap(want, have map[string]string) (string, bool) {
+	failed, found := "", false
 	for k, v := range want {
+		if found && k >= failed {
+			continue
+		}
 		got, ok := have[k]
+		var fails bool
 		switch v {
 		case spec.FilterPresent:
-			if !ok {
-				return k, false
-			}
+			fails = !ok
 		case spec.FilterAbsent:
-			if ok {
-				return k, false
-			}
+			fails = ok
 		default:
-			if !ok || got != v {
-				return k, false
-			}
+			fails = !ok || got != v
+		}
+		if fails {
+			failed, found = k, true
 		}
 	}
-	return "", true
+	return failed, !found
 }
 
 // StillCalls reports whether op still calls callback id for event on obj:

@@ -42,3 +42,56 @@ func TestStillCallsSaysWhetherTheOperatorStillMakesACall(t *testing.T) {
 		})
 	}
 }
+
+// FilteredOut names the smallest failing when.labels or when.annotations
+// key, whatever order Go's map iteration takes: `gateway call` prints it,
+// and a message naming another key on every run reads as a flapping rule.
+func TestFilteredOutNamesTheSmallestFailingKey(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		when        spec.When
+		labels      map[string]string
+		annotations map[string]string
+		want        string
+	}{
+		{
+			name:   "several values differ",
+			when:   spec.When{Labels: map[string]string{"e": "1", "b": "1", "d": "1", "c": "1", "f": "1", "g": "1", "h": "1"}},
+			labels: map[string]string{"e": "2", "b": "2", "d": "2", "c": "2", "f": "2", "g": "2", "h": "2"},
+			want:   "when.labels b: 1",
+		},
+		{
+			name:   "a smaller key matches, larger ones fail in every way",
+			when:   spec.When{Labels: map[string]string{"a": "1", "m": spec.FilterPresent, "n": spec.FilterAbsent, "o": "x", "p": "y", "q": "z"}},
+			labels: map[string]string{"a": "1", "n": "set"},
+			want:   "when.labels m: present",
+		},
+		{
+			name:        "labels match, several annotations fail",
+			when:        spec.When{Labels: map[string]string{"tier": "gold"}, Annotations: map[string]string{"z": spec.FilterPresent, "y": spec.FilterPresent, "x": spec.FilterPresent, "w": spec.FilterPresent, "v": spec.FilterPresent}},
+			labels:      map[string]string{"tier": "gold"},
+			annotations: map[string]string{"z": "1"},
+			want:        "when.annotations v: present",
+		},
+		{
+			name:   "everything matches",
+			when:   spec.When{Labels: map[string]string{"a": "1", "b": spec.FilterPresent, "c": spec.FilterAbsent}},
+			labels: map[string]string{"a": "1", "b": ""},
+			want:   "",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			when := tt.when
+			cb := spec.Callback{ID: "cb", Events: []spec.Event{spec.EventSync}, When: &when}
+			obj := object(1, tt.labels)
+			obj.SetAnnotations(tt.annotations)
+			// Map iteration starts at a random place: many runs would show
+			// a key that depends on it.
+			for range 200 {
+				if got := FilteredOut(cb, obj, spec.EventSync, nil, nil); got != tt.want {
+					t.Fatalf("FilteredOut = %q, want %q", got, tt.want)
+				}
+			}
+		})
+	}
+}
