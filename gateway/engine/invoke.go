@@ -171,9 +171,11 @@ func (c *Controller) callInSlot(ctx context.Context, release func(), p *pass, w 
 // would count the object failing for good, since only a success of that
 // event ends it.
 func stillOwed(op *spec.WebhookOperator, p *pass, id, event string) bool {
-	if !decide.StillCalls(op, id, spec.Event(event), p.obj) {
-		return false
-	}
+	return decide.StillCalls(op, id, spec.Event(event), p.obj) && toCome(p, id, event)
+}
+
+// toCome is stillOwed for a call op is known to still make.
+func toCome(p *pass, id, event string) bool {
 	switch spec.Event(event) {
 	case spec.EventCreate, spec.EventUpdate, spec.EventResume:
 		if r := p.st.Round; r != nil && r.Event == event && !r.IsDone(id) {
@@ -194,7 +196,7 @@ func unowed(op *spec.WebhookOperator, p *pass, id string, pr *state.Progress, ow
 	switch {
 	case !decide.StillCalls(op, id, spec.Event(pr.Event), p.obj):
 		return true
-	case owed || stillOwed(op, p, id, pr.Event):
+	case owed || toCome(p, id, pr.Event): // StillCalls answered above
 		return false
 	}
 	return !decide.FailedPermanently(pr, p.plan.EssenceDigest)
