@@ -254,3 +254,23 @@ func stringMap(in map[string]string) map[string]any {
 	}
 	return out
 }
+
+// ExistingMeta reads the metadata of the object obj names, nil if there is
+// none. It reads at resourceVersion "0": the API server answers from its
+// watch cache, without a read of etcd, so the check costs little on the
+// path that creates children. That cache may lag by an instant: an object
+// made in that instant reads as absent, as it would a moment earlier.
+func (a *Applier) ExistingMeta(ctx context.Context, obj *unstructured.Unstructured) (*metav1.ObjectMeta, error) {
+	t, err := a.targetOf(obj)
+	if err != nil {
+		return nil, err
+	}
+	m, err := a.getMeta(ctx, t, "0")
+	if apierrors.IsNotFound(err) {
+		return nil, nil // also when its namespace is missing: the apply tells
+	}
+	if err != nil {
+		return nil, classify("read "+t.what, err)
+	}
+	return m, nil
+}

@@ -45,7 +45,7 @@ func (a *Applier) SwapAnnotationMeta(ctx context.Context, obj *unstructured.Unst
 		if !apierrors.IsInvalid(err) || attempt > 0 {
 			return nil, writeError(obj, what, err)
 		}
-		cur, gerr := a.getMeta(ctx, t)
+		cur, gerr := a.getMeta(ctx, t, "")
 		switch {
 		case gerr != nil:
 			return nil, writeError(obj, what, gerr)
@@ -98,16 +98,22 @@ func swapPatch(key string, old *string, value string, uid types.UID, haveMap boo
 	return body
 }
 
-// getMeta reads the object's metadata, as the writes' answers are read.
-func (a *Applier) getMeta(ctx context.Context, t target) (*metav1.ObjectMeta, error) {
+// getMeta reads the object's metadata, as the writes' answers are read,
+// at resourceVersion ("": the latest, from etcd; "0": whatever the API
+// server's watch cache holds).
+func (a *Applier) getMeta(ctx context.Context, t target, resourceVersion string) (*metav1.ObjectMeta, error) {
 	if a.rc == nil {
-		out, err := a.resourceFor(t.mapping, t.namespace).Get(ctx, t.name, metav1.GetOptions{})
+		out, err := a.resourceFor(t.mapping, t.namespace).Get(ctx, t.name, metav1.GetOptions{ResourceVersion: resourceVersion})
 		if err != nil {
 			return nil, err
 		}
 		return ObjectMetaOf(out), nil
 	}
-	res := a.rc.Get().AbsPath(t.path("")...).SetHeader("Accept", metadataOnly).Do(ctx)
+	req := a.rc.Get().AbsPath(t.path("")...).SetHeader("Accept", metadataOnly)
+	if resourceVersion != "" {
+		req = req.Param("resourceVersion", resourceVersion)
+	}
+	res := req.Do(ctx)
 	if err := res.Error(); err != nil {
 		return nil, err
 	}

@@ -292,17 +292,26 @@ func (c *Controller) listByLabel(ctx context.Context, ch childKind, uid string) 
 // would take it from each other on every sync. It is a
 // temporary failure: the other parent may be on its way out (deleted, and
 // re-created with the same name), and its children with it. A child of a
-// parent that is gone is adopted. While p's parent is being deleted such a
-// child is left out instead (logged, and a Normal Event), as one whose kind
-// or namespace is missing: failing the delete callback for it would hold
-// the parent for as long as the other one exists. It returns the children
-// to apply.
+// parent that is gone is adopted. It refuses alike (ChildExists) an answer
+// naming an object that exists without this operator's label, which the
+// gateway never made (kubectl's, Helm's): the forced apply would overwrite
+// it, and the parent would prune it or take it along when deleted.
+// While p's parent is being deleted such a child is left out instead (logged,
+// and a Normal Event), as one whose kind or namespace is missing: failing
+// the delete callback for it would hold the parent for as long as the
+// other owner exists. It returns the children to apply.
 func (c *Controller) refuseForeignChildren(ctx context.Context, p *pass, desired []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
 	var problems []string
+	var reasons []string // of problems, in order
 	out := make([]*unstructured.Unstructured, 0, len(desired))
 	for i, child := range desired {
-		if problem := c.foreignChild(ctx, p, child); problem != "" {
+		reason, problem, err := c.foreignChild(ctx, p, child)
+		if err != nil {
+			return nil, err
+		}
+		if problem != "" {
 			problems = append(problems, fmt.Sprintf("children[%d] %s", i, problem))
+			reasons = append(reasons, reason)
 			continue
 		}
 		out = append(out, child)
@@ -310,43 +319,83 @@ func (c *Controller) refuseForeignChildren(ctx context.Context, p *pass, desired
 	if len(problems) == 0 {
 		return desired, nil
 	}
-	msg := strings.Join(problems, "; ")
 	if p.obj.GetDeletionTimestamp() == nil {
-		return nil, failure.Temporaryf(ReasonChildOwnedElsewhere, "response not applied: %s", msg)
+		// One reason for the answer: the first problem's, the message
+		// names them all.
+		return nil, failure.Temporaryf(reasons[0], "response not applied: %s", strings.Join(problems, "; "))
 	}
-	c.log.Info("children left out of a deleting object's answer: they belong to another parent", "object", p.key, "children", msg)
-	c.event(p.obj, "Normal", ReasonChildOwnedElsewhere, truncate("left out of the answer while deleting (not taken over): "+msg, 1024))
+	for _, reason := range []string{ReasonChildOwnedElsewhere, ReasonChildExists} {
+		var these []string
+		for i, r := range reasons {
+			if r == reason {
+				these = append(these, problems[i])
+			}
+		}
+		if len(these) == 0 {
+			continue
+		}
+		msg := strings.Join(these, "; ")
+		c.log.Info("children left out of a deleting object's answer: they are not the operator's to take", "object", p.key, "reason", reason, "children", msg)
+		c.event(p.obj, "Normal", reason, truncate("left out of the answer while deleting (not taken over): "+msg, 1024))
+	}
 	return out, nil
 }
 
-// foreignChild says which other existing parent child belongs to ("" for
-// none), one outside the operator's selection included (unselectedOwner).
-func (c *Controller) foreignChild(ctx context.Context, p *pass, child *unstructured.Unstructured) string {
+// ReasonChildExists: an answer names a child that exists but that the
+// gateway did not make for the operator (no opgate.dev/operator label of
+// it): made by a user, Helm, another tool or another gateway install.
+const ReasonChildExists = "ChildExists"
+
+// foreignChild says, with its reason, which other owner child belongs to
+// ("" for none), a parent outside the operator's selection included
+// (unselectedOwner). A child no operator of the gateway sees is read from the
+// API server, once: the only request it makes, and never for one the
+// operator's cache holds (the path of every update).
+func (c *Controller) foreignChild(ctx context.Context, p *pass, child *unstructured.Unstructured) (reason, problem string, err error) {
 	ch, ok := c.childSpec(child)
 	if !ok {
-		return ""
+		return "", "", nil
 	}
 	existing, ok := ch.getChild(objectKey(child))
 	if !ok {
 		// Not ours: another operator's cache may hold it.
-		if c.ChildOwners == nil {
-			return ""
+		if c.ChildOwners != nil {
+			op, other, held := c.ChildOwners.ChildOwner(c.op.Name, ch.mapping.GroupVersionKind.GroupKind(), objectKey(child))
+			if other != nil {
+				return ReasonChildOwnedElsewhere, fmt.Sprintf("%s %s belongs to %s %s of operator %s", child.GetKind(), objectKey(child), other.GetKind(), keyOf(other), op), nil
+			}
+			if held {
+				return "", "", nil // the gateway's, its parent gone: adopted
+			}
 		}
-		if op, other, ok := c.ChildOwners.ChildOwner(c.op.Name, ch.mapping.GroupVersionKind.GroupKind(), objectKey(child)); ok {
-			return fmt.Sprintf("%s %s belongs to %s %s of operator %s", child.GetKind(), objectKey(child), other.GetKind(), keyOf(other), op)
-		}
-		return ""
+		return c.existingChild(ctx, p, child)
 	}
 	if other, ok := c.owningParent(existing); ok && other.GetUID() != p.obj.GetUID() {
-		return fmt.Sprintf("%s %s belongs to %s %s", child.GetKind(), objectKey(child), other.GetKind(), keyOf(other))
+		return ReasonChildOwnedElsewhere, fmt.Sprintf("%s %s belongs to %s %s", child.GetKind(), objectKey(child), other.GetKind(), keyOf(other)), nil
 	}
 	switch other, err := c.unselectedOwner(ctx, p, existing); {
 	case err != nil:
-		return fmt.Sprintf("%s %s may belong to another parent: %v", child.GetKind(), objectKey(child), err)
+		return ReasonChildOwnedElsewhere, fmt.Sprintf("%s %s may belong to another parent: %v", child.GetKind(), objectKey(child), err), nil
 	case other != nil:
-		return fmt.Sprintf("%s %s belongs to %s %s, outside the operator's selection", child.GetKind(), objectKey(child), other.GetKind(), keyOf(other))
+		return ReasonChildOwnedElsewhere, fmt.Sprintf("%s %s belongs to %s %s, outside the operator's selection", child.GetKind(), objectKey(child), other.GetKind(), keyOf(other)), nil
 	}
-	return ""
+	return "", "", nil
+}
+
+// existingChild reads a child no operator of the gateway sees from the API
+// server: one that exists without this operator's label was not made for
+// it, and is not taken over. One with the label is the operator's, made
+// an instant ago (the cache lags): it goes on as one in the cache.
+func (c *Controller) existingChild(ctx context.Context, p *pass, child *unstructured.Unstructured) (reason, problem string, err error) {
+	if p.children[kindKey(child.GetAPIVersion(), child.GetKind())][nameIn(child, p.obj)] != nil {
+		return "", "", nil // this pass applied it already
+	}
+	m, err := c.applier.ExistingMeta(ctx, child)
+	if err != nil || m == nil || m.Labels[check.OperatorLabel] == c.op.Name {
+		return "", "", err
+	}
+	return ReasonChildExists, fmt.Sprintf("%s %s exists and was not made by operator %s (no label %s=%s); not taken over: delete it, or label it %s=%s to let the operator adopt it",
+		child.GetKind(), objectKey(child), c.op.Name, check.OperatorLabel, c.op.Name, check.OperatorLabel, c.op.Name), nil
 }
 
 // objectKey is the informer cache key of a (checked) child.

@@ -16,9 +16,10 @@ import (
 // another's child.
 type ChildOwners interface {
 	// ChildOwner returns the operator other than self whose cache holds
-	// the child of kind gk under informer key key, and the parent of that
-	// operator that owns it, when that parent still exists.
-	ChildOwner(self string, gk schema.GroupKind, key string) (operator string, parent *unstructured.Unstructured, ok bool)
+	// the child of kind gk under informer key key (held), and the parent
+	// of that operator that owns it, while that parent still exists (nil
+	// otherwise: the child is adoptable).
+	ChildOwner(self string, gk schema.GroupKind, key string) (operator string, parent *unstructured.Unstructured, held bool)
 }
 
 // peers are the gateway's running controllers, an immutable snapshot
@@ -67,9 +68,8 @@ func (ps *peers) ChildOwner(self string, gk schema.GroupKind, key string) (strin
 			continue
 		}
 		if existing, ok := ch.getChild(key); ok {
-			if parent, ok := c.owningParent(existing); ok {
-				return c.op.Name, parent, true
-			}
+			parent, _ := c.owningParent(existing)
+			return c.op.Name, parent, true
 		}
 	}
 	return "", nil, false

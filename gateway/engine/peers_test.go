@@ -49,7 +49,8 @@ func testObject(kind, ns, name, uid string, owner *unstructured.Unstructured) *u
 }
 
 // TestChildOwnerFindsAnotherOperatorsChildOfAnExistingParent: the lookup
-// names the other operator and its parent only while that parent exists,
+// names the other operator holding the child, and its parent only while
+// that parent exists,
 // never the asking operator itself, never another kind, and no longer once
 // the other operator stopped.
 func TestChildOwnerFindsAnotherOperatorsChildOfAnExistingParent(t *testing.T) {
@@ -69,8 +70,8 @@ func TestChildOwnerFindsAnotherOperatorsChildOfAnExistingParent(t *testing.T) {
 	if !ok || op != "x" || parent.GetUID() != a.GetUID() {
 		t.Errorf("ChildOwner(y, ns/shared) = %q, %v, %v; want operator x, parent ns/a", op, parent, ok)
 	}
-	if op, _, ok := ps.ChildOwner("y", cm, "ns/orphan"); ok {
-		t.Errorf("a child whose parent is gone is owned by operator %q, want nobody's (adoptable)", op)
+	if op, parent, held := ps.ChildOwner("y", cm, "ns/orphan"); !held || op != "x" || parent != nil {
+		t.Errorf("ChildOwner(y, ns/orphan) = %q, %v, %v; want held by operator x, no parent (adoptable: its parent is gone)", op, parent, held)
 	}
 	if op, _, ok := ps.ChildOwner("x", cm, "ns/shared"); ok {
 		t.Errorf("operator x asking found its own child as operator %q's", op)

@@ -65,23 +65,27 @@ func TestEventsOfARefusedAnswerAreNotRecorded(t *testing.T) {
 		name    string
 		answer  func(ns string) map[string]any // for the object "second"
 		first   bool                           // a parent "first" takes the ConfigMap "shared" before
+		byUser  bool                           // a user made the ConfigMap "settings" before
 		refusal string                         // the Warning of the refusal; "": the answer is not refused
 	}{
 		{"applied", func(ns string) map[string]any {
 			return map[string]any{"children": []any{configMap(ns, "made")}, "events": []any{announced}}
-		}, false, ""},
+		}, false, false, ""},
 		{"reporting an error", func(string) map[string]any {
 			return map[string]any{"error": map[string]any{"message": "not yet"}, "events": []any{announced}}
-		}, false, ""},
+		}, false, false, ""},
 		{"child of an undeclared kind", func(string) map[string]any {
 			return map[string]any{"children": []any{deployment("undeclared", 1)}, "events": []any{announced}}
-		}, false, "ChildRefused"},
+		}, false, false, "ChildRefused"},
 		{"status of the wrong type", func(string) map[string]any {
 			return map[string]any{"status": map[string]any{"message": int64(5)}, "events": []any{announced}}
-		}, false, "InvalidStatus"},
+		}, false, false, "InvalidStatus"},
 		{"child owned elsewhere", func(ns string) map[string]any {
 			return map[string]any{"children": []any{configMap(ns, "shared")}, "events": []any{announced}}
-		}, true, "ChildOwnedElsewhere"},
+		}, true, false, "ChildOwnedElsewhere"},
+		{"child the gateway did not make", func(ns string) map[string]any {
+			return map[string]any{"children": []any{configMap(ns, "settings")}, "events": []any{announced}}
+		}, false, true, "ChildExists"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := newNamespace(t)
@@ -95,6 +99,9 @@ func TestEventsOfARefusedAnswerAreNotRecorded(t *testing.T) {
 				s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap"}}
 				s.Callbacks = []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}}
 			}))
+			if tt.byUser {
+				usersConfigMap(t, ns, "settings")
+			}
 			if tt.first {
 				createWidget(t, ns, "first", 1)
 				eventually(t, 20*time.Second, func() error { _, err := getConfigMap(t, ns, "shared"); return err })
