@@ -50,8 +50,8 @@ func (c *cluster) requestReconcile(ctx context.Context, operator, key string, no
 	if err != nil {
 		return cache.ObjectName{}, "", err
 	}
-	if r.err != nil {
-		return cache.ObjectName{}, "", fmt.Errorf("WebhookOperator %s: %w", operator, r.err)
+	if err := r.usable(); err != nil {
+		return cache.ObjectName{}, "", err
 	}
 	res, obj, err := c.watchedObject(ctx, r, key)
 	if err != nil {

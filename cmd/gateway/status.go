@@ -165,14 +165,19 @@ func (o *statusOptions) run(ctx context.Context, c *cluster, w io.Writer, args [
 	if err != nil {
 		return err
 	}
-	if op.err != nil {
-		return fmt.Errorf("WebhookOperator %s: %w", op.Name, op.err)
+	if err := op.usable(); err != nil {
+		return err
 	}
 	d, err := c.describe(ctx, op, args[1], now)
 	if err != nil {
 		return err
 	}
-	return o.print(w, d, func() error { return printDetail(w, d, now) })
+	return o.print(w, d, func() error {
+		if d.SpecError != "" {
+			printRefused(w, "  ", d.SpecError)
+		}
+		return printDetail(w, d.Detail, now)
+	})
 }
 
 func (o *statusOptions) print(w io.Writer, v any, text func() error) error {
@@ -193,14 +198,23 @@ func (o *statusOptions) print(w io.Writer, v any, text func() error) error {
 }
 
 // registered is a WebhookOperator as the cluster holds it: its decoded
-// spec (nil with err when the spec is invalid), Ready and the gateway that
-// wrote it.
+// spec, Ready and the gateway that wrote it. err is why its latest spec is
+// refused; op is then watchOnly's.
 type registered struct {
 	Name    string
 	op      *spec.WebhookOperator
 	err     error
 	ready   inspect.Readiness
 	gateway *spec.GatewayRef
+}
+
+// usable says why r's objects cannot be told: its latest spec is refused
+// and does not name a kind.
+func (r registered) usable() error {
+	if r.op == nil {
+		return fmt.Errorf("WebhookOperator %s: its latest spec is refused and names no kind to watch: %w", r.Name, r.err)
+	}
+	return nil
 }
 
 func toRegistered(obj *unstructured.Unstructured) registered {
@@ -212,7 +226,30 @@ func toRegistered(obj *unstructured.Unstructured) registered {
 	r.ready = inspect.ReadinessOf(st.Status)
 	r.gateway = gatewayOf(st.Status)
 	r.op, r.err = spec.DecodeObject(obj.Object)
+	if r.err != nil {
+		r.op = watchOnly(obj)
+	}
 	return r
+}
+
+// watchOnly is what status and reconcile need of a refused spec: the
+// operator's name (its state annotation and finalizer) and spec.watch (its
+// objects). The gateway keeps running the last valid spec, which the
+// cluster does not keep; the refused one's spec.watch is the best guess at
+// its objects. nil when it names no kind.
+func watchOnly(obj *unstructured.Unstructured) *spec.WebhookOperator {
+	raw, found, err := unstructured.NestedMap(obj.Object, "spec", "watch")
+	if !found || err != nil {
+		return nil
+	}
+	var w spec.WatchSpec
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &w); err != nil || w.APIVersion == "" || w.Kind == "" {
+		return nil
+	}
+	if _, err := schema.ParseGroupVersion(w.APIVersion); err != nil {
+		return nil
+	}
+	return &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: obj.GetName()}, Spec: spec.OperatorSpec{Watch: w}}
 }
 
 // fromFile is an operator of -f: no gateway reports on it in the cluster.
@@ -355,35 +392,57 @@ func (c *cluster) watchedObjects(ctx context.Context, op *spec.WebhookOperator) 
 // report is what status prints of one operator. Gateway is the gateway
 // that wrote Ready, and whether that Ready is stale. Error is why its
 // objects could not be listed: its counts are then unknown, not zero.
+// SpecError is why its latest spec is refused (SpecAccepted False).
 type report struct {
 	inspect.Operator
-	Gateway *writerCheck `json:"gateway,omitempty"`
-	Error   string       `json:"error,omitempty"`
+	Gateway   *writerCheck `json:"gateway,omitempty"`
+	Error     string       `json:"error,omitempty"`
+	SpecError string       `json:"specError,omitempty"`
 }
 
-// report summarizes one operator. An invalid spec is its Ready reason and
-// a failed listing its Error (also returned, for the exit status), so that
-// one broken operator does not hide the others.
+// report summarizes one operator. A failed listing is its Error (also
+// returned, for the exit status), so that one broken operator does not
+// hide the others. A refused spec keeps the stored Ready: the gateway
+// runs the last valid spec meanwhile.
 func (c *cluster) report(ctx context.Context, r registered, now time.Time) (report, error) {
+	out := report{Gateway: c.checkWriter(ctx, r)}
 	if r.err != nil {
-		return report{Operator: inspect.Operator{Name: r.Name, Ready: inspect.Readiness{Reason: "InvalidSpec", Message: r.err.Error()}}}, nil
+		out.SpecError = r.err.Error()
+	}
+	if err := r.usable(); err != nil {
+		out.Operator = inspect.Operator{Name: r.Name, Ready: r.ready}
+		out.Error = err.Error()
+		return out, err
 	}
 	objs, err := c.watchedObjects(ctx, r.op)
 	if err != nil {
 		err = fmt.Errorf("operator %s: %w", r.Name, err)
-		out := inspect.Summarize(r.op, r.ready, nil, now)
+		out.Operator = inspect.Summarize(r.op, r.ready, nil, now)
 		out.States = nil // unknown, not zero
-		return report{Operator: out, Gateway: c.checkWriter(ctx, r), Error: err.Error()}, err
+		out.Error = err.Error()
+		return out, err
 	}
-	return report{Operator: inspect.Summarize(r.op, r.ready, objs, now), Gateway: c.checkWriter(ctx, r)}, nil
+	out.Operator = inspect.Summarize(r.op, r.ready, objs, now)
+	return out, nil
 }
 
-func (c *cluster) describe(ctx context.Context, r registered, key string, now time.Time) (inspect.Detail, error) {
+// detail is what status prints of one object.
+type detail struct {
+	inspect.Detail
+	SpecError string `json:"specError,omitempty"`
+}
+
+func (c *cluster) describe(ctx context.Context, r registered, key string, now time.Time) (detail, error) {
 	_, obj, err := c.watchedObject(ctx, r, key)
 	if err != nil {
-		return inspect.Detail{}, err
+		return detail{}, err
 	}
-	d := inspect.Describe(r.op, obj, nil, now)
+	d := detail{Detail: inspect.Describe(r.op, obj, nil, now)}
+	if r.err != nil {
+		// The round and callbacks are the running spec's, which the
+		// cluster does not keep: unknown rather than told from none.
+		d.SpecError, d.Round, d.Callbacks = r.err.Error(), nil, nil
+	}
 	evs, err := c.kube.CoreV1().Events(obj.GetNamespace()).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(obj.GetUID())})
 	if err == nil {
 		d.Events = inspect.EventsOf(evs.Items, 10)

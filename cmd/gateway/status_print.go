@@ -28,8 +28,21 @@ func printOperators(w io.Writer, ops []report) error {
 		if o.stale() {
 			fmt.Fprintf(w, "%s: %s\n", o.Name, o.Gateway.Why)
 		}
+		if o.SpecError != "" {
+			fmt.Fprintf(w, "%s:\n", o.Name)
+			printRefused(w, "  ", o.SpecError)
+		}
 	}
 	return nil
+}
+
+// printRefused says that the operator's latest spec is refused, and why:
+// its Ready and counts are then those of the spec the gateway still runs.
+func printRefused(w io.Writer, indent, why string) {
+	fmt.Fprintf(w, "%slatest spec refused (SpecAccepted False); a gateway keeps running the last valid one, if any:\n", indent)
+	for _, line := range strings.Split(why, "\n") {
+		fmt.Fprintf(w, "%s  %s\n", indent, line)
+	}
 }
 
 // stale: Ready says True, but the gateway that wrote it no longer holds
@@ -71,6 +84,9 @@ func printUnsettled(w io.Writer, o report) error {
 	}
 	if o.Ready.Ready && o.Gateway != nil && o.Gateway.Why != "" {
 		fmt.Fprintf(w, "  %s\n", o.Gateway.Why)
+	}
+	if o.SpecError != "" {
+		printRefused(w, "  ", o.SpecError)
 	}
 	if o.Error != "" {
 		return nil // the command's error says why
@@ -163,6 +179,10 @@ func printDetail(w io.Writer, d inspect.Detail, now time.Time) error {
 }
 
 func printCallbacks(w io.Writer, cbs []inspect.Callback) error {
+	if len(cbs) == 0 { // a refused spec's: the running ones are not in the cluster
+		_, err := fmt.Fprintln(w, "Callbacks: unknown")
+		return err
+	}
 	fmt.Fprintln(w, "Callbacks:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  ID\tEVENTS\tSTATE\tATTEMPTS\tNEXT\tLAST ERROR")
