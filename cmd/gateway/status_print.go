@@ -3,12 +3,50 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/opgate/opgate/gateway/inspect"
 )
+
+// fprintf is fmt.Fprintf with its string arguments escaped: they hold
+// what handlers, Events, annotations and Leases say, which reaches the
+// terminal of whoever runs status.
+func fprintf(w io.Writer, format string, args ...any) {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = escaped(s)
+		}
+	}
+	fmt.Fprintf(w, format, args...)
+}
+
+// escaped is s with its control characters, bidi controls included, and
+// invalid bytes written as Go escapes (\x1b, \r, \t, \u202e): an ESC
+// sequence would rewrite the terminal, \r overwrite the line, \t break a
+// table's columns, a bidi control reorder what is shown. Other unicode is
+// left readable.
+func escaped(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
 
 func printOperators(w io.Writer, ops []report) error {
 	if len(ops) == 0 {
@@ -19,17 +57,17 @@ func printOperators(w io.Writer, ops []report) error {
 	fmt.Fprintln(tw, "OPERATOR\tWATCH\tREADY\tOBJECTS\tFAILING\tWAITING ON FINALIZER")
 	for _, o := range ops {
 		objects, failing, waiting := o.counts()
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", o.Name, orDash(o.Watch), o.readyText(), objects, failing, waiting)
+		fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", o.Name, orDash(o.Watch), o.readyText(), objects, failing, waiting)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, o := range ops {
 		if o.stale() {
-			fmt.Fprintf(w, "%s: %s\n", o.Name, o.Gateway.Why)
+			fprintf(w, "%s: %s\n", o.Name, o.Gateway.Why)
 		}
 		if o.SpecError != "" {
-			fmt.Fprintf(w, "%s:\n", o.Name)
+			fprintf(w, "%s:\n", o.Name)
 			printRefused(w, "  ", o.SpecError)
 		}
 	}
@@ -39,9 +77,9 @@ func printOperators(w io.Writer, ops []report) error {
 // printRefused says that the operator's latest spec is refused, and why:
 // its Ready and counts are then those of the spec the gateway still runs.
 func printRefused(w io.Writer, indent, why string) {
-	fmt.Fprintf(w, "%slatest spec refused (SpecAccepted False); a gateway keeps running the last valid one, if any:\n", indent)
+	fprintf(w, "%slatest spec refused (SpecAccepted False); a gateway keeps running the last valid one, if any:\n", indent)
 	for _, line := range strings.Split(why, "\n") {
-		fmt.Fprintf(w, "%s  %s\n", indent, line)
+		fprintf(w, "%s  %s\n", indent, line)
 	}
 }
 
@@ -77,13 +115,13 @@ func ready(r inspect.Readiness) string {
 
 func printUnsettled(w io.Writer, o report) error {
 	objects, failing, waiting := o.counts()
-	fmt.Fprintf(w, "%s: %s, Ready %s, %s %s, %s failing, %s waiting on a finalizer\n",
+	fprintf(w, "%s: %s, Ready %s, %s %s, %s failing, %s waiting on a finalizer\n",
 		o.Name, orDash(o.Watch), o.readyText(), objects, plural(o.Objects, "object", "objects"), failing, waiting)
 	if !o.Ready.Ready && o.Ready.Message != "" {
-		fmt.Fprintf(w, "  %s\n", o.Ready.Message)
+		fprintf(w, "  %s\n", o.Ready.Message)
 	}
 	if o.Ready.Ready && o.Gateway != nil && o.Gateway.Why != "" {
-		fmt.Fprintf(w, "  %s\n", o.Gateway.Why)
+		fprintf(w, "  %s\n", o.Gateway.Why)
 	}
 	if o.SpecError != "" {
 		printRefused(w, "  ", o.SpecError)
@@ -105,7 +143,7 @@ func printUnsettled(w io.Writer, o report) error {
 				next = f.NextRetry.UTC().Format(time.RFC3339)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Key(), u.State, cb, attempts, next, last)
+		fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Key(), u.State, cb, attempts, next, last)
 	}
 	return tw.Flush()
 }
@@ -122,7 +160,7 @@ func lastError(f *inspect.Failure) string {
 }
 
 func printDetail(w io.Writer, d inspect.Detail, now time.Time) error {
-	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p := func(format string, args ...any) { fprintf(w, format, args...) }
 	p("%s (operator %s)\n", d.Key(), d.Operator)
 	p("  state:       %s\n", d.State)
 	if d.Failure != nil {
@@ -197,7 +235,7 @@ func printCallbacks(w io.Writer, cbs []inspect.Callback) error {
 		if c.Interval != "" && next == "-" {
 			next = "every " + c.Interval
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.ID, strings.Join(c.Events, ","), c.State, attempts, next, last)
+		fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.ID, strings.Join(c.Events, ","), c.State, attempts, next, last)
 	}
 	return tw.Flush()
 }
@@ -209,7 +247,7 @@ func printEvents(w io.Writer, events []inspect.Event) error {
 	fmt.Fprintln(w, "Events (newest first):")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, e := range events {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\tx%d\t%s\n", e.Last.UTC().Format(time.RFC3339), e.Type, e.Reason, max(e.Count, 1), e.Message)
+		fprintf(tw, "  %s\t%s\t%s\tx%d\t%s\n", e.Last.UTC().Format(time.RFC3339), e.Type, e.Reason, max(e.Count, 1), e.Message)
 	}
 	return tw.Flush()
 }

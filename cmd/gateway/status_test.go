@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/opgate/opgate/gateway/inspect"
 )
@@ -121,5 +122,63 @@ func TestStatusDetailSaysWhichCallbackIsOwedWhichEssence(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, buf.String())
 		}
+	}
+}
+
+// Handlers' messages and Events, and anyone who may edit an object's
+// annotations or a Lease, reach the terminal of whoever runs status: their
+// control characters are escaped (an ESC sequence would rewrite the
+// terminal, \r overwrite the line, \t break the table's columns), ordinary
+// unicode is left readable.
+func TestStatusTextEscapesControlCharactersOfWhatOthersWrote(t *testing.T) {
+	const hostile = "db down\x1b]0;owned\x07\x1b[2J\rOK\tsettled\u202egröße\u0085"
+	const escaped = `db down\x1b]0;owned\a\x1b[2J\rOK\tsettled\u202egröße\u0085`
+	failure := func() *inspect.Failure {
+		return &inspect.Failure{Callback: "create", Class: "temporary", Reason: "HandlerError", Message: hostile, Attempts: 1}
+	}
+	unsettled := func(r report) func(*bytes.Buffer) error {
+		return func(b *bytes.Buffer) error { return printUnsettled(b, r) }
+	}
+	operators := func(r report) func(*bytes.Buffer) error {
+		return func(b *bytes.Buffer) error { return printOperators(b, []report{r}) }
+	}
+	detail := func(d inspect.Detail) func(*bytes.Buffer) error {
+		return func(b *bytes.Buffer) error { return printDetail(b, d, time.Now()) }
+	}
+	obj := inspect.Object{Namespace: "shop", Name: "broken", State: inspect.Failing}
+	tests := []struct {
+		name  string
+		print func(*bytes.Buffer) error
+	}{
+		{"a failure's message", unsettled(report{Operator: inspect.Operator{Name: "m", Unsettled: []inspect.Object{{Namespace: "shop", Name: "broken", State: inspect.Failing, Failure: failure()}}}})},
+		{"a failure's reason", unsettled(report{Operator: inspect.Operator{Name: "m", Unsettled: []inspect.Object{{Namespace: "shop", Name: "broken", State: inspect.Failing,
+			Failure: &inspect.Failure{Callback: "create", Class: "temporary", Reason: hostile}}}}})},
+		{"Ready's message", unsettled(report{Operator: inspect.Operator{Name: "m", Ready: inspect.Readiness{Reason: "HandlerUnreachable", Message: hostile}}})},
+		{"Ready's reason", operators(report{Operator: inspect.Operator{Name: "m", Ready: inspect.Readiness{Reason: hostile}}})},
+		{"the Lease's holder", operators(report{Operator: inspect.Operator{Name: "m", Ready: inspect.Readiness{Ready: true}}, Gateway: &writerCheck{Stale: true, Why: hostile}})},
+		{"a refused spec", operators(report{Operator: inspect.Operator{Name: "m"}, SpecError: hostile})},
+		{"the detail's failure", detail(inspect.Detail{Object: inspect.Object{Namespace: "shop", Name: "broken", State: inspect.Failing, Failure: failure()}})},
+		{"an Event's message and reason", detail(inspect.Detail{Object: obj, Events: []inspect.Event{{Type: "Warning", Reason: hostile, Message: hostile, Last: time.Now()}}})},
+		{"an unreadable state", detail(inspect.Detail{Object: inspect.Object{Namespace: "shop", Name: "broken", State: inspect.Failing, StateError: hostile}})},
+		{"a reconcile request's value", detail(inspect.Detail{Object: obj, Reconcile: inspect.Reconcile{Requested: hostile}})},
+		{"a round's callbacks", detail(inspect.Detail{Object: obj, Round: &inspect.Round{Event: "update", Done: []string{hostile}, Waiting: []string{hostile}}})},
+		{"a callback's failure", detail(inspect.Detail{Object: obj, Callbacks: []inspect.Callback{{ID: "create", Events: []string{"create"}, State: "failing", Failure: failure()}}})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := tt.print(&buf); err != nil {
+				t.Fatal(err)
+			}
+			out := buf.String()
+			for _, r := range out {
+				if r != '\n' && (unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)) {
+					t.Fatalf("output holds the raw control character %U:\n%q", r, out)
+				}
+			}
+			if !strings.Contains(out, escaped) {
+				t.Errorf("output lacks the text escaped, %s:\n%s", escaped, out)
+			}
+		})
 	}
 }
