@@ -62,7 +62,7 @@ func hostileServer(t *testing.T) *httptest.Server {
 	broken.SetAnnotations(map[string]string{op.StateAnnotation(): hostileAttr})
 	objects := []*unstructured.Unstructured{failing, named, deleting, broken}
 	ui, err := New(Config{Clock: func() time.Time { return now }, View: func() []engine.OperatorView {
-		return []engine.OperatorView{{Operator: op, Ready: false, Reason: hostileScript, Message: hostileAttr + hostileQuote, Objects: objects}}
+		return []engine.OperatorView{{Operator: op, Ready: false, Reason: hostileScript, Message: hostileAttr + hostileQuote, Synced: true, Objects: objects}}
 	}})
 	if err != nil {
 		t.Fatal(err)

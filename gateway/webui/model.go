@@ -23,13 +23,25 @@ type errorPage struct {
 
 type indexPage struct {
 	Page
-	Operators []inspect.Operator
+	Operators []operatorLine
 	States    []inspect.State
 }
+
+// operatorLine is an operator's summary. Known is false while its caches
+// have not synced: its objects are not known, so no count is shown, as
+// gateway status prints "?" and opgate_objects leaves it out.
+type operatorLine struct {
+	inspect.Operator
+	Known bool
+}
+
+// unknownObjects says why an operator's counts are not shown.
+const unknownObjects = "unknown: caches not synced"
 
 type operatorPage struct {
 	Page
 	Operator inspect.Operator
+	Known    bool // see operatorLine
 	// Objects are all the operator's objects, most serious state first.
 	Objects []inspect.Object
 	States  []inspect.State
@@ -55,7 +67,7 @@ func (u *ui) indexPage() indexPage {
 	running := make(map[string]bool, len(views))
 	for _, v := range views {
 		running[v.Operator.Name] = true
-		p.Operators = append(p.Operators, u.classifier.Summarize(v.Operator, readiness(v), v.Objects, now))
+		p.Operators = append(p.Operators, operatorLine{Operator: u.classifier.Summarize(v.Operator, readiness(v), v.Objects, now), Known: v.Synced})
 	}
 	u.classifier.Forget(func(name string) bool { return running[name] })
 	return p
@@ -75,7 +87,7 @@ func (u *ui) operatorPage(name string) (operatorPage, bool) {
 	if !ok {
 		return operatorPage{}, false
 	}
-	p := operatorPage{Page: u.newPage("Operator " + name), States: inspect.States}
+	p := operatorPage{Page: u.newPage("Operator " + name), States: inspect.States, Known: v.Synced}
 	// One classification per object: the summary's lines are the list's.
 	p.Operator, p.Objects = u.classifier.SummarizeObjects(v.Operator, readiness(v), v.Objects, p.Now)
 	for _, obj := range v.Objects {
@@ -93,6 +105,9 @@ func (u *ui) objectPage(op, namespace, name string) (objectPage, string) {
 	v, ok := u.find(op)
 	if !ok {
 		return objectPage{}, fmt.Sprintf("this gateway runs no operator %q", op)
+	}
+	if !v.Synced {
+		return objectPage{}, fmt.Sprintf("operator %q has not synced its caches: its objects are not known yet", op)
 	}
 	for _, obj := range v.Objects {
 		if obj.GetNamespace() == namespace && obj.GetName() == name {

@@ -31,7 +31,7 @@ func BenchmarkOperatorPage(b *testing.B) {
 		objects[i].SetResourceVersion(fmt.Sprint(i + 1))
 	}
 	h, err := New(Config{Clock: func() time.Time { return now }, View: func() []engine.OperatorView {
-		return []engine.OperatorView{{Operator: op, Ready: true, Reason: spec.ReasonRunning, Objects: objects}}
+		return []engine.OperatorView{{Operator: op, Ready: true, Reason: spec.ReasonRunning, Synced: true, Objects: objects}}
 	}})
 	if err != nil {
 		b.Fatal(err)

@@ -52,7 +52,16 @@ func (p indexPage) write(w *htmlWriter, _ *ui) {
 				failing = "failing"
 			}
 			w.f(`<tr class="%s">`+"\n"+`<td><a href="%s">%s</a></td>`+"\n<td>%s</td>\n", failing, operatorPath(op.Name), op.Name, op.Watch)
-			w.f(`<td class="ready-%s" title="%s">%s</td>`+"\n<td>%s</td>\n", op.Ready.Ready, op.Ready.Message, readyText(op.Ready, ""), op.Objects)
+			w.f(`<td class="ready-%s" title="%s">%s</td>`+"\n", op.Ready.Ready, op.Ready.Message, readyText(op.Ready, ""))
+			if !op.Known {
+				w.f(`<td title="%s">?</td>`+"\n", unknownObjects)
+				for _, s := range p.States {
+					w.f(`<td class="state-%s" title="%s">?</td>`, s, unknownObjects)
+				}
+				w.f("\n</tr>\n")
+				continue
+			}
+			w.f("<td>%s</td>\n", op.Objects)
 			for _, s := range p.States {
 				w.f(`<td class="state-%s">%s</td>`, s, op.States[s])
 			}
@@ -78,7 +87,12 @@ func (p operatorPage) write(w *htmlWriter, u *ui) {
 		if op.Ready.Message != "" {
 			w.f(" (%s)", op.Ready.Message)
 		}
-		w.f("</p>\n"+`<p class="counts">%s objects:`, op.Objects)
+		w.f("</p>\n")
+		if !p.Known {
+			w.f(`<p class="counts">Objects %s.</p>`+"\n", unknownObjects)
+			return
+		}
+		w.f(`<p class="counts">%s objects:`, op.Objects)
 		for _, s := range p.States {
 			w.f(` <span class="state-%s">%s %s</span>`, s, op.States[s], s)
 		}

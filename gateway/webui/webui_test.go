@@ -63,7 +63,7 @@ func testServer(t *testing.T) *httptest.Server {
 			Message: hostileMessage, Reason: "HandlerError"}),
 	}
 	ui, err := New(Config{Clock: func() time.Time { return now }, View: func() []engine.OperatorView {
-		return []engine.OperatorView{{Operator: op, Ready: true, Reason: spec.ReasonRunning, Objects: objects}}
+		return []engine.OperatorView{{Operator: op, Ready: true, Reason: spec.ReasonRunning, Synced: true, Objects: objects}}
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -166,5 +166,54 @@ func TestObjectPageSaysWhichCallbackIsOwedWhichEssence(t *testing.T) {
 		if !strings.Contains(w.b.String(), want) {
 			t.Errorf("page lacks %q:\n%s", want, w.b.String())
 		}
+	}
+}
+
+// An operator whose caches have not synced has no known objects: as
+// gateway status prints "?" and opgate_objects leaves it out, the pages
+// say unknown rather than count zero objects in every state.
+func TestPagesSayTheObjectsAreUnknownWhileTheCachesHaveNotSynced(t *testing.T) {
+	op := &spec.WebhookOperator{
+		ObjectMeta: metav1.ObjectMeta{Name: "memcached"},
+		Spec: spec.OperatorSpec{
+			Watch:     spec.WatchSpec{APIVersion: "cache.example.com/v1alpha1", Kind: "Memcached"},
+			Callbacks: []spec.Callback{{ID: "create", Events: []spec.Event{spec.EventCreate}}},
+		},
+	}
+	ui, err := New(Config{Clock: func() time.Time { return now }, View: func() []engine.OperatorView {
+		return []engine.OperatorView{{Operator: op, Synced: false, Reason: spec.ReasonForbidden,
+			Message: "cannot list and watch memcacheds.cache.example.com: forbidden"}}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(server.NewRouter(server.Config{UI: ui}))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		path string
+		code int
+		want []string
+	}{
+		{"/ui/", http.StatusOK, []string{`<td title="unknown: caches not synced">?</td>`, `<td class="state-settled" title="unknown: caches not synced">?</td>`}},
+		{"/ui/operators/memcached", http.StatusOK, []string{`<p class="counts">Objects unknown: caches not synced.</p>`}},
+		{"/ui/operators/memcached/objects/shop/m", http.StatusNotFound, []string{"operator &#34;memcached&#34; has not synced its caches: its objects are not known yet"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			code, _, body := get(t, srv.URL+tt.path)
+			if code != tt.code {
+				t.Fatalf("GET %s: %d, want %d\n%s", tt.path, code, tt.code, body)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("GET %s lacks %q:\n%s", tt.path, w, body)
+				}
+			}
+			for _, zero := range []string{"<td>0</td>", ">0</td>", "0 objects:", "No objects.", "watches no object"} {
+				if strings.Contains(body, zero) {
+					t.Errorf("GET %s counts zero objects (%q) for an operator whose objects are unknown:\n%s", tt.path, zero, body)
+				}
+			}
+		})
 	}
 }

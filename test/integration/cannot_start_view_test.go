@@ -11,8 +11,8 @@ import (
 )
 
 // An operator that cannot start shows why in the web view, as /readyz
-// says it, not CacheNotSynced; and opgate_objects claims no counts for it,
-// since no cache holds its objects.
+// says it, not CacheNotSynced; and neither the web view nor opgate_objects
+// claims counts for it, since no cache holds its objects.
 func TestAnOperatorThatCannotStartShowsWhyAndNoObjectCounts(t *testing.T) {
 	for _, tc := range []struct {
 		name, reason string
@@ -40,6 +40,12 @@ func TestAnOperatorThatCannotStartShowsWhyAndNoObjectCounts(t *testing.T) {
 			_, page := fetch(t, base+"/ui/operators/"+tc.name)
 			if !strings.Contains(page, tc.reason) || strings.Contains(page, spec.ReasonCacheNotSynced) {
 				t.Errorf("/ui/operators/%s does not say %s (or says %s):\n%s", tc.name, tc.reason, spec.ReasonCacheNotSynced, page)
+			}
+			if !strings.Contains(page, "Objects unknown: caches not synced.") || strings.Contains(page, "0 objects") {
+				t.Errorf("/ui/operators/%s counts objects no cache holds:\n%s", tc.name, page)
+			}
+			if _, index := fetch(t, base+"/ui/"); strings.Contains(index, "<td>0</td>") {
+				t.Errorf("/ui/ counts 0 objects for %s, which no cache holds:\n%s", tc.name, index)
 			}
 			if v, ok := metricstest.Value(scrape(t, base)["opgate_objects"], map[string]string{"operator": tc.name}); ok {
 				t.Errorf("opgate_objects{operator=%s} = %v, though no cache holds its objects", tc.name, v)
