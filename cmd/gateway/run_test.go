@@ -5,11 +5,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/opgate/opgate/gateway/engine"
@@ -174,5 +177,42 @@ func TestRunRefusesALeaseTheAPIServerRefuses(t *testing.T) {
 			want = []string{tt.wantName, tt.wantNS}
 		}
 		checkRunFlags(t, tt.args, tt.wantErr, []string{"leader-election-name", "leader-election-namespace"}, want)
+	}
+}
+
+// docs/operations.md's "Flags of `gateway run`" table is the flags'
+// reference: every flag of gateway run has a row, and every row names a
+// flag that exists.
+func TestEveryRunFlagIsInTheOperationsFlagTable(t *testing.T) {
+	b, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "## Flags of `gateway run`")
+	if start < 0 {
+		t.Fatal("docs/operations.md has no section \"Flags of `gateway run`\"")
+	}
+	section, _, _ := strings.Cut(doc[start+1:], "\n## ")
+	documented := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 || !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		for _, m := range regexp.MustCompile("--([a-z0-9-]+)").FindAllStringSubmatch(cells[1], -1) {
+			documented[m[1]] = true
+		}
+	}
+	flags := newRunCommand().Flags()
+	flags.VisitAll(func(f *pflag.Flag) {
+		if !documented[f.Name] {
+			t.Errorf("gateway run --%s (%s) has no row in docs/operations.md's flag table", f.Name, f.Usage)
+		}
+	})
+	for name := range documented {
+		if flags.Lookup(name) == nil {
+			t.Errorf("docs/operations.md's flag table documents --%s, which gateway run does not have", name)
+		}
 	}
 }
