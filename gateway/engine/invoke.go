@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/opgate/opgate/callbacks/essence"
 
@@ -463,9 +464,15 @@ func requeueKey(w decide.Work) decide.RequeueKey {
 	return decide.RequeueKey{Callback: w.Callback.ID, Event: w.Event}
 }
 
+// truncate cuts s to at most n bytes, marked with "…". The cut backs up
+// to a character's first byte: Events and conditions must stay valid
+// UTF-8.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for i := 0; i < utf8.UTFMax && n > 0 && !utf8.RuneStart(s[n]); i++ {
+		n--
 	}
 	return s[:n] + "…"
 }
