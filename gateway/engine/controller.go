@@ -354,7 +354,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	defer c.queue.ShutDown()
+	// Drained too: stopped before its caches synced, it never started the
+	// workers that would have taken what its informers queued.
+	defer shutDownDrained(c.queue)
 	defer c.Metrics.Stopped(c.op.Name) // its counters go only with the operator (Manager.Remove)
 	credsDone := make(chan struct{})
 	go func() {
@@ -542,4 +544,19 @@ func asUnstructured(obj any) (*unstructured.Unstructured, bool) {
 	}
 	u, ok := obj.(*unstructured.Unstructured)
 	return u, ok
+}
+
+// shutDownDrained shuts q down and takes out what it still holds. Items
+// left in a queue count in workqueue_depth{name} for ever, and the series
+// is shared by name with the queue that replaces it (the operator
+// restarted, the registry after a leader takeover).
+func shutDownDrained[T comparable](q workqueue.TypedInterface[T]) {
+	q.ShutDown()
+	for {
+		item, quit := q.Get()
+		if quit {
+			return
+		}
+		q.Done(item)
+	}
 }

@@ -68,7 +68,7 @@ func NewRegistry(deps Deps) (*Registry, error) {
 
 // Run watches WebhookOperators until ctx is done.
 func (r *Registry) Run(ctx context.Context) error {
-	defer r.queue.ShutDown()
+	defer shutDownDrained(r.queue)
 	inf := newTrackedInformer(r.deps, OperatorResource, metav1.NamespaceAll, selection{},
 		describeInformer(OperatorResource, metav1.NamespaceAll, selection{}), cache.Indexers{}, &r.health)
 	r.lister = cache.NewGenericLister(inf.GetIndexer(), OperatorResource.GroupResource())
