@@ -43,6 +43,7 @@ type Registry struct {
 	synced  atomic.Bool
 	mu      sync.Mutex
 	regs    map[string]*registration
+	failing map[string]string // why the last sync of a WebhookOperator failed, until one succeeds
 	writeMu sync.Mutex
 	stalled stalledKeys // operators whose sync failed to reach the API server
 }
@@ -55,7 +56,8 @@ func NewRegistry(deps Deps) (*Registry, error) {
 		applier: deps.applier(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "webhookoperators"}),
-		regs: map[string]*registration{},
+		regs:    map[string]*registration{},
+		failing: map[string]string{},
 	}
 	r.health.onChange = r.onHealthChange
 	mgr, err := NewManager(deps, r.reportStatus, operatorObjectRecord{dyn: deps.Dynamic})
@@ -102,8 +104,10 @@ func (r *Registry) Run(ctx context.Context) error {
 		began := r.stalled.epoch()
 		if err := r.sync(ctx, name); err != nil && ctx.Err() == nil {
 			r.deps.Logger.Error("webhookoperator sync failed; retrying", "operator", name, "error", err)
+			r.syncFailed(name, err)
 			r.stalled.failed(name, began, err, r.queue)
 		} else {
+			r.syncFailed(name, nil)
 			r.stalled.drop(name)
 			r.queue.Forget(name)
 		}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/opgate/opgate/gateway/apply"
@@ -51,6 +52,18 @@ func (r *Registry) forget(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.regs, name)
+}
+
+// syncFailed records why the sync of the WebhookOperator called name
+// failed, for Ready; nil when it succeeded.
+func (r *Registry) syncFailed(name string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		delete(r.failing, name)
+		return
+	}
+	r.failing[name] = err.Error()
 }
 
 // reportStatus is the manager's report on a running operator.
@@ -391,12 +404,15 @@ func writerStatus(gateway *spec.GatewayRef) any {
 }
 
 // Ready reports whether the registry does its work: the WebhookOperator
-// CRD is installed and its cache synced, and no registered operator is
-// kept from seeing its objects (caches not synced, a list or watch
-// failing, discovery or its CRD unreadable: often the gateway's RBAC). A registration's own faults
+// CRD is installed and its cache synced, every WebhookOperator it holds
+// is taken on (its finalizer added, its spec judged) and its operator has
+// reported, and no registered operator is kept from seeing its objects
+// (caches not synced, a list or watch failing, discovery or its CRD
+// unreadable: often the gateway's RBAC). A registration's own faults
 // (InvalidSpec, KindNotFound, a refusal such as SecretNotAllowed or
-// NamespacesOnClusterScopedKind, an unreadable secret) are not the gateway's:
-// they stay on that WebhookOperator's status.
+// NamespacesOnClusterScopedKind, an unreadable secret) are not the
+// gateway's: they stay on that WebhookOperator's status. Neither is one
+// being deleted: its operator is stopping.
 func (r *Registry) Ready() error {
 	if _, err, failing := r.health.failing(); failing {
 		return registryWatchError(err)
@@ -404,19 +420,51 @@ func (r *Registry) Ready() error {
 	if !r.synced.Load() {
 		return errors.New("waiting for the WebhookOperator cache to sync")
 	}
+	// Read after synced: Run sets the lister before.
+	objs, err := r.lister.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("list WebhookOperators from the cache: %w", err)
+	}
 	r.mu.Lock()
-	var problems []string
+	problems := map[string]string{}
 	for name, reg := range r.regs {
 		if st := reg.state; st != nil && !st.Ready && gatewaySide(st.Reason) {
-			problems = append(problems, fmt.Sprintf("operator %s not running (%s: %s)", name, st.Reason, st.Message))
+			problems[name] = fmt.Sprintf("operator %s not running (%s: %s)", name, st.Reason, st.Message)
+		}
+	}
+	// A WebhookOperator without a report is not running yet: at a start
+	// or a takeover, until the registry took it on and its operator
+	// reported, or for ever when taking it on fails (its finalizer cannot
+	// be added: the gateway's RBAC).
+	for _, o := range objs {
+		obj, ok := o.(*unstructured.Unstructured)
+		if !ok || obj.GetDeletionTimestamp() != nil {
+			continue
+		}
+		name := obj.GetName()
+		if _, ok := problems[name]; ok {
+			continue
+		}
+		reg, registered := r.regs[name]
+		switch why, failing := r.failing[name]; {
+		case failing:
+			problems[name] = fmt.Sprintf("operator %s: cannot take its WebhookOperator on (retrying): %s", name, why)
+		case !registered:
+			problems[name] = fmt.Sprintf("operator %s not running (waiting for the registry to take it on)", name)
+		case reg.state == nil && reg.specErr == "":
+			problems[name] = fmt.Sprintf("operator %s not running (starting)", name)
 		}
 	}
 	r.mu.Unlock()
 	if len(problems) == 0 {
 		return nil
 	}
-	sort.Strings(problems)
-	return errors.New(strings.Join(problems, "; "))
+	list := make([]string, 0, len(problems))
+	for _, p := range problems {
+		list = append(list, p)
+	}
+	sort.Strings(list)
+	return errors.New(strings.Join(list, "; "))
 }
 
 // gatewaySide reasons say the gateway cannot see an operator's objects:

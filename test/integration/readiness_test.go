@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -284,5 +285,128 @@ spec:
 			return fmt.Errorf("Ready = %s, want True/Running once the CRD is back", c)
 		}
 		return nil
+	})
+}
+
+// A gateway that may list and watch WebhookOperators but not patch them
+// cannot add its finalizer to one, so it never starts its operator: it is
+// not ready, naming the operator and the refusal, until allowed.
+func TestRegistryForbiddenToAddItsFinalizerIsNotReadyUntilAllowed(t *testing.T) {
+	ns := newNamespace(t)
+	all := []string{"*"}
+	limited, grant := impersonatedConfig(t, "opgate-nopatch", []rbacv1.PolicyRule{
+		{APIGroups: []string{spec.Group}, Resources: []string{spec.Resource}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{spec.Group}, Resources: []string{spec.Resource + "/status"}, Verbs: all},
+		{APIGroups: []string{"", "apps", "test.opgate.dev", "events.k8s.io", "coordination.k8s.io"}, Resources: all, Verbs: all},
+		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list", "watch"}},
+	}, 0)
+	h := newHandler(t, ok(nil))
+	gw := runGateway(t, limited, runner.Options{})
+	const name = "nopatch"
+	goneFirst(t, name)
+	createOperatorObject(t, fmt.Sprintf(`
+apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata: {name: %s}
+spec:
+  watch: {apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}
+  handler: {url: %q}
+  callbacks: [{id: create, events: [create]}]
+`, name, ns, h.URL))
+	const refused = `cannot patch resource "webhookoperators"`
+	eventually(t, 30*time.Second, func() error {
+		err := gw.Ready()
+		if err == nil || !strings.Contains(err.Error(), "operator "+name) || !strings.Contains(err.Error(), refused) {
+			return fmt.Errorf("Ready() = %v, want an error naming operator %s and %q", err, name, refused)
+		}
+		return nil
+	})
+	if views := gw.View(); len(views) != 0 {
+		t.Fatalf("%d operators run without the registry's finalizer on their WebhookOperator", len(views))
+	}
+
+	grant() // the sync retries by itself: no restart needed
+	eventually(t, 90*time.Second, func() error {
+		if err := gw.Ready(); err != nil {
+			return fmt.Errorf("still not ready after patch was allowed: %v", err)
+		}
+		return nil
+	})
+	waitReady(t, name, "True/Running")
+}
+
+// At a start (as at a leader takeover) the registry is ready once every
+// registered operator runs, its caches synced, not from the moment the
+// WebhookOperator cache synced, before the operators even started. A
+// registration refused for its own fault (an invalid spec) runs nothing
+// and leaves the gateway ready.
+func TestRegistryIsNotReadyBeforeItsRegisteredOperatorsRun(t *testing.T) {
+	for _, tt := range []struct {
+		name, extra string
+		status      string // the WebhookOperator's Ready
+		runs        bool
+	}{
+		{name: "valid", status: "True/Running", runs: true},
+		{name: "invalid-spec", extra: "    - {id: tick, events: [timer]}", status: "False/InvalidSpec"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			h := newHandler(t, ok(nil))
+			first := runGateway(t, cfg, runner.Options{})
+			name := "registered-before-start-" + tt.name
+			createOperatorObject(t, fmt.Sprintf(`
+apiVersion: opgate.dev/v1alpha1
+kind: WebhookOperator
+metadata: {name: %s}
+spec:
+  watch: {apiVersion: test.opgate.dev/v1, kind: Widget, namespaces: [%s]}
+  children: [{apiVersion: apps/v1, kind: Deployment}]
+  handler: {url: %q}
+  callbacks:
+    - {id: create, events: [create]}
+%s
+`, name, ns, h.URL, tt.extra))
+			waitReady(t, name, tt.status)
+			eventually(t, 30*time.Second, first.Ready)
+
+			gw := runGateway(t, cfg, runner.Options{})
+			goneFirst(t, name)
+			deadline := time.Now().Add(60 * time.Second)
+			for gw.Ready() != nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("not ready within 60s: %v", gw.Ready())
+				}
+				time.Sleep(time.Millisecond) // a poll: the window looked for is short
+			}
+			for _, v := range gw.View() {
+				if v.Operator.Name != name {
+					continue
+				}
+				if !tt.runs {
+					t.Fatalf("operator %s runs", name)
+				}
+				if !v.Synced {
+					t.Fatalf("ready while operator %s has not synced its caches (%s: %s)", name, v.Reason, v.Message)
+				}
+				return
+			}
+			if tt.runs {
+				t.Fatalf("ready while operator %s has not been started", name)
+			}
+		})
+	}
+}
+
+// goneFirst deletes the WebhookOperator called name when the test ends,
+// before the gateways started earlier stop, and waits until they let it
+// go: one left holding the registry's finalizer stays in the cluster.
+func goneFirst(t *testing.T, name string) {
+	t.Cleanup(func() {
+		err := dyn(t).Resource(engine.OperatorResource).Delete(context.Background(), name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("delete WebhookOperator %s: %v", name, err)
+			return
+		}
+		waitOperatorGone(t, name)
 	})
 }
