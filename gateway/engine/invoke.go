@@ -244,8 +244,14 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 			return // not done: called again after requeueAfter (set in applyResponse)
 		}
 	}
-	if r := p.st.Round; r != nil && r.Event == string(w.Event) && !r.IsDone(id) {
+	switch r := p.st.Round; {
+	case r == nil || r.Event != string(w.Event):
+	case !r.IsDone(id):
 		r.Done = append(r.Done, id)
+	case w.Event == spec.EventCreate:
+		// A requeued create call: the callback acted on the essence now,
+		// not the one its round call did (state.NoteActed groups it anew).
+		p.st.KeepBehind(func(x string) bool { return x != id })
 	}
 }
 

@@ -424,15 +424,15 @@ func (c *Controller) finishRound(p *pass, deleting bool) (bool, error) {
 	if !allDone(p.st.Round, p.plan.RoundCallbacks) {
 		return false, c.keepRoundEssence(p)
 	}
-	switch r := p.st.Round; spec.Event(r.Event) {
-	case spec.EventCreate, spec.EventUpdate:
-		if r.Event == string(spec.EventCreate) && r.Digest != "" && r.Digest != p.plan.EssenceDigest && c.op.HasEvent(spec.EventUpdate) {
-			// A create callback acted on an older essence than the round
-			// ends at: recorded as handled, the change since is the next
-			// update round's, its callbacks called with it as old. (With
-			// no update callback, no one else is owed it.)
-			p.st.Handled, p.st.Essence = r.Digest, r.Essence
-		} else if err := p.st.SetHandled(p.plan.Essence, c.EssenceCap); err != nil {
+	switch spec.Event(p.st.Round.Event) {
+	case spec.EventCreate:
+		if err := c.endCreateRound(p); err != nil {
+			return false, err
+		}
+		at := p.now.UTC().Truncate(time.Second)
+		p.st.HandledAt = &at
+	case spec.EventUpdate:
+		if err := p.st.SetHandled(p.plan.Essence, c.EssenceCap); err != nil {
 			return false, err
 		}
 		at := p.now.UTC().Truncate(time.Second)
@@ -468,30 +468,52 @@ func endUnowedRecords(op *spec.WebhookOperator, p *pass) {
 	}
 }
 
+// endCreateRound records the essence a create round ended at as handled,
+// unless its callbacks acted on older ones (state.NoteActed, in Behind:
+// the round was left open, the user changed the spec meanwhile). Then, as
+// when an update round is dropped, each that handles update is owed the
+// essence now with the one it acted on as old (nothing when that is the
+// essence now), and the handled essence is the first one a callback
+// acted on: the update callbacks that acted on none hear of the change
+// from there. With no update callback, no one is owed anything.
+func (c *Controller) endCreateRound(p *pass) error {
+	st := p.st
+	if len(st.Behind) > 0 && c.op.HasEvent(spec.EventUpdate) {
+		if err := st.NoteActed(st.Round, p.plan.EssenceDigest, p.plan.Essence, c.EssenceCap); err != nil {
+			return err
+		}
+	}
+	if len(st.Behind) == 0 || !c.op.HasEvent(spec.EventUpdate) {
+		st.Behind = nil
+		return st.SetHandled(p.plan.Essence, c.EssenceCap)
+	}
+	st.Handled, st.Essence = st.Behind[0].Digest, st.Behind[0].Essence
+	st.KeepBehind(func(id string) bool {
+		return slices.ContainsFunc(c.op.Spec.Callbacks, func(cb spec.Callback) bool { return cb.ID == id && cb.Handles(spec.EventUpdate) })
+	})
+	st.Behind = slices.DeleteFunc(st.Behind, func(g *state.Seen) bool { return g.Digest == st.Handled })
+	if len(st.Behind) == 0 {
+		st.Behind = nil
+	}
+	return nil
+}
+
 // keepRoundEssence keeps the essence of an update round left open with
 // callbacks done: should a change drop the round, their next call carries
 // it as old (state.Round.Essence). Only then: most rounds end in one pass.
-// A create round, which a change does not drop, keeps the first essence a
-// callback of it acted on, the oldest: finishRound records that one as
-// handled, so the change since reaches the update callbacks.
+// A create round, which a change does not drop, keeps per essence the
+// callbacks that acted on it (state.NoteActed), for endCreateRound, if
+// any update callback is to hear of a change.
 func (c *Controller) keepRoundEssence(p *pass) error {
 	r := p.st.Round
 	if r.Event == string(spec.EventCreate) {
-		switch {
-		case len(r.Done) == 0:
-			// None acted on anything (a held status refused undid it).
-			r.Digest, r.Essence = "", nil
+		if !c.op.HasEvent(spec.EventUpdate) {
 			return nil
-		case r.Digest == "":
-			// The first done, in this pass, at the essence now. (One a
-			// gateway that kept no digest left done may have acted on an
-			// older one: the changes since now are covered at least.)
-			r.Digest = p.plan.EssenceDigest
 		}
-	} else if r.Event != string(spec.EventUpdate) {
-		return nil
+		r.Digest, r.Essence = "", nil // a gateway that kept the first essence here: see NoteActed
+		return p.st.NoteActed(r, p.plan.EssenceDigest, p.plan.Essence, c.EssenceCap)
 	}
-	if len(r.Done) == 0 || r.Essence != nil || r.Digest != p.plan.EssenceDigest {
+	if r.Event != string(spec.EventUpdate) || len(r.Done) == 0 || r.Essence != nil || r.Digest != p.plan.EssenceDigest {
 		return nil
 	}
 	return p.st.KeepRoundEssence(p.plan.Essence, c.EssenceCap)

@@ -120,3 +120,108 @@ func TestACreateRoundEndsAtTheOldestEssenceACallbackActedOn(t *testing.T) {
 		})
 	}
 }
+
+// A create round's callbacks may act on different essences, the user
+// changing the spec while a sibling retries. Each callback that handles
+// update as well is owed, once the round ends, the change from the essence
+// its own create call carried, and nothing when that is the essence the
+// round ends at; the update callbacks that acted on nothing hear of the
+// change from the first essence a remaining create callback acted on.
+func TestACreateRoundOwesEachCallbackTheChangeFromTheEssenceItActedOn(t *testing.T) {
+	e := func(size int64) map[string]any { return map[string]any{"spec": map[string]any{"size": size}} }
+	d := func(size int64) string { return essence.Digest(e(size)) }
+	type step struct {
+		at       int64    // spec.size in this pass
+		removed  []string // callbacks an operator edit removed before it
+		requeued []string // done before, their requeued create call succeeded in it
+		done     []string
+	}
+	for _, tt := range []struct {
+		name  string
+		round state.Round // as the first pass finds it
+		steps []step
+		// handled: the size recorded as handled; behind: per size, the
+		// callbacks owed the essence now with that one as old.
+		handled int64
+		behind  map[int64][]string
+	}{
+		{name: "all done in one pass",
+			steps:   []step{{at: 1, done: []string{"deploy", "dns", "audit"}}},
+			handled: 1},
+		{name: "a callback that acted on the new essence is owed nothing",
+			steps:   []step{{at: 1, done: []string{"deploy"}}, {at: 2, done: []string{"dns", "audit"}}},
+			handled: 1, behind: map[int64][]string{2: {"dns"}}},
+		{name: "a change taken back is owed to the callback that acted on it",
+			steps:   []step{{at: 1, done: []string{"deploy"}}, {at: 2, done: []string{"dns"}}, {at: 1, done: []string{"audit"}}},
+			handled: 1, behind: map[int64][]string{2: {"dns"}}},
+		{name: "the only early callback removed by an operator edit",
+			steps:   []step{{at: 1, done: []string{"deploy"}}, {at: 2, removed: []string{"deploy"}, done: []string{"dns", "audit"}}},
+			handled: 2},
+		{name: "a requeued create call at a newer essence",
+			steps:   []step{{at: 1, done: []string{"deploy"}}, {at: 2, requeued: []string{"deploy"}, done: []string{"dns"}}, {at: 3, done: []string{"audit"}}},
+			handled: 2},
+		{name: "a requeued create call in the pass the round ends",
+			steps:   []step{{at: 1, done: []string{"deploy"}}, {at: 2, requeued: []string{"deploy"}, done: []string{"dns", "audit"}}},
+			handled: 2},
+		{name: "a round an older gateway left open, done callbacks not grouped",
+			round:   state.Round{Done: []string{"deploy"}},
+			steps:   []step{{at: 2, done: []string{"dns", "audit"}}},
+			handled: 2},
+		{name: "a round a gateway left open keeping the first essence in the round",
+			round:   state.Round{Done: []string{"deploy"}, Digest: d(1), Essence: []byte(`{"spec":{"size":1}}`)},
+			steps:   []step{{at: 2, done: []string{"dns", "audit"}}},
+			handled: 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			op := &spec.WebhookOperator{Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
+				{ID: "deploy", Events: []spec.Event{spec.EventCreate, spec.EventUpdate}},
+				{ID: "dns", Events: []spec.Event{spec.EventCreate, spec.EventUpdate}},
+				{ID: "audit", Events: []spec.Event{spec.EventCreate}},
+				{ID: "resize", Events: []spec.Event{spec.EventUpdate}},
+			}}}
+			c := &Controller{op: op, Deps: Deps{EssenceCap: state.DefaultEssenceCap}}
+			round := tt.round
+			round.Event = string(spec.EventCreate)
+			st := &state.State{Round: &round}
+			for i, s := range tt.steps {
+				op.Spec.Callbacks = slices.DeleteFunc(op.Spec.Callbacks, func(cb spec.Callback) bool { return slices.Contains(s.removed, cb.ID) })
+				forgetRemovedCallbacks(st, op)
+				p := &pass{st: st, mem: &objectMemory{}, plan: decide.Plan{
+					Essence: e(s.at), EssenceDigest: d(s.at), RoundCallbacks: []string{"deploy", "dns", "audit"}}}
+				p.plan.RoundCallbacks = slices.DeleteFunc(p.plan.RoundCallbacks, func(id string) bool { return slices.Contains(s.removed, id) })
+				for _, id := range s.requeued {
+					c.recordSuccess(p, decide.Work{Callback: spec.Callback{ID: id}, Event: spec.EventCreate}, nil)
+				}
+				st.Round.Done = append(st.Round.Done, s.done...)
+				done, err := c.finishRound(p, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if last := i == len(tt.steps)-1; done != last {
+					t.Fatalf("step %d: round ended = %v, want %v", i, done, last)
+				}
+			}
+			if st.Handled != d(tt.handled) {
+				t.Errorf("handled %s, want size %d's %s", st.Handled, tt.handled, d(tt.handled))
+			}
+			if got, err := st.HandledEssence(); err != nil || !reflect.DeepEqual(got, e(tt.handled)) {
+				t.Errorf("handled essence %v (%v), want %v", got, err, e(tt.handled))
+			}
+			got := map[int64][]string{}
+			for _, g := range st.Behind {
+				old, err := g.Old()
+				size, _ := old["spec"].(map[string]any)["size"].(int64)
+				if err != nil || g.Digest != d(size) {
+					t.Fatalf("behind %+v: essence %v (%v) is not its digest's", g, old, err)
+				}
+				got[size] = append(got[size], g.IDs...)
+			}
+			if len(got) == 0 {
+				got = nil
+			}
+			if !reflect.DeepEqual(got, tt.behind) {
+				t.Errorf("owed (behind) %v, want %v", got, tt.behind)
+			}
+		})
+	}
+}

@@ -57,7 +57,9 @@ type State struct {
 	// is not the handled one: an update round a change dropped after they
 	// succeeded in it. Each is owed the essence now, also when it is the
 	// handled one again (the change taken back), and its old is the one it
-	// saw. Empty once an update round ends.
+	// saw. Empty once an update round ends. While a create round is open
+	// it holds, per essence, the round's done callbacks that acted on it
+	// (NoteActed), from which the round's end tells what each is owed.
 	Behind []*Seen `json:"b,omitempty"`
 	// Orphan: the object is being deleted with propagationPolicy Orphan,
 	// as the gateway saw by the orphan finalizer, which the garbage
@@ -131,6 +133,46 @@ func (s *State) KeepBehind(keep func(id string) bool) {
 	}
 }
 
+// NoteActed records in Behind, for create round r, the essence each of its
+// done callbacks acted on, oldest first: one no group holds (done in this
+// pass, or by a gateway that kept no groups) acted on e, the essence now,
+// whose digest is digest. A callback no longer done leaves its group (a
+// refused status took its success back). Groups are replaced, not changed:
+// a pass may restore the Behind it had before.
+func (s *State) NoteActed(r *Round, digest string, e map[string]any, capBytes int) error {
+	var out []*Seen
+	var now *Seen
+	for _, g := range s.Behind {
+		if g == nil {
+			continue
+		}
+		ids := slices.DeleteFunc(slices.Clone(g.IDs), func(id string) bool { return !r.IsDone(id) })
+		if len(ids) == 0 {
+			continue
+		}
+		out = append(out, &Seen{IDs: ids, Digest: g.Digest, Essence: g.Essence})
+		if g.Digest == digest {
+			now = out[len(out)-1]
+		}
+	}
+	for _, id := range r.Done {
+		if SeenBy(out, id) != nil {
+			continue
+		}
+		if now == nil {
+			_, kept, err := keep(e, capBytes)
+			if err != nil {
+				return err
+			}
+			now = &Seen{Digest: digest, Essence: kept}
+			out = append(out, now)
+		}
+		now.IDs = append(now.IDs, id)
+	}
+	s.Behind = out
+	return nil
+}
+
 // Round is a set of callbacks called for one event, one at a time.
 type Round struct {
 	Event string   `json:"ev"`
@@ -144,10 +186,6 @@ type Round struct {
 	// Essence is the essence at Digest, kept as State.Essence is once an
 	// update round is left open with callbacks done: should a change drop
 	// the round, their next call carries it as old (see State.Behind).
-	// A create round left open with callbacks done keeps, in Digest and
-	// Essence, the first essence one of them acted on: a change does not
-	// drop it, so it ends recording that one as handled, and the change
-	// since is the next update round's.
 	Essence []byte `json:"e,omitempty"`
 }
 

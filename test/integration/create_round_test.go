@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -100,7 +101,7 @@ func TestAChangeWhileASiblingCreateRetriesReachesTheUpdateCallbacks(t *testing.T
 }
 
 // handledNow reports whether the widget's state records its essence now
-// as handled, with no round open.
+// as handled, with no round open and no callback owed a change.
 func handledNow(t *testing.T, ns, name, operator string) error {
 	w, err := getWidget(t, ns, name)
 	if err != nil {
@@ -111,8 +112,26 @@ func handledNow(t *testing.T, ns, name, operator string) error {
 	if err != nil {
 		return err
 	}
-	if st.Round != nil || st.Handled != essence.Digest(essence.Of(w)) {
+	if st.Round != nil || len(st.Behind) != 0 || st.Handled != essence.Digest(essence.Of(w)) {
 		return fmt.Errorf("state %s: the essence now is not handled yet", raw)
+	}
+	return nil
+}
+
+// actedOnRecorded reports whether the widget's state records the essence
+// callback acted on in the open round.
+func actedOnRecorded(t *testing.T, ns, name, operator, callback string) error {
+	w, err := getWidget(t, ns, name)
+	if err != nil {
+		return err
+	}
+	raw := w.GetAnnotations()["opgate.dev/state."+operator]
+	st, err := state.Decode(raw)
+	if err != nil {
+		return err
+	}
+	if st.Round == nil || state.SeenBy(st.Behind, callback) == nil {
+		return fmt.Errorf("state %s: not yet recorded what %s acted on", raw, callback)
 	}
 	return nil
 }
@@ -150,4 +169,90 @@ func resizedFrom(req callbacks.Request, from, to int64) error {
 		return fmt.Errorf("resize called at spec.size %d, want %d", got, to)
 	}
 	return nil
+}
+
+// Callbacks that handle create and update each act, during a create round
+// the user changed the spec in, on the essence of their own create call;
+// once the round ends, each is owed the change from that one, not from
+// the first essence a sibling acted on. deploy creates at size 1, dns
+// fails until the spec is 2 and creates at 2: deploy gets one update 1 →
+// 2, dns none (its create carried 2). audit (create only) fails until the
+// spec is back at the size it needs: with the change taken back to 1, dns,
+// which acted on 2, gets an update 2 → 1, deploy none.
+func TestAChangeDuringACreateRoundIsOwedFromTheEssenceEachCallbackActedOn(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sizes []int64 // the widget's spec.size, one after the other
+		// updates: per callback, the old → new spec.size of its update
+		// calls, in order.
+		updates map[string][][2]int64
+		// restart: the gateway is stopped once the state records what
+		// deploy acted on, and started again after the first change.
+		restart bool
+	}{
+		{name: "changed", sizes: []int64{1, 2}, updates: map[string][][2]int64{"deploy": {{1, 2}}}},
+		{name: "taken back", sizes: []int64{1, 2, 1}, updates: map[string][][2]int64{"dns": {{2, 1}}}},
+		{name: "changed across a restart", sizes: []int64{1, 2}, updates: map[string][][2]int64{"deploy": {{1, 2}}}, restart: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			last := tc.sizes[len(tc.sizes)-1]
+			var final atomic.Bool // the last size is written (or about to be)
+			h := newHandler(t, func(req callbacks.Request) (int, any) {
+				switch {
+				case req.Event != "create":
+				case req.Callback == "dns" && sizeOf(req) != 2,
+					req.Callback == "audit" && (!final.Load() || sizeOf(req) != last):
+					return 200, map[string]any{"error": map[string]any{"message": "registry unavailable"}}
+				}
+				return 200, nil
+			})
+			op := operatorFor(t, "createowed", ns, h.URL, func(s *spec.OperatorSpec) {
+				s.Retry = fastRetry(200 * time.Millisecond)
+				s.Callbacks = []spec.Callback{
+					{ID: "deploy", Events: []spec.Event{spec.EventCreate, spec.EventUpdate}},
+					{ID: "dns", Events: []spec.Event{spec.EventCreate, spec.EventUpdate}},
+					{ID: "audit", Events: []spec.Event{spec.EventCreate}},
+				}
+			})
+			stop := startGateway(t, op)
+			createWidget(t, ns, "example", tc.sizes[0])
+			for i, size := range tc.sizes[1:] {
+				// audit failed at the size before (deploy and dns, called
+				// before it in that pass, did what they could at it).
+				before := tc.sizes[i]
+				eventually(t, 10*time.Second, func() error { return calledAtSize(h, "audit", before) })
+				final.Store(i == len(tc.sizes)-2)
+				if tc.restart && i == 0 {
+					eventually(t, 10*time.Second, func() error { return actedOnRecorded(t, ns, "example", "createowed", "deploy") })
+					stop()
+				}
+				updateWidget(t, ns, "example", setSize(size))
+				if tc.restart && i == 0 {
+					startGateway(t, op)
+				}
+			}
+			eventually(t, 10*time.Second, func() error { return handledNow(t, ns, "example", "createowed") })
+
+			for _, id := range []string{"deploy", "dns"} {
+				var got [][2]int64
+				for _, r := range h.calls(id) {
+					if r.Event != "update" {
+						continue
+					}
+					if r.Old == nil {
+						t.Fatalf("%s: update without old (oldUnavailable %v)", id, r.OldUnavailable)
+					}
+					old, _, _ := unstructured.NestedInt64(r.Old.Object, "spec", "size")
+					got = append(got, [2]int64{old, sizeOf(r)})
+				}
+				if want := tc.updates[id]; !slices.Equal(got, want) {
+					t.Errorf("%s: update calls (old → new spec.size) %v, want %v", id, got, want)
+				}
+			}
+			if got := sizes(h, "deploy"); got[0] != tc.sizes[0] || len(got) != 1+len(tc.updates["deploy"]) {
+				t.Errorf("deploy called with sizes %v: want create once at %d", got, tc.sizes[0])
+			}
+		})
+	}
 }
