@@ -53,6 +53,8 @@ func TestAnswerNamingAnObjectNotMadeForTheOperatorIsRefused(t *testing.T) {
 		{name: "another operator's", existing: labelled("c", map[string]string{check.OperatorLabel: "z"}), reason: ReasonChildExists, reads: 1},
 		{name: "the operator's, not cached yet", existing: labelled("c", map[string]string{check.OperatorLabel: "x"}), reads: 1},
 		{name: "the operator's, cached", cached: true},
+		{name: "the parent's own, its labels taken off", existing: testObject("ConfigMap", "ns", "c", "uid-c", a), reads: 1},
+		{name: "another parent's, its labels taken off", existing: testObject("ConfigMap", "ns", "c", "uid-c", gone), reason: ReasonChildExists, reads: 1},
 		{name: "another running operator's, its parent gone", theirs: true},
 		{name: "a user's, the parent deleting", existing: labelled("c", nil), deleting: true, reads: 1},
 		{name: "unreadable", getErr: apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "c", nil), reason: "ApplyForbidden", reads: 1},

@@ -385,7 +385,8 @@ func (c *Controller) foreignChild(ctx context.Context, p *pass, child *unstructu
 // existingChild reads a child no operator of the gateway sees from the API
 // server: one that exists without this operator's label was not made for
 // it, and is not taken over. One with the label is the operator's, made
-// an instant ago (the cache lags): it goes on as one in the cache.
+// an instant ago (the cache lags): it goes on as one in the cache; so
+// does one the parent controls (its labels taken off by someone).
 func (c *Controller) existingChild(ctx context.Context, p *pass, child *unstructured.Unstructured) (reason, problem string, err error) {
 	if p.children[kindKey(child.GetAPIVersion(), child.GetKind())][nameIn(child, p.obj)] != nil {
 		return "", "", nil // this pass applied it already
@@ -393,6 +394,9 @@ func (c *Controller) existingChild(ctx context.Context, p *pass, child *unstruct
 	m, err := c.applier.ExistingMeta(ctx, child)
 	if err != nil || m == nil || m.Labels[check.OperatorLabel] == c.op.Name {
 		return "", "", err
+	}
+	if ref := metav1.GetControllerOfNoCopy(m); ref != nil && ref.UID == p.obj.GetUID() {
+		return "", "", nil // this parent's, its labels taken off: claimed back
 	}
 	return ReasonChildExists, fmt.Sprintf("%s %s exists and was not made by operator %s (no label %s=%s); not taken over: delete it, or label it %s=%s to let the operator adopt it",
 		child.GetKind(), objectKey(child), c.op.Name, check.OperatorLabel, c.op.Name, check.OperatorLabel, c.op.Name), nil
