@@ -47,8 +47,12 @@ func TestAnOperatorThatCannotStartShowsWhyAndNoObjectCounts(t *testing.T) {
 			if _, index := fetch(t, base+"/ui/"); strings.Contains(index, "<td>0</td>") {
 				t.Errorf("/ui/ counts 0 objects for %s, which no cache holds:\n%s", tc.name, index)
 			}
-			if v, ok := metricstest.Value(scrape(t, base)["opgate_objects"], map[string]string{"operator": tc.name}); ok {
+			fams := scrape(t, base)
+			if v, ok := metricstest.Value(fams["opgate_objects"], map[string]string{"operator": tc.name}); ok {
 				t.Errorf("opgate_objects{operator=%s} = %v, though no cache holds its objects", tc.name, v)
+			}
+			if v, ok := metricstest.Value(fams["opgate_operator_ready"], map[string]string{"operator": tc.name, "reason": tc.reason}); !ok || v != 0 {
+				t.Errorf("opgate_operator_ready{operator=%s,reason=%s} = %v (present %v), want 0", tc.name, tc.reason, v, ok)
 			}
 		})
 	}

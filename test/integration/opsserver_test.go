@@ -130,6 +130,9 @@ func TestOpsServerShowsObjectStatesMetricsAndNoSecret(t *testing.T) {
 		return nil
 	})
 	fams := scrape(t, base)
+	if v, ok := metricstest.Value(fams["opgate_operator_ready"], map[string]string{"operator": "opsview", "reason": "Running"}); !ok || v != 1 {
+		t.Errorf("opgate_operator_ready{operator=opsview,reason=Running} = %v (present %v), want 1", v, ok)
+	}
 	for _, state := range []string{"failing", "permanently_failed", "deleting", "pending"} {
 		if v, ok := metricstest.Value(fams["opgate_objects"], map[string]string{"operator": "opsview", "state": state}); !ok || v != 0 {
 			t.Errorf("opgate_objects{operator=opsview,state=%s} = %v (present %v), want 0", state, v, ok)
