@@ -143,7 +143,7 @@ func TestDashboardQueriesOnlyGatewayMetrics(t *testing.T) {
 	}
 	// And the families this dashboard is for are all on it.
 	var missing []string
-	for _, want := range []string{"opgate_objects", "opgate_leader", "workqueue_depth", "workqueue_adds_total",
+	for _, want := range []string{"opgate_objects", "opgate_operator_ready", "opgate_leader", "workqueue_depth", "workqueue_adds_total",
 		"workqueue_queue_duration_seconds", "workqueue_work_duration_seconds", "workqueue_retries_total",
 		"rest_client_requests_total", "rest_client_request_duration_seconds"} {
 		if !used[want] {
