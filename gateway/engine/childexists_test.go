@@ -54,6 +54,7 @@ func TestAnswerNamingAnObjectNotMadeForTheOperatorIsRefused(t *testing.T) {
 		{name: "the operator's, not cached yet", existing: labelled("c", map[string]string{check.OperatorLabel: "x"}), reads: 1},
 		{name: "the operator's, cached", cached: true},
 		{name: "the parent's own, its labels taken off", existing: testObject("ConfigMap", "ns", "c", "uid-c", a), reads: 1},
+		{name: "the parent's own by label, its operator label taken off", existing: labelled("c", map[string]string{check.OwnerUIDLabel: "uid-a"}), reads: 1},
 		{name: "another parent's, its labels taken off", existing: testObject("ConfigMap", "ns", "c", "uid-c", gone), reason: ReasonChildExists, reads: 1},
 		{name: "another running operator's, its parent gone", theirs: true},
 		{name: "a user's, the parent deleting", existing: labelled("c", nil), deleting: true, reads: 1},

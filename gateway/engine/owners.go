@@ -395,8 +395,8 @@ func (c *Controller) existingChild(ctx context.Context, p *pass, child *unstruct
 	if err != nil || m == nil || m.Labels[check.OperatorLabel] == c.op.Name {
 		return "", "", err
 	}
-	if ref := metav1.GetControllerOfNoCopy(m); ref != nil && ref.UID == p.obj.GetUID() {
-		return "", "", nil // this parent's, its labels taken off: claimed back
+	if ref := metav1.GetControllerOfNoCopy(m); ref != nil && ref.UID == p.obj.GetUID() || m.Labels[check.OwnerUIDLabel] == string(p.obj.GetUID()) {
+		return "", "", nil // this parent's, its operator label taken off: claimed back
 	}
 	return ReasonChildExists, fmt.Sprintf("%s %s exists and was not made by operator %s (no label %s=%s); not taken over: delete it, or label it %s=%s to let the operator adopt it",
 		child.GetKind(), objectKey(child), c.op.Name, check.OperatorLabel, c.op.Name, check.OperatorLabel, c.op.Name), nil
