@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,13 +49,23 @@ type Registry struct {
 	stalled stalledKeys // operators whose sync failed to reach the API server
 }
 
+// registryRateLimiter backs a failing WebhookOperator off as client-go's
+// controllers do, but to a minute at most instead of 1000 s: what fails it
+// (RBAC refusing the gateway's finalizer, a status write) is usually
+// fixed by someone else without an event the registry sees, and until it
+// retries the operator does not run and /readyz says so. The registry
+// holds few keys, so the cap costs nothing.
+func registryRateLimiter() workqueue.TypedRateLimiter[string] {
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, time.Minute)
+}
+
 // NewRegistry returns a Registry whose manager reports into each
 // WebhookOperator's status.
 func NewRegistry(deps Deps) (*Registry, error) {
 	r := &Registry{
 		deps:    deps,
 		applier: deps.applier(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(registryRateLimiter(),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "webhookoperators"}),
 		regs:    map[string]*registration{},
 		failing: map[string]string{},
