@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/opgate/opgate/callbacks"
+	"github.com/opgate/opgate/gateway/check"
 	"github.com/opgate/opgate/gateway/spec"
 )
 
@@ -113,9 +114,11 @@ func TestASyncsOwnWritesToItsOwnRelatedObjectsCallNoFurtherSync(t *testing.T) {
 				s.Callbacks = []spec.Callback{{ID: "sync", Events: []spec.Event{spec.EventSync}}}
 			})
 			// Both exist before the gateway starts, so its first sync of
-			// a already carries them among a's related objects.
+			// a already carries them among a's related objects. The peer
+			// is the operator's (its label), as one an earlier run made:
+			// an object of the user's it would not take over (ChildExists).
 			if tc.children && !tc.created {
-				createLabelled(t, ns, "peer", map[string]string{"group": "g"})
+				createLabelled(t, ns, "peer", map[string]string{"group": "g", check.OperatorLabel: "peers"})
 			}
 			createLabelled(t, ns, "a", map[string]string{"group": "g", "role": "lead"})
 			startGateway(t, op)
