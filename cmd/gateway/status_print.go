@@ -78,8 +78,15 @@ func printOperators(w io.Writer, ops []report) error {
 // its Ready and counts are then those of the spec the gateway still runs.
 func printRefused(w io.Writer, indent, why string) {
 	fprintf(w, "%slatest spec refused (SpecAccepted False); a gateway keeps running the last valid one, if any:\n", indent)
-	for _, line := range strings.Split(why, "\n") {
-		fprintf(w, "%s  %s\n", indent, line)
+	printLines(w, indent+"  ", why)
+}
+
+// printLines prints each line of s escaped and indented on its own: a
+// message of several errors keeps its line breaks, which escaping would
+// turn into a literal \n joining them.
+func printLines(w io.Writer, indent, s string) {
+	for _, line := range strings.Split(s, "\n") {
+		fprintf(w, "%s%s\n", indent, line)
 	}
 }
 
@@ -118,7 +125,7 @@ func printUnsettled(w io.Writer, o report) error {
 	fprintf(w, "%s: %s, Ready %s, %s %s, %s failing, %s waiting on a finalizer\n",
 		o.Name, orDash(o.Watch), o.readyText(), objects, plural(o.Objects, "object", "objects"), failing, waiting)
 	if !o.Ready.Ready && o.Ready.Message != "" {
-		fprintf(w, "  %s\n", o.Ready.Message)
+		printLines(w, "  ", o.Ready.Message)
 	}
 	if o.Ready.Ready && o.Gateway != nil && o.Gateway.Why != "" {
 		fprintf(w, "  %s\n", o.Gateway.Why)

@@ -182,3 +182,35 @@ func TestStatusTextEscapesControlCharactersOfWhatOthersWrote(t *testing.T) {
 		})
 	}
 }
+
+// Ready's message of an operator whose spec was never valid holds one
+// error per line; escaping must not join them into one line with a
+// literal \n. Each line is escaped and indented on its own, as a refused
+// spec's errors are.
+func TestStatusTextPrintsEachLineOfReadysMessageOnItsOwn(t *testing.T) {
+	tests := []struct {
+		name    string
+		message string
+		want    string
+	}{
+		{"the spec's errors, one per line",
+			"memcached: /spec/watch/kind: must be set\nmemcached: /spec/callbacks/0/id: must be set",
+			"  memcached: /spec/watch/kind: must be set\n  memcached: /spec/callbacks/0/id: must be set\n"},
+		{"a line with a control character",
+			"first\nsecond\x1b[2J",
+			"  first\n  second\\x1b[2J\n"},
+		{"one line", "handler unreachable", "  handler unreachable\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			r := report{Operator: inspect.Operator{Name: "memcached", Ready: inspect.Readiness{Reason: "InvalidSpec", Message: tt.message}}, Error: "its objects cannot be told"}
+			if err := printUnsettled(&b, r); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(b.String(), tt.want) {
+				t.Errorf("output lacks\n%s\ngot:\n%s", tt.want, b.String())
+			}
+		})
+	}
+}
