@@ -199,20 +199,21 @@ func (o *statusOptions) print(w io.Writer, v any, text func() error) error {
 
 // registered is a WebhookOperator as the cluster holds it: its decoded
 // spec, Ready and the gateway that wrote it. err is why its latest spec is
-// refused; op is then watchOnly's.
+// refused; op is then watchOnly's, and unwatchable why it is nil.
 type registered struct {
-	Name    string
-	op      *spec.WebhookOperator
-	err     error
-	ready   inspect.Readiness
-	gateway *spec.GatewayRef
+	Name        string
+	op          *spec.WebhookOperator
+	err         error
+	unwatchable string
+	ready       inspect.Readiness
+	gateway     *spec.GatewayRef
 }
 
 // usable says why r's objects cannot be told: its latest spec is refused
-// and does not name a kind.
+// and its spec.watch does not say which objects.
 func (r registered) usable() error {
 	if r.op == nil {
-		return fmt.Errorf("WebhookOperator %s: its latest spec is refused and names no kind to watch: %w", r.Name, r.err)
+		return fmt.Errorf("WebhookOperator %s: its latest spec is refused and %s: %w", r.Name, r.unwatchable, r.err)
 	}
 	return nil
 }
@@ -227,7 +228,7 @@ func toRegistered(obj *unstructured.Unstructured) registered {
 	r.gateway = gatewayOf(st.Status)
 	r.op, r.err = spec.DecodeObject(obj.Object)
 	if r.err != nil {
-		r.op = watchOnly(obj)
+		r.op, r.unwatchable = watchOnly(obj)
 	}
 	return r
 }
@@ -236,20 +237,30 @@ func toRegistered(obj *unstructured.Unstructured) registered {
 // operator's name (its state annotation and finalizer) and spec.watch (its
 // objects). The gateway keeps running the last valid spec, which the
 // cluster does not keep; the refused one's spec.watch is the best guess at
-// its objects. nil when it names no kind.
-func watchOnly(obj *unstructured.Unstructured) *spec.WebhookOperator {
+// its objects. nil, and why, when it names no kind or its label selector
+// does not parse: spec.WatchSpec.Selects takes such a selector as
+// selecting everything, as an informer built from it would, but no
+// informer is built from a refused spec, and the running one's selector is
+// not in the cluster.
+func watchOnly(obj *unstructured.Unstructured) (*spec.WebhookOperator, string) {
+	const noKind = "names no kind to watch"
 	raw, found, err := unstructured.NestedMap(obj.Object, "spec", "watch")
 	if !found || err != nil {
-		return nil
+		return nil, noKind
 	}
 	var w spec.WatchSpec
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &w); err != nil || w.APIVersion == "" || w.Kind == "" {
-		return nil
+		return nil, noKind
 	}
 	if _, err := schema.ParseGroupVersion(w.APIVersion); err != nil {
-		return nil
+		return nil, noKind
 	}
-	return &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: obj.GetName()}, Spec: spec.OperatorSpec{Watch: w}}
+	if w.LabelSelector != nil {
+		if _, err := metav1.LabelSelectorAsSelector(w.LabelSelector); err != nil {
+			return nil, "its spec.watch.labelSelector does not parse"
+		}
+	}
+	return &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: obj.GetName()}, Spec: spec.OperatorSpec{Watch: w}}, ""
 }
 
 // fromFile is an operator of -f: no gateway reports on it in the cluster.

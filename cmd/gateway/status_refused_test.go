@@ -100,3 +100,65 @@ func TestStatusOfAnOperatorWhoseLatestEditIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// The gateway keeps running the last valid selector when an edit's
+// spec.watch.labelSelector does not parse; the cluster keeps only the
+// refused one, which selects nothing the command can tell. status must not
+// count, nor reconcile annotate, objects by it (an unparsable selector is
+// no selector at all): the counts are unknown and the command fails, as
+// for a refused spec naming no kind.
+func TestStatusOfARefusedSpecWhoseSelectorDoesNotParseLeavesItsObjectsUnknown(t *testing.T) {
+	cfg := startAPIServer(t)
+	registerReady(t, cfg, memcachedFile)
+	ctx := context.Background()
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	memcacheds := dyn.Resource(schema.GroupVersionResource{Group: "cache.example.com", Version: "v1alpha1", Resource: "memcacheds"}).Namespace("default")
+	for _, tier := range []string{"web", "batch"} {
+		mc := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "cache.example.com/v1alpha1", "kind": "Memcached",
+			"metadata": map[string]any{"name": tier, "namespace": "default", "labels": map[string]any{"tier": tier}},
+			"spec":     map[string]any{"size": int64(1)},
+		}}
+		if _, err := memcacheds.Create(ctx, mc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit := func(t *testing.T, patch string) {
+		t.Helper()
+		if _, err := dyn.Resource(engine.OperatorResource).Patch(ctx, "memcached", types.JSONPatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatalf("the API server refused the edit (the test needs one only the gateway refuses): %v", err)
+		}
+	}
+	admin := writeKubeconfig(t, cfg, "", "")
+
+	// The spec the gateway runs selects tier=web: one object.
+	edit(t, `[{"op":"add","path":"/spec/watch/labelSelector","value":{"matchLabels":{"tier":"web"}}}]`)
+	out, _, err := execute(t, "status", "memcached", "--kubeconfig", admin)
+	if err != nil || !strings.Contains(out, "1 object,") {
+		t.Fatalf("valid selector tier=web: error = %v, want 1 object; printed:\n%s", err, out)
+	}
+
+	// A label value with a space: the CRD's schema takes it, the gateway does not.
+	edit(t, `[{"op":"replace","path":"/spec/watch/labelSelector/matchLabels/tier","value":"web app"}]`)
+	for _, args := range [][]string{{"status"}, {"status", "memcached"}, {"status", "memcached", "default/batch"}, {"reconcile", "memcached", "default/batch"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			out, _, err := execute(t, append(args, "--kubeconfig", admin)...)
+			if err == nil || !strings.Contains(err.Error(), "labelSelector does not parse") {
+				t.Errorf("error = %v, want the refused spec's selector not parsing; printed:\n%s", err, out)
+			}
+			if len(args) < 3 && !strings.Contains(out, "?") {
+				t.Errorf("output lacks unknown counts:\n%s", out)
+			}
+			if strings.Contains(out, "2 objects") || strings.Contains(out, " 2 ") {
+				t.Errorf("output counts objects by a selector that does not parse:\n%s", out)
+			}
+		})
+	}
+	got, err := memcacheds.Get(ctx, "batch", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := got.GetAnnotations()[decide.ReconcileRequestAnnotation]; ok {
+		t.Errorf("reconcile annotated default/batch, which no spec of the operator selects: %s=%s", decide.ReconcileRequestAnnotation, v)
+	}
+}
