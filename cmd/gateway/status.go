@@ -452,7 +452,9 @@ func (c *cluster) describe(ctx context.Context, r registered, key string, now ti
 	if r.err != nil {
 		// The round and callbacks are the running spec's, which the
 		// cluster does not keep: unknown rather than told from none.
-		d.SpecError, d.Round, d.Callbacks = r.err.Error(), nil, nil
+		// Callbacks is empty, not nil: scripts iterate it (jq
+		// '.callbacks[]' fails on null), and specError says why.
+		d.SpecError, d.Round, d.Callbacks = r.err.Error(), nil, []inspect.Callback{}
 	}
 	evs, err := c.kube.CoreV1().Events(obj.GetNamespace()).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(obj.GetUID())})
 	if err == nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -75,6 +76,24 @@ func TestStatusOfAnOperatorWhoseLatestEditIsRefused(t *testing.T) {
 			}
 		})
 	}
+	// Scripts iterate callbacks (jq '.callbacks[]'): unknown callbacks are
+	// an empty list, beside specError, not null.
+	t.Run("one object as JSON", func(t *testing.T) {
+		out, _, err := execute(t, "status", "memcached", "default/m", "-o", "json", "--kubeconfig", admin)
+		if err != nil {
+			t.Fatalf("error = %v, want none; printed:\n%s", err, out)
+		}
+		var d struct {
+			SpecError string          `json:"specError"`
+			Callbacks json.RawMessage `json:"callbacks"`
+		}
+		if err := json.Unmarshal([]byte(out), &d); err != nil {
+			t.Fatalf("%v:\n%s", err, out)
+		}
+		if d.SpecError == "" || string(d.Callbacks) != "[]" {
+			t.Errorf("specError %q, callbacks %s; want the refused spec's error and [] (no callback known):\n%s", d.SpecError, d.Callbacks, out)
+		}
+	})
 	got, err := memcacheds.Get(ctx, "m", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
