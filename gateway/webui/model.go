@@ -2,6 +2,7 @@ package webui
 
 import (
 	"fmt"
+	"net/http"
 	"sort"
 	"time"
 
@@ -99,24 +100,27 @@ func (u *ui) operatorPage(name string) (operatorPage, bool) {
 	return p, true
 }
 
-// objectPage is the detail of one object; a non-empty string says what
-// was not found.
-func (u *ui) objectPage(op, namespace, name string) (objectPage, string) {
+// objectPage is the detail of one object; otherwise the HTTP status and
+// why: 404 when the object is not watched, 503 while the operator's caches
+// have not synced, as the object may exist (404 would tell a monitor it
+// is gone).
+func (u *ui) objectPage(op, namespace, name string) (objectPage, int, string) {
 	v, ok := u.find(op)
 	if !ok {
-		return objectPage{}, fmt.Sprintf("this gateway runs no operator %q", op)
+		return objectPage{}, http.StatusNotFound, fmt.Sprintf("this gateway runs no operator %q", op)
 	}
 	if !v.Synced {
-		return objectPage{}, fmt.Sprintf("operator %q has not synced its caches: its objects are not known yet", op)
+		return objectPage{}, http.StatusServiceUnavailable,
+			fmt.Sprintf("operator %q has not synced its caches: object %s is %s", op, key(namespace, name), unknownObjects)
 	}
 	for _, obj := range v.Objects {
 		if obj.GetNamespace() == namespace && obj.GetName() == name {
 			p := objectPage{Page: u.newPage(op + ": " + key(namespace, name))}
 			p.Detail = inspect.Describe(v.Operator, obj, nil, p.Now)
-			return p, ""
+			return p, http.StatusOK, ""
 		}
 	}
-	return objectPage{}, fmt.Sprintf("operator %q watches no object %s", op, key(namespace, name))
+	return objectPage{}, http.StatusNotFound, fmt.Sprintf("operator %q watches no object %s", op, key(namespace, name))
 }
 
 func key(namespace, name string) string {

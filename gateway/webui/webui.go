@@ -123,9 +123,9 @@ func (u *ui) object(w http.ResponseWriter, r *http.Request) {
 	if ns == ClusterScope {
 		ns = ""
 	}
-	page, status := u.objectPage(op, ns, name)
-	if status != "" {
-		u.fail(w, http.StatusNotFound, status)
+	page, code, why := u.objectPage(op, ns, name)
+	if code != http.StatusOK {
+		u.fail(w, code, why)
 		return
 	}
 	u.render(w, http.StatusOK, page)
@@ -165,5 +165,9 @@ func (u *ui) render(w http.ResponseWriter, status int, p page) {
 }
 
 func (u *ui) fail(w http.ResponseWriter, status int, msg string) {
-	u.render(w, status, errorPage{Page: u.newPage("Not here"), Error: strings.TrimSpace(msg)})
+	title := "Not here"
+	if status == http.StatusServiceUnavailable {
+		title = "Not known yet" // it may well be here
+	}
+	u.render(w, status, errorPage{Page: u.newPage(title), Error: strings.TrimSpace(msg)})
 }

@@ -196,7 +196,8 @@ func TestPagesSayTheObjectsAreUnknownWhileTheCachesHaveNotSynced(t *testing.T) {
 	}{
 		{"/ui/", http.StatusOK, []string{`<td title="unknown: caches not synced">?</td>`, `<td class="state-settled" title="unknown: caches not synced">?</td>`}},
 		{"/ui/operators/memcached", http.StatusOK, []string{`<p class="counts">Objects unknown: caches not synced.</p>`}},
-		{"/ui/operators/memcached/objects/shop/m", http.StatusNotFound, []string{"operator &#34;memcached&#34; has not synced its caches: its objects are not known yet"}},
+		// 503, not 404: the object may well exist, and a 404 tells a monitor it is gone.
+		{"/ui/operators/memcached/objects/shop/m", http.StatusServiceUnavailable, []string{"unknown: caches not synced", "operator &#34;memcached&#34; has not synced its caches"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
