@@ -43,6 +43,7 @@ func TestAnswerNamingAnObjectNotMadeForTheOperatorIsRefused(t *testing.T) {
 		existing *unstructured.Unstructured // in the API server, seen by no operator
 		cached   bool                       // x's cache holds the child (of a)
 		theirs   bool                       // y's cache holds it, its parent gone
+		filling  bool                       // y's caches have not synced
 		deleting bool                       // the parent is being deleted
 		getErr   error
 		reason   string // of the refusal; "": the child is applied
@@ -57,6 +58,7 @@ func TestAnswerNamingAnObjectNotMadeForTheOperatorIsRefused(t *testing.T) {
 		{name: "the parent's own by label, its operator label taken off", existing: labelled("c", map[string]string{check.OwnerUIDLabel: "uid-a"}), reads: 1},
 		{name: "another parent's, its labels taken off", existing: testObject("ConfigMap", "ns", "c", "uid-c", gone), reason: ReasonChildExists, reads: 1},
 		{name: "another running operator's, its parent gone", theirs: true},
+		{name: "another operator's whose caches are filling", existing: labelled("c", map[string]string{check.OperatorLabel: "y"}), theirs: true, filling: true, reason: ReasonChildExists, reads: 1},
 		{name: "a user's, the parent deleting", existing: labelled("c", nil), deleting: true, reads: 1},
 		{name: "unreadable", getErr: apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "c", nil), reason: "ApplyForbidden", reads: 1},
 	} {
@@ -78,6 +80,7 @@ func TestAnswerNamingAnObjectNotMadeForTheOperatorIsRefused(t *testing.T) {
 			}
 			x := peerController(t, "x", []*unstructured.Unstructured{a}, mine)
 			y := peerController(t, "y", nil, others)
+			y.running.Store(!tt.filling)
 			var ps peers
 			ps.add(x)
 			ps.add(y)

@@ -15,10 +15,10 @@ import (
 // manager, so without asking, one operator's apply would silently take
 // another's child.
 type ChildOwners interface {
-	// ChildOwner returns the operator other than self whose cache holds
-	// the child of kind gk under informer key key (held), and the parent
-	// of that operator that owns it, while that parent still exists (nil
-	// otherwise: the child is adoptable).
+	// ChildOwner returns the operator other than self, its caches synced,
+	// whose cache holds the child of kind gk under informer key key
+	// (held), and the parent of that operator that owns it, while that
+	// parent still exists (nil otherwise: the child is adoptable).
 	ChildOwner(self string, gk schema.GroupKind, key string) (operator string, parent *unstructured.Unstructured, held bool)
 }
 
@@ -52,15 +52,18 @@ func (ps *peers) remove(c *Controller) {
 }
 
 // ChildOwner reads the other controllers' informer caches, which are safe
-// to read concurrently; a controller whose caches are still filling may
-// miss a child.
+// to read concurrently. A controller joins the peers before its caches
+// synced (manager.runController), and its child cache may fill before its
+// parent cache: a child it holds would look adoptable while its parent is
+// not listed yet. Such a controller is not asked, so the caller reads the
+// child from the API server, whose operator label refuses it (ChildExists).
 func (ps *peers) ChildOwner(self string, gk schema.GroupKind, key string) (string, *unstructured.Unstructured, bool) {
 	cur := ps.cur.Load()
 	if cur == nil {
 		return "", nil, false
 	}
 	for _, c := range *cur {
-		if c.op.Name == self {
+		if c.op.Name == self || !c.running.Load() {
 			continue
 		}
 		ch, ok := c.childKindOf(gk)

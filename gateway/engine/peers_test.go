@@ -14,7 +14,8 @@ import (
 )
 
 // peerController is a controller of operator name with ConfigMap children
-// whose caches hold parents and children (never started).
+// whose caches hold parents and children, running as far as its peers can
+// tell (its caches synced; never started).
 func peerController(t *testing.T, name string, parents, children []*unstructured.Unstructured) *Controller {
 	t.Helper()
 	inf := func(indexers cache.Indexers, objs []*unstructured.Unstructured) map[string]cache.SharedIndexInformer {
@@ -27,11 +28,13 @@ func peerController(t *testing.T, name string, parents, children []*unstructured
 		return map[string]cache.SharedIndexInformer{"": i}
 	}
 	cm := &meta.RESTMapping{GroupVersionKind: schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}}
-	return &Controller{
+	c := &Controller{
 		op:       &spec.WebhookOperator{ObjectMeta: metav1.ObjectMeta{Name: name}},
 		parent:   &watched{informers: inf(cache.Indexers{uidIndex: indexByUID}, parents)},
 		children: []childKind{{watched: &watched{mapping: cm, informers: inf(cache.Indexers{}, children)}}},
 	}
+	c.running.Store(true)
+	return c
 }
 
 func testObject(kind, ns, name, uid string, owner *unstructured.Unstructured) *unstructured.Unstructured {
@@ -82,5 +85,23 @@ func TestChildOwnerFindsAnotherOperatorsChildOfAnExistingParent(t *testing.T) {
 	ps.remove(x)
 	if op, _, ok := ps.ChildOwner("y", cm, "ns/shared"); ok {
 		t.Errorf("a stopped operator's child found as operator %q's", op)
+	}
+}
+
+// TestChildOwnerLeavesAPeerWhoseCachesAreFillingToTheAPIRead: at a start,
+// a leader takeover or an edit's restart an operator joins the peers before
+// its caches synced, and its child cache may fill before its parent cache:
+// a child it holds whose parent it has not listed yet would look adoptable.
+// Such a peer is not asked; the caller reads the child from the API server,
+// which shows the other operator's label (ChildExists, docs/contract.md).
+func TestChildOwnerLeavesAPeerWhoseCachesAreFillingToTheAPIRead(t *testing.T) {
+	a := testObject("Widget", "ns", "a", "uid-a", nil)
+	// x's parent cache has not listed a yet; its child cache has the child.
+	x := peerController(t, "x", nil, []*unstructured.Unstructured{testObject("ConfigMap", "ns", "shared", "cm-1", a)})
+	x.running.Store(false)
+	var ps peers
+	ps.add(x)
+	if op, parent, held := ps.ChildOwner("y", schema.GroupKind{Kind: "ConfigMap"}, "ns/shared"); held {
+		t.Errorf("ChildOwner(y, ns/shared) = %q, %v, held; want not held: operator x's caches have not synced (its parent ns/a may exist)", op, parent)
 	}
 }
