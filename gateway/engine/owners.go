@@ -347,10 +347,11 @@ func (c *Controller) refuseForeignChildren(ctx context.Context, p *pass, desired
 const ReasonChildExists = "ChildExists"
 
 // foreignChild says, with its reason, which other owner child belongs to
-// ("" for none), a parent outside the operator's selection included
-// (unselectedOwner). A child no operator of the gateway sees is read from the
-// API server, once: the only request it makes, and never for one the
-// operator's cache holds (the path of every update).
+// ("" for none), a parent outside the selection of this operator or of the
+// operator holding it included (unselectedOwner, uncachedOwner: a GET of
+// that parent, only for a cached child whose parent is not cached). A
+// child no operator of the gateway sees is read from the API server, once,
+// never one an operator's cache holds (the path of every update).
 func (c *Controller) foreignChild(ctx context.Context, p *pass, child *unstructured.Unstructured) (reason, problem string, err error) {
 	ch, ok := c.childSpec(child)
 	if !ok {
@@ -360,7 +361,10 @@ func (c *Controller) foreignChild(ctx context.Context, p *pass, child *unstructu
 	if !ok {
 		// Not ours: another operator's cache may hold it.
 		if c.ChildOwners != nil {
-			op, other, held := c.ChildOwners.ChildOwner(c.op.Name, ch.mapping.GroupVersionKind.GroupKind(), objectKey(child))
+			op, other, held, err := c.ChildOwners.ChildOwner(ctx, c.op.Name, ch.mapping.GroupVersionKind.GroupKind(), objectKey(child))
+			if err != nil {
+				return "", "", fmt.Errorf("%s %s is operator %s's: %w", child.GetKind(), objectKey(child), op, err)
+			}
 			if other != nil {
 				return ReasonChildOwnedElsewhere, fmt.Sprintf("%s %s belongs to %s %s of operator %s", child.GetKind(), objectKey(child), other.GetKind(), keyOf(other), op), nil
 			}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -18,8 +19,10 @@ type ChildOwners interface {
 	// ChildOwner returns the operator other than self, its caches synced,
 	// whose cache holds the child of kind gk under informer key key
 	// (held), and the parent of that operator that owns it, while that
-	// parent still exists (nil otherwise: the child is adoptable).
-	ChildOwner(self string, gk schema.GroupKind, key string) (operator string, parent *unstructured.Unstructured, held bool)
+	// parent still exists, outside that operator's selection too (nil
+	// otherwise: the child is adoptable). err: that parent could not be
+	// read.
+	ChildOwner(ctx context.Context, self string, gk schema.GroupKind, key string) (operator string, parent *unstructured.Unstructured, held bool, err error)
 }
 
 // peers are the gateway's running controllers, an immutable snapshot
@@ -57,10 +60,10 @@ func (ps *peers) remove(c *Controller) {
 // parent cache: a child it holds would look adoptable while its parent is
 // not listed yet. Such a controller is not asked, so the caller reads the
 // child from the API server, whose operator label refuses it (ChildExists).
-func (ps *peers) ChildOwner(self string, gk schema.GroupKind, key string) (string, *unstructured.Unstructured, bool) {
+func (ps *peers) ChildOwner(ctx context.Context, self string, gk schema.GroupKind, key string) (string, *unstructured.Unstructured, bool, error) {
 	cur := ps.cur.Load()
 	if cur == nil {
-		return "", nil, false
+		return "", nil, false, nil
 	}
 	for _, c := range *cur {
 		if c.op.Name == self || !c.running.Load() {
@@ -71,9 +74,14 @@ func (ps *peers) ChildOwner(self string, gk schema.GroupKind, key string) (strin
 			continue
 		}
 		if existing, ok := ch.getChild(key); ok {
-			parent, _ := c.owningParent(existing)
-			return c.op.Name, parent, true
+			if parent, ok := c.owningParent(existing); ok {
+				return c.op.Name, parent, true, nil
+			}
+			// Not in its parent cache: gone, or out of its selection,
+			// which keeps its children (docs/contract.md, "Children").
+			parent, err := c.uncachedOwner(ctx, existing)
+			return c.op.Name, parent, true, err
 		}
 	}
-	return "", nil, false
+	return "", nil, false, nil
 }

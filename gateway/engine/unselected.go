@@ -16,13 +16,25 @@ import (
 // selected) and keeps its children, since it may come back
 // (docs/contract.md, "Children"). The cache holds only the selection, so
 // without asking the API server such a child would look nobody's and be
-// taken over. Only a child controlled by another parent of the operator's
-// kind that the cache does not hold costs a request, a GET served from the
-// API server's watch cache (resourceVersion "0"). A child tracked by label
-// names no parent by name and is not looked up.
+// taken over. A child controlled by the answering parent p is its own.
 func (c *Controller) unselectedOwner(ctx context.Context, p *pass, child childObject) (*unstructured.Unstructured, error) {
+	if ref := metav1.GetControllerOfNoCopy(child); ref != nil && ref.UID == p.obj.GetUID() {
+		return nil, nil
+	}
+	return c.uncachedOwner(ctx, child)
+}
+
+// uncachedOwner returns the parent of this operator's kind that controls
+// child, a cached child of this operator, when the parent cache does not
+// hold it but it exists (outside the selection). Another operator asks it
+// of a peer's child too (peers.ChildOwner). Only a child controlled by a
+// parent of the operator's kind that the cache does not hold costs a
+// request, a GET served from the API server's watch cache (resourceVersion
+// "0"). A child tracked by label names no parent by name and is not
+// looked up.
+func (c *Controller) uncachedOwner(ctx context.Context, child childObject) (*unstructured.Unstructured, error) {
 	ref := metav1.GetControllerOfNoCopy(child)
-	if ref == nil || ref.UID == p.obj.GetUID() {
+	if ref == nil {
 		return nil, nil
 	}
 	gvk := c.parent.mapping.GroupVersionKind

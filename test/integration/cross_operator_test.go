@@ -149,3 +149,71 @@ func TestChildOfAnotherOperatorsGoneParentIsAdopted(t *testing.T) {
 		return sharedIs(t, ns, b.GetUID(), "crossy", "y")
 	})
 }
+
+// TestChildOfAnotherOperatorsParentOutsideItsSelectionIsNotTaken: X's
+// parent a leaves X's selection (its label changed) and keeps its child, as
+// docs/contract.md says; Y's parent b answers the same child. X's cache no
+// longer holds a, yet a exists: the child is not adoptable, and Y's answer
+// is refused (ChildOwnedElsewhere, naming a), as within one operator.
+func TestChildOfAnotherOperatorsParentOutsideItsSelectionIsNotTaken(t *testing.T) {
+	ns := newNamespace(t)
+	answer := func(v string) func(callbacks.Request) (int, any) {
+		return ok(map[string]any{"children": []any{map[string]any{
+			"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "shared"},
+			"data": map[string]any{"v": v},
+		}}})
+	}
+	hx, hy := newHandler(t, answer("x")), newHandler(t, answer("y"))
+	sync := []spec.Callback{{ID: "sync", Events: []spec.Event{spec.EventSync}}}
+	opx := operatorFor(t, "unselx", ns, hx.URL, func(s *spec.OperatorSpec) {
+		s.Watch.LabelSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}
+		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap"}}
+		s.Callbacks = sync
+	})
+	opy := operatorFor(t, "unsely", ns, hy.URL, func(s *spec.OperatorSpec) {
+		s.Watch.Kind = "PlainWidget"
+		s.Children = []spec.ChildSpec{{APIVersion: "v1", Kind: "ConfigMap"}}
+		s.Callbacks = sync
+		s.Retry = &spec.RetrySpec{InitialDelay: &spec.Duration{Duration: 100 * time.Millisecond}, MaxDelay: &spec.Duration{Duration: 200 * time.Millisecond}}
+	})
+	startGateway(t, opx, opy)
+	w := widget(ns, "a", 1)
+	w.SetLabels(map[string]string{"team": "a"})
+	a, err := dyn(t).Resource(widgets).Namespace(ns).Create(context.Background(), w, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error { return sharedIs(t, ns, a.GetUID(), "unselx", "x") })
+	updateWidget(t, ns, "a", func(u *unstructured.Unstructured) { u.SetLabels(map[string]string{"team": "b"}) })
+	eventually(t, 20*time.Second, func() error { // X let a go: its cache no longer holds it
+		got, err := getWidget(t, ns, "a")
+		if err != nil {
+			return err
+		}
+		if hasFinalizer(got, "opgate.dev/unselx") {
+			return fmt.Errorf("parent a not let go by X yet")
+		}
+		return nil
+	})
+	b := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "test.opgate.dev/v1", "kind": "PlainWidget",
+		"metadata": map[string]any{"name": "b", "namespace": ns}, "spec": map[string]any{"size": int64(1)}}}
+	if _, err := dyn(t).Resource(plainWidgets).Namespace(ns).Create(context.Background(), b, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Until Y's answer is refused, or the child changed hands.
+	eventually(t, 20*time.Second, func() error {
+		if sharedIs(t, ns, a.GetUID(), "unselx", "x") != nil {
+			return nil
+		}
+		return hasEvent(t, ns, "b", "Warning", "ChildOwnedElsewhere")
+	})
+	if err := sharedIs(t, ns, a.GetUID(), "unselx", "x"); err != nil {
+		t.Fatalf("parent a exists (outside X's selection), yet Y's parent took its child: %v", err)
+	}
+	for _, e := range events(t, ns, "b") {
+		if e.Reason == "ChildOwnedElsewhere" && !strings.Contains(e.Message, ns+"/a") {
+			t.Errorf("refusal %q does not name the parent %s/a", e.Message, ns)
+		}
+	}
+}
