@@ -379,7 +379,7 @@ func (c *Controller) foreignChild(ctx context.Context, p *pass, child *unstructu
 	}
 	switch other, err := c.unselectedOwner(ctx, p, existing); {
 	case err != nil:
-		return ReasonChildOwnedElsewhere, fmt.Sprintf("%s %s may belong to another parent: %v", child.GetKind(), objectKey(child), err), nil
+		return "", "", fmt.Errorf("%s %s may belong to another parent: %w", child.GetKind(), objectKey(child), err)
 	case other != nil:
 		return ReasonChildOwnedElsewhere, fmt.Sprintf("%s %s belongs to %s %s, outside the operator's selection", child.GetKind(), objectKey(child), other.GetKind(), keyOf(other)), nil
 	}

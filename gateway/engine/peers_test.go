@@ -15,6 +15,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/opgate/opgate/gateway/failure"
 	"github.com/opgate/opgate/gateway/spec"
 )
 
@@ -162,6 +163,9 @@ func TestChildOwnerFindsAnotherOperatorsParentOutsideItsSelection(t *testing.T) 
 				t.Fatalf("error %v, want one: %v", err, tt.err)
 			}
 			if tt.err {
+				if f := failure.As(err); f.Class != failure.Temporary || f.Reason != ReasonChildOwnerUnreadable {
+					t.Errorf("error %v: %s %s, want a temporary %s", err, f.Class, f.Reason, ReasonChildOwnerUnreadable)
+				}
 				return
 			}
 			if !held || op != "x" {

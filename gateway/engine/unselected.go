@@ -2,12 +2,13 @@ package engine
 
 import (
 	"context"
-	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/opgate/opgate/gateway/failure"
 )
 
 // unselectedOwner returns the parent that controls child, a cached child of
@@ -53,9 +54,15 @@ func (c *Controller) uncachedOwner(ctx context.Context, child childObject) (*uns
 	case apierrors.IsNotFound(err):
 		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("read %s %s, the owner of a child: %w", ref.Kind, ref.Name, err)
+		// Whether the child is another's is unknown: retried, even for a
+		// deleting parent, which would leave out a child that is another's.
+		return nil, failure.Temporaryf(ReasonChildOwnerUnreadable, "read %s %s, the owner of a child: %w", ref.Kind, ref.Name, err)
 	case live.GetUID() != ref.UID:
 		return nil, nil // deleted and created again: the child's owner is gone
 	}
 	return live, nil
 }
+
+// ReasonChildOwnerUnreadable: the parent controlling an answered child
+// could not be read, so whether the child is another parent's is unknown.
+const ReasonChildOwnerUnreadable = "ChildOwnerUnreadable"
