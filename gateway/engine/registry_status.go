@@ -425,10 +425,19 @@ func (r *Registry) Ready() error {
 	if err != nil {
 		return fmt.Errorf("list WebhookOperators from the cache: %w", err)
 	}
+	// A WebhookOperator being deleted does not count: its operator is
+	// stopped, its last report kept until the release of its objects is
+	// done, which may take long or keep failing.
+	deleting := map[string]bool{}
+	for _, o := range objs {
+		if obj, ok := o.(*unstructured.Unstructured); ok && obj.GetDeletionTimestamp() != nil {
+			deleting[obj.GetName()] = true
+		}
+	}
 	r.mu.Lock()
 	problems := map[string]string{}
 	for name, reg := range r.regs {
-		if st := reg.state; st != nil && !st.Ready && gatewaySide(st.Reason) {
+		if st := reg.state; st != nil && !st.Ready && gatewaySide(st.Reason) && !deleting[name] {
 			problems[name] = fmt.Sprintf("operator %s not running (%s: %s)", name, st.Reason, st.Message)
 		}
 	}
@@ -438,7 +447,7 @@ func (r *Registry) Ready() error {
 	// be added: the gateway's RBAC).
 	for _, o := range objs {
 		obj, ok := o.(*unstructured.Unstructured)
-		if !ok || obj.GetDeletionTimestamp() != nil {
+		if !ok || deleting[obj.GetName()] {
 			continue
 		}
 		name := obj.GetName()
