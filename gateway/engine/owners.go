@@ -361,7 +361,7 @@ func (c *Controller) foreignChild(ctx context.Context, p *pass, child *unstructu
 	if !ok {
 		// Not ours: another operator's cache may hold it.
 		if c.ChildOwners != nil {
-			op, other, held, err := c.ChildOwners.ChildOwner(ctx, c.op.Name, ch.mapping.GroupVersionKind.GroupKind(), objectKey(child))
+			op, other, held, err := c.ChildOwners.ChildOwner(ctx, c.op.Name, p.obj.GetUID(), ch.mapping.GroupVersionKind.GroupKind(), objectKey(child))
 			if err != nil {
 				return "", "", fmt.Errorf("%s %s is operator %s's: %w", child.GetKind(), objectKey(child), op, err)
 			}

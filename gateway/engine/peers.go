@@ -6,8 +6,10 @@ import (
 	"sync"
 	"sync/atomic"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // ChildOwners tells a controller which other operator of the gateway owns
@@ -22,7 +24,7 @@ type ChildOwners interface {
 	// parent still exists, outside that operator's selection too (nil
 	// otherwise: the child is adoptable). err: that parent could not be
 	// read.
-	ChildOwner(ctx context.Context, self string, gk schema.GroupKind, key string) (operator string, parent *unstructured.Unstructured, held bool, err error)
+	ChildOwner(ctx context.Context, self string, answering types.UID, gk schema.GroupKind, key string) (operator string, parent *unstructured.Unstructured, held bool, err error)
 }
 
 // peers are the gateway's running controllers, an immutable snapshot
@@ -60,7 +62,7 @@ func (ps *peers) remove(c *Controller) {
 // parent cache: a child it holds would look adoptable while its parent is
 // not listed yet. Such a controller is not asked, so the caller reads the
 // child from the API server, whose operator label refuses it (ChildExists).
-func (ps *peers) ChildOwner(ctx context.Context, self string, gk schema.GroupKind, key string) (string, *unstructured.Unstructured, bool, error) {
+func (ps *peers) ChildOwner(ctx context.Context, self string, answering types.UID, gk schema.GroupKind, key string) (string, *unstructured.Unstructured, bool, error) {
 	cur := ps.cur.Load()
 	if cur == nil {
 		return "", nil, false, nil
@@ -78,7 +80,12 @@ func (ps *peers) ChildOwner(ctx context.Context, self string, gk schema.GroupKin
 				return c.op.Name, parent, true, nil
 			}
 			// Not in its parent cache: gone, or out of its selection,
-			// which keeps its children (docs/contract.md, "Children").
+			// which keeps its children (docs/contract.md, "Children"),
+			// unless the answering parent is that one: it moved to the
+			// answering operator (relabelled), its children with it.
+			if ref := metav1.GetControllerOfNoCopy(existing); ref != nil && ref.UID == answering {
+				return c.op.Name, nil, true, nil
+			}
 			parent, err := c.uncachedOwner(ctx, existing)
 			return c.op.Name, parent, true, err
 		}

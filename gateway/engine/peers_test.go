@@ -83,21 +83,21 @@ func TestChildOwnerFindsAnotherOperatorsChildOfAnExistingParent(t *testing.T) {
 	cm := schema.GroupKind{Kind: "ConfigMap"}
 
 	ctx := context.Background()
-	op, parent, ok, _ := ps.ChildOwner(ctx, "y", cm, "ns/shared")
+	op, parent, ok, _ := ps.ChildOwner(ctx, "y", "", cm, "ns/shared")
 	if !ok || op != "x" || parent.GetUID() != a.GetUID() {
 		t.Errorf("ChildOwner(y, ns/shared) = %q, %v, %v; want operator x, parent ns/a", op, parent, ok)
 	}
-	if op, parent, held, _ := ps.ChildOwner(ctx, "y", cm, "ns/orphan"); !held || op != "x" || parent != nil {
+	if op, parent, held, _ := ps.ChildOwner(ctx, "y", "", cm, "ns/orphan"); !held || op != "x" || parent != nil {
 		t.Errorf("ChildOwner(y, ns/orphan) = %q, %v, %v; want held by operator x, no parent (adoptable: its parent is gone)", op, parent, held)
 	}
-	if op, _, ok, _ := ps.ChildOwner(ctx, "x", cm, "ns/shared"); ok {
+	if op, _, ok, _ := ps.ChildOwner(ctx, "x", "", cm, "ns/shared"); ok {
 		t.Errorf("operator x asking found its own child as operator %q's", op)
 	}
-	if op, _, ok, _ := ps.ChildOwner(ctx, "y", schema.GroupKind{Group: "apps", Kind: "ConfigMap"}, "ns/shared"); ok {
+	if op, _, ok, _ := ps.ChildOwner(ctx, "y", "", schema.GroupKind{Group: "apps", Kind: "ConfigMap"}, "ns/shared"); ok {
 		t.Errorf("a child of another kind found as operator %q's", op)
 	}
 	ps.remove(x)
-	if op, _, ok, _ := ps.ChildOwner(ctx, "y", cm, "ns/shared"); ok {
+	if op, _, ok, _ := ps.ChildOwner(ctx, "y", "", cm, "ns/shared"); ok {
 		t.Errorf("a stopped operator's child found as operator %q's", op)
 	}
 }
@@ -115,7 +115,7 @@ func TestChildOwnerLeavesAPeerWhoseCachesAreFillingToTheAPIRead(t *testing.T) {
 	x.running.Store(false)
 	var ps peers
 	ps.add(x)
-	if op, parent, held, _ := ps.ChildOwner(context.Background(), "y", schema.GroupKind{Kind: "ConfigMap"}, "ns/shared"); held {
+	if op, parent, held, _ := ps.ChildOwner(context.Background(), "y", "", schema.GroupKind{Kind: "ConfigMap"}, "ns/shared"); held {
 		t.Errorf("ChildOwner(y, ns/shared) = %q, %v, held; want not held: operator x's caches have not synced (its parent ns/a may exist)", op, parent)
 	}
 }
@@ -125,22 +125,25 @@ func TestChildOwnerLeavesAPeerWhoseCachesAreFillingToTheAPIRead(t *testing.T) {
 // parent read from the API server: one that left the peer's selection
 // still exists and keeps its children (not adoptable); one gone, or
 // created again with another UID, lets it be adopted; a child tracked by
-// label names no parent to read. A read that fails is an error, not
-// "adoptable".
+// label names no parent to read; one that moved to the answering
+// operator (relabelled) is the answering parent's own. A read that fails
+// is an error, not "adoptable".
 func TestChildOwnerFindsAnotherOperatorsParentOutsideItsSelection(t *testing.T) {
 	away := testObject("Widget", "ns", "away", "uid-away", nil)
 	again := testObject("Widget", "ns", "again", "uid-again-2", nil)
 	byLabel := testObject("ConfigMap", "ns", "c", "cm-1", nil)
 	byLabel.SetLabels(map[string]string{"opgate.dev/owner-uid": "uid-away"})
 	for _, tt := range []struct {
-		name   string
-		child  *unstructured.Unstructured
-		getErr error
-		parent string // the parent ChildOwner names; "": adoptable
-		reads  int
-		err    bool
+		name      string
+		child     *unstructured.Unstructured
+		getErr    error
+		answering types.UID // the parent answering the child
+		parent    string    // the parent ChildOwner names; "": adoptable
+		reads     int
+		err       bool
 	}{
 		{name: "its parent out of the selection", child: testObject("ConfigMap", "ns", "c", "cm-1", away), parent: "away", reads: 1},
+		{name: "its parent out of the selection answers it through this operator", child: testObject("ConfigMap", "ns", "c", "cm-1", away), answering: "uid-away"},
 		{name: "its parent gone", child: testObject("ConfigMap", "ns", "c", "cm-1", testObject("Widget", "ns", "gone", "uid-gone", nil)), reads: 1},
 		{name: "its parent created again", child: testObject("ConfigMap", "ns", "c", "cm-1", testObject("Widget", "ns", "again", "uid-again-1", nil)), reads: 1},
 		{name: "tracked by label", child: byLabel},
@@ -155,7 +158,7 @@ func TestChildOwnerFindsAnotherOperatorsParentOutsideItsSelection(t *testing.T) 
 			x.Dynamic = dyn
 			var ps peers
 			ps.add(x)
-			op, parent, held, err := ps.ChildOwner(context.Background(), "y", schema.GroupKind{Kind: "ConfigMap"}, "ns/c")
+			op, parent, held, err := ps.ChildOwner(context.Background(), "y", tt.answering, schema.GroupKind{Kind: "ConfigMap"}, "ns/c")
 			if reads := len(dyn.Actions()); reads != tt.reads {
 				t.Errorf("%d reads from the API server, want %d", reads, tt.reads)
 			}
