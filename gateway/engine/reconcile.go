@@ -502,14 +502,13 @@ func (c *Controller) endCreateRound(p *pass) error {
 // callbacks done: should a change drop the round, their next call carries
 // it as old (state.Round.Essence). Only then: most rounds end in one pass.
 // A create round, which a change does not drop, keeps per essence the
-// callbacks that acted on it (state.NoteActed), for endCreateRound, if
-// any update callback is to hear of a change.
+// callbacks that acted on it (state.NoteActed), for endCreateRound. Also
+// while the operator has no update callback: one added before the round
+// ends (an operator edit, a restart with its next version) is owed the
+// change since.
 func (c *Controller) keepRoundEssence(p *pass) error {
 	r := p.st.Round
 	if r.Event == string(spec.EventCreate) {
-		if !c.op.HasEvent(spec.EventUpdate) {
-			return nil
-		}
 		r.Digest, r.Essence = "", nil // a gateway that kept the first essence here: see NoteActed
 		return p.st.NoteActed(r, p.plan.EssenceDigest, p.plan.Essence, c.EssenceCap)
 	}

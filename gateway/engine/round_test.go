@@ -225,3 +225,43 @@ func TestACreateRoundOwesEachCallbackTheChangeFromTheEssenceItActedOn(t *testing
 		})
 	}
 }
+
+// An update callback may be added (an operator edit, or a restart with the
+// operator's next version) while a create round is open: the change since
+// the essence a create callback acted on is then owed to it. deploy
+// (create only) creates at size 1 while audit keeps the round open, the
+// user changes the size to 2, resize (update) is added, audit succeeds at
+// 2: the round ends recording 1 as handled, so resize hears of 1 → 2.
+func TestAnUpdateCallbackAddedDuringACreateRoundHearsOfTheChange(t *testing.T) {
+	e := func(size int64) map[string]any { return map[string]any{"spec": map[string]any{"size": size}} }
+	d := func(size int64) string { return essence.Digest(e(size)) }
+	op := &spec.WebhookOperator{Spec: spec.OperatorSpec{Callbacks: []spec.Callback{
+		{ID: "deploy", Events: []spec.Event{spec.EventCreate}},
+		{ID: "audit", Events: []spec.Event{spec.EventCreate}},
+	}}}
+	c := &Controller{op: op, Deps: Deps{EssenceCap: state.DefaultEssenceCap}}
+	st := &state.State{Round: &state.Round{Event: string(spec.EventCreate)}}
+	pass := func(size int64, done ...string) bool {
+		forgetRemovedCallbacks(st, op)
+		p := &pass{st: st, mem: &objectMemory{}, plan: decide.Plan{Essence: e(size), EssenceDigest: d(size), RoundCallbacks: []string{"deploy", "audit"}}}
+		st.Round.Done = append(st.Round.Done, done...)
+		ended, err := c.finishRound(p, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ended
+	}
+	if pass(1, "deploy") {
+		t.Fatal("round ended with audit not done")
+	}
+	op.Spec.Callbacks = append(op.Spec.Callbacks, spec.Callback{ID: "resize", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}})
+	if !pass(2, "audit") {
+		t.Fatal("round did not end")
+	}
+	if st.Handled != d(1) {
+		t.Errorf("handled %s, want size 1's %s: resize never hears of 1 → 2, which deploy's create did not see", st.Handled, d(1))
+	}
+	if st.Behind != nil {
+		t.Errorf("owed %+v, want nothing (resize hears of the change from the handled essence)", st.Behind)
+	}
+}

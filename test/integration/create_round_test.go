@@ -256,3 +256,72 @@ func TestAChangeDuringACreateRoundIsOwedFromTheEssenceEachCallbackActedOn(t *tes
 		})
 	}
 }
+
+// An update callback the operator's next version adds while a create round
+// is open hears of the change since a create callback acted:
+// create-deployment creates the Deployment at size 1 while register keeps
+// the round open, the user changes the size to 2, and the gateway is
+// restarted with resize added. resize is called with 1 as old, and the
+// Deployment gets 2 replicas.
+func TestAnUpdateCallbackAddedDuringACreateRoundHearsOfTheChangeAcrossARestart(t *testing.T) {
+	ns := newNamespace(t)
+	var final atomic.Bool
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		switch req.Callback {
+		case "create-deployment", "resize":
+			return 200, map[string]any{"children": []any{deployment("example", sizeOf(req))}}
+		case "register":
+			if !final.Load() || sizeOf(req) != 2 {
+				return 200, map[string]any{"error": map[string]any{"message": "registry unavailable"}}
+			}
+		}
+		return 200, nil
+	})
+	v1 := operatorFor(t, "addedupdate", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Retry = fastRetry(200 * time.Millisecond)
+		s.Callbacks = []spec.Callback{
+			{ID: "create-deployment", Events: []spec.Event{spec.EventCreate}},
+			{ID: "register", Events: []spec.Event{spec.EventCreate}},
+		}
+	})
+	v2 := operatorFor(t, "addedupdate", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Retry = fastRetry(200 * time.Millisecond)
+		s.Callbacks = []spec.Callback{
+			{ID: "create-deployment", Events: []spec.Event{spec.EventCreate}},
+			{ID: "register", Events: []spec.Event{spec.EventCreate}},
+			{ID: "resize", Events: []spec.Event{spec.EventUpdate}, When: &spec.When{Fields: []string{"spec.size"}}},
+		}
+	})
+	stop := startGateway(t, v1)
+	createWidget(t, ns, "example", 1)
+	eventually(t, 10*time.Second, func() error { return calledAtSize(h, "register", 1) })
+	eventually(t, 10*time.Second, func() error {
+		w, err := getWidget(t, ns, "example")
+		if err != nil {
+			return err
+		}
+		st, err := state.Decode(w.GetAnnotations()["opgate.dev/state.addedupdate"])
+		if err != nil || st.Round == nil || !slices.Contains(st.Round.Done, "create-deployment") {
+			return fmt.Errorf("create-deployment not recorded done yet: %v %+v", err, st)
+		}
+		return nil
+	})
+	stop()
+	final.Store(true)
+	updateWidget(t, ns, "example", setSize(2))
+	startGateway(t, v2)
+	eventually(t, 10*time.Second, func() error { return handledNow(t, ns, "example", "addedupdate") })
+	eventually(t, 10*time.Second, func() error {
+		if err := deploymentReplicas(t, ns, "example", 2); err != nil {
+			return fmt.Errorf("the Deployment create-deployment made at size 1 not resized: %w (resize calls: %d)", err, len(h.calls("resize")))
+		}
+		return nil
+	})
+	calls := h.calls("resize")
+	if len(calls) != 1 {
+		t.Fatalf("resize called %d times, want once", len(calls))
+	}
+	if err := resizedFrom(calls[0], 1, 2); err != nil {
+		t.Error(err)
+	}
+}
