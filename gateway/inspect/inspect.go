@@ -41,7 +41,8 @@ const (
 	// Deleting: the object is being deleted and the operator still holds
 	// its finalizer (or its delete round is open).
 	Deleting State = "deleting"
-	// Pending: a round is open or a change not handled yet, nothing failed.
+	// Pending: a round is open, a change not handled yet or still owed to a
+	// callback (state.Behind), nothing failed.
 	Pending State = "pending"
 	// Settled: handled, nothing failing, nothing waiting.
 	Settled State = "settled"
@@ -151,7 +152,10 @@ func classify(op *spec.WebhookOperator, obj *unstructured.Unstructured, d decode
 	case obj.GetDeletionTimestamp() != nil && (holdsFinalizer(op, obj) || d.st.Round != nil && d.st.Round.Event == string(spec.EventDelete)):
 		o.State = Deleting // the failure, if any, says why it takes long
 	case o.Failure != nil:
-	case d.st.Handled == "" || d.st.Round != nil || d.st.Handled != d.digest:
+	case d.st.Handled == "" || d.st.Round != nil || d.st.Handled != d.digest || len(d.st.Behind) > 0:
+		// Behind with no round open: callbacks still owed the essence now
+		// (a create round ended with some acting on another one), whose
+		// update round the next pass starts.
 		o.State = Pending
 	}
 	return o

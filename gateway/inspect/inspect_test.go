@@ -91,6 +91,9 @@ func TestClassifyObjectReadsTheStateAsTheEngineDoes(t *testing.T) {
 		{name: "handled, nothing open", obj: object("a", &state.State{}, true, nil), want: Settled},
 		{name: "handled an older essence", obj: object("a", &state.State{Handled: "old"}, false, nil), want: Pending},
 		{name: "open round", obj: object("a", &state.State{Round: &state.Round{Event: "update"}}, true, nil), want: Pending},
+		// A create round ended at the essence now, or a change taken back:
+		// the update round owing it the essence now comes next pass.
+		{name: "handled, a callback still owed the essence now", obj: object("a", &state.State{Behind: []*state.Seen{{IDs: []string{"resize"}, Digest: "older"}}}, true, nil), want: Pending},
 		{name: "waits for its retry", obj: object("a", &state.State{Round: &state.Round{Event: "create"}, Progress: map[string]*state.Progress{
 			"create": {Attempts: 3, First: now.Add(-time.Hour), Next: later, Digest: "current", Message: "boom", Reason: "HandlerError"}}}, false, nil),
 			want: BackingOff, callback: "create", class: "temporary", nextRetry: true},

@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -323,5 +324,84 @@ func TestAnUpdateCallbackAddedDuringACreateRoundHearsOfTheChangeAcrossARestart(t
 	}
 	if err := resizedFrom(calls[0], 1, 2); err != nil {
 		t.Error(err)
+	}
+}
+
+// A create round whose change was taken back ends recording the essence
+// now as handled while dns, which acted on the change, is still owed it
+// (b): the object is not reconciled until dns heard of the taking back. A
+// client waiting for Reconciled=True at the object's generation must not
+// go on while dns's owed update call is being made.
+func TestReconciledIsNotTrueWhileACreateRoundStillOwesAnUpdate(t *testing.T) {
+	ns := newNamespace(t)
+	var final atomic.Bool
+	var mu sync.Mutex
+	var seenDuringUpdate []string
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		switch {
+		case req.Event == "update" && req.Callback == "dns":
+			w, err := getWidget(t, ns, "example")
+			if err == nil {
+				og, _, _ := unstructured.NestedInt64(w.Object, "status", "observedGeneration")
+				conds, _, _ := unstructured.NestedSlice(w.Object, "status", "conditions")
+				status := "none"
+				for _, c := range conds {
+					if m, _ := c.(map[string]any); m["type"] == "Reconciled" {
+						status = fmt.Sprint(m["status"])
+					}
+				}
+				mu.Lock()
+				seenDuringUpdate = append(seenDuringUpdate, fmt.Sprintf("Reconciled=%s observedGeneration=%d generation=%d", status, og, w.GetGeneration()))
+				mu.Unlock()
+			}
+		case req.Event != "create":
+		case req.Callback == "dns" && sizeOf(req) != 2,
+			req.Callback == "audit" && (!final.Load() || sizeOf(req) != 1):
+			return 200, map[string]any{"error": map[string]any{"message": "registry unavailable"}}
+		}
+		return 200, nil
+	})
+	op := operatorFor(t, "createowed", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Retry = fastRetry(200 * time.Millisecond)
+		s.Status = &spec.StatusSpec{Conditions: true}
+		s.Callbacks = []spec.Callback{
+			{ID: "deploy", Events: []spec.Event{spec.EventCreate, spec.EventUpdate}},
+			{ID: "dns", Events: []spec.Event{spec.EventCreate, spec.EventUpdate}},
+			{ID: "audit", Events: []spec.Event{spec.EventCreate}},
+		}
+	})
+	startGateway(t, op)
+	createWidget(t, ns, "example", 1)
+	eventually(t, 10*time.Second, func() error { return calledAtSize(h, "audit", 1) })
+	updateWidget(t, ns, "example", setSize(2))
+	eventually(t, 10*time.Second, func() error { return calledAtSize(h, "audit", 2) })
+	final.Store(true)
+	updateWidget(t, ns, "example", setSize(1))
+	eventually(t, 15*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seenDuringUpdate) == 0 {
+			return fmt.Errorf("dns has had no update call")
+		}
+		return nil
+	})
+	eventually(t, 10*time.Second, func() error { return handledNow(t, ns, "example", "createowed") })
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range seenDuringUpdate {
+		t.Logf("while dns's owed update 2 -> 1 was being called: %s", s)
+	}
+	if len(seenDuringUpdate) == 0 {
+		t.Fatal("dns got no update call")
+	}
+	for _, seen := range seenDuringUpdate {
+		var og, gen int64
+		var st string
+		if _, err := fmt.Sscanf(seen, "Reconciled=%s observedGeneration=%d generation=%d", &st, &og, &gen); err != nil {
+			t.Fatalf("%q: %v", seen, err)
+		}
+		if st == "True" && og == gen {
+			t.Errorf("the object said Reconciled=True at its generation (%s) before dns heard of the change taken back", seen)
+		}
 	}
 }
