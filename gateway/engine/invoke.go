@@ -251,7 +251,11 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 	case w.Event == spec.EventCreate:
 		// A requeued create call: the callback acted on the essence now,
 		// not the one its round call did (state.NoteActed groups it anew).
-		p.st.KeepBehind(func(x string) bool { return x != id })
+		// Unless it is the one it acted on: taken out, its group would be
+		// added back last, and the round end at another first essence.
+		if g := state.SeenBy(p.st.Behind, id); g == nil || g.Digest != p.plan.EssenceDigest {
+			p.st.KeepBehind(func(x string) bool { return x != id })
+		}
 	}
 }
 
