@@ -57,15 +57,19 @@ type heldCall struct {
 	d      delivery
 	undo   func()              // takes back what its success changed in memory
 	answer *callbacks.Response // its Events wait for the status
+	// roundDone: its success made the callback done in the open round
+	// (recordSuccess). A sync or requeued call's did not: the round call
+	// it made before stands, refused status or not.
+	roundDone bool
 }
 
 // holdStatus prepares, before a callback is called, for its answered
 // status to be held: the returned func, called once it succeeded with
-// answer, records it as held when it deferred a status, and says whether
-// it did.
-func (c *Controller) holdStatus(p *pass, w decide.Work, d delivery) func(answer *callbacks.Response) bool {
+// answer (roundDone: recordSuccess made it done in the open round),
+// records it as held when it deferred a status, and says whether it did.
+func (c *Controller) holdStatus(p *pass, w decide.Work, d delivery) func(answer *callbacks.Response, roundDone bool) bool {
 	if !c.keepsConditions(p) {
-		return func(*callbacks.Response) bool { return false }
+		return func(*callbacks.Response, bool) bool { return false }
 	}
 	id, n, key := w.Callback.ID, p.status.n, requeueKey(w)
 	rq, hadRq := p.mem.Requeue[key]
@@ -84,11 +88,11 @@ func (c *Controller) holdStatus(p *pass, w decide.Work, d delivery) func(answer 
 			p.mem.SyncDigest, p.mem.SyncedAt = digest, syncedAt
 		}
 	}
-	return func(answer *callbacks.Response) bool {
+	return func(answer *callbacks.Response, roundDone bool) bool {
 		if p.status.n == n {
 			return false
 		}
-		p.status.calls = append(p.status.calls, heldCall{w: w, d: d, undo: undo, answer: answer})
+		p.status.calls = append(p.status.calls, heldCall{w: w, d: d, undo: undo, answer: answer, roundDone: roundDone})
 		return true
 	}
 }
@@ -116,7 +120,7 @@ func (c *Controller) failHeld(p *pass, err error) {
 		p.status.calls[i].undo()
 	}
 	for _, h := range p.status.calls {
-		if r := p.st.Round; r != nil {
+		if r := p.st.Round; r != nil && h.roundDone && r.Event == string(h.w.Event) {
 			r.Done = slices.DeleteFunc(r.Done, func(id string) bool { return id == h.w.Callback.ID })
 		}
 		c.recordFailure(p, h.w, h.d, err, c.callLog(p, h.w, h.d.attempt))

@@ -61,8 +61,7 @@ func (c *Controller) runWork(ctx context.Context, p *pass, b *passBudget, w deci
 	})
 	switch {
 	case err == nil:
-		c.recordSuccess(p, w, resp)
-		if !held(resp) {
+		if !held(resp, c.recordSuccess(p, w, resp)) {
 			c.recordEvents(p.obj, resp)
 			c.countSuccess(p, w)
 		}
@@ -224,8 +223,9 @@ func (c *Controller) countSuccess(p *pass, w decide.Work) {
 
 // recordSuccess records a callback that succeeded and its answer was
 // applied: its retry state goes, a timer is scheduled, a round notes it.
-// Its metrics are countSuccess's.
-func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Response) {
+// Its metrics are countSuccess's. It reports whether it made the callback
+// done in the open round: only then does a refused held status undo that.
+func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Response) (roundDone bool) {
 	id := w.Callback.ID
 	if resp == nil {
 		resp = &callbacks.Response{}
@@ -241,13 +241,14 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 		c.scheduleTick(p, id, next)
 	case spec.EventDelete:
 		if resp.Finalized != nil && !*resp.Finalized {
-			return // not done: called again after requeueAfter (set in applyResponse)
+			return false // not done: called again after requeueAfter (set in applyResponse)
 		}
 	}
 	switch r := p.st.Round; {
 	case r == nil || r.Event != string(w.Event):
 	case !r.IsDone(id):
 		r.Done = append(r.Done, id)
+		return true
 	case w.Event == spec.EventCreate:
 		// A requeued create call: the callback acted on the essence now,
 		// not the one its round call did (state.NoteActed groups it anew).
@@ -257,6 +258,7 @@ func (c *Controller) recordSuccess(p *pass, w decide.Work, resp *callbacks.Respo
 			p.st.KeepBehind(func(x string) bool { return x != id })
 		}
 	}
+	return false
 }
 
 // timerInterval is the time between cb's ticks (a timer callback has an

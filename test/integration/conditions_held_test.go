@@ -4,20 +4,25 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 
+	"github.com/opgate/opgate/callbacks"
 	"github.com/opgate/opgate/gateway/metrics/metricstest"
 	"github.com/opgate/opgate/gateway/runner"
 	"github.com/opgate/opgate/gateway/spec"
+	"github.com/opgate/opgate/gateway/state"
 )
 
 // A status held for the end of the pass that cannot be written fails the
@@ -530,5 +535,96 @@ func TestDeletingObjectGoesWhenItsStatusIsRefused(t *testing.T) {
 	waitWidgetGone(t, ns, "example")
 	if err := calledFor(h, "cleanup", w.GetUID(), 1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A sync call whose held status the API server refuses (the gateway may
+// no longer write widgets/status) is a failure of the sync, retried; it
+// does not take back the update deploy already made in the open update
+// round (slow keeps it open): deploy gets one update call for the change,
+// also once the status can be written again.
+func TestARefusedSyncStatusDoesNotCallTheUpdateAgain(t *testing.T) {
+	ns := newNamespace(t)
+	var final atomic.Bool
+	h := newHandler(t, func(req callbacks.Request) (int, any) {
+		switch {
+		case req.Callback == "deploy" && req.Event == "sync":
+			return 200, map[string]any{"status": map[string]any{"message": fmt.Sprintf("synced at %d", sizeOf(req))}}
+		case req.Callback == "slow" && !final.Load():
+			return 200, map[string]any{"error": map[string]any{"message": "not yet"}}
+		}
+		return 200, nil
+	})
+	op := operatorFor(t, "refusedsync", ns, h.URL, func(s *spec.OperatorSpec) {
+		s.Status = &spec.StatusSpec{Conditions: true}
+		s.Children = nil
+		s.Retry = fastRetry(200 * time.Millisecond)
+		s.Callbacks = []spec.Callback{
+			{ID: "deploy", Events: []spec.Event{spec.EventUpdate, spec.EventSync}},
+			{ID: "slow", Events: []spec.Event{spec.EventUpdate}},
+		}
+	})
+	all := []string{"*"}
+	c, grant := impersonatedConfig(t, "opgate-refusedsync", []rbacv1.PolicyRule{
+		{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets/status"}, Verbs: all},
+		{APIGroups: []string{"test.opgate.dev"}, Resources: []string{"widgets"}, Verbs: all},
+		{APIGroups: []string{"", "apps", spec.Group, "events.k8s.io", "coordination.k8s.io"}, Resources: all, Verbs: all},
+		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list", "watch"}},
+	}, 0)
+	runGateway(t, c, runner.Options{Operators: []*spec.WebhookOperator{op}})
+	createWidget(t, ns, "example", 1)
+	eventually(t, 10*time.Second, func() error { return handledNow(t, ns, "example", "refusedsync") })
+	eventually(t, 10*time.Second, func() error { return statusMessage(t, ns, "example", "synced at 1") })
+
+	// Take the status away from the gateway, and see the API server refuse it.
+	ctx := context.Background()
+	roles := kube(t).RbacV1().ClusterRoles()
+	eventually(t, 10*time.Second, func() error {
+		r, err := roles.Get(ctx, c.Impersonate.UserName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		r.Rules[0].Verbs = []string{"get"}
+		_, err = roles.Update(ctx, r, metav1.UpdateOptions{})
+		return err
+	})
+	gw := dynamic.NewForConfigOrDie(c).Resource(widgets).Namespace(ns)
+	eventually(t, 10*time.Second, func() error {
+		_, err := gw.Patch(ctx, "example", types.MergePatchType, []byte(`{"status":{"message":"synced at 1"}}`), metav1.PatchOptions{}, "status")
+		if !apierrors.IsForbidden(err) {
+			return fmt.Errorf("status patch not refused yet: %v", err)
+		}
+		return nil
+	})
+
+	updateWidget(t, ns, "example", setSize(2))
+	// The sync's status refused: its failure recorded in the state, which
+	// the gateway can still write.
+	eventually(t, 15*time.Second, func() error {
+		w, err := getWidget(t, ns, "example")
+		if err != nil {
+			return err
+		}
+		raw := w.GetAnnotations()["opgate.dev/state.refusedsync"]
+		st, err := state.Decode(raw)
+		if err != nil {
+			return err
+		}
+		if st.ProgressFor("deploy", "sync") == nil || st.Round == nil {
+			return fmt.Errorf("state %s: deploy's refused sync not recorded yet in the open round", raw)
+		}
+		return nil
+	})
+	grant()
+	final.Store(true)
+	eventually(t, 15*time.Second, func() error { return handledNow(t, ns, "example", "refusedsync") })
+	var updates int
+	for _, req := range h.calls("deploy") {
+		if req.Event == "update" {
+			updates++
+		}
+	}
+	if updates != 1 {
+		t.Errorf("deploy's update called %d times for one change, want once: a refused sync status took it back", updates)
 	}
 }
