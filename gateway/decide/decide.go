@@ -539,10 +539,12 @@ func planned(plan *Plan, id string) bool {
 // changed since it began starts over, its done callbacks owed the essence
 // now; nil when the pass drops it and begins none), the callbacks it calls,
 // done or not (Plan.RoundCallbacks), and Behind as the pass leaves it.
-// Nothing when no round is open. in.Memory may be nil: a gateway that has
-// seen the object (no resume round comes first); it is not changed.
+// Nothing when no round is open and no callback is owed the essence now
+// (Behind: a create round ended with some acting on another one, whose
+// update round the next pass starts). in.Memory may be nil: a gateway that
+// has seen the object (no resume round comes first); it is not changed.
 func OpenRound(in Input) (*state.Round, []string, []*state.Seen) {
-	if in.State.Round == nil {
+	if in.State.Round == nil && len(in.State.Behind) == 0 {
 		return nil, nil, nil
 	}
 	mem := Memory{Seen: true}

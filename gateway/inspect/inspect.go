@@ -152,6 +152,10 @@ func classify(op *spec.WebhookOperator, obj *unstructured.Unstructured, d decode
 	case obj.GetDeletionTimestamp() != nil && (holdsFinalizer(op, obj) || d.st.Round != nil && d.st.Round.Event == string(spec.EventDelete)):
 		o.State = Deleting // the failure, if any, says why it takes long
 	case o.Failure != nil:
+	case obj.GetDeletionTimestamp() != nil:
+		// Deleting, and not held by the operator (another controller's
+		// finalizer keeps it): no pass calls anything more, whatever a
+		// create or update round still owed.
 	case d.st.Handled == "" || d.st.Round != nil || d.st.Handled != d.digest || len(d.st.Behind) > 0:
 		// Behind with no round open: callbacks still owed the essence now
 		// (a create round ended with some acting on another one), whose
