@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/tools/cache"
 
@@ -37,6 +38,13 @@ func ownerUID(o metav1.Object) string {
 		return string(ref.UID)
 	}
 	return o.GetLabels()[check.OwnerUIDLabel]
+}
+
+// controlledBy says whether o's controller ownerReference names the
+// object with UID uid.
+func controlledBy(o metav1.Object, uid types.UID) bool {
+	ref := metav1.GetControllerOfNoCopy(o)
+	return ref != nil && ref.UID == uid
 }
 
 func indexByOwner(obj any) ([]string, error) {
@@ -399,7 +407,7 @@ func (c *Controller) existingChild(ctx context.Context, p *pass, child *unstruct
 	if err != nil || m == nil || m.Labels[check.OperatorLabel] == c.op.Name {
 		return "", "", err
 	}
-	if ref := metav1.GetControllerOfNoCopy(m); ref != nil && ref.UID == p.obj.GetUID() || m.Labels[check.OwnerUIDLabel] == string(p.obj.GetUID()) {
+	if controlledBy(m, p.obj.GetUID()) || m.Labels[check.OwnerUIDLabel] == string(p.obj.GetUID()) {
 		return "", "", nil // this parent's, its operator label taken off: claimed back
 	}
 	return ReasonChildExists, fmt.Sprintf("%s %s exists and was not made by operator %s (no label %s=%s); not taken over: delete it, or label it %s=%s to let the operator adopt it",

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -83,7 +82,7 @@ func (ps *peers) ChildOwner(ctx context.Context, self string, answering types.UI
 			// which keeps its children (docs/contract.md, "Children"),
 			// unless the answering parent is that one: it moved to the
 			// answering operator (relabelled), its children with it.
-			if ref := metav1.GetControllerOfNoCopy(existing); ref != nil && ref.UID == answering {
+			if controlledBy(existing, answering) {
 				return c.op.Name, nil, true, nil
 			}
 			parent, err := c.uncachedOwner(ctx, existing)

@@ -19,7 +19,7 @@ import (
 // without asking the API server such a child would look nobody's and be
 // taken over. A child controlled by the answering parent p is its own.
 func (c *Controller) unselectedOwner(ctx context.Context, p *pass, child childObject) (*unstructured.Unstructured, error) {
-	if ref := metav1.GetControllerOfNoCopy(child); ref != nil && ref.UID == p.obj.GetUID() {
+	if controlledBy(child, p.obj.GetUID()) {
 		return nil, nil
 	}
 	return c.uncachedOwner(ctx, child)
